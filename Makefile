@@ -1,0 +1,52 @@
+# Thin wrapper: installs missing Debian packages, configures and builds with CMake + Ninja.
+#   make demo    build, then generate text with the embedded demo model
+#   make test    build, then run every test through ctest
+#   make bench   kernel benchmarks (Google Benchmark)
+#   make fuzz    build the libFuzzer targets with clang and run each briefly
+
+BUILD   ?= build
+JOBS    ?= $(shell nproc)
+PACKAGES = g++ cmake ninja-build pkg-config libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev \
+           libfmt-dev libcli11-dev libxxhash-dev libzstd-dev libpcre2-dev
+FUZZ_PACKAGES = clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 20
+
+.PHONY: deps fuzz-deps configure build demo test bench fuzz clean
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages; run: sudo apt-get install -y $$missing"; exit 1; fi; \
+	fi
+
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps PACKAGES="$(FUZZ_PACKAGES)"
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+configure: deps $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	./$(BUILD)/linfer generate --prompt "ROMEO:" -n 200
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	./$(BUILD)/bench_kernels --benchmark_min_time=0.2
+
+fuzz: fuzz-deps deps
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DLINFER_FUZZ=ON -DLINFER_TESTS=OFF -DLINFER_BENCH=OFF
+	cmake --build build-fuzz -j $(JOBS)
+	@for f in build-fuzz/fuzz_*; do [ -x $$f ] || continue; mkdir -p build-fuzz/corpus/$$(basename $$f); \
+	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build-fuzz/corpus/$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) || exit 1; done
+
+clean:
+	rm -rf $(BUILD) build-fuzz

@@ -1,0 +1,16 @@
+#pragma once
+// The `linfer` subcommands. Each lives in its own cmd_<name>.cpp and adds itself to the app through
+// one function listed here; main.cpp calls them in this order (the order of `linfer --help`).
+
+#include <CLI/CLI.hpp>
+
+namespace linfer::cli {
+
+void add_version(CLI::App& app);
+
+// Every command function, in help order.
+inline constexpr void (*kCommands[])(CLI::App&) = {
+    add_version,
+};
+
+}  // namespace linfer::cli

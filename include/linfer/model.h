@@ -1,0 +1,67 @@
+#pragma once
+// A loaded model: weights (mmap'd, as stored) plus its architecture, built from the checkpoint's
+// own config.json. Immutable after load and safe to share across threads; all per-sequence data
+// lives in SequenceState.
+//
+//   auto model = linfer::Model::load("path/to/hf-folder");
+//   linfer::SequenceState s(model->state_spec());
+//   std::vector<int32_t> ids = {5, 17, 42};
+//   std::vector<float> logits(model->info().vocab_size);
+//   model->forward(linfer::Batch::single(ids), {&s}, logits.data(), linfer::Logits::Last);
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "linfer/state.h"
+
+namespace linfer {
+
+// Tokens of several sequences, packed: sequence i owns tokens[offsets[i] .. offsets[i+1]).
+struct Batch {
+  std::span<const int32_t> tokens;
+  std::vector<int64_t> offsets;  // n_seqs + 1 entries, offsets[0] == 0
+
+  static Batch single(std::span<const int32_t> ids) { return {ids, {0, int64_t(ids.size())}}; }
+  int n_seqs() const { return int(offsets.size()) - 1; }
+};
+
+enum class Logits {
+  None,  // advance the states only
+  Last,  // one row per sequence: [n_seqs, vocab]
+  All,   // one row per token:    [n_tokens, vocab]
+};
+
+struct ModelInfo {
+  std::string architecture;         // config.json model_type: "kimi_linear", "qwen3_next", "mamba2"
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t n_params = 0;
+  std::vector<std::string> layers;  // one entry per layer, e.g. "kda+moe", "mla+dense"
+  int64_t eos_token_id = -1;
+  int64_t bos_token_id = -1;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  // Loads config.json + model.safetensors (or sharded with model.safetensors.index.json) from dir.
+  // Throws linfer::Error naming the file / tensor / field on any problem.
+  static std::shared_ptr<const Model> load(const std::string& dir);
+
+  virtual const ModelInfo& info() const = 0;
+  virtual const StateSpec& state_spec() const = 0;
+  // Architecture + weights hash: a state written by one model is refused by another.
+  virtual const std::string& fingerprint() const = 0;
+  virtual const std::string& dir() const = 0;
+
+  // Runs every sequence's tokens through the model, advancing states[i] (one per sequence).
+  // Sequences of one token use the recurrent (step) path; longer ones the chunked prefill path.
+  // logits: see Logits; may be null for Logits::None.
+  virtual void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
+                       Logits mode) const = 0;
+};
+
+}  // namespace linfer

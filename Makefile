@@ -38,7 +38,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 bench: build
-	./$(BUILD)/bench_kernels --benchmark_min_time=0.2
+	@for b in $(BUILD)/bench_*; do [ -x $$b ] && echo "== $$b" && $$b --benchmark_min_time=0.2 || exit 1; done
 
 fuzz: fuzz-deps deps
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -7,10 +7,10 @@
 // attends; query j of a sequence with n new tokens and a cache of len rows sits at position
 // len − n + j and sees rows [0, len − n + j].
 //
-//   cpu::AttentionDims d{.n_heads = 16, .n_kv_heads = 2, .qk_dim = 256, .v_dim = 256,
+//   AttentionDims d{.n_heads = 16, .n_kv_heads = 2, .qk_dim = 256, .v_dim = 256,
 //                        .scale = 1.0f / 16.0f};
-//   cpu::KvCache kv{k_cache, v_cache, len};
-//   cpu::attention_prefill(q, d, offsets, {&kv, 1}, o);
+//   KvCache kv{k_cache, v_cache, len};
+//   attention_prefill(q, d, offsets, {&kv, 1}, o);
 //
 // Sliding window W (transformers' sliding_window: query p sees keys p − W < j <= p, W keys
 // counting itself) keeps a ring of `capacity` >= W − 1 rows per sequence, row of token t at
@@ -23,7 +23,9 @@
 #include <cstdint>
 #include <span>
 
-namespace linfer::cpu {
+#include "linfer/core/cpu_features.h"
+
+namespace linfer::kernels {
 
 struct AttentionDims {
   int64_t n_heads = 0;     // Hq
@@ -45,13 +47,15 @@ struct KvCache {
 void attention_prefill(const float* q,  // [T, Hq, D]
                        const AttentionDims& d, std::span<const int64_t> offsets,
                        std::span<const KvCache> kv,
-                       float* o);       // [T, Hq, Dv]
+                       float* o,  // [T, Hq, Dv]
+                       SimdLevel level = simd_level());
 
 // One query per sequence (B = kv.size()): the same as prefill with offsets 0, 1, ..., B, with work
 // split along the cache so that one long sequence still uses every thread.
 void attention_decode(const float* q,  // [B, Hq, D]
                       const AttentionDims& d, std::span<const KvCache> kv,
-                      float* o);       // [B, Hq, Dv]
+                      float* o,  // [B, Hq, Dv]
+                      SimdLevel level = simd_level());
 
 // One sequence's sliding-window ring, as it was before this call.
 struct KvRing {
@@ -68,14 +72,16 @@ void sliding_attention_prefill(const float* q,      // [T, Hq, D]
                                const float* v_new,  // [T, Hkv, Dv]
                                const AttentionDims& d, int64_t window, std::span<const int64_t> offsets,
                                std::span<const KvRing> rings,
-                               float* o);           // [T, Hq, Dv]
+                               float* o,  // [T, Hq, Dv]
+                               SimdLevel level = simd_level());
 
 // One token per sequence (B = rings.size()).
 void sliding_attention_decode(const float* q,      // [B, Hq, D]
                               const float* k_new,  // [B, Hkv, D]
                               const float* v_new,  // [B, Hkv, Dv]
                               const AttentionDims& d, int64_t window, std::span<const KvRing> rings,
-                              float* o);           // [B, Hq, Dv]
+                              float* o,  // [B, Hq, Dv]
+                              SimdLevel level = simd_level());
 
 // Writes n new tokens (positions ring.past .. ring.past + n − 1) into the ring; only the last
 // `capacity` of them survive. Does not change ring.past (the caller's token count does).
@@ -83,4 +89,4 @@ void ring_write(const KvRing& ring, const float* k_new,  // [n, Hkv, D]
                 const float* v_new,                      // [n, Hkv, Dv]
                 int64_t n, int64_t n_kv_heads, int64_t qk_dim, int64_t v_dim);
 
-}  // namespace linfer::cpu
+}  // namespace linfer::kernels

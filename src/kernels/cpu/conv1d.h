@@ -9,31 +9,38 @@
 // prefill(a ++ b) == prefill(a); prefill(b) == token-by-token steps.
 //
 //   // w: checkpoint [C, 1, W] converted to float32 [C, W] at load
-//   cpu::conv1d_prefill(x, w, nullptr, C, W, offsets, states, /*silu=*/true, y);
-//   cpu::conv1d_step(x1, w, nullptr, C, W, states, true, y1);     // one token per sequence
+//   conv1d_prefill(x, 0, w, nullptr, C, W, offsets, states, /*silu=*/true, y);
+//   conv1d_step(x1, 0, w, nullptr, C, W, states, true, y1);     // one token per sequence
 
 #include <cstdint>
 #include <span>
 
-namespace linfer::cpu {
+#include "linfer/core/cpu_features.h"
+
+namespace linfer::kernels {
 
 // Packed sequences: sequence i owns tokens [offsets[i], offsets[i+1]) of x and y and has state
-// states[i]. x and y must not alias.
-void conv1d_prefill(const float* x,     // [T, C] token-major
+// states[i]. x may be a column slice of a wider row (Mamba2's xBC inside in_proj's output): x_stride.
+// x and y must not alias.
+void conv1d_prefill(const float* x,     // [T, x_stride], channels [0, C) of each row
+                    int64_t x_stride,   // floats between tokens of x; 0 means C
                     const float* w,     // [C, W]
                     const float* bias,  // [C] or null
                     int64_t C, int64_t W, std::span<const int64_t> offsets,
                     std::span<float* const> states,  // each [C, W-1]
                     bool silu,
-                    float* y);          // [T, C]
+                    float* y,           // [T, C]
+                    SimdLevel level = simd_level());
 
-// One token for each of B = states.size() sequences. x and y may alias.
-void conv1d_step(const float* x,     // [B, C]
+// One token for each of B = states.size() sequences. x and y may alias when x_stride is C.
+void conv1d_step(const float* x,     // [B, x_stride]
+                 int64_t x_stride,   // 0 means C
                  const float* w,     // [C, W]
                  const float* bias,  // [C] or null
                  int64_t C, int64_t W,
                  std::span<float* const> states,  // each [C, W-1]
                  bool silu,
-                 float* y);          // [B, C]
+                 float* y,           // [B, C]
+                 SimdLevel level = simd_level());
 
-}  // namespace linfer::cpu
+}  // namespace linfer::kernels

@@ -15,19 +15,20 @@
 //             (cheaper for decode: touches the cache once, r + d_r values per token).
 // mla_attention picks the cheaper form per sequence.
 //
-//   cpu::MlaDims d{.n_heads = 32, .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64,
+//   MlaDims d{.n_heads = 32, .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64,
 //                  .v_dim = 128, .scale = 1.0f / std::sqrt(192.0f)};
-//   cpu::MlaCache c{latent_rows, len};            // this call's tokens already appended
-//   cpu::mla_attention(q, d, w_kv_b, offsets, {&c, 1}, o);
+//   MlaCache c{latent_rows, len};            // this call's tokens already appended
+//   mla_attention(q, d, w_kv_b, offsets, {&c, 1}, o);
 //
 // Thread-safety: reentrant; work runs on the global thread pool.
 
 #include <cstdint>
 #include <span>
 
+#include "linfer/core/cpu_features.h"
 #include "linfer/core/tensor.h"
 
-namespace linfer::cpu {
+namespace linfer::kernels {
 
 struct MlaDims {
   int64_t n_heads = 0;       // H
@@ -49,11 +50,14 @@ struct MlaCache {
 void mla_attention(const float* q,  // [T, H, d_n + d_r], nope part first
                    const MlaDims& d, const TensorView& w_kv_b, std::span<const int64_t> offsets,
                    std::span<const MlaCache> caches,
-                   float* o);       // [T, H, d_v]
+                   float* o,  // [T, H, d_v]
+                   SimdLevel level = simd_level());
 
 void mla_attention_expanded(const float* q, const MlaDims& d, const TensorView& w_kv_b,
-                            std::span<const int64_t> offsets, std::span<const MlaCache> caches, float* o);
+                            std::span<const int64_t> offsets, std::span<const MlaCache> caches,
+                            float* o, SimdLevel level = simd_level());
 void mla_attention_absorbed(const float* q, const MlaDims& d, const TensorView& w_kv_b,
-                            std::span<const int64_t> offsets, std::span<const MlaCache> caches, float* o);
+                            std::span<const int64_t> offsets, std::span<const MlaCache> caches,
+                            float* o, SimdLevel level = simd_level());
 
-}  // namespace linfer::cpu
+}  // namespace linfer::kernels

@@ -6,14 +6,16 @@
 // Dims from rotary_dim on pass through (partial rotary: Qwen3-Next uses rotary_dim = D / 4).
 // The angle is rounded to float32 before cos / sin, as transformers computes it.
 //
-//   std::vector<float> inv_freq = cpu::rope_inv_freq(rotary_dim, 10000.0);
-//   cpu::rope(q, T, Hq, D, rotary_dim, positions, inv_freq);   // in place; then the same for k
+//   std::vector<float> inv_freq = rope_inv_freq(rotary_dim, 10000.0);
+//   rope(q, T, Hq, D, rotary_dim, positions, inv_freq);   // in place; then the same for k
 
 #include <cstdint>
 #include <span>
 #include <vector>
 
-namespace linfer::cpu {
+#include "linfer/core/cpu_features.h"
+
+namespace linfer::kernels {
 
 // inv_freq[i] = 1 / theta^(2i / rotary_dim), i < rotary_dim / 2 (float32 like transformers' default
 // rope init). Scaled variants (linear, yarn, ...) produce another table and use the same rope().
@@ -24,6 +26,7 @@ std::vector<float> rope_inv_freq(int64_t rotary_dim, double theta);
 void rope(float* x,  // [T, H, D]
           int64_t T, int64_t H, int64_t D, int64_t rotary_dim,
           std::span<const int64_t> positions,  // [T]
-          std::span<const float> inv_freq);    // [rotary_dim / 2]
+          std::span<const float> inv_freq,  // [rotary_dim / 2]
+          SimdLevel level = simd_level());
 
-}  // namespace linfer::cpu
+}  // namespace linfer::kernels

@@ -1,0 +1,36 @@
+#pragma once
+// The few inner loops the linear-attention / Mamba2 kernels spend their time in, one table per SIMD
+// level: linear_attn_simd.cpp (plain loops) and linear_attn_simd_avx2.cpp (AVX2 + FMA). The
+// algorithms (linear_attn.cpp) are written once against this table.
+//
+// Matrices are row-major float32 with explicit leading dimensions (in floats).
+
+#include <cstdint>
+
+#include "linfer/core/cpu_features.h"
+
+namespace linfer::kernels {
+
+struct LinearAttnSimd {
+  // Decode row update: s = d ⊙ s + alpha x (d = dvec, or the scalar dscalar when dvec is null);
+  // returns s · q.                                                      s, dvec, x, q: [n]
+  float (*decay_axpy_dot)(int64_t n, float* s, const float* dvec, float dscalar, float alpha, const float* x,
+                          const float* q);
+  // Σ_k q[k] k[k] exp(d[k]), then d += g (the running segment sum of the next, earlier, pair).
+  float (*decayed_dot_step)(int64_t n, const float* q, const float* k, float* d, const float* g);
+  // c[i][j] (+)= Σ_p a[i][p] b[j][p]                         a: [m, kd] lda; b: [n, kd] ldb; c: [m, n] ldc
+  void (*gemm_nt)(int64_t m, int64_t n, int64_t kd, const float* a, int64_t lda, const float* b, int64_t ldb,
+                  float* c, int64_t ldc, bool accumulate);
+  // c[i][j] += Σ_p a(i, p) b[p][j], a(i, p) = a[i * a_rs + p * a_cs]   b: [kd, n] ldb; c: [m, n] ldc
+  void (*gemm_nn)(int64_t m, int64_t n, int64_t kd, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
+                  int64_t ldb, float* c, int64_t ldc);
+  // x = exp(x), in place (x <= 0 in every use; results below FLT_MIN may flush to 0).
+  void (*exp_inplace)(int64_t n, float* x);
+};
+
+const LinearAttnSimd& linear_attn_simd(SimdLevel level);
+
+// Defined in linear_attn_simd_avx2.cpp (built with -mavx2 -mfma); call only where the CPU has them.
+const LinearAttnSimd& linear_attn_simd_avx2();
+
+}  // namespace linfer::kernels

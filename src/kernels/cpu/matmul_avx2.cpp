@@ -1,0 +1,221 @@
+// AVX2 + FMA + F16C matmul. Weights stay as stored; bf16 / f16 are widened to float32 in registers.
+//
+// M <= 4 (decode): GEMV over R weight rows at a time, so W streams from memory exactly once and R
+// independent FMA chains hide the latency. M > 4: cache-blocked GEMM — a block of NC weight rows ×
+// KC columns is converted into float32 panels [KC][16] (16 output columns side by side, in L2),
+// then a 6×16 register tile of y accumulates over the panel (12 ymm accumulators, one broadcast of
+// x and two panel loads per k).
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/matmul_simd.h"
+#include "linfer/core/aligned.h"
+#include "linfer/core/thread_pool.h"
+
+namespace linfer::kernels::avx2 {
+namespace {
+
+constexpr int64_t kMR = 6, kNR = 16, kKC = 256, kNC = 128;
+
+template <DType T>
+inline __m256 load8(const void* p, int64_t i) {
+  if constexpr (T == DType::F32) {
+    return _mm256_loadu_ps(static_cast<const float*>(p) + i);
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p) + i));
+    if constexpr (T == DType::BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    else return _mm256_cvtph_ps(h);
+  }
+}
+
+template <DType T>
+inline float load1(const void* p, int64_t i) {
+  if constexpr (T == DType::F32) return static_cast<const float*>(p)[i];
+  else if constexpr (T == DType::BF16) return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+  else return _cvtsh_ss(static_cast<const uint16_t*>(p)[i]);
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline const void* row_ptr(const WeightMatrix& w, int64_t n) {
+  return static_cast<const std::byte*>(w.data) + n * w.ld * int64_t(dtype_size(w.dtype));
+}
+
+// ---- GEMV: y[m, n .. n+R) for all M (<= 4) rows of x -------------------------------------------
+
+template <DType T, int M, int R>
+void gemv_rows(const float* x, int64_t K, const WeightMatrix& w, int64_t n, const float* bias, float* y) {
+  const void* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = row_ptr(w, n + r);
+  __m256 acc[M][R];
+  for (int m = 0; m < M; ++m)
+    for (int r = 0; r < R; ++r) acc[m][r] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 xv[M];
+    for (int m = 0; m < M; ++m) xv[m] = _mm256_loadu_ps(x + m * K + k);
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = load8<T>(rows[r], k);
+      for (int m = 0; m < M; ++m) acc[m][r] = _mm256_fmadd_ps(wv, xv[m], acc[m][r]);
+    }
+  }
+  for (int m = 0; m < M; ++m) {
+    for (int r = 0; r < R; ++r) {
+      float s = hsum(acc[m][r]);
+      for (int64_t kk = k; kk < K; ++kk) s += x[m * K + kk] * load1<T>(rows[r], kk);
+      y[m * w.N + n + r] = s + (bias ? bias[n + r] : 0.0f);
+    }
+  }
+}
+
+template <DType T, int M>
+void gemv(const float* x, const WeightMatrix& w, const float* bias, float* y) {
+  constexpr int R = M <= 2 ? 4 : 2;
+  parallel_for(0, (w.N + R - 1) / R, [&](int64_t g0, int64_t g1) {
+    const int64_t n1 = std::min(w.N, g1 * R);
+    int64_t n = g0 * R;
+    for (; n + R <= n1; n += R) gemv_rows<T, M, R>(x, w.K, w, n, bias, y);
+    for (; n < n1; ++n) gemv_rows<T, M, 1>(x, w.K, w, n, bias, y);
+  }, 16);
+}
+
+// ---- GEMM ------------------------------------------------------------------------------------------
+
+// panel[p][k][j] = W[n0 + 16p + j, k0 + k] as float32 (zero past N).
+template <DType T>
+void pack_panels(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int64_t kc, float* panel) {
+  for (int64_t p = 0; p < (nc + kNR - 1) / kNR; ++p) {
+    float* dst = panel + p * kc * kNR;
+    for (int64_t j = 0; j < kNR; ++j) {
+      const int64_t n = n0 + p * kNR + j;
+      if (n >= n0 + nc) {
+        for (int64_t k = 0; k < kc; ++k) dst[k * kNR + j] = 0.0f;
+        continue;
+      }
+      const void* row = row_ptr(w, n);
+      int64_t k = 0;
+      alignas(32) float tmp[8];
+      for (; k + 8 <= kc; k += 8) {
+        _mm256_store_ps(tmp, load8<T>(row, k0 + k));
+        for (int i = 0; i < 8; ++i) dst[(k + i) * kNR + j] = tmp[i];
+      }
+      for (; k < kc; ++k) dst[k * kNR + j] = load1<T>(row, k0 + k);
+    }
+  }
+}
+
+inline __m256i lane_mask(int64_t valid) {  // lanes [0, valid) set
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::clamp<int64_t>(valid, 0, 8))), idx);
+}
+
+// c[MR, ncols] += a[MR, kc] · panel[kc, 16] (first ncols columns).
+template <int MR>
+void micro_kernel(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc, int64_t ncols) {
+  __m256 acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b + k * kNR), b1 = _mm256_load_ps(b + k * kNR + 8);
+    for (int i = 0; i < MR; ++i) {
+      const __m256 av = _mm256_broadcast_ss(a + i * lda + k);
+      acc0[i] = _mm256_fmadd_ps(av, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(av, b1, acc1[i]);
+    }
+  }
+  if (ncols == kNR) {
+    for (int i = 0; i < MR; ++i) {
+      float* ci = c + i * ldc;
+      _mm256_storeu_ps(ci, _mm256_add_ps(_mm256_loadu_ps(ci), acc0[i]));
+      _mm256_storeu_ps(ci + 8, _mm256_add_ps(_mm256_loadu_ps(ci + 8), acc1[i]));
+    }
+  } else {
+    const __m256i m0 = lane_mask(ncols), m1 = lane_mask(ncols - 8);
+    for (int i = 0; i < MR; ++i) {
+      float* ci = c + i * ldc;
+      _mm256_maskstore_ps(ci, m0, _mm256_add_ps(_mm256_maskload_ps(ci, m0), acc0[i]));
+      _mm256_maskstore_ps(ci + 8, m1, _mm256_add_ps(_mm256_maskload_ps(ci + 8, m1), acc1[i]));
+    }
+  }
+}
+
+void micro_kernel_rows(int64_t mr, const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc,
+                       int64_t ncols) {
+  switch (mr) {
+    case 6: return micro_kernel<6>(a, lda, b, kc, c, ldc, ncols);
+    case 5: return micro_kernel<5>(a, lda, b, kc, c, ldc, ncols);
+    case 4: return micro_kernel<4>(a, lda, b, kc, c, ldc, ncols);
+    case 3: return micro_kernel<3>(a, lda, b, kc, c, ldc, ncols);
+    case 2: return micro_kernel<2>(a, lda, b, kc, c, ldc, ncols);
+    default: return micro_kernel<1>(a, lda, b, kc, c, ldc, ncols);
+  }
+}
+
+// y[m0:m1, n0:n0+nc] for one task: its own panels, all of K.
+template <DType T>
+void gemm_block(const float* x, int64_t m0, int64_t m1, const WeightMatrix& w, int64_t n0, int64_t nc,
+                const float* bias, float* y) {
+  thread_local AlignedVector<float> panel;
+  panel.resize(size_t(kNC * kKC));
+  const int64_t N = w.N, K = w.K;
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t n = n0; n < n0 + nc; ++n) y[m * N + n] = bias ? bias[n] : 0.0f;
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min(kKC, K - k0);
+    pack_panels<T>(w, n0, nc, k0, kc, panel.data());
+    for (int64_t m = m0; m < m1; m += kMR) {
+      const int64_t mr = std::min(kMR, m1 - m);
+      for (int64_t p = 0; p * kNR < nc; ++p) {
+        micro_kernel_rows(mr, x + m * K + k0, K, panel.data() + p * kc * kNR, kc, y + m * N + n0 + p * kNR, N,
+                          std::min(kNR, nc - p * kNR));
+      }
+    }
+  }
+}
+
+template <DType T>
+void gemm(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+  const int64_t n_blocks = (w.N + kNC - 1) / kNC;
+  // Few column blocks (small N): split rows too, so every thread has work; each task packs its own
+  // panels, so splitting rows repeats the packing — only worth it when threads would idle.
+  const int64_t want_tasks = 3 * int64_t(num_threads());
+  const int64_t m_splits = std::clamp<int64_t>((want_tasks + n_blocks - 1) / n_blocks, 1, (M + 23) / 24);
+  const int64_t m_step = (M + m_splits - 1) / m_splits;
+  parallel_for(0, n_blocks * m_splits, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t nb = t / m_splits, ms = t % m_splits;
+      const int64_t n0 = nb * kNC, m0 = ms * m_step;
+      gemm_block<T>(x, m0, std::min(M, m0 + m_step), w, n0, std::min(kNC, w.N - n0), bias, y);
+    }
+  });
+}
+
+template <DType T>
+void matmul_t(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+  switch (M) {
+    case 1: return gemv<T, 1>(x, w, bias, y);
+    case 2: return gemv<T, 2>(x, w, bias, y);
+    case 3: return gemv<T, 3>(x, w, bias, y);
+    case 4: return gemv<T, 4>(x, w, bias, y);
+    default: return gemm<T>(x, M, w, bias, y);
+  }
+}
+
+}  // namespace
+
+void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+  switch (w.dtype) {
+    case DType::BF16: return matmul_t<DType::BF16>(x, M, w, bias, y);
+    case DType::F16: return matmul_t<DType::F16>(x, M, w, bias, y);
+    default: return matmul_t<DType::F32>(x, M, w, bias, y);
+  }
+}
+
+}  // namespace linfer::kernels::avx2

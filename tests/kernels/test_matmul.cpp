@@ -1,0 +1,89 @@
+// kernels/cpu/matmul.h against kernels/reference/matmul.h: every dtype, every SIMD level, awkward
+// sizes on both sides of the GEMV / GEMM switch and of every block edge.
+#include <gtest/gtest.h>
+
+#include "dense_test_util.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/reference/matmul.h"
+#include "linfer/core/error.h"
+
+using namespace linfer;
+using namespace dense_test;
+
+namespace {
+
+void check_matmul(DType dt, int64_t M, int64_t N, int64_t K, bool with_bias, uint32_t seed) {
+  std::mt19937 rng(seed);
+  auto x = random_vec(rng, size_t(M * K));
+  auto wv = store_as(dt, random_vec(rng, size_t(N * K), 0.1f));
+  auto bias = random_vec(rng, size_t(N));
+  TensorView w(wv.bytes.data(), dt, {N, K});
+  std::vector<float> ref(size_t(M * N));
+  kernels::ref::matmul(x.data(), M, w, with_bias ? bias.data() : nullptr, ref.data());
+  for (SimdLevel level : simd_levels()) {
+    std::vector<float> y(size_t(M * N), NAN);
+    kernels::matmul(x.data(), M, w, with_bias ? bias.data() : nullptr, y.data(), level);
+    EXPECT_LT(rel_err(y, ref), 2e-6) << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K << " "
+                                     << simd_level_name(level);
+  }
+}
+
+}  // namespace
+
+TEST(Matmul, AwkwardSizesEveryDtype) {
+  uint32_t seed = 1;
+  for (DType dt : {DType::F32, DType::BF16, DType::F16})
+    for (int64_t M : {1, 2, 3, 4, 5, 7, 13})
+      for (int64_t N : {1, 7, 16, 63, 65, 257})
+        for (int64_t K : {1, 7, 63, 65, 257}) {
+          check_matmul(dt, M, N, K, seed % 2 == 0, seed);
+          ++seed;
+        }
+}
+
+TEST(Matmul, BlockEdges) {
+  // rows past one 6-row tile, columns past the 128-wide block, K past the 256-deep panel
+  check_matmul(DType::BF16, 64, 300, 600, true, 7);
+  check_matmul(DType::F32, 37, 129, 513, false, 8);
+  check_matmul(DType::F16, 19, 260, 257, true, 9);
+  check_matmul(DType::BF16, 1, 1000, 700, false, 10);
+}
+
+TEST(Matmul, RowSliceOfLargerWeight) {
+  std::mt19937 rng(3);
+  const int64_t N = 40, K = 33, M = 9;
+  auto wv = store_as(DType::BF16, random_vec(rng, size_t(N * K)));
+  TensorView full(wv.bytes.data(), DType::BF16, {N, K});
+  TensorView part = full.slice0(5, 30);
+  auto x = random_vec(rng, size_t(M * K));
+  std::vector<float> ref(size_t(M * 25)), y(size_t(M * 25));
+  kernels::ref::matmul(x.data(), M, part, nullptr, ref.data());
+  kernels::matmul(x.data(), M, part, nullptr, y.data());
+  EXPECT_LT(rel_err(y, ref), 2e-6);
+}
+
+TEST(Matmul, RejectsBadWeights) {
+  std::vector<int32_t> ints(12);
+  std::vector<float> x(12), y(12);
+  EXPECT_THROW(kernels::matmul(x.data(), 1, TensorView(ints.data(), DType::I32, {3, 4}), nullptr, y.data()), Error);
+  EXPECT_THROW(kernels::matmul(x.data(), 1, TensorView(x.data(), DType::F32, {12}), nullptr, y.data()), Error);
+}
+
+TEST(Embedding, EveryDtypeAndBadIds) {
+  std::mt19937 rng(4);
+  const int64_t V = 50, D = 37;
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    auto table = store_as(dt, random_vec(rng, size_t(V * D)));
+    TensorView tv(table.bytes.data(), dt, {V, D});
+    std::vector<int32_t> ids = {0, 49, 7, 7, 23};
+    std::vector<float> out(ids.size() * D), ref(ids.size() * D);
+    kernels::embedding(tv, ids, out.data());
+    kernels::ref::embedding(tv, ids, ref.data());
+    EXPECT_EQ(out, ref);
+    for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(out[i * D + 3], table.values[ids[i] * D + 3]);
+    std::vector<int32_t> bad = {3, 50};
+    EXPECT_THROW(kernels::embedding(tv, bad, out.data()), Error);
+    bad = {-1};
+    EXPECT_THROW(kernels::embedding(tv, bad, out.data()), Error);
+  }
+}

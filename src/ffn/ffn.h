@@ -1,0 +1,30 @@
+#pragma once
+// Feed-forward blocks: the SwiGLU MLP and the mixture of experts built from it. Immutable after
+// construction; forward is reentrant.
+
+#include <cstdint>
+
+namespace linfer {
+
+enum class RouterKind : uint8_t { Softmax, Sigmoid };
+
+struct MoeDims {
+  int64_t experts = 0, top_k = 0, intermediate = 0;
+  int64_t shared_intermediate = 0;  // 0: no shared expert
+  bool shared_gate = false;         // Qwen3-Next: shared expert scaled by sigmoid(x·w_gate)
+  RouterKind router = RouterKind::Softmax;
+  bool renormalize = true;
+  bool correction_bias = false;     // e_score_correction_bias added for selection only
+  double routed_scaling = 1.0;
+  int64_t groups = 1, topk_groups = 1;  // group-limited routing (DeepSeek style); 1, 1 = plain top-k
+};
+
+class Ffn {
+ public:
+  virtual ~Ffn() = default;
+  virtual void forward(const float* x,  // [T, hidden]
+                       float* y,        // [T, hidden]
+                       int64_t T) const = 0;
+};
+
+}  // namespace linfer

@@ -1,0 +1,115 @@
+#include "ffn/moe.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "kernels/cpu/matmul.h"
+#include "linfer/core/thread_pool.h"
+#include "mixers/scratch.h"
+
+namespace linfer {
+
+void moe_route(const MoeDims& d, const float* logits, const float* correction_bias, int64_t T, int32_t* ids,
+               float* weights) {
+  const int64_t E = d.experts, k = d.top_k, G = d.groups, per_group = E / G;
+  std::vector<float> score(E), choice(E);
+  std::vector<int32_t> order(E);
+  std::vector<float> group_score(G);
+  std::vector<int32_t> group_order(G);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* l = logits + t * E;
+    if (d.router == RouterKind::Softmax) {
+      const float m = *std::max_element(l, l + E);
+      double sum = 0;
+      for (int64_t e = 0; e < E; ++e) sum += score[e] = std::exp(l[e] - m);
+      for (int64_t e = 0; e < E; ++e) score[e] = float(score[e] / sum);
+    } else {
+      for (int64_t e = 0; e < E; ++e) score[e] = 1.0f / (1.0f + std::exp(-l[e]));
+    }
+    for (int64_t e = 0; e < E; ++e) choice[e] = score[e] + (correction_bias ? correction_bias[e] : 0.0f);
+    if (G > 1) {
+      // Keep the topk_groups groups whose two best choices sum highest; mask the rest out.
+      for (int64_t g = 0; g < G; ++g) {
+        float a = -INFINITY, b = -INFINITY;
+        for (int64_t e = g * per_group; e < (g + 1) * per_group; ++e) {
+          if (choice[e] > a) b = a, a = choice[e];
+          else if (choice[e] > b) b = choice[e];
+        }
+        group_score[g] = a + (per_group > 1 ? b : 0.0f);
+      }
+      std::iota(group_order.begin(), group_order.end(), 0);
+      std::partial_sort(group_order.begin(), group_order.begin() + d.topk_groups, group_order.end(),
+                        [&](int32_t a, int32_t b) { return group_score[a] > group_score[b]; });
+      std::vector<bool> keep(G, false);
+      for (int64_t i = 0; i < d.topk_groups; ++i) keep[group_order[i]] = true;
+      for (int64_t e = 0; e < E; ++e)
+        if (!keep[e / per_group]) choice[e] = -INFINITY;
+    }
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+      return choice[a] > choice[b] || (choice[a] == choice[b] && a < b);
+    });
+    float sum = 0;
+    for (int64_t i = 0; i < k; ++i) sum += score[order[i]];
+    // Kimi adds 1e-20 to the denominator; it cannot matter for a sum of positive scores in float32.
+    const float norm = d.renormalize ? 1.0f / sum : 1.0f;
+    for (int64_t i = 0; i < k; ++i) {
+      ids[t * k + i] = order[i];
+      weights[t * k + i] = score[order[i]] * norm * float(d.routed_scaling);
+    }
+  }
+}
+
+void Moe::forward(const float* x, float* y, int64_t T) const {
+  const int64_t E = d_.experts, k = d_.top_k;
+  const int64_t hidden = w_.router.dim(1);
+  Scratch s;
+
+  float* logits = s.get(T * E);
+  kernels::matmul(x, T, w_.router, nullptr, logits);
+  thread_local std::vector<int32_t> ids;
+  thread_local std::vector<float> wts;
+  ids.resize(size_t(T * k));
+  wts.resize(size_t(T * k));
+  moe_route(d_, logits, w_.correction_bias.numel() ? w_.correction_bias.f32() : nullptr, T, ids.data(),
+            wts.data());
+
+  // Shared expert first (writes y), then each routed expert over its gathered tokens.
+  if (!w_.shared.down.empty()) {
+    swiglu_mlp(w_.shared, x, y, T);
+    if (!w_.shared_gate.empty()) {
+      float* g = s.get(T);
+      kernels::matmul(x, T, w_.shared_gate, nullptr, g);
+      for (int64_t t = 0; t < T; ++t) {
+        const float sg = 1.0f / (1.0f + std::exp(-g[t]));
+        for (int64_t j = 0; j < hidden; ++j) y[t * hidden + j] *= sg;
+      }
+    }
+  } else {
+    std::fill(y, y + T * hidden, 0.0f);
+  }
+
+  thread_local std::vector<std::vector<int64_t>> rows;  // per expert: slots t·k + i routed to it
+  rows.resize(size_t(E));
+  for (auto& r : rows) r.clear();
+  for (int64_t i = 0; i < T * k; ++i) rows[ids[i]].push_back(i);
+  float* xs = s.get(T * hidden);
+  float* ys = s.get(T * hidden);
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& r = rows[e];
+    if (r.empty()) continue;
+    const int64_t n = int64_t(r.size());
+    for (int64_t j = 0; j < n; ++j) std::memcpy(xs + j * hidden, x + (r[j] / k) * hidden, hidden * sizeof(float));
+    swiglu_mlp(w_.experts[e], xs, ys, n);
+    for (int64_t j = 0; j < n; ++j) {
+      const float wt = wts[r[j]];
+      float* dst = y + (r[j] / k) * hidden;
+      const float* src = ys + j * hidden;
+      for (int64_t c = 0; c < hidden; ++c) dst[c] += wt * src[c];
+    }
+  }
+}
+
+}  // namespace linfer

@@ -1,0 +1,42 @@
+#pragma once
+// Mixture of experts with optional shared expert.
+//   scores = softmax(x·Wᵀ) (Qwen3-Next) or sigmoid(x·Wᵀ) (Kimi Linear), float32
+//   experts = top-k of scores (+ e_score_correction_bias when present: selection only; with
+//             groups > 1, only the top topk_groups groups, ranked by the sum of their best two)
+//   weights = the chosen scores, renormalised to sum 1 when `renormalize`, × routed_scaling
+//   y = Σ weight_e · expert_e(x) + [sigmoid(x·w_sg)] · shared(x)
+// Tokens are grouped by expert so each expert runs one GEMM over its tokens.
+
+#include <vector>
+
+#include "ffn/ffn.h"
+#include "ffn/mlp.h"
+#include "linfer/core/tensor.h"
+
+namespace linfer {
+
+struct MoeWeights {
+  TensorView router;              // [E, hidden]
+  Tensor correction_bias;         // f32 [E] or empty
+  std::vector<MlpWeights> experts;
+  MlpWeights shared;              // down empty: no shared expert
+  TensorView shared_gate;         // [1, hidden] or empty
+};
+
+class Moe final : public Ffn {
+ public:
+  Moe(const MoeDims& dims, MoeWeights w) : d_(dims), w_(std::move(w)) {}
+  void forward(const float* x, float* y, int64_t T) const override;
+
+ private:
+  MoeDims d_;
+  MoeWeights w_;
+};
+
+// Routing alone (testable): for each token, top_k expert ids and weights.
+void moe_route(const MoeDims& d, const float* logits,  // [T, E]
+               const float* correction_bias,            // [E] or null
+               int64_t T, int32_t* ids,                 // [T, top_k]
+               float* weights);                         // [T, top_k]
+
+}  // namespace linfer

@@ -1,0 +1,40 @@
+#pragma once
+// Gated DeltaNet layer (Qwen3-Next). Per token, x = normed hidden:
+//   [q k v z] = in_proj_qkvz(x), [b a] = in_proj_ba(x)   both grouped per key head:
+//       key head j's block of in_proj_qkvz is [q_j (K) | k_j (K) | v (r·V) | z (r·V)], r = HV / H,
+//       and of in_proj_ba [b (r) | a (r)] (transformers' fix_query_key_value_ordering)
+//   q, k, v = SiLU(ShortConv([q | k | v]))   one depthwise conv over 2·H·K + HV·V channels
+//   g = -exp(A_log) · softplus(a + dt_bias), β = sigmoid(b)   one scalar per value head
+//   o = GDN(l2norm(q) / √K, l2norm(k), v, g, β)               kernels/cpu/delta_rule.h
+//   y = out_proj(RMSNorm_head(o) · w · SiLU(z))                plain weight (not zero-centred)
+// State per sequence: conv [2·H·K + HV·V, W-1], gdn.S [HV, V, K].
+
+#include "linfer/core/tensor.h"
+#include "mixers/dims.h"
+#include "mixers/mixer.h"
+
+namespace linfer {
+
+struct GdnWeights {
+  TensorView in_proj_qkvz;  // [2·H·K + 2·HV·V, hidden], grouped per key head
+  TensorView in_proj_ba;    // [2·HV, hidden], grouped per key head
+  Tensor conv;              // f32 [2·H·K + HV·V, W]
+  Tensor A_log, dt_bias;    // f32 [HV]
+  Tensor norm;              // f32 [V]
+  TensorView out_proj;      // [hidden, HV·V]
+};
+
+class GdnMixer final : public Mixer {
+ public:
+  GdnMixer(const DeltaDims& dims, double norm_eps, GdnWeights w) : d_(dims), eps_(norm_eps), w_(std::move(w)) {}
+  static void state_spec(const DeltaDims& d, int layer, std::vector<StateTensorSpec>& out);
+  void declare_state(int layer, std::vector<StateTensorSpec>& out) const override { state_spec(d_, layer, out); }
+  void forward(const float* x, float* y, const MixerCall& call) const override;
+
+ private:
+  DeltaDims d_;
+  double eps_;
+  GdnWeights w_;
+};
+
+}  // namespace linfer

@@ -1,0 +1,38 @@
+#pragma once
+// Multi-head latent attention (Kimi Linear: NoPE). Per token, x = normed hidden:
+//   q = q_proj(x)  (or q_b(RMSNorm(q_a(x))) with a q LoRA)           [H, d_n + d_r]
+//   [c | k_r] = kv_a_proj_with_mqa(x); c = RMSNorm(c) (kv_a_layernorm)  the cached latent row
+//   o = softmax(scale · q·kᵀ) v with k = [W_k c, k_r], v = W_v c          kernels/cpu/mla.h
+//   y = o_proj(o)
+// State per sequence: mla.latent, growing rows [kv_lora_rank + d_r] float32 — the latent, not the
+// expanded per-head K/V.
+
+#include "linfer/core/tensor.h"
+#include "mixers/dims.h"
+#include "mixers/mixer.h"
+
+namespace linfer {
+
+struct MlaWeights {
+  TensorView q_proj;              // [H·(d_n + d_r), hidden] (no q LoRA)
+  TensorView q_a, q_b;            // [q_lora, hidden], [H·(d_n + d_r), q_lora] (q LoRA)
+  Tensor q_a_norm;                // f32 [q_lora]
+  TensorView kv_a;                // [r + d_r, hidden]
+  Tensor kv_a_norm;               // f32 [r]
+  TensorView kv_b;                // [H·(d_n + d_v), r]
+  TensorView o_proj;              // [hidden, H·d_v]
+};
+
+class MlaMixer final : public Mixer {
+ public:
+  MlaMixer(const MlaDims& dims, MlaWeights w) : d_(dims), w_(std::move(w)) {}
+  static void state_spec(const MlaDims& d, int layer, std::vector<StateTensorSpec>& out);
+  void declare_state(int layer, std::vector<StateTensorSpec>& out) const override { state_spec(d_, layer, out); }
+  void forward(const float* x, float* y, const MixerCall& call) const override;
+
+ private:
+  MlaDims d_;
+  MlaWeights w_;
+};
+
+}  // namespace linfer

@@ -1,0 +1,280 @@
+#include "models/load_layers.h"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "ffn/mlp.h"
+#include "ffn/moe.h"
+#include "linfer/core/error.h"
+#include "mixers/attention.h"
+#include "mixers/gdn.h"
+#include "mixers/kda.h"
+#include "mixers/mamba2.h"
+#include "mixers/mla.h"
+
+namespace linfer {
+
+namespace {
+
+// Rows [begin, begin + n) of a float32 [R, C] tensor, as a new [n, C] tensor.
+Tensor rows_of(const Tensor& t, int64_t begin, int64_t n, int64_t cols) {
+  Tensor out = Tensor::zeros({n, cols});
+  std::memcpy(out.f32(), t.f32() + begin * cols, size_t(n * cols) * sizeof(float));
+  return out;
+}
+
+// A weight whose leading dim is read from the checkpoint (low-rank factors).
+TensorView take_rows(WeightStore& ws, const std::string& name, int64_t cols) {
+  return ws.take(name, {ws.files().get(name).dim(0), cols});
+}
+
+// A depthwise conv weight stored [C, 1, W] (or [C, W]) as float32, row-major [C, W].
+Tensor take_conv(WeightStore& ws, const std::string& name, int64_t C, int64_t W) {
+  const Shape s = ws.files().get(name).shape();
+  LINFER_CHECK(s.size() >= 2 && s[0] == C && s.back() == W, "tensor '{}' in {}: expected a conv weight [{}, 1, {}], found {}",
+               name, ws.files().file_of(name), C, W, shape_str(s));
+  return ws.take_f32(name, C * W);
+}
+
+std::unique_ptr<Mixer> load_kda(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+  const auto& d = l.delta;
+  const std::string p = l.prefix + l.mixer_prefix;
+  LINFER_CHECK(d.head_k == d.head_v, "KDA layer {}: key head dim {} != value head dim {} is not supported", p,
+               d.head_k, d.head_v);
+  const int64_t W = d.conv_width, kd = d.key_dim(), vd = d.value_dim();
+  KdaWeights w;
+  w.q_proj = ws.take(p + "q_proj.weight", {kd, m.hidden});
+  w.k_proj = ws.take(p + "k_proj.weight", {kd, m.hidden});
+  w.v_proj = ws.take(p + "v_proj.weight", {vd, m.hidden});
+  if (ws.has(p + "q_conv1d.weight")) {  // published / save_pretrained: three convs
+    w.conv_q = take_conv(ws, p + "q_conv1d.weight", kd, W);
+    w.conv_k = take_conv(ws, p + "k_conv1d.weight", kd, W);
+    w.conv_v = take_conv(ws, p + "v_conv1d.weight", vd, W);
+  } else {  // transformers in memory: one conv over [q | k | v]
+    Tensor all = take_conv(ws, ws.pick({p + "conv1d.weight", p + "q_conv1d.weight"}), 2 * kd + vd, W);
+    w.conv_q = rows_of(all, 0, kd, W);
+    w.conv_k = rows_of(all, kd, kd, W);
+    w.conv_v = rows_of(all, 2 * kd, vd, W);
+  }
+  const auto f_a = ws.pick({p + "f_a_proj.weight", p + "forget_gate_down.weight", p + "forget_gate.f_a_proj.weight"});
+  const auto f_b = ws.pick({p + "f_b_proj.weight", p + "forget_gate_up.weight", p + "forget_gate.f_b_proj.weight"});
+  w.f_a = take_rows(ws, f_a, m.hidden);
+  w.f_b = ws.take(f_b, {d.v_heads * d.head_k, w.f_a.dim(0)});
+  w.A_log = ws.take_f32(p + "A_log", d.v_heads);
+  w.dt_bias = ws.take_f32(p + "dt_bias", d.v_heads * d.head_k);
+  w.b_proj = ws.take(ws.pick({p + "b_proj.weight", p + "beta_proj.weight"}), {d.v_heads, m.hidden});
+  const auto g_a = ws.pick({p + "g_a_proj.weight", p + "output_gate_down.weight", p + "output_gate.g_a_proj.weight"});
+  const auto g_b = ws.pick({p + "g_b_proj.weight", p + "output_gate_up.weight", p + "output_gate.g_b_proj.weight"});
+  w.g_a = take_rows(ws, g_a, m.hidden);
+  w.g_b = ws.take(g_b, {vd, w.g_a.dim(0)});
+  w.o_norm = ws.take_f32(p + "o_norm.weight", d.head_v);
+  w.o_proj = ws.take(p + "o_proj.weight", {m.hidden, vd});
+  return std::make_unique<KdaMixer>(d, m.norm_eps, std::move(w));
+}
+
+std::unique_ptr<Mixer> load_gdn(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+  const auto& d = l.delta;
+  const std::string p = l.prefix + l.mixer_prefix;
+  GdnWeights w;
+  w.in_proj_qkvz = ws.take(p + "in_proj_qkvz.weight", {2 * d.key_dim() + 2 * d.value_dim(), m.hidden});
+  w.in_proj_ba = ws.take(p + "in_proj_ba.weight", {2 * d.v_heads, m.hidden});
+  w.conv = take_conv(ws, p + "conv1d.weight", d.conv_dim(), d.conv_width);
+  w.A_log = ws.take_f32(p + "A_log", d.v_heads);
+  w.dt_bias = ws.take_f32(p + "dt_bias", d.v_heads);
+  w.norm = ws.take_f32(p + "norm.weight", d.head_v);
+  w.out_proj = ws.take(p + "out_proj.weight", {m.hidden, d.value_dim()});
+  return std::make_unique<GdnMixer>(d, m.norm_eps, std::move(w));
+}
+
+std::unique_ptr<Mixer> load_mamba2(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+  const auto& d = l.mamba;
+  const std::string p = l.prefix + l.mixer_prefix;
+  const int64_t proj = 2 * d.d_inner() + 2 * d.groups * d.state + d.heads;
+  Mamba2Weights w;
+  w.in_proj = ws.take(p + "in_proj.weight", {proj, m.hidden});
+  if (d.proj_bias) w.in_proj_bias = ws.take_f32(p + "in_proj.bias", proj);
+  w.conv = take_conv(ws, p + "conv1d.weight", d.conv_dim(), d.conv_width);
+  if (d.conv_bias) w.conv_bias = ws.take_f32(p + "conv1d.bias", d.conv_dim());
+  w.A_log = ws.take_f32(p + "A_log", d.heads);
+  w.dt_bias = ws.take_f32(p + "dt_bias", d.heads);
+  w.D = ws.take_f32(p + "D", d.heads);
+  w.norm = ws.take_f32(p + "norm.weight", d.d_inner());
+  w.out_proj = ws.take(p + "out_proj.weight", {m.hidden, d.d_inner()});
+  if (d.proj_bias) w.out_proj_bias = ws.take_f32(p + "out_proj.bias", m.hidden);
+  return std::make_unique<Mamba2Mixer>(d, m.norm_eps, std::move(w));
+}
+
+std::unique_ptr<Mixer> load_attention(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+  const auto& d = l.attn;
+  const std::string p = l.prefix + l.mixer_prefix;
+  AttentionWeights w;
+  w.q_proj = ws.take(p + "q_proj.weight", {d.heads * d.head_dim * (d.output_gate ? 2 : 1), m.hidden});
+  w.k_proj = ws.take(p + "k_proj.weight", {d.kv_heads * d.head_dim, m.hidden});
+  w.v_proj = ws.take(p + "v_proj.weight", {d.kv_heads * d.head_dim, m.hidden});
+  w.o_proj = ws.take(p + "o_proj.weight", {m.hidden, d.heads * d.head_dim});
+  if (d.qk_norm) {
+    w.q_norm = ws.take_f32(p + "q_norm.weight", d.head_dim);
+    w.k_norm = ws.take_f32(p + "k_norm.weight", d.head_dim);
+  }
+  return std::make_unique<AttentionMixer>(d, m.norm_eps, m.norm == NormKind::ZeroCentred, std::move(w));
+}
+
+std::unique_ptr<Mixer> load_mla(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+  const auto& d = l.mla;
+  const std::string p = l.prefix + l.mixer_prefix;
+  const int64_t dq = d.qk_nope + d.qk_rope;
+  MlaWeights w;
+  if (d.q_lora_rank > 0) {
+    w.q_a = ws.take(p + "q_a_proj.weight", {d.q_lora_rank, m.hidden});
+    w.q_a_norm = ws.take_f32(p + "q_a_layernorm.weight", d.q_lora_rank);
+    w.q_b = ws.take(p + "q_b_proj.weight", {d.heads * dq, d.q_lora_rank});
+  } else {
+    w.q_proj = ws.take(p + "q_proj.weight", {d.heads * dq, m.hidden});
+  }
+  w.kv_a = ws.take(p + "kv_a_proj_with_mqa.weight", {d.latent_dim(), m.hidden});
+  w.kv_a_norm = ws.take_f32(p + "kv_a_layernorm.weight", d.kv_lora_rank);
+  w.kv_b = ws.take(p + "kv_b_proj.weight", {d.heads * (d.qk_nope + d.v_head), d.kv_lora_rank});
+  w.o_proj = ws.take(p + "o_proj.weight", {m.hidden, d.heads * d.v_head});
+  return std::make_unique<MlaMixer>(d, std::move(w));
+}
+
+// gate / up / down of an MLP under `p`, in either naming (gate_proj/up_proj/down_proj or w1/w3/w2).
+MlpWeights take_mlp(WeightStore& ws, const std::string& p, int64_t hidden, int64_t I) {
+  MlpWeights w;
+  const bool moonshot = !ws.has(p + "gate_proj.weight") && ws.has(p + "w1.weight");
+  w.gate = ws.take(p + (moonshot ? "w1.weight" : "gate_proj.weight"), {I, hidden});
+  w.up = ws.take(p + (moonshot ? "w3.weight" : "up_proj.weight"), {I, hidden});
+  w.down = ws.take(p + (moonshot ? "w2.weight" : "down_proj.weight"), {hidden, I});
+  return w;
+}
+
+// The first of the layer's FFN prefixes under which `key` exists.
+std::string ffn_prefix(const WeightStore& ws, const LayerConfig& l, std::initializer_list<const char*> keys) {
+  for (const auto& fp : l.ffn_prefixes)
+    for (const char* k : keys)
+      if (ws.has(l.prefix + fp + k)) return l.prefix + fp;
+  std::string tried;
+  for (const auto& fp : l.ffn_prefixes)
+    for (const char* k : keys) tried += fmt::format("{}'{}{}{}'", tried.empty() ? "" : ", ", l.prefix, fp, k);
+  fail("{}: tensor not found: {}", ws.files().dir(), tried);
+}
+
+std::unique_ptr<Ffn> load_moe(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+  const auto& d = l.moe;
+  const std::string p = ffn_prefix(ws, l, {"gate.weight"});
+  MoeWeights w;
+  w.router = ws.take(p + "gate.weight", {d.experts, m.hidden});
+  if (d.correction_bias) {
+    const auto bias = ws.first_present({p + "gate.e_score_correction_bias", p + "e_score_correction_bias"});
+    LINFER_CHECK(bias, "{}: tensor '{}gate.e_score_correction_bias' not found", ws.files().dir(), p);
+    w.correction_bias = ws.take_f32(*bias, d.experts);
+  }
+  const int64_t I = d.intermediate, H = m.hidden;
+  if (auto gu = ws.first_present({p + "experts.gate_up_proj", p + "experts.gate_up_proj.weight"})) {
+    // transformers in memory: gate_up_proj [E, 2·I, hidden] (gate rows first), down_proj [E, hidden, I]
+    TensorView all_gu = ws.take(*gu, {d.experts, 2 * I, H});
+    TensorView all_down = ws.take(ws.pick({p + "experts.down_proj", p + "experts.down_proj.weight"}), {d.experts, H, I});
+    for (int64_t e = 0; e < d.experts; ++e) {
+      MlpWeights x;
+      x.gate_up = all_gu.slice0(e, e + 1).reshape({2 * I, H});
+      x.down = all_down.slice0(e, e + 1).reshape({H, I});
+      w.experts.push_back(x);
+    }
+  } else {
+    for (int64_t e = 0; e < d.experts; ++e)
+      w.experts.push_back(take_mlp(ws, fmt::format("{}experts.{}.", p, e), H, I));
+  }
+  if (d.shared_intermediate > 0) {
+    const auto sp = ws.has(p + "shared_experts.gate_proj.weight") ? p + "shared_experts." : p + "shared_expert.";
+    w.shared = take_mlp(ws, sp, H, d.shared_intermediate);
+  }
+  if (d.shared_gate) w.shared_gate = ws.take(p + "shared_expert_gate.weight", {1, H});
+  return std::make_unique<Moe>(d, std::move(w));
+}
+
+}  // namespace
+
+std::unique_ptr<Mixer> load_mixer(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+  switch (l.mixer) {
+    case MixerKind::Kda: return load_kda(ws, m, l);
+    case MixerKind::Gdn: return load_gdn(ws, m, l);
+    case MixerKind::Mamba2: return load_mamba2(ws, m, l);
+    case MixerKind::Attention: return load_attention(ws, m, l);
+    case MixerKind::Mla: return load_mla(ws, m, l);
+  }
+  fail("unknown mixer kind");
+}
+
+std::unique_ptr<Ffn> load_ffn(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+  switch (l.ffn) {
+    case FfnKind::None: return nullptr;
+    case FfnKind::Dense: {
+      const std::string p = ffn_prefix(ws, l, {"gate_proj.weight", "w1.weight"});
+      return std::make_unique<Mlp>(take_mlp(ws, p, m.hidden, l.dense_intermediate));
+    }
+    case FfnKind::Moe: return load_moe(ws, m, l);
+  }
+  fail("unknown ffn kind");
+}
+
+void declare_layer_state(const LayerConfig& l, int layer, std::vector<StateTensorSpec>& out) {
+  switch (l.mixer) {
+    case MixerKind::Kda: KdaMixer::state_spec(l.delta, layer, out); return;
+    case MixerKind::Gdn: GdnMixer::state_spec(l.delta, layer, out); return;
+    case MixerKind::Mamba2: Mamba2Mixer::state_spec(l.mamba, layer, out); return;
+    case MixerKind::Attention: AttentionMixer::state_spec(l.attn, layer, out); return;
+    case MixerKind::Mla: MlaMixer::state_spec(l.mla, layer, out); return;
+  }
+}
+
+int64_t count_params(const ModelConfig& m) {
+  const int64_t h = m.hidden;
+  int64_t n = m.vocab * h * (m.tie_embeddings ? 1 : 2) + h;  // embeddings (+ head) + final norm
+  for (const auto& l : m.layers) {
+    n += h * (l.post_norm.empty() ? 1 : 2);
+    switch (l.mixer) {
+      case MixerKind::Kda: {
+        const auto& d = l.delta;
+        const int64_t kd = d.key_dim(), vd = d.value_dim(), r = d.head_v;
+        n += (2 * kd + vd) * h + (2 * kd + vd) * d.conv_width + 2 * (h * r + r * vd) + d.v_heads + vd +
+             d.v_heads * h + d.head_v + h * vd;
+        break;
+      }
+      case MixerKind::Gdn: {
+        const auto& d = l.delta;
+        n += (2 * d.key_dim() + 2 * d.value_dim()) * h + 2 * d.v_heads * h + d.conv_dim() * d.conv_width +
+             2 * d.v_heads + d.head_v + h * d.value_dim();
+        break;
+      }
+      case MixerKind::Mamba2: {
+        const auto& d = l.mamba;
+        n += (2 * d.d_inner() + 2 * d.groups * d.state + d.heads) * h + d.conv_dim() * (d.conv_width + 1) +
+             3 * d.heads + d.d_inner() + h * d.d_inner();
+        break;
+      }
+      case MixerKind::Attention: {
+        const auto& d = l.attn;
+        n += d.heads * d.head_dim * (d.output_gate ? 2 : 1) * h + 2 * d.kv_heads * d.head_dim * h +
+             h * d.heads * d.head_dim + (d.qk_norm ? 2 * d.head_dim : 0);
+        break;
+      }
+      case MixerKind::Mla: {
+        const auto& d = l.mla;
+        const int64_t dq = d.heads * (d.qk_nope + d.qk_rope);
+        n += (d.q_lora_rank > 0 ? d.q_lora_rank * (h + 1) + dq * d.q_lora_rank : dq * h) + d.latent_dim() * h +
+             d.kv_lora_rank + d.heads * (d.qk_nope + d.v_head) * d.kv_lora_rank + h * d.heads * d.v_head;
+        break;
+      }
+    }
+    if (l.ffn == FfnKind::Dense) n += 3 * h * l.dense_intermediate;
+    if (l.ffn == FfnKind::Moe) {
+      const auto& d = l.moe;
+      n += d.experts * h + (d.correction_bias ? d.experts : 0) + d.experts * 3 * h * d.intermediate +
+           3 * h * d.shared_intermediate + (d.shared_gate ? h : 0);
+    }
+  }
+  return n;
+}
+
+}  // namespace linfer

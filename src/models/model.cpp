@@ -1,0 +1,219 @@
+// Model::load and the one forward path every architecture shares:
+//   x = embed(tokens)
+//   per layer: x += mixer(norm_in(x)); if ffn: x += ffn(norm_post(x))
+//   logits = lm_head(norm_final(x))   (rows per Logits mode)
+// LINFER_DUMP=DIR writes the residual stream after the embedding and after each layer as
+// DIR/hidden_<i>.npy (i = 0 embedding, i = l + 1 after layer l) and DIR/final_norm.npy: the same
+// layout as transformers' output_hidden_states, for layer-by-layer diffs against a fixture.
+
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include "ffn/ffn.h"
+#include "io/config.h"
+#include "io/npy.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/norm.h"
+#include "linfer/core/error.h"
+#include "linfer/model.h"
+#include "mixers/mixer.h"
+#include "mixers/scratch.h"
+#include "models/load_layers.h"
+#include "models/registry.h"
+#include "models/weights.h"
+
+namespace linfer {
+
+namespace {
+
+// Architecture + a hash of config.json and the weights. Every tensor's name, dtype and shape are
+// hashed; so are its bytes when it is at most 4 MiB, otherwise three 64 KiB samples (start, middle,
+// end), so fingerprinting a 100 GB checkpoint reads ~200 KB per tensor instead of everything.
+std::string fingerprint_of(const std::string& arch, const std::string& config_text, const SafetensorsDir& files) {
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  XXH3_64bits_update(st, config_text.data(), config_text.size());
+  constexpr size_t kWhole = 4u << 20, kSample = 64u << 10;
+  for (const auto& name : files.names()) {
+    const auto& e = files.entry(name);
+    const std::string meta = fmt::format("{}|{}|{}", name, e.dtype_name, shape_str(e.shape));
+    XXH3_64bits_update(st, meta.data(), meta.size());
+    const TensorView* v = files.find(name);
+    if (!v) continue;
+    const auto* bytes = static_cast<const std::byte*>(v->data());
+    const size_t n = e.end - e.begin;
+    if (n <= kWhole) {
+      XXH3_64bits_update(st, bytes, n);
+    } else {
+      XXH3_64bits_update(st, bytes, kSample);
+      XXH3_64bits_update(st, bytes + n / 2, kSample);
+      XXH3_64bits_update(st, bytes + n - kSample, kSample);
+    }
+  }
+  const uint64_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  return fmt::format("{}-{:016x}", arch, h);
+}
+
+std::string read_text(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  LINFER_CHECK(f, "cannot open {}", path);
+  std::string s;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
+  std::fclose(f);
+  return s;
+}
+
+struct Layer {
+  std::unique_ptr<Mixer> mixer;
+  std::unique_ptr<Ffn> ffn;
+  Tensor in_norm, post_norm;  // f32 [hidden]
+  size_t first_tensor = 0;    // this layer's first state tensor
+};
+
+class LoadedModel final : public Model {
+ public:
+  explicit LoadedModel(const std::string& dir);
+
+  const ModelInfo& info() const override { return info_; }
+  const StateSpec& state_spec() const override { return spec_; }
+  const std::string& fingerprint() const override { return fingerprint_; }
+  const std::string& dir() const override { return dir_; }
+  void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
+               Logits mode) const override;
+
+ private:
+  void norm(const Tensor& w, const float* x, float* y, int64_t rows) const {
+    kernels::rms_norm(x, w.f32(), y, rows, cfg_.hidden, float(cfg_.norm_eps),
+                      cfg_.norm == NormKind::ZeroCentred ? kernels::NormWeight::OnePlus : kernels::NormWeight::Plain);
+  }
+
+  std::string dir_;
+  ModelConfig cfg_;
+  ModelInfo info_;
+  StateSpec spec_;
+  std::string fingerprint_;
+  std::unique_ptr<WeightStore> ws_;  // owns the mmaps every weight view points into
+  TensorView embed_, lm_head_;
+  Tensor final_norm_;
+  std::vector<Layer> layers_;
+  const char* dump_ = nullptr;
+};
+
+LoadedModel::LoadedModel(const std::string& dir) : dir_(dir) {
+  const std::string config_path = dir + "/config.json";
+  const std::string config_text = read_text(config_path);
+  const Config config = Config::parse(config_text, config_path);
+  cfg_ = build_model_config(config);
+  ws_ = std::make_unique<WeightStore>(dir);
+  WeightStore& ws = *ws_;
+
+  const int64_t V = cfg_.vocab, Hd = cfg_.hidden;
+  embed_ = ws.take(cfg_.embed, {V, Hd});
+  final_norm_ = ws.take_f32(cfg_.final_norm, Hd);
+  if (cfg_.tie_embeddings && !ws.has(cfg_.lm_head)) lm_head_ = embed_;
+  else lm_head_ = ws.take(cfg_.lm_head, {V, Hd});
+
+  for (size_t i = 0; i < cfg_.layers.size(); ++i) {
+    const LayerConfig& lc = cfg_.layers[i];
+    Layer l;
+    l.first_tensor = spec_.tensors.size();
+    l.mixer = load_mixer(ws, cfg_, lc);
+    l.mixer->declare_state(int(i), spec_.tensors);
+    l.ffn = load_ffn(ws, cfg_, lc);
+    l.in_norm = ws.take_f32(lc.prefix + lc.input_norm, Hd);
+    if (l.ffn) l.post_norm = ws.take_f32(lc.prefix + lc.post_norm, Hd);
+    layers_.push_back(std::move(l));
+    info_.layers.push_back(fmt::format("{}+{}", mixer_name(lc.mixer), ffn_name(lc.ffn)));
+  }
+  ws.check_all_taken(cfg_.ignorable_prefixes, cfg_.ignorable_suffixes);
+
+  info_.architecture = cfg_.architecture;
+  info_.vocab_size = V;
+  info_.hidden_size = Hd;
+  for (const auto& name : ws.files().names()) {
+    bool ignorable = false;
+    for (const auto& p : cfg_.ignorable_prefixes) ignorable |= name.rfind(p, 0) == 0;
+    if (!ignorable) info_.n_params += shape_numel(ws.files().entry(name).shape);
+  }
+  info_.eos_token_id = cfg_.eos;
+  info_.bos_token_id = cfg_.bos;
+  fingerprint_ = fingerprint_of(cfg_.architecture, config_text, ws.files());
+  dump_ = std::getenv("LINFER_DUMP");
+}
+
+void LoadedModel::forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
+                          Logits mode) const {
+  const int64_t n_seqs = batch.n_seqs();
+  LINFER_CHECK(n_seqs >= 1 && int64_t(states.size()) == n_seqs, "forward: {} sequences but {} states", n_seqs,
+               states.size());
+  LINFER_CHECK(batch.offsets.front() == 0 && batch.offsets.back() == int64_t(batch.tokens.size()),
+               "forward: offsets must start at 0 and end at the token count ({})", batch.tokens.size());
+  bool decode = true;
+  for (int64_t i = 0; i < n_seqs; ++i) {
+    const int64_t n = batch.offsets[i + 1] - batch.offsets[i];
+    LINFER_CHECK(n >= 1, "forward: sequence {} has {} tokens (at least one expected)", i, n);
+    decode &= n == 1;
+  }
+  LINFER_CHECK(logits || mode == Logits::None, "forward: logits buffer is null");
+  const int64_t T = int64_t(batch.tokens.size()), Hd = cfg_.hidden;
+  for (int32_t id : batch.tokens)
+    LINFER_CHECK(id >= 0 && id < cfg_.vocab, "token id {} is outside the vocabulary [0, {})", id, cfg_.vocab);
+
+  Scratch s;
+  thread_local std::vector<int64_t> positions;
+  positions.resize(size_t(T));
+  for (int64_t i = 0; i < n_seqs; ++i)
+    for (int64_t t = batch.offsets[i]; t < batch.offsets[i + 1]; ++t)
+      positions[t] = states[i]->n_tokens() + (t - batch.offsets[i]);
+
+  float* x = s.get(T * Hd);
+  float* h = s.get(T * Hd);
+  float* y = s.get(T * Hd);
+  kernels::embedding(embed_, batch.tokens, x);
+  auto dump = [&](const std::string& name, const float* p, int64_t rows) {
+    if (dump_) write_npy(fmt::format("{}/{}.npy", dump_, name), p, {rows, Hd});
+  };
+  dump("hidden_0", x, T);
+
+  MixerCall call{.T = T, .offsets = batch.offsets, .positions = positions, .states = states, .decode = decode};
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& layer = layers_[l];
+    norm(layer.in_norm, x, h, T);
+    call.first_tensor = layer.first_tensor;
+    layer.mixer->forward(h, y, call);
+    for (int64_t i = 0; i < T * Hd; ++i) x[i] += y[i];
+    if (layer.ffn) {
+      norm(layer.post_norm, x, h, T);
+      layer.ffn->forward(h, y, T);
+      for (int64_t i = 0; i < T * Hd; ++i) x[i] += y[i];
+    }
+    dump(fmt::format("hidden_{}", l + 1), x, T);
+  }
+  for (int64_t i = 0; i < n_seqs; ++i)
+    states[i]->set_n_tokens(states[i]->n_tokens() + batch.offsets[i + 1] - batch.offsets[i]);
+
+  if (mode == Logits::None) return;
+  int64_t rows = T;
+  if (mode == Logits::Last) {
+    rows = n_seqs;
+    for (int64_t i = 0; i < n_seqs; ++i)
+      std::memcpy(h + i * Hd, x + (batch.offsets[i + 1] - 1) * Hd, Hd * sizeof(float));
+    norm(final_norm_, h, h, rows);
+  } else {
+    norm(final_norm_, x, h, rows);
+  }
+  dump("final_norm", h, rows);
+  kernels::matmul(h, rows, lm_head_, nullptr, logits);
+}
+
+}  // namespace
+
+std::shared_ptr<const Model> Model::load(const std::string& dir) { return std::make_shared<LoadedModel>(dir); }
+
+}  // namespace linfer

@@ -166,8 +166,8 @@ def write_fixtures(model, tok, val_text, fix_dir, ctx):
         "device": common.gpu_name(), "weights_dtype": "bfloat16", "compute_dtype": "float32",
         "vocab_size": model.config.vocab_size,
         "notes": "Prompts are slices of the tokenized validation split. Logits: one full forward pass "
-                 "(use_cache=False, eager attention) of models/demo loaded from its bf16 files and cast to "
-                 "float32, CUDA, TF32 off. greedy_ids: generate(do_sample=False, max_new_tokens=16), eos disabled.",
+                 "(use_cache=False, eager attention) of models/demo, its bf16 files loaded as float32 "
+                 "(from_pretrained(dtype=float32)), CUDA, TF32 off. greedy_ids: generate(do_sample=False, max_new_tokens=16), eos disabled.",
         "cases": cases})
     print(f"demo fixtures: snippet {len(snippet)} chars / {len(ids)} tokens, NLL {nll:.4f} nats/token")
     return nll
@@ -227,7 +227,7 @@ def main():
 
     # Everything below is measured on the saved bf16 weights, in float32, TF32 off.
     common.strict_fp32()
-    ref = common.load_model(args.out, torch.bfloat16, attn="eager").float().to(dev).eval()
+    ref = common.load_model(args.out, torch.float32, attn="eager").to(dev).eval()  # bf16 files -> fp32, exact
     common.disable_eos(ref, eos_id)
     tot, cnt = mean_nll(ref, val_ids, args.ctx, dev, autocast=False)
     val_nats = tot / cnt

@@ -46,11 +46,15 @@ def load_model(path, dtype, attn="eager"):
 def model_from_config(cfg, attn="eager"):
     from transformers import AutoModelForCausalLM
 
+    # float32 explicitly: buffers such as the rotary inv_freq are then computed in float32, never rounded.
     try:
-        return AutoModelForCausalLM.from_config(cfg, attn_implementation=attn)
+        model = AutoModelForCausalLM.from_config(cfg, attn_implementation=attn, dtype=torch.float32)
     except (TypeError, ValueError) as e:
-        print(f"  from_config(attn_implementation={attn!r}) refused ({e}); using the default")
-        return AutoModelForCausalLM.from_config(cfg)
+        print(f"  from_config(attn_implementation={attn!r}, dtype=float32) refused ({e}); using the defaults")
+        model = AutoModelForCausalLM.from_config(cfg)
+    if next(model.parameters()).dtype != torch.float32:
+        raise RuntimeError(f"from_config built a {next(model.parameters()).dtype} model, expected float32")
+    return model
 
 
 def disable_eos(model, pad_id):

@@ -73,13 +73,13 @@ CASES = [
          kw=kimi(64, 4, 16, 4, 16, 8, 16, 32, 128, 32, 8, 2, 1, 2.446, ["KDA", "KDA", "KDA", "MLA"], 1)),
     dict(name="kimi_linear_b", model_type="kimi_linear", seed=102, pattern=["MLA", "KDA", "KDA", "KDA", "MLA"],
          n_dense=2, alt="packed+moonshot",
-         kw=kimi(96, 3, 32, 3, 32, 16, 32, 48, 160, 32, 12, 3, 2, 1.5, ["MLA", "KDA", "KDA", "KDA", "MLA"], 2)),
+         kw=kimi(64, 2, 32, 2, 32, 16, 32, 32, 96, 16, 8, 3, 2, 1.5, ["MLA", "KDA", "KDA", "KDA", "MLA"], 2)),
     dict(name="qwen3_next_a", model_type="qwen3_next", seed=201, pattern=["GDN", "GDN", "GDN", "ATT"],
          alt="packed",
-         kw=qwen(64, 4, 2, 32, 2, 4, 16, 16, 128, 32, 48, 8, 2, True, ["GDN", "GDN", "GDN", "ATT"], [])),
+         kw=qwen(64, 4, 2, 32, 2, 4, 16, 16, 128, 16, 32, 8, 2, True, ["GDN", "GDN", "GDN", "ATT"], [])),
     dict(name="qwen3_next_b", model_type="qwen3_next", seed=202, pattern=["ATT", "GDN", "GDN", "ATT", "GDN"],
          alt="packed", max_shard_size="100KB",
-         kw=qwen(96, 4, 2, 32, 2, 6, 32, 16, 160, 32, 64, 10, 3, False, ["ATT", "GDN", "GDN", "ATT", "GDN"],
+         kw=qwen(64, 4, 2, 16, 2, 4, 32, 16, 96, 16, 32, 8, 3, False, ["ATT", "GDN", "GDN", "ATT", "GDN"],
                  [0, 2])),
     dict(name="mamba2_a", model_type="mamba2", seed=301, pattern=["SSD"] * 3, alt=None,
          kw=mamba2(64, 3, 8, 16, 16, 1, 256, False)),
@@ -165,7 +165,7 @@ def randomize(model, seed):
     return rules
 
 
-def moonshot_config(cfg, case):
+def moonshot_config(case):
     """The published Kimi-Linear config.json layout (1-indexed layer lists, Moonshot's MoE field names)."""
     kw = case["kw"]
     lt = kw["layer_types"]
@@ -204,41 +204,50 @@ def logits_of(model, ids):
 
 @torch.no_grad()
 def hidden_states_of(model, ids):
-    """[n_layers + 1, T, hidden] and a sentence saying what the last entry is."""
+    """[n_layers + 1, T, hidden] and, for each entry, what it is (found by comparing with hooked layer outputs)."""
     x = torch.tensor([ids], device=model.device)
+    layers = model.base_model.layers
+    outs = {}
+
+    def hook(j):
+        def fn(module, args, out):
+            outs[j] = (out[0] if isinstance(out, tuple) else out)[0].float().cpu().numpy()
+        return fn
+    handles = [layer.register_forward_hook(hook(j)) for j, layer in enumerate(layers)]
     out = model(input_ids=x, use_cache=False, output_hidden_states=True)
+    for h in handles:
+        h.remove()
     hs = torch.stack([h[0].float() for h in out.hidden_states]).cpu().numpy()
-    base = model.base_model(input_ids=x, use_cache=False).last_hidden_state[0].float().cpu().numpy()
     n_layers = model.config.num_hidden_layers
     if hs.shape[0] != n_layers + 1:
         raise RuntimeError(f"hidden_states has {hs.shape[0]} entries, expected {n_layers + 1}")
-    emb = model.get_input_embeddings()(x)[0].float().cpu().numpy()
-    first = "entry 0 is the token embeddings" if np.allclose(hs[0], emb, atol=1e-6) else \
-        "entry 0 is NOT the raw token embeddings"
-    if np.allclose(hs[-1], base, atol=1e-5, rtol=1e-5):
-        last = "the last entry is AFTER the final norm (equals last_hidden_state)"
-    else:
-        last = "the last entry is the last layer's output BEFORE the final norm (entry i = output of layer i-1)"
-    return hs, f"{first}; {last}"
+    known = [("token embeddings", model.get_input_embeddings()(x)[0].float().cpu().numpy())]
+    known += [(f"output of layer {j} (residual stream)", outs[j]) for j in range(len(layers))]
+    known.append(("final norm output (last_hidden_state)",
+                  model.base_model(input_ids=x, use_cache=False).last_hidden_state[0].float().cpu().numpy()))
+    labels = []
+    for e in hs:
+        labels.append(next((name for name, ref in known if np.allclose(e, ref, atol=1e-5, rtol=1e-5)),
+                           "unidentified"))
+    return hs, labels
 
 
-def save_alt(case, ref, cfg_dir, alt_dir, ref_logits, long_ids):
-    """Write alt/: in-memory tensor names; check they reproduce the parent's logits."""
-    sd = {k: v.detach().to("cpu").clone().contiguous() for k, v in ref.state_dict().items()}
+def save_alt(case, sd, cfg_dir, alt_dir, ref_logits, long_ids, dev):
+    """Write alt/: the reloaded bf16 tensors under their in-memory names; check they reproduce the logits."""
     os.makedirs(alt_dir, exist_ok=True)
     from safetensors.torch import save_file
     save_file(sd, os.path.join(alt_dir, "model.safetensors"), metadata={"format": "pt"})
     if case["model_type"] == "kimi_linear":
-        common.write_json(os.path.join(alt_dir, "config.json"), moonshot_config(ref.config, case))
+        common.write_json(os.path.join(alt_dir, "config.json"), moonshot_config(case))
     else:
         shutil.copy(os.path.join(cfg_dir, "config.json"), os.path.join(alt_dir, "config.json"))
 
     # Hard check: the alt tensors load strictly into the parent's architecture and give the same logits.
     from transformers import AutoConfig
     parent_cfg = AutoConfig.from_pretrained(cfg_dir)
-    m = common.model_from_config(parent_cfg).to(torch.bfloat16)
+    m = common.model_from_config(parent_cfg)  # float32: load_state_dict converts the bf16 values exactly
     m.load_state_dict(sd, strict=True)
-    m = m.float().to(ref.device).eval()
+    m = m.to(dev).eval()
     d = float(np.abs(logits_of(m, long_ids) - ref_logits).max())
     if d > 1e-5:
         raise RuntimeError(f"{case['name']}: alt tensors give different logits (max abs diff {d})")
@@ -250,15 +259,15 @@ def save_alt(case, ref, cfg_dir, alt_dir, ref_logits, long_ids):
         for key in ("layer_types", "mlp_layer_types"):
             if getattr(alt_cfg, key, None) != getattr(parent_cfg, key, None):
                 raise RuntimeError(f"{key}: {getattr(alt_cfg, key, None)} != {getattr(parent_cfg, key, None)}")
-        m2 = common.model_from_config(alt_cfg).to(torch.bfloat16)
+        m2 = common.model_from_config(alt_cfg)
         m2.load_state_dict(sd, strict=True)
-        m2 = m2.float().to(ref.device).eval()
+        m2 = m2.to(dev).eval()
         d2 = float(np.abs(logits_of(m2, long_ids) - ref_logits).max())
         report.append(f"model built from alt/config.json + alt tensors: max|dlogits| = {d2:.2e}")
     except Exception as e:  # noqa: BLE001 — informational only
         report.append(f"WARNING: model built from alt/config.json failed: {type(e).__name__}: {e}")
     try:
-        m3 = common.load_model(alt_dir, torch.bfloat16).float().to(ref.device).eval()
+        m3 = common.load_model(alt_dir, torch.float32).to(dev).eval()
         d3 = float(np.abs(logits_of(m3, long_ids) - ref_logits).max())
         report.append(f"from_pretrained(alt/): max|dlogits| = {d3:.2e}")
     except Exception as e:  # noqa: BLE001
@@ -297,8 +306,17 @@ def make_case(case, out_root, dev):
 
     # The reference: the saved bf16 checkpoint, loaded back and computed in float32.
     ref_bf16 = common.load_model(case_dir, torch.bfloat16)
-    mem = model.float().to(dev).eval()
-    ref = common.load_model(case_dir, torch.bfloat16).float().to(dev).eval()
+    alt_sd = {k: v.detach().to("cpu").clone().contiguous() for k, v in ref_bf16.state_dict().items()}
+    saved_sd = model.state_dict()
+    for k, v in ref_bf16.state_dict().items():
+        if k not in saved_sd or not torch.equal(saved_sd[k].to(v.dtype), v):
+            raise RuntimeError(f"{name}: tensor {k} does not reload to the value that was saved")
+    if set(saved_sd) != set(ref_bf16.state_dict()):
+        raise RuntimeError(f"{name}: reloaded tensor names differ: {set(saved_sd) ^ set(ref_bf16.state_dict())}")
+    # The reference loads the bf16 files straight into float32 (exact), so non-persistent buffers (rotary
+    # inv_freq) are computed in float32 as an engine would; record how far the bf16-load-then-.float() path is.
+    ref = common.load_model(case_dir, torch.float32).to(dev).eval()
+    via_bf16 = ref_bf16.float().to(dev).eval()
     common.disable_eos(ref, SPECIAL_IDS["pad_token_id"])
 
     rng = np.random.RandomState(case["seed"])
@@ -310,9 +328,12 @@ def make_case(case, out_root, dev):
         lg = logits_of(ref, ids)
         if not np.isfinite(lg).all():
             raise RuntimeError(f"{name}/{cname}: non-finite logits")
-        d_mem = float(np.abs(logits_of(mem, ids) - lg).max())
-        if d_mem > 1e-5:
-            raise RuntimeError(f"{name}/{cname}: reloaded checkpoint differs from the in-memory model ({d_mem})")
+        d_bf16 = float(np.abs(logits_of(via_bf16, ids) - lg).max())
+        if d_bf16 > 1e-5:
+            print(f"  note: {cname}: from_pretrained(dtype=bf16).float() differs by {d_bf16:.2e} (buffers)")
+        d_rep = float(np.abs(logits_of(ref, ids) - lg).max())
+        if d_rep > 1e-5:
+            raise RuntimeError(f"{name}/{cname}: two forward passes differ by {d_rep} (nondeterminism)")
         new = common.greedy(ref, ids, N_NEW)
         check = common.greedy_nocache(ref, ids, N_NEW)
         # Greedy decode via the recurrent (cached) path must agree with full forward passes.
@@ -321,7 +342,8 @@ def make_case(case, out_root, dev):
         entry = {"name": cname, "prompt_ids": ids, "logits": f"{cname}.logits.npy", "greedy_ids": new,
                  "hidden_states": None}
         if cname == HIDDEN_CASE:
-            hs, hs_note = hidden_states_of(ref, ids)
+            hs, hs_labels = hidden_states_of(ref, ids)
+            hs_note = "entries: " + "; ".join(f"[{i}] {lab}" for i, lab in enumerate(hs_labels))
             common.save_npy(os.path.join(case_dir, f"{cname}.hidden_states.npy"), hs)
             entry["hidden_states"] = f"{cname}.hidden_states.npy"
         if agree != N_NEW:
@@ -335,8 +357,7 @@ def make_case(case, out_root, dev):
 
     alt_report = None
     if case["alt"]:
-        alt_report = save_alt(case, ref_bf16.to(dev), case_dir, os.path.join(case_dir, "alt"),
-                              long_logits, long_ids)
+        alt_report = save_alt(case, alt_sd, case_dir, os.path.join(case_dir, "alt"), long_logits, long_ids, dev)
 
     notes = (f"Tiny random {case['model_type']} model, layer pattern {case['pattern']}. Weights drawn by "
              f"tools/golden/make_fixtures.py (seed {case['seed']}), saved in bf16 by save_pretrained. Logits: one "
@@ -352,7 +373,8 @@ def make_case(case, out_root, dev):
     doc = {"model_type": case["model_type"], "transformers_version": transformers.__version__,
            "torch_version": torch.__version__, "device": common.gpu_name(), "weights_dtype": "bfloat16",
            "compute_dtype": "float32", "vocab_size": cfg.vocab_size, "layer_pattern": case["pattern"],
-           "n_params": n_params, "notes": notes, "alt_checks": alt_report, "cases": cases}
+           "n_params": n_params, "notes": notes, "hidden_states_entries": hs_labels, "alt_checks": alt_report,
+           "cases": cases}
     common.write_json(os.path.join(case_dir, "cases.json"), doc)
     print(f"  config used: {json.dumps(json.load(open(os.path.join(case_dir, 'config.json'))), sort_keys=True)}")
     return name, n_params, summary

@@ -362,7 +362,8 @@ def make_case(case, out_root, dev):
     notes = (f"Tiny random {case['model_type']} model, layer pattern {case['pattern']}. Weights drawn by "
              f"tools/golden/make_fixtures.py (seed {case['seed']}), saved in bf16 by save_pretrained. Logits: one "
              f"full forward pass (use_cache=False, attn_implementation=eager) of the model loaded from these bf16 "
-             f"files and cast to float32, CUDA, TF32 off. greedy_ids: generate(do_sample=False, "
+             f"files as float32 (from_pretrained(dtype=float32): exact weights, rotary buffers computed in "
+             f"float32), CUDA, TF32 off. greedy_ids: generate(do_sample=False, "
              f"max_new_tokens={N_NEW}) with eos disabled (only new tokens); where the cached decode path and full "
              f"forward passes disagree (near-ties), greedy_ids_nocache holds the latter. Prompts are random ids in "
              f"[{FIRST_NORMAL_ID}, vocab). hidden_states ({HIDDEN_CASE}): {hs_note}.")

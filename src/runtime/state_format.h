@@ -1,0 +1,110 @@
+#pragma once
+// The state wire format (docs/state-format.md): a SequenceState as a self-describing, checked,
+// streamable byte stream. Header (model + tokenizer fingerprints, token count, every tensor's layer,
+// role, kind, dtype, shape, layout), then one record per tensor in layer order, each with its own
+// XXH3 checksum, then a trailer with the checksum of the whole stream.
+//
+//   StateIdentity id{model->fingerprint(), tokenizer_fp};
+//   FileSink out("chat.lstate");
+//   write_state(out, state, id, {.dtype = DType::BF16, .compress = true});
+//   out.close();
+//
+//   FileSource in("chat.lstate");
+//   StateReader reader(in);                       // reads and checks the header
+//   SequenceState s = reader.read(model->state_spec(), id);   // refuses any mismatch or corruption
+//
+// Thread-safety: free functions are reentrant; a StateReader belongs to one thread.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "linfer/core/dtype.h"
+#include "linfer/state.h"
+#include "runtime/state_stream.h"
+
+namespace linfer {
+
+inline constexpr uint32_t kStateFormatVersion = 1;
+
+class StreamHash;  // runtime/state_wire.h
+
+struct StateIdentity {
+  std::string model_fingerprint;      // Model::fingerprint()
+  std::string tokenizer_fingerprint;  // "" when no tokenizer is involved (token-id interfaces)
+};
+
+struct StateWriteOptions {
+  DType dtype = DType::F32;  // F32 (exact) or BF16 (half the bytes; accuracy cost in the docs)
+  bool compress = false;     // zstd, per record, so the stream stays streamable
+  int zstd_level = 3;
+};
+
+// One tensor as the header describes it.
+struct StateTensorHeader {
+  int layer = 0;
+  std::string name;
+  StateKind kind = StateKind::Fixed;
+  Shape shape;           // Fixed: whole tensor; Growing / Ring: one row
+  int64_t capacity = 0;  // Ring only
+  int64_t rows = 1;      // rows stored (Fixed: 1; Growing: rows in use; Ring: live rows, oldest first)
+  std::string layout;
+  DType dtype = DType::F32;  // as stored
+  bool compressed = false;
+  uint64_t raw_bytes = 0;    // rows x row elements x dtype size, before compression
+};
+
+struct StateHeader {
+  uint32_t version = kStateFormatVersion;
+  std::string model_fingerprint;
+  std::string tokenizer_fingerprint;
+  int64_t n_tokens = 0;
+  std::vector<StateTensorHeader> tensors;  // in record order (ascending layer)
+};
+
+void write_state(Sink& sink, const SequenceState& state, const StateIdentity& id,
+                 const StateWriteOptions& options = {});
+
+struct StateReadOptions {
+  // Refuse records whose decoded size exceeds this: a hostile header cannot make us allocate
+  // without bound. The default admits any real model.
+  uint64_t max_record_bytes = uint64_t(1) << 40;
+};
+
+class StateReader {
+ public:
+  // Reads and validates the header (magic, version, checksum, field types and sizes).
+  explicit StateReader(Source& source, StateReadOptions options = {});
+  ~StateReader();
+  const StateHeader& header() const { return header_; }
+
+  // Checks the header against this model (fingerprints, every tensor's layer / role / kind / shape /
+  // layout) before reading any payload, then reads every record into a new state, verifying each
+  // record's checksum and the trailer. Throws Error with a message a user can act on.
+  SequenceState read(const StateSpec& spec, const StateIdentity& expected);
+
+  // Reads and verifies every record without a model; returns each record's stored (on-the-wire)
+  // payload bytes. For `linfer state info` and the fuzzer.
+  std::vector<uint64_t> verify();
+
+ private:
+  // Reads the next record (which must be record `index`) into `raw` (decoded bytes); returns its
+  // stored size.
+  uint64_t next_record(size_t index, std::vector<uint8_t>& raw);
+  void read_trailer();
+  template <class T>
+  T take(const char* what);
+  void take_bytes(void* dst, size_t n, const char* what);
+
+  Source& src_;
+  StateReadOptions options_;
+  StateHeader header_;
+  std::unique_ptr<StreamHash> stream_hash_;  // XXH3 over every byte before the trailer's checksum
+};
+
+// "ab12cd34ef56..." — fingerprints in messages, shortened.
+std::string short_fingerprint(const std::string& fp);
+const char* state_kind_name(StateKind k);
+
+}  // namespace linfer

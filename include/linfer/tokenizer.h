@@ -26,6 +26,14 @@
 
 namespace linfer {
 
+// Whether special tokens written in the text become their ids. Text from an untrusted user should
+// be encoded kAsText, so that typing "<|im_end|>" cannot end a chat turn.
+enum class SpecialTokens {
+  kRecognize,  // every added token in the text maps to its id
+  kAsText,     // tokens marked special are tokenized as ordinary text (Hugging Face:
+               // encode_special_tokens; tiktoken: encode_ordinary); non-special added tokens still match
+};
+
 class Tokenizer {
  public:
   // model_dir holds tokenizer.json, or tiktoken.model + tokenizer_config.json. Throws linfer::Error
@@ -33,14 +41,17 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> load(const std::string& model_dir);
   ~Tokenizer();
 
-  // Special / added tokens written in the text are recognised and map to their ids. Invalid UTF-8 in
-  // `text` is first replaced by U+FFFD (as Python's bytes.decode(errors="replace")).
-  std::vector<int32_t> encode(std::string_view text) const;
+  // Invalid UTF-8 in `text` is first replaced by U+FFFD (as Python's bytes.decode(errors="replace")).
+  // No BOS/EOS is added.
+  std::vector<int32_t> encode(std::string_view text, SpecialTokens special = SpecialTokens::kRecognize) const;
   // Concatenated token bytes, invalid UTF-8 replaced by U+FFFD (as Hugging Face / tiktoken decode).
-  // Throws linfer::Error for ids outside [0, vocab_size()).
-  std::string decode(std::span<const int32_t> ids) const;
-  // The raw bytes of one token (may be part of a UTF-8 character); empty for an unused id.
+  // skip_special drops the ids of special tokens. Throws linfer::Error for ids outside
+  // [0, vocab_size()).
+  std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
+  // The raw bytes of one token (may be part of a UTF-8 character); empty for an unused id. Throws
+  // linfer::Error for ids outside [0, vocab_size()).
   std::string_view token_bytes(int32_t id) const;
+  bool is_special(int32_t id) const;
 
   // Id of a token given its vocabulary string (tokenizer.json: as written in "vocab" / added_tokens,
   // e.g. "Ġthe", "<|endoftext|>"; tiktoken: its raw bytes or special-token name); -1 if unknown.

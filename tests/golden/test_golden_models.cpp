@@ -1,0 +1,198 @@
+// linfer against Hugging Face transformers 5.17 on the committed golden fixtures
+// (tests/golden/<case>/, written by tools/golden/ on a GPU; format: the fixture contract).
+// For every fixture folder with a model:
+//   - logits at every prompt position within 1e-4 relative (‖Δ‖ / ‖ref‖ per position);
+//   - greedy decoding (prefill, then one token per step) gives the reference ids;
+//   - prefill of a prefix, then token-by-token steps give the full pass's logits;
+//   - all prompts packed into one forward give each prompt's logits;
+//   - alt/ (the other tensor layout / config format) gives bit-identical logits.
+// The fixtures are committed: a missing expected folder is a failure, not a skip.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "io/npy.h"
+#include "linfer/model.h"
+
+namespace fs = std::filesystem;
+using linfer::Batch;
+using linfer::Logits;
+using linfer::Model;
+using linfer::SequenceState;
+
+namespace {
+
+const fs::path kGolden = fs::path(LINFER_SOURCE_DIR) / "tests" / "golden";
+constexpr double kTol = 1e-4;
+
+struct Case {
+  std::string name;
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> greedy, greedy_nocache;
+  linfer::Tensor logits;  // [T, vocab]
+};
+
+struct Fixture {
+  fs::path model_dir;
+  std::vector<Case> cases;
+};
+
+Fixture read_fixture(const fs::path& dir) {
+  std::ifstream f(dir / "cases.json");
+  auto j = nlohmann::json::parse(f);
+  Fixture fx;
+  fx.model_dir = j.contains("model_dir") ? fs::path(LINFER_SOURCE_DIR) / j["model_dir"].get<std::string>() : dir;
+  for (const auto& c : j["cases"]) {
+    Case k;
+    k.name = c["name"];
+    k.prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+    k.greedy = c["greedy_ids"].get<std::vector<int32_t>>();
+    if (c.contains("greedy_ids_nocache") && !c["greedy_ids_nocache"].is_null())
+      k.greedy_nocache = c["greedy_ids_nocache"].get<std::vector<int32_t>>();
+    k.logits = linfer::Tensor::to_f32(linfer::read_npy((dir / c["logits"].get<std::string>()).string()));
+    fx.cases.push_back(std::move(k));
+  }
+  return fx;
+}
+
+// Model fixture folders present (a cases.json with a model_type).
+std::vector<std::string> fixture_names() {
+  std::vector<std::string> out;
+  if (!fs::exists(kGolden)) return out;
+  for (const auto& e : fs::directory_iterator(kGolden)) {
+    if (!fs::exists(e.path() / "cases.json")) continue;
+    std::ifstream f(e.path() / "cases.json");
+    auto j = nlohmann::json::parse(f, nullptr, false);
+    if (!j.is_discarded() && j.contains("model_type")) out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Max over positions of ‖got − ref‖ / ‖ref‖.
+double max_rel_err(const float* got, const float* ref, int64_t rows, int64_t vocab) {
+  double worst = 0;
+  for (int64_t t = 0; t < rows; ++t) {
+    double d = 0, r = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double a = got[t * vocab + v], b = ref[t * vocab + v];
+      d += (a - b) * (a - b);
+      r += b * b;
+    }
+    worst = std::max(worst, std::sqrt(d / std::max(r, 1e-30)));
+  }
+  return worst;
+}
+
+std::vector<float> full_logits(const Model& m, const std::vector<int32_t>& ids) {
+  SequenceState s(m.state_spec());
+  std::vector<float> out(ids.size() * m.info().vocab_size);
+  SequenceState* sp = &s;
+  m.forward(Batch::single(ids), {&sp, 1}, out.data(), Logits::All);
+  return out;
+}
+
+int32_t argmax(const float* row, int64_t n) { return int32_t(std::max_element(row, row + n) - row); }
+
+class Golden : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    fx_ = read_fixture(kGolden / GetParam());
+    model_ = Model::load(fx_.model_dir.string());
+    vocab_ = model_->info().vocab_size;
+  }
+  Fixture fx_;
+  std::shared_ptr<const Model> model_;
+  int64_t vocab_ = 0;
+};
+
+TEST(GoldenFixtures, ExpectedFoldersArePresent) {
+  const auto names = fixture_names();
+  for (const char* want : {"kimi_linear_a", "kimi_linear_b", "qwen3_next_a", "qwen3_next_b", "mamba2_a", "mamba2_b"})
+    EXPECT_NE(std::find(names.begin(), names.end(), want), names.end())
+        << "fixture folder tests/golden/" << want << " is missing (fixtures are committed; run tools/golden/)";
+}
+
+TEST_P(Golden, LogitsMatchTransformers) {
+  for (const auto& c : fx_.cases) {
+    const int64_t T = int64_t(c.prompt.size());
+    ASSERT_EQ(c.logits.shape(), (linfer::Shape{T, vocab_})) << c.name;
+    auto got = full_logits(*model_, c.prompt);
+    EXPECT_LE(max_rel_err(got.data(), c.logits.f32(), T, vocab_), kTol) << GetParam() << " " << c.name;
+  }
+}
+
+TEST_P(Golden, GreedyTokensMatch) {
+  for (const auto& c : fx_.cases) {
+    SequenceState s(model_->state_spec());
+    SequenceState* sp = &s;
+    std::vector<float> row(vocab_);
+    model_->forward(Batch::single(c.prompt), {&sp, 1}, row.data(), Logits::Last);
+    std::vector<int32_t> got;
+    for (size_t i = 0; i < c.greedy.size(); ++i) {
+      int32_t next = argmax(row.data(), vocab_);
+      got.push_back(next);
+      model_->forward(Batch::single({&next, 1}), {&sp, 1}, row.data(), Logits::Last);
+    }
+    const bool ok = got == c.greedy || (!c.greedy_nocache.empty() && got == c.greedy_nocache);
+    EXPECT_TRUE(ok) << GetParam() << " " << c.name << ": greedy ids differ from transformers";
+  }
+}
+
+TEST_P(Golden, StepDecodeMatchesFullPass) {
+  const Case& c = *std::max_element(fx_.cases.begin(), fx_.cases.end(),
+                                    [](const Case& a, const Case& b) { return a.prompt.size() < b.prompt.size(); });
+  const int64_t T = std::min<int64_t>(int64_t(c.prompt.size()), 100), split = T / 3;
+  SequenceState s(model_->state_spec());
+  SequenceState* sp = &s;
+  std::vector<float> got(T * vocab_);
+  model_->forward(Batch::single({c.prompt.data(), size_t(split)}), {&sp, 1}, got.data(), Logits::All);
+  for (int64_t t = split; t < T; ++t)
+    model_->forward(Batch::single({&c.prompt[t], 1}), {&sp, 1}, got.data() + t * vocab_, Logits::Last);
+  EXPECT_LE(max_rel_err(got.data(), c.logits.f32(), T, vocab_), kTol) << GetParam() << " " << c.name;
+}
+
+TEST_P(Golden, PackedSequencesMatchOneAtATime) {
+  std::vector<int32_t> tokens;
+  Batch b;
+  b.offsets = {0};
+  for (const auto& c : fx_.cases) {
+    tokens.insert(tokens.end(), c.prompt.begin(), c.prompt.end());
+    b.offsets.push_back(int64_t(tokens.size()));
+  }
+  b.tokens = tokens;
+  std::vector<SequenceState> states(fx_.cases.size(), SequenceState(model_->state_spec()));
+  std::vector<SequenceState*> ptrs;
+  for (auto& s : states) ptrs.push_back(&s);
+  std::vector<float> got(tokens.size() * vocab_);
+  model_->forward(b, ptrs, got.data(), Logits::All);
+  for (size_t i = 0; i < fx_.cases.size(); ++i) {
+    const auto& c = fx_.cases[i];
+    EXPECT_LE(max_rel_err(got.data() + b.offsets[i] * vocab_, c.logits.f32(), int64_t(c.prompt.size()), vocab_), kTol)
+        << GetParam() << " " << c.name << " packed with the other prompts";
+  }
+}
+
+TEST_P(Golden, AltLayoutGivesIdenticalLogits) {
+  const fs::path alt = fx_.model_dir / "alt";
+  if (GetParam().rfind("mamba2", 0) == 0 || GetParam() == "demo") GTEST_SKIP() << "no alt layout for this family";
+  ASSERT_TRUE(fs::exists(alt / "config.json")) << alt << " is missing (fixtures are committed)";
+  auto alt_model = Model::load(alt.string());
+  for (const auto& c : fx_.cases) {
+    auto a = full_logits(*alt_model, c.prompt);
+    auto b = full_logits(*model_, c.prompt);
+    EXPECT_EQ(a, b) << GetParam() << " " << c.name << ": alt/ layout gives different logits";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(fixture_names()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace

@@ -62,7 +62,7 @@ struct ChunkScratch {
   std::vector<float> q, k, qk, attn, vb, out, qd, kd, den, g, cf, cb, seg, last;
   ChunkScratch(int64_t C, int64_t K, int64_t V)
       : q(C * K), k(C * K), qk(C * C), attn(C * C), vb(C * V), out(C * V), qd(C * K), kd(C * K), den(C), g(C * K),
-        cf(C * K), cb(C * K), seg(K), last(K) {}
+        cf(C * K), cb(C * K), seg(std::max(C, K)), last(K) {}
 };
 
 class Prefill {
@@ -74,23 +74,34 @@ class Prefill {
 
   // v heads [hv0, hv1) of q/k head h of sequence s.
   void run(int64_t s, int64_t h, int64_t hv0, int64_t hv1) const {
-    ChunkScratch w(C_, a_.K, a_.V);
+    if (offsets_[s + 1] == offsets_[s]) return;
+    const int64_t K = a_.K, V = a_.V;
+    ChunkScratch w(C_, K, V);
+    // The states stay transposed, [K, V] per head, for the whole sequence: every chunk product is then
+    // a row-broadcast GEMM over contiguous rows of V (gemm_nn), the shape the SIMD kernels run fastest.
+    std::vector<float> st((hv1 - hv0) * K * V);
+    for (int64_t hv = hv0; hv < hv1; ++hv) transpose(states_[s] + hv * V * K, V, K, st.data() + (hv - hv0) * K * V);
     for (int64_t t0 = offsets_[s]; t0 < offsets_[s + 1]; t0 += C_) {
       const int64_t L = std::min(C_, offsets_[s + 1] - t0);
       load_qk(w, t0, L, h);
-      if (!vector_) simd_.gemm_nt(L, L, a_.K, w.q.data(), a_.K, w.k.data(), a_.K, w.qk.data(), C_, false);
-      for (int64_t hv = hv0; hv < hv1; ++hv) chunk(w, s, t0, L, hv);
+      if (!vector_) simd_.gemm_nt(L, L, K, w.q.data(), K, w.k.data(), K, w.qk.data(), C_, false);
+      for (int64_t hv = hv0; hv < hv1; ++hv) chunk(w, st.data() + (hv - hv0) * K * V, s, t0, L, hv);
     }
+    for (int64_t hv = hv0; hv < hv1; ++hv) transpose(st.data() + (hv - hv0) * K * V, K, V, states_[s] + hv * V * K);
   }
 
  private:
+  // dst [cols, rows] = src [rows, cols]ᵀ
+  static void transpose(const float* src, int64_t rows, int64_t cols, float* dst) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+  }
+
   void load_qk(ChunkScratch& w, int64_t t0, int64_t L, int64_t h) const {
     const int64_t K = a_.K;
     for (int64_t i = 0; i < L; ++i) {
-      const float* q = a_.q + (t0 + i) * st_.q + h * K;
-      const float* k = a_.k + (t0 + i) * st_.k + h * K;
-      for (int64_t c = 0; c < K; ++c) w.q[i * K + c] = a_.scale * q[c];
-      std::copy(k, k + K, w.k.begin() + i * K);
+      simd_.mul(K, w.q.data() + i * K, a_.q + (t0 + i) * st_.q + h * K, nullptr, a_.scale);
+      std::copy_n(a_.k + (t0 + i) * st_.k + h * K, K, w.k.begin() + i * K);
     }
   }
 
@@ -98,13 +109,15 @@ class Prefill {
   void decays_scalar(ChunkScratch& w, int64_t t0, int64_t L, int64_t hv) const {
     const int64_t K = a_.K;
     float* g = w.g.data();
+    float* seg = w.seg.data();  // seg(i, j) for j <= i of the current row i
     for (int64_t i = 0; i < L; ++i) g[i] = scalar_g(a_, t0 + i, hv);
     for (int64_t i = 0; i < L; ++i) {
+      for (int64_t j = 0; j < i; ++j) seg[j] += g[i];
+      seg[i] = 0.0f;
       float* row = w.attn.data() + i * C_;
-      row[i] = 0.0f;
-      for (int64_t j = i; j > 0; --j) row[j - 1] = row[j] + g[j];
+      std::copy_n(seg, i + 1, row);
       simd_.exp_inplace(i + 1, row);
-      for (int64_t j = 0; j <= i; ++j) row[j] *= w.qk[i * C_ + j];
+      simd_.mul(i + 1, row, row, w.qk.data() + i * C_, 0.0f);
       std::fill(row + i + 1, row + L, 0.0f);
     }
     float* cf = w.cf.data();
@@ -118,11 +131,10 @@ class Prefill {
     }
     simd_.exp_inplace(L, cf);
     simd_.exp_inplace(L, cb);
-    for (int64_t i = 0; i < L; ++i)
-      for (int64_t c = 0; c < K; ++c) {
-        w.qd[i * K + c] = w.q[i * K + c] * cf[i];
-        w.kd[i * K + c] = w.k[i * K + c] * cb[i];
-      }
+    for (int64_t i = 0; i < L; ++i) {
+      simd_.mul(K, w.qd.data() + i * K, w.q.data() + i * K, nullptr, cf[i]);
+      simd_.mul(K, w.kd.data() + i * K, w.k.data() + i * K, nullptr, cb[i]);
+    }
     std::fill(w.last.begin(), w.last.end(), cf[L - 1]);
   }
 
@@ -132,7 +144,7 @@ class Prefill {
     for (int64_t i = 0; i < L; ++i) std::copy_n(a_.g + ((t0 + i) * a_.HV + hv) * K, K, g + i * K);
     for (int64_t i = 0; i < L; ++i) {
       float* row = w.attn.data() + i * C_;
-      std::fill(w.seg.begin(), w.seg.end(), 0.0f);
+      std::fill_n(w.seg.begin(), K, 0.0f);
       for (int64_t j = i; j >= 0; --j)
         row[j] = simd_.decayed_dot_step(K, w.q.data() + i * K, w.k.data() + j * K, w.seg.data(), g + j * K);
       std::fill(row + i + 1, row + L, 0.0f);
@@ -150,29 +162,30 @@ class Prefill {
     }
     simd_.exp_inplace(L * K, cf);
     simd_.exp_inplace(L * K, cb);
-    for (int64_t i = 0; i < L * K; ++i) {
-      w.qd[i] = w.q[i] * cf[i];
-      w.kd[i] = w.k[i] * cb[i];
-    }
+    simd_.mul(L * K, w.qd.data(), w.q.data(), cf, 0.0f);
+    simd_.mul(L * K, w.kd.data(), w.k.data(), cb, 0.0f);
     std::copy_n(cf + (L - 1) * K, K, w.last.begin());
   }
 
-  void chunk(ChunkScratch& w, int64_t s, int64_t t0, int64_t L, int64_t hv) const {
+  // One chunk of one v head; ST is that head's transposed state [K, V].
+  void chunk(ChunkScratch& w, float* ST, int64_t s, int64_t t0, int64_t L, int64_t hv) const {
     const int64_t K = a_.K, V = a_.V;
-    float* S = states_[s] + hv * V * K;
     float* z = a_.normalize ? z_states_[s] + hv * K : nullptr;
     for (int64_t i = 0; i < L; ++i) {
-      const float* v = a_.v + (t0 + i) * st_.v + hv * V;
       const float beta = a_.beta ? a_.beta[(t0 + i) * a_.HV + hv] : 1.0f;
-      for (int64_t c = 0; c < V; ++c) w.vb[i * V + c] = beta * v[c];
+      simd_.mul(V, w.vb.data() + i * V, a_.v + (t0 + i) * st_.v + hv * V, nullptr, beta);
     }
     if (vector_) decays_vector(w, t0, L, hv);
     else decays_scalar(w, t0, L, hv);
 
-    // Outputs: intra-chunk, then the initial state's contribution.
+    // Outputs: intra-chunk (row blocks stop at the diagonal), then the initial state's contribution.
     std::fill(w.out.begin(), w.out.begin() + L * V, 0.0f);
-    simd_.gemm_nn(L, V, L, w.attn.data(), C_, 1, w.vb.data(), V, w.out.data(), V);
-    simd_.gemm_nt(L, V, K, w.qd.data(), K, S, K, w.out.data(), V, true);
+    constexpr int64_t kRows = 12;
+    for (int64_t i0 = 0; i0 < L; i0 += kRows) {
+      const int64_t m = std::min(kRows, L - i0);
+      simd_.gemm_nn(m, V, i0 + m, w.attn.data() + i0 * C_, C_, 1, w.vb.data(), V, w.out.data() + i0 * V, V);
+    }
+    simd_.gemm_nn(L, V, K, w.qd.data(), K, 1, ST, V, w.out.data(), V);
     if (z) {
       simd_.gemm_nt(L, 1, K, w.qd.data(), K, z, K, w.den.data(), 1, false);
       for (int64_t i = 0; i < L; ++i) {
@@ -182,10 +195,9 @@ class Prefill {
       }
     }
 
-    // State: decay the whole chunk, then add the chunk's rank-L update.
-    for (int64_t r = 0; r < V; ++r)
-      for (int64_t c = 0; c < K; ++c) S[r * K + c] *= w.last[c];
-    simd_.gemm_nn(V, K, L, w.vb.data(), 1, V, w.kd.data(), K, S, K);
+    // State: decay the whole chunk, then add the chunk's rank-L update kdᵀ vb.
+    for (int64_t c = 0; c < K; ++c) simd_.mul(V, ST + c * V, ST + c * V, nullptr, w.last[c]);
+    simd_.gemm_nn(K, V, L, w.kd.data(), 1, K, w.vb.data(), V, ST, V);
     if (z) {
       for (int64_t c = 0; c < K; ++c) {
         float acc = z[c] * w.last[c];
@@ -199,7 +211,7 @@ class Prefill {
       const float* v = a_.v + (t0 + i) * st_.v + hv * V;
       const float skip = a_.skip ? a_.skip[hv] : 0.0f;
       for (int64_t c = 0; c < V; ++c) {
-        float num = w.out[i * V + c];
+        const float num = w.out[i * V + c];
         out[c] = (z ? num / w.den[i] : num) + skip * v[c];
       }
     }

@@ -47,11 +47,15 @@ void gemm_nn(int64_t m, int64_t n, int64_t kd, const float* a, int64_t a_rs, int
     }
 }
 
+void mul(int64_t n, float* dst, const float* a, const float* bvec, float bscalar) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = a[i] * (bvec ? bvec[i] : bscalar);
+}
+
 void exp_inplace(int64_t n, float* x) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
 }
 
-constexpr LinearAttnSimd kScalar{decay_axpy_dot, decayed_dot_step, gemm_nt, gemm_nn, exp_inplace};
+constexpr LinearAttnSimd kScalar{decay_axpy_dot, decayed_dot_step, gemm_nt, gemm_nn, mul, exp_inplace};
 
 }  // namespace
 

@@ -81,23 +81,33 @@ float decayed_dot_step(int64_t n, const float* q, const float* k, float* d, cons
   return s;
 }
 
+// Micro-kernels over R x C (or R x W vectors) register tiles. The tile loops carry `unroll` pragmas:
+// at -O2 GCC otherwise keeps the accumulator arrays in memory.
+
 // R rows x C columns of dot products over kd.
 template <int R, int C>
 inline void dots(int64_t kd, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
                  bool accumulate) {
   __m256 acc[R][C];
+  #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
     for (int j = 0; j < C; ++j) acc[r][j] = _mm256_setzero_ps();
   int64_t p = 0;
   for (; p + 8 <= kd; p += 8) {
     __m256 vb[C];
+    #pragma GCC unroll 16
     for (int j = 0; j < C; ++j) vb[j] = _mm256_loadu_ps(b + j * ldb + p);
+    #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       __m256 va = _mm256_loadu_ps(a + r * lda + p);
+      #pragma GCC unroll 16
       for (int j = 0; j < C; ++j) acc[r][j] = _mm256_fmadd_ps(va, vb[j], acc[r][j]);
     }
   }
+  #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
     for (int j = 0; j < C; ++j) {
       float s = hsum(acc[r][j]);
       for (int64_t q = p; q < kd; ++q) s += a[r * lda + q] * b[j * ldb + q];
@@ -122,22 +132,29 @@ void gemm_nt(int64_t m, int64_t n, int64_t kd, const float* a, int64_t lda, cons
   }
 }
 
-// R rows x W vectors of 8 columns of c += a b.
+// R rows x W vectors of 8 columns of c += a b (6 x 2: 12 accumulators, 8 loads per 12 FMAs).
 template <int R, int W>
 inline void axpys(int64_t kd, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb, float* c,
                   int64_t ldc) {
   __m256 acc[R][W];
+  #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
     for (int w = 0; w < W; ++w) acc[r][w] = _mm256_loadu_ps(c + r * ldc + 8 * w);
   for (int64_t p = 0; p < kd; ++p) {
     __m256 vb[W];
+    #pragma GCC unroll 16
     for (int w = 0; w < W; ++w) vb[w] = _mm256_loadu_ps(b + p * ldb + 8 * w);
+    #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       __m256 va = _mm256_broadcast_ss(a + r * a_rs + p * a_cs);
+      #pragma GCC unroll 16
       for (int w = 0; w < W; ++w) acc[r][w] = _mm256_fmadd_ps(va, vb[w], acc[r][w]);
     }
   }
+  #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
     for (int w = 0; w < W; ++w) _mm256_storeu_ps(c + r * ldc + 8 * w, acc[r][w]);
 }
 
@@ -148,6 +165,7 @@ inline void gemm_nn_rows(int64_t n, int64_t kd, const float* a, int64_t a_rs, in
   for (; j + 16 <= n; j += 16) axpys<R, 2>(kd, a, a_rs, a_cs, b + j, ldb, c + j, ldc);
   for (; j + 8 <= n; j += 8) axpys<R, 1>(kd, a, a_rs, a_cs, b + j, ldb, c + j, ldc);
   for (; j < n; ++j)
+    #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       float s = 0.0f;
       for (int64_t p = 0; p < kd; ++p) s += a[r * a_rs + p * a_cs] * b[p * ldb + j];
@@ -158,8 +176,17 @@ inline void gemm_nn_rows(int64_t n, int64_t kd, const float* a, int64_t a_rs, in
 void gemm_nn(int64_t m, int64_t n, int64_t kd, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
              int64_t ldb, float* c, int64_t ldc) {
   int64_t i = 0;
+  for (; i + 6 <= m; i += 6) gemm_nn_rows<6>(n, kd, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc);
   for (; i + 4 <= m; i += 4) gemm_nn_rows<4>(n, kd, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc);
   for (; i < m; ++i) gemm_nn_rows<1>(n, kd, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc);
+}
+
+void mul(int64_t n, float* dst, const float* a, const float* bvec, float bscalar) {
+  const __m256 vs = _mm256_set1_ps(bscalar);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(a + i), bvec ? _mm256_loadu_ps(bvec + i) : vs));
+  for (; i < n; ++i) dst[i] = a[i] * (bvec ? bvec[i] : bscalar);
 }
 
 void exp_inplace(int64_t n, float* x) {
@@ -168,7 +195,7 @@ void exp_inplace(int64_t n, float* x) {
   for (; i < n; ++i) x[i] = std::exp(x[i]);
 }
 
-constexpr LinearAttnSimd kAvx2{decay_axpy_dot, decayed_dot_step, gemm_nt, gemm_nn, exp_inplace};
+constexpr LinearAttnSimd kAvx2{decay_axpy_dot, decayed_dot_step, gemm_nt, gemm_nn, mul, exp_inplace};
 
 }  // namespace
 

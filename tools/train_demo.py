@@ -56,6 +56,26 @@ def llama_config(vocab, eos_id, ctx):
         bos_token_id=None, eos_token_id=eos_id, pad_token_id=eos_id)
 
 
+def add_dropout(model, p):
+    """Training-only dropout on the embeddings and on every mixer / MLP branch output (forward hooks, so the
+    architecture and the saved checkpoint stay transformers' own; inactive under model.eval())."""
+    if p <= 0:
+        return
+
+    def drop(module, args, out):
+        if not module.training:
+            return out
+        if isinstance(out, tuple):
+            return (F.dropout(out[0], p, True),) + tuple(out[1:])
+        return F.dropout(out, p, True)
+    model.get_input_embeddings().register_forward_hook(drop)
+    for layer in model.base_model.layers:
+        for name in ("self_attn", "linear_attn", "mlp", "block_sparse_moe"):
+            sub = getattr(layer, name, None)
+            if isinstance(sub, torch.nn.Module):
+                sub.register_forward_hook(drop)
+
+
 def lr_at(step, steps, peak, warmup):
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -189,6 +209,7 @@ def main():
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--val-tokens", type=int, default=8192)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--dropout", type=float, default=0.0, help="training-only dropout on branch outputs")
     args = ap.parse_args()
 
     from tokenizers import Tokenizer
@@ -209,6 +230,7 @@ def main():
     cfg = (kimi_config if args.arch == "kimi" else llama_config)(vocab, eos_id, args.ctx)
     model = common.model_from_config(cfg, attn="sdpa").to(dev)
     n_params = sum(p.numel() for p in model.parameters())
+    add_dropout(model, args.dropout)
     print(f"[{args.arch}] {n_params:,} parameters; config: {cfg.to_json_string(use_diff=False)}", flush=True)
 
     torch.backends.cuda.matmul.allow_tf32 = True  # training only; the evaluation below is strict fp32
@@ -238,7 +260,7 @@ def main():
     summary = {"arch": args.arch, "n_params": n_params, "steps": steps_done, "tokens": tokens,
                "train_seconds": elapsed, "tokens_per_s": tokens / elapsed, "best_step": best_step,
                "val_nats_per_token": val_nats, "val_bits_per_char": val_bpc, "val_predictions": cnt,
-               "ctx": args.ctx, "batch": args.batch, "lr": args.lr, "warmup": args.warmup,
+               "ctx": args.ctx, "batch": args.batch, "lr": args.lr, "warmup": args.warmup, "dropout": args.dropout,
                "device": common.gpu_name(), "date": time.strftime("%Y-%m-%d"),
                "transformers_version": transformers.__version__, "torch_version": torch.__version__,
                "history": history}

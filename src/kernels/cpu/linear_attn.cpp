@@ -59,9 +59,9 @@ inline float scalar_g(const LinearAttnArgs& a, int64_t t, int64_t hv) {
 
 // Per-thread scratch for one chunk.
 struct ChunkScratch {
-  std::vector<float> q, k, qk, attn, vb, out, qd, kd, den, g, cf, cb, seg, last;
+  std::vector<float> q, k, qk, attn, vb, qd, kd, den, g, cf, cb, seg, last;
   ChunkScratch(int64_t C, int64_t K, int64_t V)
-      : q(C * K), k(C * K), qk(C * C), attn(C * C), vb(C * V), out(C * V), qd(C * K), kd(C * K), den(C), g(C * K),
+      : q(C * K), k(C * K), qk(C * C), attn(C * C), vb(C * V), qd(C * K), kd(C * K), den(C), g(C * K),
         cf(C * K), cb(C * K), seg(std::max(C, K)), last(K) {}
 };
 
@@ -178,41 +178,42 @@ class Prefill {
     if (vector_) decays_vector(w, t0, L, hv);
     else decays_scalar(w, t0, L, hv);
 
-    // Outputs: intra-chunk (row blocks stop at the diagonal), then the initial state's contribution.
-    std::fill(w.out.begin(), w.out.begin() + L * V, 0.0f);
+    // Outputs, accumulated in place in o (rows HV·V apart): the skip term (unless normalising, where it
+    // comes after the division), the intra-chunk term (row blocks stop at the diagonal), then the
+    // initial state's contribution.
+    const int64_t ldo = a_.HV * V;
+    float* out = o_ + (t0 * a_.HV + hv) * V;
+    const float skip = a_.skip ? a_.skip[hv] : 0.0f;
+    for (int64_t i = 0; i < L; ++i)
+      simd_.mul(V, out + i * ldo, a_.v + (t0 + i) * st_.v + hv * V, nullptr, z ? 0.0f : skip);
     constexpr int64_t kRows = 12;
     for (int64_t i0 = 0; i0 < L; i0 += kRows) {
       const int64_t m = std::min(kRows, L - i0);
-      simd_.gemm_nn(m, V, i0 + m, w.attn.data() + i0 * C_, C_, 1, w.vb.data(), V, w.out.data() + i0 * V, V);
+      simd_.gemm_nn(m, V, i0 + m, w.attn.data() + i0 * C_, C_, 1, w.vb.data(), V, out + i0 * ldo, ldo);
     }
-    simd_.gemm_nn(L, V, K, w.qd.data(), K, 1, ST, V, w.out.data(), V);
+    simd_.gemm_nn(L, V, K, w.qd.data(), K, 1, ST, V, out, ldo);
     if (z) {
       simd_.gemm_nt(L, 1, K, w.qd.data(), K, z, K, w.den.data(), 1, false);
       for (int64_t i = 0; i < L; ++i) {
-        float row = 0.0f;
-        for (int64_t j = 0; j <= i; ++j) row += w.attn[i * C_ + j];
-        w.den[i] += row + a_.eps;
+        float den = w.den[i] + a_.eps;
+        for (int64_t j = 0; j <= i; ++j) den += w.attn[i * C_ + j];
+        const float* v = a_.v + (t0 + i) * st_.v + hv * V;
+        for (int64_t c = 0; c < V; ++c) out[i * ldo + c] = out[i * ldo + c] / den + skip * v[c];
       }
     }
 
     // State: decay the whole chunk, then add the chunk's rank-L update kdᵀ vb.
-    for (int64_t c = 0; c < K; ++c) simd_.mul(V, ST + c * V, ST + c * V, nullptr, w.last[c]);
+    if (vector_) {
+      for (int64_t c = 0; c < K; ++c) simd_.mul(V, ST + c * V, ST + c * V, nullptr, w.last[c]);
+    } else {
+      simd_.mul(K * V, ST, ST, nullptr, w.last[0]);
+    }
     simd_.gemm_nn(K, V, L, w.kd.data(), 1, K, w.vb.data(), V, ST, V);
     if (z) {
       for (int64_t c = 0; c < K; ++c) {
         float acc = z[c] * w.last[c];
         for (int64_t j = 0; j < L; ++j) acc += w.kd[j * K + c];
         z[c] = acc;
-      }
-    }
-
-    for (int64_t i = 0; i < L; ++i) {
-      float* out = o_ + ((t0 + i) * a_.HV + hv) * V;
-      const float* v = a_.v + (t0 + i) * st_.v + hv * V;
-      const float skip = a_.skip ? a_.skip[hv] : 0.0f;
-      for (int64_t c = 0; c < V; ++c) {
-        const float num = w.out[i * V + c];
-        out[c] = (z ? num / w.den[i] : num) + skip * v[c];
       }
     }
   }

@@ -70,6 +70,8 @@ struct StateReadOptions {
   // Refuse records whose decoded size exceeds this: a hostile header cannot make us allocate
   // without bound. The default admits any real model.
   uint64_t max_record_bytes = uint64_t(1) << 40;
+  // Off only in the fuzzer, so mutated inputs reach the parsing beneath the checksums.
+  bool verify_checksums = true;
 };
 
 class StateReader {

@@ -7,10 +7,18 @@
 namespace linfer::cli {
 
 void add_version(CLI::App& app);
+void add_logits(CLI::App& app);
+void add_generate(CLI::App& app);
+void add_inspect(CLI::App& app);
+void add_eval(CLI::App& app);
 
 // Every command function, in help order.
 inline constexpr void (*kCommands[])(CLI::App&) = {
     add_version,
+    add_generate,
+    add_logits,
+    add_inspect,
+    add_eval,
 };
 
 }  // namespace linfer::cli

@@ -1,0 +1,36 @@
+#pragma once
+// Argument helpers shared by the model commands (logits, generate, inspect, eval).
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "linfer/core/error.h"
+
+namespace linfer::cli {
+
+// "5,17,42" -> {5, 17, 42}; throws naming the bad item.
+inline std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string item = text.substr(pos, end - pos);
+    char* stop = nullptr;
+    const long v = std::strtol(item.c_str(), &stop, 10);
+    LINFER_CHECK(!item.empty() && stop && *stop == '\0' && v >= 0 && v <= INT32_MAX,
+                 "--prompt-ids: '{}' is not a token id (expected comma-separated non-negative integers)", item);
+    ids.push_back(int32_t(v));
+    pos = end + 1;
+  }
+  return ids;
+}
+
+// The embedded demo model: $LINFER_DEMO_MODEL, else models/demo in the source tree.
+inline std::string demo_model_dir() {
+  if (const char* env = std::getenv("LINFER_DEMO_MODEL")) return env;
+  return std::string(LINFER_SOURCE_DIR) + "/models/demo";
+}
+
+}  // namespace linfer::cli

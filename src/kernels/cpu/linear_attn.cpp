@@ -8,7 +8,8 @@
 //   O          = A Vb + (q ⊙ exp(cf)) S0ᵀ                          Vb = beta ⊙ v
 //   S          = exp(cf(L-1)) ⊙ S0 + Vbᵀ (k ⊙ exp(cb))
 // Every exponent is <= 0. With scalar (or no) decay q·k is shared by all v heads of the group, so a
-// work item is (sequence, q/k head, block of its v heads).
+// work item is (sequence, q/k head, block of its v heads). During a prefill the work item keeps its
+// states transposed ([K, V]) so that all three chunk products are row-broadcast GEMMs.
 #include "kernels/cpu/linear_attn.h"
 
 #include <algorithm>
@@ -189,9 +190,9 @@ class Prefill {
     constexpr int64_t kRows = 12;
     for (int64_t i0 = 0; i0 < L; i0 += kRows) {
       const int64_t m = std::min(kRows, L - i0);
-      simd_.gemm_nn(m, V, i0 + m, w.attn.data() + i0 * C_, C_, 1, w.vb.data(), V, out + i0 * ldo, ldo);
+      simd_.gemm_nn(m, V, i0 + m, w.attn.data() + i0 * C_, C_, 1, w.vb.data(), V, out + i0 * ldo, ldo, nullptr);
     }
-    simd_.gemm_nn(L, V, K, w.qd.data(), K, 1, ST, V, out, ldo);
+    simd_.gemm_nn(L, V, K, w.qd.data(), K, 1, ST, V, out, ldo, nullptr);
     if (z) {
       simd_.gemm_nt(L, 1, K, w.qd.data(), K, z, K, w.den.data(), 1, false);
       for (int64_t i = 0; i < L; ++i) {
@@ -202,13 +203,8 @@ class Prefill {
       }
     }
 
-    // State: decay the whole chunk, then add the chunk's rank-L update kdᵀ vb.
-    if (vector_) {
-      for (int64_t c = 0; c < K; ++c) simd_.mul(V, ST + c * V, ST + c * V, nullptr, w.last[c]);
-    } else {
-      simd_.mul(K * V, ST, ST, nullptr, w.last[0]);
-    }
-    simd_.gemm_nn(K, V, L, w.kd.data(), 1, K, w.vb.data(), V, ST, V);
+    // State: decay the whole chunk (row k of ST by last[k]) and add the chunk's rank-L update kdᵀ vb.
+    simd_.gemm_nn(K, V, L, w.kd.data(), 1, K, w.vb.data(), V, ST, V, w.last.data());
     if (z) {
       for (int64_t c = 0; c < K; ++c) {
         float acc = z[c] * w.last[c];

@@ -38,13 +38,16 @@ void gemm_nt(int64_t m, int64_t n, int64_t kd, const float* a, int64_t lda, cons
 }
 
 void gemm_nn(int64_t m, int64_t n, int64_t kd, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
-             int64_t ldb, float* c, int64_t ldc) {
-  for (int64_t i = 0; i < m; ++i)
+             int64_t ldb, float* c, int64_t ldc, const float* c_scale) {
+  for (int64_t i = 0; i < m; ++i) {
+    if (c_scale)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] *= c_scale[i];
     for (int64_t p = 0; p < kd; ++p) {
       float aip = a[i * a_rs + p * a_cs];
       if (aip == 0.0f) continue;  // the causal mask leaves half of every intra-chunk matrix zero
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] += aip * b[p * ldb + j];
     }
+  }
 }
 
 void mul(int64_t n, float* dst, const float* a, const float* bvec, float bscalar) {

@@ -21,9 +21,11 @@ struct LinearAttnSimd {
   // c[i][j] (+)= Σ_p a[i][p] b[j][p]                         a: [m, kd] lda; b: [n, kd] ldb; c: [m, n] ldc
   void (*gemm_nt)(int64_t m, int64_t n, int64_t kd, const float* a, int64_t lda, const float* b, int64_t ldb,
                   float* c, int64_t ldc, bool accumulate);
-  // c[i][j] += Σ_p a(i, p) b[p][j], a(i, p) = a[i * a_rs + p * a_cs]   b: [kd, n] ldb; c: [m, n] ldc
+  // c[i][j] = c_scale[i] c[i][j] + Σ_p a(i, p) b[p][j], a(i, p) = a[i * a_rs + p * a_cs]; c_scale null
+  // means 1 (it folds a decay of c into the product's single pass over c).
+  //                                                                     b: [kd, n] ldb; c: [m, n] ldc
   void (*gemm_nn)(int64_t m, int64_t n, int64_t kd, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
-                  int64_t ldb, float* c, int64_t ldc);
+                  int64_t ldb, float* c, int64_t ldc, const float* c_scale);
   // dst = a ⊙ b (b = bvec, or the scalar bscalar when bvec is null); dst may alias a.
   void (*mul)(int64_t n, float* dst, const float* a, const float* bvec, float bscalar);
   // x = exp(x), in place (x <= 0 in every use; results below FLT_MIN may flush to 0).

@@ -135,12 +135,14 @@ void gemm_nt(int64_t m, int64_t n, int64_t kd, const float* a, int64_t lda, cons
 // R rows x W vectors of 8 columns of c += a b (6 x 2: 12 accumulators, 8 loads per 12 FMAs).
 template <int R, int W>
 inline void axpys(int64_t kd, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb, float* c,
-                  int64_t ldc) {
+                  int64_t ldc, const float* c_scale) {
   __m256 acc[R][W];
   #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r) {
+    const __m256 scale = _mm256_set1_ps(c_scale ? c_scale[r] : 1.0f);
     #pragma GCC unroll 16
-    for (int w = 0; w < W; ++w) acc[r][w] = _mm256_loadu_ps(c + r * ldc + 8 * w);
+    for (int w = 0; w < W; ++w) acc[r][w] = _mm256_mul_ps(scale, _mm256_loadu_ps(c + r * ldc + 8 * w));
+  }
   for (int64_t p = 0; p < kd; ++p) {
     __m256 vb[W];
     #pragma GCC unroll 16
@@ -160,25 +162,25 @@ inline void axpys(int64_t kd, const float* a, int64_t a_rs, int64_t a_cs, const 
 
 template <int R>
 inline void gemm_nn_rows(int64_t n, int64_t kd, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
-                         int64_t ldb, float* c, int64_t ldc) {
+                         int64_t ldb, float* c, int64_t ldc, const float* c_scale) {
   int64_t j = 0;
-  for (; j + 16 <= n; j += 16) axpys<R, 2>(kd, a, a_rs, a_cs, b + j, ldb, c + j, ldc);
-  for (; j + 8 <= n; j += 8) axpys<R, 1>(kd, a, a_rs, a_cs, b + j, ldb, c + j, ldc);
+  for (; j + 16 <= n; j += 16) axpys<R, 2>(kd, a, a_rs, a_cs, b + j, ldb, c + j, ldc, c_scale);
+  for (; j + 8 <= n; j += 8) axpys<R, 1>(kd, a, a_rs, a_cs, b + j, ldb, c + j, ldc, c_scale);
   for (; j < n; ++j)
-    #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      float s = 0.0f;
+      float s = c_scale ? c_scale[r] * c[r * ldc + j] : c[r * ldc + j];
       for (int64_t p = 0; p < kd; ++p) s += a[r * a_rs + p * a_cs] * b[p * ldb + j];
-      c[r * ldc + j] += s;
+      c[r * ldc + j] = s;
     }
 }
 
 void gemm_nn(int64_t m, int64_t n, int64_t kd, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
-             int64_t ldb, float* c, int64_t ldc) {
+             int64_t ldb, float* c, int64_t ldc, const float* c_scale) {
+  auto scale = [&](int64_t i) { return c_scale ? c_scale + i : nullptr; };
   int64_t i = 0;
-  for (; i + 6 <= m; i += 6) gemm_nn_rows<6>(n, kd, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc);
-  for (; i + 4 <= m; i += 4) gemm_nn_rows<4>(n, kd, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc);
-  for (; i < m; ++i) gemm_nn_rows<1>(n, kd, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc);
+  for (; i + 6 <= m; i += 6) gemm_nn_rows<6>(n, kd, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, scale(i));
+  for (; i + 4 <= m; i += 4) gemm_nn_rows<4>(n, kd, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, scale(i));
+  for (; i < m; ++i) gemm_nn_rows<1>(n, kd, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, scale(i));
 }
 
 void mul(int64_t n, float* dst, const float* a, const float* bvec, float bscalar) {

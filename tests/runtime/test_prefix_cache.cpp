@@ -1,0 +1,209 @@
+// PrefixCache: longest-prefix lookup against a brute-force scan of what was inserted, LRU eviction
+// under the byte budget, stats; prefill_cached on a synthetic model (a token-by-token recurrence)
+// gives the same state and logits as an uncached run while computing only the uncached suffix.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "linfer/core/error.h"
+#include "runtime/prefix_cache.h"
+
+using namespace linfer;
+
+namespace {
+
+StateSpec small_spec() {
+  StateSpec s;
+  s.tensors.push_back({0, "rec.S", StateKind::Fixed, {4}, 0, "[4]"});
+  s.tensors.push_back({1, "attn.kv", StateKind::Growing, {2}, 0, "[T, 2]"});
+  return s;
+}
+
+// A state whose contents identify the tokens that made it.
+SequenceState state_for(std::span<const int32_t> tokens) {
+  SequenceState s(small_spec());
+  for (int32_t t : tokens) {
+    for (int k = 0; k < 4; ++k) s.data(0)[k] = s.data(0)[k] * 0.5f + float((t * (k + 3)) % 11);
+    float* row = s.append_rows(1, 1);
+    row[0] = float(t);
+    row[1] = float(s.n_tokens());
+    s.set_n_tokens(s.n_tokens() + 1);
+  }
+  return s;
+}
+
+// The same recurrence as a Model, counting the tokens it is asked to compute.
+class CountingModel : public Model {
+ public:
+  CountingModel() { info_.vocab_size = 3; spec_ = small_spec(); }
+  const ModelInfo& info() const override { return info_; }
+  const StateSpec& state_spec() const override { return spec_; }
+  const std::string& fingerprint() const override { return fp_; }
+  const std::string& dir() const override { return fp_; }
+  void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
+               Logits mode) const override {
+    for (int i = 0; i < batch.n_seqs(); ++i) {
+      SequenceState& s = *states[i];
+      for (int64_t t = batch.offsets[i]; t < batch.offsets[i + 1]; ++t) {
+        int32_t tok = batch.tokens[size_t(t)];
+        for (int k = 0; k < 4; ++k) s.data(0)[k] = s.data(0)[k] * 0.5f + float((tok * (k + 3)) % 11);
+        float* row = s.append_rows(1, 1);
+        row[0] = float(tok);
+        row[1] = float(s.n_tokens());
+        s.set_n_tokens(s.n_tokens() + 1);
+        ++computed;
+      }
+      if (mode == Logits::Last)
+        for (int v = 0; v < 3; ++v) logits[i * 3 + v] = s.data(0)[v] + s.data(0)[3] * float(v);
+    }
+  }
+  mutable int64_t computed = 0;
+
+ private:
+  ModelInfo info_;
+  StateSpec spec_;
+  std::string fp_ = "counting";
+};
+
+void expect_same_state(const SequenceState& a, const SequenceState& b) {
+  ASSERT_EQ(a.n_tokens(), b.n_tokens());
+  for (size_t i = 0; i < a.n_tensors(); ++i) {
+    ASSERT_EQ(a.rows(i), b.rows(i));
+    for (int64_t k = 0; k < a.rows(i) * a.row_elems(i); ++k) ASSERT_EQ(a.data(i)[k], b.data(i)[k]);
+  }
+}
+
+std::vector<int32_t> random_tokens(std::mt19937& rng, size_t n) {
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = int32_t(rng() % 4);  // few symbols: many shared prefixes
+  return t;
+}
+
+}  // namespace
+
+TEST(PrefixCache, LongestPrefixMatchesBruteForce) {
+  PrefixCache cache({.byte_budget = size_t(1) << 30, .spacing = 0});
+  std::mt19937 rng(1);
+  std::vector<std::vector<int32_t>> inserted;
+  for (int i = 0; i < 60; ++i) {
+    auto t = random_tokens(rng, 1 + rng() % 12);
+    cache.insert(t, state_for(t));
+    inserted.push_back(t);
+  }
+  for (int q = 0; q < 300; ++q) {
+    auto prompt = random_tokens(rng, rng() % 16);
+    int64_t max_len = int64_t(rng() % 18) - 1;  // -1: no limit
+    int64_t limit = max_len < 0 ? int64_t(prompt.size()) : std::min<int64_t>(max_len, prompt.size());
+    int64_t best = 0;
+    for (const auto& t : inserted)
+      if (int64_t(t.size()) <= limit && std::equal(t.begin(), t.end(), prompt.begin()))
+        best = std::max<int64_t>(best, t.size());
+    auto hit = cache.lookup(prompt, max_len);
+    if (best == 0) {
+      EXPECT_FALSE(hit.has_value());
+      continue;
+    }
+    ASSERT_TRUE(hit.has_value());
+    ASSERT_EQ(hit->n_tokens, best);
+    expect_same_state(hit->state, state_for(std::span(prompt).first(size_t(best))));
+  }
+}
+
+TEST(PrefixCache, HitIsACopy) {
+  PrefixCache cache;
+  std::vector<int32_t> t{1, 2, 3};
+  cache.insert(t, state_for(t));
+  auto hit = cache.lookup(t);
+  ASSERT_TRUE(hit);
+  hit->state.data(0)[0] = 1e9f;
+  EXPECT_NE(cache.lookup(t)->state.data(0)[0], 1e9f);
+}
+
+TEST(PrefixCache, LruUnderByteBudget) {
+  std::vector<int32_t> a{1}, b{2}, c{3}, d{1, 1};
+  PrefixCache probe({.spacing = 0});
+  probe.insert(a, state_for(a));
+  size_t one = probe.stats().bytes;  // what a one-token entry costs
+  probe.insert(d, state_for(d));
+  size_t two = probe.stats().bytes - one;
+  // room for three one-token entries, not for those plus a two-token one
+  PrefixCache cache({.byte_budget = 3 * one + two - 1, .spacing = 0});
+  cache.insert(a, state_for(a));
+  cache.insert(b, state_for(b));
+  cache.insert(c, state_for(c));
+  EXPECT_EQ(cache.stats().entries, 3u);
+  EXPECT_TRUE(cache.lookup(a));  // a is now the most recent; b the least
+  cache.insert(d, state_for(d));
+  EXPECT_LE(cache.stats().bytes, 3 * one + two - 1);
+  EXPECT_EQ(cache.stats().evictions, 1u);
+  EXPECT_FALSE(cache.lookup(b));
+  EXPECT_TRUE(cache.lookup(c));
+  EXPECT_EQ(cache.lookup(std::vector<int32_t>{1, 1, 5})->n_tokens, 2);
+  // an entry larger than the whole budget is not stored and evicts nothing
+  PrefixCache tiny({.byte_budget = one - 1, .spacing = 0});
+  tiny.insert(a, state_for(a));
+  EXPECT_EQ(tiny.stats().entries, 0u);
+  cache.clear();
+  EXPECT_EQ(cache.stats().bytes, 0u);
+  EXPECT_FALSE(cache.lookup(a));
+}
+
+TEST(PrefixCache, StatsCountHitsAndTokensSaved) {
+  PrefixCache cache({.spacing = 0});
+  std::vector<int32_t> t{1, 2, 3, 4};
+  cache.insert(t, state_for(t));
+  cache.insert(t, state_for(t));  // refresh, not a second entry
+  EXPECT_EQ(cache.stats().entries, 1u);
+  cache.lookup(std::vector<int32_t>{1, 2, 3, 4, 5});
+  cache.lookup(std::vector<int32_t>{2});
+  auto s = cache.stats();
+  EXPECT_EQ(s.lookups, 2u);
+  EXPECT_EQ(s.hits, 1u);
+  EXPECT_EQ(s.tokens_saved, 4u);
+  EXPECT_GT(s.bytes, state_for(t).bytes());
+  EXPECT_THROW(cache.insert(std::vector<int32_t>{1, 2}, state_for(t)), Error);
+}
+
+TEST(PrefixCache, PrefillComputesOnlyTheNewSuffix) {
+  CountingModel model;
+  PrefixCache cache({.spacing = 64});
+  std::mt19937 rng(2);
+  auto first = random_tokens(rng, 150);
+  float logits[3], ref_logits[3];
+
+  SequenceState s(model.state_spec());
+  EXPECT_EQ(prefill_cached(model, cache, first, s, logits), 150);
+  // snapshots at 64, 128 and the request's end (150)
+  EXPECT_EQ(cache.stats().entries, 3u);
+
+  // the second request extends the first: only its 40 new tokens are computed
+  auto second = first;
+  auto more = random_tokens(rng, 40);
+  second.insert(second.end(), more.begin(), more.end());
+  SequenceState s2(model.state_spec());
+  model.computed = 0;
+  EXPECT_EQ(prefill_cached(model, cache, second, s2, logits), 40);
+  EXPECT_EQ(model.computed, 40);
+
+  SequenceState ref(model.state_spec());
+  SequenceState* refs[] = {&ref};
+  model.forward(Batch::single(second), refs, ref_logits, Logits::Last);
+  expect_same_state(s2, ref);
+  for (int v = 0; v < 3; ++v) EXPECT_EQ(logits[v], ref_logits[v]);
+
+  // a request sharing only the first 100 tokens resumes from the snapshot at 64
+  auto third = std::vector<int32_t>(first.begin(), first.begin() + 100);
+  third.push_back(99);
+  SequenceState s3(model.state_spec());
+  EXPECT_EQ(prefill_cached(model, cache, third, s3, logits), 101 - 64);
+  SequenceState ref3(model.state_spec());
+  SequenceState* refs3[] = {&ref3};
+  model.forward(Batch::single(third), refs3, ref_logits, Logits::Last);
+  expect_same_state(s3, ref3);
+
+  // the exact same prompt again: the last token is always computed (its logits are needed), so the
+  // longest usable prefix is the first request's end, 150
+  SequenceState s4(model.state_spec());
+  EXPECT_EQ(prefill_cached(model, cache, second, s4, logits), 190 - 150);
+  EXPECT_EQ(cache.stats().tokens_saved, 150u + 64 + 150);
+}

@@ -62,7 +62,8 @@ struct CacheSource final : KeySource {
   const KvCache* kv;
   int64_t Hkv, D, Dv;
   int segments(int64_t lo, int64_t hi, int64_t g, KvSegment* out) const override {
-    out[0] = {lo, hi - lo + 1, kv->k + (lo * Hkv + g) * D, kv->v + (lo * Hkv + g) * Dv};
+    const int64_t ks = kv->k_stride ? kv->k_stride : Hkv * D, vs = kv->v_stride ? kv->v_stride : Hkv * Dv;
+    out[0] = {lo, hi - lo + 1, kv->k + lo * ks + g * D, kv->v + lo * vs + g * Dv, ks, vs};
     return 1;
   }
 };
@@ -78,13 +79,14 @@ struct RingSource final : KeySource {
     for (int64_t p = lo; p <= hi && p < ring->past;) {
       const int64_t row = p % ring->capacity;
       const int64_t run = std::min({hi + 1, ring->past, p + ring->capacity - row}) - p;
-      out[n++] = {p, run, ring->k + (row * Hkv + g) * D, ring->v + (row * Hkv + g) * Dv};
+      out[n++] = {p, run, ring->k + (row * Hkv + g) * D, ring->v + (row * Hkv + g) * Dv, Hkv * D, Hkv * Dv};
       p += run;
     }
     const int64_t first_new = std::max(lo, ring->past);
     if (first_new <= hi) {
       const int64_t i = first_new - ring->past;
-      out[n++] = {first_new, hi - first_new + 1, k_new + (i * Hkv + g) * D, v_new + (i * Hkv + g) * Dv};
+      out[n++] = {first_new, hi - first_new + 1, k_new + (i * Hkv + g) * D, v_new + (i * Hkv + g) * Dv, Hkv * D,
+                  Hkv * Dv};
     }
     return n;
   }
@@ -210,7 +212,7 @@ void solve(const Problem& pb, SimdLevel level, bool split_keys) {
 Problem make_problem(const float* q, const AttentionDims& d, std::span<const int64_t> offsets, float* o,
                      int64_t window) {
   Problem pb;
-  pb.shape = {d.qk_dim, d.v_dim, d.n_kv_heads * d.qk_dim, d.n_kv_heads * d.v_dim, d.scale};
+  pb.shape = {d.qk_dim, d.v_dim, d.scale};
   pb.Hq = d.n_heads;
   pb.Hkv = d.n_kv_heads;
   pb.group = d.n_heads / d.n_kv_heads;

@@ -40,6 +40,9 @@ struct KvCache {
   const float* k = nullptr;  // [len, Hkv, D]
   const float* v = nullptr;  // [len, Hkv, Dv]
   int64_t len = 0;
+  // Floats between consecutive rows; 0 means dense (Hkv·D, Hkv·Dv). Lets k and v be views into one
+  // wider row, e.g. MLA's latent cache [len, r + d_r] read as keys (all of it) and values (c).
+  int64_t k_stride = 0, v_stride = 0;
 };
 
 // Packed sequences: sequence i owns queries [offsets[i], offsets[i+1]) and cache kv[i], whose len

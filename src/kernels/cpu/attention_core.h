@@ -24,11 +24,11 @@ void attend_rows_impl(const AttnShape& s, const AttnRow* rows, int64_t R, const 
         const int64_t j0 = std::max(b0, rows[r].lo), j1 = std::min(b1, rows[r].hi + 1);
         if (j0 >= j1) continue;
         const int64_t n = j1 - j0;
-        const float* k = seg.k + (j0 - seg.pos0) * s.k_stride;
-        const float* v = seg.v + (j0 - seg.pos0) * s.v_stride;
+        const float* k = seg.k + (j0 - seg.pos0) * seg.k_stride;
+        const float* v = seg.v + (j0 - seg.pos0) * seg.v_stride;
         float mx = -INFINITY;
         for (int64_t j = 0; j < n; ++j) {
-          p[j] = Ops::dot(rows[r].q, k + j * s.k_stride, s.D) * s.scale;
+          p[j] = Ops::dot(rows[r].q, k + j * seg.k_stride, s.D) * s.scale;
           mx = std::max(mx, p[j]);
         }
         float* o = acc.o + r * s.Dv;
@@ -40,7 +40,7 @@ void attend_rows_impl(const AttnShape& s, const AttnRow* rows, int64_t R, const 
           acc.m[r] = m_new;
         }
         acc.l[r] += Ops::exp_shift(p, n, m_new);
-        for (int64_t j = 0; j < n; ++j) Ops::axpy(o, p[j], v + j * s.v_stride, s.Dv);
+        for (int64_t j = 0; j < n; ++j) Ops::axpy(o, p[j], v + j * seg.v_stride, s.Dv);
       }
     }
   }

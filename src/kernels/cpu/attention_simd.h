@@ -7,11 +7,12 @@
 
 namespace linfer::kernels {
 
-// A run of consecutive key positions stored at a fixed row stride: key pos0 + i at k + i·stride.
+// A run of consecutive key positions stored at fixed row strides: key pos0 + i at k + i·k_stride.
 struct KvSegment {
   int64_t pos0 = 0, n = 0;
   const float* k = nullptr;
   const float* v = nullptr;
+  int64_t k_stride = 0, v_stride = 0;
 };
 
 // One query row and the key positions it may see, inclusive.
@@ -21,8 +22,7 @@ struct AttnRow {
 };
 
 struct AttnShape {
-  int64_t D = 0, Dv = 0;          // q/k and v head dims
-  int64_t k_stride = 0, v_stride = 0;  // floats between consecutive keys / values of a segment
+  int64_t D = 0, Dv = 0;  // q/k and v head dims
   float scale = 0.0f;
 };
 

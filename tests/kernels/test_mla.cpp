@@ -1,0 +1,79 @@
+// kernels/cpu/mla.h against kernels/reference/mla.h (expand the latent per head, then attend):
+// the expanded and absorbed forms and the automatic choice, every weight dtype, packed sequences
+// with nonzero cache lengths, decode, Kimi-like and odd dims.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "dense_test_util.h"
+#include "kernels/cpu/mla.h"
+#include "kernels/reference/mla.h"
+#include "linfer/core/error.h"
+
+using namespace linfer;
+using namespace linfer::kernels;
+using namespace dense_test;
+
+namespace {
+
+using MlaFn = void (*)(const float*, const MlaDims&, const TensorView&, std::span<const int64_t>,
+                       std::span<const MlaCache>, float*, SimdLevel);
+
+void check_mla(const MlaDims& d, DType dt, const std::vector<int64_t>& past, const std::vector<int64_t>& n_new,
+               uint32_t seed) {
+  std::mt19937 rng(seed);
+  const int64_t H = d.n_heads, r = d.kv_lora_rank, dq = d.qk_nope_dim + d.qk_rope_dim, row = r + d.qk_rope_dim;
+  auto w = store_as(dt, random_vec(rng, size_t(H * (d.qk_nope_dim + d.v_dim) * r), float(1.0 / std::sqrt(r))));
+  TensorView wv(w.bytes.data(), dt, {H * (d.qk_nope_dim + d.v_dim), r});
+  std::vector<int64_t> offsets = {0};
+  for (int64_t n : n_new) offsets.push_back(offsets.back() + n);
+  const int64_t T = offsets.back();
+  std::vector<std::vector<float>> rows;
+  std::vector<MlaCache> caches;
+  for (size_t s = 0; s < past.size(); ++s) rows.push_back(random_vec(rng, size_t((past[s] + n_new[s]) * row)));
+  for (size_t s = 0; s < past.size(); ++s) caches.push_back({rows[s].data(), past[s] + n_new[s]});
+  auto q = random_vec(rng, size_t(T * H * dq));
+  std::vector<float> ref(size_t(T * H * d.v_dim));
+  ref::mla_attention(q.data(), d, wv, offsets, caches, ref.data());
+  const std::pair<const char*, MlaFn> forms[] = {
+      {"expanded", mla_attention_expanded}, {"absorbed", mla_attention_absorbed}, {"auto", mla_attention}};
+  for (SimdLevel level : simd_levels())
+    for (auto [name, fn] : forms) {
+      std::vector<float> o(ref.size(), NAN);
+      fn(q.data(), d, wv, offsets, caches, o.data(), level);
+      EXPECT_LT(rel_err(o, ref), 3e-6) << name << " " << dtype_name(dt) << " " << simd_level_name(level) << " H=" << H
+                                       << " r=" << r;
+    }
+}
+
+}  // namespace
+
+TEST(Mla, PrefillPackedSequencesEveryForm) {
+  const float kimi_scale = float(1.0 / std::sqrt(48.0));
+  const MlaDims kimi_like{4, 64, 32, 16, 32, kimi_scale};  // Kimi's shape scaled down (r > d_n, d_r shared)
+  const MlaDims odd{3, 19, 7, 5, 11, 0.3f};
+  const MlaDims no_rope{2, 32, 16, 0, 24, 0.25f};
+  uint32_t seed = 60;
+  for (const MlaDims& d : {kimi_like, odd, no_rope})
+    for (DType dt : {DType::F32, DType::BF16, DType::F16}) check_mla(d, dt, {0, 4, 33}, {5, 1, 70}, seed++);
+}
+
+TEST(Mla, DecodeBatch) {
+  const MlaDims d{8, 128, 64, 32, 64, float(1.0 / std::sqrt(96.0))};
+  check_mla(d, DType::BF16, {0, 17, 600}, {1, 1, 1}, 70);
+}
+
+TEST(Mla, AbsorbedEqualsExpandedOnLongPrefill) {
+  // where mla_attention picks the expanded form (many new tokens); both forms must still agree
+  const MlaDims d{2, 32, 16, 8, 16, 0.2f};
+  check_mla(d, DType::BF16, {10}, {300}, 71);
+}
+
+TEST(Mla, RejectsWrongKvBShape) {
+  const MlaDims d{2, 8, 4, 2, 4, 1.0f};
+  std::vector<float> w(2 * 8 * 8), q(6), o(8), rows(10);
+  const std::vector<int64_t> offsets = {0, 1};
+  const std::vector<MlaCache> caches = {{rows.data(), 1}};
+  EXPECT_THROW(mla_attention(q.data(), d, TensorView(w.data(), DType::F32, {12, 8}), offsets, caches, o.data()), Error);
+  EXPECT_NO_THROW(mla_attention(q.data(), d, TensorView(w.data(), DType::F32, {16, 8}), offsets, caches, o.data()));
+}

@@ -61,8 +61,8 @@ std::unique_ptr<Mixer> load_kda(WeightStore& ws, const ModelConfig& m, const Lay
   const auto f_b = ws.pick({p + "f_b_proj.weight", p + "forget_gate_up.weight", p + "forget_gate.f_b_proj.weight"});
   w.f_a = take_rows(ws, f_a, m.hidden);
   w.f_b = ws.take(f_b, {d.v_heads * d.head_k, w.f_a.dim(0)});
-  w.A_log = ws.take_f32(p + "A_log", d.v_heads);
-  w.dt_bias = ws.take_f32(p + "dt_bias", d.v_heads * d.head_k);
+  w.A_log = ws.take_f32(ws.pick({p + "A_log", p + "forget_gate.A_log"}), d.v_heads);
+  w.dt_bias = ws.take_f32(ws.pick({p + "dt_bias", p + "forget_gate.dt_bias"}), d.v_heads * d.head_k);
   w.b_proj = ws.take(ws.pick({p + "b_proj.weight", p + "beta_proj.weight"}), {d.v_heads, m.hidden});
   const auto g_a = ws.pick({p + "g_a_proj.weight", p + "output_gate_down.weight", p + "output_gate.g_a_proj.weight"});
   const auto g_b = ws.pick({p + "g_b_proj.weight", p + "output_gate_up.weight", p + "output_gate.g_b_proj.weight"});

@@ -11,6 +11,7 @@ void add_logits(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_tokenize(CLI::App& app);
 
 // Every command function, in help order.
 inline constexpr void (*kCommands[])(CLI::App&) = {
@@ -19,6 +20,7 @@ inline constexpr void (*kCommands[])(CLI::App&) = {
     add_logits,
     add_inspect,
     add_eval,
+    add_tokenize,
 };
 
 }  // namespace linfer::cli

@@ -163,7 +163,7 @@ void step_rows(float* rows, int64_t K, const float* kk, const float* qq, const f
   vf ak[R] = {}, aq[R] = {};
   for (int64_t i = 0; i < K; i += W) {
     const vf kv = X::load(kk + i), qv = X::load(qq + i);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const vf s = X::load(rows + r * K + i);
       ak[r] = X::fma(s, kv, ak[r]);
@@ -171,7 +171,7 @@ void step_rows(float* rows, int64_t K, const float* kk, const float* qq, const f
     }
   }
   vf delta[R];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     const float d = beta * (v[r] - alpha * X::hsum(ak[r]));
     o[r] = alpha * X::hsum(aq[r]) + qk * d;
@@ -182,7 +182,7 @@ void step_rows(float* rows, int64_t K, const float* kk, const float* qq, const f
     const vf kv = X::load(kn + i);
     vf decay = av;
     if constexpr (D == DeltaDecay::PerKey) decay = X::load(a + i);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       vf s = X::load(rows + r * K + i);
       if constexpr (D != DeltaDecay::None) s = s * decay;
@@ -219,15 +219,66 @@ void step_head(const HeadTask& h) {
 // Columns are independent given the token's k, q, decay and β, so a block of NV vectors of value
 // channels ([K, NV·W], 16 KiB at K = 128, NV·W = 32: L1-resident) runs over a tile of tokens before
 // the next block; the tile's prepared q', k, a⊙k, a⊙q (L2-resident) are shared by the blocks.
+//
+// Scalar decay (GDN) is applied lazily: the scratch holds S̃ with S = c·S̃, c the running product of
+// α since the last rescale, so a token costs two dot products and one axpy per state element
+// instead of also a multiply. When c falls below kRescaleBelow, S̃ is multiplied by c once and c
+// restarts at 1, which keeps 1/c (the factor on the update) bounded by 2^60.
 // ================================================================================================
 
-constexpr int64_t kSweepTile = 32;  // tokens prepared at once
+constexpr int64_t kSweepTile = 32;       // tokens prepared at once
+constexpr float kRescaleBelow = 0x1p-60f;
 
 struct SweepTile {
   float *kn, *qn, *a, *ak, *aq;   // [n, K]: k, q', exp(g), a⊙k, a⊙q (the last three PerKey only)
-  float *alpha, *beta, *qk;       // [n]
+  float *c, *rescale, *beta, *qk; // [n]: S = c·S̃ after token t's decay (Scalar); S̃ *= rescale first
   int64_t n;
 };
+
+// kv[cols] += Σ_i S̃[i, cols] (a⊙k)_i and qv[cols] += Σ_i S̃[i, cols] (a⊙q')_i for token t.
+// Inlined by force: the accumulators must stay in registers (GCC kept them in memory otherwise).
+#define LINFER_DELTA_INLINE __attribute__((always_inline)) inline
+
+template <int W, DeltaDecay D, int NV>
+LINFER_DELTA_INLINE void sweep_dots(const SweepTile& tile, int64_t t, const float* S, int64_t V, int64_t K, int64_t col,
+                typename Vec<W>::type* kv, typename Vec<W>::type* qv) {
+  using X = Vec<W>;
+  const float* kk = D == DeltaDecay::PerKey ? tile.ak + t * K : tile.kn + t * K;
+  const float* qq = D == DeltaDecay::PerKey ? tile.aq + t * K : tile.qn + t * K;
+  for (int64_t i = 0; i < K; ++i) {
+    const typename X::type ks = X::set1(kk[i]), qs = X::set1(qq[i]);
+    const float* s = S + i * V + col;
+#pragma GCC unroll 8
+    for (int n = 0; n < NV; ++n) {
+      const typename X::type x = X::load(s + n * W);
+      kv[n] = X::fma(x, ks, kv[n]);
+      qv[n] = X::fma(x, qs, qv[n]);
+    }
+  }
+}
+
+// S̃[i, cols] = a_i S̃[i, cols] + k_i δ[cols] for token t. (Fusing this with token t+1's dot products
+// saves a load per element but spills registers at NV = 4; it measured slower on AVX2.)
+template <int W, DeltaDecay D, int NV>
+LINFER_DELTA_INLINE void sweep_update(const SweepTile& tile, int64_t t, float* S, int64_t V, int64_t K, int64_t col,
+                  const typename Vec<W>::type* delta) {
+  using X = Vec<W>;
+  using vf = typename X::type;
+  const float* kn = tile.kn + t * K;
+  const float* a = tile.a + t * K;
+  for (int64_t i = 0; i < K; ++i) {
+    const vf ks = X::set1(kn[i]);
+    float* s = S + i * V + col;
+    if constexpr (D == DeltaDecay::PerKey) {
+      const vf decay = X::set1(a[i]);
+#pragma GCC unroll 8
+      for (int n = 0; n < NV; ++n) X::store(s + n * W, X::fma(ks, delta[n], X::load(s + n * W) * decay));
+    } else {
+#pragma GCC unroll 8
+      for (int n = 0; n < NV; ++n) X::store(s + n * W, X::fma(ks, delta[n], X::load(s + n * W)));
+    }
+  }
+}
 
 template <int W, DeltaDecay D, int NV>
 void sweep_block(const HeadTask& h, const SweepTile& tile, int64_t t0, float* S, int64_t col) {
@@ -235,46 +286,30 @@ void sweep_block(const HeadTask& h, const SweepTile& tile, int64_t t0, float* S,
   using vf = typename X::type;
   const int64_t K = h.K, V = h.V;
   for (int64_t t = 0; t < tile.n; ++t) {
-    const float* kn = tile.kn + t * K;
-    const float* kk = D == DeltaDecay::PerKey ? tile.ak + t * K : kn;
-    const float* qq = D == DeltaDecay::PerKey ? tile.aq + t * K : tile.qn + t * K;
-    vf kv[NV] = {}, qv[NV] = {};
-    for (int64_t i = 0; i < K; ++i) {
-      const vf ks = X::set1(kk[i]), qs = X::set1(qq[i]);
-      const float* s = S + i * V + col;
-#pragma GCC unroll 4
-      for (int n = 0; n < NV; ++n) {
-        const vf x = X::load(s + n * W);
-        kv[n] = X::fma(x, ks, kv[n]);
-        qv[n] = X::fma(x, qs, qv[n]);
-      }
+    if (D == DeltaDecay::Scalar && tile.rescale[t] != 1.0f) {
+      const vf f = X::set1(tile.rescale[t]);
+      for (int64_t i = 0; i < K; ++i)
+#pragma GCC unroll 8
+        for (int n = 0; n < NV; ++n) X::store(S + i * V + col + n * W, X::load(S + i * V + col + n * W) * f);
     }
-    const vf alpha = X::set1(tile.alpha[t]), beta = X::set1(tile.beta[t]), qk = X::set1(tile.qk[t]);
+    vf kv[NV] = {}, qv[NV] = {};
+    sweep_dots<W, D, NV>(tile, t, S, V, K, col, kv, qv);
+    const float c = D == DeltaDecay::Scalar ? tile.c[t] : 1.0f;
+    const vf cv = X::set1(c), beta = X::set1(tile.beta[t]), qk = X::set1(tile.qk[t]);
     const float* vin = h.v + (t0 + t) * h.v_stride + col;
     float* out = h.o + (t0 + t) * h.o_stride + col;
     vf delta[NV];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int n = 0; n < NV; ++n) {
       if constexpr (D == DeltaDecay::Scalar) {
-        kv[n] = kv[n] * alpha;
-        qv[n] = qv[n] * alpha;
+        kv[n] = kv[n] * cv;
+        qv[n] = qv[n] * cv;
       }
       delta[n] = beta * (X::load(vin + n * W) - kv[n]);
       X::store(out + n * W, X::fma(qk, delta[n], qv[n]));
+      if constexpr (D == DeltaDecay::Scalar) delta[n] = delta[n] * (1.0f / c);  // S̃ += k (δ/c)ᵀ
     }
-    const float* a = tile.a + t * K;
-    for (int64_t i = 0; i < K; ++i) {
-      const vf ks = X::set1(kn[i]);
-      vf decay = alpha;
-      if constexpr (D == DeltaDecay::PerKey) decay = X::set1(a[i]);
-      float* s = S + i * V + col;
-#pragma GCC unroll 4
-      for (int n = 0; n < NV; ++n) {
-        vf x = X::load(s + n * W);
-        if constexpr (D != DeltaDecay::None) x = x * decay;
-        X::store(s + n * W, X::fma(ks, delta[n], x));
-      }
-    }
+    sweep_update<W, D, NV>(tile, t, S, V, K, col, delta);
   }
 }
 
@@ -282,16 +317,26 @@ template <int W, DeltaDecay D>
 void recurrent_head(const HeadTask& h) {
   const int64_t K = h.K, V = h.V, TT = kSweepTile;
   float* S = scratch(0, K * V);
-  float* buf = scratch(1, 5 * TT * K + 3 * TT);
-  SweepTile tile{buf, buf + TT * K, buf + 2 * TT * K, buf + 3 * TT * K, buf + 4 * TT * K,
-                 buf + 5 * TT * K, buf + 5 * TT * K + TT, buf + 5 * TT * K + 2 * TT, 0};
+  float* buf = scratch(1, 5 * TT * K + 4 * TT);
+  float* per_token = buf + 5 * TT * K;
+  SweepTile tile{buf,       buf + TT * K,       buf + 2 * TT * K,   buf + 3 * TT * K, buf + 4 * TT * K,
+                 per_token, per_token + TT, per_token + 2 * TT, per_token + 3 * TT, 0};
   transpose(h.state, S, V, K);
+  float c = 1.0f;  // Scalar: S = c·S̃
   for (int64_t t0 = 0; t0 < h.T; t0 += TT) {
     tile.n = std::min(TT, h.T - t0);
     for (int64_t t = 0; t < tile.n; ++t) {
       tile.qk[t] = prepare_qk<W>(h, t0 + t, tile.qn + t * K, tile.kn + t * K);
       tile.beta[t] = h.beta[(t0 + t) * h.bg_stride];
-      tile.alpha[t] = D == DeltaDecay::Scalar ? std::exp(h.g[(t0 + t) * h.g_stride]) : 1.0f;
+      if constexpr (D == DeltaDecay::Scalar) {
+        c *= std::exp(h.g[(t0 + t) * h.g_stride]);
+        tile.rescale[t] = 1.0f;
+        if (c < kRescaleBelow) {
+          tile.rescale[t] = c;
+          c = 1.0f;
+        }
+        tile.c[t] = c;
+      }
       if constexpr (D == DeltaDecay::PerKey) {
         exp_vec<W>(h.g + (t0 + t) * h.g_stride, tile.a + t * K, K);
         mul_vec<W>(tile.a + t * K, tile.kn + t * K, tile.ak + t * K, K);
@@ -302,6 +347,8 @@ void recurrent_head(const HeadTask& h) {
     for (; col + 4 * W <= V; col += 4 * W) sweep_block<W, D, 4>(h, tile, t0, S, col);
     for (; col < V; col += W) sweep_block<W, D, 1>(h, tile, t0, S, col);
   }
+  if (D == DeltaDecay::Scalar && c != 1.0f)
+    for (int64_t i = 0; i < K * V; ++i) S[i] *= c;
   transpose(S, h.state, K, V);
 }
 
@@ -328,9 +375,9 @@ void gemm_tile(int64_t Kd, const float* A, int64_t lda, const float* B, int64_t 
   using X = Vec<W>;
   using vf = typename X::type;
   vf acc[MR][NV];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int n = 0; n < NV; ++n) {
       if (init == GemmInit::Zero) acc[m][n] = X::set1(0.0f);
       else if (init == GemmInit::Accumulate) acc[m][n] = X::load(C + m * ldc + n * W);
@@ -338,25 +385,25 @@ void gemm_tile(int64_t Kd, const float* A, int64_t lda, const float* B, int64_t 
     }
   for (int64_t p = 0; p < Kd; ++p) {
     vf b[NV];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int n = 0; n < NV; ++n) b[n] = X::load(B + p * ldb + n * W);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       const vf am = X::set1(A[m * lda + p]);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int n = 0; n < NV; ++n) acc[m][n] = X::fma(am, b[n], acc[m][n]);
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int n = 0; n < NV; ++n) X::store(C + m * ldc + n * W, acc[m][n]);
 }
 
 template <int W>
 void gemm(int64_t M, int64_t N, int64_t Kd, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
           int64_t ldc, GemmInit init, const float* row_scale = nullptr) {
-  constexpr int MR = W == 8 ? 4 : 1, NV = 2;
+  constexpr int MR = W == 8 ? 6 : 1, NV = 2;  // 12 accumulators cover FMA latency
   int64_t n0 = 0;
   for (; n0 + NV * W <= N; n0 += NV * W) {
     int64_t m = 0;

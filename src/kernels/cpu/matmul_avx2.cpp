@@ -54,20 +54,28 @@ inline const void* row_ptr(const WeightMatrix& w, int64_t n) {
 template <DType T, int M, int R>
 void gemv_rows(const float* x, int64_t K, const WeightMatrix& w, int64_t n, const float* bias, float* y) {
   const void* rows[R];
+  #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) rows[r] = row_ptr(w, n + r);
   __m256 acc[M][R];
+  #pragma GCC unroll 8
   for (int m = 0; m < M; ++m)
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[m][r] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
     __m256 xv[M];
+    #pragma GCC unroll 8
     for (int m = 0; m < M; ++m) xv[m] = _mm256_loadu_ps(x + m * K + k);
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 wv = load8<T>(rows[r], k);
+      #pragma GCC unroll 8
       for (int m = 0; m < M; ++m) acc[m][r] = _mm256_fmadd_ps(wv, xv[m], acc[m][r]);
     }
   }
+  #pragma GCC unroll 8
   for (int m = 0; m < M; ++m) {
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       float s = hsum(acc[m][r]);
       for (int64_t kk = k; kk < K; ++kk) s += x[m * K + kk] * load1<T>(rows[r], kk);
@@ -121,9 +129,11 @@ inline __m256i lane_mask(int64_t valid) {  // lanes [0, valid) set
 template <int MR>
 void micro_kernel(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc, int64_t ncols) {
   __m256 acc0[MR], acc1[MR];
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_load_ps(b + k * kNR), b1 = _mm256_load_ps(b + k * kNR + 8);
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m256 av = _mm256_broadcast_ss(a + i * lda + k);
       acc0[i] = _mm256_fmadd_ps(av, b0, acc0[i]);
@@ -131,6 +141,7 @@ void micro_kernel(const float* a, int64_t lda, const float* b, int64_t kc, float
     }
   }
   if (ncols == kNR) {
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       float* ci = c + i * ldc;
       _mm256_storeu_ps(ci, _mm256_add_ps(_mm256_loadu_ps(ci), acc0[i]));
@@ -138,6 +149,7 @@ void micro_kernel(const float* a, int64_t lda, const float* b, int64_t kc, float
     }
   } else {
     const __m256i m0 = lane_mask(ncols), m1 = lane_mask(ncols - 8);
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       float* ci = c + i * ldc;
       _mm256_maskstore_ps(ci, m0, _mm256_add_ps(_mm256_maskload_ps(ci, m0), acc0[i]));

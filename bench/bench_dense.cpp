@@ -1,0 +1,161 @@
+// Dense kernels (CPU): bf16 GEMV (decode projections), bf16 / f32 GEMM (prefill projections),
+// attention decode at 4K context. Every kernel runs at the detected SIMD level and capped to
+// scalar (arg `simd`: 0 scalar, 1 best), on the global pool (all cores).
+//
+// Counting:
+//   GEMV  y[N] = W[N, K]·x: bytes 2·N·K (bf16 W streamed once; x and y are noise), flops 2·N·K.
+//         Bandwidth-bound: compare bytes_per_second with BM_Floor_Read (parallel read of a buffer
+//         well past the L3). Weights rotate over copies totalling > 4 × L3 so W comes from DRAM.
+//   GEMM  y[M, N] = x[M, K]·Wᵀ: flops 2·M·N·K. Compute-bound for M >= 64: compare with FMA peak
+//         (bench_delta's BM_Floor_FmaPeak: 2 cores × 2 FMA pipes × 8 lanes × 2 flops × clock).
+//   attention decode, B = 1, Hq = 32, Hkv = 8, D = Dv = 128, L = 4096 cached rows (float32):
+//         bytes 4·L·Hkv·(D + Dv) = 32 MiB per token; flops 2·L·Hq·(D + Dv).
+#include <benchmark/benchmark.h>
+
+#include <immintrin.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/matmul.h"
+#include "linfer/core/aligned.h"
+#include "linfer/core/cpu_features.h"
+#include "linfer/core/dtype.h"
+#include "linfer/core/thread_pool.h"
+
+using namespace linfer;
+using namespace linfer::kernels;
+
+namespace {
+
+AlignedVector<float> randn(size_t n, float sd, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, sd);
+  AlignedVector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+SimdLevel level_arg(const benchmark::State& st, int i) { return st.range(i) ? simd_level() : SimdLevel::Scalar; }
+
+// ---- floor: read bandwidth ------------------------------------------------------------------------
+
+__attribute__((target("avx2"))) float sum_range(const float* p, int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  for (int64_t i = 0; i + 32 <= n; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+  }
+  alignas(32) float out[8];
+  _mm256_store_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  return out[0];
+}
+
+void BM_Floor_Read(benchmark::State& st) {
+  const int64_t n = int64_t(64) << 20;  // 256 MiB of floats
+  AlignedVector<float> a(size_t(n), 1.0f);
+  for (auto _ : st) {
+    parallel_for(0, n / 4096, [&](int64_t b0, int64_t b1) {
+      benchmark::DoNotOptimize(sum_range(a.data() + b0 * 4096, (b1 - b0) * 4096));
+    });
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * n * 4);
+}
+BENCHMARK(BM_Floor_Read)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// ---- GEMV / GEMM -------------------------------------------------------------------------------
+
+struct Weights {
+  std::vector<AlignedVector<uint16_t>> copies;  // bf16 bits, or f32 when dtype is F32 (see data())
+  std::vector<AlignedVector<float>> f32;
+  DType dtype;
+  int64_t N, K;
+  Weights(DType dt, int64_t N_, int64_t K_, int n_copies) : dtype(dt), N(N_), K(K_) {
+    auto w = randn(size_t(N * K), 0.02f, 7);
+    for (int c = 0; c < n_copies; ++c) {
+      if (dt == DType::F32) {
+        f32.push_back(w);
+      } else {
+        AlignedVector<uint16_t> b(size_t(N * K));
+        from_f32(dt, w.data(), b.data(), size_t(N * K));
+        copies.push_back(std::move(b));
+      }
+    }
+  }
+  TensorView view(int i) const {
+    void* p = dtype == DType::F32 ? (void*)f32[i % f32.size()].data() : (void*)copies[i % copies.size()].data();
+    return TensorView(p, dtype, {N, K});
+  }
+  int size() const { return int(dtype == DType::F32 ? f32.size() : copies.size()); }
+};
+
+// args: N, K, simd
+void BM_Gemv_bf16(benchmark::State& st) {
+  const int64_t N = st.range(0), K = st.range(1);
+  const int copies = int(std::max<int64_t>(2, (int64_t(160) << 20) / (2 * N * K)));  // > 4 × L3
+  Weights w(DType::BF16, N, K, copies);
+  auto x = randn(size_t(K), 1.0f, 1);
+  AlignedVector<float> y(static_cast<size_t>(N));
+  const SimdLevel level = level_arg(st, 2);
+  int i = 0;
+  for (auto _ : st) matmul(x.data(), 1, w.view(i++), nullptr, y.data(), level);
+  st.SetBytesProcessed(int64_t(st.iterations()) * 2 * N * K);
+  st.counters["flops"] = benchmark::Counter(double(st.iterations()) * 2 * N * K, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Gemv_bf16)
+    ->ArgNames({"N", "K", "simd"})
+    ->Args({4096, 4096, 1})
+    ->Args({2048, 8192, 1})
+    ->Args({8192, 2048, 1})
+    ->Args({4096, 4096, 0})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// args: M, N, K, simd; dtype by template
+template <DType T>
+void BM_Gemm(benchmark::State& st) {
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  Weights w(T, N, K, 1);
+  auto x = randn(size_t(M * K), 1.0f, 1);
+  AlignedVector<float> y(size_t(M * N));
+  const SimdLevel level = level_arg(st, 3);
+  for (auto _ : st) matmul(x.data(), M, w.view(0), nullptr, y.data(), level);
+  st.counters["flops"] = benchmark::Counter(double(st.iterations()) * 2 * M * N * K, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Gemm<DType::BF16>)
+    ->Name("BM_Gemm_bf16")
+    ->ArgNames({"M", "N", "K", "simd"})
+    ->Args({64, 4096, 4096, 1})
+    ->Args({512, 2048, 2048, 1})
+    ->Args({64, 2048, 2048, 0})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Gemm<DType::F32>)
+    ->Name("BM_Gemm_f32")
+    ->ArgNames({"M", "N", "K", "simd"})
+    ->Args({64, 4096, 4096, 1})
+    ->Args({512, 2048, 2048, 1})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// ---- attention decode ----------------------------------------------------------------------------
+
+// args: L, simd
+void BM_AttentionDecode(benchmark::State& st) {
+  const int64_t L = st.range(0), Hq = 32, Hkv = 8, D = 128;
+  auto k = randn(size_t(L * Hkv * D), 1.0f, 2), v = randn(size_t(L * Hkv * D), 1.0f, 3);
+  auto q = randn(size_t(Hq * D), 1.0f, 4);
+  AlignedVector<float> o(size_t(Hq * D));
+  const KvCache kv{k.data(), v.data(), L};
+  const AttentionDims d{Hq, Hkv, D, D, 1.0f / 11.3137f};
+  const SimdLevel level = level_arg(st, 1);
+  for (auto _ : st) attention_decode(q.data(), d, {&kv, 1}, o.data(), level);
+  st.SetBytesProcessed(int64_t(st.iterations()) * 4 * L * Hkv * 2 * D);
+  st.counters["flops"] = benchmark::Counter(double(st.iterations()) * 2 * L * Hq * 2 * D, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_AttentionDecode)->ArgNames({"L", "simd"})->Args({4096, 1})->Args({4096, 0})->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace

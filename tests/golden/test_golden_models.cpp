@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -121,12 +122,16 @@ TEST(GoldenFixtures, ExpectedFoldersArePresent) {
 }
 
 TEST_P(Golden, LogitsMatchTransformers) {
+  double worst = 0;
   for (const auto& c : fx_.cases) {
     const int64_t T = int64_t(c.prompt.size());
     ASSERT_EQ(c.logits.shape(), (linfer::Shape{T, vocab_})) << c.name;
     auto got = full_logits(*model_, c.prompt);
-    EXPECT_LE(max_rel_err(got.data(), c.logits.f32(), T, vocab_), kTol) << GetParam() << " " << c.name;
+    const double err = max_rel_err(got.data(), c.logits.f32(), T, vocab_);
+    EXPECT_LE(err, kTol) << GetParam() << " " << c.name;
+    worst = std::max(worst, err);
   }
+  std::printf("%s: worst relative logits error %.2e\n", GetParam().c_str(), worst);
 }
 
 TEST_P(Golden, GreedyTokensMatch) {

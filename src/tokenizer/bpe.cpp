@@ -22,6 +22,21 @@ struct Candidate {
 
 }  // namespace
 
+void PairMap::set(uint64_t key, Merge merge) {
+  if (2 * (size_ + 1) > slots_.size()) {  // grow to keep probes short
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(old.empty() ? 64 : 2 * old.size(), Slot{});
+    shift_ = 64 - __builtin_ctzll(slots_.size());
+    size_ = 0;
+    for (const Slot& s : old)
+      if (s.key != kEmpty) set(s.key, s.merge);
+  }
+  size_t i = slot_of(key);
+  while (slots_[i].key != kEmpty && slots_[i].key != key) i = (i + 1) & (slots_.size() - 1);
+  if (slots_[i].key == kEmpty) ++size_;
+  slots_[i] = {key, merge};
+}
+
 void BpeModel::index_bytes() {
   byte_ids.fill(-1);
   for (int b = 0; b < 256; ++b) {
@@ -59,9 +74,9 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
   auto consider = [&](int32_t pos) {
     const int32_t next = symbols[pos].next;
     if (next < 0) return;
-    auto it = merges.find(pair_key(symbols[pos].id, symbols[next].id));
-    if (it == merges.end()) return;
-    heap.push_back({it->second.rank, pos, symbols[pos].id, symbols[next].id, it->second.result});
+    const Merge* m = merges.find(pair_key(symbols[pos].id, symbols[next].id));
+    if (!m) return;
+    heap.push_back({m->rank, pos, symbols[pos].id, symbols[next].id, m->result});
     std::push_heap(heap.begin(), heap.end());
   };
   for (int32_t pos = 0; pos + 1 < static_cast<int32_t>(symbols.size()); ++pos) consider(pos);

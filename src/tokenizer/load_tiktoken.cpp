@@ -98,7 +98,7 @@ void derive_merges(BpeModel& bpe) {
       if (left == bpe.words.end()) continue;
       auto right = bpe.words.find(whole.substr(cut));
       if (right == bpe.words.end()) continue;
-      bpe.merges[BpeModel::pair_key(left->second, right->second)] = {id, id};
+      bpe.merges.set(BpeModel::pair_key(left->second, right->second), {id, id});
     }
   }
 }

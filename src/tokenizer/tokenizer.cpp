@@ -74,7 +74,7 @@ void Tokenizer::Impl::finish(std::string_view kind) {
   h.add(bpe.fuse_unk);
   std::vector<std::tuple<int32_t, uint64_t, int32_t>> merges;  // rank, pair, result
   merges.reserve(bpe.merges.size());
-  for (const auto& [pair, m] : bpe.merges) merges.emplace_back(m.rank, pair, m.result);
+  bpe.merges.for_each([&](uint64_t pair, tok::Merge m) { merges.emplace_back(m.rank, pair, m.result); });
   std::sort(merges.begin(), merges.end());
   for (const auto& [rank, pair, result] : merges) {
     h.add(static_cast<uint64_t>(rank));

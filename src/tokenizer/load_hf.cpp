@@ -147,8 +147,8 @@ void parse_model(const json& model, const std::string& where, Tokenizer::Impl& i
       fail("{}.merges[{}]: expected \"left right\" or [\"left\", \"right\"]", where, rank);
     }
     // A repeated pair keeps its last rank, as Hugging Face's merge map does.
-    impl.bpe.merges.set(BpeModel::pair_key(id_of(a, rank), id_of(b, rank)),
-                        {static_cast<int32_t>(rank), id_of(a + b, rank)});
+    const int32_t left = id_of(a, rank), right = id_of(b, rank), merged = id_of(a + b, rank);
+    impl.bpe.merges.set(BpeModel::pair_key(left, right), {static_cast<int32_t>(rank), merged});
   }
 }
 

@@ -3,7 +3,8 @@
 // Prefills the prompt, then decodes one token per step. With --prompt the text is tokenized and
 // the continuation is printed as it is generated (stopping at EOS); with --prompt-ids exactly n ids
 // are generated. --print-ids prints the generated ids comma-separated on one stdout line. Without
-// --model the embedded demo model is used. Speed goes to stderr.
+// --model the embedded demo model is used. Speed goes to stderr. --load-state FILE (from
+// `linfer prefill`) continues a saved sequence; the prompt, if any, is the tokens that follow it.
 
 #include <chrono>
 #include <cstdio>
@@ -16,13 +17,14 @@
 #include "linfer/model.h"
 #include "linfer/tokenizer.h"
 #include "runtime/sampling.h"
+#include "runtime/state_file.h"
 
 namespace linfer::cli {
 
 void add_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "generate tokens from a prompt");
   struct Args {
-    std::string model, prompt, ids;
+    std::string model, prompt, ids, load_state;
     int n = 64;
     bool print_ids = false, ignore_eos = false;
     SamplingParams sp{.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .seed = 0};
@@ -39,9 +41,11 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--seed", a->sp.seed, "random seed");
   cmd->add_flag("--print-ids", a->print_ids, "print the generated ids, comma-separated, on one line");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "do not stop at the end-of-sequence token");
+  cmd->add_option("--load-state", a->load_state, "continue from a state saved by `linfer prefill`");
   cmd->callback([a] {
     const std::string dir = a->model.empty() ? demo_model_dir() : a->model;
-    LINFER_CHECK(!a->prompt.empty() || !a->ids.empty(), "generate: give --prompt or --prompt-ids");
+    LINFER_CHECK(!a->prompt.empty() || !a->ids.empty() || !a->load_state.empty(),
+                 "generate: give --prompt, --prompt-ids or --load-state");
     auto model = Model::load(dir);
     std::unique_ptr<Tokenizer> tok;
     if (!a->prompt.empty() || !a->print_ids) {
@@ -51,8 +55,10 @@ void add_generate(CLI::App& app) {
         if (!a->prompt.empty()) throw;
       }
     }
-    std::vector<int32_t> prompt = a->prompt.empty() ? parse_ids(a->ids) : tok->encode(a->prompt);
-    LINFER_CHECK(!prompt.empty(), "generate: the prompt has no tokens");
+    std::vector<int32_t> prompt = !a->prompt.empty() ? tok->encode(a->prompt)
+                                  : a->ids.empty()   ? std::vector<int32_t>{}
+                                                     : parse_ids(a->ids);
+    LINFER_CHECK(!prompt.empty() || !a->load_state.empty(), "generate: the prompt has no tokens");
     // Text generation stops at EOS; id mode generates exactly n tokens (a testing interface).
     int64_t eos = -1;
     if (!a->prompt.empty() && !a->ignore_eos) eos = tok->eos_id() >= 0 ? tok->eos_id() : model->info().eos_token_id;
@@ -72,7 +78,15 @@ void add_generate(CLI::App& app) {
 
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
-    model->forward(Batch::single(prompt), {&sp, 1}, row.data(), Logits::Last);
+    if (!a->load_state.empty()) {
+      LoadedState loaded = load_state_file(a->load_state, *model, tok.get());
+      s = std::move(loaded.state);
+      LINFER_CHECK(!prompt.empty() || !loaded.logits.empty(),
+                   "generate: {} holds no logits to continue from; give the next tokens with --prompt-ids",
+                   a->load_state);
+      if (prompt.empty()) row = std::move(loaded.logits);
+    }
+    if (!prompt.empty()) model->forward(Batch::single(prompt), {&sp, 1}, row.data(), Logits::Last);
     const auto t1 = clock::now();
     std::vector<int32_t> out;
     for (int i = 0; i < a->n; ++i) {
@@ -88,6 +102,7 @@ void add_generate(CLI::App& app) {
     const auto t2 = clock::now();
     if (print_text) fmt::print("{}\n", stream->flush());
     if (a->print_ids || !tok) fmt::print("{}\n", fmt::join(out, ","));
+    std::fflush(stdout);
     const double pre = std::chrono::duration<double>(t1 - t0).count();
     const double dec = std::chrono::duration<double>(t2 - t1).count();
     fmt::print(stderr, "prefill: {} tokens in {:.3f} s ({:.1f} tokens/s); decode: {} tokens in {:.3f} s ({:.1f} tokens/s)\n",

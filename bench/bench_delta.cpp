@@ -50,6 +50,7 @@ __attribute__((target("avx2,fma"))) float fma_loop(int64_t iters) {
   for (int i = 0; i < 10; ++i) acc[i] = _mm256_set1_ps(float(i));
   const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
   for (int64_t it = 0; it < iters; ++it)
+#pragma GCC unroll 10  // without it GCC keeps acc[] in memory and measures store forwarding
     for (int i = 0; i < 10; ++i) acc[i] = _mm256_fmadd_ps(acc[i], m, c);
   __m256 s = acc[0];
   for (int i = 1; i < 10; ++i) s = _mm256_add_ps(s, acc[i]);

@@ -240,14 +240,14 @@ struct SweepTile {
 #define LINFER_DELTA_INLINE __attribute__((always_inline)) inline
 
 template <int W, DeltaDecay D, int NV>
-LINFER_DELTA_INLINE void sweep_dots(const SweepTile& tile, int64_t t, const float* S, int64_t V, int64_t K, int64_t col,
+LINFER_DELTA_INLINE void sweep_dots(const SweepTile& tile, int64_t t, const float* S, int64_t ld, int64_t K,
                 typename Vec<W>::type* kv, typename Vec<W>::type* qv) {
   using X = Vec<W>;
   const float* kk = D == DeltaDecay::PerKey ? tile.ak + t * K : tile.kn + t * K;
   const float* qq = D == DeltaDecay::PerKey ? tile.aq + t * K : tile.qn + t * K;
   for (int64_t i = 0; i < K; ++i) {
     const typename X::type ks = X::set1(kk[i]), qs = X::set1(qq[i]);
-    const float* s = S + i * V + col;
+    const float* s = S + i * ld;
 #pragma GCC unroll 8
     for (int n = 0; n < NV; ++n) {
       const typename X::type x = X::load(s + n * W);
@@ -260,7 +260,7 @@ LINFER_DELTA_INLINE void sweep_dots(const SweepTile& tile, int64_t t, const floa
 // S̃[i, cols] = a_i S̃[i, cols] + k_i δ[cols] for token t. (Fusing this with token t+1's dot products
 // saves a load per element but spills registers at NV = 4; it measured slower on AVX2.)
 template <int W, DeltaDecay D, int NV>
-LINFER_DELTA_INLINE void sweep_update(const SweepTile& tile, int64_t t, float* S, int64_t V, int64_t K, int64_t col,
+LINFER_DELTA_INLINE void sweep_update(const SweepTile& tile, int64_t t, float* S, int64_t ld, int64_t K,
                   const typename Vec<W>::type* delta) {
   using X = Vec<W>;
   using vf = typename X::type;
@@ -268,7 +268,7 @@ LINFER_DELTA_INLINE void sweep_update(const SweepTile& tile, int64_t t, float* S
   const float* a = tile.a + t * K;
   for (int64_t i = 0; i < K; ++i) {
     const vf ks = X::set1(kn[i]);
-    float* s = S + i * V + col;
+    float* s = S + i * ld;
     if constexpr (D == DeltaDecay::PerKey) {
       const vf decay = X::set1(a[i]);
 #pragma GCC unroll 8
@@ -280,20 +280,21 @@ LINFER_DELTA_INLINE void sweep_update(const SweepTile& tile, int64_t t, float* S
   }
 }
 
+// Value channels [col, col + NV·W) over the tile's tokens; their state S is the block [K, NV·W].
 template <int W, DeltaDecay D, int NV>
 void sweep_block(const HeadTask& h, const SweepTile& tile, int64_t t0, float* S, int64_t col) {
   using X = Vec<W>;
   using vf = typename X::type;
-  const int64_t K = h.K, V = h.V;
+  const int64_t K = h.K, ld = NV * W;
   for (int64_t t = 0; t < tile.n; ++t) {
     if (D == DeltaDecay::Scalar && tile.rescale[t] != 1.0f) {
       const vf f = X::set1(tile.rescale[t]);
       for (int64_t i = 0; i < K; ++i)
 #pragma GCC unroll 8
-        for (int n = 0; n < NV; ++n) X::store(S + i * V + col + n * W, X::load(S + i * V + col + n * W) * f);
+        for (int n = 0; n < NV; ++n) X::store(S + i * ld + n * W, X::load(S + i * ld + n * W) * f);
     }
     vf kv[NV] = {}, qv[NV] = {};
-    sweep_dots<W, D, NV>(tile, t, S, V, K, col, kv, qv);
+    sweep_dots<W, D, NV>(tile, t, S, ld, K, kv, qv);
     const float c = D == DeltaDecay::Scalar ? tile.c[t] : 1.0f;
     const vf cv = X::set1(c), beta = X::set1(tile.beta[t]), qk = X::set1(tile.qk[t]);
     const float* vin = h.v + (t0 + t) * h.v_stride + col;
@@ -309,7 +310,7 @@ void sweep_block(const HeadTask& h, const SweepTile& tile, int64_t t0, float* S,
       X::store(out + n * W, X::fma(qk, delta[n], qv[n]));
       if constexpr (D == DeltaDecay::Scalar) delta[n] = delta[n] * (1.0f / c);  // S̃ += k (δ/c)ᵀ
     }
-    sweep_update<W, D, NV>(tile, t, S, V, K, col, delta);
+    sweep_update<W, D, NV>(tile, t, S, ld, K, delta);
   }
 }
 
@@ -321,7 +322,14 @@ void recurrent_head(const HeadTask& h) {
   float* per_token = buf + 5 * TT * K;
   SweepTile tile{buf,       buf + TT * K,       buf + 2 * TT * K,   buf + 3 * TT * K, buf + 4 * TT * K,
                  per_token, per_token + TT, per_token + 2 * TT, per_token + 3 * TT, 0};
-  transpose(h.state, S, V, K);
+  // k-major scratch in column blocks: channels [col, col + w) at S + col·K as [K, w]. Contiguous
+  // blocks, because rows of a [K, V] array at a 512-byte stride map to few L1 sets and thrash.
+  auto block_width = [&](int64_t col) { return col + 4 * W <= V ? 4 * W : W; };
+  for (int64_t col = 0, w; col < V; col += w) {
+    w = block_width(col);
+    for (int64_t j = 0; j < w; ++j)
+      for (int64_t i = 0; i < K; ++i) S[col * K + i * w + j] = h.state[(col + j) * K + i];
+  }
   float c = 1.0f;  // Scalar: S = c·S̃
   for (int64_t t0 = 0; t0 < h.T; t0 += TT) {
     tile.n = std::min(TT, h.T - t0);
@@ -343,13 +351,18 @@ void recurrent_head(const HeadTask& h) {
         mul_vec<W>(tile.a + t * K, tile.qn + t * K, tile.aq + t * K, K);
       }
     }
-    int64_t col = 0;
-    for (; col + 4 * W <= V; col += 4 * W) sweep_block<W, D, 4>(h, tile, t0, S, col);
-    for (; col < V; col += W) sweep_block<W, D, 1>(h, tile, t0, S, col);
+    for (int64_t col = 0; col < V; col += block_width(col)) {
+      if (block_width(col) == 4 * W) sweep_block<W, D, 4>(h, tile, t0, S + col * K, col);
+      else sweep_block<W, D, 1>(h, tile, t0, S + col * K, col);
+    }
   }
   if (D == DeltaDecay::Scalar && c != 1.0f)
     for (int64_t i = 0; i < K * V; ++i) S[i] *= c;
-  transpose(S, h.state, K, V);
+  for (int64_t col = 0, w; col < V; col += w) {
+    w = block_width(col);
+    for (int64_t j = 0; j < w; ++j)
+      for (int64_t i = 0; i < K; ++i) h.state[(col + j) * K + i] = S[col * K + i * w + j];
+  }
 }
 
 // ================================================================================================

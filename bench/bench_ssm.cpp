@@ -1,7 +1,6 @@
 // Mamba2 SSD and linear-attention kernels (CPU). Shape: Mamba2-780m's mixer (d_model 1536, expand 2:
 // 48 heads × head dim P = 64, state size N = 128, one B/C group), per layer; state 1.5 MiB per
-// sequence. Machine floors (copy bandwidth, FMA peak) come from bench_delta's BM_Floor_* in the
-// same session: compare against those.
+// sequence. Machine floors (copy bandwidth, FMA peak) and results: docs/benchmarks.md.
 //
 // Counting, per token (H heads, P head dim, N state, G groups, chunk L = 64):
 //   decode   bytes 2·4·H·P·N (the fp32 state read and written once) + 4·(2·H·P + 2·G·N + H) inputs/output

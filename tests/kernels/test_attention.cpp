@@ -157,6 +157,12 @@ TEST(SlidingAttention, WindowSmallerAndLargerThanSequence) {
       }
 }
 
+TEST(SlidingAttention, DecodeOneTokenEachWithLongWindows) {
+  // one token per sequence takes the decode path (all heads per task, keys split across threads)
+  check_sliding({kDims[2], 600, 600, {1000, 599, 5}, {1, 1, 1}}, 45);
+  check_sliding({kDims[1], 700, 699, {2000}, {1}}, 46);
+}
+
 TEST(SlidingAttention, ChunkedWithRingWriteEqualsOnePrefillAndDecode) {
   std::mt19937 rng(50);
   const Dims d{4, 2, 32, 16};

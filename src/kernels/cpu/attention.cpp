@@ -14,16 +14,21 @@ namespace linfer::kernels {
 namespace scalar {
 namespace {
 struct Ops {
-  static float dot(const float* a, const float* b, int64_t n) {
-    float r = 0;
-    for (int64_t i = 0; i < n; ++i) r += a[i] * b[i];
-    return r;
+  // out[j] = q · k_j for n keys of dimension D, k_j at k + j·stride
+  static void dots(const float* q, const float* k, int64_t stride, int64_t n, int64_t D, float* out) {
+    for (int64_t j = 0; j < n; ++j) {
+      float r = 0;
+      for (int64_t i = 0; i < D; ++i) r += q[i] * k[j * stride + i];
+      out[j] = r;
+    }
   }
   static void scale(float* o, float alpha, int64_t n) {
     for (int64_t i = 0; i < n; ++i) o[i] *= alpha;
   }
-  static void axpy(float* o, float p, const float* v, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) o[i] += p * v[i];
+  // o[Dv] += Σ_j p[j] · v_j
+  static void pv(float* o, const float* p, const float* v, int64_t stride, int64_t n, int64_t Dv) {
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < Dv; ++i) o[i] += p[j] * v[j * stride + i];
   }
   static float exp_shift(float* p, int64_t n, float m) {
     float r = 0;
@@ -92,11 +97,13 @@ struct RingSource final : KeySource {
   }
 };
 
-// One unit of work: queries [j0, j1) of sequence `seq` (local indices), grouped heads of KV head g,
-// keys [k0, k1] of what they may see. partial < 0: finish into the output; else write the running
-// state to partial slot `partial` for a later merge.
+// One unit of work: queries [j0, j1) of sequence `seq` (local indices), query heads [h0, h0 + nh),
+// keys [k0, k1] of what they may see. Prefill tasks take the heads of one KV head (nh = group) and
+// a block of queries; decode tasks take every head of one token, so the key rows [Hkv, D] are read
+// front to back (per-head tasks would jump Hkv·D floats between keys, defeating the prefetcher).
+// partial < 0: finish into the output; else write the running state to slot `partial` for a merge.
 struct Task {
-  int64_t seq, g, j0, j1, k0, k1;
+  int64_t seq, h0, nh, j0, j1, k0, k1;
   int64_t partial;
 };
 
@@ -106,13 +113,13 @@ struct Problem {
   const float* q;
   float* o;
   std::span<const int64_t> offsets;
-  std::vector<int64_t> past;                    // per sequence: position of its first query
-  std::vector<const KeySource*> sources;        // per sequence
+  std::vector<int64_t> past;              // per sequence: position of its first query
+  std::vector<const KeySource*> sources;  // per sequence
 };
 
-// Row r of a task: token j0 + r / group, head g·group + r % group.
+// Row r of a task: token j0 + r / nh, head h0 + r % nh.
 void run_task(const Problem& pb, const Task& task, AttendRowsFn attend, std::vector<float>& partials) {
-  const int64_t R = (task.j1 - task.j0) * pb.group, Dv = pb.shape.Dv;
+  const int64_t R = (task.j1 - task.j0) * task.nh, D = pb.shape.D, Dv = pb.shape.Dv;
   thread_local std::vector<AttnRow> rows;
   thread_local std::vector<float> m, l, o;
   rows.resize(size_t(R));
@@ -120,21 +127,20 @@ void run_task(const Problem& pb, const Task& task, AttendRowsFn attend, std::vec
   l.assign(size_t(R), 0.0f);
   o.assign(size_t(R * Dv), 0.0f);
   const int64_t t0 = pb.offsets[task.seq], past = pb.past[task.seq];
+  const int64_t g0 = task.h0 / pb.group;  // first KV head: segments point at it
   for (int64_t r = 0; r < R; ++r) {
-    const int64_t j = task.j0 + r / pb.group, h = task.g * pb.group + r % pb.group;
-    const int64_t pos = past + j;
-    rows[r] = {pb.q + ((t0 + j) * pb.Hq + h) * pb.shape.D, pb.window ? std::max<int64_t>(0, pos - pb.window + 1) : 0,
-               pos};
-    rows[r].lo = std::max(rows[r].lo, task.k0);
-    rows[r].hi = std::min(rows[r].hi, task.k1);
+    const int64_t j = task.j0 + r / task.nh, h = task.h0 + r % task.nh, pos = past + j;
+    const int64_t dg = h / pb.group - g0;
+    const int64_t lo = pb.window ? std::max<int64_t>(0, pos - pb.window + 1) : 0;
+    rows[r] = {pb.q + ((t0 + j) * pb.Hq + h) * D, std::max(lo, task.k0), std::min(pos, task.k1), dg * D, dg * Dv};
   }
   KvSegment segs[3];
   const int64_t lo = rows[0].lo, hi = rows[R - 1].hi;  // rows are ordered by position
-  const int n_segs = lo <= hi ? pb.sources[task.seq]->segments(lo, hi, task.g, segs) : 0;
+  const int n_segs = lo <= hi ? pb.sources[task.seq]->segments(lo, hi, g0, segs) : 0;
   attend(pb.shape, rows.data(), R, segs, n_segs, {m.data(), l.data(), o.data()});
   if (task.partial < 0) {
     for (int64_t r = 0; r < R; ++r) {
-      const int64_t j = task.j0 + r / pb.group, h = task.g * pb.group + r % pb.group;
+      const int64_t j = task.j0 + r / task.nh, h = task.h0 + r % task.nh;
       float* out = pb.o + ((t0 + j) * pb.Hq + h) * Dv;
       const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
       for (int64_t i = 0; i < Dv; ++i) out[i] = o[r * Dv + i] * inv;
@@ -149,61 +155,66 @@ void run_task(const Problem& pb, const Task& task, AttendRowsFn attend, std::vec
   }
 }
 
-// Prefill tasks: query blocks of ~kQueryRows rows; decode (one query) may split long key ranges.
-void solve(const Problem& pb, SimdLevel level, bool split_keys) {
+// Merges the partial states of split tasks [first, last) (one token, all heads) into the output.
+void merge_partials(const Problem& pb, std::span<const Task> split, const std::vector<float>& partials) {
+  const int64_t Dv = pb.shape.Dv, Hq = pb.Hq;
+  const Task& t = split[0];
+  for (int64_t h = 0; h < Hq; ++h) {
+    auto slot = [&](const Task& x) { return partials.data() + (x.partial * Hq + h) * (Dv + 2); };
+    float m = -INFINITY;
+    for (const Task& x : split) m = std::max(m, slot(x)[0]);
+    float* out = pb.o + ((pb.offsets[t.seq] + t.j0) * Hq + h) * Dv;
+    std::fill(out, out + Dv, 0.0f);
+    float l = 0;
+    for (const Task& x : split) {
+      const float* sl = slot(x);
+      if (sl[1] == 0) continue;
+      const float w = std::exp(sl[0] - m);
+      l += sl[1] * w;
+      for (int64_t d = 0; d < Dv; ++d) out[d] += sl[2 + d] * w;
+    }
+    const float inv = l > 0 ? 1.0f / l : 0.0f;
+    for (int64_t d = 0; d < Dv; ++d) out[d] *= inv;
+  }
+}
+
+void solve(const Problem& pb, SimdLevel level, bool decode) {
   const int64_t n_seqs = int64_t(pb.offsets.size()) - 1;
   std::vector<Task> tasks;
   int64_t n_partials = 0;
-  const int64_t q_block = std::max<int64_t>(1, kQueryRows / pb.group);
-  const int64_t want = 4 * int64_t(num_threads());
-  for (int64_t s = 0; s < n_seqs; ++s) {
-    const int64_t n = pb.offsets[s + 1] - pb.offsets[s];
-    for (int64_t g = 0; g < pb.Hkv; ++g) {
-      for (int64_t j0 = 0; j0 < n; j0 += q_block) {
-        const int64_t j1 = std::min(n, j0 + q_block), keys = pb.past[s] + j1;
-        int64_t splits = 1;
-        if (split_keys && n == 1)
-          splits = std::clamp<int64_t>(want / std::max<int64_t>(1, n_seqs * pb.Hkv), 1, std::max<int64_t>(1, keys / kMinSplit));
-        if (splits == 1) {
-          tasks.push_back({s, g, j0, j1, 0, keys - 1, -1});
-          continue;
-        }
-        const int64_t step = (keys + splits - 1) / splits;
-        for (int64_t k0 = 0; k0 < keys; k0 += step)
-          tasks.push_back({s, g, j0, j1, k0, std::min(keys, k0 + step) - 1, n_partials++});
+  if (decode) {  // one token per sequence, all heads per task; split long caches across threads
+    const int64_t want = 4 * int64_t(num_threads());
+    for (int64_t s = 0; s < n_seqs; ++s) {
+      const int64_t end = pb.past[s] + 1, first = pb.window ? std::max<int64_t>(0, end - pb.window) : 0;
+      const int64_t keys = end - first;
+      const int64_t splits = std::clamp<int64_t>(want / n_seqs, 1, std::max<int64_t>(1, keys / kMinSplit));
+      if (splits == 1) {
+        tasks.push_back({s, 0, pb.Hq, 0, 1, first, end - 1, -1});
+        continue;
       }
+      const int64_t step = (keys + splits - 1) / splits;
+      for (int64_t k0 = first; k0 < end; k0 += step)
+        tasks.push_back({s, 0, pb.Hq, 0, 1, k0, std::min(end, k0 + step) - 1, n_partials++});
+    }
+  } else {
+    const int64_t q_block = std::max<int64_t>(1, kQueryRows / pb.group);
+    for (int64_t s = 0; s < n_seqs; ++s) {
+      const int64_t n = pb.offsets[s + 1] - pb.offsets[s];
+      for (int64_t g = 0; g < pb.Hkv; ++g)
+        for (int64_t j0 = 0; j0 < n; j0 += q_block)
+          tasks.push_back({s, g * pb.group, pb.group, j0, std::min(n, j0 + q_block), 0, pb.past[s] + n - 1, -1});
     }
   }
-  const int64_t R1 = pb.group, Dv = pb.shape.Dv;  // split tasks are single-query: group rows
-  std::vector<float> partials(size_t(n_partials * R1 * (Dv + 2)));
+  std::vector<float> partials(size_t(n_partials * pb.Hq * (pb.shape.Dv + 2)));
   const AttendRowsFn attend = attend_fn(level);
   parallel_for(0, int64_t(tasks.size()), [&](int64_t a, int64_t b) {
     for (int64_t i = a; i < b; ++i) run_task(pb, tasks[i], attend, partials);
   });
-  // Merge split partials: consecutive tasks of one (sequence, head group).
-  for (size_t i = 0; i < tasks.size();) {
-    if (tasks[i].partial < 0) {
-      ++i;
-      continue;
-    }
-    size_t e = i;
-    while (e < tasks.size() && tasks[e].partial >= 0 && tasks[e].seq == tasks[i].seq && tasks[e].g == tasks[i].g) ++e;
-    const Task& t = tasks[i];
-    for (int64_t r = 0; r < R1; ++r) {
-      float m = -INFINITY;
-      for (size_t x = i; x < e; ++x) m = std::max(m, partials[(tasks[x].partial * R1 + r) * (Dv + 2)]);
-      float* out = pb.o + ((pb.offsets[t.seq] + t.j0) * pb.Hq + t.g * pb.group + r) * Dv;
-      std::fill(out, out + Dv, 0.0f);
-      float l = 0;
-      for (size_t x = i; x < e; ++x) {
-        const float* slot = partials.data() + (tasks[x].partial * R1 + r) * (Dv + 2);
-        if (slot[1] == 0) continue;
-        const float w = std::exp(slot[0] - m);
-        l += slot[1] * w;
-        for (int64_t d = 0; d < Dv; ++d) out[d] += slot[2 + d] * w;
-      }
-      const float inv = l > 0 ? 1.0f / l : 0.0f;
-      for (int64_t d = 0; d < Dv; ++d) out[d] *= inv;
+  for (size_t i = 0; i < tasks.size();) {  // split tasks of one sequence are consecutive
+    size_t e = i + 1;
+    if (tasks[i].partial >= 0) {
+      while (e < tasks.size() && tasks[e].partial >= 0 && tasks[e].seq == tasks[i].seq) ++e;
+      merge_partials(pb, std::span<const Task>(tasks).subspan(i, e - i), partials);
     }
     i = e;
   }
@@ -221,6 +232,12 @@ Problem make_problem(const float* q, const AttentionDims& d, std::span<const int
   pb.o = o;
   pb.offsets = offsets;
   return pb;
+}
+
+bool one_token_each(std::span<const int64_t> offsets) {
+  for (size_t s = 0; s + 1 < offsets.size(); ++s)
+    if (offsets[s + 1] - offsets[s] != 1) return false;
+  return true;
 }
 
 std::vector<int64_t> unit_offsets(size_t n) {
@@ -247,7 +264,7 @@ void full_attention(const float* q, const AttentionDims& d, std::span<const int6
     pb.past.push_back(kv[s].len - n);
     pb.sources.push_back(&sources[s]);
   }
-  solve(pb, level, decode);
+  solve(pb, level, decode || one_token_each(offsets));
 }
 
 }  // namespace
@@ -285,7 +302,7 @@ void sliding_attention_prefill(const float* q, const float* k_new, const float* 
     pb.past.push_back(rings[s].past);
     pb.sources.push_back(&sources[s]);
   }
-  solve(pb, level, false);
+  solve(pb, level, one_token_each(offsets));
 }
 
 void sliding_attention_decode(const float* q, const float* k_new, const float* v_new, const AttentionDims& d,

@@ -7,17 +7,33 @@ namespace linfer::kernels::avx2 {
 namespace {
 
 struct Ops {
-  static float dot(const float* a, const float* b, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  // out[j] = q · k_j: four keys at a time share each load of q.
+  static void dots(const float* q, const float* k, int64_t stride, int64_t n, int64_t D, float* out) {
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const float* k0 = k + j * stride;
+      __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      int64_t i = 0;
+      for (; i + 8 <= D; i += 8) {
+        const __m256 qv = _mm256_loadu_ps(q + i);
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) a[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + u * stride + i), a[u]);
+      }
+      for (int u = 0; u < 4; ++u) {
+        float r = hsum256(a[u]);
+        for (int64_t t = i; t < D; ++t) r += q[t] * k0[u * stride + t];
+        out[j + u] = r;
+      }
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    float r = hsum256(_mm256_add_ps(s0, s1));
-    for (; i < n; ++i) r += a[i] * b[i];
-    return r;
+    for (; j < n; ++j) {
+      const float* kj = k + j * stride;
+      __m256 a = _mm256_setzero_ps();
+      int64_t i = 0;
+      for (; i + 8 <= D; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kj + i), a);
+      float r = hsum256(a);
+      for (; i < D; ++i) r += q[i] * kj[i];
+      out[j] = r;
+    }
   }
   static void scale(float* o, float alpha, int64_t n) {
     const __m256 a = _mm256_set1_ps(alpha);
@@ -25,11 +41,29 @@ struct Ops {
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(o + i), a));
     for (; i < n; ++i) o[i] *= alpha;
   }
-  static void axpy(float* o, float p, const float* v, int64_t n) {
-    const __m256 pv = _mm256_set1_ps(p);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(o + i)));
-    for (; i < n; ++i) o[i] += p * v[i];
+  // o[Dv] += Σ_j p[j] · v_j, 32 outputs at a time held in registers across all n keys.
+  static void pv(float* o, const float* p, const float* v, int64_t stride, int64_t n, int64_t Dv) {
+    int64_t c = 0;
+    for (; c + 32 <= Dv; c += 32) {
+      __m256 a[4];
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u) a[u] = _mm256_loadu_ps(o + c + 8 * u);
+      for (int64_t j = 0; j < n; ++j) {
+        const __m256 pj = _mm256_set1_ps(p[j]);
+        const float* vj = v + j * stride + c;
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) a[u] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * u), a[u]);
+      }
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u) _mm256_storeu_ps(o + c + 8 * u, a[u]);
+    }
+    for (; c + 8 <= Dv; c += 8) {
+      __m256 a = _mm256_loadu_ps(o + c);
+      for (int64_t j = 0; j < n; ++j) a = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + j * stride + c), a);
+      _mm256_storeu_ps(o + c, a);
+    }
+    for (; c < Dv; ++c)
+      for (int64_t j = 0; j < n; ++j) o[c] += p[j] * v[j * stride + c];
   }
   // p[j] = exp(p[j] − m); returns Σ p. p has room for a whole vector past n (key block buffer).
   static float exp_shift(float* p, int64_t n, float m) {

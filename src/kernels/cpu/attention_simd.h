@@ -15,10 +15,12 @@ struct KvSegment {
   int64_t k_stride = 0, v_stride = 0;
 };
 
-// One query row and the key positions it may see, inclusive.
+// One query row, the key positions it may see (inclusive), and where its KV head sits inside a
+// segment's key / value row (so one task can serve rows of several KV heads).
 struct AttnRow {
   const float* q = nullptr;
   int64_t lo = 0, hi = -1;
+  int64_t k_off = 0, v_off = 0;
 };
 
 struct AttnShape {

@@ -1,5 +1,7 @@
 #include "tokenizer/normalizer.h"
 
+#include <cstdint>
+
 #include <unicode/bytestream.h>
 #include <unicode/normalizer2.h>
 
@@ -9,6 +11,7 @@ namespace linfer::tok {
 
 std::string normalize(Normalization form, std::string_view text) {
   if (form == Normalization::kNone) return std::string(text);
+  LINFER_CHECK(text.size() < INT32_MAX, "NFC normalization: a text of {} bytes is over ICU's 2 GiB limit", text.size());
   UErrorCode status = U_ZERO_ERROR;
   const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(status);
   if (U_FAILURE(status)) fail("NFC normalizer unavailable: {}", u_errorName(status));

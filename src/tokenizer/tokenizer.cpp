@@ -55,8 +55,17 @@ struct Hasher {
 }  // namespace
 
 void Tokenizer::Impl::finish(std::string_view kind) {
+  // Two passes, as Hugging Face does even without a normalizer: tokens with normalized=false are
+  // matched in the raw text first, the others (in their normalized form) in what remains.
   std::vector<tok::AddedToken> raw, normalized;
-  for (const auto& t : added) (t.normalized && normalization != tok::Normalization::kNone ? normalized : raw).push_back(t);
+  for (const auto& t : added) {
+    if (t.normalized) {
+      normalized.push_back(t);
+      normalized.back().content = tok::normalize(normalization, t.content);
+    } else {
+      raw.push_back(t);
+    }
+  }
   raw_matcher = tok::AddedTokenMatcher(raw);
   normalized_matcher = tok::AddedTokenMatcher(normalized);
 
@@ -108,11 +117,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, SpecialTokens spec
     m.raw_matcher.split(repaired, skip_special, raw);
   }
   for (const tok::Segment& seg : raw) {
-    if (seg.id >= 0 || m.normalization == tok::Normalization::kNone) {
+    if (seg.id >= 0 || (m.normalization == tok::Normalization::kNone && m.normalized_matcher.empty())) {
       segments.push_back(seg);
       continue;
     }
-    const std::string_view normalized = arena.emplace_back(tok::normalize(m.normalization, seg.text));
+    const std::string_view normalized = m.normalization == tok::Normalization::kNone
+                                            ? seg.text
+                                            : arena.emplace_back(tok::normalize(m.normalization, seg.text));
     if (m.normalized_matcher.empty()) {
       if (!normalized.empty()) segments.push_back({normalized, -1});
     } else {

@@ -331,6 +331,21 @@ TEST(AddedTokens, LongestMatchStripAndSingleWord) {
   EXPECT_EQ(t->vocab_size(), 305);
 }
 
+// Hugging Face matches normalized=false tokens in the raw text first, then normalized=true tokens in
+// what is left, with or without a normalizer: "bc" wins over the leftmost "ab" here.
+TEST(AddedTokens, RawTokensAreMatchedBeforeNormalizedOnes) {
+  TempDir dir;
+  json j = byte_level_tokenizer({});
+  j["added_tokens"] = {{{"id", 300}, {"content", "ab"}, {"normalized", true}, {"special", false}},
+                       {{"id", 301}, {"content", "bc"}, {"normalized", false}, {"special", false}}};
+  EXPECT_EQ(load_json(dir, j)->encode("abc ab"), (std::vector<int32_t>{'a', 301, ' ', 300}));
+  // A normalized token matches the normalized text: "é" written decomposed, NFC composes both.
+  j["normalizer"] = {{"type", "NFC"}};
+  j["added_tokens"] = {{{"id", 300}, {"content", "e\xCC\x81!"}, {"normalized", true}, {"special", false}}};
+  EXPECT_EQ(load_json(dir, j)->encode("xe\xCC\x81!"), (std::vector<int32_t>{'x', 300}));
+  EXPECT_EQ(load_json(dir, j)->encode("x\xC3\xA9!"), (std::vector<int32_t>{'x', 300}));
+}
+
 TEST(Bpe, FingerprintFollowsTheMerges) {
   TempDir a, b;
   EXPECT_NE(load_json(a, byte_level_tokenizer({{"a", "b"}, {"b", "c"}}))->fingerprint(),

@@ -195,14 +195,18 @@ TEST_P(DeltaRuleDecay, CallerNormalisedQkAndExplicitScale) {
   check_all_forms(make_problem(shape, {5, 130, 17}, Gates::Random, 11), 1e-5);
 }
 
-TEST_P(DeltaRuleDecay, StrongAndZeroDecay) {
-  if (GetParam() == DeltaDecay::None) GTEST_SKIP() << "no gate";
+class DeltaRuleGated : public ::testing::TestWithParam<DeltaDecay> {};
+
+TEST_P(DeltaRuleGated, StrongAndZeroDecay) {
   DeltaRuleShape shape{.H = 2, .HV = 4, .K = 64, .V = 64, .decay = GetParam(), .l2norm_qk = true};
   for (Gates gates : {Gates::Strong, Gates::Zero}) {
     SCOPED_TRACE(gates == Gates::Strong ? "g ~ -20" : "g = 0");
     check_all_forms(make_problem(shape, {70, 3, 129}, gates, 5), 1e-5);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Kernels, DeltaRuleGated, ::testing::Values(DeltaDecay::Scalar, DeltaDecay::PerKey),
+                         [](const auto& info) { return std::string(decay_name(info.param)); });
 
 TEST_P(DeltaRuleDecay, OddHeadDims) {  // not multiples of 8: the 1-wide build
   DeltaRuleShape shape{.H = 1, .HV = 2, .K = 36, .V = 20, .decay = GetParam(), .l2norm_qk = true};

@@ -12,6 +12,9 @@ void add_generate(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_tokenize(CLI::App& app);
+void add_prefill(CLI::App& app);
+void add_state(CLI::App& app);
+void add_stream(CLI::App& app);
 
 // Every command function, in help order.
 inline constexpr void (*kCommands[])(CLI::App&) = {
@@ -21,6 +24,9 @@ inline constexpr void (*kCommands[])(CLI::App&) = {
     add_inspect,
     add_eval,
     add_tokenize,
+    add_prefill,
+    add_state,
+    add_stream,
 };
 
 }  // namespace linfer::cli

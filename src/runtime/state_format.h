@@ -2,7 +2,8 @@
 // The state wire format (docs/state-format.md): a SequenceState as a self-describing, checked,
 // streamable byte stream. Header (model + tokenizer fingerprints, token count, every tensor's layer,
 // role, kind, dtype, shape, layout), then one record per tensor in layer order, each with its own
-// XXH3 checksum, then a trailer with the checksum of the whole stream.
+// XXH3 checksum, optionally the logits of the last token (so a decoder can sample its first token
+// without recomputing anything), then a trailer with the checksum of the whole stream.
 //
 //   StateIdentity id{model->fingerprint(), tokenizer_fp};
 //   FileSink out("chat.lstate");
@@ -17,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -61,10 +63,15 @@ struct StateHeader {
   std::string tokenizer_fingerprint;
   int64_t n_tokens = 0;
   std::vector<StateTensorHeader> tensors;  // in record order (ascending layer)
+  int64_t logits_vocab = 0;                // > 0: a last record holds the last token's logits [vocab]
+  bool logits_compressed = false;
+  size_t n_records() const { return tensors.size() + (logits_vocab > 0); }
 };
 
+// `last_logits` ([vocab] float32, may be empty): the logits after the state's last token, stored
+// as float32 whatever options.dtype says (sampling from them must match an uninterrupted run).
 void write_state(Sink& sink, const SequenceState& state, const StateIdentity& id,
-                 const StateWriteOptions& options = {});
+                 const StateWriteOptions& options = {}, std::span<const float> last_logits = {});
 
 struct StateReadOptions {
   // Refuse records whose decoded size exceeds this: a hostile header cannot make us allocate
@@ -85,15 +92,19 @@ class StateReader {
   // layout) before reading any payload, then reads every record into a new state, verifying each
   // record's checksum and the trailer. Throws Error with a message a user can act on.
   SequenceState read(const StateSpec& spec, const StateIdentity& expected);
+  // The stored last-token logits (empty if none); filled by read() and verify().
+  const std::vector<float>& logits() const { return logits_; }
 
   // Reads and verifies every record without a model; returns each record's stored (on-the-wire)
-  // payload bytes. For `linfer state info` and the fuzzer.
+  // payload bytes (tensors in header order, then the logits if any). For `linfer state info` and
+  // the fuzzer.
   std::vector<uint64_t> verify();
 
  private:
   // Reads the next record (which must be record `index`) into `raw` (decoded bytes); returns its
   // stored size.
   uint64_t next_record(size_t index, std::vector<uint8_t>& raw);
+  uint64_t read_logits();  // returns its stored size (0: none)
   void read_trailer();
   template <class T>
   T take(const char* what);
@@ -102,6 +113,7 @@ class StateReader {
   Source& src_;
   StateReadOptions options_;
   StateHeader header_;
+  std::vector<float> logits_;
   std::unique_ptr<StreamHash> stream_hash_;  // XXH3 over every byte before the trailer's checksum
 };
 

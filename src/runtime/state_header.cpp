@@ -11,7 +11,8 @@ namespace linfer {
 
 std::string short_fingerprint(const std::string& fp) {
   if (fp.empty()) return "<none>";
-  return fp.size() <= 16 ? fp : fp.substr(0, 12) + "...";
+  // Model fingerprints are "arch-hash", short enough to show whole; cut only unusually long ones.
+  return fp.size() <= 40 ? fp : fp.substr(0, 32) + "...";
 }
 
 const char* state_kind_name(StateKind k) {
@@ -51,7 +52,9 @@ std::string header_json(const StateHeader& h) {
   nlohmann::json j = {{"model", h.model_fingerprint},
                       {"tokenizer", h.tokenizer_fingerprint},
                       {"n_tokens", h.n_tokens},
-                      {"tensors", tensors}};
+                      {"tensors", tensors},
+                      {"logits", {{"vocab", h.logits_vocab},
+                                  {"compression", h.logits_compressed ? "zstd" : "none"}}}};
   return j.dump();
 }
 
@@ -153,6 +156,13 @@ StateHeader parse_header_json(const std::string& text, const std::string& source
     }
     h.tensors.push_back(std::move(t));
   }
+  const auto& lg = f.at("logits");
+  LINFER_CHECK(lg.is_object(), "{}: field 'logits' is not an object", f.where);
+  Fields l{lg, f.where + " logits"};
+  h.logits_vocab = l.integer("vocab", 0, int64_t(1) << 32);
+  std::string comp = l.string("compression");
+  LINFER_CHECK(comp == "none" || comp == "zstd", "{}: unknown compression '{}'", l.where, comp);
+  h.logits_compressed = comp == "zstd";
   return h;
 }
 

@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "runtime/state_format.h"
 #include "runtime/state_wire.h"
@@ -79,16 +80,20 @@ StateReader::StateReader(Source& source, StateReadOptions options)
 
 uint64_t StateReader::next_record(size_t index, std::vector<uint8_t>& raw) {
   const std::string& name = src_.name();
-  const StateTensorHeader& t = header_.tensors[index];
+  bool is_logits = index == header_.tensors.size();
+  std::string what = is_logits ? std::string("the logits") : "state tensor " + describe(header_.tensors[index]);
+  uint64_t raw_bytes = is_logits ? uint64_t(header_.logits_vocab) * 4 : header_.tensors[index].raw_bytes;
+  bool compressed = is_logits ? header_.logits_compressed : header_.tensors[index].compressed;
+
   auto head = take<wire::RecordHead>("a record header");
   LINFER_CHECK(head.tag == wire::kRecordTag && head.index == index,
-               "{}: expected the record of state tensor {} at byte {}: corrupted", name, describe(t),
+               "{}: expected the record of {} at byte {}: corrupted", name, what,
                src_.n_bytes() - sizeof(head));
-  LINFER_CHECK(head.raw_len == t.raw_bytes, "{}: record of {} holds {} bytes, the header says {}: corrupted",
-               name, describe(t), head.raw_len, t.raw_bytes);
-  uint64_t bound = t.compressed ? ZSTD_compressBound(t.raw_bytes) : t.raw_bytes;
-  LINFER_CHECK(t.compressed ? head.stored_len <= bound : head.stored_len == bound,
-               "{}: record of {} claims {} stored bytes: corrupted", name, describe(t), head.stored_len);
+  LINFER_CHECK(head.raw_len == raw_bytes, "{}: record of {} holds {} bytes, the header says {}: corrupted",
+               name, what, head.raw_len, raw_bytes);
+  uint64_t bound = compressed ? ZSTD_compressBound(raw_bytes) : raw_bytes;
+  LINFER_CHECK(compressed ? head.stored_len <= bound : head.stored_len == bound,
+               "{}: record of {} claims {} stored bytes: corrupted", name, what, head.stored_len);
 
   // Grow the buffer as bytes arrive: a lying length on a short stream fails on truncation before it
   // can allocate more than the stream holds.
@@ -104,27 +109,36 @@ uint64_t StateReader::next_record(size_t index, std::vector<uint8_t>& raw) {
   rh.update(stored.data(), stored.size());
   uint64_t expect = rh.digest();
   auto got = take<uint64_t>("a record checksum");
-  LINFER_CHECK(got == expect || !options_.verify_checksums, "{}: checksum mismatch in the record of state tensor {}: the state is "
-               "corrupted", name, describe(t));
+  LINFER_CHECK(got == expect || !options_.verify_checksums, "{}: checksum mismatch in the record of {}: "
+               "the state is corrupted", name, what);
 
-  if (!t.compressed) {
+  if (!compressed) {
     raw = std::move(stored);
   } else {
-    raw.resize(t.raw_bytes);
+    raw.resize(raw_bytes);
     size_t n = ZSTD_decompress(raw.data(), raw.size(), stored.data(), stored.size());
-    LINFER_CHECK(!ZSTD_isError(n) && n == t.raw_bytes, "{}: record of state tensor {} does not "
-                 "decompress to {} bytes: {}", name, describe(t), t.raw_bytes,
-                 ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong size");
+    LINFER_CHECK(!ZSTD_isError(n) && n == raw_bytes, "{}: record of {} does not decompress to {} bytes: {}",
+                 name, what, raw_bytes, ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong size");
   }
   return head.stored_len;
+}
+
+uint64_t StateReader::read_logits() {
+  logits_.clear();
+  if (header_.logits_vocab == 0) return 0;
+  std::vector<uint8_t> raw;
+  uint64_t stored = next_record(header_.tensors.size(), raw);
+  logits_.resize(size_t(header_.logits_vocab));
+  std::memcpy(logits_.data(), raw.data(), raw.size());
+  return stored;
 }
 
 void StateReader::read_trailer() {
   const std::string& name = src_.name();
   auto tag = take<uint32_t>("the trailer");
   auto count = take<uint32_t>("the trailer");
-  LINFER_CHECK(tag == wire::kTrailerTag && count == header_.tensors.size(),
-               "{}: bad trailer after {} records: corrupted", name, header_.tensors.size());
+  LINFER_CHECK(tag == wire::kTrailerTag && count == header_.n_records(),
+               "{}: bad trailer after {} records: corrupted", name, header_.n_records());
   uint64_t expect = stream_hash_->digest();
   uint64_t got;
   try {
@@ -136,9 +150,10 @@ void StateReader::read_trailer() {
 }
 
 std::vector<uint64_t> StateReader::verify() {
-  std::vector<uint64_t> stored(header_.tensors.size());
+  std::vector<uint64_t> stored(header_.n_records());
   std::vector<uint8_t> raw;
   for (size_t i = 0; i < header_.tensors.size(); ++i) stored[i] = next_record(i, raw);
+  if (header_.logits_vocab > 0) stored.back() = read_logits();
   read_trailer();
   return stored;
 }
@@ -189,6 +204,7 @@ SequenceState StateReader::read(const StateSpec& spec, const StateIdentity& expe
     for (int64_t j = 0; j < t.rows; ++j)
       to_f32(t.dtype, raw.data() + size_t(j * row) * dtype_size(t.dtype), rows_to(j), size_t(row));
   }
+  read_logits();
   read_trailer();
   return s;
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <span>
 
 #include "runtime/state_format.h"
 #include "runtime/state_wire.h"
@@ -45,7 +46,7 @@ std::span<const float> live_rows(const SequenceState& s, size_t i, std::vector<f
 }  // namespace
 
 void write_state(Sink& sink, const SequenceState& state, const StateIdentity& id,
-                 const StateWriteOptions& options) {
+                 const StateWriteOptions& options, std::span<const float> last_logits) {
   LINFER_CHECK(options.dtype == DType::F32 || options.dtype == DType::BF16,
                "state storage dtype must be f32 or bf16, not {}", dtype_name(options.dtype));
   const StateSpec& spec = state.spec();
@@ -75,6 +76,9 @@ void write_state(Sink& sink, const SequenceState& state, const StateIdentity& id
     h.tensors.push_back(std::move(th));
   }
 
+  h.logits_vocab = int64_t(last_logits.size());
+  h.logits_compressed = options.compress;
+
   Out out{sink, {}};
   std::string body = wire::header_json(h);
   LINFER_CHECK(body.size() <= wire::kMaxHeaderBytes, "state header of {} bytes is too large", body.size());
@@ -92,35 +96,43 @@ void write_state(Sink& sink, const SequenceState& state, const StateIdentity& id
     out.put_value(head.digest());
   }
 
-  std::vector<float> gathered;
-  std::vector<uint8_t> converted, compressed;
-  for (size_t r = 0; r < order.size(); ++r) {
-    const StateTensorHeader& th = h.tensors[r];
-    std::span<const float> rows = live_rows(state, order[r], gathered);
-    const void* payload = rows.data();
-    size_t n = th.raw_bytes;
-    if (th.dtype == DType::BF16) {
-      converted.resize(n);
-      from_f32(DType::BF16, rows.data(), converted.data(), rows.size());
-      payload = converted.data();
-    }
-    if (th.compressed) {
+  std::vector<uint8_t> compressed;
+  // One record: header fields + payload (compressed if asked) + XXH3 of both.
+  auto put_record = [&](uint32_t index, const void* payload, size_t n, bool compress) {
+    uint64_t raw_len = n;
+    if (compress) {
       compressed.resize(ZSTD_compressBound(n));
       size_t z = ZSTD_compress(compressed.data(), compressed.size(), payload, n, options.zstd_level);
       LINFER_CHECK(!ZSTD_isError(z), "zstd: {}", ZSTD_getErrorName(z));
       payload = compressed.data();
       n = z;
     }
-    wire::RecordHead head{wire::kRecordTag, uint32_t(r), th.raw_bytes, n};
+    wire::RecordHead head{wire::kRecordTag, index, raw_len, n};
     StreamHash rh;
     rh.update(&head, sizeof(head));
     rh.update(payload, n);
     out.put_value(head);
     out.put(payload, n);
     out.put_value(rh.digest());
-  }
+  };
 
-  uint32_t trailer[2] = {wire::kTrailerTag, uint32_t(order.size())};
+  std::vector<float> gathered;
+  std::vector<uint8_t> converted;
+  for (size_t r = 0; r < order.size(); ++r) {
+    const StateTensorHeader& th = h.tensors[r];
+    std::span<const float> rows = live_rows(state, order[r], gathered);
+    const void* payload = rows.data();
+    if (th.dtype == DType::BF16) {
+      converted.resize(th.raw_bytes);
+      from_f32(DType::BF16, rows.data(), converted.data(), rows.size());
+      payload = converted.data();
+    }
+    put_record(uint32_t(r), payload, th.raw_bytes, th.compressed);
+  }
+  if (!last_logits.empty())
+    put_record(uint32_t(order.size()), last_logits.data(), last_logits.size_bytes(), h.logits_compressed);
+
+  uint32_t trailer[2] = {wire::kTrailerTag, uint32_t(h.n_records())};
   out.put(trailer, sizeof(trailer));
   uint64_t digest = out.all.digest();
   sink.write(&digest, sizeof(digest));

@@ -217,7 +217,7 @@ TEST(StateFormat, RefusesAnotherModelOrTokenizer) {
   StateSpec spec = hybrid_spec();
   auto b = to_bytes(random_state(spec, 3, 8), {}, {"ab12cd34ef56aa77bb88", "tok"});
   auto e = error_of(b, spec, {"cd34ab12ef56cc99dd00", "tok"});
-  EXPECT_NE(e.find("state was written by model ab12cd34ef56... but this model is cd34ab12ef56..."),
+  EXPECT_NE(e.find("state was written by model ab12cd34ef56aa77bb88 but this model is cd34ab12ef56cc99dd00"),
             std::string::npos) << e;
   e = error_of(b, spec, {"ab12cd34ef56aa77bb88", "other-tokenizer"});
   EXPECT_NE(e.find("tokenizer"), std::string::npos) << e;
@@ -319,4 +319,33 @@ TEST(StateFormat, HostileHeadersAreRefusedBeforeAllocating) {
   auto b = to_bytes(s);
   BufferSource src(b, "blob");
   EXPECT_THROW((StateReader{src, {.max_record_bytes = 16}}), Error);
+}
+
+TEST(StateFormat, CarriesTheLastLogits) {
+  StateSpec spec = hybrid_spec();
+  SequenceState s = random_state(spec, 5, 15);
+  std::vector<float> logits(37);
+  for (size_t v = 0; v < logits.size(); ++v) logits[v] = float(v) * 0.37f - 3.0f;
+  for (bool compress : {false, true}) {
+    BufferSink sink;
+    write_state(sink, s, kId, {.dtype = DType::BF16, .compress = compress}, logits);
+    BufferSource src(sink.bytes(), "blob");
+    StateReader r(src);
+    EXPECT_EQ(r.header().logits_vocab, 37);
+    SequenceState back = r.read(spec, kId);
+    EXPECT_EQ(r.logits(), logits);  // float32 whatever the state dtype
+    // and every bit of it is covered by a checksum
+    auto good = sink.bytes();
+    for (size_t bit = good.size() * 8 - 8 * (16 + 8 + 37 * 4); bit < good.size() * 8; bit += 7) {
+      auto bad = good;
+      bad[bit / 8] ^= uint8_t(1u << (bit % 8));
+      EXPECT_NE(error_of(bad, spec), "<no error>") << bit;
+    }
+  }
+  // without logits: none come back
+  auto b = to_bytes(s);
+  BufferSource src(b);
+  StateReader r(src);
+  r.read(spec, kId);
+  EXPECT_TRUE(r.logits().empty());
 }

@@ -1,0 +1,269 @@
+// Save -> load -> continue equals the uninterrupted run, for every golden model and prompt lengths
+// 1, 64, 65, 300: across two processes (linfer prefill, then linfer generate --load-state) and in one
+// process (the library); every refusal exits non-zero with its message; `linfer state info`; the
+// prefix-state cache recomputes only a new suffix on a real model.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "io/config.h"
+#include "linfer/model.h"
+#include "runtime/prefix_cache.h"
+#include "runtime/state_file.h"
+
+using namespace linfer;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+fs::path tmp_dir() {
+  static fs::path d = [] {
+    fs::path p = fs::temp_directory_path() / fmt::format("linfer_state_e2e_{}", ::getpid());
+    fs::create_directories(p);
+    return p;
+  }();
+  return d;
+}
+
+Result run(const std::string& args) {
+  std::string out = (tmp_dir() / "out.txt").string(), err = (tmp_dir() / "err.txt").string();
+  int status = std::system(fmt::format("{} {} >{} 2>{}", LINFER_BIN, args, out, err).c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_all(out), read_all(err)};
+}
+
+std::vector<std::string> golden_models() {
+  std::vector<std::string> dirs;
+  for (const auto& e : fs::directory_iterator("tests/golden"))
+    if (fs::exists(e.path() / "config.json") && fs::exists(e.path() / "model.safetensors"))
+      dirs.push_back(e.path().string());
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+std::vector<int32_t> random_ids(size_t n, int64_t vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> ids(n);
+  for (auto& x : ids) x = int32_t(rng() % uint64_t(vocab));
+  return ids;
+}
+
+std::string join(std::span<const int32_t> ids) { return fmt::format("{}", fmt::join(ids, ",")); }
+
+int64_t vocab_of(const std::string& dir) { return Config::load(dir + "/config.json").get<int64_t>("vocab_size"); }
+
+// Greedy decoding of n tokens from a state whose last logits are `row`.
+std::vector<int32_t> greedy(const Model& m, SequenceState& s, std::vector<float> row, int n) {
+  std::vector<int32_t> out;
+  SequenceState* sp = &s;
+  for (int i = 0; i < n; ++i) {
+    int32_t next = int32_t(std::max_element(row.begin(), row.end()) - row.begin());
+    out.push_back(next);
+    if (i + 1 < n) m.forward(Batch::single({&next, 1}), {&sp, 1}, row.data(), Logits::Last);
+  }
+  return out;
+}
+
+const int kLengths[] = {1, 64, 65, 300};
+
+}  // namespace
+
+TEST(StateE2E, GoldenModelsExist) { ASSERT_GE(golden_models().size(), 3u); }
+
+TEST(StateE2E, TwoProcessesEqualUninterrupted) {
+  for (const auto& dir : golden_models()) {
+    int64_t vocab = vocab_of(dir);
+    for (int len : kLengths) {
+      SCOPED_TRACE(fmt::format("{} length {}", dir, len));
+      auto ids = random_ids(size_t(len), vocab, uint32_t(len));
+      std::string file = (tmp_dir() / "s.lstate").string();
+      Result whole = run(fmt::format("generate --model {} --prompt-ids {} -n 24 --greedy --print-ids", dir, join(ids)));
+      ASSERT_EQ(whole.code, 0) << whole.err;
+      Result pre = run(fmt::format("prefill --model {} --prompt-ids {} --save-state {}", dir, join(ids), file));
+      ASSERT_EQ(pre.code, 0) << pre.err;
+      Result cont = run(fmt::format("generate --model {} --load-state {} -n 24 --greedy --print-ids", dir, file));
+      ASSERT_EQ(cont.code, 0) << cont.err;
+      EXPECT_EQ(cont.out, whole.out);
+      EXPECT_EQ(std::count(whole.out.begin(), whole.out.end(), ','), 23);
+      // compressed storage is lossless too
+      pre = run(fmt::format("prefill --model {} --prompt-ids {} --save-state {} --compress", dir, join(ids), file));
+      ASSERT_EQ(pre.code, 0) << pre.err;
+      cont = run(fmt::format("generate --model {} --load-state {} -n 24 --greedy --print-ids", dir, file));
+      EXPECT_EQ(cont.out, whole.out);
+    }
+  }
+}
+
+TEST(StateE2E, TwoProcessesWithMoreTokensAfterTheState) {
+  // prefill a prefix in one process, give the rest of the prompt to generate in another. The split
+  // changes chunk boundaries, so agreement is to float32 rounding: greedy ids equal.
+  for (const auto& dir : golden_models()) {
+    int64_t vocab = vocab_of(dir);
+    auto ids = random_ids(130, vocab, 7);
+    for (size_t split : {size_t(1), size_t(64), size_t(100)}) {
+      SCOPED_TRACE(fmt::format("{} split {}", dir, split));
+      std::string file = (tmp_dir() / "s.lstate").string();
+      Result whole = run(fmt::format("generate --model {} --prompt-ids {} -n 16 --greedy --print-ids", dir, join(ids)));
+      Result pre = run(fmt::format("prefill --model {} --prompt-ids {} --save-state {}", dir,
+                                join(std::span(ids).first(split)), file));
+      ASSERT_EQ(pre.code, 0) << pre.err;
+      Result cont = run(fmt::format("generate --model {} --load-state {} --prompt-ids {} -n 16 --greedy --print-ids",
+                                 dir, file, join(std::span(ids).subspan(split))));
+      ASSERT_EQ(cont.code, 0) << cont.err;
+      EXPECT_EQ(cont.out, whole.out);
+    }
+  }
+}
+
+TEST(StateE2E, OneProcessEqualsUninterrupted) {
+  for (const auto& dir : golden_models()) {
+    auto model = Model::load(dir);
+    int64_t vocab = model->info().vocab_size;
+    for (int len : kLengths) {
+      SCOPED_TRACE(fmt::format("{} length {}", dir, len));
+      auto ids = random_ids(size_t(len), vocab, uint32_t(len) + 1);
+      SequenceState a(model->state_spec());
+      SequenceState* ap = &a;
+      std::vector<float> row(static_cast<size_t>(vocab));
+      model->forward(Batch::single(ids), {&ap, 1}, row.data(), Logits::Last);
+
+      BufferSink sink;
+      write_state(sink, a, state_identity(*model, nullptr), {}, row);
+      BufferSource src(sink.bytes());
+      StateReader reader(src);
+      SequenceState b = reader.read(model->state_spec(), state_identity(*model, nullptr));
+      auto ref = greedy(*model, a, row, 24);
+      auto got = greedy(*model, b, reader.logits(), 24);
+      EXPECT_EQ(got, ref);
+    }
+  }
+}
+
+TEST(StateE2E, RefusalsExitNonZeroWithTheirMessage) {
+  auto dirs = golden_models();
+  ASSERT_GE(dirs.size(), 2u);
+  std::string a = dirs[0], b = dirs.back();
+  std::string file = (tmp_dir() / "r.lstate").string(), bad = (tmp_dir() / "bad.lstate").string();
+  ASSERT_EQ(run(fmt::format("prefill --model {} --prompt-ids 1,2,3,4,5 --save-state {}", a, file)).code, 0);
+  std::string good = read_all(file);
+
+  Result other = run(fmt::format("generate --model {} --load-state {} -n 4 --greedy --print-ids", b, file));
+  EXPECT_EQ(other.code, 1);
+  EXPECT_NE(other.err.find("state was written by model"), std::string::npos) << other.err;
+  EXPECT_NE(other.err.find("but this model is"), std::string::npos) << other.err;
+
+  auto expect_refused = [&](const std::string& bytes, const std::string& message) {
+    std::ofstream(bad, std::ios::binary) << bytes;
+    Result r = run(fmt::format("generate --model {} --load-state {} -n 4 --greedy --print-ids", a, bad));
+    EXPECT_EQ(r.code, 1) << message;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  };
+  expect_refused(good.substr(0, good.size() / 2), "truncated");
+  expect_refused(good.substr(0, good.size() - 1), "truncated");
+  std::mt19937 rng(3);
+  for (int k = 0; k < 5; ++k) {  // a flipped bit past the framing fields: a checksum catches it
+    std::string flipped = good;
+    size_t at = 100 + rng() % (good.size() - 120);
+    flipped[at] ^= char(1 << (rng() % 8));
+    expect_refused(flipped, "corrupted");
+  }
+  std::string version = good;
+  version[8] = 9;
+  expect_refused(version, "format version 9");
+  expect_refused("hello, not a state", "not a linfer state");
+  Result missing = run(fmt::format("generate --model {} --load-state {} -n 4", a, (tmp_dir() / "nope.lstate").string()));
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("nope.lstate"), std::string::npos);
+}
+
+TEST(StateE2E, StateInfo) {
+  std::string dir = golden_models()[0];
+  std::string file = (tmp_dir() / "i.lstate").string();
+  ASSERT_EQ(run(fmt::format("prefill --model {} --prompt-ids 1,2,3,4,5,6,7 --save-state {} --state-dtype bf16 --compress",
+                            dir, file)).code, 0);
+  Result info = run(fmt::format("state info {}", file));
+  ASSERT_EQ(info.code, 0) << info.err;
+  auto model = Model::load(dir);
+  EXPECT_NE(info.out.find("tokens:     7\n"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find(model->fingerprint()), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("bf16"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("verified"), std::string::npos) << info.out;
+  std::string bytes = read_all(file);
+  bytes[bytes.size() - 30] ^= 4;
+  std::ofstream(file, std::ios::binary) << bytes;
+  Result broken = run(fmt::format("state info {}", file));
+  EXPECT_EQ(broken.code, 1);
+  EXPECT_NE(broken.err.find("corrupted"), std::string::npos) << broken.err;
+}
+
+namespace {
+
+// A real model that counts the tokens it computes.
+class Counting : public Model {
+ public:
+  explicit Counting(std::shared_ptr<const Model> m) : m_(std::move(m)) {}
+  const ModelInfo& info() const override { return m_->info(); }
+  const StateSpec& state_spec() const override { return m_->state_spec(); }
+  const std::string& fingerprint() const override { return m_->fingerprint(); }
+  const std::string& dir() const override { return m_->dir(); }
+  void forward(const Batch& b, std::span<SequenceState* const> s, float* l, Logits mode) const override {
+    computed += int64_t(b.tokens.size());
+    m_->forward(b, s, l, mode);
+  }
+  mutable int64_t computed = 0;
+
+ private:
+  std::shared_ptr<const Model> m_;
+};
+
+}  // namespace
+
+TEST(StateE2E, PrefixCacheRecomputesOnlyTheNewSuffix) {
+  for (const auto& dir : golden_models()) {
+    SCOPED_TRACE(dir);
+    Counting model(Model::load(dir));
+    int64_t vocab = model.info().vocab_size;
+    PrefixCache cache({.spacing = 64});
+    auto first = random_ids(200, vocab, 11);
+    auto second = first;
+    auto more = random_ids(30, vocab, 12);
+    second.insert(second.end(), more.begin(), more.end());
+
+    std::vector<float> row(static_cast<size_t>(vocab)), ref(static_cast<size_t>(vocab));
+    SequenceState s1(model.state_spec());
+    prefill_cached(model, cache, first, s1, row.data());
+    model.computed = 0;
+    SequenceState s2(model.state_spec());
+    EXPECT_EQ(prefill_cached(model, cache, second, s2, row.data()), 30);
+    EXPECT_EQ(model.computed, 30);
+
+    SequenceState r(model.state_spec());
+    SequenceState* rp = &r;
+    model.forward(Batch::single(second), {&rp, 1}, ref.data(), Logits::Last);
+    double num = 0, den = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      num += double(row[v] - ref[v]) * (row[v] - ref[v]);
+      den += double(ref[v]) * ref[v];
+    }
+    EXPECT_LT(std::sqrt(num / den), 1e-4);
+    EXPECT_EQ(std::max_element(row.begin(), row.end()) - row.begin(),
+              std::max_element(ref.begin(), ref.end()) - ref.begin());
+    EXPECT_EQ(greedy(model, s2, row, 8), greedy(model, r, ref, 8));
+  }
+}

@@ -43,7 +43,7 @@ struct Vec<8> {
     return v;
   }
   static void store(float* p, type v) { std::memcpy(p, &v, sizeof v); }
-  static type set1(float x) { return type{} + x; }
+  static type set1(float x) { return type{x, x, x, x, x, x, x, x}; }  // a broadcast, not 0 + x
   static type fma(type a, type b, type c) {  // a * b + c
 #if defined(__FMA__)
     return _mm256_fmadd_ps(a, b, c);

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Interleaved benchmark session: ours, peer, ours, peer (ROUNDS rounds), same shapes, 2 threads.
+# Interleaved benchmark session: ours, peer, ours, peer (ROUNDS rounds), same shapes.
 #   bench/peer/run.sh [out_dir]
+# Two measures, because the 2-core machine is shared and wall time moves with everyone else's load:
+#   wall clock at 2 threads (ours: threads:2 rows; the peer always uses hardware_concurrency() = 2);
+#   CPU time per call: ours from the threads:1 rows (Google Benchmark's CPU column is the calling
+#   thread's, which is all of the work at 1 thread); the peer from the process's user + sys time
+#   (/usr/bin/time, one process per case) divided by the op executions it reports (+1 warm-up).
 # Needs bench/peer/build.sh (peer) and build-peer/bench_{delta,ssm} (ours, see bench/peer/README.md).
 # Raw logs and the load average before each step go to out_dir (default /work/peers/results/<UTC time>).
 set -euo pipefail
@@ -33,18 +38,22 @@ ours() {
   local r=$1
   load "ours r$r"
   "$OURS/bench_delta" --benchmark_min_time="$MIN_TIME" \
-    --benchmark_filter='BM_Floor_.*|BM_Decode/.*threads:2|BM_Prefill/.*/chunk:0/threads:2' \
-    --benchmark_format=console > "$OUT/ours_delta_r$r.txt"
+    --benchmark_filter='BM_Floor_.*|BM_Decode/|BM_Prefill/.*/chunk:0/' \
+    --benchmark_out="$OUT/ours_delta_r$r.json" --benchmark_out_format=json > "$OUT/ours_delta_r$r.txt"
   "$OURS/bench_ssm" --benchmark_min_time="$MIN_TIME" \
-    --benchmark_filter='BM_Mamba2_(Step|Prefill)/.*threads:2' \
-    --benchmark_format=console > "$OUT/ours_ssm_r$r.txt"
+    --benchmark_filter='BM_Mamba2_(Step|Prefill)/' \
+    --benchmark_out="$OUT/ours_ssm_r$r.json" --benchmark_out_format=json > "$OUT/ours_ssm_r$r.txt"
 }
 
 peer() {
   local r=$1
   load "peer r$r"
-  "$PEER_DIR/build/bin/test-backend-ops" perf -b CPU --test-file "$OUT/cases.txt" 2>&1 |
-    sed 's/\x1b\[[0-9;]*m//g' > "$OUT/peer_r$r.txt"
+  : > "$OUT/peer_r$r.txt"
+  for name in $(awk '{print $NF}' "$OUT/cases.txt"); do
+    /usr/bin/time -f "cpu_time $name wall=%e user=%U sys=%S" \
+      "$PEER_DIR/build/bin/test-backend-ops" perf -b CPU --test-file "$OUT/cases.txt" -p "name=$name," 2>&1 |
+      sed 's/\x1b\[[0-9;]*m//g' | grep -E 'us/run|cpu_time' >> "$OUT/peer_r$r.txt"
+  done
 }
 
 for r in $(seq 1 "$ROUNDS"); do
@@ -52,4 +61,4 @@ for r in $(seq 1 "$ROUNDS"); do
   peer "$r"
 done
 load "end"
-echo "results in $OUT"
+"$ROOT/bench/peer/summarize.sh" "$OUT" | tee "$OUT/table.md"

@@ -1,6 +1,8 @@
 // Dense kernels (CPU): bf16 GEMV (decode projections), bf16 / f32 GEMM (prefill projections),
 // attention decode at 4K context. Every kernel runs at the detected SIMD level and capped to
-// scalar (arg `simd`: 0 scalar, 1 best), on the global pool (all cores).
+// scalar (arg `simd`: 0 scalar, 1 best), on LINFER_BENCH_THREADS pool threads (default 1).
+// Rates are per CPU-second of the whole process (MeasureProcessCPUTime): on a shared, loaded
+// machine that is what a core delivers while it runs this code; the Time column is wall clock.
 //
 // Counting:
 //   GEMV  y[N] = W[N, K]·x: bytes 2·N·K (bf16 W streamed once; x and y are noise), flops 2·N·K.
@@ -14,6 +16,7 @@
 
 #include <immintrin.h>
 
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -39,6 +42,12 @@ AlignedVector<float> randn(size_t n, float sd, uint32_t seed) {
 
 SimdLevel level_arg(const benchmark::State& st, int i) { return st.range(i) ? simd_level() : SimdLevel::Scalar; }
 
+void use_bench_threads() {
+  const char* env = std::getenv("LINFER_BENCH_THREADS");
+  const int n = env ? std::atoi(env) : 1;
+  if (num_threads() != n) set_num_threads(n);
+}
+
 // ---- floor: read bandwidth ------------------------------------------------------------------------
 
 __attribute__((target("avx2"))) float sum_range(const float* p, int64_t n) {
@@ -55,6 +64,7 @@ __attribute__((target("avx2"))) float sum_range(const float* p, int64_t n) {
 }
 
 void BM_Floor_Read(benchmark::State& st) {
+  use_bench_threads();
   const int64_t n = int64_t(64) << 20;  // 256 MiB of floats
   AlignedVector<float> a(size_t(n), 1.0f);
   for (auto _ : st) {
@@ -64,7 +74,7 @@ void BM_Floor_Read(benchmark::State& st) {
   }
   st.SetBytesProcessed(int64_t(st.iterations()) * n * 4);
 }
-BENCHMARK(BM_Floor_Read)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Floor_Read)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 
 // ---- GEMV / GEMM -------------------------------------------------------------------------------
 
@@ -94,6 +104,7 @@ struct Weights {
 
 // args: N, K, simd
 void BM_Gemv_bf16(benchmark::State& st) {
+  use_bench_threads();
   const int64_t N = st.range(0), K = st.range(1);
   const int copies = int(std::max<int64_t>(2, (int64_t(160) << 20) / (2 * N * K)));  // > 4 × L3
   Weights w(DType::BF16, N, K, copies);
@@ -111,12 +122,13 @@ BENCHMARK(BM_Gemv_bf16)
     ->Args({2048, 8192, 1})
     ->Args({8192, 2048, 1})
     ->Args({4096, 4096, 0})
-    ->UseRealTime()
+    ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMicrosecond);
 
 // args: M, N, K, simd; dtype by template
 template <DType T>
 void BM_Gemm(benchmark::State& st) {
+  use_bench_threads();
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
   Weights w(T, N, K, 1);
   auto x = randn(size_t(M * K), 1.0f, 1);
@@ -131,20 +143,21 @@ BENCHMARK(BM_Gemm<DType::BF16>)
     ->Args({64, 4096, 4096, 1})
     ->Args({512, 2048, 2048, 1})
     ->Args({64, 2048, 2048, 0})
-    ->UseRealTime()
+    ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Gemm<DType::F32>)
     ->Name("BM_Gemm_f32")
     ->ArgNames({"M", "N", "K", "simd"})
     ->Args({64, 4096, 4096, 1})
     ->Args({512, 2048, 2048, 1})
-    ->UseRealTime()
+    ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMillisecond);
 
 // ---- attention decode ----------------------------------------------------------------------------
 
 // args: L, simd
 void BM_AttentionDecode(benchmark::State& st) {
+  use_bench_threads();
   const int64_t L = st.range(0), Hq = 32, Hkv = 8, D = 128;
   auto k = randn(size_t(L * Hkv * D), 1.0f, 2), v = randn(size_t(L * Hkv * D), 1.0f, 3);
   auto q = randn(size_t(Hq * D), 1.0f, 4);
@@ -156,6 +169,6 @@ void BM_AttentionDecode(benchmark::State& st) {
   st.SetBytesProcessed(int64_t(st.iterations()) * 4 * L * Hkv * 2 * D);
   st.counters["flops"] = benchmark::Counter(double(st.iterations()) * 2 * L * Hq * 2 * D, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_AttentionDecode)->ArgNames({"L", "simd"})->Args({4096, 1})->Args({4096, 0})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AttentionDecode)->ArgNames({"L", "simd"})->Args({4096, 1})->Args({4096, 0})->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace

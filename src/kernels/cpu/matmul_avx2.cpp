@@ -97,25 +97,48 @@ void gemv(const float* x, const WeightMatrix& w, const float* bias, float* y) {
 
 // ---- GEMM ------------------------------------------------------------------------------------------
 
-// panel[p][k][j] = W[n0 + 16p + j, k0 + k] as float32 (zero past N).
+// In-register transpose of 8 rows of 8 floats: r[i][j] -> r[j][i].
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// panel[p][k][j] = W[n0 + 16p + j, k0 + k] as float32 (zero past n0 + nc). Full groups of 8 rows ×
+// 8 columns go through an in-register transpose; edges element by element.
 template <DType T>
 void pack_panels(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int64_t kc, float* panel) {
   for (int64_t p = 0; p < (nc + kNR - 1) / kNR; ++p) {
     float* dst = panel + p * kc * kNR;
-    for (int64_t j = 0; j < kNR; ++j) {
-      const int64_t n = n0 + p * kNR + j;
-      if (n >= n0 + nc) {
-        for (int64_t k = 0; k < kc; ++k) dst[k * kNR + j] = 0.0f;
-        continue;
-      }
-      const void* row = row_ptr(w, n);
+    for (int64_t j0 = 0; j0 < kNR; j0 += 8) {
+      const int64_t first = n0 + p * kNR + j0, valid = std::clamp<int64_t>(n0 + nc - first, 0, 8);
       int64_t k = 0;
-      alignas(32) float tmp[8];
-      for (; k + 8 <= kc; k += 8) {
-        _mm256_store_ps(tmp, load8<T>(row, k0 + k));
-        for (int i = 0; i < 8; ++i) dst[(k + i) * kNR + j] = tmp[i];
+      if (valid == 8) {
+        const void* rows[8];
+        for (int i = 0; i < 8; ++i) rows[i] = row_ptr(w, first + i);
+        for (; k + 8 <= kc; k += 8) {
+          __m256 r[8];
+#pragma GCC unroll 8
+          for (int i = 0; i < 8; ++i) r[i] = load8<T>(rows[i], k0 + k);
+          transpose8(r);
+#pragma GCC unroll 8
+          for (int i = 0; i < 8; ++i) _mm256_store_ps(dst + (k + i) * kNR + j0, r[i]);
+        }
       }
-      for (; k < kc; ++k) dst[k * kNR + j] = load1<T>(row, k0 + k);
+      for (; k < kc; ++k)
+        for (int64_t j = 0; j < 8; ++j) dst[k * kNR + j0 + j] = j < valid ? load1<T>(row_ptr(w, first + j), k0 + k) : 0.0f;
     }
   }
 }
@@ -125,9 +148,10 @@ inline __m256i lane_mask(int64_t valid) {  // lanes [0, valid) set
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::clamp<int64_t>(valid, 0, 8))), idx);
 }
 
-// c[MR, ncols] += a[MR, kc] · panel[kc, 16] (first ncols columns).
+// c[MR, ncols] += a · panel[kc, 16] (first ncols columns); a is packed [kc][kMR] (row i of the
+// tile at a[k * kMR + i]), so the tile's x values for one k share a cache line.
 template <int MR>
-void micro_kernel(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc, int64_t ncols) {
+void micro_kernel(const float* a, const float* b, int64_t kc, float* c, int64_t ldc, int64_t ncols) {
   __m256 acc0[MR], acc1[MR];
   #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
@@ -135,7 +159,7 @@ void micro_kernel(const float* a, int64_t lda, const float* b, int64_t kc, float
     const __m256 b0 = _mm256_load_ps(b + k * kNR), b1 = _mm256_load_ps(b + k * kNR + 8);
     #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m256 av = _mm256_broadcast_ss(a + i * lda + k);
+      const __m256 av = _mm256_broadcast_ss(a + k * kMR + i);
       acc0[i] = _mm256_fmadd_ps(av, b0, acc0[i]);
       acc1[i] = _mm256_fmadd_ps(av, b1, acc1[i]);
     }
@@ -158,15 +182,14 @@ void micro_kernel(const float* a, int64_t lda, const float* b, int64_t kc, float
   }
 }
 
-void micro_kernel_rows(int64_t mr, const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc,
-                       int64_t ncols) {
+void micro_kernel_rows(int64_t mr, const float* a, const float* b, int64_t kc, float* c, int64_t ldc, int64_t ncols) {
   switch (mr) {
-    case 6: return micro_kernel<6>(a, lda, b, kc, c, ldc, ncols);
-    case 5: return micro_kernel<5>(a, lda, b, kc, c, ldc, ncols);
-    case 4: return micro_kernel<4>(a, lda, b, kc, c, ldc, ncols);
-    case 3: return micro_kernel<3>(a, lda, b, kc, c, ldc, ncols);
-    case 2: return micro_kernel<2>(a, lda, b, kc, c, ldc, ncols);
-    default: return micro_kernel<1>(a, lda, b, kc, c, ldc, ncols);
+    case 6: return micro_kernel<6>(a, b, kc, c, ldc, ncols);
+    case 5: return micro_kernel<5>(a, b, kc, c, ldc, ncols);
+    case 4: return micro_kernel<4>(a, b, kc, c, ldc, ncols);
+    case 3: return micro_kernel<3>(a, b, kc, c, ldc, ncols);
+    case 2: return micro_kernel<2>(a, b, kc, c, ldc, ncols);
+    default: return micro_kernel<1>(a, b, kc, c, ldc, ncols);
   }
 }
 
@@ -174,8 +197,9 @@ void micro_kernel_rows(int64_t mr, const float* a, int64_t lda, const float* b, 
 template <DType T>
 void gemm_block(const float* x, int64_t m0, int64_t m1, const WeightMatrix& w, int64_t n0, int64_t nc,
                 const float* bias, float* y) {
-  thread_local AlignedVector<float> panel;
+  thread_local AlignedVector<float> panel, a_tile;
   panel.resize(size_t(kNC * kKC));
+  a_tile.resize(size_t(kMR * kKC));
   const int64_t N = w.N, K = w.K;
   for (int64_t m = m0; m < m1; ++m)
     for (int64_t n = n0; n < n0 + nc; ++n) y[m * N + n] = bias ? bias[n] : 0.0f;
@@ -184,8 +208,10 @@ void gemm_block(const float* x, int64_t m0, int64_t m1, const WeightMatrix& w, i
     pack_panels<T>(w, n0, nc, k0, kc, panel.data());
     for (int64_t m = m0; m < m1; m += kMR) {
       const int64_t mr = std::min(kMR, m1 - m);
+      for (int64_t k = 0; k < kc; ++k)  // x tile, interleaved (rows of x are K floats apart: L1 set conflicts)
+        for (int64_t i = 0; i < kMR; ++i) a_tile[k * kMR + i] = i < mr ? x[(m + i) * K + k0 + k] : 0.0f;
       for (int64_t p = 0; p * kNR < nc; ++p) {
-        micro_kernel_rows(mr, x + m * K + k0, K, panel.data() + p * kc * kNR, kc, y + m * N + n0 + p * kNR, N,
+        micro_kernel_rows(mr, a_tile.data(), panel.data() + p * kc * kNR, kc, y + m * N + n0 + p * kNR, N,
                           std::min(kNR, nc - p * kNR));
       }
     }

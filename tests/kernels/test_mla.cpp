@@ -71,7 +71,7 @@ TEST(Mla, AbsorbedEqualsExpandedOnLongPrefill) {
 
 TEST(Mla, RejectsWrongKvBShape) {
   const MlaDims d{2, 8, 4, 2, 4, 1.0f};
-  std::vector<float> w(2 * 8 * 8), q(6), o(8), rows(10);
+  std::vector<float> w(2 * 8 * 8), q(12), o(8), rows(10);  // q [1, H, d_n + d_r], o [1, H, d_v]
   const std::vector<int64_t> offsets = {0, 1};
   const std::vector<MlaCache> caches = {{rows.data(), 1}};
   EXPECT_THROW(mla_attention(q.data(), d, TensorView(w.data(), DType::F32, {12, 8}), offsets, caches, o.data()), Error);

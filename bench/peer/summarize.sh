@@ -6,7 +6,8 @@
 #   bytes: the fp32 state read and written once per decode step (2·4·d² resp. 2·4·P·N per head);
 #   flops: the recurrence, 7·d² (GDN / KDA) resp. 5·P·N (Mamba2: decay, update FMA, output FMA).
 # Floor per call = max(state bytes / copy bandwidth, flops / FMA peak), both measured at 2 threads by
-# bench_delta's BM_Floor_* in the same session (wall clock, so under the same load as the kernels).
+# bench_delta's BM_Floor_* in the same session (wall clock, so under the same load as the kernels); the
+# CPU-time floor uses the same loops at 1 thread, per CPU-second.
 set -euo pipefail
 python3 - "$1" <<'PY'
 import glob, json, os, re, sys
@@ -49,6 +50,11 @@ for f in sorted(glob.glob(os.path.join(out, "ours_*_r*.json"))):
             floors["bw"] = max(floors.get("bw", 0), b["bytes_per_second"])
         if b["name"].startswith("BM_Floor_FmaPeak") and "threads:2" in b["name"]:
             floors["fma"] = max(floors.get("fma", 0), b["flops"])
+        per_cpu = b["real_time"] / b["cpu_time"] if b.get("cpu_time") else 0
+        if b["name"].startswith("BM_Floor_StreamCopy") and "threads:1" in b["name"]:
+            floors["bw1"] = max(floors.get("bw1", 0), b["bytes_per_second"] * per_cpu)
+        if b["name"].startswith("BM_Floor_FmaPeak") and "threads:1" in b["name"]:
+            floors["fma1"] = max(floors.get("fma1", 0), b["flops"] * per_cpu)
         case, threads = ours_name(b["name"])
         if not case:
             continue
@@ -70,26 +76,29 @@ for f in sorted(glob.glob(os.path.join(out, "peer_r*.txt"))):
             keep(("peer", "cpu", m[1]), (float(m[3]) + float(m[4])) * 1e6 / (runs[m[1]] + 1))
 
 cases = [l.split()[-1] for l in open(os.path.join(out, "cases.txt"))]
-bw, fma = floors.get("bw", float("nan")), floors.get("fma", float("nan"))
-print(f"Floors this session (2 threads, wall): copy {bw / 1e9:.1f} GB/s, FMA {fma / 1e9:.1f} GFLOP/s.\n")
+nan = float("nan")
+bw, fma, bw1, fma1 = (floors.get(k, nan) for k in ("bw", "fma", "bw1", "fma1"))
+print(f"Floors this session: 2 threads, wall clock: copy {bw / 1e9:.1f} GB/s, FMA {fma / 1e9:.1f} GFLOP/s; "
+      f"1 thread, per CPU-second: copy {bw1 / 1e9:.1f} GB/s, FMA {fma1 / 1e9:.1f} GFLOP/s.\n")
 print("| op | shape | linfer µs | llama.cpp µs | floor µs | linfer GB/s · GFLOP/s | llama.cpp GB/s · GFLOP/s "
-      "| linfer CPU µs/head-tok | llama.cpp CPU µs/head-tok | llama.cpp / linfer (CPU) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      "| linfer CPU µs/head-tok | llama.cpp CPU µs/head-tok | CPU floor µs/head-tok | llama.cpp / linfer wall · CPU |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for c in cases:
     ht, sb, fl = shapes(c)
     op, kind, n = c.split("_")
     ow, pw = best.get(("ours", "wall", c)), best.get(("peer", "wall", c))
     oc, pc = best.get(("ours", "cpu", c)), best.get(("peer", "cpu", c))
     floor = max(sb / bw, fl / fma) * 1e6
+    cpu_floor = max(sb / bw1, fl / fma1) * 1e6 / ht
     def rates(t):
         if t is None:
             return "–"
         gbs = f"{sb / (t * 1e-6) / 1e9:.1f} GB/s · " if kind == "decode" else ""
         return f"{gbs}{fl / (t * 1e-6) / 1e9:.1f}"
     f = lambda v, d=0: "–" if v is None else f"{v:,.{d}f}"
-    ratio = f"{pc / oc:.2f}×" if oc and pc else "–"
+    ratio = (f"{pw / ow:.2f}× · " if ow and pw else "– · ") + (f"{pc / oc:.2f}×" if oc and pc else "–")
     print(f"| {op.upper() if op != 'mamba2' else 'Mamba2'} {kind} | {n} | {f(ow)} | {f(pw)} | {f(floor)} "
-          f"| {rates(ow)} | {rates(pw)} | {f(oc and oc / ht, 2)} | {f(pc and pc / ht, 2)} | {ratio} |")
+          f"| {rates(ow)} | {rates(pw)} | {f(oc and oc / ht, 2)} | {f(pc and pc / ht, 2)} | {f(cpu_floor, 2)} | {ratio} |")
 print()
 print("load average (1, 5, 15 min) before each step:")
 print("```")

@@ -11,6 +11,7 @@ void add_logits(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_bench(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_prefill(CLI::App& app);
 void add_state(CLI::App& app);
@@ -23,6 +24,7 @@ inline constexpr void (*kCommands[])(CLI::App&) = {
     add_logits,
     add_inspect,
     add_eval,
+    add_bench,
     add_tokenize,
     add_prefill,
     add_state,

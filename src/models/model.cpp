@@ -22,6 +22,7 @@
 #include "mixers/mixer.h"
 #include "mixers/scratch.h"
 #include "models/load_layers.h"
+#include "models/profile.h"
 #include "models/registry.h"
 #include "models/weights.h"
 
@@ -175,7 +176,10 @@ void LoadedModel::forward(const Batch& batch, std::span<SequenceState* const> st
   float* x = s.get(T * Hd);
   float* h = s.get(T * Hd);
   float* y = s.get(T * Hd);
-  kernels::embedding(embed_, batch.tokens, x);
+  {
+    ProfileScope p("embed");
+    kernels::embedding(embed_, batch.tokens, x);
+  }
   auto dump = [&](const std::string& name, const float* p, int64_t rows) {
     if (dump_) write_npy(fmt::format("{}/{}.npy", dump_, name), p, {rows, Hd});
   };
@@ -184,13 +188,27 @@ void LoadedModel::forward(const Batch& batch, std::span<SequenceState* const> st
   MixerCall call{.T = T, .offsets = batch.offsets, .positions = positions, .states = states, .decode = decode};
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
-    norm(layer.in_norm, x, h, T);
+    const LayerConfig& lc = cfg_.layers[l];
+    {
+      ProfileScope p("norms + residual");
+      norm(layer.in_norm, x, h, T);
+    }
     call.first_tensor = layer.first_tensor;
-    layer.mixer->forward(h, y, call);
-    for (int64_t i = 0; i < T * Hd; ++i) x[i] += y[i];
+    {
+      ProfileScope p("mixer", mixer_name(lc.mixer));
+      layer.mixer->forward(h, y, call);
+    }
     if (layer.ffn) {
-      norm(layer.post_norm, x, h, T);
+      {
+        ProfileScope p("norms + residual");
+        for (int64_t i = 0; i < T * Hd; ++i) x[i] += y[i];
+        norm(layer.post_norm, x, h, T);
+      }
+      ProfileScope p("ffn", ffn_name(lc.ffn));
       layer.ffn->forward(h, y, T);
+    }
+    {
+      ProfileScope p("norms + residual");
       for (int64_t i = 0; i < T * Hd; ++i) x[i] += y[i];
     }
     dump(fmt::format("hidden_{}", l + 1), x, T);
@@ -199,6 +217,7 @@ void LoadedModel::forward(const Batch& batch, std::span<SequenceState* const> st
     states[i]->set_n_tokens(states[i]->n_tokens() + batch.offsets[i + 1] - batch.offsets[i]);
 
   if (mode == Logits::None) return;
+  ProfileScope p("lm head");
   int64_t rows = T;
   if (mode == Logits::Last) {
     rows = n_seqs;

@@ -1,0 +1,175 @@
+// linfer bench --model DIR [-p 512[,4096]] [-n 128] [-r 3] [--json] [--profile]
+// End-to-end speed, like llama-bench: for each prompt length pp, prefill pp random tokens into an
+// empty sequence (one forward, logits of the last token only) -> "ppN"; for each generation length
+// tg, decode tg tokens one at a time from an empty sequence (logits every token) -> "tgN". Each test
+// runs once untimed (warm-up: page in the mmap'd weights, grow scratch buffers), then r times; the
+// median tokens/s is reported, with every sample in --json. Threads: the global --threads option.
+// Random-weight models of realistic shape: tools/make_random_model.py.
+// --profile adds the wall time per part of the forward pass (mixer / FFN kind, head; see
+// models/profile.h), summed over the timed repetitions.
+
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <random>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "linfer/core/error.h"
+#include "linfer/core/thread_pool.h"
+#include "linfer/model.h"
+#include "models/profile.h"
+
+namespace linfer::cli {
+
+namespace {
+
+struct BenchTest {
+  std::string name;  // "pp512", "tg128"
+  int64_t n_prompt = 0, n_gen = 0;
+  std::vector<double> seconds;      // wall, one per timed repetition
+  std::vector<double> cpu_seconds;  // CPU time of the whole process (all threads), same runs
+  std::map<std::string, ProfileEntry> profile;
+
+  int64_t tokens() const { return n_prompt + n_gen; }
+};
+
+double median(std::vector<double> s) {
+  std::sort(s.begin(), s.end());
+  const size_t n = s.size();
+  return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// One run of a test on a fresh sequence; returns wall seconds.
+double run_once(const Model& model, const BenchTest& test, std::mt19937& rng) {
+  const int64_t V = model.info().vocab_size;
+  std::uniform_int_distribution<int32_t> tok(0, int32_t(V - 1));
+  SequenceState s(model.state_spec());
+  SequenceState* sp = &s;
+  std::vector<float> logits(static_cast<size_t>(V));
+  using clock = std::chrono::steady_clock;
+  if (test.n_prompt > 0) {
+    std::vector<int32_t> ids(size_t(test.n_prompt));
+    for (auto& id : ids) id = tok(rng);
+    const auto t0 = clock::now();
+    model.forward(Batch::single(ids), {&sp, 1}, logits.data(), Logits::Last);
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  }
+  const auto t0 = clock::now();
+  for (int64_t i = 0; i < test.n_gen; ++i) {
+    const int32_t id = tok(rng);
+    model.forward(Batch::single({&id, 1}), {&sp, 1}, logits.data(), Logits::Last);
+  }
+  return std::chrono::duration<double>(clock::now() - t0).count();
+}
+
+std::string human_params(int64_t n) {
+  return n >= 1'000'000'000 ? fmt::format("{:.2f} B", n / 1e9) : fmt::format("{:.1f} M", n / 1e6);
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "prefill and decode speed (tokens/s), like llama-bench");
+  struct Args {
+    std::string model;
+    std::vector<int64_t> pp{512}, tg{128};
+    int reps = 3;
+    bool json = false, profile = false;
+    uint32_t seed = 1;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--model", a->model, "model folder (tools/make_random_model.py writes random ones)")->required();
+  cmd->add_option("-p,--n-prompt", a->pp, "prompt lengths to prefill (comma-separated; 0: none)")->delimiter(',');
+  cmd->add_option("-n,--n-gen", a->tg, "tokens to decode one at a time (comma-separated; 0: none)")->delimiter(',');
+  cmd->add_option("-r,--repetitions", a->reps, "timed repetitions per test (the median is reported)")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--seed", a->seed, "seed of the random token ids");
+  cmd->add_flag("--json", a->json, "print the results as JSON instead of a table");
+  cmd->add_flag("--profile", a->profile, "also report the time per part of the forward pass");
+  cmd->callback([a] {
+    auto model = Model::load(a->model);
+    std::vector<BenchTest> tests;
+    for (int64_t p : a->pp) {
+      LINFER_CHECK(p >= 0, "bench: -p {} must be >= 0", p);
+      if (p > 0) tests.push_back(BenchTest{fmt::format("pp{}", p), p, 0, {}, {}, {}});
+    }
+    for (int64_t n : a->tg) {
+      LINFER_CHECK(n >= 0, "bench: -n {} must be >= 0", n);
+      if (n > 0) tests.push_back(BenchTest{fmt::format("tg{}", n), 0, n, {}, {}, {}});
+    }
+    LINFER_CHECK(!tests.empty(), "bench: nothing to run (every -p and -n is 0)");
+
+    std::mt19937 rng(a->seed);
+    for (auto& t : tests) {
+      run_once(*model, t, rng);  // warm-up
+      profile_reset();
+      profile_enable(a->profile);
+      for (int r = 0; r < a->reps; ++r) {
+        const double cpu0 = process_cpu_seconds();
+        t.seconds.push_back(run_once(*model, t, rng));
+        t.cpu_seconds.push_back(process_cpu_seconds() - cpu0);
+        fmt::print(stderr, "{} {} rep {}: {:.1f} tokens/s\n", model->info().architecture, t.name, r + 1,
+                   double(t.tokens()) / t.seconds.back());
+      }
+      profile_enable(false);
+      t.profile = profile_totals();
+    }
+
+    const ModelInfo& info = model->info();
+    const int threads = num_threads();
+    if (a->json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& t : tests) {
+        nlohmann::json j{{"model", a->model},        {"architecture", info.architecture},
+                         {"n_params", info.n_params}, {"threads", threads},
+                         {"test", t.name},            {"n_prompt", t.n_prompt},
+                         {"n_gen", t.n_gen},          {"repetitions", t.seconds.size()},
+                         {"samples_s", t.seconds},    {"cpu_samples_s", t.cpu_seconds},
+                         {"median_s", median(t.seconds)},
+                         {"tokens_per_s", double(t.tokens()) / median(t.seconds)},
+                         {"tokens_per_cpu_s", double(t.tokens()) / median(t.cpu_seconds)}};
+        if (a->profile) {
+          nlohmann::json parts = nlohmann::json::object();
+          for (const auto& [part, e] : t.profile) parts[part] = {{"seconds", e.seconds}, {"calls", e.calls}};
+          j["profile"] = parts;
+        }
+        out.push_back(j);
+      }
+      fmt::print("{}\n", out.dump(1));
+      return;
+    }
+    // Tokens per CPU-second: what the cores deliver while they run this, whatever else shares them.
+    fmt::print("| model | params | threads | test | tokens/s (median of {}) | range | tokens per CPU-second |\n"
+               "|---|---|---|---|---|---|---|\n", a->reps);
+    for (const auto& t : tests) {
+      const auto [lo, hi] = std::minmax_element(t.seconds.begin(), t.seconds.end());
+      const double n = double(t.tokens());
+      fmt::print("| {} | {} | {} | {} | {:.1f} | {:.1f}..{:.1f} | {:.1f} |\n", info.architecture,
+                 human_params(info.n_params), threads, t.name, n / median(t.seconds), n / *hi, n / *lo,
+                 n / median(t.cpu_seconds));
+    }
+    if (!a->profile) return;
+    for (const auto& t : tests) {
+      double total = 0;
+      for (const auto& [part, e] : t.profile) total += e.seconds;
+      fmt::print("\n{} profile ({} repetitions):\n", t.name, t.seconds.size());
+      std::vector<std::pair<std::string, ProfileEntry>> parts(t.profile.begin(), t.profile.end());
+      std::sort(parts.begin(), parts.end(), [](const auto& x, const auto& y) { return x.second.seconds > y.second.seconds; });
+      for (const auto& [part, e] : parts)
+        fmt::print("  {:<18} {:8.3f} s  {:5.1f} %  {:7} calls\n", part, e.seconds, 100 * e.seconds / total, e.calls);
+    }
+  });
+}
+
+}  // namespace linfer::cli

@@ -69,11 +69,18 @@ ModelConfig qwen3_next_config(const Config& c) {
   const std::string rope_type = rope.has("rope_type") ? rope.get<std::string>("rope_type") : "default";
   LINFER_CHECK(rope_type == "default", "{}: rope_type '{}' is not supported (default only)", c.file(), rope_type);
   LINFER_CHECK(!c.has("rope_scaling"), "{}: rope_scaling is not supported", c.file());
+  LINFER_CHECK(partial > 0 && partial <= 1, "{}: partial_rotary_factor {} must be in (0, 1] (a fraction of head_dim {})",
+               c.file(), partial, attn.head_dim);
   attn.rope_dim = int64_t(double(attn.head_dim) * partial);
+  LINFER_CHECK(attn.rope_dim % 2 == 0, "{}: partial_rotary_factor {} x head_dim {} = {} rotary dims: must be even",
+               c.file(), partial, attn.head_dim, attn.rope_dim);
   attn.qk_norm = true;
   attn.output_gate = true;
 
   const auto mlp_only = c.get<std::vector<int64_t>>("mlp_only_layers", {});
+  for (int64_t j : mlp_only)
+    LINFER_CHECK(j >= 0 && j < n_layers, "{}: mlp_only_layers has layer {} (0-indexed; the model has {} layers)",
+                 c.file(), j, n_layers);
   const int64_t sparse_step = c.get<int64_t>("decoder_sparse_step", 1);
   MoeDims moe;
   moe.experts = c.get<int64_t>("num_experts", 0);

@@ -344,3 +344,51 @@ TEST(StateE2E, Bf16StateAccuracyOnTheDemoModel) {
     EXPECT_LT(max_err, 0.05);
   }
 }
+
+namespace {
+
+// The number after `key` in a stream report line.
+double field(const std::string& line, const std::string& key) {
+  size_t at = line.find(key);
+  if (at == std::string::npos) return NAN;
+  return std::stod(line.substr(at + key.size()));
+}
+
+}  // namespace
+
+// `linfer stream` scores each token against the previous position's logits, across chunk
+// boundaries: its log-perplexity equals the reference's single-pass figure for any chunk size.
+TEST(StateE2E, StreamLogPerplexityMatchesReference) {
+  if (!fs::exists("models/demo/model.safetensors")) GTEST_SKIP() << "no demo model";
+  Config ref = Config::load("tests/golden/demo/eval.json");
+  ASSERT_EQ(ref.get<std::string>("text_file"), "val_snippet.txt");
+  double want = ref.get<double>("nats_per_token");
+  for (int chunk : {256, 7}) {
+    Result r = run(fmt::format("stream --model models/demo --input tests/golden/demo/val_snippet.txt --chunk {}", chunk));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(field(r.out, "tokens: "), ref.get<double>("n_tokens"));
+    EXPECT_NEAR(field(r.out, "log-ppl: "), want, 1e-4 * want) << r.out;
+  }
+}
+
+TEST(StateE2E, StreamStateIsConstantForARecurrentModel) {
+  std::string input = (tmp_dir() / "ids.txt").string();
+  {
+    std::ofstream out(input);
+    auto ids = random_ids(5000, 256, 5);
+    for (size_t i = 0; i < ids.size(); ++i) out << ids[i] << (i % 37 == 36 ? "\n" : " ");
+  }
+  Result r = run(fmt::format("stream --model tests/golden/mamba2_a --ids --input {} --chunk 100 --report-every 1000", input));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(field(r.out, "tokens: "), 5000);
+  int lines = 0;
+  double state = field(r.out, "state: ");
+  for (size_t at = 0; (at = r.err.find("stream: tokens:", at)) != std::string::npos; ++at, ++lines) {
+    std::string line = r.err.substr(at, r.err.find('\n', at) - at);
+    EXPECT_EQ(field(line, "state: "), state) << line;
+  }
+  EXPECT_EQ(lines, 5);
+  EXPECT_EQ(r.err.find("grows"), std::string::npos);  // no warning for a pure-recurrent model
+  Result bad = run(fmt::format("stream --model tests/golden/mamba2_a --ids --input {}", (tmp_dir() / "x").string()));
+  EXPECT_EQ(bad.code, 1);
+}

@@ -14,10 +14,13 @@ namespace linfer {
 void moe_route(const MoeDims& d, const float* logits, const float* correction_bias, int64_t T, int32_t* ids,
                float* weights) {
   const int64_t E = d.experts, k = d.top_k, G = d.groups, per_group = E / G;
-  std::vector<float> score(E), choice(E);
-  std::vector<int32_t> order(E);
-  std::vector<float> group_score(G);
-  std::vector<int32_t> group_order(G);
+  // Per-thread buffers: routing runs once per MoE layer per forward, so decode would otherwise
+  // allocate several small vectors per layer per token.
+  thread_local std::vector<float> score, choice, group_score;
+  thread_local std::vector<int32_t> order, group_order;
+  thread_local std::vector<char> keep;
+  score.resize(size_t(E)), choice.resize(size_t(E)), order.resize(size_t(E));
+  group_score.resize(size_t(G)), group_order.resize(size_t(G)), keep.resize(size_t(G));
   for (int64_t t = 0; t < T; ++t) {
     const float* l = logits + t * E;
     if (d.router == RouterKind::Softmax) {
@@ -42,8 +45,8 @@ void moe_route(const MoeDims& d, const float* logits, const float* correction_bi
       std::iota(group_order.begin(), group_order.end(), 0);
       std::partial_sort(group_order.begin(), group_order.begin() + d.topk_groups, group_order.end(),
                         [&](int32_t a, int32_t b) { return group_score[a] > group_score[b]; });
-      std::vector<bool> keep(G, false);
-      for (int64_t i = 0; i < d.topk_groups; ++i) keep[group_order[i]] = true;
+      std::fill(keep.begin(), keep.end(), 0);
+      for (int64_t i = 0; i < d.topk_groups; ++i) keep[group_order[i]] = 1;
       for (int64_t e = 0; e < E; ++e)
         if (!keep[e / per_group]) choice[e] = -INFINITY;
     }
@@ -101,8 +104,12 @@ void Moe::forward(const float* x, float* y, int64_t T) const {
     const auto& r = rows[e];
     if (r.empty()) continue;
     const int64_t n = int64_t(r.size());
-    for (int64_t j = 0; j < n; ++j) std::memcpy(xs + j * hidden, x + (r[j] / k) * hidden, hidden * sizeof(float));
-    swiglu_mlp(w_.experts[e], xs, ys, n);
+    const float* in = x;  // one token (decode): the expert reads x itself, no gather
+    if (T > 1) {
+      for (int64_t j = 0; j < n; ++j) std::memcpy(xs + j * hidden, x + (r[j] / k) * hidden, hidden * sizeof(float));
+      in = xs;
+    }
+    swiglu_mlp(w_.experts[e], in, ys, n);
     for (int64_t j = 0; j < n; ++j) {
       const float wt = wts[r[j]];
       float* dst = y + (r[j] / k) * hidden;

@@ -33,7 +33,8 @@ class Moe final : public Ffn {
   MoeWeights w_;
 };
 
-// Routing alone (testable): for each token, top_k expert ids and weights.
+// Routing alone (testable): for each token, top_k expert ids, best first (by score + bias; exact
+// ties go to the lower index), and their weights.
 void moe_route(const MoeDims& d, const float* logits,  // [T, E]
                const float* correction_bias,            // [E] or null
                int64_t T, int32_t* ids,                 // [T, top_k]

@@ -317,4 +317,13 @@ TEST(MoeForward, NoSharedExpertAndTwoThreads) {
   linfer::set_num_threads(0);
 }
 
+TEST(MoeForward, PrefillSizedRunsExpertsInParallel) {
+  // Enough rows per expert for the one-parallel-loop-over-experts path, over two token chunks.
+  MoeCase c{kimi_dims(16, 4)};
+  c.d.intermediate = 32, c.d.shared_intermediate = 32, c.H = 48;
+  linfer::set_num_threads(2);
+  for (int64_t T : {300, 1500}) check_moe(c, T, 50 + uint32_t(T));
+  linfer::set_num_threads(0);
+}
+
 }  // namespace

@@ -65,14 +65,6 @@ void moe_route(const MoeDims& d, const float* logits, const float* correction_bi
   }
 }
 
-namespace {
-
-// Tokens per pass over the routed experts: bounds the gathered rows (chunk · top_k · hidden floats,
-// twice) while leaving each expert enough rows for an efficient GEMM.
-constexpr int64_t kChunk = 1024;
-
-}  // namespace
-
 void Moe::forward(const float* x, float* y, int64_t T) const {
   const int64_t E = d_.experts, k = d_.top_k;
   const int64_t hidden = w_.router.dim(1);
@@ -87,7 +79,7 @@ void Moe::forward(const float* x, float* y, int64_t T) const {
   moe_route(d_, logits, w_.correction_bias.numel() ? w_.correction_bias.f32() : nullptr, T, ids.data(),
             wts.data());
 
-  // Shared expert first (writes y), then the routed experts' weighted outputs are added.
+  // Shared expert first (writes y), then each routed expert over its gathered tokens.
   if (!w_.shared.down.empty()) {
     swiglu_mlp(w_.shared, x, y, T);
     if (!w_.shared_gate.empty()) {
@@ -102,63 +94,28 @@ void Moe::forward(const float* x, float* y, int64_t T) const {
     std::fill(y, y + T * hidden, 0.0f);
   }
 
-  const int64_t chunk = std::min(T, kChunk);
-  float* xs = s.get(chunk * k * hidden);  // gathered inputs, grouped by expert
-  float* ys = s.get(chunk * k * hidden);  // their outputs, same rows
-  thread_local std::vector<int64_t> first, pos;  // per expert: first row; per slot t·k + i: its row
-  thread_local std::vector<int32_t> active;      // experts with rows in this chunk
-  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
-    const int64_t n_tok = std::min(chunk, T - t0), n_slots = n_tok * k;
-    const int32_t* cid = ids.data() + t0 * k;
-    // Counting sort of the chunk's slots by expert.
-    first.assign(size_t(E + 1), 0);
-    for (int64_t i = 0; i < n_slots; ++i) ++first[cid[i] + 1];
-    for (int64_t e = 0; e < E; ++e) first[e + 1] += first[e];
-    active.clear();
-    for (int64_t e = 0; e < E; ++e)
-      if (first[e + 1] > first[e]) active.push_back(int32_t(e));
-    pos.resize(size_t(n_slots));
-    {
-      thread_local std::vector<int64_t> next;
-      next.assign(first.begin(), first.end() - 1);
-      for (int64_t i = 0; i < n_slots; ++i) pos[i] = next[cid[i]]++;
+  thread_local std::vector<std::vector<int64_t>> rows;  // per expert: slots t·k + i routed to it
+  rows.resize(size_t(E));
+  for (auto& r : rows) r.clear();
+  for (int64_t i = 0; i < T * k; ++i) rows[ids[i]].push_back(i);
+  float* xs = s.get(T * hidden);
+  float* ys = s.get(T * hidden);
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& r = rows[e];
+    if (r.empty()) continue;
+    const int64_t n = int64_t(r.size());
+    const float* in = x;  // one token (decode): the expert reads x itself, no gather
+    if (T > 1) {
+      for (int64_t j = 0; j < n; ++j) std::memcpy(xs + j * hidden, x + (r[j] / k) * hidden, hidden * sizeof(float));
+      in = xs;
     }
-    for (int64_t i = 0; i < n_slots; ++i)
-      std::memcpy(xs + pos[i] * hidden, x + (t0 + i / k) * hidden, hidden * sizeof(float));
-
-    // Plain pointers for the lambdas: a thread_local named inside a lambda that runs on a pool
-    // worker would be the worker's own (empty) instance.
-    const int64_t* row0 = first.data();
-    const int64_t* row_of = pos.data();
-    const int32_t* experts = active.data();
-    const float* wt_of = wts.data() + t0 * k;
-    auto run_expert = [&](int32_t e) {
-      swiglu_mlp(w_.experts[e], xs + row0[e] * hidden, ys + row0[e] * hidden, row0[e + 1] - row0[e]);
-    };
-    // Prefill: many experts with a GEMM's worth of rows each; one parallel loop over experts keeps
-    // each expert's GEMMs on one thread (no packing repeated across row splits, one join per
-    // layer instead of three per expert). Decode: a few rows per expert; the GEMVs split rows.
-    const int64_t n_active = int64_t(active.size());
-    const bool by_expert = n_active >= 2 * num_threads() && n_slots >= 8 * n_active;
-    if (by_expert) {
-      parallel_for(0, n_active, [&](int64_t a0, int64_t a1) {
-        for (int64_t a = a0; a < a1; ++a) run_expert(experts[a]);
-      });
-    } else {
-      for (int32_t e : active) run_expert(e);
+    swiglu_mlp(w_.experts[e], in, ys, n);
+    for (int64_t j = 0; j < n; ++j) {
+      const float wt = wts[r[j]];
+      float* dst = y + (r[j] / k) * hidden;
+      const float* src = ys + j * hidden;
+      for (int64_t c = 0; c < hidden; ++c) dst[c] += wt * src[c];
     }
-
-    // y[t] += Σ_i weight_i · expert_i(x[t]), in rank order (independent of the thread count).
-    parallel_for(0, n_tok, [&](int64_t a, int64_t b) {
-      for (int64_t t = a; t < b; ++t) {
-        float* dst = y + (t0 + t) * hidden;
-        for (int64_t i = 0; i < k; ++i) {
-          const float wt = wt_of[t * k + i];
-          const float* src = ys + row_of[t * k + i] * hidden;
-          for (int64_t c = 0; c < hidden; ++c) dst[c] += wt * src[c];
-        }
-      }
-    }, 16);
   }
 }
 

@@ -318,7 +318,7 @@ TEST(MoeForward, NoSharedExpertAndTwoThreads) {
 }
 
 TEST(MoeForward, PrefillSizedRunsExpertsInParallel) {
-  // Enough rows per expert for the one-parallel-loop-over-experts path, over two token chunks.
+  // Prefill-sized: many rows per expert, on two threads.
   MoeCase c{kimi_dims(16, 4)};
   c.d.intermediate = 32, c.d.shared_intermediate = 32, c.H = 48;
   linfer::set_num_threads(2);

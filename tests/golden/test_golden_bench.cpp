@@ -1,0 +1,73 @@
+// `linfer bench` end to end on a tiny fixture model: the tests it runs, the JSON it prints, the
+// profile parts, and a clear error when there is nothing to run. (Speed itself is never asserted.)
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kModel = fs::path(LINFER_SOURCE_DIR) / "tests/golden/kimi_linear_a";
+
+struct CliRun {
+  int status = -1;
+  std::string out;
+};
+
+CliRun run(const std::string& args, bool with_stderr) {
+  CliRun r;
+  const std::string cmd = std::string(LINFER_BIN) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  r.status = pclose(p);
+  return r;
+}
+
+TEST(Bench, JsonListsEveryTestWithItsSamples) {
+  const CliRun r = run("--threads 2 bench --model " + kModel.string() + " -p 8,16 -n 4 -r 2 --json --profile", false);
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 3u) << r.out;
+  const char* names[] = {"pp8", "pp16", "tg4"};
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& t = j[i];
+    EXPECT_EQ(t["test"], names[i]);
+    EXPECT_EQ(t["architecture"], "kimi_linear");
+    EXPECT_EQ(t["threads"], 2);
+    EXPECT_EQ(t["samples_s"].size(), 2u);
+    EXPECT_EQ(t["cpu_samples_s"].size(), 2u);
+    EXPECT_GT(t["tokens_per_s"].get<double>(), 0);
+    EXPECT_EQ(t["n_prompt"].get<int>() + t["n_gen"].get<int>(), i == 0 ? 8 : i == 1 ? 16 : 4);
+    // kimi_linear_a: KDA + MLA mixers, a dense layer and MoE layers.
+    for (const char* part : {"mixer kda", "mixer mla", "ffn dense", "ffn moe", "lm head", "embed"})
+      EXPECT_TRUE(t["profile"].contains(part)) << names[i] << " profile lacks '" << part << "'";
+    // Decode runs the model once per token per repetition: 2 x 4 forwards.
+    if (i == 2) {
+      EXPECT_EQ(t["profile"]["embed"]["calls"], 8);
+    }
+  }
+}
+
+TEST(Bench, TableByDefault) {
+  const CliRun r = run("bench --model " + kModel.string() + " -p 4 -n 0 -r 1", false);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("| kimi_linear |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| pp4 |"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("tg"), std::string::npos) << "-n 0 runs no decode test:\n" << r.out;
+}
+
+TEST(Bench, NothingToRunIsAnError) {
+  const CliRun r = run("bench --model " + kModel.string() + " -p 0 -n 0", true);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("nothing to run"), std::string::npos) << r.out;
+}
+
+}  // namespace

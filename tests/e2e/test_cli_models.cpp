@@ -3,6 +3,7 @@
 //   - broken checkpoints (renamed tensor, wrong shape, truncated file, unknown model_type, a header
 //     whose offsets lie) make `linfer logits` exit non-zero with a message naming the problem.
 
+#include "../cli_run.h"
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,20 +25,7 @@ namespace {
 
 const fs::path kFixture = fs::path(LINFER_SOURCE_DIR) / "tests/golden/kimi_linear_a";
 
-struct CliRun {
-  int status = -1;
-  std::string output;  // stdout + stderr
-};
-
-CliRun run(const std::string& args) {
-  CliRun r;
-  FILE* p = popen((std::string(LINFER_BIN) + " " + args + " 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  r.status = pclose(p);
-  return r;
-}
+CliRun run(const std::string& args) { return run_linfer(args, "2>&1"); }
 
 std::string read_file(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -98,7 +86,7 @@ TEST(CliModels, LogitsMatchTheFixture) {
   const fs::path out = fs::temp_directory_path() / ("linfer_logits_" + std::to_string(::getpid()) + ".npy");
   CliRun r = run("logits --model " + kFixture.string() + " --prompt-ids " + ids_arg(c["prompt_ids"]) + " --out " +
               out.string());
-  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(r.status, 0) << r.out;
   auto got = linfer::read_npy(out.string());
   auto ref = linfer::read_npy((kFixture / c["logits"].get<std::string>()).string());
   ASSERT_EQ(got.shape(), ref.shape());
@@ -115,20 +103,20 @@ TEST(CliModels, GreedyGenerateMatchesTransformers) {
   const auto c = cases()["cases"][2];
   CliRun r = run("generate --model " + kFixture.string() + " --prompt-ids " + ids_arg(c["prompt_ids"]) + " -n " +
               std::to_string(c["greedy_ids"].size()) + " --greedy --print-ids");
-  ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find(ids_arg(c["greedy_ids"]) + "\n"), std::string::npos) << r.output;
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find(ids_arg(c["greedy_ids"]) + "\n"), std::string::npos) << r.out;
 }
 
 TEST(CliModels, InspectDescribesTheModel) {
   CliRun r = run("inspect --model " + kFixture.string());
-  ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("architecture: kimi_linear"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("kda+dense, kda+moe x2, mla+moe"), std::string::npos) << r.output;
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("architecture: kimi_linear"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kda+dense, kda+moe x2, mla+moe"), std::string::npos) << r.out;
   CliRun c = run("inspect --config-only --model " + kFixture.string());
-  ASSERT_EQ(c.status, 0) << c.output;
+  ASSERT_EQ(c.status, 0) << c.out;
   // The parameter count from config.json alone equals the checkpoint's.
   auto params = [](const std::string& s) { return s.substr(s.find("parameters:"), s.find('(', s.find("parameters:")) - s.find("parameters:")); };
-  EXPECT_EQ(params(r.output), params(c.output));
+  EXPECT_EQ(params(r.out), params(c.out));
 }
 
 TEST_F(BrokenCheckpoint, RenamedTensor) {
@@ -138,7 +126,7 @@ TEST_F(BrokenCheckpoint, RenamedTensor) {
   });
   CliRun r = logits();
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find("model.layers.0.self_attn.q_proj.weight"), std::string::npos) << r.output;
+  EXPECT_NE(r.out.find("model.layers.0.self_attn.q_proj.weight"), std::string::npos) << r.out;
 }
 
 TEST_F(BrokenCheckpoint, UnexpectedTensor) {
@@ -146,14 +134,14 @@ TEST_F(BrokenCheckpoint, UnexpectedTensor) {
   edit_header([](json& h) { h["model.layers.9.self_attn.q_proj.weight"] = h["model.layers.0.self_attn.q_proj.weight"]; });
   CliRun r = logits();
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find("model.layers.9.self_attn.q_proj.weight"), std::string::npos) << r.output;
+  EXPECT_NE(r.out.find("model.layers.9.self_attn.q_proj.weight"), std::string::npos) << r.out;
 }
 
 TEST_F(BrokenCheckpoint, WrongShape) {
   edit_header([](json& h) { h["model.layers.0.self_attn.o_proj.weight"]["shape"] = {32, 128}; });
   CliRun r = logits();
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find("model.layers.0.self_attn.o_proj.weight"), std::string::npos) << r.output;
+  EXPECT_NE(r.out.find("model.layers.0.self_attn.o_proj.weight"), std::string::npos) << r.out;
 }
 
 TEST_F(BrokenCheckpoint, TruncatedFile) {
@@ -161,7 +149,7 @@ TEST_F(BrokenCheckpoint, TruncatedFile) {
   write_file(dir_ / "model.safetensors", bytes.substr(0, bytes.size() / 2));
   CliRun r = logits();
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find("model.safetensors"), std::string::npos) << r.output;
+  EXPECT_NE(r.out.find("model.safetensors"), std::string::npos) << r.out;
 }
 
 TEST_F(BrokenCheckpoint, HeaderLiesAboutOffsets) {
@@ -171,7 +159,7 @@ TEST_F(BrokenCheckpoint, HeaderLiesAboutOffsets) {
   });
   CliRun r = logits();
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find("model.norm.weight"), std::string::npos) << r.output;
+  EXPECT_NE(r.out.find("model.norm.weight"), std::string::npos) << r.out;
 }
 
 TEST_F(BrokenCheckpoint, UnknownModelType) {
@@ -180,7 +168,7 @@ TEST_F(BrokenCheckpoint, UnknownModelType) {
   write_file(dir_ / "config.json", c.dump());
   CliRun r = logits();
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find("unsupported model_type 'llama9'"), std::string::npos) << r.output;
+  EXPECT_NE(r.out.find("unsupported model_type 'llama9'"), std::string::npos) << r.out;
 }
 
 TEST_F(BrokenCheckpoint, MissingConfigField) {
@@ -189,7 +177,7 @@ TEST_F(BrokenCheckpoint, MissingConfigField) {
   write_file(dir_ / "config.json", c.dump());
   CliRun r = logits();
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find("kv_lora_rank"), std::string::npos) << r.output;
+  EXPECT_NE(r.out.find("kv_lora_rank"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // `linfer bench` end to end on a tiny fixture model: the tests it runs, the JSON it prints, the
 // profile parts, and a clear error when there is nothing to run. (Speed itself is never asserted.)
 
+#include "../cli_run.h"
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -15,20 +16,8 @@ namespace {
 
 const fs::path kModel = fs::path(LINFER_SOURCE_DIR) / "tests/golden/kimi_linear_a";
 
-struct CliRun {
-  int status = -1;
-  std::string out;
-};
-
 CliRun run(const std::string& args, bool with_stderr) {
-  CliRun r;
-  const std::string cmd = std::string(LINFER_BIN) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  r.status = pclose(p);
-  return r;
+  return run_linfer(args, with_stderr ? "2>&1" : "2>/dev/null");
 }
 
 TEST(Bench, JsonListsEveryTestWithItsSamples) {

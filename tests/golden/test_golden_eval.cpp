@@ -2,6 +2,7 @@
 // written by tools/train_demo.py with transformers on the GPU): the mean nats/token of the
 // validation snippet must agree to 3 decimals (|Δ| < 5e-4), over the same number of scored tokens.
 
+#include "../cli_run.h"
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,20 +19,7 @@ namespace {
 
 const fs::path kDemo = fs::path(LINFER_SOURCE_DIR) / "tests/golden/demo";
 
-struct CliRun {
-  int status = -1;
-  std::string out;  // stdout only (logs go to stderr)
-};
-
-CliRun run(const std::string& args) {
-  CliRun r;
-  FILE* p = popen((std::string(LINFER_BIN) + " " + args).c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  r.status = pclose(p);
-  return r;
-}
+CliRun run(const std::string& args) { return run_linfer(args, ""); }
 
 TEST(GoldenEval, DemoValidationLossMatchesTrainingScript) {
   std::ifstream f(kDemo / "eval.json");

@@ -3,6 +3,7 @@
 #   make test    build, then run every test through ctest
 #   make bench   kernel benchmarks (Google Benchmark)
 #   make fuzz    build the libFuzzer targets with clang and run each briefly
+#   make sanitize  ThreadSanitizer build of the core + kernel tests, ASan/UBSan build of core + kernels + runtime
 
 BUILD   ?= build
 JOBS    ?= $(shell nproc)
@@ -11,7 +12,7 @@ PACKAGES = g++ cmake ninja-build pkg-config libgtest-dev libgmock-dev libbenchma
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 20
 
-.PHONY: deps fuzz-deps configure build demo test bench fuzz clean
+.PHONY: deps fuzz-deps configure build demo test bench fuzz sanitize clean
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -48,5 +49,16 @@ fuzz: fuzz-deps deps
 	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build-fuzz/corpus/$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) || exit 1; done
 
+# One sanitizer build per runtime (they cannot share a process), each with only the suites it needs.
+SANITIZE_FLAGS = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLINFER_BENCH=OFF
+tests_in = $(basename $(notdir $(wildcard $(addsuffix /*.cpp,$(addprefix tests/,$(1))))))
+sanitize: deps
+	cmake -S . -B build-tsan $(SANITIZE_FLAGS) -DLINFER_SANITIZE=thread -DLINFER_TEST_DIRS="core;kernels"
+	cmake --build build-tsan -j $(JOBS) --target $(call tests_in,core kernels)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --output-on-failure -j $(JOBS)
+	cmake -S . -B build-asan $(SANITIZE_FLAGS) -DLINFER_SANITIZE=address,undefined -DLINFER_TEST_DIRS="core;kernels;runtime"
+	cmake --build build-asan -j $(JOBS) --target $(call tests_in,core kernels runtime)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
 clean:
-	rm -rf $(BUILD) build-fuzz
+	rm -rf $(BUILD) build-fuzz build-tsan build-asan

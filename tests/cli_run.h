@@ -11,13 +11,18 @@ struct CliRun {
   std::string out;
 };
 
-inline CliRun run_linfer(const std::string& args, const std::string& redirect) {
+// Runs a /bin/sh command line and captures its stdout.
+inline CliRun run_shell(const std::string& command) {
   CliRun r;
-  FILE* p = popen((std::string(LINFER_BIN) + " " + args + " " + redirect).c_str(), "r");
+  FILE* p = popen(command.c_str(), "r");
   if (!p) return r;
   char buf[4096];
   size_t n;
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
   r.status = pclose(p);
   return r;
+}
+
+inline CliRun run_linfer(const std::string& args, const std::string& redirect) {
+  return run_shell(std::string(LINFER_BIN) + " " + args + " " + redirect);
 }

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   int threads = 0;
-  app.add_option("--threads", threads, "worker threads (default: all cores)");
+  app.add_option("--threads", threads, "worker threads including the caller: 1..4x cores (default 0: all cores)");
   app.parse_complete_callback([&] { linfer::set_num_threads(threads); });
   for (auto add : linfer::cli::kCommands) add(app);
   try {

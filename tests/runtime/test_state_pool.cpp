@@ -1,0 +1,67 @@
+// StatePool: byte accounting against sums written out from the spec, slot reuse, reservations,
+// refusals, and that an acquired slot is an empty sequence whatever it held before.
+#include <gtest/gtest.h>
+
+#include "linfer/core/error.h"
+#include "runtime/state_pool.h"
+
+using namespace linfer;
+
+namespace {
+
+StateSpec spec() {
+  StateSpec s;
+  s.tensors.push_back({0, "rec.S", StateKind::Fixed, {2, 3, 4}, 0, "[2, 3, 4]"});  // 24 floats
+  s.tensors.push_back({1, "attn.k", StateKind::Growing, {5}, 0, "[T, 5]"});        // 5 per token
+  s.tensors.push_back({1, "attn.v", StateKind::Growing, {3}, 0, "[T, 3]"});        // 3 per token
+  s.tensors.push_back({2, "swa.kv", StateKind::Ring, {2}, 7, "[W, 2]"});           // 14 floats
+  return s;
+}
+
+}  // namespace
+
+TEST(StatePool, ByteSizes) {
+  EXPECT_EQ(StatePool::fixed_bytes(spec()), (24 + 14) * sizeof(float));
+  EXPECT_EQ(StatePool::kv_bytes_for(spec(), 0), 0u);
+  EXPECT_EQ(StatePool::kv_bytes_for(spec(), 10), 10 * (5 + 3) * sizeof(float));
+  // The fixed bytes are what a fresh SequenceState holds.
+  EXPECT_EQ(StatePool::fixed_bytes(spec()), SequenceState(spec()).bytes());
+}
+
+TEST(StatePool, AcquireReleaseAndReservations) {
+  StatePool pool(spec(), 3, 1000);
+  EXPECT_EQ(pool.free_slots(), 3);
+  int a = pool.acquire(600);
+  EXPECT_EQ(pool.kv_free(), 400u);
+  EXPECT_THROW(pool.acquire(401), Error);  // over the KV budget
+  int b = pool.acquire(400);
+  int c = pool.acquire(0);
+  EXPECT_NE(a, b);
+  EXPECT_NE(b, c);
+  EXPECT_EQ(pool.free_slots(), 0);
+  EXPECT_THROW(pool.acquire(0), Error);  // no slot
+  EXPECT_EQ(pool.fixed_bytes_in_use(), 3 * StatePool::fixed_bytes(spec()));
+
+  // Fill slot b with 4 tokens of KV; in-use bytes follow the rows held.
+  SequenceState& s = pool.state(b);
+  s.append_rows(1, 4);
+  s.append_rows(2, 4);
+  s.data(0)[0] = 42.0f;
+  s.set_n_tokens(4);
+  EXPECT_EQ(pool.kv_bytes_in_use(), StatePool::kv_bytes_for(spec(), 4));
+
+  pool.release(b);
+  EXPECT_EQ(pool.kv_bytes_in_use(), 0u);
+  EXPECT_EQ(pool.kv_free(), 400u);
+  EXPECT_THROW(pool.release(b), Error);  // twice
+  int again = pool.acquire(100);
+  EXPECT_EQ(again, b);  // the slot just released is reused first
+  EXPECT_EQ(pool.state(again).n_tokens(), 0);
+  EXPECT_EQ(pool.state(again).rows(1), 0);
+  EXPECT_EQ(pool.state(again).data(0)[0], 0.0f);
+  pool.release(a);
+  pool.release(again);
+  pool.release(c);
+  EXPECT_EQ(pool.free_slots(), 3);
+  EXPECT_EQ(pool.kv_reserved(), 0u);
+}

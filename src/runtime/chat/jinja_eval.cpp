@@ -321,12 +321,14 @@ class Evaluator {
       case ExprKind::Call: return call(static_cast<const CallExpr&>(e), scope, nullptr);
       case ExprKind::Filter: {
         const auto& n = static_cast<const FilterExpr&>(e);
+        if (!n.fn) throw Failure("no filter named '" + n.name + "'");
         const Value input = eval(*n.input, scope);
         CallArgs args = eval_args(n.args, scope);
         return n.fn(input, args);
       }
       case ExprKind::Test: {
         const auto& n = static_cast<const TestExpr&>(e);
+        if (!n.fn) throw Failure("no test named '" + n.name + "'");
         const Value input = eval(*n.input, scope);
         CallArgs args = eval_args(n.args, scope);
         return Value(n.fn(input, args) != n.negated);

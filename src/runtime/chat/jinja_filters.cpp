@@ -62,8 +62,13 @@ Value f_attr(const Value& v, CallArgs& a) {
   Params p("filter 'attr'", a, {"name"});
   const auto name = p.string_or_none(0);
   if (!name) throw Failure("filter 'attr' needs an attribute name");
-  if (v.is_undefined()) throw Failure(v.undefined_hint());
-  return get_attribute(v, *name);
+  // Python getattr only: methods, or a namespace's attributes; never dict keys
+  if (v.is_dict() && v.dict_obj().is_namespace) {
+    if (const Value* a = v.dict_obj().find(*name)) return *a;
+  } else if (auto method = find_method(v, *name)) {
+    return *method;
+  }
+  return Value::undefined(type_label(v) + " has no attribute '" + *name + "'");
 }
 
 Value f_capitalize(const Value& v, CallArgs& a) {

@@ -14,7 +14,8 @@ namespace {
 std::string apply_spec(const Value& v, const std::string& spec) {
   if (spec.empty()) return to_str(v);
   try {
-    const auto f = fmt::runtime("{:" + spec + "}");
+    const std::string pattern = "{:" + spec + "}";
+    const auto f = fmt::runtime(pattern);
     if (v.is_int() || v.is_bool()) return fmt::format(f, v.to_int());
     if (v.is_float()) return fmt::format(f, v.as_float());
     return fmt::format(f, to_str(v));

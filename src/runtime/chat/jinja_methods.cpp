@@ -92,7 +92,7 @@ const std::unordered_map<std::string_view, Method>& str_methods() {
          const size_t at = s.as_string().rfind(need_string(p.get_or(0, Value()), "str.rfind()"));
          return Value(at == std::string::npos ? int64_t(-1) : int64_t(text::length(s.as_string().substr(0, at)))); }},
       {"count", [](const Value& s, CallArgs& a) { Params p("str.count()", a, {"sub"});
-         const std::string& sub = need_string(p.get_or(0, Value()), "str.count()");
+         const std::string sub = need_string(p.get_or(0, Value()), "str.count()");
          if (sub.empty()) return Value(int64_t(text::length(s.as_string()) + 1));
          int64_t n = 0;
          for (size_t at = s.as_string().find(sub); at != std::string::npos; at = s.as_string().find(sub, at + sub.size())) ++n;
@@ -108,11 +108,11 @@ const std::unordered_map<std::string_view, Method>& str_methods() {
          return Value(std::move(out)); }},
       {"format", [](const Value& s, CallArgs& a) { return Value(str_format(s.as_string(), a)); }},
       {"removeprefix", [](const Value& s, CallArgs& a) { Params p("str.removeprefix()", a, {"prefix"});
-         const std::string& x = need_string(p.get_or(0, Value()), "str.removeprefix()");
+         const std::string x = need_string(p.get_or(0, Value()), "str.removeprefix()");
          const std::string& str = s.as_string();
          return Value(str.compare(0, x.size(), x) == 0 && x.size() <= str.size() ? str.substr(x.size()) : str); }},
       {"removesuffix", [](const Value& s, CallArgs& a) { Params p("str.removesuffix()", a, {"suffix"});
-         const std::string& x = need_string(p.get_or(0, Value()), "str.removesuffix()");
+         const std::string x = need_string(p.get_or(0, Value()), "str.removesuffix()");
          const std::string& str = s.as_string();
          const bool ends = !x.empty() && x.size() <= str.size() && str.compare(str.size() - x.size(), x.size(), x) == 0;
          return Value(ends ? str.substr(0, str.size() - x.size()) : str); }},
@@ -201,7 +201,7 @@ const std::unordered_map<std::string_view, Method>& dict_methods() {
          s.dict_obj().erase(key.as_string());
          return out; }},
       {"setdefault", [](const Value& s, CallArgs& a) { Params p("dict.setdefault()", a, {"key", "default"});
-         const std::string& key = need_string(p.get_or(0, Value::none()), "dict.setdefault()");
+         const std::string key = need_string(p.get_or(0, Value::none()), "dict.setdefault()");
          if (const Value* v = s.dict_obj().find(key)) return *v;
          s.dict_obj().set(key, p.get_or(1, Value::none()));
          return *s.dict_obj().find(key); }},

@@ -30,9 +30,12 @@ const char* symbol(BinOp op) {
                 type_name(b) + "'");
 }
 
-int64_t checked(bool overflow, int64_t r) {
-  if (overflow) throw Failure("integer overflow: the result does not fit in 64 bits");
-  return r;
+// Python ints do not overflow; ours are 64-bit, so say so instead of wrapping.
+template <class Op>
+Value checked(Op op, int64_t x, int64_t y) {
+  int64_t r = 0;
+  if (op(x, y, &r)) throw Failure("integer overflow: the result does not fit in 64 bits");
+  return Value(r);
 }
 
 Value repeat(const Value& seq, int64_t n) {
@@ -68,11 +71,10 @@ Value binary_op(BinOp op, const Value& a, const Value& b) {
     const bool floating = a.is_float() || b.is_float();
     if (!floating) {
       const int64_t x = a.to_int(), y = b.to_int();
-      int64_t r = 0;
       switch (op) {
-        case BinOp::Add: return Value(checked(__builtin_add_overflow(x, y, &r), r));
-        case BinOp::Sub: return Value(checked(__builtin_sub_overflow(x, y, &r), r));
-        case BinOp::Mul: return Value(checked(__builtin_mul_overflow(x, y, &r), r));
+        case BinOp::Add: return checked([](int64_t p, int64_t q, int64_t* r) { return __builtin_add_overflow(p, q, r); }, x, y);
+        case BinOp::Sub: return checked([](int64_t p, int64_t q, int64_t* r) { return __builtin_sub_overflow(p, q, r); }, x, y);
+        case BinOp::Mul: return checked([](int64_t p, int64_t q, int64_t* r) { return __builtin_mul_overflow(p, q, r); }, x, y);
         case BinOp::Div:
           if (y == 0) throw Failure("division by zero");
           return Value(double(x) / double(y));
@@ -127,8 +129,7 @@ Value negate(const Value& v) {
   if (v.is_undefined()) throw Failure(v.undefined_hint());
   if (v.is_float()) return Value(-v.as_float());
   if (v.is_int() || v.is_bool()) {
-    int64_t r;
-    return Value(checked(__builtin_sub_overflow(int64_t(0), v.to_int(), &r), r));
+    return checked([](int64_t p, int64_t q, int64_t* r) { return __builtin_sub_overflow(p, q, r); }, 0, v.to_int());
   }
   throw Failure("bad operand type for unary -: '" + type_name(v) + "'");
 }

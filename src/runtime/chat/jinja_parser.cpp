@@ -46,6 +46,10 @@ class Parser {
   int loop_depth_ = 0;
   int expr_depth_ = 0;
   static constexpr int kMaxNesting = 200;
+  // Unknown filters and tests fail when the template is parsed, except inside an `if` statement or an
+  // inline `x if c else y` (Jinja2's "soft" frames), where they fail only if evaluated.
+  bool soft_ = false;
+  std::vector<Token> unknown_;  // unknown names seen in the expression being parsed
   struct Open { std::string tag; int line; };
   std::vector<Open> open_;  // blocks being parsed, for "not closed" messages
 
@@ -99,6 +103,7 @@ class Parser {
         next();
         auto s = at(t, std::make_unique<OutputStmt>());
         s->expr = parse_tuple(true, {});
+        settle_unknown();
         if (cur().type != Tok::VarEnd) fail("expected end of print statement '}}', got " + describe(cur()), cur());
         next();
         body.push_back(std::move(s));
@@ -126,6 +131,25 @@ class Parser {
 
   void end_tag() { expect_block_end(); }
 
+  // Called after each expression a statement evaluates: unknown filters / tests in it are errors
+  // unless the statement sits in a soft frame.
+  void settle_unknown() {
+    if (!soft_ && !unknown_.empty()) {
+      const Token& t = unknown_.front();
+      fail(t.text, t);
+    }
+    unknown_.clear();
+  }
+
+  // The body of a for / macro / call / filter / set / with block is a new, hard frame.
+  Body hard_block_body(const Token& opener, std::initializer_list<const char*> ends, std::string& end) {
+    const bool saved = soft_;
+    soft_ = false;
+    Body body = block_body(opener, ends, end);
+    soft_ = saved;
+    return body;
+  }
+
   void statement(Body& body) {
     const Token& t = cur();
     const std::string& tag = t.text;
@@ -146,7 +170,7 @@ class Parser {
       next();
       auto w = at(t, std::make_unique<WithStmt>());
       std::string end;
-      w->body = block_body(t, {"endgeneration"}, end);
+      w->body = hard_block_body(t, {"endgeneration"}, end);
       end_tag();
       body.push_back(std::move(w));
     } else if (tag == "include" || tag == "import" || tag == "from" || tag == "extends" || tag == "block") {
@@ -159,9 +183,12 @@ class Parser {
   StmtPtr parse_if() {
     const Token& t = next();
     auto s = at(t, std::make_unique<IfStmt>());
+    const bool saved = soft_;
+    soft_ = true;
     std::string end;
     while (true) {
       ExprPtr test = parse_tuple(false, {});
+      settle_unknown();
       Body body = block_body(t, {"elif", "else", "endif"}, end);
       s->branches.emplace_back(std::move(test), std::move(body));
       if (end == "elif") continue;
@@ -170,6 +197,7 @@ class Parser {
       }
       break;
     }
+    soft_ = saved;
     end_tag();
     return s;
   }
@@ -201,11 +229,12 @@ class Parser {
     s->iterable = parse_tuple(false, {"recursive"});
     if (skip_name("if")) s->filter = parse_expression(true);
     if (is_name("recursive")) fail("recursive loops are not supported", cur());
+    settle_unknown();
     std::string end;
     ++loop_depth_;
-    s->body = block_body(t, {"endfor", "else"}, end);
+    s->body = hard_block_body(t, {"endfor", "else"}, end);
     --loop_depth_;
-    if (end == "else") s->otherwise = block_body(t, {"endfor"}, end);
+    if (end == "else") s->otherwise = hard_block_body(t, {"endfor"}, end);
     end_tag();
     return s;
   }
@@ -217,14 +246,16 @@ class Parser {
       auto s = at(t, std::make_unique<SetStmt>());
       s->target = std::move(target);
       s->value = parse_tuple(true, {});
+      settle_unknown();
       end_tag();
       return s;
     }
     auto s = at(t, std::make_unique<SetBlockStmt>());
     s->target = std::move(target);
     if (is_op("|")) s->filter = parse_filters(at(cur(), std::make_unique<BlockInputExpr>()));
+    settle_unknown();
     std::string end;
-    s->body = block_body(t, {"endset"}, end);
+    s->body = hard_block_body(t, {"endset"}, end);
     end_tag();
     return s;
   }
@@ -250,10 +281,11 @@ class Parser {
     auto s = at(t, std::make_unique<MacroStmt>());
     s->name = expect_name().text;
     s->params = parse_signature();
+    settle_unknown();
     const int saved = loop_depth_;
     loop_depth_ = 0;
     std::string end;
-    s->body = block_body(t, {"endmacro"}, end);
+    s->body = hard_block_body(t, {"endmacro"}, end);
     loop_depth_ = saved;
     end_tag();
     return s;
@@ -266,10 +298,11 @@ class Parser {
     ExprPtr call = parse_expression(true);
     if (call->kind != ExprKind::Call) fail("expected a macro call after '{% call %}'", t);
     s->call.reset(static_cast<CallExpr*>(call.release()));
+    settle_unknown();
     const int saved = loop_depth_;
     loop_depth_ = 0;
     std::string end;
-    s->body = block_body(t, {"endcall"}, end);
+    s->body = hard_block_body(t, {"endcall"}, end);
     loop_depth_ = saved;
     end_tag();
     return s;
@@ -279,8 +312,9 @@ class Parser {
     const Token& t = next();
     auto s = at(t, std::make_unique<FilterBlockStmt>());
     s->filter = parse_filter_chain(at(t, std::make_unique<BlockInputExpr>()), true);
+    settle_unknown();
     std::string end;
-    s->body = block_body(t, {"endfilter"}, end);
+    s->body = hard_block_body(t, {"endfilter"}, end);
     end_tag();
     return s;
   }
@@ -294,8 +328,9 @@ class Parser {
       expect_op("=");
       s->assignments.emplace_back(std::move(target), parse_expression(true));
     }
+    settle_unknown();
     std::string end;
-    s->body = block_body(t, {"endwith"}, end);
+    s->body = hard_block_body(t, {"endwith"}, end);
     end_tag();
     return s;
   }
@@ -333,7 +368,9 @@ class Parser {
   ExprPtr parse_expression(bool with_condexpr) { return with_condexpr ? parse_condexpr() : parse_or(); }
 
   ExprPtr parse_condexpr() {
+    const size_t mark = unknown_.size();
     ExprPtr expr = parse_or();
+    const bool is_cond = is_name("if");
     while (is_name("if")) {
       const Token& t = next();
       auto c = at(t, std::make_unique<CondExpr>());
@@ -342,6 +379,7 @@ class Parser {
       if (skip_name("else")) c->otherwise = parse_condexpr();
       expr = std::move(c);
     }
+    if (is_cond) unknown_.resize(mark);  // every part of an inline if is a soft frame
     return expr;
   }
 
@@ -648,7 +686,7 @@ class Parser {
       f->input = std::move(node);
       f->name = name.text;
       f->fn = find_filter(name.text);
-      if (!f->fn) fail("no filter named '" + name.text + "'", name);
+      if (!f->fn) unknown_.push_back(Token{name.type, "no filter named '" + name.text + "'", 0, 0, name.line, name.column});
       if (is_op("(")) f->args = parse_args();
       node = std::move(f);
     }
@@ -665,7 +703,7 @@ class Parser {
     next();
     e->name = name.text;
     e->fn = find_test(name.text);
-    if (!e->fn) fail("no test named '" + name.text + "'", name);
+    if (!e->fn) unknown_.push_back(Token{name.type, "no test named '" + name.text + "'", 0, 0, name.line, name.column});
     if (is_op("(")) {
       e->args = parse_args();
     } else if ((cur().type == Tok::Name || cur().type == Tok::String || cur().type == Tok::Int || cur().type == Tok::Float ||

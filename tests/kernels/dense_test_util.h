@@ -1,13 +1,22 @@
 #pragma once
 // Helpers shared by the dense-kernel tests (test_matmul.cpp, test_norm.cpp, ...): random data,
-// the relative-RMS metric ‖out − ref‖ / ‖ref‖, and the SIMD levels this CPU can run.
+// the relative-RMS metric ‖out − ref‖ / ‖ref‖, and a fixture that runs a suite once per SIMD path.
+
+#include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "linfer/core/cpu_features.h"
 #include "linfer/core/dtype.h"
+
+namespace linfer {
+// gtest prints a parameter as this (found by argument-dependent lookup), not as raw bytes.
+inline void PrintTo(SimdLevel level, std::ostream* os) { *os << simd_level_name(level); }
+}  // namespace linfer
 
 namespace dense_test {
 
@@ -29,12 +38,23 @@ inline double rel_err(const std::vector<float>& out, const std::vector<float>& r
   return std::sqrt(num / den);
 }
 
-// Scalar always; AVX2 / AVX-512 where this CPU has them.
-inline std::vector<linfer::SimdLevel> simd_levels() {
-  std::vector<linfer::SimdLevel> levels;
-  for (auto l : {linfer::SimdLevel::Scalar, linfer::SimdLevel::Avx2, linfer::SimdLevel::Avx512})
-    if (l <= linfer::simd_level()) levels.push_back(l);
-  return levels;
+// A suite run once per SIMD path linfer has kernels for, each row named after the path it calls:
+//   class MatmulPath : public SimdPathTest {};
+//   TEST_P(MatmulPath, Sizes) { kernels::matmul(..., path()); }        // MatmulPath.Sizes/avx2
+//   INSTANTIATE_TEST_SUITE_P(Simd, MatmulPath, SimdPaths(), SimdPathName);
+// A path this CPU cannot run is skipped with a message, never silently replaced by another.
+class SimdPathTest : public ::testing::TestWithParam<linfer::SimdLevel> {
+ protected:
+  void SetUp() override {
+    if (!linfer::cpu_supports(path()))
+      GTEST_SKIP() << "this CPU cannot run the " << linfer::simd_level_name(path()) << " kernels";
+  }
+  linfer::SimdLevel path() const { return GetParam(); }
+};
+
+inline auto SimdPaths() { return ::testing::ValuesIn(linfer::kSimdLevels); }
+inline std::string SimdPathName(const ::testing::TestParamInfo<linfer::SimdLevel>& info) {
+  return linfer::simd_level_name(info.param);
 }
 
 // n float32 values stored as `t` (bytes), and the float32 values they represent.

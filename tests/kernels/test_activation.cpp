@@ -1,5 +1,5 @@
 // kernels/cpu/activation.h against the float64 formulas of kernels/reference/activation.h, on values
-// that reach the saturated tails, at every SIMD level and odd lengths (vector body + tail).
+// that reach the saturated tails, on every SIMD path and odd lengths (vector body + tail).
 #include <gtest/gtest.h>
 
 #include "dense_test_util.h"
@@ -23,31 +23,29 @@ std::vector<float> test_inputs(int64_t n, uint32_t seed) {
 using Fn = void (*)(const float*, float*, int64_t, SimdLevel);
 using RefFn = void (*)(const float*, float*, int64_t);
 
-void check(Fn fn, RefFn ref_fn, const char* name, double tol) {
+void check(SimdLevel path, Fn fn, RefFn ref_fn, const char* name, double tol) {
   for (int64_t n : {1, 7, 8, 9, 63, 1000}) {
     auto x = test_inputs(n, uint32_t(n));
     std::vector<float> ref(x.size());
     ref_fn(x.data(), ref.data(), n);
-    for (SimdLevel level : simd_levels()) {
-      std::vector<float> y(x.size());
-      fn(x.data(), y.data(), n, level);
-      for (int64_t i = 0; i < n; ++i)
-        ASSERT_NEAR(y[i], ref[i], tol * std::max(1.0, std::fabs(double(ref[i]))))
-            << name << " x=" << x[i] << " " << simd_level_name(level);
-      fn(x.data(), x.data(), n, level);  // in place
-      EXPECT_EQ(x, y) << name << " in place";
-      x = test_inputs(n, uint32_t(n));
-    }
+    std::vector<float> y(x.size());
+    fn(x.data(), y.data(), n, path);
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_NEAR(y[i], ref[i], tol * std::max(1.0, std::fabs(double(ref[i])))) << name << " x=" << x[i];
+    fn(x.data(), x.data(), n, path);  // in place
+    EXPECT_EQ(x, y) << name << " in place";
   }
 }
 
+class ActivationPath : public SimdPathTest {};
+
 }  // namespace
 
-TEST(Activation, Silu) { check(kernels::silu, ref::silu, "silu", 1e-6); }
-TEST(Activation, Sigmoid) { check(kernels::sigmoid, ref::sigmoid, "sigmoid", 1e-6); }
-TEST(Activation, Softplus) { check(kernels::softplus, ref::softplus, "softplus", 1e-6); }
-TEST(Activation, Gelu) { check(kernels::gelu, ref::gelu, "gelu", 1e-6); }
-TEST(Activation, GeluTanh) { check(kernels::gelu_tanh, ref::gelu_tanh, "gelu_tanh", 1e-6); }
+TEST_P(ActivationPath, Silu) { check(path(), kernels::silu, ref::silu, "silu", 1e-6); }
+TEST_P(ActivationPath, Sigmoid) { check(path(), kernels::sigmoid, ref::sigmoid, "sigmoid", 1e-6); }
+TEST_P(ActivationPath, Softplus) { check(path(), kernels::softplus, ref::softplus, "softplus", 1e-6); }
+TEST_P(ActivationPath, Gelu) { check(path(), kernels::gelu, ref::gelu, "gelu", 1e-6); }
+TEST_P(ActivationPath, GeluTanh) { check(path(), kernels::gelu_tanh, ref::gelu_tanh, "gelu_tanh", 1e-6); }
 
 TEST(Activation, SoftplusThresholdLikeTorch) {
   // torch: x > 20 passes through unchanged; at 20 itself log1p(e^20) (differs from 20 by 2e-9)
@@ -58,24 +56,24 @@ TEST(Activation, SoftplusThresholdLikeTorch) {
   EXPECT_FLOAT_EQ(y[0], float(ref::softplus(20.0)));
 }
 
-TEST(Activation, SwigluPlainAndPacked) {
+TEST_P(ActivationPath, SwigluPlainAndPacked) {
   std::mt19937 rng(5);
   for (int64_t n : {1, 13, 64, 257}) {
     const int64_t rows = 5;
     auto gu = random_vec(rng, size_t(rows * 2 * n), 3.0f);
     std::vector<float> ref(size_t(rows * n));
     ref::swiglu_packed(gu.data(), ref.data(), rows, n);
-    for (SimdLevel level : simd_levels()) {
-      std::vector<float> y(size_t(rows * n));
-      kernels::swiglu_packed(gu.data(), y.data(), rows, n, level);
-      EXPECT_LT(rel_err(y, ref), 1e-6) << n;
-      std::vector<float> inplace = gu;  // y aliasing gu, as the MoE path uses it
-      kernels::swiglu_packed(inplace.data(), inplace.data(), rows, n, level);
-      EXPECT_EQ(std::vector<float>(inplace.begin(), inplace.begin() + rows * n), y);
-      std::vector<float> y1(static_cast<size_t>(n)), r1(static_cast<size_t>(n));
-      kernels::swiglu(gu.data(), gu.data() + n, y1.data(), n, level);
-      ref::swiglu(gu.data(), gu.data() + n, r1.data(), n);
-      EXPECT_LT(rel_err(y1, r1), 1e-6);
-    }
+    std::vector<float> y(size_t(rows * n));
+    kernels::swiglu_packed(gu.data(), y.data(), rows, n, path());
+    EXPECT_LT(rel_err(y, ref), 1e-6) << n;
+    std::vector<float> inplace = gu;  // y aliasing gu, as the MoE path uses it
+    kernels::swiglu_packed(inplace.data(), inplace.data(), rows, n, path());
+    EXPECT_EQ(std::vector<float>(inplace.begin(), inplace.begin() + rows * n), y);
+    std::vector<float> y1(static_cast<size_t>(n)), r1(static_cast<size_t>(n));
+    kernels::swiglu(gu.data(), gu.data() + n, y1.data(), n, path());
+    ref::swiglu(gu.data(), gu.data() + n, r1.data(), n);
+    EXPECT_LT(rel_err(y1, r1), 1e-6);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Simd, ActivationPath, SimdPaths(), SimdPathName);

@@ -41,9 +41,12 @@ Caches make_caches(std::mt19937& rng, const Dims& d, const std::vector<int64_t>&
   return c;
 }
 
+class AttentionPath : public SimdPathTest {};
+class SlidingAttentionPath : public SimdPathTest {};
+
 }  // namespace
 
-TEST(Attention, PrefillPackedWithCachesAgainstReference) {
+TEST_P(AttentionPath, PrefillPackedWithCachesAgainstReference) {
   std::mt19937 rng(31);
   const std::vector<int64_t> offsets = {0, 1, 8, 73, 76};  // new tokens 1, 7, 65, 3
   const std::vector<int64_t> past = {0, 5, 31, 100};
@@ -55,16 +58,13 @@ TEST(Attention, PrefillPackedWithCachesAgainstReference) {
     auto q = random_vec(rng, size_t(T * d.Hq * d.D), 2.0f);  // peaky softmax
     std::vector<float> ref(size_t(T * d.Hq * d.Dv));
     ref::attention_prefill(q.data(), attn(d), offsets, c.views, ref.data());
-    for (SimdLevel level : simd_levels()) {
-      std::vector<float> o(ref.size(), NAN);
-      attention_prefill(q.data(), attn(d), offsets, c.views, o.data(), level);
-      EXPECT_LT(rel_err(o, ref), 2e-6) << "Hq=" << d.Hq << " Hkv=" << d.Hkv << " D=" << d.D << " "
-                                       << simd_level_name(level);
-    }
+    std::vector<float> o(ref.size(), NAN);
+    attention_prefill(q.data(), attn(d), offsets, c.views, o.data(), path());
+    EXPECT_LT(rel_err(o, ref), 2e-6) << "Hq=" << d.Hq << " Hkv=" << d.Hkv << " D=" << d.D;
   }
 }
 
-TEST(Attention, DecodeLongAndShortCaches) {
+TEST_P(AttentionPath, DecodeLongAndShortCaches) {
   std::mt19937 rng(32);
   for (const Dims& d : {kDims[1], kDims[2]}) {
     for (const std::vector<int64_t>& lens : {std::vector<int64_t>{3000}, std::vector<int64_t>{1, 700, 2049}}) {
@@ -73,14 +73,14 @@ TEST(Attention, DecodeLongAndShortCaches) {
       auto q = random_vec(rng, size_t(B * d.Hq * d.D), 2.0f);
       std::vector<float> ref(size_t(B * d.Hq * d.Dv));
       ref::attention_decode(q.data(), attn(d), c.views, ref.data());
-      for (SimdLevel level : simd_levels()) {
-        std::vector<float> o(ref.size(), NAN);
-        attention_decode(q.data(), attn(d), c.views, o.data(), level);
-        EXPECT_LT(rel_err(o, ref), 2e-6) << "B=" << B << " " << simd_level_name(level);
-      }
+      std::vector<float> o(ref.size(), NAN);
+      attention_decode(q.data(), attn(d), c.views, o.data(), path());
+      EXPECT_LT(rel_err(o, ref), 2e-6) << "B=" << B;
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Simd, AttentionPath, SimdPaths(), SimdPathName);
 
 TEST(Attention, LargeScoresStayFinite) {
   // scores of several hundred: a naive exp overflows, the online softmax must not
@@ -113,7 +113,7 @@ struct SlidingCase {
   std::vector<int64_t> past, n_new;
 };
 
-void check_sliding(const SlidingCase& sc, uint32_t seed) {
+void check_sliding(SimdLevel path, const SlidingCase& sc, uint32_t seed) {
   std::mt19937 rng(seed);
   const Dims& d = sc.d;
   const int64_t kr = d.Hkv * d.D, vr = d.Hkv * d.Dv;
@@ -136,32 +136,30 @@ void check_sliding(const SlidingCase& sc, uint32_t seed) {
   std::vector<float> ref(size_t(T * d.Hq * d.Dv));
   ref::sliding_attention_prefill(q.data(), k_new.data(), v_new.data(), attn(d), sc.window, offsets, rings, ref.data());
   for (float x : ref) ASSERT_TRUE(std::isfinite(x)) << "reference read an unwritten ring row";
-  for (SimdLevel level : simd_levels()) {
-    std::vector<float> o(ref.size(), NAN);
-    sliding_attention_prefill(q.data(), k_new.data(), v_new.data(), attn(d), sc.window, offsets, rings, o.data(),
-                              level);
-    EXPECT_LT(rel_err(o, ref), 2e-6) << "window " << sc.window << " capacity " << sc.capacity << " "
-                                     << simd_level_name(level);
-  }
+  std::vector<float> o(ref.size(), NAN);
+  sliding_attention_prefill(q.data(), k_new.data(), v_new.data(), attn(d), sc.window, offsets, rings, o.data(), path);
+  EXPECT_LT(rel_err(o, ref), 2e-6) << "window " << sc.window << " capacity " << sc.capacity;
 }
 
 }  // namespace
 
-TEST(SlidingAttention, WindowSmallerAndLargerThanSequence) {
+TEST_P(SlidingAttentionPath, WindowSmallerAndLargerThanSequence) {
   uint32_t seed = 40;
   for (const Dims& d : {kDims[0], kDims[1], kDims[3]})
     for (int64_t window : {1, 4, 16, 200})
       for (int64_t capacity : {std::max<int64_t>(1, window - 1), window}) {
         // ring never written, partly written, wrapped several times
-        check_sliding({d, window, capacity, {0, 3, 50, 77}, {20, 1, 9, 40}}, seed++);
+        check_sliding(path(), {d, window, capacity, {0, 3, 50, 77}, {20, 1, 9, 40}}, seed++);
       }
 }
 
-TEST(SlidingAttention, DecodeOneTokenEachWithLongWindows) {
+TEST_P(SlidingAttentionPath, DecodeOneTokenEachWithLongWindows) {
   // one token per sequence takes the decode path (all heads per task, keys split across threads)
-  check_sliding({kDims[2], 600, 600, {1000, 599, 5}, {1, 1, 1}}, 45);
-  check_sliding({kDims[1], 700, 699, {2000}, {1}}, 46);
+  check_sliding(path(), {kDims[2], 600, 600, {1000, 599, 5}, {1, 1, 1}}, 45);
+  check_sliding(path(), {kDims[1], 700, 699, {2000}, {1}}, 46);
 }
+
+INSTANTIATE_TEST_SUITE_P(Simd, SlidingAttentionPath, SimdPaths(), SimdPathName);
 
 TEST(SlidingAttention, ChunkedWithRingWriteEqualsOnePrefillAndDecode) {
   std::mt19937 rng(50);

@@ -19,9 +19,11 @@ std::vector<float*> pointers(std::vector<std::vector<float>>& states) {
   return p;
 }
 
+class Conv1dPath : public SimdPathTest {};
+
 }  // namespace
 
-TEST(Conv1d, PrefillPackedSequencesAgainstReference) {
+TEST_P(Conv1dPath, PrefillPackedSequencesAgainstReference) {
   std::mt19937 rng(11);
   const std::vector<int64_t> offsets = {0, 1, 3, 8, 73, 75};  // lengths 1, 2, 5, 65, 2
   const int64_t T = offsets.back(), S = int64_t(offsets.size()) - 1;
@@ -39,51 +41,47 @@ TEST(Conv1d, PrefillPackedSequencesAgainstReference) {
           std::vector<float> ref(size_t(T * C));
           ref::conv1d_prefill(x.data(), pad ? stride : 0, w.data(), silu ? bias.data() : nullptr, C, W, offsets,
                               pointers(ref_states), silu, ref.data());
-          for (SimdLevel level : simd_levels()) {
-            auto states = init;
-            std::vector<float> y(size_t(T * C));
-            conv1d_prefill(x.data(), pad ? stride : 0, w.data(), silu ? bias.data() : nullptr, C, W, offsets,
-                           pointers(states), silu, y.data(), level);
-            EXPECT_LT(rel_err(y, ref), 1e-6) << "W=" << W << " C=" << C << " " << simd_level_name(level);
-            for (int64_t s = 0; s < S; ++s) EXPECT_EQ(states[s], ref_states[s]) << "state of sequence " << s;
-          }
+          auto states = init;
+          std::vector<float> y(size_t(T * C));
+          conv1d_prefill(x.data(), pad ? stride : 0, w.data(), silu ? bias.data() : nullptr, C, W, offsets,
+                         pointers(states), silu, y.data(), path());
+          EXPECT_LT(rel_err(y, ref), 1e-6) << "W=" << W << " C=" << C;
+          for (int64_t s = 0; s < S; ++s) EXPECT_EQ(states[s], ref_states[s]) << "state of sequence " << s;
         }
       }
 }
 
-TEST(Conv1d, StepAndSplitPrefillEqualWholePrefill) {
+TEST_P(Conv1dPath, StepAndSplitPrefillEqualWholePrefill) {
   std::mt19937 rng(12);
   const int64_t C = 45, W = 4, T = 11;
   auto x = random_vec(rng, size_t(T * C));
   auto w = random_vec(rng, size_t(C * W), 0.5f);
   auto bias = random_vec(rng, size_t(C));
-  for (SimdLevel level : simd_levels()) {
-    std::vector<std::vector<float>> whole_state = {std::vector<float>(size_t(C * (W - 1)))};
-    std::vector<float> whole(size_t(T * C));
-    const std::vector<int64_t> all = {0, T};
-    conv1d_prefill(x.data(), 0, w.data(), bias.data(), C, W, all, pointers(whole_state), true, whole.data(), level);
+  std::vector<std::vector<float>> whole_state = {std::vector<float>(size_t(C * (W - 1)))};
+  std::vector<float> whole(size_t(T * C));
+  const std::vector<int64_t> all = {0, T};
+  conv1d_prefill(x.data(), 0, w.data(), bias.data(), C, W, all, pointers(whole_state), true, whole.data(), path());
 
-    for (int64_t split : {1, 2, 3, 7}) {  // prefill(a); prefill(b)
-      std::vector<std::vector<float>> st = {std::vector<float>(size_t(C * (W - 1)))};
-      std::vector<float> y(size_t(T * C));
-      const std::vector<int64_t> a = {0, split}, b = {0, T - split};
-      conv1d_prefill(x.data(), 0, w.data(), bias.data(), C, W, a, pointers(st), true, y.data(), level);
-      conv1d_prefill(x.data() + split * C, 0, w.data(), bias.data(), C, W, b, pointers(st), true,
-                     y.data() + split * C, level);
-      EXPECT_EQ(y, whole) << "split " << split;
-      EXPECT_EQ(st, whole_state);
-    }
-    // token by token, in place (y aliasing x as the mixers use it)
+  for (int64_t split : {1, 2, 3, 7}) {  // prefill(a); prefill(b)
     std::vector<std::vector<float>> st = {std::vector<float>(size_t(C * (W - 1)))};
-    std::vector<float> y = x;
-    for (int64_t t = 0; t < T; ++t)
-      conv1d_step(y.data() + t * C, 0, w.data(), bias.data(), C, W, pointers(st), true, y.data() + t * C, level);
-    EXPECT_EQ(y, whole);
+    std::vector<float> y(size_t(T * C));
+    const std::vector<int64_t> a = {0, split}, b = {0, T - split};
+    conv1d_prefill(x.data(), 0, w.data(), bias.data(), C, W, a, pointers(st), true, y.data(), path());
+    conv1d_prefill(x.data() + split * C, 0, w.data(), bias.data(), C, W, b, pointers(st), true, y.data() + split * C,
+                   path());
+    EXPECT_EQ(y, whole) << "split " << split;
     EXPECT_EQ(st, whole_state);
   }
+  // token by token, in place (y aliasing x as the mixers use it)
+  std::vector<std::vector<float>> st = {std::vector<float>(size_t(C * (W - 1)))};
+  std::vector<float> y = x;
+  for (int64_t t = 0; t < T; ++t)
+    conv1d_step(y.data() + t * C, 0, w.data(), bias.data(), C, W, pointers(st), true, y.data() + t * C, path());
+  EXPECT_EQ(y, whole);
+  EXPECT_EQ(st, whole_state);
 }
 
-TEST(Conv1d, BatchedStepAgainstReference) {
+TEST_P(Conv1dPath, BatchedStepAgainstReference) {
   std::mt19937 rng(13);
   const int64_t C = 130, W = 4, B = 5, stride = 150;
   auto x = random_vec(rng, size_t(B * stride));
@@ -93,11 +91,11 @@ TEST(Conv1d, BatchedStepAgainstReference) {
   auto ref_states = init;
   std::vector<float> ref(size_t(B * C));
   ref::conv1d_step(x.data(), stride, w.data(), nullptr, C, W, pointers(ref_states), false, ref.data());
-  for (SimdLevel level : simd_levels()) {
-    auto states = init;
-    std::vector<float> y(size_t(B * C));
-    conv1d_step(x.data(), stride, w.data(), nullptr, C, W, pointers(states), false, y.data(), level);
-    EXPECT_LT(rel_err(y, ref), 1e-6);
-    EXPECT_EQ(states, ref_states);
-  }
+  auto states = init;
+  std::vector<float> y(size_t(B * C));
+  conv1d_step(x.data(), stride, w.data(), nullptr, C, W, pointers(states), false, y.data(), path());
+  EXPECT_LT(rel_err(y, ref), 1e-6);
+  EXPECT_EQ(states, ref_states);
 }
+
+INSTANTIATE_TEST_SUITE_P(Simd, Conv1dPath, SimdPaths(), SimdPathName);

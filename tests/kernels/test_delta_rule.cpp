@@ -266,8 +266,8 @@ TEST_P(DeltaRuleDecay, StepEqualsPrefill) {
   expect_close(run_prefill(p, chunked(32)), steps, 1e-5, "chunked prefill vs steps");
 }
 
-TEST_P(DeltaRuleDecay, SimdEqualsPortable) {
-  if (simd_level() < SimdLevel::Avx2) GTEST_SKIP() << "no AVX2 on this CPU";
+TEST_P(DeltaRuleDecay, Avx2EqualsPortable) {
+  if (!cpu_supports(SimdLevel::Avx2)) GTEST_SKIP() << "this CPU cannot run the avx2 kernels";
   DeltaRuleShape shape{.H = 2, .HV = 4, .K = 64, .V = 128, .decay = GetParam(), .l2norm_qk = true};
   const Problem p = make_problem(shape, {1, 65, 200}, Gates::Random, 9);
   expect_close(run_steps(p, SimdLevel::Avx2), run_steps(p, SimdLevel::Scalar), 1e-5, "step");

@@ -1,4 +1,4 @@
-// kernels/cpu/matmul.h against kernels/reference/matmul.h: every dtype, every SIMD level, awkward
+// kernels/cpu/matmul.h against kernels/reference/matmul.h: every dtype, every SIMD path, awkward
 // sizes on both sides of the GEMV / GEMM switch and of every block edge.
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@ using namespace dense_test;
 
 namespace {
 
-void check_matmul(DType dt, int64_t M, int64_t N, int64_t K, bool with_bias, uint32_t seed) {
+void check_matmul(SimdLevel path, DType dt, int64_t M, int64_t N, int64_t K, bool with_bias, uint32_t seed) {
   std::mt19937 rng(seed);
   auto x = random_vec(rng, size_t(M * K));
   auto wv = store_as(dt, random_vec(rng, size_t(N * K), 0.1f));
@@ -20,34 +20,35 @@ void check_matmul(DType dt, int64_t M, int64_t N, int64_t K, bool with_bias, uin
   TensorView w(wv.bytes.data(), dt, {N, K});
   std::vector<float> ref(size_t(M * N));
   kernels::ref::matmul(x.data(), M, w, with_bias ? bias.data() : nullptr, ref.data());
-  for (SimdLevel level : simd_levels()) {
-    std::vector<float> y(size_t(M * N), NAN);
-    kernels::matmul(x.data(), M, w, with_bias ? bias.data() : nullptr, y.data(), level);
-    EXPECT_LT(rel_err(y, ref), 2e-6) << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K << " "
-                                     << simd_level_name(level);
-  }
+  std::vector<float> y(size_t(M * N), NAN);
+  kernels::matmul(x.data(), M, w, with_bias ? bias.data() : nullptr, y.data(), path);
+  EXPECT_LT(rel_err(y, ref), 2e-6) << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K;
 }
+
+class MatmulPath : public SimdPathTest {};
 
 }  // namespace
 
-TEST(Matmul, AwkwardSizesEveryDtype) {
+TEST_P(MatmulPath, AwkwardSizesEveryDtype) {
   uint32_t seed = 1;
   for (DType dt : {DType::F32, DType::BF16, DType::F16})
     for (int64_t M : {1, 2, 3, 4, 5, 7, 13})
       for (int64_t N : {1, 7, 16, 63, 65, 257})
         for (int64_t K : {1, 7, 63, 65, 257}) {
-          check_matmul(dt, M, N, K, seed % 2 == 0, seed);
+          check_matmul(path(), dt, M, N, K, seed % 2 == 0, seed);
           ++seed;
         }
 }
 
-TEST(Matmul, BlockEdges) {
+TEST_P(MatmulPath, BlockEdges) {
   // rows past one 6-row tile, columns past the 128-wide block, K past the 256-deep panel
-  check_matmul(DType::BF16, 64, 300, 600, true, 7);
-  check_matmul(DType::F32, 37, 129, 513, false, 8);
-  check_matmul(DType::F16, 19, 260, 257, true, 9);
-  check_matmul(DType::BF16, 1, 1000, 700, false, 10);
+  check_matmul(path(), DType::BF16, 64, 300, 600, true, 7);
+  check_matmul(path(), DType::F32, 37, 129, 513, false, 8);
+  check_matmul(path(), DType::F16, 19, 260, 257, true, 9);
+  check_matmul(path(), DType::BF16, 1, 1000, 700, false, 10);
 }
+
+INSTANTIATE_TEST_SUITE_P(Simd, MatmulPath, SimdPaths(), SimdPathName);
 
 TEST(Matmul, RowSliceOfLargerWeight) {
   std::mt19937 rng(3);

@@ -19,8 +19,8 @@ namespace {
 using MlaFn = void (*)(const float*, const MlaDims&, const TensorView&, std::span<const int64_t>,
                        std::span<const MlaCache>, float*, SimdLevel);
 
-void check_mla(const MlaDims& d, DType dt, const std::vector<int64_t>& past, const std::vector<int64_t>& n_new,
-               uint32_t seed) {
+void check_mla(SimdLevel path, const MlaDims& d, DType dt, const std::vector<int64_t>& past,
+               const std::vector<int64_t>& n_new, uint32_t seed) {
   std::mt19937 rng(seed);
   const int64_t H = d.n_heads, r = d.kv_lora_rank, dq = d.qk_nope_dim + d.qk_rope_dim, row = r + d.qk_rope_dim;
   auto w = store_as(dt, random_vec(rng, size_t(H * (d.qk_nope_dim + d.v_dim) * r), float(1.0 / std::sqrt(r))));
@@ -37,37 +37,39 @@ void check_mla(const MlaDims& d, DType dt, const std::vector<int64_t>& past, con
   ref::mla_attention(q.data(), d, wv, offsets, caches, ref.data());
   const std::pair<const char*, MlaFn> forms[] = {
       {"expanded", mla_attention_expanded}, {"absorbed", mla_attention_absorbed}, {"auto", mla_attention}};
-  for (SimdLevel level : simd_levels())
-    for (auto [name, fn] : forms) {
-      std::vector<float> o(ref.size(), NAN);
-      fn(q.data(), d, wv, offsets, caches, o.data(), level);
-      EXPECT_LT(rel_err(o, ref), 3e-6) << name << " " << dtype_name(dt) << " " << simd_level_name(level) << " H=" << H
-                                       << " r=" << r;
-    }
+  for (auto [name, fn] : forms) {
+    std::vector<float> o(ref.size(), NAN);
+    fn(q.data(), d, wv, offsets, caches, o.data(), path);
+    EXPECT_LT(rel_err(o, ref), 3e-6) << name << " " << dtype_name(dt) << " H=" << H << " r=" << r;
+  }
 }
+
+class MlaPath : public SimdPathTest {};
 
 }  // namespace
 
-TEST(Mla, PrefillPackedSequencesEveryForm) {
+TEST_P(MlaPath, PrefillPackedSequencesEveryForm) {
   const float kimi_scale = float(1.0 / std::sqrt(48.0));
   const MlaDims kimi_like{4, 64, 32, 16, 32, kimi_scale};  // Kimi's shape scaled down (r > d_n, d_r shared)
   const MlaDims odd{3, 19, 7, 5, 11, 0.3f};
   const MlaDims no_rope{2, 32, 16, 0, 24, 0.25f};
   uint32_t seed = 60;
   for (const MlaDims& d : {kimi_like, odd, no_rope})
-    for (DType dt : {DType::F32, DType::BF16, DType::F16}) check_mla(d, dt, {0, 4, 33}, {5, 1, 70}, seed++);
+    for (DType dt : {DType::F32, DType::BF16, DType::F16}) check_mla(path(), d, dt, {0, 4, 33}, {5, 1, 70}, seed++);
 }
 
-TEST(Mla, DecodeBatch) {
+TEST_P(MlaPath, DecodeBatch) {
   const MlaDims d{8, 128, 64, 32, 64, float(1.0 / std::sqrt(96.0))};
-  check_mla(d, DType::BF16, {0, 17, 600}, {1, 1, 1}, 70);
+  check_mla(path(), d, DType::BF16, {0, 17, 600}, {1, 1, 1}, 70);
 }
 
-TEST(Mla, AbsorbedEqualsExpandedOnLongPrefill) {
+TEST_P(MlaPath, AbsorbedEqualsExpandedOnLongPrefill) {
   // where mla_attention picks the expanded form (many new tokens); both forms must still agree
   const MlaDims d{2, 32, 16, 8, 16, 0.2f};
-  check_mla(d, DType::BF16, {10}, {300}, 71);
+  check_mla(path(), d, DType::BF16, {10}, {300}, 71);
 }
+
+INSTANTIATE_TEST_SUITE_P(Simd, MlaPath, SimdPaths(), SimdPathName);
 
 TEST(Mla, RejectsWrongKvBShape) {
   const MlaDims d{2, 8, 4, 2, 4, 1.0f};

@@ -1,5 +1,5 @@
 // kernels/cpu/norm.h against kernels/reference/norm.h: every variant, row widths around the vector
-// width, per-head use (many short rows), in place, every SIMD level.
+// width, per-head use (many short rows), in place, every SIMD path.
 #include <gtest/gtest.h>
 
 #include "dense_test_util.h"
@@ -25,9 +25,11 @@ Data make(int64_t rows, int64_t n, uint32_t seed) {
           random_vec(rng, size_t(n), 0.5f)};
 }
 
+class NormPath : public SimdPathTest {};
+
 }  // namespace
 
-TEST(Norm, RmsNormPlainAndOnePlus) {
+TEST_P(NormPath, RmsNormPlainAndOnePlus) {
   for (int64_t n : kWidths) {
     const int64_t rows = 9;
     Data d = make(rows, n, uint32_t(n));
@@ -35,14 +37,12 @@ TEST(Norm, RmsNormPlainAndOnePlus) {
       for (const float* w : {(const float*)d.w.data(), (const float*)nullptr}) {
         std::vector<float> ref(d.x.size());
         ref::rms_norm(d.x.data(), w, ref.data(), rows, n, 1e-6f, mode);
-        for (SimdLevel level : simd_levels()) {
-          std::vector<float> y(d.x.size());
-          rms_norm(d.x.data(), w, y.data(), rows, n, 1e-6f, mode, level);
-          EXPECT_LT(rel_err(y, ref), 1e-6) << n << " " << simd_level_name(level);
-          std::vector<float> inplace = d.x;
-          rms_norm(inplace.data(), w, inplace.data(), rows, n, 1e-6f, mode, level);
-          EXPECT_EQ(inplace, y);
-        }
+        std::vector<float> y(d.x.size());
+        rms_norm(d.x.data(), w, y.data(), rows, n, 1e-6f, mode, path());
+        EXPECT_LT(rel_err(y, ref), 1e-6) << n;
+        std::vector<float> inplace = d.x;
+        rms_norm(inplace.data(), w, inplace.data(), rows, n, 1e-6f, mode, path());
+        EXPECT_EQ(inplace, y);
       }
     }
   }
@@ -57,23 +57,21 @@ TEST(Norm, EpsMattersForTinyRows) {
   EXPECT_EQ(y[0], 0.0f);
 }
 
-TEST(Norm, GatedNormThenGate) {
+TEST_P(NormPath, GatedNormThenGate) {
   for (int64_t n : kWidths) {
     const int64_t rows = 6;  // e.g. T = 3 tokens × 2 heads
     Data d = make(rows, n, uint32_t(100 + n));
     for (GateAct act : {GateAct::Sigmoid, GateAct::Silu}) {
       std::vector<float> ref(d.x.size());
       ref::rms_norm_gated(d.x.data(), d.gate.data(), d.w.data(), ref.data(), rows, n, 1e-5f, act);
-      for (SimdLevel level : simd_levels()) {
-        std::vector<float> y(d.x.size());
-        rms_norm_gated(d.x.data(), d.gate.data(), d.w.data(), y.data(), rows, n, 1e-5f, act, level);
-        EXPECT_LT(rel_err(y, ref), 1e-6) << n;
-      }
+      std::vector<float> y(d.x.size());
+      rms_norm_gated(d.x.data(), d.gate.data(), d.w.data(), y.data(), rows, n, 1e-5f, act, path());
+      EXPECT_LT(rel_err(y, ref), 1e-6) << n;
     }
   }
 }
 
-TEST(Norm, GateFirstWholeRowAndGroups) {
+TEST_P(NormPath, GateFirstWholeRowAndGroups) {
   for (int64_t n : {8, 24, 130, 2048}) {
     const int64_t rows = 5;
     Data d = make(rows, n, uint32_t(200 + n));
@@ -81,17 +79,18 @@ TEST(Norm, GateFirstWholeRowAndGroups) {
       if (n % groups) continue;
       std::vector<float> ref(d.x.size());
       ref::rms_norm_gate_first(d.x.data(), d.gate.data(), d.w.data(), ref.data(), rows, n, n / groups, 1e-5f);
-      for (SimdLevel level : simd_levels()) {
-        std::vector<float> y(d.x.size());
-        rms_norm_gate_first(d.x.data(), d.gate.data(), d.w.data(), y.data(), rows, n, n / groups, 1e-5f, level);
-        EXPECT_LT(rel_err(y, ref), 1e-6) << n << " groups " << groups;
-        std::vector<float> inplace = d.x;
-        rms_norm_gate_first(inplace.data(), d.gate.data(), d.w.data(), inplace.data(), rows, n, n / groups, 1e-5f,
-                            level);
-        EXPECT_EQ(inplace, y);
-      }
+      std::vector<float> y(d.x.size());
+      rms_norm_gate_first(d.x.data(), d.gate.data(), d.w.data(), y.data(), rows, n, n / groups, 1e-5f, path());
+      EXPECT_LT(rel_err(y, ref), 1e-6) << n << " groups " << groups;
+      std::vector<float> inplace = d.x;
+      rms_norm_gate_first(inplace.data(), d.gate.data(), d.w.data(), inplace.data(), rows, n, n / groups, 1e-5f,
+                          path());
+      EXPECT_EQ(inplace, y);
     }
   }
+}
+
+TEST(Norm, GateFirstGroupsDifferFromWholeRow) {
   // group-wise differs from whole-row normalisation (the test above can tell them apart)
   Data d = make(1, 16, 1);
   std::vector<float> a(16), b(16);
@@ -101,16 +100,16 @@ TEST(Norm, GateFirstWholeRowAndGroups) {
   EXPECT_THROW(rms_norm_gate_first(d.x.data(), d.gate.data(), d.w.data(), a.data(), 1, 16, 5, 1e-5f), Error);
 }
 
-TEST(Norm, L2Norm) {
+TEST_P(NormPath, L2Norm) {
   for (int64_t n : kWidths) {
     const int64_t rows = 7;
     Data d = make(rows, n, uint32_t(300 + n));
     std::vector<float> ref(d.x.size());
     ref::l2_norm(d.x.data(), ref.data(), rows, n, 1e-6f);
-    for (SimdLevel level : simd_levels()) {
-      std::vector<float> y(d.x.size());
-      l2_norm(d.x.data(), y.data(), rows, n, 1e-6f, level);
-      EXPECT_LT(rel_err(y, ref), 1e-6) << n;
-    }
+    std::vector<float> y(d.x.size());
+    l2_norm(d.x.data(), y.data(), rows, n, 1e-6f, path());
+    EXPECT_LT(rel_err(y, ref), 1e-6) << n;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Simd, NormPath, SimdPaths(), SimdPathName);

@@ -33,7 +33,11 @@ TEST(Rope, RotatesPairsHalfApart) {
   EXPECT_NEAR(x[3], std::cos(0.5), 1e-7);
 }
 
-TEST(Rope, PackedSequencesFullAndPartialAgainstReference) {
+namespace {
+class RopePath : public SimdPathTest {};
+}  // namespace
+
+TEST_P(RopePath, PackedSequencesFullAndPartialAgainstReference) {
   std::mt19937 rng(21);
   // three sequences with cache lengths 0, 17 and 100000 (long-context positions)
   std::vector<int64_t> pos;
@@ -48,12 +52,12 @@ TEST(Rope, PackedSequencesFullAndPartialAgainstReference) {
       auto inv = rope_inv_freq(rot, D == 256 ? 1e7 : 10000.0);
       auto ref = x;
       ref::rope(ref.data(), T, H, D, rot, pos, inv);
-      for (SimdLevel level : simd_levels()) {
-        auto y = x;
-        rope(y.data(), T, H, D, rot, pos, inv, level);
-        EXPECT_LT(rel_err(y, ref), 1e-6) << "D=" << D << " rot=" << rot;
-        for (int64_t t = 0; t < T; ++t)  // dims past rotary_dim untouched
-          for (int64_t i = rot; i < D; ++i) ASSERT_EQ(y[(t * H + 1) * D + i], x[(t * H + 1) * D + i]);
-      }
+      auto y = x;
+      rope(y.data(), T, H, D, rot, pos, inv, path());
+      EXPECT_LT(rel_err(y, ref), 1e-6) << "D=" << D << " rot=" << rot;
+      for (int64_t t = 0; t < T; ++t)  // dims past rotary_dim untouched
+        for (int64_t i = rot; i < D; ++i) ASSERT_EQ(y[(t * H + 1) * D + i], x[(t * H + 1) * D + i]);
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Simd, RopePath, SimdPaths(), SimdPathName);

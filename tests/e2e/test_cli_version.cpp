@@ -1,0 +1,53 @@
+// `linfer version` reports the SIMD path the kernels run — compared with /proc/cpuinfo, so an
+// AVX-512 CPU must read "avx2" and list its AVX-512 extensions as unused — and LINFER_SIMD
+// accepts only paths that exist.
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <string>
+
+#include "../cli_run.h"
+#include "../cpuinfo.h"
+
+namespace {
+
+// The word after "simd: " in the output ("" when there is none).
+std::string reported_path(const std::string& out) {
+  const size_t at = out.find("simd: ");
+  if (at == std::string::npos) return "";
+  const size_t begin = at + 6;
+  size_t end = begin;
+  while (end < out.size() && std::isalnum(static_cast<unsigned char>(out[end]))) ++end;
+  return out.substr(begin, end - begin);
+}
+
+TEST(CliVersion, ReportsThePathThatRuns) {
+  const auto flags = cpuinfo_flags();
+  if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo to compare with";
+  const CliRun r = run_shell(std::string("env -u LINFER_SIMD ") + LINFER_BIN + " version 2>&1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(reported_path(r.out), best_simd_path(flags)) << r.out;
+  if (flags.count("avx512f")) {
+    EXPECT_NE(r.out.find("cpu also has avx512f"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("no linfer kernels use them"), std::string::npos) << r.out;
+  }
+}
+
+TEST(CliVersion, LinferSimdLowersThePath) {
+  const CliRun r = run_shell(std::string("LINFER_SIMD=scalar ") + LINFER_BIN + " version 2>&1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(reported_path(r.out), "scalar") << r.out;
+  EXPECT_NE(r.out.find("LINFER_SIMD=scalar"), std::string::npos) << r.out;
+}
+
+TEST(CliVersion, LinferSimdRefusesPathsWithoutKernels) {
+  for (const char* bad : {"avx512", "AVX2"}) {
+    const CliRun r = run_shell(std::string("LINFER_SIMD='") + bad + "' " + LINFER_BIN + " version 2>&1");
+    EXPECT_EQ(WEXITSTATUS(r.status), 1) << bad << ": " << r.out;
+    EXPECT_NE(r.out.find("linfer: error: LINFER_SIMD="), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("use scalar or avx2"), std::string::npos) << r.out;
+  }
+}
+
+}  // namespace

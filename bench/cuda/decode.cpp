@@ -1,0 +1,233 @@
+// GPU decode-step benchmark (built as gpu_decode with -DLINFER_CUDA=ON; run by tools/gpu_check.sh):
+// each decode kernel at B = 1, 8, 64, 256 sequences of 32 heads × 128 × 128 (float32 state, 2 MiB per
+// sequence), timed with CUDA events around replays of a CUDA graph of many calls (launch gaps as a
+// serving loop's graph would have them). Two placements of the states:
+//   hbm   every call in the graph uses other slots, cycling through >= 512 MiB: the state comes from HBM
+//   same  every call uses the same slots: at B <= 8 the 2-16 MiB of state stays in the 60 MB L2
+// Bandwidth counts the recurrent state only: read + written once per call, 2 · B · 32 · 128 · 128 · 4 bytes.
+// fla's figures are from ../shared/NOTES.md (same card, fla @ bc3b101 inside a CUDA graph of 20 calls).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/delta_rule_decode.h"
+#include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/linear_attn_decode.h"
+
+using namespace linfer::kernels;
+using cuda::cuda_check;
+using cuda::DeviceBuffer;
+using cuda::SlotPool;
+
+namespace {
+
+constexpr int64_t kHeads = 32, kDim = 128, kConvW = 4;
+constexpr int64_t kStateFloats = kHeads * kDim * kDim;  // one sequence, one layer
+constexpr int64_t kConvFloats = 3 * kHeads * kDim * (kConvW - 1);
+
+DeviceBuffer<float> random_buffer(std::mt19937& rng, int64_t n, float sd, float mean = 0.f) {
+  // a random block tiled over the buffer: random enough for timing, fast to make for GiBs
+  std::normal_distribution<float> d(mean, sd);
+  std::vector<float> block(std::min<int64_t>(n, 1 << 20));
+  for (float& x : block) x = d(rng);
+  DeviceBuffer<float> buf(n);
+  for (int64_t at = 0; at < n; at += int64_t(block.size())) {
+    const int64_t len = std::min<int64_t>(int64_t(block.size()), n - at);
+    cuda_check(cudaMemcpy(buf.data() + at, block.data(), len * sizeof(float), cudaMemcpyHostToDevice), "fill");
+  }
+  return buf;
+}
+
+// One call of a kernel for B sequences whose slots start at slots[set * B].
+using Call = std::function<void(const int32_t* slots, cudaStream_t)>;
+
+struct Timing {
+  double us = 0;  // median per call
+};
+
+// Median over replays of a graph of n_calls calls (call i uses slot set i % n_sets), per call.
+Timing time_graph(const Call& call, const DeviceBuffer<int32_t>& slots, int64_t B, int n_sets, int n_calls,
+                  cudaStream_t stream) {
+  cudaGraph_t graph;
+  cuda_check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+  for (int i = 0; i < n_calls; ++i) call(slots.data() + (i % n_sets) * B, stream);
+  cuda_check(cudaStreamEndCapture(stream, &graph), "end capture");
+  cudaGraphExec_t exec;
+  cuda_check(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
+  cudaEvent_t start, stop;
+  cuda_check(cudaEventCreate(&start), "event");
+  cuda_check(cudaEventCreate(&stop), "event");
+  for (int i = 0; i < 3; ++i) cuda_check(cudaGraphLaunch(exec, stream), "warm-up replay");
+  std::vector<double> per_call;
+  for (int r = 0; r < 15; ++r) {
+    cuda_check(cudaEventRecord(start, stream), "record");
+    cuda_check(cudaGraphLaunch(exec, stream), "replay");
+    cuda_check(cudaEventRecord(stop, stream), "record");
+    cuda_check(cudaEventSynchronize(stop), "sync");
+    float ms = 0;
+    cuda_check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+    per_call.push_back(ms * 1e3 / n_calls);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  std::sort(per_call.begin(), per_call.end());
+  return {per_call[per_call.size() / 2]};
+}
+
+double copy_tbps(cudaStream_t stream) {
+  const size_t bytes = size_t(2) << 30;
+  DeviceBuffer<char> a(bytes), b(bytes);
+  cuda_check(cudaMemset(a.data(), 1, bytes), "memset");
+  cudaEvent_t start, stop;
+  cuda_check(cudaEventCreate(&start), "event");
+  cuda_check(cudaEventCreate(&stop), "event");
+  std::vector<double> t;
+  for (int r = 0; r < 10; ++r) {
+    cuda_check(cudaEventRecord(start, stream), "record");
+    cuda_check(cudaMemcpyAsync(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice, stream), "copy");
+    cuda_check(cudaEventRecord(stop, stream), "record");
+    cuda_check(cudaEventSynchronize(stop), "sync");
+    float ms = 0;
+    cuda_check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+    if (r >= 2) t.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(t.begin(), t.end());
+  return 2.0 * bytes / (t[t.size() / 2] * 1e-3) / 1e12;  // read + write
+}
+
+struct FlaRef {
+  double us, tbps;
+};
+
+// ../shared/NOTES.md, "Measured on an H200": fla fused_recurrent_{kda,gated_delta_rule}, CUDA graph of 20 calls.
+FlaRef fla(const std::string& kernel, int64_t B) {
+  const int i = B == 1 ? 0 : B == 8 ? 1 : B == 64 ? 2 : 3;
+  static const FlaRef kda[] = {{4.8, 0.9}, {11.1, 3.0}, {74.7, 3.6}, {287, 3.7}};
+  static const FlaRef gdn[] = {{3.5, 1.2}, {12.3, 2.7}, {94.4, 2.8}, {365, 2.9}};
+  if (kernel == "kda") return kda[i];
+  if (kernel == "gdn") return gdn[i];
+  return {0, 0};
+}
+
+}  // namespace
+
+int main() {
+  std::string why;
+  if (cuda::device_count(&why) == 0) {
+    std::printf("gpu_decode: no CUDA device (%s); nothing to time\n", why.c_str());
+    return 0;
+  }
+  cudaDeviceProp prop;
+  cuda_check(cudaGetDeviceProperties(&prop, 0), "device properties");
+  std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
+  cudaStream_t stream;
+  cuda_check(cudaStreamCreate(&stream), "stream");
+  const double copy = copy_tbps(stream);
+  std::printf("device-to-device copy: %.2f TB/s (read + write)\n\n", copy);
+
+  std::mt19937 rng(1);
+  const int64_t max_slots = 512;  // 1 GiB of state
+  DeviceBuffer<float> pool = random_buffer(rng, max_slots * kStateFloats, 0.5f);
+  DeviceBuffer<float> conv_pool = random_buffer(rng, max_slots * kConvFloats, 1.0f);
+  const int64_t Bmax = 256, C = 3 * kHeads * kDim;
+  // per-token inputs for Bmax sequences: [q | k | v] rows, gates, the norm's gate
+  DeviceBuffer<float> qkv = random_buffer(rng, Bmax * C, 1.0f);
+  DeviceBuffer<float> g_scalar = random_buffer(rng, Bmax * kHeads, 0.5f, -1.0f);          // raw / log decay
+  DeviceBuffer<float> g_key = random_buffer(rng, Bmax * kHeads * kDim, 0.5f, -1.0f);
+  DeviceBuffer<float> beta = random_buffer(rng, Bmax * kHeads, 0.1f, 0.5f);
+  DeviceBuffer<float> gate = random_buffer(rng, Bmax * kHeads * kDim, 1.0f);
+  DeviceBuffer<float> conv_w = random_buffer(rng, C * kConvW, 0.3f);
+  DeviceBuffer<float> A_log = random_buffer(rng, kHeads, 0.3f);
+  DeviceBuffer<float> dt_bias = random_buffer(rng, kHeads * kDim, 0.3f);
+  DeviceBuffer<float> norm_w = random_buffer(rng, kDim, 0.1f, 1.0f);
+  DeviceBuffer<float> out(Bmax * kHeads * kDim);
+  // log decays must be <= 0: make the "given" gates negative by construction (mean -1, sd 0.5 clipped below)
+  {
+    for (auto* buf : {&g_scalar, &g_key}) {
+      auto h = buf->download();
+      for (float& x : h) x = std::min(x, 0.0f);
+      buf->upload(h);
+    }
+  }
+
+  const SlotPool S{pool.data(), kStateFloats};
+  const int64_t kd = kHeads * kDim;
+  auto delta = [&](DeltaDecay decay, bool layer) -> std::function<void(int64_t, const int32_t*, cudaStream_t)> {
+    return [&, decay, layer](int64_t B, const int32_t* slots, cudaStream_t s) {
+      cuda::DeltaDecodeArgs a;
+      a.shape = {.H = kHeads, .HV = kHeads, .K = kDim, .V = kDim, .decay = decay, .l2norm_qk = true};
+      a.in = {.q = qkv.data(), .k = qkv.data() + kd, .v = qkv.data() + 2 * kd, .beta = beta.data(),
+              .g = decay == DeltaDecay::PerKey ? g_key.data() : g_scalar.data(),
+              .q_stride = C, .k_stride = C, .v_stride = C};
+      if (layer) {
+        const int64_t w = kConvW - 1;
+        a.conv_width = kConvW;
+        a.conv_q = {conv_w.data(), {conv_pool.data(), kConvFloats}};
+        a.conv_k = {conv_w.data() + kd * kConvW, {conv_pool.data() + kd * w, kConvFloats}};
+        a.conv_v = {conv_w.data() + 2 * kd * kConvW, {conv_pool.data() + 2 * kd * w, kConvFloats}};
+        a.A_log = A_log.data();
+        a.dt_bias = dt_bias.data();
+        a.beta_logits = true;
+        a.norm_w = norm_w.data();
+        a.norm_gate = gate.data();
+        a.norm_act = decay == DeltaDecay::PerKey ? GateAct::Sigmoid : GateAct::Silu;
+      }
+      cuda::delta_rule_decode(a, S, slots, B, out.data(), s);
+    };
+  };
+  auto mamba2 = [&](int64_t B, const int32_t* slots, cudaStream_t s) {
+    const Mamba2Dims dims{.H = kHeads, .P = kDim, .N = kDim, .G = 1};
+    const Mamba2Params params{.A_log = A_log.data(), .dt_bias = dt_bias.data(), .D = norm_w.data()};
+    const Mamba2Inputs in{.x = qkv.data(), .dt = g_scalar.data(), .B = qkv.data() + kd, .C = qkv.data() + 2 * kd,
+                          .x_stride = C, .B_stride = C, .C_stride = C};
+    cuda::mamba2_decode(dims, params, in, S, slots, B, out.data(), s);
+  };
+  auto simple_gla = [&](int64_t B, const int32_t* slots, cudaStream_t s) {
+    const LinearAttnArgs a{.H = kHeads, .HV = kHeads, .K = kDim, .V = kDim, .q = qkv.data(), .k = qkv.data() + kd,
+                           .v = qkv.data() + 2 * kd, .q_stride = C, .k_stride = C, .v_stride = C,
+                           .decay = LinearAttnDecay::Scalar, .g = g_scalar.data(), .scale = 0.088f};
+    cuda::linear_attn_decode(a, S, {}, slots, B, out.data(), s);
+  };
+  const std::vector<std::pair<std::string, std::function<void(int64_t, const int32_t*, cudaStream_t)>>> kernels = {
+      {"gdn", delta(DeltaDecay::Scalar, false)},      {"gdn_layer", delta(DeltaDecay::Scalar, true)},
+      {"kda", delta(DeltaDecay::PerKey, false)},      {"kda_layer", delta(DeltaDecay::PerKey, true)},
+      {"mamba2", mamba2},                             {"simple_gla", simple_gla},
+  };
+
+  std::printf("%-11s %4s | %9s %7s %5s | %9s %7s | %9s %7s\n", "kernel", "B", "hbm us", "TB/s", "%copy",
+              "same us", "TB/s", "fla us", "TB/s");
+  for (const auto& [name, fn] : kernels) {
+    for (int64_t B : {1, 8, 64, 256}) {
+      const int n_sets = int(std::max<int64_t>(2, max_slots / B));  // hbm: cycle through all 512 slots
+      std::vector<int32_t> host(n_sets * B);
+      for (size_t i = 0; i < host.size(); ++i) host[i] = int32_t(i);
+      std::shuffle(host.begin(), host.end(), rng);
+      const DeviceBuffer<int32_t> slots(host);
+      const Call call = [&, B](const int32_t* sl, cudaStream_t s) { fn(B, sl, s); };
+      fn(B, slots.data(), stream);  // argument errors surface here, outside the capture
+      cuda_check(cudaStreamSynchronize(stream), name.c_str());
+      const int n_calls = std::max(20, n_sets);
+      const Timing hbm = time_graph(call, slots, B, n_sets, n_calls, stream);
+      const Timing same = time_graph(call, slots, B, 1, 20, stream);
+      const double bytes = 2.0 * B * kStateFloats * sizeof(float);
+      const double hbm_tbps = bytes / (hbm.us * 1e-6) / 1e12, same_tbps = bytes / (same.us * 1e-6) / 1e12;
+      const FlaRef f = fla(name, B);
+      std::printf("%-11s %4lld | %9.1f %7.2f %4.0f%% | %9.1f %7.2f |", name.c_str(), (long long)B, hbm.us, hbm_tbps,
+                  100 * hbm_tbps / copy, same.us, same_tbps);
+      if (f.us > 0) std::printf(" %9.1f %7.1f\n", f.us, f.tbps);
+      else std::printf(" %9s %7s\n", "-", "-");
+    }
+  }
+  cuda_check(cudaStreamDestroy(stream), "stream");
+  return 0;
+}

@@ -1,0 +1,27 @@
+#pragma once
+// Causal depthwise conv1d decode step on the GPU: kernels/cpu/conv1d.h's conv1d_step with the conv
+// windows in a device slot pool. Same maths (float32): y[b, c] = act(bias[c] + Σ_j w[c, j] · window_j),
+// window = [the slot's last W-1 inputs of channel c, oldest first] ++ x[b, c]; the window then shifts.
+// For Mamba2's conv (the delta-rule decode kernel fuses its own: delta_rule_decode.h).
+//
+//   conv1d_step(d_x, 0, d_w, d_bias, C, W, SlotPool{d_conv_pool, floats_per_slot}, d_slots, B, true, d_y, stream);
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/slot_pool.h"
+
+namespace linfer::kernels::cuda {
+
+// All pointers are device memory. One token for each of B sequences; sequence b's window [C, W-1] is at
+// states.base + slots[b] * states.slot_stride. x and y must not alias.
+void conv1d_step(const float* x,     // [B, x_stride], channels [0, C) of each row
+                 int64_t x_stride,   // floats between tokens of x; 0 means C
+                 const float* w,     // [C, W]
+                 const float* bias,  // [C] or null
+                 int64_t C, int64_t W, SlotPool states, const int32_t* slots, int64_t B, bool silu,
+                 float* y,           // [B, C]
+                 cudaStream_t stream);
+
+}  // namespace linfer::kernels::cuda

@@ -1,0 +1,160 @@
+#pragma once
+// Device code shared by the decode kernels (included by .cu files only).
+//
+// State rows: a decode kernel streams a [rows, K] float32 state once per token. Each row is owned by a
+// team of 8 consecutive lanes; lane l holds the key channels (c * 8 + l) * 4 + {0..3} for c < NV4, so
+// the 8 lanes of a team read 128 contiguous bytes per chunk and a warp reads 4 rows at once. A thread
+// holds RPT rows of a tile, all loaded before any is used (RPT * NV4 16-byte loads in flight).
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/slot_pool.h"
+
+namespace linfer::kernels::cuda::detail {
+
+constexpr int kTeam = 8;        // lanes per state row
+constexpr int kMaxThreads = 512;  // block size cap of the decode kernels (__launch_bounds__)
+
+// Rows per thread per tile for NV4 chunks per lane: 32 state floats per thread whatever K is, so
+// registers stay under the 128 per thread that __launch_bounds__(512) allows.
+__host__ __device__ constexpr int rows_per_thread(int nv4) { return nv4 >= 8 ? 1 : 8 / nv4; }
+
+// Blocks per SM to reserve registers for (__launch_bounds__): two, so one block's loads are in flight
+// while the other computes, unless K > 128 (NV4 = 8), where 64 registers per thread spill heavily.
+__host__ __device__ constexpr int min_blocks(int nv4) { return nv4 >= 8 ? 1 : 2; }
+
+// Threads for a block streaming `rows` state rows: one team per RPT rows, whole warps, within [lo, 512].
+__host__ __device__ constexpr int block_threads(int rows, int rpt, int lo) {
+  const int t = ((rows + rpt - 1) / rpt * kTeam + 31) / 32 * 32;
+  return t < lo ? lo : t > kMaxThreads ? kMaxThreads : t;
+}
+
+// 16-byte state accesses need K % 4 == 0 and every slot's tensor 16-byte aligned.
+inline bool vec4_ok(int64_t K, const SlotPool& p) {
+  return K % 4 == 0 && reinterpret_cast<uintptr_t>(p.base) % 16 == 0 && p.slot_stride % 4 == 0;
+}
+
+__device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }  // torch's threshold
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+__device__ __forceinline__ float silu(float x) { return x * sigmoid(x); }
+
+// Sum over the 8 lanes of a team. Every lane of the warp must call it (full-mask shuffles).
+__device__ __forceinline__ float team_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 4);
+  x += __shfl_xor_sync(0xffffffffu, x, 2);
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x;
+}
+
+__device__ __forceinline__ float warp_sum(float x) {
+  for (int m = 16; m > 0; m >>= 1) x += __shfl_xor_sync(0xffffffffu, x, m);
+  return x;
+}
+
+// Key channels covered by a team (every shared key-channel vector is padded with zeros to this).
+__host__ __device__ constexpr int padded_keys(int nv4) { return nv4 * kTeam * 4; }
+
+// First key channel of chunk c held by team lane l.
+__device__ __forceinline__ int key_of(int c, int lane) { return (c * kTeam + lane) * 4; }
+
+// One lane's share of a state row (NV4 chunks of 4 key channels). VEC4 uses 16-byte accesses and needs
+// K % 4 == 0 and a 16-byte-aligned pool; otherwise channels are accessed one by one (any K).
+template <int NV4, bool VEC4>
+struct RowSlice {
+  float4 c[NV4];
+
+  __device__ __forceinline__ void load(const float* row, int K, int lane) {
+#pragma unroll
+    for (int i = 0; i < NV4; ++i) {
+      const int k0 = key_of(i, lane);
+      if constexpr (VEC4) {
+        c[i] = k0 < K ? *reinterpret_cast<const float4*>(row + k0) : make_float4(0.f, 0.f, 0.f, 0.f);
+      } else {
+        c[i].x = k0 < K ? row[k0] : 0.f;
+        c[i].y = k0 + 1 < K ? row[k0 + 1] : 0.f;
+        c[i].z = k0 + 2 < K ? row[k0 + 2] : 0.f;
+        c[i].w = k0 + 3 < K ? row[k0 + 3] : 0.f;
+      }
+    }
+  }
+
+  __device__ __forceinline__ void store(float* row, int K, int lane) const {
+#pragma unroll
+    for (int i = 0; i < NV4; ++i) {
+      const int k0 = key_of(i, lane);
+      if constexpr (VEC4) {
+        if (k0 < K) *reinterpret_cast<float4*>(row + k0) = c[i];
+      } else {
+        if (k0 < K) row[k0] = c[i].x;
+        if (k0 + 1 < K) row[k0 + 1] = c[i].y;
+        if (k0 + 2 < K) row[k0 + 2] = c[i].z;
+        if (k0 + 3 < K) row[k0 + 3] = c[i].w;
+      }
+    }
+  }
+
+  // Operations with a key-channel vector (q, k, decays) in shared memory, zero-padded to
+  // padded_keys(NV4) floats and 16-byte aligned, so it is read with float4 loads and no bounds checks.
+  __device__ __forceinline__ static float4 chunk(const float* x, int i, int lane) {
+    return reinterpret_cast<const float4*>(x)[i * kTeam + lane];
+  }
+  __device__ __forceinline__ float dot(const float* x, int lane) const {
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < NV4; ++i) {
+      const float4 y = chunk(x, i, lane);
+      s += c[i].x * y.x + c[i].y * y.y + c[i].z * y.z + c[i].w * y.w;
+    }
+    return s;
+  }
+  __device__ __forceinline__ void mul(const float* x, int lane) {
+#pragma unroll
+    for (int i = 0; i < NV4; ++i) {
+      const float4 y = chunk(x, i, lane);
+      c[i].x *= y.x, c[i].y *= y.y, c[i].z *= y.z, c[i].w *= y.w;
+    }
+  }
+  __device__ __forceinline__ void scale(float a) {
+#pragma unroll
+    for (int i = 0; i < NV4; ++i) c[i].x *= a, c[i].y *= a, c[i].z *= a, c[i].w *= a;
+  }
+  // this += a * x
+  __device__ __forceinline__ void axpy(float a, const float* x, int lane) {
+#pragma unroll
+    for (int i = 0; i < NV4; ++i) {
+      const float4 y = chunk(x, i, lane);
+      c[i].x += a * y.x, c[i].y += a * y.y, c[i].z += a * y.z, c[i].w += a * y.w;
+    }
+  }
+};
+
+// The rows a thread owns in a tile starting at `first`: first + i * teams + team, i < RPT (a warp's
+// four teams take four consecutive rows).
+struct TileRows {
+  int team, lane, teams;
+  __device__ TileRows() : team(threadIdx.x / kTeam), lane(threadIdx.x % kTeam), teams(blockDim.x / kTeam) {}
+  __device__ __forceinline__ int row(int first, int i) const { return first + i * teams + team; }
+};
+
+// One channel of a causal depthwise conv at one token: window = [state (W-1 values, oldest first), x];
+// the state then drops its oldest value and appends x. Same maths as kernels/reference/conv1d.h.
+__device__ __forceinline__ float conv_step(float x, const float* w, float bias, float* state, int W, bool act) {
+  float acc = bias;
+  float prev = W > 1 ? state[0] : 0.f;
+  for (int j = 0; j + 1 < W; ++j) {
+    acc += w[j] * prev;
+    const float next = j + 2 < W ? state[j + 1] : x;
+    state[j] = next;
+    prev = next;
+  }
+  acc += w[W - 1] * x;
+  return act ? silu(acc) : acc;
+}
+
+__device__ __forceinline__ float* slot_ptr(const SlotPool& p, const int* slots, int b) {
+  return p.base + int64_t(slots[b]) * p.slot_stride;
+}
+
+}  // namespace linfer::kernels::cuda::detail

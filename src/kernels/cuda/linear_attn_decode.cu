@@ -1,0 +1,181 @@
+#include "kernels/cuda/linear_attn_decode.h"
+
+#include <cmath>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/decode_common.cuh"
+
+namespace linfer::kernels::cuda {
+
+namespace {
+
+using detail::RowSlice;
+
+struct Params {
+  int H, HV, K, V;
+  LinearAttnDecay decay;
+  bool normalize, mamba2;
+  float scale, eps, dt_min, dt_max;
+  const float *q, *k, *v, *g, *beta, *skip;
+  int64_t qs, ks, vs, gs;  // token strides; gs: g (Scalar: HV, Vector: HV·K) or Mamba2's raw dt
+  const float *A_log, *dt_bias;  // Mamba2 only
+  SlotPool S, Z;
+  const int32_t* slots;
+  float* o;
+};
+
+// Block (hv, b): value head hv of sequence b, V rows of K floats.
+template <int NV4, bool VEC4>
+__global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4))
+    linear_attn_decode_kernel(const Params p) {
+  constexpr int RPT = detail::rows_per_thread(NV4);
+  const int hv = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, nt = blockDim.x;
+  constexpr int KP = detail::padded_keys(NV4);
+  const int K = p.K, V = p.V, h = hv / (p.HV / p.H);
+  extern __shared__ float4 sm4[];
+  float* q_s = reinterpret_cast<float*>(sm4);  // scale · q [KP], zero-padded, like k_s and a_s
+  float* k_s = q_s + KP;  // [KP]
+  float* a_s = k_s + KP;  // decay exp(g) per key channel [KP]
+  float* v_s = a_s + KP;  // [V]
+  float* o_s = v_s + V;   // [V]
+  float* sc = o_s + V;    // beta, the normaliser's denominator
+
+  const detail::TileRows tr;
+  float* S0 = detail::slot_ptr(p.S, p.slots, b) + int64_t(hv) * V * K;
+  RowSlice<NV4, VEC4> st[RPT];
+  auto load_tile = [&](int first) {
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) {
+      const int r = tr.row(first, i);
+      if (r < V) st[i].load(S0 + int64_t(r) * K, K, tr.lane);
+    }
+  };
+  load_tile(0);  // in flight while the inputs are read
+
+  // Scalar decay and beta of this (token, head); Mamba2 derives both from its dt.
+  float g = 0.f, beta = p.beta ? p.beta[int64_t(b) * p.HV + hv] : 1.f;
+  if (p.mamba2) {
+    const float dt = fminf(fmaxf(detail::softplus(p.g[b * p.gs + hv] + p.dt_bias[hv]), p.dt_min), p.dt_max);
+    g = dt * -expf(p.A_log[hv]);
+    beta = dt;
+  } else if (p.decay == LinearAttnDecay::PerHead) {
+    g = p.g[hv];
+  } else if (p.decay == LinearAttnDecay::Scalar) {
+    g = p.g[b * p.gs + hv];
+  }
+  const float alpha = expf(g);
+  for (int c = tid; c < KP; c += nt) {
+    const bool in = c < K;
+    q_s[c] = in ? p.scale * p.q[b * p.qs + int64_t(h) * K + c] : 0.f;
+    k_s[c] = in ? p.k[b * p.ks + int64_t(h) * K + c] : 0.f;
+    a_s[c] = !in ? 0.f : p.decay == LinearAttnDecay::Vector ? expf(p.g[b * p.gs + int64_t(hv) * K + c]) : alpha;
+  }
+  for (int c = tid; c < V; c += nt) v_s[c] = p.v[b * p.vs + int64_t(hv) * V + c];
+  __syncthreads();
+
+  // Normaliser: z <- α ⊙ z + k; den = eps + (scale q)·z (one warp); else den = 1.
+  if (tid < 32) {
+    float den = 1.f;
+    if (p.normalize) {
+      float* z = detail::slot_ptr(p.Z, p.slots, b) + int64_t(hv) * K;
+      float s = 0.f;
+      for (int c = tid; c < K; c += 32) {
+        const float zc = a_s[c] * z[c] + k_s[c];
+        z[c] = zc;
+        s += q_s[c] * zc;
+      }
+      den = p.eps + detail::warp_sum(s);
+    }
+    if (tid == 0) sc[0] = beta, sc[1] = den;
+  }
+  __syncthreads();
+
+  // Per row v: S <- α ⊙ S + k (β v_v); o_v = S·(scale q) / den + skip · v_v.
+  const float inv_den = 1.f / sc[1], skip = p.skip ? p.skip[hv] : 0.f;
+  for (int first = 0; first < V; first += tr.teams * RPT) {
+    if (first) load_tile(first);
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) {
+      const int r = tr.row(first, i);
+      const bool live = r < V;
+      const float vr = live ? v_s[r] : 0.f;
+      st[i].mul(a_s, tr.lane);
+      st[i].axpy(sc[0] * vr, k_s, tr.lane);
+      const float num = detail::team_sum(st[i].dot(q_s, tr.lane));
+      if (live) {
+        st[i].store(S0 + int64_t(r) * K, K, tr.lane);
+        if (tr.lane == 0) o_s[r] = num * inv_den + skip * vr;
+      }
+    }
+  }
+  __syncthreads();
+  float* out = p.o + (int64_t(b) * p.HV + hv) * V;
+  for (int r = tid; r < V; r += nt) out[r] = o_s[r];
+}
+
+template <int NV4, bool VEC4>
+void launch(const Params& p, int B, cudaStream_t stream) {
+  const int threads = detail::block_threads(p.V, detail::rows_per_thread(NV4), 64);
+  const size_t smem = size_t(3 * detail::padded_keys(NV4) + 2 * p.V + 2) * sizeof(float);
+  linear_attn_decode_kernel<NV4, VEC4><<<dim3(p.HV, B), threads, smem, stream>>>(p);
+}
+
+template <int NV4>
+void launch_vec(const Params& p, int B, cudaStream_t stream) {
+  if (detail::vec4_ok(p.K, p.S)) launch<NV4, true>(p, B, stream);
+  else launch<NV4, false>(p, B, stream);
+}
+
+void run(const Params& p, int64_t B, cudaStream_t stream, const char* what) {
+  LINFER_CUDA_CHECK(p.H > 0 && p.HV > 0 && p.HV % p.H == 0, what, ": ", p.HV, " heads are not a multiple of ", p.H,
+                    " groups");
+  LINFER_CUDA_CHECK(p.K >= 1 && p.K <= 256 && p.V >= 1, what, ": dims K = ", p.K, ", V = ", p.V,
+                    ": the kernel supports 1 <= K <= 256");
+  LINFER_CUDA_CHECK(B >= 0 && B <= 65535, what, ": batch ", B, " out of range [0, 65535]");
+  LINFER_CUDA_CHECK(int64_t(3 * 256 + 2 * p.V + 2) * 4 <= 48 * 1024, what, ": V = ", p.V,
+                    " needs more than 48 KiB of shared memory");
+  if (B == 0) return;
+  LINFER_CUDA_CHECK(p.q && p.k && p.v && p.o && p.slots && p.S.base, what, ": null input / output / slots / state");
+  LINFER_CUDA_CHECK(p.decay == LinearAttnDecay::None || p.g, what, ": the decay needs g (Mamba2: dt)");
+  LINFER_CUDA_CHECK(!p.normalize || p.Z.base, what, ": normalize needs the z pool");
+  LINFER_CUDA_CHECK(!p.mamba2 || (p.A_log && p.dt_bias), what, ": null A_log / dt_bias");
+  if (p.K <= 64) launch_vec<2>(p, int(B), stream);
+  else if (p.K <= 128) launch_vec<4>(p, int(B), stream);
+  else launch_vec<8>(p, int(B), stream);
+  check_launch(what);
+}
+
+}  // namespace
+
+void linear_attn_decode(const LinearAttnArgs& a, SlotPool state, SlotPool z_state, const int32_t* slots, int64_t B,
+                        float* o, cudaStream_t stream) {
+  Params p{};
+  p.H = int(a.H), p.HV = int(a.HV), p.K = int(a.K), p.V = int(a.V);
+  p.decay = a.decay, p.normalize = a.normalize, p.mamba2 = false;
+  p.scale = a.scale, p.eps = a.eps;
+  p.q = a.q, p.k = a.k, p.v = a.v, p.g = a.g, p.beta = a.beta, p.skip = a.skip;
+  p.qs = a.q_stride ? a.q_stride : a.H * a.K;
+  p.ks = a.k_stride ? a.k_stride : a.H * a.K;
+  p.vs = a.v_stride ? a.v_stride : a.HV * a.V;
+  p.gs = a.decay == LinearAttnDecay::Vector ? a.HV * a.K : a.HV;
+  p.S = state, p.Z = z_state, p.slots = slots, p.o = o;
+  run(p, B, stream, "cuda linear_attn_decode");
+}
+
+void mamba2_decode(const Mamba2Dims& d, const Mamba2Params& params, const Mamba2Inputs& in, SlotPool state,
+                   const int32_t* slots, int64_t B, float* y, cudaStream_t stream) {
+  Params p{};
+  p.H = int(d.G), p.HV = int(d.H), p.K = int(d.N), p.V = int(d.P);
+  p.decay = LinearAttnDecay::Scalar, p.normalize = false, p.mamba2 = true;
+  p.scale = 1.f, p.eps = 0.f, p.dt_min = params.dt_min, p.dt_max = params.dt_max;
+  p.q = in.C, p.k = in.B, p.v = in.x, p.g = in.dt, p.beta = nullptr, p.skip = params.D;
+  p.qs = in.C_stride ? in.C_stride : d.G * d.N;
+  p.ks = in.B_stride ? in.B_stride : d.G * d.N;
+  p.vs = in.x_stride ? in.x_stride : d.H * d.P;
+  p.gs = in.dt_stride ? in.dt_stride : d.H;
+  p.A_log = params.A_log, p.dt_bias = params.dt_bias;
+  p.S = state, p.slots = slots, p.o = y;
+  run(p, B, stream, "cuda mamba2_decode");
+}
+
+}  // namespace linfer::kernels::cuda

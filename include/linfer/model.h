@@ -60,6 +60,16 @@ class Model {
   // Runs every sequence's tokens through the model, advancing states[i] (one per sequence).
   // Sequences of one token use the recurrent (step) path; longer ones the chunked prefill path.
   // logits: see Logits; may be null for Logits::None.
+  //
+  // Failure leaves every state as it was. Before any state changes, forward checks the whole call
+  // and throws linfer::Error naming the sequence / state at fault: at least one sequence, one state
+  // per sequence, offsets rising from 0 to the token count with at least one token per sequence,
+  // every token id in [0, vocab_size), a logits buffer unless Logits::None, every state non-null,
+  // made from this model's state_spec() (same tensors, shapes and layouts) and given only once; then
+  // it reserves room for the call's rows in every Growing (KV) tensor (out of memory there is an
+  // Error too). Past that point only running out of memory for scratch buffers (std::bad_alloc) or a
+  // failed LINFER_DUMP file write can interrupt a call, and those may leave states part-advanced:
+  // keep a copy of a state (SequenceState is a value) where that must be recoverable.
   virtual void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
                        Logits mode) const = 0;
 };

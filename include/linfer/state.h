@@ -57,6 +57,9 @@ class SequenceState {
   Shape shape(size_t i) const;           // current shape (Growing: [rows, row...])
   // Growing tensors: make room for `n` more rows (amortised); returns the first new row.
   float* append_rows(size_t i, int64_t n);
+  // Growing tensors: make sure `n` more rows fit without reallocating (contents unchanged), so the
+  // next append_rows(i, <= n) cannot fail. Throws std::bad_alloc when memory runs out.
+  void reserve_rows(size_t i, int64_t n);
   size_t bytes() const;                  // float32 bytes held now
 
   void reset();                          // back to an empty sequence

@@ -6,8 +6,11 @@
 // DIR/hidden_<i>.npy (i = 0 embedding, i = l + 1 after layer l) and DIR/final_norm.npy: the same
 // layout as transformers' output_hidden_states, for layer-by-layer diffs against a fixture.
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+#include <stdexcept>
 
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -70,6 +73,23 @@ std::string read_text(const std::string& path) {
   return s;
 }
 
+// Why state `s` was not made from `spec` (empty when it was): tensor count, then the first tensor
+// that differs in layer, role, kind, shape, capacity or layout.
+std::string spec_mismatch(const StateSpec& spec, const SequenceState& s) {
+  const auto& want = spec.tensors;
+  const auto& got = s.spec().tensors;
+  if (got.size() != want.size())
+    return fmt::format("it has {} state tensors, this model's state has {}", got.size(), want.size());
+  for (size_t j = 0; j < want.size(); ++j) {
+    const StateTensorSpec &a = got[j], &b = want[j];
+    if (a.layer != b.layer || a.name != b.name || a.kind != b.kind || a.shape != b.shape ||
+        a.capacity != b.capacity || a.layout != b.layout)
+      return fmt::format("its tensor {} is layer {} '{}' {} {}, this model expects layer {} '{}' {} {}", j, a.layer,
+                         a.name, shape_str(a.shape), a.layout, b.layer, b.name, shape_str(b.shape), b.layout);
+  }
+  return {};
+}
+
 struct Layer {
   std::unique_ptr<Mixer> mixer;
   std::unique_ptr<Ffn> ffn;
@@ -89,6 +109,10 @@ class LoadedModel final : public Model {
                Logits mode) const override;
 
  private:
+  // Every check forward() can make before it touches a state (the contract in linfer/model.h); ends
+  // by reserving the Growing tensors' room for this call, which changes no state's contents.
+  void validate(const Batch& batch, std::span<SequenceState* const> states, const float* logits,
+                Logits mode) const;
   void norm(const Tensor& w, const float* x, float* y, int64_t rows) const {
     kernels::rms_norm(x, w.f32(), y, rows, cfg_.hidden, float(cfg_.norm_eps),
                       cfg_.norm == NormKind::ZeroCentred ? kernels::NormWeight::OnePlus : kernels::NormWeight::Plain);
@@ -148,23 +172,62 @@ LoadedModel::LoadedModel(const std::string& dir) : dir_(dir) {
   dump_ = std::getenv("LINFER_DUMP");
 }
 
-void LoadedModel::forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
-                          Logits mode) const {
-  const int64_t n_seqs = batch.n_seqs();
-  LINFER_CHECK(n_seqs >= 1 && int64_t(states.size()) == n_seqs, "forward: {} sequences but {} states", n_seqs,
-               states.size());
-  LINFER_CHECK(batch.offsets.front() == 0 && batch.offsets.back() == int64_t(batch.tokens.size()),
-               "forward: offsets must start at 0 and end at the token count ({})", batch.tokens.size());
-  bool decode = true;
+void LoadedModel::validate(const Batch& batch, std::span<SequenceState* const> states, const float* logits,
+                           Logits mode) const {
+  const int64_t n_seqs = batch.n_seqs(), T = int64_t(batch.tokens.size());
+  LINFER_CHECK(n_seqs >= 1, "forward: the batch has no sequences (offsets must hold n_seqs + 1 entries)");
+  LINFER_CHECK(int64_t(states.size()) == n_seqs, "forward: {} sequences but {} states", n_seqs, states.size());
+  LINFER_CHECK(batch.offsets.front() == 0 && batch.offsets.back() == T,
+               "forward: offsets must start at 0 and end at the token count ({})", T);
   for (int64_t i = 0; i < n_seqs; ++i) {
     const int64_t n = batch.offsets[i + 1] - batch.offsets[i];
     LINFER_CHECK(n >= 1, "forward: sequence {} has {} tokens (at least one expected)", i, n);
-    decode &= n == 1;
+  }
+  for (int64_t i = 0; i < n_seqs; ++i) {  // offsets rise from 0 to T: every index below is in range
+    for (int64_t t = batch.offsets[i]; t < batch.offsets[i + 1]; ++t) {
+      const int32_t id = batch.tokens[t];
+      LINFER_CHECK(id >= 0 && id < cfg_.vocab, "forward: token id {} (sequence {}, token {}) is outside the "
+                   "vocabulary [0, {})", id, i, t - batch.offsets[i], cfg_.vocab);
+    }
   }
   LINFER_CHECK(logits || mode == Logits::None, "forward: logits buffer is null");
+  for (int64_t i = 0; i < n_seqs; ++i) {
+    LINFER_CHECK(states[i], "forward: state {} is null", i);
+    const std::string why = spec_mismatch(spec_, *states[i]);
+    LINFER_CHECK(why.empty(), "forward: state {} was not made for this model ({}): {}", i, fingerprint_, why);
+  }
+  // One state advanced twice in one call would see its own tokens as another sequence's.
+  thread_local std::vector<const SequenceState*> seen;
+  seen.assign(states.begin(), states.end());
+  std::sort(seen.begin(), seen.end());
+  LINFER_CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end(),
+               "forward: one state is given for two sequences");
+  for (int64_t i = 0; i < n_seqs; ++i) {
+    const int64_t n = batch.offsets[i + 1] - batch.offsets[i];
+    for (size_t j = 0; j < spec_.tensors.size(); ++j) {
+      if (spec_.tensors[j].kind != StateKind::Growing) continue;
+      try {
+        states[i]->reserve_rows(j, n);
+      } catch (const std::bad_alloc&) {
+        fail("forward: out of memory growing state {}'s layer {} '{}' by {} rows (it holds {})", i,
+             spec_.tensors[j].layer, spec_.tensors[j].name, n, states[i]->rows(j));
+      } catch (const std::length_error&) {
+        fail("forward: state {}'s layer {} '{}' cannot grow by {} rows (it holds {})", i, spec_.tensors[j].layer,
+             spec_.tensors[j].name, n, states[i]->rows(j));
+      }
+    }
+  }
+}
+
+void LoadedModel::forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
+                          Logits mode) const {
+  validate(batch, states, logits, mode);
+  // Nothing below fails on input the checks above accept, except running out of memory (scratch
+  // buffers): the Growing tensors' room for this call's rows is reserved before any state changes.
+  const int64_t n_seqs = batch.n_seqs();
+  bool decode = true;
+  for (int64_t i = 0; i < n_seqs; ++i) decode &= batch.offsets[i + 1] - batch.offsets[i] == 1;
   const int64_t T = int64_t(batch.tokens.size()), Hd = cfg_.hidden;
-  for (int32_t id : batch.tokens)
-    LINFER_CHECK(id >= 0 && id < cfg_.vocab, "token id {} is outside the vocabulary [0, {})", id, cfg_.vocab);
 
   Scratch s;
   thread_local std::vector<int64_t> positions;

@@ -63,18 +63,22 @@ Shape SequenceState::shape(size_t i) const {
   return s;
 }
 
-float* SequenceState::append_rows(size_t i, int64_t n) {
+void SequenceState::reserve_rows(size_t i, int64_t n) {
   const StateTensorSpec& t = spec_.tensors[i];
-  LINFER_CHECK(t.kind == StateKind::Growing, "append_rows on state tensor '{}' of layer {}, which is not "
+  LINFER_CHECK(t.kind == StateKind::Growing, "reserve_rows on state tensor '{}' of layer {}, which is not "
                "Growing", t.name, t.layer);
-  LINFER_CHECK(n >= 0, "append_rows: negative row count {}", n);
-  size_t row = size_t(row_elems(i));
-  size_t used = size_t(growing_rows_[i]) * row;
-  size_t need = used + size_t(n) * row;
+  LINFER_CHECK(n >= 0, "reserve_rows: negative row count {}", n);
+  const size_t need = size_t(growing_rows_[i] + n) * size_t(row_elems(i));
   AlignedVector<float>& v = data_[i];
   // Explicit doubling: the growth policy is ours, not the standard library's.
   if (need > v.capacity()) v.reserve(std::max(need, 2 * v.capacity()));
-  v.resize(need);
+}
+
+float* SequenceState::append_rows(size_t i, int64_t n) {
+  reserve_rows(i, n);
+  const size_t used = size_t(growing_rows_[i]) * size_t(row_elems(i));
+  AlignedVector<float>& v = data_[i];
+  v.resize(used + size_t(n) * size_t(row_elems(i)));
   growing_rows_[i] += n;
   return v.data() + used;
 }

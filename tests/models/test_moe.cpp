@@ -317,8 +317,9 @@ TEST(MoeForward, NoSharedExpertAndTwoThreads) {
   linfer::set_num_threads(0);
 }
 
-TEST(MoeForward, PrefillSizedRunsExpertsInParallel) {
-  // Prefill-sized: many rows per expert, on two threads.
+TEST(MoeForward, ManyTokensPerExpertOnTwoThreadsMatchesReference) {
+  // Prefill-sized batches (about 75 and 375 rows per expert) on two threads: each expert's GEMM splits
+  // its rows across the pool.
   MoeCase c{kimi_dims(16, 4)};
   c.d.intermediate = 32, c.d.shared_intermediate = 32, c.H = 48;
   linfer::set_num_threads(2);

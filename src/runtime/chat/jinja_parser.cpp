@@ -669,7 +669,9 @@ class Parser {
   }
 
   ExprPtr parse_call(ExprPtr callee) {
-    auto c = at(cur(), std::make_unique<CallExpr>());
+    auto c = std::make_unique<CallExpr>();  // positioned where the callee starts: `raise_exception(...)`
+    c->line = callee->line;
+    c->column = callee->column;
     c->callee = std::move(callee);
     c->args = parse_args();
     return c;
@@ -701,6 +703,8 @@ class Parser {
     const Token& name = cur();
     if (name.type != Tok::Name) fail("expected a test name after 'is', got " + describe(name), name);
     next();
+    e->line = name.line;  // errors point at the test's name
+    e->column = name.column;
     e->name = name.text;
     e->fn = find_test(name.text);
     if (!e->fn) unknown_.push_back(Token{name.type, "no test named '" + name.text + "'", 0, 0, name.line, name.column});

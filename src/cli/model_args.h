@@ -27,10 +27,9 @@ inline std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
-// The embedded demo model: $LINFER_DEMO_MODEL, else models/demo in the source tree.
-inline std::string demo_model_dir() {
-  if (const char* env = std::getenv("LINFER_DEMO_MODEL")) return env;
-  return std::string(LINFER_SOURCE_DIR) + "/models/demo";
-}
+// The embedded demo model's folder, for commands run without --model: $LINFER_DEMO_MODEL, else
+// <exe>/../share/linfer/demo (installed), <exe dir>/models/demo, models/demo in the source tree.
+// Throws naming the places it looked and how to point at a model.
+std::string demo_model_dir();
 
 }  // namespace linfer::cli

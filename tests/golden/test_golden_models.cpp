@@ -5,8 +5,10 @@
 //   - greedy decoding (prefill, then one token per step) gives the reference ids;
 //   - prefill of a prefix, then token-by-token steps give the full pass's logits;
 //   - all prompts packed into one forward give each prompt's logits;
-//   - alt/ (the other tensor layout / config format) gives bit-identical logits.
-// The fixtures are committed: a missing expected folder is a failure, not a skip.
+//   - alt/ (the other tensor layout / config format), for every fixture that has one on disk, gives
+//     bit-identical logits.
+// The fixtures are committed: a missing expected folder, a model folder without cases, an empty case
+// list or a case without its logits is a failure, not a skip.
 
 #include <gtest/gtest.h>
 
@@ -45,17 +47,26 @@ struct Fixture {
   std::vector<Case> cases;
 };
 
-Fixture read_fixture(const fs::path& dir) {
+nlohmann::json read_cases_json(const fs::path& dir) {
   std::ifstream f(dir / "cases.json");
-  auto j = nlohmann::json::parse(f);
+  return nlohmann::json::parse(f);
+}
+
+fs::path model_dir_of(const fs::path& dir, const nlohmann::json& j) {
+  return j.contains("model_dir") ? fs::path(LINFER_SOURCE_DIR) / j["model_dir"].get<std::string>() : dir;
+}
+
+// Throws (json::out_of_range naming the key) when a case lacks a field.
+Fixture read_fixture(const fs::path& dir) {
+  const auto j = read_cases_json(dir);
   Fixture fx;
-  fx.model_dir = j.contains("model_dir") ? fs::path(LINFER_SOURCE_DIR) / j["model_dir"].get<std::string>() : dir;
-  for (const auto& c : j["cases"]) {
+  fx.model_dir = model_dir_of(dir, j);
+  for (const auto& c : j.at("cases")) {
     Case k;
-    k.name = c["name"];
-    k.prompt = c["prompt_ids"].get<std::vector<int32_t>>();
-    k.greedy = c["greedy_ids"].get<std::vector<int32_t>>();
-    k.logits = linfer::Tensor::to_f32(linfer::read_npy((dir / c["logits"].get<std::string>()).string()));
+    k.name = c.at("name");
+    k.prompt = c.at("prompt_ids").get<std::vector<int32_t>>();
+    k.greedy = c.at("greedy_ids").get<std::vector<int32_t>>();
+    k.logits = linfer::Tensor::to_f32(linfer::read_npy((dir / c.at("logits").get<std::string>()).string()));
     fx.cases.push_back(std::move(k));
   }
   return fx;
@@ -72,6 +83,14 @@ std::vector<std::string> fixture_names() {
     if (!j.is_discarded() && j.contains("model_type")) out.push_back(e.path().filename().string());
   }
   std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Fixtures whose model folder has an alt/ folder (the same weights in another layout / config format).
+std::vector<std::string> fixtures_with_alt() {
+  std::vector<std::string> out;
+  for (const auto& name : fixture_names())
+    if (fs::is_directory(model_dir_of(kGolden / name, read_cases_json(kGolden / name)) / "alt")) out.push_back(name);
   return out;
 }
 
@@ -106,6 +125,14 @@ class Golden : public ::testing::TestWithParam<std::string> {
     fx_ = read_fixture(kGolden / GetParam());
     model_ = Model::load(fx_.model_dir.string());
     vocab_ = model_->info().vocab_size;
+    // Every test below loops over the cases: with none, each would pass without checking anything.
+    ASSERT_FALSE(fx_.cases.empty()) << GetParam() << "/cases.json lists no cases (fixtures are committed)";
+    for (const auto& c : fx_.cases) {
+      ASSERT_FALSE(c.prompt.empty()) << GetParam() << " " << c.name << ": empty prompt";
+      ASSERT_FALSE(c.greedy.empty()) << GetParam() << " " << c.name << ": no greedy ids";
+      ASSERT_EQ(c.logits.shape(), (linfer::Shape{int64_t(c.prompt.size()), vocab_}))
+          << GetParam() << " " << c.name << ": logits must be [prompt length, vocab]";
+    }
   }
   Fixture fx_;
   std::shared_ptr<const Model> model_;
@@ -119,11 +146,29 @@ TEST(GoldenFixtures, ExpectedFoldersArePresent) {
         << "fixture folder tests/golden/" << want << " is missing (fixtures are committed; run tools/golden/)";
 }
 
+TEST(GoldenFixtures, EveryModelFolderHasCases) {
+  // A model folder whose cases.json is missing or unreadable would drop out of fixture_names().
+  const auto names = fixture_names();
+  int models = 0;
+  for (const auto& e : fs::directory_iterator(kGolden)) {
+    if (!fs::exists(e.path() / "config.json")) continue;
+    ++models;
+    EXPECT_NE(std::find(names.begin(), names.end(), e.path().filename().string()), names.end())
+        << e.path() << " has a model but no readable cases.json with a model_type";
+  }
+  EXPECT_GE(models, 6);
+}
+
+TEST(GoldenFixtures, AltLayoutsArePresent) {
+  const auto alt = fixtures_with_alt();
+  for (const char* want : {"kimi_linear_a", "kimi_linear_b", "qwen3_next_a", "qwen3_next_b"})
+    EXPECT_NE(std::find(alt.begin(), alt.end(), want), alt.end()) << "tests/golden/" << want << "/alt is missing";
+}
+
 TEST_P(Golden, LogitsMatchTransformers) {
   double worst = 0;
   for (const auto& c : fx_.cases) {
     const int64_t T = int64_t(c.prompt.size());
-    ASSERT_EQ(c.logits.shape(), (linfer::Shape{T, vocab_})) << c.name;
     auto got = full_logits(*model_, c.prompt);
     const double err = max_rel_err(got.data(), c.logits.f32(), T, vocab_);
     EXPECT_LE(err, kTol) << GetParam() << " " << c.name;
@@ -182,10 +227,14 @@ TEST_P(Golden, PackedSequencesMatchOneAtATime) {
   }
 }
 
-TEST_P(Golden, AltLayoutGivesIdenticalLogits) {
+INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(fixture_names()),
+                         [](const auto& info) { return info.param; });
+
+class GoldenAlt : public Golden {};
+
+TEST_P(GoldenAlt, AltLayoutGivesIdenticalLogits) {
   const fs::path alt = fx_.model_dir / "alt";
-  if (GetParam().rfind("mamba2", 0) == 0 || GetParam() == "demo") GTEST_SKIP() << "no alt layout for this family";
-  ASSERT_TRUE(fs::exists(alt / "config.json")) << alt << " is missing (fixtures are committed)";
+  ASSERT_TRUE(fs::exists(alt / "config.json")) << alt << " has no config.json";
   auto alt_model = Model::load(alt.string());
   for (const auto& c : fx_.cases) {
     auto a = full_logits(*alt_model, c.prompt);
@@ -194,7 +243,7 @@ TEST_P(Golden, AltLayoutGivesIdenticalLogits) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(fixture_names()),
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenAlt, ::testing::ValuesIn(fixtures_with_alt()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

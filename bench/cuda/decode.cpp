@@ -162,8 +162,9 @@ int main() {
 
   const SlotPool S{pool.data(), kStateFloats};
   const int64_t kd = kHeads * kDim;
-  auto delta = [&](DeltaDecay decay, bool layer) -> std::function<void(int64_t, const int32_t*, cudaStream_t)> {
-    return [&, decay, layer](int64_t B, const int32_t* slots, cudaStream_t s) {
+  using Kernel = std::function<void(int64_t, const int32_t*, cudaStream_t)>;
+  auto delta = [&](DeltaDecay decay, bool layer, int split = 0) -> Kernel {
+    return [&, decay, layer, split](int64_t B, const int32_t* slots, cudaStream_t s) {
       cuda::DeltaDecodeArgs a;
       a.shape = {.H = kHeads, .HV = kHeads, .K = kDim, .V = kDim, .decay = decay, .l2norm_qk = true};
       a.in = {.q = qkv.data(), .k = qkv.data() + kd, .v = qkv.data() + 2 * kd, .beta = beta.data(),
@@ -182,6 +183,7 @@ int main() {
         a.norm_gate = gate.data();
         a.norm_act = decay == DeltaDecay::PerKey ? GateAct::Sigmoid : GateAct::Silu;
       }
+      a.split = split;
       cuda::delta_rule_decode(a, S, slots, B, out.data(), s);
     };
   };
@@ -198,34 +200,55 @@ int main() {
                            .decay = LinearAttnDecay::Scalar, .g = g_scalar.data(), .scale = 0.088f};
     cuda::linear_attn_decode(a, S, {}, slots, B, out.data(), s);
   };
-  const std::vector<std::pair<std::string, std::function<void(int64_t, const int32_t*, cudaStream_t)>>> kernels = {
+  const std::vector<std::pair<std::string, Kernel>> kernels = {
       {"gdn", delta(DeltaDecay::Scalar, false)},      {"gdn_layer", delta(DeltaDecay::Scalar, true)},
       {"kda", delta(DeltaDecay::PerKey, false)},      {"kda_layer", delta(DeltaDecay::PerKey, true)},
       {"mamba2", mamba2},                             {"simple_gla", simple_gla},
+  };
+
+  // Slot sets for B sequences: a random permutation of the pool's slots, cut into n_sets sets of B.
+  auto slot_sets = [&](int64_t B, int n_sets) {
+    std::vector<int32_t> host(max_slots);
+    for (size_t i = 0; i < host.size(); ++i) host[i] = int32_t(i);
+    std::shuffle(host.begin(), host.end(), rng);
+    host.resize(n_sets * B);
+    return DeviceBuffer<int32_t>(host);
+  };
+  // hbm placement: cycle through all 512 slots (1 GiB); same: one set of B slots for every call
+  auto measure = [&](const Kernel& fn, int64_t B, bool hbm) {
+    const int n_sets = hbm ? int(std::max<int64_t>(2, max_slots / B)) : 1;
+    const DeviceBuffer<int32_t> slots = slot_sets(B, n_sets);
+    fn(B, slots.data(), stream);  // argument errors surface here, outside the capture
+    cuda_check(cudaStreamSynchronize(stream), "first call");
+    const Call call = [&, B](const int32_t* sl, cudaStream_t s) { fn(B, sl, s); };
+    const Timing t = time_graph(call, slots, B, n_sets, std::max(20, n_sets), stream);
+    return std::pair{t.us, 2.0 * B * kStateFloats * sizeof(float) / (t.us * 1e-6) / 1e12};
   };
 
   std::printf("%-11s %4s | %9s %7s %5s | %9s %7s | %9s %7s\n", "kernel", "B", "hbm us", "TB/s", "%copy",
               "same us", "TB/s", "fla us", "TB/s");
   for (const auto& [name, fn] : kernels) {
     for (int64_t B : {1, 8, 64, 256}) {
-      const int n_sets = int(std::max<int64_t>(2, max_slots / B));  // hbm: cycle through all 512 slots
-      std::vector<int32_t> host(n_sets * B);
-      for (size_t i = 0; i < host.size(); ++i) host[i] = int32_t(i);
-      std::shuffle(host.begin(), host.end(), rng);
-      const DeviceBuffer<int32_t> slots(host);
-      const Call call = [&, B](const int32_t* sl, cudaStream_t s) { fn(B, sl, s); };
-      fn(B, slots.data(), stream);  // argument errors surface here, outside the capture
-      cuda_check(cudaStreamSynchronize(stream), name.c_str());
-      const int n_calls = std::max(20, n_sets);
-      const Timing hbm = time_graph(call, slots, B, n_sets, n_calls, stream);
-      const Timing same = time_graph(call, slots, B, 1, 20, stream);
-      const double bytes = 2.0 * B * kStateFloats * sizeof(float);
-      const double hbm_tbps = bytes / (hbm.us * 1e-6) / 1e12, same_tbps = bytes / (same.us * 1e-6) / 1e12;
+      const auto [hbm_us, hbm_tbps] = measure(fn, B, true);
+      const auto [same_us, same_tbps] = measure(fn, B, false);
       const FlaRef f = fla(name, B);
-      std::printf("%-11s %4lld | %9.1f %7.2f %4.0f%% | %9.1f %7.2f |", name.c_str(), (long long)B, hbm.us, hbm_tbps,
-                  100 * hbm_tbps / copy, same.us, same_tbps);
+      std::printf("%-11s %4lld | %9.1f %7.2f %4.0f%% | %9.1f %7.2f |", name.c_str(), (long long)B, hbm_us, hbm_tbps,
+                  100 * hbm_tbps / copy, same_us, same_tbps);
       if (f.us > 0) std::printf(" %9.1f %7.1f\n", f.us, f.tbps);
       else std::printf(" %9s %7s\n", "-", "-");
+    }
+  }
+
+  // Blocks per head (delta_rule_decode's split) against the automatic choice: hbm placement, us per call.
+  std::printf("\nsplit sweep (hbm us per call; auto = the kernel's choice)\n%-11s %4s | %8s %8s %8s %8s %8s\n",
+              "kernel", "B", "auto", "1", "2", "4", "8");
+  for (const auto& [name, decay, layer] : {std::tuple{"gdn", DeltaDecay::Scalar, false},
+                                           std::tuple{"gdn_layer", DeltaDecay::Scalar, true},
+                                           std::tuple{"kda_layer", DeltaDecay::PerKey, true}}) {
+    for (int64_t B : {1, 8, 64, 256}) {
+      std::printf("%-11s %4lld |", name, (long long)B);
+      for (int split : {0, 1, 2, 4, 8}) std::printf(" %8.1f", measure(delta(decay, layer, split), B, true).first);
+      std::printf("\n");
     }
   }
   cuda_check(cudaStreamDestroy(stream), "stream");

@@ -34,6 +34,7 @@ struct Case {
   Norm norm;
   bool l2norm = true;
   int64_t misalign = 0;  // floats in front of the state pool: slots not 16-byte aligned
+  int split = 0;         // blocks per (sequence, q/k head); 0: the kernel's choice (small B: several)
 };
 
 constexpr double kTol = 1e-4;  // float32 kernel vs float64 reference
@@ -47,6 +48,11 @@ TEST(CudaDeltaRuleDecode, RejectsUnsupportedShapesWithoutTouchingTheDevice) {
   a.shape = {.H = 2, .HV = 4, .K = 64, .V = 64, .decay = DeltaDecay::Scalar};
   EXPECT_NO_THROW(cuda::delta_rule_decode(a, {}, nullptr, 0, nullptr, nullptr));  // B = 0: nothing to do
   EXPECT_THROW(cuda::delta_rule_decode(a, {}, nullptr, 1, nullptr, nullptr), Error);  // null pointers
+  a.conv_width = 5;  // wider than the kernel's register window
+  EXPECT_THROW(cuda::delta_rule_decode(a, {}, nullptr, 1, nullptr, nullptr), Error);
+  a.conv_width = 0;
+  a.split = 3;
+  EXPECT_THROW(cuda::delta_rule_decode(a, {}, nullptr, 1, nullptr, nullptr), Error);
 }
 
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }  // gtest's name for a failing case
@@ -157,6 +163,7 @@ TEST_P(CudaDeltaDecode, MatchesComposedReference) {
       a.norm_act = c.norm == Norm::Silu ? GateAct::Silu : GateAct::Sigmoid;
       a.norm_eps = 1e-5f;
     }
+    a.split = c.split;
     cuda::delta_rule_decode(a, S.device(), d_slots.data(), B, d_o.data(), nullptr);
     cuda::cuda_check(cudaDeviceSynchronize(), "delta_rule_decode");
     EXPECT_LT(rel_err(d_o.download(), want), kTol) << "outputs of step " << step;
@@ -180,6 +187,11 @@ const Case kCases[] = {
     {"kda_k256",          1, 2, 256,  40, DeltaDecay::PerKey,  2, 2, Gates::Given,  Norm::Sigmoid},
     {"kda_k33",           2, 2,  33,  17, DeltaDecay::PerKey,  6, 4, Gates::Raw,    Norm::Sigmoid},
     {"deltanet",          2, 2,  32,  64, DeltaDecay::None,    6, 0, Gates::Given,  Norm::None, false},
+    // one block per head, then heads split over clusters of 2 and 8 blocks (rows of a head across blocks)
+    {"gdn_split1",        3, 6, 128,  96, DeltaDecay::Scalar,  4, 4, Gates::Raw,    Norm::Silu, true, 0, 1},
+    {"kda_split2",        2, 2, 128, 128, DeltaDecay::PerKey,  3, 4, Gates::Raw,    Norm::Sigmoid, true, 0, 2},
+    {"gdn_split8_group3", 1, 3,  64,  50, DeltaDecay::Scalar,  2, 4, Gates::Raw,    Norm::Silu, true, 0, 8},
+    {"gdn_many_seqs",     2, 4,  64,  64, DeltaDecay::Scalar, 300, 4, Gates::Raw,   Norm::Silu},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaDeltaDecode, ::testing::ValuesIn(kCases),

@@ -104,6 +104,7 @@ const LaCase kLaCases[] = {
     {"simple_gla",    2, 2, 128, 128, LinearAttnDecay::Scalar,  false, true,  true,  8},
     {"gla_k256",      1, 2, 256,  33, LinearAttnDecay::Vector,  false, false, false, 3},
     {"gla_misaligned", 2, 2, 128, 64, LinearAttnDecay::Vector,  true,  true,  true,  6, 1},
+    {"simple_gla_many", 2, 2, 64, 64, LinearAttnDecay::Scalar,  false, true,  true,  200},  // one block per head
 };
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaLinearAttnDecode, ::testing::ValuesIn(kLaCases),

@@ -14,14 +14,19 @@ __global__ void conv1d_step_kernel(const float* x, int64_t xs, const float* w, c
   if (i >= int64_t(B) * C) return;
   const int b = int(i / C), c = int(i % C);
   float* win = detail::slot_ptr(states, slots, b) + int64_t(c) * (W - 1);
-  y[i] = detail::conv_step(x[b * xs + c], w + int64_t(c) * W, bias ? bias[c] : 0.f, win, W, act);
+  detail::ConvTap tap;
+  tap.load(win, w + int64_t(c) * W, W);
+  const float xc = x[b * xs + c];
+  y[i] = tap.out(xc, bias ? bias[c] : 0.f, W, act);
+  tap.shift_into(win, xc, W);
 }
 
 }  // namespace
 
 void conv1d_step(const float* x, int64_t x_stride, const float* w, const float* bias, int64_t C, int64_t W,
                  SlotPool states, const int32_t* slots, int64_t B, bool silu, float* y, cudaStream_t stream) {
-  LINFER_CUDA_CHECK(C > 0 && W >= 1, "cuda conv1d_step: ", C, " channels, width ", W, ": need C > 0 and W >= 1");
+  LINFER_CUDA_CHECK(C > 0 && W >= 1 && W <= detail::kMaxConvW, "cuda conv1d_step: ", C, " channels, width ", W,
+                    ": need C > 0 and 1 <= W <= ", detail::kMaxConvW);
   LINFER_CUDA_CHECK(B >= 0 && B * C < (int64_t(1) << 31), "cuda conv1d_step: batch ", B, " x ", C,
                     " channels out of range");
   if (x_stride == 0) x_stride = C;

@@ -2,7 +2,8 @@
 // Causal depthwise conv1d decode step on the GPU: kernels/cpu/conv1d.h's conv1d_step with the conv
 // windows in a device slot pool. Same maths (float32): y[b, c] = act(bias[c] + Σ_j w[c, j] · window_j),
 // window = [the slot's last W-1 inputs of channel c, oldest first] ++ x[b, c]; the window then shifts.
-// For Mamba2's conv (the delta-rule decode kernel fuses its own: delta_rule_decode.h).
+// For Mamba2's conv (the delta-rule decode kernel fuses its own: delta_rule_decode.h). W <= 4, what the
+// short convs of Mamba2, GDN and KDA use (the window lives in registers).
 //
 //   conv1d_step(d_x, 0, d_w, d_bias, C, W, SlotPool{d_conv_pool, floats_per_slot}, d_slots, B, true, d_y, stream);
 

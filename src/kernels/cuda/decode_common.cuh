@@ -31,6 +31,21 @@ __host__ __device__ constexpr int block_threads(int rows, int rpt, int lo) {
   return t < lo ? lo : t > kMaxThreads ? kMaxThreads : t;
 }
 
+// Blocks per head for a decode call of `blocks` (sequence, head) pairs with `rows` state rows each: split
+// the rows over up to 8 blocks while the grid has fewer than two blocks per SM, keeping >= 16 rows per
+// block (small batches are latency-bound: more SMs each stream less). 1 for large batches.
+inline int pick_split(int64_t blocks, int rows) {
+  static const int sms = [] {
+    int dev = 0, n = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    return n > 0 ? n : 132;
+  }();
+  int split = 1;
+  while (split < 8 && blocks * split < 2 * sms && rows / (2 * split) >= 16) split *= 2;
+  return split;
+}
+
 // 16-byte state accesses need K % 4 == 0 and every slot's tensor 16-byte aligned.
 inline bool vec4_ok(int64_t K, const SlotPool& p) {
   return K % 4 == 0 && reinterpret_cast<uintptr_t>(p.base) % 16 == 0 && p.slot_stride % 4 == 0;
@@ -138,20 +153,37 @@ struct TileRows {
   __device__ __forceinline__ int row(int first, int i) const { return first + i * teams + team; }
 };
 
-// One channel of a causal depthwise conv at one token: window = [state (W-1 values, oldest first), x];
-// the state then drops its oldest value and appends x. Same maths as kernels/reference/conv1d.h.
-__device__ __forceinline__ float conv_step(float x, const float* w, float bias, float* state, int W, bool act) {
-  float acc = bias;
-  float prev = W > 1 ? state[0] : 0.f;
-  for (int j = 0; j + 1 < W; ++j) {
-    acc += w[j] * prev;
-    const float next = j + 2 < W ? state[j + 1] : x;
-    state[j] = next;
-    prev = next;
+// One channel of a causal depthwise conv at one token (same maths as kernels/reference/conv1d.h):
+// y = act(bias + Σ_j w[j] · window_j), window = [the last W-1 inputs, oldest first] ++ x; afterwards the
+// window drops its oldest value and appends x. load() issues every load of the channel at once (window,
+// weights), so a thread's conv costs one memory round trip; the register arrays have a fixed size
+// (W <= kMaxConvW) and are indexed by unrolled loops only.
+constexpr int kMaxConvW = 4;
+struct ConvTap {
+  float win[kMaxConvW - 1], w[kMaxConvW];
+
+  __device__ __forceinline__ void load(const float* window, const float* weights, int W) {
+#pragma unroll
+    for (int j = 0; j < kMaxConvW - 1; ++j) win[j] = j < W - 1 ? window[j] : 0.f;
+#pragma unroll
+    for (int j = 0; j < kMaxConvW; ++j) w[j] = j < W ? weights[j] : 0.f;
   }
-  acc += w[W - 1] * x;
-  return act ? silu(acc) : acc;
-}
+  __device__ __forceinline__ float out(float x, float bias, int W, bool act) const {
+    float acc = bias;
+#pragma unroll
+    for (int j = 0; j < kMaxConvW - 1; ++j) acc += w[j] * win[j];  // win[j] = 0 for j >= W-1
+#pragma unroll
+    for (int j = 0; j < kMaxConvW; ++j)
+      if (j == W - 1) acc += w[j] * x;
+    return act ? silu(acc) : acc;
+  }
+  // The window after this token, [win[1..W-2], x], into `window` (global or a shared-memory stash).
+  __device__ __forceinline__ void shift_into(float* window, float x, int W) const {
+#pragma unroll
+    for (int j = 0; j < kMaxConvW - 1; ++j)
+      if (j < W - 1) window[j] = j + 1 < W - 1 ? win[j + 1] : x;
+  }
+};
 
 __device__ __forceinline__ float* slot_ptr(const SlotPool& p, const int* slots, int b) {
   return p.base + int64_t(slots[b]) * p.slot_stride;

@@ -1,5 +1,7 @@
 #include "kernels/cuda/delta_rule_decode.h"
 
+#include <cooperative_groups.h>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/decode_common.cuh"
 
@@ -10,7 +12,7 @@ namespace {
 using detail::RowSlice;
 
 struct Params {
-  int H, HV, K, V, group, W;
+  int H, HV, K, V, group, W, split;
   DeltaDecay decay;
   bool l2norm, beta_logits, sigmoid_gate;
   float scale, eps;
@@ -23,92 +25,135 @@ struct Params {
   float* o;
 };
 
-// Shared memory, in floats: q, k [KP]; decays [group, KP] or [group]; v, o [group·V]; beta [group]; 3 sums.
-// KP = padded_keys(NV4): key-channel vectors are zero-padded for the row operations' float4 reads.
-int64_t smem_floats(const Params& p, int KP) {
-  const int64_t rows = int64_t(p.group) * p.V;
-  return 2 * KP + (p.decay == DeltaDecay::PerKey ? int64_t(p.group) * KP : p.group) + 2 * rows + p.group + 3;
-}
+// The rows [r0, r0 + n) of a (sequence, q/k head)'s group·V state rows that one block of its cluster owns.
+struct BlockRows {
+  int r0, n, per;
+  __device__ BlockRows(int rows, int split, int rank) {
+    per = (rows + split - 1) / split;
+    r0 = min(rows, rank * per);
+    n = min(rows, r0 + per) - r0;
+  }
+};
 
-// Block (h, b): q/k head h of sequence b and its `group` value heads hv0 .. hv0 + group - 1, whose states
-// are group·V consecutive rows of K floats in the slot.
+// Shared memory, in floats, for rows_per rows per block. KP = padded_keys(NV4): key-channel vectors are
+// zero-padded for the row operations' float4 reads.
+struct SmemLayout {
+  int q, k, a, v, o, gw, beta, sums, part, tot, stash, total;
+  __host__ __device__ SmemLayout(const Params& p, int KP, int rows_per) {
+    q = 0;                                                                   // q [KP]
+    k = q + KP;                                                              // k [KP]
+    a = k + KP;                                                              // α = exp(g): [G, KP] or [G]
+    v = a + (p.decay == DeltaDecay::PerKey ? p.group * KP : p.group);      // v of the block's rows
+    o = v + rows_per;                                                        // o of the block's rows
+    gw = o + rows_per;                                                       // norm_w · act(gate), per row
+    beta = gw + (p.norm_w ? rows_per : 0);                                   // [G]
+    sums = beta + p.group;                                                   // |q|², |k|², q·k
+    part = sums + 3;                                                         // this block's Σ o² per head [G]
+    tot = part + p.group;                                                    // the cluster's Σ o² [G]
+    stash = tot + p.group;                                                   // q, k windows [2, K, W-1]
+    total = stash + (p.W > 1 ? 2 * p.K * (p.W - 1) : 0);
+  }
+};
+
+// Grid (H · split, B): the blocks of one (sequence b, q/k head h) form a cluster of `split` blocks, each
+// owning a slice of the group·V state rows of value heads hv0 .. hv0 + group - 1 (consecutive rows of K
+// floats in the slot). Every block needs all of q and k, so each convolves them from the old windows; the
+// cluster barrier after that lets rank 0 write the new q/k windows once everyone has read the old ones.
+// The output norm needs Σ o² over a whole value head: ranks add their partial sums through distributed
+// shared memory.
 template <int NV4, bool VEC4>
 __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) delta_decode_kernel(const Params p) {
-  constexpr int RPT = detail::rows_per_thread(NV4);
-  const int h = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, nt = blockDim.x;
-  constexpr int KP = detail::padded_keys(NV4);
-  const int K = p.K, V = p.V, G = p.group, rows = G * V, hv0 = h * G;
+  constexpr int RPT = detail::rows_per_thread(NV4), KP = detail::padded_keys(NV4);
+  namespace cg = cooperative_groups;
+  const int split = p.split, h = blockIdx.x / split, rank = blockIdx.x % split, b = blockIdx.y;
+  const int tid = threadIdx.x, nt = blockDim.x, warp = tid / 32, wl = tid % 32;
+  const int K = p.K, V = p.V, G = p.group, hv0 = h * G, W = p.W;
+  const BlockRows br(G * V, split, rank);
+  const SmemLayout L(p, KP, br.per);
   extern __shared__ float4 sm4[];
-  float* q_s = reinterpret_cast<float*>(sm4);  // [KP], zero-padded, like k_s and a_s
-  float* k_s = q_s + KP;
-  float* a_s = k_s + KP;  // α = exp(g): PerKey [G, KP], Scalar [G]
-  float* v_s = a_s + (p.decay == DeltaDecay::PerKey ? G * KP : G);
-  float* o_s = v_s + rows;
-  float* beta_s = o_s + rows;
-  float* sums = beta_s + G;  // |q|², |k|², q·k
+  float* sm = reinterpret_cast<float*>(sm4);
+  float *q_s = sm + L.q, *k_s = sm + L.k, *a_s = sm + L.a, *v_s = sm + L.v, *o_s = sm + L.o, *gw_s = sm + L.gw;
+  float *beta_s = sm + L.beta, *sums = sm + L.sums, *part = sm + L.part, *tot = sm + L.tot, *stash = sm + L.stash;
 
   const detail::TileRows tr;
-  float* S0 = detail::slot_ptr(p.S, p.slots, b) + int64_t(hv0) * V * K;
+  float* S0 = detail::slot_ptr(p.S, p.slots, b) + (int64_t(hv0) * V + br.r0) * K;
   RowSlice<NV4, VEC4> st[RPT];
   auto load_tile = [&](int first) {
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const int r = tr.row(first, i);
-      if (r < rows) st[i].load(S0 + int64_t(r) * K, K, tr.lane);
+      if (r < br.n) st[i].load(S0 + int64_t(r) * K, K, tr.lane);
     }
   };
   load_tile(0);  // the first tile's loads stay in flight while the inputs are prepared
 
-  // Inputs, through the conv when there is one. Channel c of q/k head h is column h·K + c of q / k.
-  const bool conv = p.W > 0;
-  for (int c = tid; c < KP; c += nt) {
-    const int ch = h * K + c;
-    float xq = c < K ? p.q[b * p.qs + ch] : 0.f, xk = c < K ? p.k[b * p.ks + ch] : 0.f;
-    if (conv && c < K) {
-      xq = detail::conv_step(xq, p.wq + int64_t(ch) * p.W, 0.f,
-                             detail::slot_ptr(p.cq, p.slots, b) + int64_t(ch) * (p.W - 1), p.W, true);
-      xk = detail::conv_step(xk, p.wk + int64_t(ch) * p.W, 0.f,
-                             detail::slot_ptr(p.ck, p.slots, b) + int64_t(ch) * (p.W - 1), p.W, true);
-    }
-    q_s[c] = xq;
-    k_s[c] = xk;
-  }
-  for (int c = tid; c < rows; c += nt) {
-    const int ch = hv0 * V + c;
-    float xv = p.v[b * p.vs + ch];
-    if (conv)
-      xv = detail::conv_step(xv, p.wv + int64_t(ch) * p.W, 0.f,
-                             detail::slot_ptr(p.cv, p.slots, b) + int64_t(ch) * (p.W - 1), p.W, true);
-    v_s[c] = xv;
-  }
-  // Gates: log decay g (raw through -exp(A_log)·softplus(· + dt_bias) when A_log is set), kept as α = exp(g).
-  if (p.decay == DeltaDecay::PerKey) {
-    for (int i = tid; i < G * KP; i += nt) {
-      const int hv = hv0 + i / KP, c = i % KP;
-      if (c >= K) {
-        a_s[i] = 0.f;
-        continue;
+  // Inputs: one item per thread where the block is large enough, each item's loads issued together.
+  //   [0, KP)        q and k channel c (conv from the old window; new windows to the stash); 0 past K
+  //   [.., + n)      v of the block's row (its window is the block's own: updated in place)
+  //   [.., + ng)     decay α of (value head, key channel) or of the value head
+  //   [.., + G)      beta of a value head
+  //   [.., + n)      norm_w · act(gate) of the block's row (output norm only)
+  const bool conv = W > 0, per_key = p.decay == DeltaDecay::PerKey;
+  const int ng = per_key ? G * KP : p.decay == DeltaDecay::Scalar ? G : 0;
+  const int nn = p.norm_w ? br.n : 0;
+  for (int item = tid; item < KP + br.n + ng + G + nn; item += nt) {
+    int i = item;
+    if (i < KP) {
+      float xq = 0.f, xk = 0.f;
+      if (i < K) {
+        const int ch = h * K + i;
+        xq = p.q[b * p.qs + ch], xk = p.k[b * p.ks + ch];
+        if (conv) {
+          detail::ConvTap tq, tk;
+          tq.load(detail::slot_ptr(p.cq, p.slots, b) + int64_t(ch) * (W - 1), p.wq + int64_t(ch) * W, W);
+          tk.load(detail::slot_ptr(p.ck, p.slots, b) + int64_t(ch) * (W - 1), p.wk + int64_t(ch) * W, W);
+          tq.shift_into(stash + i * (W - 1), xq, W);
+          tk.shift_into(stash + (K + i) * (W - 1), xk, W);
+          xq = tq.out(xq, 0.f, W, true);
+          xk = tk.out(xk, 0.f, W, true);
+        }
       }
-      float g = p.g[(int64_t(b) * p.HV + hv) * K + c];
-      if (p.A_log) g = -expf(p.A_log[hv]) * detail::softplus(g + (p.dt_bias ? p.dt_bias[hv * K + c] : 0.f));
-      a_s[i] = expf(g);
-    }
-  } else if (p.decay == DeltaDecay::Scalar) {
-    for (int j = tid; j < G; j += nt) {
-      const int hv = hv0 + j;
-      float g = p.g[int64_t(b) * p.HV + hv];
-      if (p.A_log) g = -expf(p.A_log[hv]) * detail::softplus(g + (p.dt_bias ? p.dt_bias[hv] : 0.f));
-      a_s[j] = expf(g);
+      q_s[i] = xq;
+      k_s[i] = xk;
+    } else if ((i -= KP) < br.n) {
+      const int ch = hv0 * V + br.r0 + i;
+      float xv = p.v[b * p.vs + ch];
+      if (conv) {
+        float* window = detail::slot_ptr(p.cv, p.slots, b) + int64_t(ch) * (W - 1);
+        detail::ConvTap tv;
+        tv.load(window, p.wv + int64_t(ch) * W, W);
+        tv.shift_into(window, xv, W);
+        xv = tv.out(xv, 0.f, W, true);
+      }
+      v_s[i] = xv;
+    } else if ((i -= br.n) < ng) {
+      // log decay g (raw through -exp(A_log)·softplus(· + dt_bias) when A_log is set), kept as α = exp(g)
+      const int hv = hv0 + (per_key ? i / KP : i), c = per_key ? i % KP : 0;
+      float alpha = 0.f;
+      if (c < K) {
+        const int64_t at = per_key ? (int64_t(b) * p.HV + hv) * K + c : int64_t(b) * p.HV + hv;
+        float g = p.g[at];
+        if (p.A_log) {
+          const float bias = p.dt_bias ? p.dt_bias[per_key ? hv * K + c : hv] : 0.f;
+          g = -expf(p.A_log[hv]) * detail::softplus(g + bias);
+        }
+        alpha = expf(g);
+      }
+      a_s[i] = alpha;
+    } else if ((i -= ng) < G) {
+      const float x = p.beta[int64_t(b) * p.HV + hv0 + i];
+      beta_s[i] = p.beta_logits ? detail::sigmoid(x) : x;
+    } else {
+      i -= G;
+      const int r = br.r0 + i, c = r % V;  // value channel c of value head hv0 + r / V
+      const float gt = p.norm_gate[int64_t(b) * p.gs + int64_t(hv0 + r / V) * V + c];
+      gw_s[i] = p.norm_w[c] * (p.sigmoid_gate ? detail::sigmoid(gt) : detail::silu(gt));
     }
   }
-  for (int j = tid; j < G; j += nt) {
-    const float x = p.beta[int64_t(b) * p.HV + hv0 + j];
-    beta_s[j] = p.beta_logits ? detail::sigmoid(x) : x;
-  }
-  __syncthreads();
+  if (split > 1) cg::this_cluster().sync();  // every rank has read the old q/k windows
+  else __syncthreads();
 
-  // |q|², |k|² and q·k, one warp each (the block has at least 4 warps).
-  const int warp = tid / 32, wl = tid % 32;
+  // |q|², |k|² and q·k, one warp each (blocks have >= 4 warps); rank 0 writes the new q/k windows.
   if (warp < 3) {
     const float* x = warp == 1 ? k_s : q_s;
     const float* y = warp == 0 ? q_s : k_s;
@@ -116,6 +161,12 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) 
     for (int c = wl; c < K; c += 32) s += x[c] * y[c];
     s = detail::warp_sum(s);
     if (wl == 0) sums[warp] = s;
+  }
+  if (conv && W > 1 && rank == 0) {
+    const int n = K * (W - 1);  // the head's channels are consecutive rows of the [C, W-1] windows
+    float* wq = detail::slot_ptr(p.cq, p.slots, b) + int64_t(h) * n;
+    float* wk = detail::slot_ptr(p.ck, p.slots, b) + int64_t(h) * n;
+    for (int i = tid; i < n; i += nt) wq[i] = stash[i], wk[i] = stash[n + i];
   }
   __syncthreads();
   const float iq = p.l2norm ? rsqrtf(sums[0] + 1e-6f) : 1.f;
@@ -125,14 +176,14 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) 
   // Per row (row v of value head j): S <- α S; u = β (v - S·k̂); S += k̂ u; o = scale (S·q̂) where the new
   // S·q̂ = (α S)·q̂ + u (k̂·q̂), so both dot products come from one pass over the decayed row. k̂ = ik·k and
   // q̂ = iq·q: the norms scale the dot products instead of the vectors.
-  for (int first = 0; first < rows; first += tr.teams * RPT) {
+  for (int first = 0; first < br.n; first += tr.teams * RPT) {
     if (first) load_tile(first);
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const int r = tr.row(first, i);
-      const bool live = r < rows;
-      const int j = live ? r / V : 0;
-      if (p.decay == DeltaDecay::PerKey) st[i].mul(a_s + j * KP, tr.lane);
+      const bool live = r < br.n;
+      const int j = live ? (br.r0 + r) / V : 0;
+      if (per_key) st[i].mul(a_s + j * KP, tr.lane);
       else if (p.decay == DeltaDecay::Scalar) st[i].scale(a_s[j]);
       const float sk = ik * detail::team_sum(st[i].dot(k_s, tr.lane));
       const float sq = iq * detail::team_sum(st[i].dot(q_s, tr.lane));
@@ -146,31 +197,51 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) 
   }
   __syncthreads();
 
-  float* out = p.o + (int64_t(b) * p.HV + hv0) * V;  // the group's value heads are consecutive in o
+  float* out = p.o + (int64_t(b) * p.HV + hv0) * V + br.r0;  // the group's value heads are consecutive in o
   if (!p.norm_w) {
-    for (int r = tid; r < rows; r += nt) out[r] = o_s[r];
+    for (int r = tid; r < br.n; r += nt) out[r] = o_s[r];
     return;
   }
-  // Gated RMSNorm over each value head's V outputs, one warp per head.
+  // Gated RMSNorm per value head: this block's share of Σ o² for each head (one warp per head), summed
+  // over the cluster's ranks.
   for (int j = warp; j < G; j += nt / 32) {
-    const float* oj = o_s + j * V;
+    const int lo = max(0, j * V - br.r0), hi = min(br.n, (j + 1) * V - br.r0);
     float ss = 0.f;
-    for (int c = wl; c < V; c += 32) ss += oj[c] * oj[c];
-    const float inv = rsqrtf(detail::warp_sum(ss) / V + p.eps);
-    const float* gate = p.norm_gate + int64_t(b) * p.gs + int64_t(hv0 + j) * V;
-    for (int c = wl; c < V; c += 32) {
-      const float a = p.sigmoid_gate ? detail::sigmoid(gate[c]) : detail::silu(gate[c]);
-      out[j * V + c] = oj[c] * inv * p.norm_w[c] * a;
-    }
+    for (int r = lo + wl; r < hi; r += 32) ss += o_s[r] * o_s[r];
+    ss = detail::warp_sum(ss);
+    if (wl == 0) part[j] = ss;
   }
+  const float* total = part;
+  if (split > 1) {
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();  // every rank's partial sums are in place
+    for (int j = tid; j < G; j += nt) {
+      float t = 0.f;
+      for (int rk = 0; rk < split; ++rk) t += cluster.map_shared_rank(part, rk)[j];
+      tot[j] = t;
+    }
+    total = tot;
+  }
+  __syncthreads();
+  for (int r = tid; r < br.n; r += nt) out[r] = o_s[r] * rsqrtf(total[(br.r0 + r) / V] / V + p.eps) * gw_s[r];
+  if (split > 1) cg::this_cluster().sync();  // no rank leaves while another may still read its part[]
 }
+
+int rows_per_block(const Params& p) { return (p.group * p.V + p.split - 1) / p.split; }
 
 template <int NV4, bool VEC4>
 void launch(const Params& p, int B, cudaStream_t stream) {
-  constexpr int RPT = detail::rows_per_thread(NV4);
-  const int threads = detail::block_threads(p.group * p.V, RPT, 128);  // >= 4 warps: 3 reduce q, k, q·k
-  const size_t smem = size_t(smem_floats(p, detail::padded_keys(NV4))) * sizeof(float);
-  delta_decode_kernel<NV4, VEC4><<<dim3(p.H, B), threads, smem, stream>>>(p);
+  const int rows = rows_per_block(p);
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(p.H * p.split, B);
+  cfg.blockDim = dim3(detail::block_threads(rows, detail::rows_per_thread(NV4), 128));  // >= 4 warps
+  cfg.dynamicSmemBytes = size_t(SmemLayout(p, detail::padded_keys(NV4), rows).total) * sizeof(float);
+  cfg.stream = stream;
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = p.split, cluster.val.clusterDim.y = 1, cluster.val.clusterDim.z = 1;
+  if (p.split > 1) cfg.attrs = &cluster, cfg.numAttrs = 1;
+  cuda_check(cudaLaunchKernelEx(&cfg, delta_decode_kernel<NV4, VEC4>, p), "cuda delta_rule_decode launch");
 }
 
 template <int NV4>
@@ -190,8 +261,10 @@ void delta_rule_decode(const DeltaDecodeArgs& a, SlotPool state, const int32_t* 
   LINFER_CUDA_CHECK(s.K >= 1 && s.K <= 256 && s.V >= 1, "cuda delta_rule_decode: head dims K = ", s.K, ", V = ", s.V,
                     ": the kernel supports 1 <= K <= 256");
   LINFER_CUDA_CHECK(B >= 0 && B <= 65535, "cuda delta_rule_decode: batch ", B, " out of range [0, 65535]");
-  LINFER_CUDA_CHECK(a.conv_width >= 0 && a.conv_width <= 64, "cuda delta_rule_decode: conv width ", a.conv_width,
-                    " out of range");
+  LINFER_CUDA_CHECK(a.conv_width >= 0 && a.conv_width <= detail::kMaxConvW, "cuda delta_rule_decode: conv width ",
+                    a.conv_width, " out of range [0, ", detail::kMaxConvW, "]");
+  LINFER_CUDA_CHECK(a.split == 0 || a.split == 1 || a.split == 2 || a.split == 4 || a.split == 8,
+                    "cuda delta_rule_decode: split ", a.split, " is not 0 (automatic), 1, 2, 4 or 8");
   if (B == 0) return;
   LINFER_CUDA_CHECK(in.q && in.k && in.v && in.beta && o && slots && state.base,
                     "cuda delta_rule_decode: null q / k / v / beta / o / slots / state");
@@ -217,8 +290,12 @@ void delta_rule_decode(const DeltaDecodeArgs& a, SlotPool state, const int32_t* 
   p.cq = a.conv_q.state, p.ck = a.conv_k.state, p.cv = a.conv_v.state, p.S = state;
   p.A_log = a.A_log, p.dt_bias = a.dt_bias, p.norm_w = a.norm_w, p.norm_gate = a.norm_gate;
   p.slots = slots, p.o = o;
-  LINFER_CUDA_CHECK(smem_floats(p, 256) * int64_t(sizeof(float)) <= 48 * 1024, "cuda delta_rule_decode: ", p.group,
-                    " value heads per q/k head of ", s.V, " x ", s.K, " need more than 48 KiB of shared memory");
+  p.split = a.split ? a.split : detail::pick_split(s.H * B, p.group * p.V);
+  LINFER_CUDA_CHECK(p.split <= p.group * p.V, "cuda delta_rule_decode: split ", p.split, " exceeds the ",
+                    p.group * p.V, " state rows per q/k head");
+  LINFER_CUDA_CHECK(SmemLayout(p, 256, rows_per_block(p)).total * int64_t(sizeof(float)) <= 48 * 1024,
+                    "cuda delta_rule_decode: ", p.group, " value heads per q/k head of ", s.V, " x ", s.K,
+                    " need more than 48 KiB of shared memory");
 
   if (s.K <= 64) launch_vec<2>(p, int(B), stream);
   else if (s.K <= 128) launch_vec<4>(p, int(B), stream);

@@ -12,8 +12,10 @@
 //   o        <- o / sqrt(mean_V(o²) + eps) · norm_w · act(gate), per value head       (norm_w set)
 //
 // i.e. conv1d_step + gate maths + delta_rule_step + rms_norm_gated of the CPU kernels, composed. All
-// pointers are device memory. The kernel runs one block per (sequence, q/k head): the HV / H value heads
-// sharing a q/k head share its conv window, so every window and every state row has exactly one writer.
+// pointers are device memory. The kernel runs a cluster of `split` blocks per (sequence, q/k head), each
+// streaming a slice of the state rows of the HV / H value heads that share the q/k head (small batches
+// get more blocks per head, so that more SMs stream the state); every window and state row has exactly
+// one writer.
 //
 //   DeltaDecodeArgs a{.shape = {.H = 16, .HV = 32, .K = 128, .V = 128, .decay = DeltaDecay::Scalar,
 //                               .l2norm_qk = true},
@@ -44,7 +46,7 @@ struct DecodeConv {
 struct DeltaDecodeArgs {
   DeltaRuleShape shape;  // K <= 256
   DeltaRuleInputs in;    // B tokens, token b for sequence b; g / beta raw or final, see below
-  int64_t conv_width = 0;  // W > 0: q, k, v are conv inputs (pre-conv projections), convolved + SiLU here
+  int64_t conv_width = 0;  // W in 1..4: q, k, v are pre-conv projections, convolved + SiLU here (GDN, KDA: 4)
   DecodeConv conv_q, conv_k, conv_v;
   const float* A_log = nullptr;    // [HV]: when set, in.g is the raw gate, g = -exp(A_log) · softplus(in.g + dt_bias)
   const float* dt_bias = nullptr;  // Scalar decay [HV], PerKey [HV, K]; null = 0
@@ -54,6 +56,7 @@ struct DeltaDecodeArgs {
   int64_t norm_gate_stride = 0;      // 0 means HV·V
   GateAct norm_act = GateAct::Silu;  // GDN: SiLU, KDA: sigmoid
   float norm_eps = 1e-6f;
+  int split = 0;  // blocks (a thread-block cluster) per (sequence, q/k head): 0 picks by batch size; 1, 2, 4, 8
 };
 
 // One decode step for B sequences; sequence b's state [HV, V, K] is at state.base + slots[b] *

@@ -12,7 +12,7 @@ namespace {
 using detail::RowSlice;
 
 struct Params {
-  int H, HV, K, V;
+  int H, HV, K, V, split;
   LinearAttnDecay decay;
   bool normalize, mamba2;
   float scale, eps, dt_min, dt_max;
@@ -24,35 +24,40 @@ struct Params {
   float* o;
 };
 
-// Block (hv, b): value head hv of sequence b, V rows of K floats.
+int rows_per_block(const Params& p) { return (p.V + p.split - 1) / p.split; }
+
+// Grid (HV · split, B): block (hv · split + rank, b) streams rows [rank · per, ...) of value head hv of
+// sequence b (V rows of K floats). Splits share nothing but the (read-only) inputs, so they need no
+// cluster; the normaliser z, which every row needs updated, runs unsplit.
 template <int NV4, bool VEC4>
 __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4))
     linear_attn_decode_kernel(const Params p) {
-  constexpr int RPT = detail::rows_per_thread(NV4);
-  const int hv = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, nt = blockDim.x;
-  constexpr int KP = detail::padded_keys(NV4);
+  constexpr int RPT = detail::rows_per_thread(NV4), KP = detail::padded_keys(NV4);
+  const int split = p.split, hv = blockIdx.x / split, rank = blockIdx.x % split, b = blockIdx.y;
+  const int tid = threadIdx.x, nt = blockDim.x;
   const int K = p.K, V = p.V, h = hv / (p.HV / p.H);
+  const int per = (V + split - 1) / split, r0 = min(V, rank * per), n = min(V, r0 + per) - r0;
   extern __shared__ float4 sm4[];
   float* q_s = reinterpret_cast<float*>(sm4);  // scale · q [KP], zero-padded, like k_s and a_s
   float* k_s = q_s + KP;  // [KP]
   float* a_s = k_s + KP;  // decay exp(g) per key channel [KP]
-  float* v_s = a_s + KP;  // [V]
-  float* o_s = v_s + V;   // [V]
-  float* sc = o_s + V;    // beta, the normaliser's denominator
+  float* v_s = a_s + KP;  // v of the block's rows [per]
+  float* o_s = v_s + per;  // [per]
+  float* den_s = o_s + per;
 
   const detail::TileRows tr;
-  float* S0 = detail::slot_ptr(p.S, p.slots, b) + int64_t(hv) * V * K;
+  float* S0 = detail::slot_ptr(p.S, p.slots, b) + (int64_t(hv) * V + r0) * K;
   RowSlice<NV4, VEC4> st[RPT];
   auto load_tile = [&](int first) {
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const int r = tr.row(first, i);
-      if (r < V) st[i].load(S0 + int64_t(r) * K, K, tr.lane);
+      if (r < n) st[i].load(S0 + int64_t(r) * K, K, tr.lane);
     }
   };
   load_tile(0);  // in flight while the inputs are read
 
-  // Scalar decay and beta of this (token, head); Mamba2 derives both from its dt.
+  // Scalar decay and beta of this (token, head), in every thread; Mamba2 derives both from its dt.
   float g = 0.f, beta = p.beta ? p.beta[int64_t(b) * p.HV + hv] : 1.f;
   if (p.mamba2) {
     const float dt = fminf(fmaxf(detail::softplus(p.g[b * p.gs + hv] + p.dt_bias[hv]), p.dt_min), p.dt_max);
@@ -64,43 +69,45 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4))
     g = p.g[b * p.gs + hv];
   }
   const float alpha = expf(g);
-  for (int c = tid; c < KP; c += nt) {
-    const bool in = c < K;
-    q_s[c] = in ? p.scale * p.q[b * p.qs + int64_t(h) * K + c] : 0.f;
-    k_s[c] = in ? p.k[b * p.ks + int64_t(h) * K + c] : 0.f;
-    a_s[c] = !in ? 0.f : p.decay == LinearAttnDecay::Vector ? expf(p.g[b * p.gs + int64_t(hv) * K + c]) : alpha;
+  // One item per thread where the block is large enough: key channel c (q, k, decay; 0 past K), then v of
+  // the block's rows.
+  for (int i = tid; i < KP + n; i += nt) {
+    if (i < KP) {
+      const bool in = i < K;
+      q_s[i] = in ? p.scale * p.q[b * p.qs + int64_t(h) * K + i] : 0.f;
+      k_s[i] = in ? p.k[b * p.ks + int64_t(h) * K + i] : 0.f;
+      a_s[i] = !in ? 0.f : p.decay == LinearAttnDecay::Vector ? expf(p.g[b * p.gs + int64_t(hv) * K + i]) : alpha;
+    } else {
+      v_s[i - KP] = p.v[b * p.vs + int64_t(hv) * V + r0 + i - KP];
+    }
   }
-  for (int c = tid; c < V; c += nt) v_s[c] = p.v[b * p.vs + int64_t(hv) * V + c];
   __syncthreads();
 
-  // Normaliser: z <- α ⊙ z + k; den = eps + (scale q)·z (one warp); else den = 1.
-  if (tid < 32) {
-    float den = 1.f;
-    if (p.normalize) {
-      float* z = detail::slot_ptr(p.Z, p.slots, b) + int64_t(hv) * K;
-      float s = 0.f;
-      for (int c = tid; c < K; c += 32) {
-        const float zc = a_s[c] * z[c] + k_s[c];
-        z[c] = zc;
-        s += q_s[c] * zc;
-      }
-      den = p.eps + detail::warp_sum(s);
+  // Normaliser (unsplit): z <- α ⊙ z + k; den = eps + (scale q)·z, one warp.
+  if (p.normalize && tid < 32) {
+    float* z = detail::slot_ptr(p.Z, p.slots, b) + int64_t(hv) * K;
+    float s = 0.f;
+    for (int c = tid; c < K; c += 32) {
+      const float zc = a_s[c] * z[c] + k_s[c];
+      z[c] = zc;
+      s += q_s[c] * zc;
     }
-    if (tid == 0) sc[0] = beta, sc[1] = den;
+    s = detail::warp_sum(s);
+    if (tid == 0) den_s[0] = p.eps + s;
   }
-  __syncthreads();
+  if (p.normalize) __syncthreads();
 
   // Per row v: S <- α ⊙ S + k (β v_v); o_v = S·(scale q) / den + skip · v_v.
-  const float inv_den = 1.f / sc[1], skip = p.skip ? p.skip[hv] : 0.f;
-  for (int first = 0; first < V; first += tr.teams * RPT) {
+  const float inv_den = p.normalize ? 1.f / den_s[0] : 1.f, skip = p.skip ? p.skip[hv] : 0.f;
+  for (int first = 0; first < n; first += tr.teams * RPT) {
     if (first) load_tile(first);
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const int r = tr.row(first, i);
-      const bool live = r < V;
+      const bool live = r < n;
       const float vr = live ? v_s[r] : 0.f;
       st[i].mul(a_s, tr.lane);
-      st[i].axpy(sc[0] * vr, k_s, tr.lane);
+      st[i].axpy(beta * vr, k_s, tr.lane);
       const float num = detail::team_sum(st[i].dot(q_s, tr.lane));
       if (live) {
         st[i].store(S0 + int64_t(r) * K, K, tr.lane);
@@ -109,15 +116,16 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4))
     }
   }
   __syncthreads();
-  float* out = p.o + (int64_t(b) * p.HV + hv) * V;
-  for (int r = tid; r < V; r += nt) out[r] = o_s[r];
+  float* out = p.o + (int64_t(b) * p.HV + hv) * V + r0;
+  for (int r = tid; r < n; r += nt) out[r] = o_s[r];
 }
 
 template <int NV4, bool VEC4>
 void launch(const Params& p, int B, cudaStream_t stream) {
-  const int threads = detail::block_threads(p.V, detail::rows_per_thread(NV4), 64);
-  const size_t smem = size_t(3 * detail::padded_keys(NV4) + 2 * p.V + 2) * sizeof(float);
-  linear_attn_decode_kernel<NV4, VEC4><<<dim3(p.HV, B), threads, smem, stream>>>(p);
+  const int rows = rows_per_block(p);
+  const int threads = detail::block_threads(rows, detail::rows_per_thread(NV4), 64);
+  const size_t smem = size_t(3 * detail::padded_keys(NV4) + 2 * rows + 1) * sizeof(float);
+  linear_attn_decode_kernel<NV4, VEC4><<<dim3(p.HV * p.split, B), threads, smem, stream>>>(p);
 }
 
 template <int NV4>
@@ -126,15 +134,16 @@ void launch_vec(const Params& p, int B, cudaStream_t stream) {
   else launch<NV4, false>(p, B, stream);
 }
 
-void run(const Params& p, int64_t B, cudaStream_t stream, const char* what) {
+void run(Params p, int64_t B, cudaStream_t stream, const char* what) {
   LINFER_CUDA_CHECK(p.H > 0 && p.HV > 0 && p.HV % p.H == 0, what, ": ", p.HV, " heads are not a multiple of ", p.H,
                     " groups");
   LINFER_CUDA_CHECK(p.K >= 1 && p.K <= 256 && p.V >= 1, what, ": dims K = ", p.K, ", V = ", p.V,
                     ": the kernel supports 1 <= K <= 256");
   LINFER_CUDA_CHECK(B >= 0 && B <= 65535, what, ": batch ", B, " out of range [0, 65535]");
-  LINFER_CUDA_CHECK(int64_t(3 * 256 + 2 * p.V + 2) * 4 <= 48 * 1024, what, ": V = ", p.V,
+  LINFER_CUDA_CHECK(int64_t(3 * 256 + 2 * p.V + 1) * 4 <= 48 * 1024, what, ": V = ", p.V,
                     " needs more than 48 KiB of shared memory");
   if (B == 0) return;
+  p.split = p.normalize ? 1 : detail::pick_split(p.HV * B, p.V);
   LINFER_CUDA_CHECK(p.q && p.k && p.v && p.o && p.slots && p.S.base, what, ": null input / output / slots / state");
   LINFER_CUDA_CHECK(p.decay == LinearAttnDecay::None || p.g, what, ": the decay needs g (Mamba2: dt)");
   LINFER_CUDA_CHECK(!p.normalize || p.Z.base, what, ": normalize needs the z pool");

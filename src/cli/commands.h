@@ -16,6 +16,7 @@ void add_tokenize(CLI::App& app);
 void add_prefill(CLI::App& app);
 void add_state(CLI::App& app);
 void add_stream(CLI::App& app);
+void add_serve(CLI::App& app);
 
 // Every command function, in help order.
 inline constexpr void (*kCommands[])(CLI::App&) = {
@@ -29,6 +30,7 @@ inline constexpr void (*kCommands[])(CLI::App&) = {
     add_prefill,
     add_state,
     add_stream,
+    add_serve,
 };
 
 }  // namespace linfer::cli

@@ -1,0 +1,148 @@
+// linfer serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--max-seqs N] [--max-batch-tokens N]
+//              [--max-context N] [--api-key KEY] [--prefix-cache-bytes N] [--state-dir DIR] ...
+// An OpenAI-compatible HTTP server (docs/server.md). It listens first (GET /health answers 503 while
+// the model loads), then prints what it holds — weights, the state pool (slots x bytes, allocated
+// now), the KV budget of the attention layers, the prefix-cache budget — and serves until SIGTERM or
+// SIGINT: then it stops accepting, lets in-flight requests finish for --shutdown-timeout seconds,
+// cancels the rest and exits 0. Without --model it serves the embedded demo model.
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/model_args.h"
+#include "linfer/core/error.h"
+#include "linfer/model.h"
+#include "linfer/tokenizer.h"
+#include "runtime/engine.h"
+#include "server/api.h"
+#include "server/http_server.h"
+
+namespace linfer::cli {
+
+namespace {
+
+volatile std::sig_atomic_t g_signal = 0;
+void on_signal(int sig) { g_signal = sig; }
+
+std::string human(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{:.0f} B", bytes) : fmt::format("{:.1f} {}", bytes, units[u]);
+}
+
+uint64_t weights_bytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".safetensors") total += e.file_size();
+  return total;
+}
+
+}  // namespace
+
+void add_serve(CLI::App& app) {
+  auto* cmd = app.add_subcommand("serve", "serve the model over an OpenAI-compatible HTTP API");
+  struct Args {
+    std::string model, host = "127.0.0.1", api_key, state_dir, name;
+    int port = 8080, io_threads = 2;
+    EngineOptions engine;
+    size_t max_body = size_t(8) << 20;
+    double shutdown_timeout = 30;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--model", a->model, "model folder (default: the embedded demo model)");
+  cmd->add_option("--host", a->host, "address to listen on")->capture_default_str();
+  cmd->add_option("--port", a->port, "port (0: any free port, printed at start)")->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--max-seqs", a->engine.max_seqs, "state slots: sequences running at once")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-batch-tokens", a->engine.max_batch_tokens, "tokens per forward call (decodes + prompt chunks)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--max-context", a->engine.max_context, "prompt + generated tokens per sequence")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--kv-budget-bytes", a->engine.kv_budget_bytes,
+                  "attention KV bytes admitted requests may reserve (default: max-seqs x max-context tokens)");
+  cmd->add_option("--prefix-cache-bytes", a->engine.prefix_cache_bytes, "prefix-state cache budget (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--max-queue", a->engine.max_waiting, "requests that may wait for a slot; more get 429")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--api-key", a->api_key, "require 'Authorization: Bearer KEY' on /v1/*, /tokenize, /detokenize");
+  cmd->add_option("--state-dir", a->state_dir, "directory for /v1/state/save and /v1/state/restore");
+  cmd->add_option("--served-model-name", a->name, "model id clients send (default: the folder's name)");
+  cmd->add_option("--max-body-bytes", a->max_body, "largest request body accepted (413 above)")->capture_default_str();
+  cmd->add_option("--shutdown-timeout", a->shutdown_timeout, "seconds in-flight requests get to finish on SIGTERM")
+      ->capture_default_str();
+  cmd->add_option("--io-threads", a->io_threads, "HTTP threads (connections are asynchronous: a few serve thousands)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->callback([a] {
+    const std::string dir = a->model.empty() ? demo_model_dir() : a->model;
+    std::string name = a->name;
+    if (name.empty()) name = std::filesystem::path(dir).lexically_normal().filename().string();
+    if (name.empty()) name = std::filesystem::path(dir).lexically_normal().parent_path().filename().string();
+    if (!a->state_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(a->state_dir, ec);
+      LINFER_CHECK(std::filesystem::is_directory(a->state_dir), "--state-dir {}: not a directory ({})", a->state_dir,
+                   ec.message());
+    }
+
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up mid-write is an error code, not a signal
+
+    server::Api api({.model_name = name, .api_key = a->api_key, .state_dir = a->state_dir});
+    server::HttpServer http([&api](server::HttpRequest r, std::shared_ptr<server::Responder> res) {
+      api.handle(std::move(r), std::move(res));
+    }, {.max_body_bytes = a->max_body});
+    const uint16_t port = http.listen(a->host, uint16_t(a->port));
+    http.start(a->io_threads);
+    fmt::print(stderr, "linfer serve: listening on http://{}:{} (loading {})\n", a->host, port, dir);
+
+    auto model = Model::load(dir);
+    std::unique_ptr<Tokenizer> tok;
+    try {
+      tok = Tokenizer::load(dir);
+    } catch (const Error& e) {
+      fmt::print(stderr, "linfer serve: no tokenizer ({}); prompts must be token ids\n", e.what());
+    }
+    std::unique_ptr<server::ChatPrompt> chat;
+    try {
+      chat = server::ChatPrompt::load(dir);
+    } catch (const Error& e) {
+      fmt::print(stderr, "linfer serve: the chat template does not load ({}); /v1/chat/completions answers 400\n",
+                 e.what());
+    }
+    Engine engine(model, tok.get(), a->engine);
+    const auto& o = engine.options();
+    fmt::print(stderr, "linfer serve: model '{}': {} ({:.1f}M parameters), weights {}\n", name,
+               model->info().architecture, model->info().n_params / 1e6, human(double(weights_bytes(dir))));
+    fmt::print(stderr, "linfer serve: state pool: {} x {} = {} (allocated now)\n", o.max_seqs,
+               human(double(engine.slot_bytes())), human(double(engine.slot_bytes()) * o.max_seqs));
+    fmt::print(stderr, "linfer serve: KV budget (attention layers): {} ({} per token), context {} tokens\n",
+               human(double(engine.kv_budget())), human(double(engine.kv_bytes_per_token())), o.max_context);
+    fmt::print(stderr, "linfer serve: prefix-state cache: {}; batch: {} tokens; queue: {} requests; chat template: {}\n",
+               human(double(o.prefix_cache_bytes)), o.max_batch_tokens, o.max_waiting, chat ? "yes" : "no");
+    api.set_ready(&engine, chat.get());
+    fmt::print(stderr, "linfer serve: ready on http://{}:{}\n", a->host, port);
+
+    while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    fmt::print(stderr, "linfer serve: {} received; finishing in-flight requests (up to {} s)\n",
+               g_signal == SIGTERM ? "SIGTERM" : "SIGINT", a->shutdown_timeout);
+    http.stop_accepting();
+    api.begin_shutdown();
+    engine.shutdown(std::chrono::milliseconds(int64_t(a->shutdown_timeout * 1000)));
+    api.wait_files();
+    http.wait_idle(std::chrono::seconds(2));  // the last bytes of finished responses
+    http.stop();
+    fmt::print(stderr, "linfer serve: stopped\n");
+  });
+}
+
+}  // namespace linfer::cli

@@ -1,0 +1,62 @@
+#pragma once
+// The OpenAI-compatible API over one Engine (docs/server.md lists every endpoint):
+//   POST /v1/completions, /v1/chat/completions   generation (JSON or SSE)
+//   GET  /v1/models, /health, /metrics            status
+//   POST /tokenize, /detokenize                   the model's tokenizer
+//   POST /v1/state/save, /v1/state/restore        a conversation's state in --state-dir
+// The API answers /health with 503 until set_ready() and after begin_shutdown(); everything under
+// /v1/, /tokenize and /detokenize needs `Authorization: Bearer <key>` when a key is set.
+//
+//   Api api({.model_name = "demo", .max_context = 4096});
+//   HttpServer http([&](HttpRequest r, auto res) { api.handle(std::move(r), std::move(res)); }, {});
+//   ... load the model ...
+//   api.set_ready(engine, chat_prompt);
+//
+// Thread-safety: handle() runs on any network thread; set_ready / begin_shutdown from the controller.
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "runtime/engine.h"
+#include "server/chat_prompt.h"
+#include "server/completion_request.h"
+#include "server/http.h"
+#include "server/worker.h"
+
+namespace linfer::server {
+
+struct ApiConfig {
+  std::string model_name;  // served model id (/v1/models)
+  std::string api_key;     // "" = no authentication
+  std::string state_dir;   // "" = no state endpoints
+};
+
+class Api {
+ public:
+  explicit Api(ApiConfig config);
+
+  void set_ready(Engine* engine, const ChatPrompt* chat);
+  void begin_shutdown();
+  void wait_files();  // returns once queued state-file work is done (before the engine goes away)
+  void handle(HttpRequest req, std::shared_ptr<Responder> res);
+
+ private:
+  void route(const HttpRequest& req, const std::shared_ptr<Responder>& res);
+  void completions(const HttpRequest& req, const std::shared_ptr<Responder>& res, bool chat);
+  void models(const std::shared_ptr<Responder>& res);
+  void tokenize(const HttpRequest& req, const std::shared_ptr<Responder>& res);
+  void detokenize(const HttpRequest& req, const std::shared_ptr<Responder>& res);
+  void state_save(const HttpRequest& req, const std::shared_ptr<Responder>& res);
+  void state_restore(const HttpRequest& req, const std::shared_ptr<Responder>& res);
+  void check_auth(const HttpRequest& req) const;
+  Engine& engine() const;  // throws ApiError 503 while loading or shutting down
+
+  ApiConfig config_;
+  std::atomic<Engine*> engine_{nullptr};
+  std::atomic<bool> shutting_down_{false};
+  ApiLimits limits_;  // written once by set_ready, before engine_ is published
+  Worker files_;      // state file reads and writes; last: its queued jobs use the members above
+};
+
+}  // namespace linfer::server

@@ -48,13 +48,31 @@ Result run(const std::string& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_all(out), read_all(err)};
 }
 
+// Every fixture model: the folders of tests/golden with a config.json, whatever their weights look
+// like (one model.safetensors, or an index and shards as in qwen3_next_b), sorted.
 std::vector<std::string> golden_models() {
   std::vector<std::string> dirs;
   for (const auto& e : fs::directory_iterator("tests/golden"))
-    if (fs::exists(e.path() / "config.json") && fs::exists(e.path() / "model.safetensors"))
-      dirs.push_back(e.path().string());
+    if (fs::exists(e.path() / "config.json")) dirs.push_back(e.path().string());
   std::sort(dirs.begin(), dirs.end());
   return dirs;
+}
+
+// The committed fixtures: kimi_linear, qwen3_next and mamba2, two each.
+constexpr size_t kMinGoldenModels = 6;
+
+// Runs body(dir) for every golden model, then checks that every folder found was tested and that
+// there are at least the committed fixtures.
+template <class Body>
+void for_each_golden_model(Body&& body) {
+  const auto dirs = golden_models();
+  size_t tested = 0;
+  for (const auto& dir : dirs) {
+    body(dir);
+    ++tested;
+  }
+  EXPECT_EQ(tested, dirs.size());
+  EXPECT_GE(dirs.size(), kMinGoldenModels) << "golden fixture folders (with a config.json) in tests/golden";
 }
 
 std::vector<int32_t> random_ids(size_t n, int64_t vocab, uint32_t seed) {
@@ -84,10 +102,17 @@ const int kLengths[] = {1, 64, 65, 300};
 
 }  // namespace
 
-TEST(StateE2E, GoldenModelsExist) { ASSERT_GE(golden_models().size(), 3u); }
+TEST(StateE2E, GoldenModelsExist) {
+  const auto dirs = golden_models();
+  EXPECT_GE(dirs.size(), kMinGoldenModels);
+  // the sharded layout (an index and shards, no model.safetensors) is among them
+  EXPECT_TRUE(std::any_of(dirs.begin(), dirs.end(), [](const std::string& d) {
+    return fs::exists(d + "/model.safetensors.index.json") && !fs::exists(d + "/model.safetensors");
+  }));
+}
 
 TEST(StateE2E, TwoProcessesEqualUninterrupted) {
-  for (const auto& dir : golden_models()) {
+  for_each_golden_model([&](const std::string& dir) {
     int64_t vocab = vocab_of(dir);
     for (int len : kLengths) {
       SCOPED_TRACE(fmt::format("{} length {}", dir, len));
@@ -107,13 +132,13 @@ TEST(StateE2E, TwoProcessesEqualUninterrupted) {
       cont = run(fmt::format("generate --model {} --load-state {} -n 24 --greedy --print-ids", dir, file));
       EXPECT_EQ(cont.out, whole.out);
     }
-  }
+  });
 }
 
 TEST(StateE2E, TwoProcessesWithMoreTokensAfterTheState) {
   // prefill a prefix in one process, give the rest of the prompt to generate in another. The split
   // changes chunk boundaries, so agreement is to float32 rounding: greedy ids equal.
-  for (const auto& dir : golden_models()) {
+  for_each_golden_model([&](const std::string& dir) {
     int64_t vocab = vocab_of(dir);
     auto ids = random_ids(130, vocab, 7);
     for (size_t split : {size_t(1), size_t(64), size_t(100)}) {
@@ -128,11 +153,11 @@ TEST(StateE2E, TwoProcessesWithMoreTokensAfterTheState) {
       ASSERT_EQ(cont.code, 0) << cont.err;
       EXPECT_EQ(cont.out, whole.out);
     }
-  }
+  });
 }
 
 TEST(StateE2E, OneProcessEqualsUninterrupted) {
-  for (const auto& dir : golden_models()) {
+  for_each_golden_model([&](const std::string& dir) {
     auto model = Model::load(dir);
     int64_t vocab = model->info().vocab_size;
     for (int len : kLengths) {
@@ -152,7 +177,7 @@ TEST(StateE2E, OneProcessEqualsUninterrupted) {
       auto got = greedy(*model, b, reader.logits(), 24);
       EXPECT_EQ(got, ref);
     }
-  }
+  });
 }
 
 TEST(StateE2E, RefusalsExitNonZeroWithTheirMessage) {
@@ -236,7 +261,7 @@ class Counting : public Model {
 }  // namespace
 
 TEST(StateE2E, PrefixCacheRecomputesOnlyTheNewSuffix) {
-  for (const auto& dir : golden_models()) {
+  for_each_golden_model([&](const std::string& dir) {
     SCOPED_TRACE(dir);
     Counting model(Model::load(dir));
     int64_t vocab = model.info().vocab_size;
@@ -266,7 +291,7 @@ TEST(StateE2E, PrefixCacheRecomputesOnlyTheNewSuffix) {
     EXPECT_EQ(std::max_element(row.begin(), row.end()) - row.begin(),
               std::max_element(ref.begin(), ref.end()) - ref.begin());
     EXPECT_EQ(greedy(model, s2, row, 8), greedy(model, r, ref, 8));
-  }
+  });
 }
 
 namespace {

@@ -65,5 +65,18 @@ if command -v compute-sanitizer >/dev/null; then
   done
 fi
 step bench "$LOG/bench.txt" "$BUILD/gpu_decode"
+# Where the decode kernels' time goes (hardware counters; ncu works on Firecracker machines, not gVisor):
+# one profiled call per case, clocks left as they are.
+if command -v ncu >/dev/null; then
+  for kase in "gdn 256" "gdn_layer 256" "kda_layer 256" "gdn_layer 1"; do
+    echo "== $kase" >>"$LOG/ncu.txt"
+    # shellcheck disable=SC2086  # KERNEL B
+    timeout 120 ncu --clock-control none --launch-skip 10 --launch-count 1 --section SpeedOfLight \
+      --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats \
+      "$BUILD/gpu_decode" $kase >>"$LOG/ncu.txt" 2>&1 || echo "gpu_check: ncu $kase failed (log: $LOG/ncu.txt)"
+  done
+  grep -E "^== |  Duration|DRAM Throughput|Theoretical Occupancy|Achieved Occupancy|Registers Per|Block Size|Grid Size" \
+    "$LOG/ncu.txt" || true
+fi
 cat "$LOG/bench.txt"
 exit $status

@@ -6,15 +6,20 @@
 //   same  every call uses the same slots: at B <= 8 the 2-16 MiB of state stays in the 60 MB L2
 // Bandwidth counts the recurrent state only: read + written once per call, 2 · B · 32 · 128 · 128 · 4 bytes.
 // fla's figures are from ../shared/NOTES.md (same card, fla @ bc3b101 inside a CUDA graph of 20 calls).
+// The launch floor is the smallest kernel (conv1d_step of one channel) in the same kind of graph.
+//   gpu_decode                 all tables
+//   gpu_decode KERNEL B        only 20 calls of one kernel at batch B (e.g. under ncu), no output
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/conv1d.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/delta_rule_decode.h"
 #include "kernels/cuda/device_buffer.h"
@@ -121,7 +126,7 @@ FlaRef fla(const std::string& kernel, int64_t B) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   std::string why;
   if (cuda::device_count(&why) == 0) {
     std::printf("gpu_decode: no CUDA device (%s); nothing to time\n", why.c_str());
@@ -132,8 +137,8 @@ int main() {
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
   cudaStream_t stream;
   cuda_check(cudaStreamCreate(&stream), "stream");
-  const double copy = copy_tbps(stream);
-  std::printf("device-to-device copy: %.2f TB/s (read + write)\n\n", copy);
+  const bool profile = argc == 3;  // KERNEL B: a few calls of one kernel for a profiler
+  const double copy = profile ? 0.0 : copy_tbps(stream);
 
   std::mt19937 rng(1);
   const int64_t max_slots = 512;  // 1 GiB of state
@@ -224,6 +229,27 @@ int main() {
     const Timing t = time_graph(call, slots, B, n_sets, std::max(20, n_sets), stream);
     return std::pair{t.us, 2.0 * B * kStateFloats * sizeof(float) / (t.us * 1e-6) / 1e12};
   };
+
+  if (profile) {
+    const std::string want = argv[1];
+    const int64_t B = std::atoll(argv[2]);
+    for (const auto& [name, fn] : kernels) {
+      if (name != want) continue;
+      const DeviceBuffer<int32_t> slots = slot_sets(B, 1);
+      for (int i = 0; i < 20; ++i) fn(B, slots.data(), stream);
+      cuda_check(cudaStreamSynchronize(stream), "profiled calls");
+      return 0;
+    }
+    std::fprintf(stderr, "gpu_decode: unknown kernel %s\n", argv[1]);
+    return 2;
+  }
+
+  // Launch floor: the smallest kernel in a graph of 20 calls (one thread, one conv channel of width 1).
+  const Kernel tiny = [&](int64_t, const int32_t* slots, cudaStream_t s) {
+    cuda::conv1d_step(qkv.data(), 1, conv_w.data(), nullptr, 1, 1, {}, slots, 1, false, out.data(), s);
+  };
+  std::printf("device-to-device copy: %.2f TB/s (read + write); launch floor %.1f us per call in a graph\n\n",
+              copy, measure(tiny, 1, false).first);
 
   std::printf("%-11s %4s | %9s %7s %5s | %9s %7s | %9s %7s\n", "kernel", "B", "hbm us", "TB/s", "%copy",
               "same us", "TB/s", "fla us", "TB/s");

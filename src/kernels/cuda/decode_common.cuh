@@ -31,9 +31,10 @@ __host__ __device__ constexpr int block_threads(int rows, int rpt, int lo) {
   return t < lo ? lo : t > kMaxThreads ? kMaxThreads : t;
 }
 
-// Blocks per head for a decode call of `blocks` (sequence, head) pairs with `rows` state rows each: split
-// the rows over up to 8 blocks while the grid has fewer than two blocks per SM, keeping >= 16 rows per
-// block (small batches are latency-bound: more SMs each stream less). 1 for large batches.
+// Blocks per head for a decode call of `blocks` (sequence, head) pairs with `rows` state rows each: 2 when
+// the grid would fill less than half of the SMs (and each half keeps >= 32 rows), else 1. Measured on an
+// H200 (docs/gpu.md, split sweep): at 32 heads x 128, B = 1, 2 blocks per head took 5.3 us against 5.9 for
+// one; 4 and 8 were no better, and any split lost from B = 8 on (duplicated input work, more blocks).
 inline int pick_split(int64_t blocks, int rows) {
   static const int sms = [] {
     int dev = 0, n = 0;
@@ -41,9 +42,7 @@ inline int pick_split(int64_t blocks, int rows) {
     cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
     return n > 0 ? n : 132;
   }();
-  int split = 1;
-  while (split < 8 && blocks * split < 2 * sms && rows / (2 * split) >= 16) split *= 2;
-  return split;
+  return 2 * blocks <= sms && rows >= 64 ? 2 : 1;
 }
 
 // 16-byte state accesses need K % 4 == 0 and every slot's tensor 16-byte aligned.

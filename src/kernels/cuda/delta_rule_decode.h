@@ -13,9 +13,8 @@
 //
 // i.e. conv1d_step + gate maths + delta_rule_step + rms_norm_gated of the CPU kernels, composed. All
 // pointers are device memory. The kernel runs a cluster of `split` blocks per (sequence, q/k head), each
-// streaming a slice of the state rows of the HV / H value heads that share the q/k head (small batches
-// get more blocks per head, so that more SMs stream the state); every window and state row has exactly
-// one writer.
+// streaming a slice of the state rows of the HV / H value heads that share the q/k head (2 for the
+// smallest batches, so that more SMs stream the state); every window and state row has exactly one writer.
 //
 //   DeltaDecodeArgs a{.shape = {.H = 16, .HV = 32, .K = 128, .V = 128, .decay = DeltaDecay::Scalar,
 //                               .l2norm_qk = true},

@@ -4,7 +4,7 @@
 # needed), run the GPU tests, run the benchmark, print a short table last. Logs go to $OUT (or
 # $BUILD/logs); from the repository root of a clean checkout:
 #   bash tools/gpu_check.sh
-# Needs nvcc (CUDA 12.8+; built with 13.0), CMake >= 3.25, Ninja, a C++20 compiler, fmt, nlohmann-json and
+# Needs nvcc (CUDA 12 or later; built with 13.0), CMake >= 3.25, Ninja, a C++20 compiler, fmt, nlohmann-json and
 # GoogleTest. BUILD (default build-gpu) names the build directory; the GPU is sm_90a (H100 / H200) unless
 # CUDA_ARCH says otherwise (e.g. CUDA_ARCH=100a).
 set -uo pipefail

@@ -75,7 +75,7 @@ if command -v ncu >/dev/null; then
       --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats \
       "$BUILD/gpu_decode" $kase >>"$LOG/ncu.txt" 2>&1 || echo "gpu_check: ncu $kase failed (log: $LOG/ncu.txt)"
   done
-  grep -E "^== |  Duration|DRAM Throughput|Theoretical Occupancy|Achieved Occupancy|Registers Per|Block Size|Grid Size" \
+  grep -E "^== |  Duration|DRAM Throughput|(Theoretical|Achieved) Occupancy|Registers Per|Block Size|Grid Size" \
     "$LOG/ncu.txt" || true
 fi
 cat "$LOG/bench.txt"

@@ -12,7 +12,7 @@ PACKAGES = g++ cmake ninja-build pkg-config libgtest-dev libgmock-dev libbenchma
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 20
 
-.PHONY: deps fuzz-deps configure build demo test bench fuzz sanitize clean
+.PHONY: deps fuzz-deps node-deps configure build demo test bench fuzz sanitize clean
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -35,7 +35,13 @@ build: configure
 demo: build
 	./$(BUILD)/linfer generate --prompt "ROMEO:" -n 200
 
-test: build
+# The server tests drive `linfer serve` with the official openai client, pinned in
+# tests/server/js/package-lock.json and installed into that folder (npm registry).
+node-deps:
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory deps PACKAGES="nodejs npm"
+	@[ -d tests/server/js/node_modules/openai ] || npm ci --prefix tests/server/js --no-audit --no-fund
+
+test: build node-deps
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 bench: build

@@ -106,6 +106,7 @@ void Engine::Impl::admit(std::shared_ptr<Request> r, int64_t planned_tokens) {
 }
 
 void Engine::Impl::iteration() {
+  std::erase_if(running, [](const Seq& s) { return s.slot < 0; });  // cancelled since the last iteration
   // ---- plan ------------------------------------------------------------------------------------
   std::vector<RunningSeqView> rv;
   rv.reserve(running.size());

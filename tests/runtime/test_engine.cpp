@@ -232,6 +232,13 @@ TEST(Engine, CancelFreesTheSlots) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(engine.metrics().gauges().slots_in_use, 0);
   EXPECT_TRUE(engine.idle());
+  // A cancelled request leaves nothing behind that a later one could trip over.
+  Collector after;
+  const auto prompt = random_prompt(rng, 30, m->info().vocab_size);
+  engine.submit({.prompt = prompt, .max_tokens = 6, .ignore_eos = true, .sampling = greedy()}, after.callback());
+  after.wait();
+  EXPECT_EQ(after.error, "");
+  EXPECT_EQ(after.ids[0], reference(*m, prompt, 6, greedy()));
   // Cancelling a waiting request: both slots busy with one request, the next waits, is cancelled.
   Collector busy(2), queued;
   const uint64_t b = engine.submit({.prompt = {1, 2, 3}, .max_tokens = 3000, .ignore_eos = true,
@@ -243,6 +250,36 @@ TEST(Engine, CancelFreesTheSlots) {
   EXPECT_EQ(queued.summary.generated_tokens, 0);
   engine.cancel(b);
   busy.wait();
+}
+
+TEST(Engine, ACancelledSlotGoesToTheNextRequestInTheSameIteration) {
+  auto m = demo();
+  Engine engine(m, nullptr, {.max_seqs = 1, .max_batch_tokens = 64, .max_context = 4096});
+  std::mt19937 rng(8);
+  const auto prompt = random_prompt(rng, 20, m->info().vocab_size);
+  Collector a, b;
+  std::atomic<uint64_t> id{0};
+  std::atomic<bool> submitted_b{false}, cancelled{false};
+  auto inner = a.callback();
+  // At A's third token: queue B, then cancel A. Both tasks are taken at the start of the next
+  // iteration, which frees A's slot and admits B into it.
+  id = engine.submit({.prompt = {1, 2, 3}, .max_tokens = 3000, .ignore_eos = true, .sampling = greedy()},
+                     [&](const EngineEvent& e) {
+                       inner(e);
+                       if (e.kind == EngineEvent::Kind::Token && !cancelled && a.ids[0].size() >= 3) {
+                         cancelled = true;
+                         engine.submit({.prompt = prompt, .max_tokens = 5, .ignore_eos = true, .sampling = greedy()},
+                                       b.callback());
+                         submitted_b = true;
+                         engine.cancel(id);
+                       }
+                     });
+  a.wait();
+  b.wait();
+  EXPECT_EQ(a.summary.outcome, "cancelled");
+  EXPECT_EQ(b.error, "");
+  EXPECT_EQ(b.ids[0], reference(*m, prompt, 5, greedy()));
+  EXPECT_EQ(engine.metrics().requests("error"), 0u);
 }
 
 TEST(Engine, PrefixCacheResumesALaterTurnAndChangesNothing) {

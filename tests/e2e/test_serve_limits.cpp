@@ -1,0 +1,224 @@
+// linfer serve under bad input and pressure: every malformed or out-of-range request gets its 4xx
+// with an OpenAI-style error body and the server stays healthy; a client that hangs up frees its
+// slot (seen in /metrics); a full queue answers 429 with Retry-After; the API key guards /v1/*;
+// SIGTERM lets short requests finish, cancels long ones and exits 0.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "serve_harness.h"
+
+using namespace serve_test;
+using nlohmann::json;
+
+namespace {
+
+// A request on a socket we keep: read until some SSE data arrived, then hang up or keep reading.
+struct OpenStream {
+  int fd = -1;
+  std::string raw;
+  OpenStream(int port, const json& body) {
+    fd = connect_to(port);
+    send_all(fd, request_text("POST", "/v1/completions", body.dump(), {}));
+  }
+  bool read_until(const std::string& needle, std::chrono::seconds timeout = std::chrono::seconds(30)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buf[4096];
+    while (raw.find(needle) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return raw.find(needle) != std::string::npos;
+      raw.append(buf, size_t(n));
+    }
+    return raw.find(needle) != std::string::npos;
+  }
+  void read_to_end() {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) raw.append(buf, size_t(n));
+  }
+  void hang_up() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+  ~OpenStream() { hang_up(); }
+};
+
+double metric_now(int port, const std::string& name) {
+  return metric(http(port, "GET", "/metrics").body, name).value_or(-1);
+}
+
+// Polls a metric until it equals `want` (the engine publishes gauges once per iteration).
+bool metric_becomes(int port, const std::string& name, double want, std::chrono::seconds timeout = std::chrono::seconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (metric_now(port, name) == want) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+const json kLong = {{"prompt", "ROMEO:"}, {"max_tokens", 400}, {"temperature", 0}, {"ignore_eos", true}, {"stream", true}};
+
+}  // namespace
+
+TEST(ServeLimits, BadInputGetsItsStatusAndTheServerStaysHealthy) {
+  ServeProcess s;
+  ASSERT_TRUE(s.start("--threads 2 serve --max-seqs 2 --max-context 512 --max-body-bytes 65536")) << s.log();
+  const int p = s.port();
+  const json ok = {{"prompt", "Hello"}, {"max_tokens", 4}};
+  auto with = [&](const char* key, json v) {
+    json j = ok;
+    j[key] = std::move(v);
+    return j.dump();
+  };
+  struct Bad {
+    const char* what;
+    std::string method, path, body;
+    int status;
+  };
+  const std::vector<Bad> cases = {
+      {"malformed JSON", "POST", "/v1/completions", "{\"prompt\": \"x\",", 400},
+      {"not an object", "POST", "/v1/completions", "[1, 2, 3]", 400},
+      {"empty body", "POST", "/v1/completions", "", 400},
+      {"no prompt", "POST", "/v1/completions", json{{"max_tokens", 3}}.dump(), 400},
+      {"max_tokens a string", "POST", "/v1/completions", with("max_tokens", "ten"), 400},
+      {"max_tokens a fraction", "POST", "/v1/completions", with("max_tokens", 2.5), 400},
+      {"temperature a string", "POST", "/v1/completions", with("temperature", "hot"), 400},
+      {"stream not a bool", "POST", "/v1/completions", with("stream", "yes"), 400},
+      {"stop a number", "POST", "/v1/completions", with("stop", 5), 400},
+      {"prompt an object", "POST", "/v1/completions", with("prompt", json::object()), 400},
+      {"prompt a mixed array", "POST", "/v1/completions", with("prompt", json::array({1, "a"})), 400},
+      {"token id = vocab", "POST", "/v1/completions", with("prompt", json::array({1, 4098})), 400},
+      {"negative token id", "POST", "/v1/completions", with("prompt", json::array({1, -3})), 400},
+      {"empty text prompt", "POST", "/v1/completions", with("prompt", ""), 400},
+      {"empty id prompt", "POST", "/v1/completions", with("prompt", json::array()), 400},
+      {"max_tokens negative", "POST", "/v1/completions", with("max_tokens", -1), 400},
+      {"max_tokens zero", "POST", "/v1/completions", with("max_tokens", 0), 400},
+      {"max_tokens huge", "POST", "/v1/completions", with("max_tokens", 1000000000000LL), 400},
+      {"max_tokens past the context", "POST", "/v1/completions", with("max_tokens", 512), 400},
+      {"prompt over --max-context", "POST", "/v1/completions", with("prompt", std::vector<int>(600, 5)), 400},
+      {"min_tokens > max_tokens", "POST", "/v1/completions", with("min_tokens", 5), 400},
+      {"n over --max-seqs", "POST", "/v1/completions", with("n", 3), 400},
+      {"n zero", "POST", "/v1/completions", with("n", 0), 400},
+      {"logprobs too many", "POST", "/v1/completions", with("logprobs", 50), 400},
+      {"top_p zero", "POST", "/v1/completions", with("top_p", 0), 400},
+      {"temperature negative", "POST", "/v1/completions", with("temperature", -1), 400},
+      {"unsupported penalty", "POST", "/v1/completions", with("frequency_penalty", 0.5), 400},
+      {"several prompts", "POST", "/v1/completions", with("prompt", json::array({"a", "b"})), 400},
+      {"unknown model", "POST", "/v1/completions", with("model", "gpt-4"), 404},
+      {"oversized body", "POST", "/v1/completions", with("prompt", std::string(100000, 'a')), 413},
+      {"unknown endpoint", "POST", "/v1/embeddings", ok.dump(), 404},
+      {"wrong method", "GET", "/v1/completions", "", 405},
+      {"chat without messages", "POST", "/v1/chat/completions", json{{"max_tokens", 3}}.dump(), 400},
+      {"detokenize bad ids", "POST", "/detokenize", json{{"tokens", {1, 99999}}}.dump(), 400},
+      {"state without --state-dir", "POST", "/v1/state/save", json{{"name", "x"}, {"prompt", "hi"}}.dump(), 400},
+  };
+  for (const auto& c : cases) {
+    auto r = http(p, c.method, c.path, c.body);
+    EXPECT_EQ(r.status, c.status) << c.what << ": " << r.body;
+    const json e = r.json();
+    ASSERT_TRUE(e.is_object() && e.contains("error")) << c.what << ": " << r.body;
+    EXPECT_TRUE(e["error"]["message"].is_string() && !e["error"]["message"].get<std::string>().empty()) << c.what;
+    EXPECT_TRUE(e["error"]["type"].is_string()) << c.what;
+    EXPECT_EQ(e["error"]["code"], c.status) << c.what;
+  }
+  // A request that is not HTTP at all.
+  const int fd = connect_to(p);
+  send_all(fd, "HELLO\r\n\r\n");
+  char buf[512];
+  const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  ::close(fd);
+  EXPECT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, size_t(std::max<ssize_t>(n, 0))).substr(0, 12), "HTTP/1.1 400");
+
+  EXPECT_EQ(http(p, "GET", "/health").status, 200);
+  auto good = post(p, "/v1/completions", ok);
+  EXPECT_EQ(good.status, 200) << good.body;
+  EXPECT_EQ(good.json()["usage"]["completion_tokens"], 4);
+  EXPECT_GE(metric_now(p, "linfer_requests_total{outcome=\"invalid\"}"), double(cases.size() - 1));
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
+TEST(ServeLimits, AClientThatHangsUpFreesItsSlot) {
+  ServeProcess s;
+  ASSERT_TRUE(s.start("--threads 2 serve --max-seqs 2 --max-context 512")) << s.log();
+  const int p = s.port();
+  for (bool stream : {true, false}) {
+    json body = kLong;
+    body["stream"] = stream;
+    OpenStream c(p, body);
+    if (stream) ASSERT_TRUE(c.read_until("data: ")) << c.raw;
+    else ASSERT_TRUE(metric_becomes(p, "linfer_state_pool_slots_in_use", 1));
+    c.hang_up();
+    EXPECT_TRUE(metric_becomes(p, "linfer_state_pool_slots_in_use", 0)) << (stream ? "stream" : "whole");
+  }
+  EXPECT_EQ(metric_now(p, "linfer_requests_total{outcome=\"cancelled\"}"), 2);
+  EXPECT_LT(metric_now(p, "linfer_generation_tokens_total"), 800);
+  EXPECT_EQ(metric_now(p, "linfer_kv_bytes_reserved"), 0);
+  EXPECT_EQ(post(p, "/v1/completions", {{"prompt", "Hi"}, {"max_tokens", 2}}).status, 200);
+  EXPECT_EQ(s.stop(), 0);
+}
+
+TEST(ServeLimits, AFullQueueAnswers429WithRetryAfter) {
+  ServeProcess s;
+  ASSERT_TRUE(s.start("--threads 2 serve --max-seqs 1 --max-queue 1 --max-batch-tokens 8 --max-context 512")) << s.log();
+  const int p = s.port();
+  OpenStream running(p, kLong);  // holds the only slot
+  ASSERT_TRUE(running.read_until("data: "));
+  HttpResponse waited;
+  std::thread waiter([&] { waited = post(p, "/v1/completions", {{"prompt", "Hi"}, {"max_tokens", 2}}); });
+  ASSERT_TRUE(metric_becomes(p, "linfer_requests_waiting", 1));
+  auto refused = post(p, "/v1/completions", {{"prompt", "Hi"}, {"max_tokens", 2}});
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  EXPECT_EQ(refused.header("retry-after"), "1");
+  EXPECT_EQ(refused.json()["error"]["code"], 429);
+  running.hang_up();  // the waiting request gets the slot
+  waiter.join();
+  EXPECT_EQ(waited.status, 200) << waited.body;
+  EXPECT_EQ(metric_now(p, "linfer_requests_total{outcome=\"rejected\"}"), 1);
+  EXPECT_EQ(s.stop(), 0);
+}
+
+TEST(ServeLimits, ApiKey) {
+  ServeProcess s;
+  ASSERT_TRUE(s.start("--threads 2 serve --max-context 512 --api-key s3cret")) << s.log();
+  const int p = s.port();
+  const json body = {{"prompt", "Hi"}, {"max_tokens", 2}};
+  auto none = post(p, "/v1/completions", body);
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(none.json()["error"]["type"], "authentication_error");
+  EXPECT_EQ(post(p, "/v1/completions", body, {"Authorization: Bearer wrong"}).status, 401);
+  EXPECT_EQ(post(p, "/v1/completions", body, {"Authorization: Bearer s3cret-and-more"}).status, 401);
+  EXPECT_EQ(post(p, "/v1/completions", body, {"Authorization: s3cret"}).status, 401);
+  EXPECT_EQ(http(p, "GET", "/v1/models").status, 401);
+  EXPECT_EQ(post(p, "/tokenize", {{"prompt", "x"}}).status, 401);
+  EXPECT_EQ(post(p, "/v1/completions", body, {"Authorization: Bearer s3cret"}).status, 200);
+  EXPECT_EQ(http(p, "GET", "/health").status, 200);  // probes need no key
+  EXPECT_EQ(http(p, "GET", "/metrics").status, 200);
+  EXPECT_EQ(s.stop(), 0);
+}
+
+TEST(ServeLimits, SigtermFinishesShortRequestsCancelsLongOnesAndExitsZero) {
+  ServeProcess s;
+  ASSERT_TRUE(s.start("--threads 2 serve --max-seqs 4 --max-context 4096 --shutdown-timeout 1")) << s.log();
+  const int p = s.port();
+  json forever = kLong;
+  forever["max_tokens"] = 4000;
+  OpenStream endless(p, forever);
+  ASSERT_TRUE(endless.read_until("data: "));
+  OpenStream brief(p, {{"prompt", "Hi"}, {"max_tokens", 3}, {"temperature", 0}});
+  s.signal(SIGTERM);
+  brief.read_to_end();
+  endless.read_to_end();
+  const HttpResponse b = parse_response(brief.raw);
+  EXPECT_EQ(b.status, 200) << brief.raw;
+  EXPECT_EQ(b.json()["usage"]["completion_tokens"], 3);
+  // The long stream was cut at the deadline: an in-band error event, then [DONE].
+  const auto events = parse_response(endless.raw).events();
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_TRUE(json::parse(events[events.size() - 2]).contains("error")) << events[events.size() - 2];
+  EXPECT_EQ(s.wait(std::chrono::seconds(20)), 0) << s.log();
+  EXPECT_NE(s.log().find("SIGTERM received"), std::string::npos);
+  EXPECT_LT(connect_to(p), 0);  // nothing listens any more
+}

@@ -89,13 +89,15 @@ void Api::state_save(const HttpRequest& req, const std::shared_ptr<Responder>& r
         const fs::path state = dir / (name + ".lstate"), tokens = dir / (name + ".tokens.json");
         save_state_file(state.string(), eng.model(), eng.tokenizer(), snap->state, snap->logits, {});
         write_tokens(tokens, snap->tokens);
+        const uint64_t bytes = fs::file_size(state) + fs::file_size(tokens);
+        fmt::print(stderr, "linfer serve: saved state '{}': {} tokens, {} bytes, {:.1f} ms\n", name, snap->tokens.size(),
+                   bytes, ms_since(t0));
         res->send(200, "application/json",
-                  dump({{"name", name},
-                        {"n_tokens", snap->tokens.size()},
-                        {"bytes", fs::file_size(state) + fs::file_size(tokens)},
-                        {"save_ms", ms_since(t0)}}));
+                  dump({{"name", name}, {"n_tokens", snap->tokens.size()}, {"bytes", bytes}, {"save_ms", ms_since(t0)}}));
       } catch (const std::exception& ex) {
-        res->send(500, "application/json", error_body(500, fmt::format("saving state '{}' failed: {}", name, ex.what())));
+        const std::string msg = fmt::format("saving state '{}' failed: {}", name, ex.what());
+        fmt::print(stderr, "linfer serve: POST /v1/state/save -> 500 ({})\n", msg);
+        res->send(500, "application/json", error_body(500, msg));
       }
     });
   };
@@ -129,17 +131,18 @@ void Api::state_restore(const HttpRequest& req, const std::shared_ptr<Responder>
                    state.string(), loaded.state.n_tokens(), tokens.string(), ids.size());
       const size_t bytes = loaded.state.bytes();
       PrefixCache& cache = eng.prefix_cache();
-      if (bytes + ids.size() * sizeof(int32_t) >= cache.options().byte_budget) {
-        res->send(400, "application/json",
-                  error_body(400, fmt::format("state '{}' ({} bytes) does not fit in the prefix cache ({} bytes; "
-                                              "--prefix-cache-bytes)", name, bytes, cache.options().byte_budget)));
-        return;
-      }
+      LINFER_CHECK(bytes + ids.size() * sizeof(int32_t) < cache.options().byte_budget,
+                   "the state ({} bytes) does not fit in the prefix cache ({} bytes; --prefix-cache-bytes)", bytes,
+                   cache.options().byte_budget);
       cache.insert(ids, loaded.state);
+      fmt::print(stderr, "linfer serve: restored state '{}': {} tokens, {} bytes, {:.1f} ms\n", name, ids.size(), bytes,
+                 ms_since(t0));
       res->send(200, "application/json",
                 dump({{"name", name}, {"n_tokens", ids.size()}, {"bytes", bytes}, {"restore_ms", ms_since(t0)}}));
     } catch (const std::exception& ex) {
-      res->send(400, "application/json", error_body(400, fmt::format("restoring state '{}' failed: {}", name, ex.what())));
+      const std::string msg = fmt::format("restoring state '{}' failed: {}", name, ex.what());
+      fmt::print(stderr, "linfer serve: POST /v1/state/restore -> 400 ({})\n", msg);
+      res->send(400, "application/json", error_body(400, msg));
     }
   });
 }

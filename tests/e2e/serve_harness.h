@@ -201,6 +201,7 @@ class ServeProcess {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
+    if (!log_.empty()) std::remove(log_.c_str());
   }
 
  private:

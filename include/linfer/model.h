@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "linfer/core/function_ref.h"
 #include "linfer/state.h"
 
 namespace linfer {
@@ -72,6 +73,15 @@ class Model {
   // keep a copy of a state (SequenceState is a value) where that must be recoverable.
   virtual void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
                        Logits mode) const = 0;
+
+  // forward(), calling on_layer(l) on the calling thread as soon as layer l's mixer has run over
+  // every token of the call: from then on layer l's state tensors (every sequence's) are final,
+  // while later layers still compute (the states' n_tokens advance only after the last layer). A
+  // caller can ship layer l's state while layer l + 1 runs (runtime/prefill_stream.h); it may read
+  // layer l's tensors from another thread but must change nothing. The default runs forward() and
+  // then reports every layer.
+  virtual void forward_layerwise(const Batch& batch, std::span<SequenceState* const> states, float* logits,
+                                 Logits mode, FunctionRef<void(int layer)> on_layer) const;
 };
 
 }  // namespace linfer

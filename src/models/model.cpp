@@ -106,11 +106,19 @@ class LoadedModel final : public Model {
   const std::string& fingerprint() const override { return fingerprint_; }
   const std::string& dir() const override { return dir_; }
   void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
-               Logits mode) const override;
+               Logits mode) const override {
+    run(batch, states, logits, mode, nullptr);
+  }
+  void forward_layerwise(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode,
+                         FunctionRef<void(int)> on_layer) const override {
+    run(batch, states, logits, mode, &on_layer);
+  }
 
  private:
   // Every check forward() can make before it touches a state (the contract in linfer/model.h); ends
   // by reserving the Growing tensors' room for this call, which changes no state's contents.
+  void run(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode,
+           const FunctionRef<void(int)>* on_layer) const;
   void validate(const Batch& batch, std::span<SequenceState* const> states, const float* logits,
                 Logits mode) const;
   void norm(const Tensor& w, const float* x, float* y, int64_t rows) const {
@@ -219,8 +227,8 @@ void LoadedModel::validate(const Batch& batch, std::span<SequenceState* const> s
   }
 }
 
-void LoadedModel::forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
-                          Logits mode) const {
+void LoadedModel::run(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode,
+                      const FunctionRef<void(int)>* on_layer) const {
   validate(batch, states, logits, mode);
   // Nothing below fails on input the checks above accept, except running out of memory (scratch
   // buffers): the Growing tensors' room for this call's rows is reserved before any state changes.
@@ -261,6 +269,7 @@ void LoadedModel::forward(const Batch& batch, std::span<SequenceState* const> st
       ProfileScope p("mixer", mixer_name(lc.mixer));
       layer.mixer->forward(h, y, call);
     }
+    if (on_layer) (*on_layer)(int(l));  // the ffn reads no state: layer l's state is final here
     if (layer.ffn) {
       {
         ProfileScope p("norms + residual");
@@ -297,5 +306,11 @@ void LoadedModel::forward(const Batch& batch, std::span<SequenceState* const> st
 }  // namespace
 
 std::shared_ptr<const Model> Model::load(const std::string& dir) { return std::make_shared<LoadedModel>(dir); }
+
+void Model::forward_layerwise(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode,
+                              FunctionRef<void(int)> on_layer) const {
+  forward(batch, states, logits, mode);
+  for (size_t l = 0; l < info().layers.size(); ++l) on_layer(int(l));
+}
 
 }  // namespace linfer

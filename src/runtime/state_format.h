@@ -73,6 +73,51 @@ struct StateHeader {
 void write_state(Sink& sink, const SequenceState& state, const StateIdentity& id,
                  const StateWriteOptions& options = {}, std::span<const float> last_logits = {});
 
+// The same bytes as write_state, written piece by piece for a producer that finishes one layer at a
+// time (runtime/prefill_stream.h): everything the header holds (token count, rows, sizes, whether
+// logits follow) is known before any tensor is final, so the header goes out first, then each
+// layer's records as soon as that layer is done, then the logits and the trailer.
+//
+//   StateWriter w(sink, state, state.n_tokens() + T, id, options, vocab);  // header written
+//   ... after layer l has run over the T tokens:  w.write_layer(state, l);
+//   w.finish(logits);                                                     // logits + trailer
+class StateWriter {
+ public:
+  // `state` is the sequence as it will be once it holds `n_tokens` tokens (now, or after a forward
+  // about to run: Growing tensors gain n_tokens - state.n_tokens() rows). logits_vocab > 0 promises
+  // that many logits to finish(). The constructor only plans the header (it reads `state`, so call it
+  // before that forward starts); the header's bytes go out with the first write_layer / finish, on
+  // the thread that makes it, so a slow sink never delays the caller here.
+  StateWriter(Sink& sink, const SequenceState& state, int64_t n_tokens, const StateIdentity& id,
+              const StateWriteOptions& options = {}, int64_t logits_vocab = 0);
+  ~StateWriter();
+  StateWriter(const StateWriter&) = delete;
+  StateWriter& operator=(const StateWriter&) = delete;
+
+  // Writes the records of `layer`'s tensors, which must be final; layers with state go in ascending
+  // order, none skipped. A tensor whose rows differ from the header's is an Error (written too early).
+  void write_layer(const SequenceState& state, int layer);
+  // Writes the logits record (exactly logits_vocab floats, or none) and the trailer; every layer
+  // must have been written.
+  void finish(std::span<const float> last_logits = {});
+  const StateHeader& header() const { return header_; }
+
+ private:
+  void begin();  // writes the header once
+  void put(const void* p, size_t n);
+  void put_record(uint32_t index, const void* payload, size_t n, bool compress);
+
+  Sink& sink_;
+  StateWriteOptions options_;
+  StateHeader header_;
+  std::vector<size_t> order_;               // record r holds spec tensor order_[r]
+  size_t next_ = 0;                         // next record to write
+  bool begun_ = false;                      // header written
+  std::unique_ptr<StreamHash> all_;         // XXH3 over every byte before the trailer's checksum
+  std::vector<float> gathered_;             // scratch: a ring's rows in token order
+  std::vector<uint8_t> converted_, compressed_;
+};
+
 struct StateReadOptions {
   // Refuse records whose decoded size exceeds this: a hostile header cannot make us allocate
   // without bound. The default admits any real model.

@@ -193,7 +193,9 @@ TEST(ServeApi, ChatRendersTheTemplateAndStreams) {
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"})
     fs::create_symlink(fs::absolute(fs::path("models/demo") / f), dir / f);
   std::ofstream(dir / "chat_template.jinja")
-      << "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+      << "{%- for m in messages %}<|im_start|>{{ m.role }}"
+         "{% for tc in m.tool_calls or [] %} call {{ tc.function.name }}({{ tc.function.arguments.city }}){% endfor %}"
+         "{{ '\\n' }}{{ m.content or '' }}<|im_end|>\n{% endfor %}"
          "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
   ServeProcess server;
   ASSERT_TRUE(server.start(fmt::format("--threads 2 serve --model {} --max-context 512", dir.string()))) << server.log();
@@ -229,7 +231,19 @@ TEST(ServeApi, ChatRendersTheTemplateAndStreams) {
     else EXPECT_TRUE(d["finish_reason"].is_null());
   }
   EXPECT_EQ(content, j["choices"][0]["message"]["content"]);
-  // A template error (here: a message without content the template prints) and non-text parts: 400.
+  // Tool calls (arguments sent as a JSON string reach the template as an object) and tool messages.
+  const json tool_chat = json::array(
+      {{{"role", "user"}, {"content", "Weather?"}},
+       {{"role", "assistant"}, {"content", nullptr},
+        {"tool_calls", json::array({{{"id", "c1"}, {"type", "function"},
+                                     {"function", {{"name", "get_weather"}, {"arguments", "{\"city\": \"Verona\"}"}}}}})}},
+       {{"role", "tool"}, {"tool_call_id", "c1"}, {"content", "sunny"}}});
+  auto t = post(server.port(), "/tokenize", {{"messages", tool_chat}});
+  ASSERT_EQ(t.status, 200) << t.body;
+  EXPECT_EQ(t.json()["tokens"].get<std::vector<int32_t>>(),
+            tok().encode("<|im_start|>user\nWeather?<|im_end|>\n<|im_start|>assistant call get_weather(Verona)\n<|im_end|>\n"
+                         "<|im_start|>tool\nsunny<|im_end|>\n<|im_start|>assistant\n"));
+  // Non-text parts: 400.
   auto bad = post(server.port(), "/v1/chat/completions",
                   {{"messages", json::array({{{"role", "user"}, {"content", json::array({{{"type", "image_url"}}})}}})}});
   EXPECT_EQ(bad.status, 400);

@@ -4,11 +4,16 @@
 // SIGTERM lets short requests finish, cancels long ones and exits 0.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "serve_harness.h"
 
 using namespace serve_test;
+namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
@@ -221,4 +226,63 @@ TEST(ServeLimits, SigtermFinishesShortRequestsCancelsLongOnesAndExitsZero) {
   EXPECT_EQ(s.wait(std::chrono::seconds(20)), 0) << s.log();
   EXPECT_NE(s.log().find("SIGTERM received"), std::string::npos);
   EXPECT_LT(connect_to(p), 0);  // nothing listens any more
+}
+
+// While the model loads, /health (and the API) answer 503; then 200. The load is held back
+// deterministically: config.json is a FIFO that the test fills when it has seen the 503.
+TEST(ServeLimits, HealthIs503WhileLoading) {
+  const fs::path dir = fs::temp_directory_path() / fmt::format("linfer_serve_loading_{}", ::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* f : {"model.safetensors", "tokenizer.json", "tokenizer_config.json"})
+    fs::create_symlink(fs::absolute(fs::path("models/demo") / f), dir / f);
+  ASSERT_EQ(::mkfifo((dir / "config.json").c_str(), 0600), 0);
+  ServeProcess s;
+  EXPECT_FALSE(s.start(fmt::format("--threads 2 serve --model {} --max-context 512", dir.string()),
+                       std::chrono::seconds(3)));  // never healthy while config.json is unread
+  ASSERT_GT(s.port(), 0) << s.log();
+  auto h = http(s.port(), "GET", "/health");
+  EXPECT_EQ(h.status, 503);
+  EXPECT_EQ(h.json()["error"]["message"], "Loading model");
+  EXPECT_EQ(post(s.port(), "/v1/completions", {{"prompt", "Hi"}}).status, 503);
+  {
+    std::ifstream config("models/demo/config.json", std::ios::binary);
+    std::ofstream fifo(dir / "config.json", std::ios::binary);  // blocks until the server opens it
+    fifo << config.rdbuf();
+  }
+  bool ready = false;
+  for (int i = 0; i < 500 && !ready; ++i) {
+    ready = http(s.port(), "GET", "/health").status == 200;
+    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(ready) << s.log();
+  EXPECT_EQ(post(s.port(), "/v1/completions", {{"prompt", "Hi"}, {"max_tokens", 2}}).status, 200);
+  EXPECT_EQ(s.stop(), 0);
+  fs::remove_all(dir);
+}
+
+// Connections cost no thread: hundreds of idle keep-alive connections and dozens of open streams
+// (two generating, the rest queued) leave the server answering. A thread-per-connection server with
+// a bounded pool would not answer /health here.
+TEST(ServeLimits, ManyOpenConnectionsDoNotStarveTheServer) {
+  ServeProcess s;
+  ASSERT_TRUE(s.start("--threads 2 serve --max-seqs 2 --max-queue 100 --max-context 512 --io-threads 2")) << s.log();
+  const int p = s.port();
+  std::vector<int> idle;
+  for (int i = 0; i < 300; ++i) {
+    const int fd = connect_to(p);
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  std::vector<std::unique_ptr<OpenStream>> streams;
+  for (int i = 0; i < 60; ++i) streams.push_back(std::make_unique<OpenStream>(p, kLong));
+  ASSERT_TRUE(streams[0]->read_until("data: "));
+  ASSERT_TRUE(metric_becomes(p, "linfer_requests_waiting", 58));
+  EXPECT_EQ(http(p, "GET", "/health").status, 200);
+  EXPECT_EQ(post(p, "/tokenize", {{"prompt", "still here"}}).status, 200);
+  for (int fd : idle) ::close(fd);
+  streams.clear();  // hang up: every request is cancelled
+  EXPECT_TRUE(metric_becomes(p, "linfer_state_pool_slots_in_use", 0));
+  EXPECT_TRUE(metric_becomes(p, "linfer_requests_waiting", 0));
+  EXPECT_EQ(s.stop(), 0);
 }

@@ -38,16 +38,20 @@ Value checked(Op op, int64_t x, int64_t y) {
   return Value(r);
 }
 
+// `'=' * 80` is common; a repeat into the hundreds of megabytes is a broken template
+constexpr size_t kMaxRepeatBytes = size_t(64) << 20;
+constexpr size_t kMaxRepeatItems = size_t(1) << 20;
+
 Value repeat(const Value& seq, int64_t n) {
   n = std::max<int64_t>(n, 0);
   if (seq.is_string()) {
-    if (n > 0 && seq.as_string().size() > (size_t(1) << 30) / size_t(n)) throw Failure("repeated string too long");
+    if (n > 0 && seq.as_string().size() > kMaxRepeatBytes / size_t(n)) throw Failure("repeated string longer than 64 MiB");
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.as_string();
     return Value(std::move(out));
   }
   const auto& items = seq.list_obj().items;
-  if (n > 0 && items.size() > (size_t(1) << 24) / size_t(n)) throw Failure("repeated list too long");
+  if (n > 0 && items.size() > kMaxRepeatItems / size_t(n)) throw Failure("repeated list longer than 2^20 items");
   std::vector<Value> out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), items.begin(), items.end());
   return Value::list(std::move(out), seq.list_obj().tuple);

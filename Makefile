@@ -12,7 +12,7 @@ PACKAGES = g++ cmake ninja-build pkg-config libgtest-dev libgmock-dev libbenchma
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 20
 
-.PHONY: deps fuzz-deps node-deps configure build demo test bench fuzz sanitize clean
+.PHONY: deps fuzz-deps node-deps configure build demo test bench fuzz sanitize cuda-check clean
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -67,5 +67,14 @@ sanitize: deps
 	cmake --build build-asan -j $(JOBS) --target $(call tests_in,core kernels runtime)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -E HundredThousand
 
+# The CUDA build where nvcc is (no GPU needed): compiles the CUDA targets and runs their tests,
+# which skip the GPU cases without a device (docs/gpu.md). tools/gpu_check.sh runs them on a GPU.
+NVCC ?= /usr/local/cuda/bin/nvcc
+cuda-check: deps
+	@if [ ! -x $(NVCC) ]; then echo "cuda-check: $(NVCC) not found: CUDA build not checked"; exit 0; fi; \
+	cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DLINFER_CUDA=ON -DLINFER_KERNELS_ONLY=ON \
+	  -DCMAKE_CUDA_COMPILER=$(NVCC) && cmake --build build-cuda -j $(JOBS) && \
+	ctest --test-dir build-cuda -L cuda --output-on-failure
+
 clean:
-	rm -rf $(BUILD) build-fuzz build-tsan build-asan
+	rm -rf $(BUILD) build-fuzz build-tsan build-asan build-cuda

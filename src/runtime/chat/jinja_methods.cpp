@@ -241,15 +241,15 @@ bool is_unsupported_method(const Value& obj, const std::string& name) {
 std::optional<Value> find_method(const Value& obj, const std::string& name) {
   const std::unordered_map<std::string_view, Method>* table =
       obj.is_string() ? &str_methods() : obj.is_list() ? &list_methods() : obj.is_dict() ? &dict_methods() : nullptr;
-  const std::string qualified = type_name(obj) + "." + name;
   if (table) {
     const auto it = table->find(name);
     if (it != table->end()) {
       const Method m = it->second;
-      return Value::function(qualified + "()", [obj, m](CallArgs& args) { return m(obj, args); });
+      return Value::function(type_name(obj) + "." + name + "()", [obj, m](CallArgs& args) { return m(obj, args); });
     }
   }
   if (is_unsupported_method(obj, name)) {
+    const std::string qualified = type_name(obj) + "." + name;
     return Value::function(qualified + "()", [qualified](CallArgs&) -> Value {
       throw Failure(qualified + "() is not supported by linfer's template engine");
     });

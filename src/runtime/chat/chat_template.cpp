@@ -1,6 +1,8 @@
 #include "runtime/chat/chat_template.h"
 
+#include <algorithm>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 namespace linfer {

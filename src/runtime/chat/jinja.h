@@ -12,6 +12,7 @@
 // Differences from Jinja2 are listed in docs/chat-templates.md.
 //
 // Thread-safety: a Template is immutable after construction; render() may run on many threads.
+// Stack: parsing and rendering recurse; the nesting limits keep them within 512 KiB.
 
 #include <memory>
 #include <string>

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -144,9 +145,12 @@ class ServeProcess {
   bool start(const std::string& args, std::chrono::seconds timeout = std::chrono::seconds(120)) {
     log_ = (std::filesystem::temp_directory_path() / fmt::format("linfer_serve_{}_{}.log", ::getpid(), ++count()))
                .string();
-    const std::string cmd = fmt::format("exec {} {} --port 0 2>{}", LINFER_BIN, args, log_);
+    // stdout to /dev/null: a server left behind must not hold the test's output pipe open (ctest
+    // waits for it); and it dies with the test process (PR_SET_PDEATHSIG), even if the test aborts.
+    const std::string cmd = fmt::format("exec {} {} --port 0 >/dev/null 2>{}", LINFER_BIN, args, log_);
     pid_ = ::fork();
     if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }

@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "linfer/core/function_ref.h"
+#include "linfer/device.h"
 #include "linfer/state.h"
+#include "linfer/state_slots.h"
 
 namespace linfer {
 
@@ -48,9 +50,11 @@ struct ModelInfo {
 class Model {
  public:
   virtual ~Model() = default;
-  // Loads config.json + model.safetensors (or sharded with model.safetensors.index.json) from dir.
-  // Throws linfer::Error naming the file / tensor / field on any problem.
-  static std::shared_ptr<const Model> load(const std::string& dir);
+  // Loads config.json + model.safetensors (or sharded with model.safetensors.index.json) from dir, with
+  // its weights on `device`. Throws linfer::Error naming the file / tensor / field on any problem, and
+  // for a device that linfer was built without, that is missing, or that does not run one of the
+  // model's layers yet (naming the layer and the op).
+  static std::shared_ptr<const Model> load(const std::string& dir, Device device = Device::Cpu);
 
   virtual const ModelInfo& info() const = 0;
   virtual const StateSpec& state_spec() const = 0;
@@ -82,6 +86,16 @@ class Model {
   // then reports every layer.
   virtual void forward_layerwise(const Batch& batch, std::span<SequenceState* const> states, float* logits,
                                  Logits mode, FunctionRef<void(int layer)> on_layer) const;
+
+  // Where the weights live and forward runs. On a device, forward() above copies each state in and out
+  // of device memory around the call; the slot API below keeps states there between calls.
+  virtual Device device() const { return Device::Cpu; }
+  // A pool of n empty states on this model's device (linfer/state_slots.h). The default: host states.
+  virtual std::unique_ptr<StateSlots> make_slots(int n) const;
+  // forward() on states that live in `slots` (made by this model's make_slots): sequence i advances
+  // slots[i], which must be distinct and in range. Same contract as forward() otherwise.
+  virtual void forward_slots(const Batch& batch, StateSlots& pool, std::span<const int32_t> slots, float* logits,
+                             Logits mode) const;
 };
 
 }  // namespace linfer

@@ -1,8 +1,11 @@
 #pragma once
-// Feed-forward blocks: the SwiGLU MLP and the mixture of experts built from it. Immutable after
-// construction; forward is reentrant.
+// Feed-forward blocks: the SwiGLU MLP and the mixture of experts built from it, written over the ops
+// of a backend (backend/backend.h) that holds their weights. Immutable after construction; forward is
+// reentrant.
 
 #include <cstdint>
+
+#include "backend/backend.h"
 
 namespace linfer {
 
@@ -22,9 +25,10 @@ struct MoeDims {
 class Ffn {
  public:
   virtual ~Ffn() = default;
-  virtual void forward(const float* x,  // [T, hidden]
-                       float* y,        // [T, hidden]
-                       int64_t T) const = 0;
+  virtual void forward(Backend& be,
+                       const Mat& x,  // [T, hidden]
+                       const Mat& y   // [T, hidden]
+                       ) const = 0;
 };
 
 }  // namespace linfer

@@ -1,28 +1,24 @@
 #include "ffn/mlp.h"
 
-#include "kernels/cpu/activation.h"
-#include "kernels/cpu/matmul.h"
-#include "mixers/scratch.h"
-
 namespace linfer {
 
-void swiglu_mlp(const MlpWeights& w, const float* x, float* y, int64_t T) {
-  using namespace kernels;
-  const int64_t I = w.intermediate();
-  Scratch s;
-  float* h = s.get(T * 2 * I);
+void swiglu_mlp(Backend& be, const MlpWeights& w, const Mat& x, const Mat& y) {
+  const int64_t T = x.rows, I = w.intermediate();
+  Tmp tmp(be);
+  Mat h(tmp.mat(T, 2 * I).p, T, I);  // [T, I] at the front of a [T, 2·I] buffer
   if (!w.gate_up.empty()) {
-    matmul(x, T, w.gate_up, nullptr, h);
-    swiglu_packed(h, h, T, I);
+    const Mat gu(h.p, T, 2 * I);
+    be.matmul(x, w.gate_up, {}, gu);
+    be.swiglu(gu.cols_of(0, I), gu.cols_of(I, I), h);
   } else {
-    float* up = h + T * I;
-    matmul(x, T, w.gate, nullptr, h);
-    matmul(x, T, w.up, nullptr, up);
-    swiglu(h, up, h, T * I);
+    const Mat up(h.p + T * I, T, I);
+    be.matmul(x, w.gate, {}, h);
+    be.matmul(x, w.up, {}, up);
+    be.swiglu(h, up, h);
   }
-  matmul(h, T, w.down, nullptr, y);
+  be.matmul(h, w.down, {}, y);
 }
 
-void Mlp::forward(const float* x, float* y, int64_t T) const { swiglu_mlp(w_, x, y, T); }
+void Mlp::forward(Backend& be, const Mat& x, const Mat& y) const { swiglu_mlp(be, w_, x, y); }
 
 }  // namespace linfer

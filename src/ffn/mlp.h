@@ -4,27 +4,26 @@
 // transformers packs MoE experts.
 
 #include "ffn/ffn.h"
-#include "linfer/core/tensor.h"
 
 namespace linfer {
 
 struct MlpWeights {
-  TensorView gate, up;  // [I, hidden] each, or empty when gate_up is set
-  TensorView gate_up;   // [2·I, hidden]
-  TensorView down;      // [hidden, I]
+  Weight gate, up;  // [I, hidden] each, or empty when gate_up is set
+  Weight gate_up;   // [2·I, hidden]
+  Weight down;      // [hidden, I]
   int64_t intermediate() const { return down.dim(1); }
 };
 
 class Mlp final : public Ffn {
  public:
   explicit Mlp(MlpWeights w) : w_(std::move(w)) {}
-  void forward(const float* x, float* y, int64_t T) const override;
+  void forward(Backend& be, const Mat& x, const Mat& y) const override;
 
  private:
   MlpWeights w_;
 };
 
 // The MLP maths without the Ffn wrapper (the MoE runs it per expert on gathered rows).
-void swiglu_mlp(const MlpWeights& w, const float* x, float* y, int64_t T);
+void swiglu_mlp(Backend& be, const MlpWeights& w, const Mat& x, const Mat& y);
 
 }  // namespace linfer

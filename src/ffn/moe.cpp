@@ -5,10 +5,6 @@
 #include <cstring>
 #include <numeric>
 
-#include "kernels/cpu/matmul.h"
-#include "linfer/core/thread_pool.h"
-#include "mixers/scratch.h"
-
 namespace linfer {
 
 void moe_route(const MoeDims& d, const float* logits, const float* correction_bias, int64_t T, int32_t* ids,
@@ -65,57 +61,58 @@ void moe_route(const MoeDims& d, const float* logits, const float* correction_bi
   }
 }
 
-void Moe::forward(const float* x, float* y, int64_t T) const {
-  const int64_t E = d_.experts, k = d_.top_k;
+void Moe::forward(Backend& be, const Mat& x, const Mat& y) const {
+  const int64_t T = x.rows, E = d_.experts, k = d_.top_k;
   const int64_t hidden = w_.router.dim(1);
-  Scratch s;
+  Tmp tmp(be);
 
-  float* logits = s.get(T * E);
-  kernels::matmul(x, T, w_.router, nullptr, logits);
+  Mat logits = tmp.mat(T, E);
+  be.matmul(x, w_.router, {}, logits);
+  thread_local std::vector<float> host_logits;
+  host_logits.resize(size_t(T * E));
+  be.download(logits, host_logits.data());
   thread_local std::vector<int32_t> ids;
   thread_local std::vector<float> wts;
   ids.resize(size_t(T * k));
   wts.resize(size_t(T * k));
-  moe_route(d_, logits, w_.correction_bias.numel() ? w_.correction_bias.f32() : nullptr, T, ids.data(),
+  moe_route(d_, host_logits.data(), w_.correction_bias.numel() ? w_.correction_bias.f32() : nullptr, T, ids.data(),
             wts.data());
 
   // Shared expert first (writes y), then each routed expert over its gathered tokens.
   if (!w_.shared.down.empty()) {
-    swiglu_mlp(w_.shared, x, y, T);
+    swiglu_mlp(be, w_.shared, x, y);
     if (!w_.shared_gate.empty()) {
-      float* g = s.get(T);
-      kernels::matmul(x, T, w_.shared_gate, nullptr, g);
-      for (int64_t t = 0; t < T; ++t) {
-        const float sg = 1.0f / (1.0f + std::exp(-g[t]));
-        for (int64_t j = 0; j < hidden; ++j) y[t * hidden + j] *= sg;
-      }
+      Mat g = tmp.mat(T, 1);
+      be.matmul(x, w_.shared_gate, {}, g);
+      be.scale_rows_sigmoid(y, g);
     }
   } else {
-    std::fill(y, y + T * hidden, 0.0f);
+    be.fill(y, 0.0f);
   }
 
-  thread_local std::vector<std::vector<int64_t>> rows;  // per expert: slots t·k + i routed to it
-  rows.resize(size_t(E));
-  for (auto& r : rows) r.clear();
-  for (int64_t i = 0; i < T * k; ++i) rows[ids[i]].push_back(i);
-  float* xs = s.get(T * hidden);
-  float* ys = s.get(T * hidden);
+  thread_local std::vector<std::vector<int64_t>> slots;  // per expert: slots t·k + i routed to it
+  thread_local std::vector<int64_t> rows;                // their tokens
+  thread_local std::vector<float> row_w;                 // their weights
+  slots.resize(size_t(E));
+  for (auto& r : slots) r.clear();
+  for (int64_t i = 0; i < T * k; ++i) slots[ids[i]].push_back(i);
+  Mat xs_all = tmp.mat(T, hidden);
+  Mat ys_all = tmp.mat(T, hidden);
   for (int64_t e = 0; e < E; ++e) {
-    const auto& r = rows[e];
+    const auto& r = slots[e];
     if (r.empty()) continue;
     const int64_t n = int64_t(r.size());
-    const float* in = x;  // one token (decode): the expert reads x itself, no gather
+    rows.resize(size_t(n));
+    row_w.resize(size_t(n));
+    for (int64_t j = 0; j < n; ++j) rows[j] = r[j] / k, row_w[j] = wts[r[j]];
+    Mat in = x;  // one token (decode): the expert reads x itself, no gather
     if (T > 1) {
-      for (int64_t j = 0; j < n; ++j) std::memcpy(xs + j * hidden, x + (r[j] / k) * hidden, hidden * sizeof(float));
-      in = xs;
+      in = xs_all.rows_of(0, n);
+      be.gather_rows(x, rows, in);
     }
-    swiglu_mlp(w_.experts[e], in, ys, n);
-    for (int64_t j = 0; j < n; ++j) {
-      const float wt = wts[r[j]];
-      float* dst = y + (r[j] / k) * hidden;
-      const float* src = ys + j * hidden;
-      for (int64_t c = 0; c < hidden; ++c) dst[c] += wt * src[c];
-    }
+    const Mat ys = ys_all.rows_of(0, n);
+    swiglu_mlp(be, w_.experts[e], in, ys);
+    be.scatter_add_rows(ys, rows, row_w, y);
   }
 }
 

@@ -5,7 +5,8 @@
 //             groups > 1, only the top topk_groups groups, ranked by the sum of their best two)
 //   weights = the chosen scores, renormalised to sum 1 when `renormalize`, × routed_scaling
 //   y = Σ weight_e · expert_e(x) + [sigmoid(x·w_sg)] · shared(x)
-// Tokens are grouped by expert so each expert runs one GEMM over its tokens.
+// Tokens are grouped by expert so each expert runs one GEMM over its tokens. The router's logits come
+// to the host for the top-k (moe_route); the rest runs on the backend.
 
 #include <vector>
 
@@ -16,17 +17,17 @@
 namespace linfer {
 
 struct MoeWeights {
-  TensorView router;              // [E, hidden]
-  Tensor correction_bias;         // f32 [E] or empty
+  Weight router;                  // [E, hidden]
+  Tensor correction_bias;         // f32 [E] or empty, on the host: routing runs there
   std::vector<MlpWeights> experts;
   MlpWeights shared;              // down empty: no shared expert
-  TensorView shared_gate;         // [1, hidden] or empty
+  Weight shared_gate;             // [1, hidden] or empty
 };
 
 class Moe final : public Ffn {
  public:
   Moe(const MoeDims& dims, MoeWeights w) : d_(dims), w_(std::move(w)) {}
-  void forward(const float* x, float* y, int64_t T) const override;
+  void forward(Backend& be, const Mat& x, const Mat& y) const override;
 
  private:
   MoeDims d_;

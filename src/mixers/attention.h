@@ -8,17 +8,16 @@
 
 #include <vector>
 
-#include "linfer/core/tensor.h"
 #include "mixers/dims.h"
 #include "mixers/mixer.h"
 
 namespace linfer {
 
 struct AttentionWeights {
-  TensorView q_proj;       // [H·D·(output_gate ? 2 : 1), hidden], per head [q (D) | gate (D)]
-  TensorView k_proj, v_proj;  // [Hkv·D, hidden]
-  TensorView o_proj;       // [hidden, H·D]
-  Tensor q_norm, k_norm;   // f32 [D] (qk_norm only)
+  Weight q_proj;           // [H·D·(output_gate ? 2 : 1), hidden], per head [q (D) | gate (D)]
+  Weight k_proj, v_proj;   // [Hkv·D, hidden]
+  Weight o_proj;           // [hidden, H·D]
+  Param q_norm, k_norm;    // [D] (qk_norm only)
 };
 
 class AttentionMixer final : public Mixer {
@@ -27,7 +26,7 @@ class AttentionMixer final : public Mixer {
   AttentionMixer(const AttentionDims& dims, double norm_eps, bool zero_centred_qk_norm, AttentionWeights w);
   static void state_spec(const AttentionDims& d, int layer, std::vector<StateTensorSpec>& out);
   void declare_state(int layer, std::vector<StateTensorSpec>& out) const override { state_spec(d_, layer, out); }
-  void forward(const float* x, float* y, const MixerCall& call) const override;
+  void forward(const Mat& x, const Mat& y, const MixerCall& call) const override;
 
  private:
   AttentionDims d_;

@@ -1,16 +1,5 @@
 #include "mixers/gdn.h"
 
-#include <cmath>
-#include <cstring>
-
-#include "kernels/cpu/activation.h"
-#include "kernels/cpu/conv1d.h"
-#include "kernels/cpu/delta_rule.h"
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/norm.h"
-#include "mixers/scratch.h"
-#include "mixers/state_ptrs.h"
-
 namespace linfer {
 
 void GdnMixer::state_spec(const DeltaDims& d, int layer, std::vector<StateTensorSpec>& out) {
@@ -18,59 +7,48 @@ void GdnMixer::state_spec(const DeltaDims& d, int layer, std::vector<StateTensor
   out.push_back({layer, "gdn.S", StateKind::Fixed, {d.v_heads, d.head_v, d.head_k}, 0, "[HV, V, K] v-major"});
 }
 
-void GdnMixer::forward(const float* x, float* y, const MixerCall& call) const {
-  using namespace kernels;
+void GdnMixer::forward(const Mat& x, const Mat& y, const MixerCall& call) const {
+  Backend& be = *call.be;
   const int64_t T = call.T, H = d_.heads, HV = d_.v_heads, K = d_.head_k, V = d_.head_v;
   const int64_t r = HV / H, kd = d_.key_dim(), vd = d_.value_dim(), C = d_.conv_dim();
-  Scratch s;
+  Tmp tmp(be);
 
-  // Projections, then undo the per-key-head grouping: qkv [T, C] in conv channel order, z [T, HV·V].
-  const int64_t P = 2 * kd + 2 * vd;
-  float* qkvz = s.get(T * P);
-  float* ba = s.get(T * 2 * HV);
-  matmul(x, T, w_.in_proj_qkvz, nullptr, qkvz);
-  matmul(x, T, w_.in_proj_ba, nullptr, ba);
-  float* qkv = s.get(T * C);
-  float* z = s.get(T * vd);
-  float* beta = s.get(T * HV);
-  float* g = s.get(T * HV);
+  // Projections, then undo the per-key-head grouping: qkv [T, C] in conv channel order, z [T, HV·V],
+  // beta and the raw gate a [T, HV].
+  Mat qkvz = tmp.mat(T, 2 * kd + 2 * vd);
+  Mat ba = tmp.mat(T, 2 * HV);
+  be.matmul(x, w_.in_proj_qkvz, {}, qkvz);
+  be.matmul(x, w_.in_proj_ba, {}, ba);
+  Mat qkv = tmp.mat(T, C);
+  Mat z = tmp.mat(T, vd);
+  Mat beta = tmp.mat(T, HV);
+  Mat g = tmp.mat(T, HV);
   const int64_t blk = 2 * K + 2 * r * V;
-  for (int64_t t = 0; t < T; ++t) {
-    const float* src = qkvz + t * P;
-    float* dst = qkv + t * C;
-    for (int64_t j = 0; j < H; ++j) {
-      const float* b = src + j * blk;
-      std::memcpy(dst + j * K, b, K * sizeof(float));
-      std::memcpy(dst + kd + j * K, b + K, K * sizeof(float));
-      std::memcpy(dst + 2 * kd + j * r * V, b + 2 * K, r * V * sizeof(float));
-      std::memcpy(z + t * vd + j * r * V, b + 2 * K + r * V, r * V * sizeof(float));
-      const float* bab = ba + t * 2 * HV + j * 2 * r;
-      for (int64_t i = 0; i < r; ++i) {
-        beta[t * HV + j * r + i] = bab[i];
-        g[t * HV + j * r + i] = bab[r + i] + w_.dt_bias.f32()[j * r + i];
-      }
-    }
+  for (int64_t j = 0; j < H; ++j) {
+    const Mat src = qkvz.cols_of(j * blk, blk);  // [q_j | k_j | v (r·V) | z (r·V)]
+    be.copy(src.cols_of(0, K), qkv.cols_of(j * K, K));
+    be.copy(src.cols_of(K, K), qkv.cols_of(kd + j * K, K));
+    be.copy(src.cols_of(2 * K, r * V), qkv.cols_of(2 * kd + j * r * V, r * V));
+    be.copy(src.cols_of(2 * K + r * V, r * V), z.cols_of(j * r * V, r * V));
+    be.copy(ba.cols_of(j * 2 * r, r), beta.cols_of(j * r, r));
+    be.copy(ba.cols_of(j * 2 * r + r, r), g.cols_of(j * r, r));
   }
-  sigmoid(beta, beta, T * HV);
-  softplus(g, g, T * HV);
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t h = 0; h < HV; ++h) g[t * HV + h] *= -std::exp(w_.A_log.f32()[h]);
+  be.unary(Unary::Sigmoid, beta, beta);
+  be.decay_gate(g, w_.dt_bias, w_.A_log, 1);
 
-  float* conv_out = s.get(T * C);
-  auto conv_states = state_ptrs(call, 0);
-  if (call.decode) conv1d_step(qkv, 0, w_.conv.f32(), nullptr, C, d_.conv_width, conv_states, true, conv_out);
-  else conv1d_prefill(qkv, 0, w_.conv.f32(), nullptr, C, d_.conv_width, call.offsets, conv_states, true, conv_out);
+  Mat conv_out = tmp.mat(T, C);
+  be.conv1d(qkv, w_.conv, {}, d_.conv_width, call.state(0), call.seqs, true, conv_out);
 
-  DeltaRuleShape shape{.H = H, .HV = HV, .K = K, .V = V, .decay = DeltaDecay::Scalar, .l2norm_qk = true};
-  DeltaRuleInputs in{.q = conv_out, .k = conv_out + kd, .v = conv_out + 2 * kd, .beta = beta, .g = g,
-                     .q_stride = C, .k_stride = C, .v_stride = C};
-  float* o = s.get(T * vd);
-  auto S = state_ptrs(call, 1);
-  if (call.decode) delta_rule_step(shape, in, S, o);
-  else delta_rule_prefill(shape, in, call.offsets, S, o);
+  const kernels::DeltaRuleShape shape{.H = H, .HV = HV, .K = K, .V = V, .decay = kernels::DeltaDecay::Scalar,
+                                      .l2norm_qk = true};
+  Mat o = tmp.mat(T, vd);
+  be.delta_rule(shape,
+                {.q = conv_out.cols_of(0, kd), .k = conv_out.cols_of(kd, kd), .v = conv_out.cols_of(2 * kd, vd),
+                 .beta = beta, .g = g, .o = o},
+                call.state(1), call.seqs);
 
-  rms_norm_gated(o, z, w_.norm.f32(), o, T * HV, V, float(eps_), GateAct::Silu);
-  matmul(o, T, w_.out_proj, nullptr, y);
+  be.rms_norm_gated(o.split_rows(V), z.split_rows(V), w_.norm, o.split_rows(V), float(eps_), kernels::GateAct::Silu);
+  be.matmul(o, w_.out_proj, {}, y);
 }
 
 }  // namespace linfer

@@ -9,19 +9,18 @@
 //   y = out_proj(RMSNorm_head(o) · w · SiLU(z))                plain weight (not zero-centred)
 // State per sequence: conv [2·H·K + HV·V, W-1], gdn.S [HV, V, K].
 
-#include "linfer/core/tensor.h"
 #include "mixers/dims.h"
 #include "mixers/mixer.h"
 
 namespace linfer {
 
 struct GdnWeights {
-  TensorView in_proj_qkvz;  // [2·H·K + 2·HV·V, hidden], grouped per key head
-  TensorView in_proj_ba;    // [2·HV, hidden], grouped per key head
-  Tensor conv;              // f32 [2·H·K + HV·V, W]
-  Tensor A_log, dt_bias;    // f32 [HV]
-  Tensor norm;              // f32 [V]
-  TensorView out_proj;      // [hidden, HV·V]
+  Weight in_proj_qkvz;  // [2·H·K + 2·HV·V, hidden], grouped per key head
+  Weight in_proj_ba;    // [2·HV, hidden], grouped per key head
+  Param conv;           // [2·H·K + HV·V, W]
+  Param A_log, dt_bias; // [HV]
+  Param norm;           // [V]
+  Weight out_proj;      // [hidden, HV·V]
 };
 
 class GdnMixer final : public Mixer {
@@ -29,7 +28,7 @@ class GdnMixer final : public Mixer {
   GdnMixer(const DeltaDims& dims, double norm_eps, GdnWeights w) : d_(dims), eps_(norm_eps), w_(std::move(w)) {}
   static void state_spec(const DeltaDims& d, int layer, std::vector<StateTensorSpec>& out);
   void declare_state(int layer, std::vector<StateTensorSpec>& out) const override { state_spec(d_, layer, out); }
-  void forward(const float* x, float* y, const MixerCall& call) const override;
+  void forward(const Mat& x, const Mat& y, const MixerCall& call) const override;
 
  private:
   DeltaDims d_;

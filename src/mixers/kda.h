@@ -7,26 +7,25 @@
 //   y       = o_proj(RMSNorm_head(o) · w · sigmoid(g_b(g_a(x))))
 // State per sequence: conv.q / conv.k [H·K, W-1], conv.v [HV·V, W-1], kda.S [HV, V, K].
 
-#include "linfer/core/tensor.h"
-#include "mixers/mixer.h"
 #include "mixers/dims.h"
+#include "mixers/mixer.h"
 
 namespace linfer {
 
 struct KdaWeights {
-  TensorView q_proj, k_proj;  // [H·K, hidden]
-  TensorView v_proj;          // [HV·V, hidden]
-  Tensor conv_q, conv_k;      // f32 [H·K, W]
-  Tensor conv_v;              // f32 [HV·V, W]
-  TensorView f_a;             // [r, hidden]  forget gate, low rank
-  TensorView f_b;             // [HV·K, r]
-  Tensor A_log;               // f32 [HV]
-  Tensor dt_bias;             // f32 [HV·K]
-  TensorView b_proj;          // [HV, hidden]
-  TensorView g_a;             // [r', hidden] output gate, low rank
-  TensorView g_b;             // [HV·V, r']
-  Tensor o_norm;              // f32 [V]
-  TensorView o_proj;          // [hidden, HV·V]
+  Weight q_proj, k_proj;  // [H·K, hidden]
+  Weight v_proj;          // [HV·V, hidden]
+  Param conv_q, conv_k;   // [H·K, W]
+  Param conv_v;           // [HV·V, W]
+  Weight f_a;             // [r, hidden]  forget gate, low rank
+  Weight f_b;             // [HV·K, r]
+  Param A_log;            // [HV]
+  Param dt_bias;          // [HV·K]
+  Weight b_proj;          // [HV, hidden]
+  Weight g_a;             // [r', hidden] output gate, low rank
+  Weight g_b;             // [HV·V, r']
+  Param o_norm;           // [V]
+  Weight o_proj;          // [hidden, HV·V]
 };
 
 class KdaMixer final : public Mixer {
@@ -34,7 +33,7 @@ class KdaMixer final : public Mixer {
   KdaMixer(const DeltaDims& dims, double norm_eps, KdaWeights w) : d_(dims), eps_(norm_eps), w_(std::move(w)) {}
   static void state_spec(const DeltaDims& d, int layer, std::vector<StateTensorSpec>& out);
   void declare_state(int layer, std::vector<StateTensorSpec>& out) const override { state_spec(d_, layer, out); }
-  void forward(const float* x, float* y, const MixerCall& call) const override;
+  void forward(const Mat& x, const Mat& y, const MixerCall& call) const override;
 
  private:
   DeltaDims d_;

@@ -1,14 +1,5 @@
 #include "mixers/mamba2.h"
 
-#include <cstring>
-
-#include "kernels/cpu/conv1d.h"
-#include "kernels/cpu/mamba2_ssd.h"
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/norm.h"
-#include "mixers/scratch.h"
-#include "mixers/state_ptrs.h"
-
 namespace linfer {
 
 void Mamba2Mixer::state_spec(const Mamba2Dims& d, int layer, std::vector<StateTensorSpec>& out) {
@@ -16,37 +7,31 @@ void Mamba2Mixer::state_spec(const Mamba2Dims& d, int layer, std::vector<StateTe
   out.push_back({layer, "ssm", StateKind::Fixed, {d.heads, d.head_dim, d.state}, 0, "[H, P, N]"});
 }
 
-void Mamba2Mixer::forward(const float* x, float* y, const MixerCall& call) const {
-  using namespace kernels;
+void Mamba2Mixer::forward(const Mat& x, const Mat& y, const MixerCall& call) const {
+  Backend& be = *call.be;
   const int64_t T = call.T, DI = d_.d_inner(), C = d_.conv_dim(), GN = d_.groups * d_.state;
   const int64_t P = w_.in_proj.dim(0);  // 2·d_inner + 2·G·N + H
-  Scratch s;
+  Tmp tmp(be);
 
-  float* zxbcdt = s.get(T * P);
-  matmul(x, T, w_.in_proj, w_.in_proj_bias.numel() ? w_.in_proj_bias.f32() : nullptr, zxbcdt);
+  Mat zxbcdt = tmp.mat(T, P);  // [z | xBC | dt]
+  be.matmul(x, w_.in_proj, w_.in_proj_bias, zxbcdt);
 
-  float* xbc = s.get(T * C);
-  const float* conv_bias = w_.conv_bias.numel() ? w_.conv_bias.f32() : nullptr;
-  auto conv_states = state_ptrs(call, 0);
-  if (call.decode)
-    conv1d_step(zxbcdt + DI, P, w_.conv.f32(), conv_bias, C, d_.conv_width, conv_states, true, xbc);
-  else
-    conv1d_prefill(zxbcdt + DI, P, w_.conv.f32(), conv_bias, C, d_.conv_width, call.offsets, conv_states, true, xbc);
+  Mat xbc = tmp.mat(T, C);
+  be.conv1d(zxbcdt.cols_of(DI, C), w_.conv, w_.conv_bias, d_.conv_width, call.state(0), call.seqs, true, xbc);
 
-  kernels::Mamba2Dims dims{.H = d_.heads, .P = d_.head_dim, .N = d_.state, .G = d_.groups};
-  Mamba2Params params{.A_log = w_.A_log.f32(), .dt_bias = w_.dt_bias.f32(), .D = w_.D.f32(),
-                      .dt_min = float(d_.dt_min), .dt_max = float(d_.dt_max)};
-  Mamba2Inputs in{.x = xbc, .dt = zxbcdt + DI + C, .B = xbc + DI, .C = xbc + DI + GN,
-                  .x_stride = C, .dt_stride = P, .B_stride = C, .C_stride = C};
-  float* ys = s.get(T * DI);
-  auto ssm = state_ptrs(call, 1);
-  if (call.decode) mamba2_ssd_step(dims, params, in, ssm, ys);
-  else mamba2_ssd_prefill(dims, params, in, call.offsets, ssm, ys);
+  const kernels::Mamba2Dims dims{.H = d_.heads, .P = d_.head_dim, .N = d_.state, .G = d_.groups};
+  const Mamba2Gates gates{.A_log = w_.A_log, .dt_bias = w_.dt_bias, .D = w_.D, .dt_min = float(d_.dt_min),
+                          .dt_max = float(d_.dt_max)};
+  Mat ys = tmp.mat(T, DI);
+  be.mamba2_ssd(dims, gates,
+                {.x = xbc.cols_of(0, DI), .dt = zxbcdt.cols_of(DI + C, d_.heads), .B = xbc.cols_of(DI, GN),
+                 .C = xbc.cols_of(DI + GN, GN), .y = ys},
+                call.state(1), call.seqs);
 
-  float* z = s.get(T * DI);
-  for (int64_t t = 0; t < T; ++t) std::memcpy(z + t * DI, zxbcdt + t * P, DI * sizeof(float));
-  rms_norm_gate_first(ys, z, w_.norm.f32(), ys, T, DI, DI / d_.norm_groups, float(eps_));
-  matmul(ys, T, w_.out_proj, w_.out_proj_bias.numel() ? w_.out_proj_bias.f32() : nullptr, y);
+  Mat z = tmp.mat(T, DI);
+  be.copy(zxbcdt.cols_of(0, DI), z);
+  be.rms_norm_gate_first(ys, z, w_.norm, ys, DI / d_.norm_groups, float(eps_));
+  be.matmul(ys, w_.out_proj, w_.out_proj_bias, y);
 }
 
 }  // namespace linfer

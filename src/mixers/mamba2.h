@@ -6,20 +6,19 @@
 //   out = out_proj(RMSNorm(y · SiLU(z)) · w)    gate before norm (transformers' MambaRMSNormGated)
 // State per sequence: conv [d_inner + 2·G·N, W-1], ssm [H, P, N].
 
-#include "linfer/core/tensor.h"
 #include "mixers/dims.h"
 #include "mixers/mixer.h"
 
 namespace linfer {
 
 struct Mamba2Weights {
-  TensorView in_proj;           // [2·d_inner + 2·G·N + H, hidden]
-  Tensor in_proj_bias;          // f32 [...] or empty
-  Tensor conv, conv_bias;       // f32 [conv_dim, W], [conv_dim] (conv_bias may be empty)
-  Tensor A_log, dt_bias, D;     // f32 [H]
-  Tensor norm;                  // f32 [d_inner]
-  TensorView out_proj;          // [hidden, d_inner]
-  Tensor out_proj_bias;         // f32 [hidden] or empty
+  Weight in_proj;              // [2·d_inner + 2·G·N + H, hidden]
+  Param in_proj_bias;          // [2·d_inner + 2·G·N + H] or empty
+  Param conv, conv_bias;       // [conv_dim, W], [conv_dim] (conv_bias may be empty)
+  Param A_log, dt_bias, D;     // [H]
+  Param norm;                  // [d_inner]
+  Weight out_proj;             // [hidden, d_inner]
+  Param out_proj_bias;         // [hidden] or empty
 };
 
 class Mamba2Mixer final : public Mixer {
@@ -28,7 +27,7 @@ class Mamba2Mixer final : public Mixer {
       : d_(dims), eps_(norm_eps), w_(std::move(w)) {}
   static void state_spec(const Mamba2Dims& d, int layer, std::vector<StateTensorSpec>& out);
   void declare_state(int layer, std::vector<StateTensorSpec>& out) const override { state_spec(d_, layer, out); }
-  void forward(const float* x, float* y, const MixerCall& call) const override;
+  void forward(const Mat& x, const Mat& y, const MixerCall& call) const override;
 
  private:
   Mamba2Dims d_;

@@ -4,38 +4,41 @@
 // sequence's state. When every sequence brings exactly one token the mixer runs its recurrent step
 // form; otherwise its chunked prefill form. Both read and write the same state layout.
 //
-// Mixers are immutable after construction (weights are views into the mmap'd checkpoint or small
-// float32 copies) and reentrant; per-call scratch comes from mixers/scratch.h.
+// A mixer's logic is written once, over the ops of the call's backend (backend/backend.h); its weights
+// are handles in that backend's memory. Mixers are immutable after construction and reentrant.
 
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "backend/backend.h"
 #include "linfer/state.h"
 
 namespace linfer {
 
 // One forward call of one layer.
 struct MixerCall {
-  int64_t T = 0;                         // tokens in the call, all sequences
-  std::span<const int64_t> offsets;      // n_seqs + 1
-  std::span<const int64_t> positions;    // [T] absolute position of each token
-  std::span<SequenceState* const> states;
-  size_t first_tensor = 0;               // index of this layer's first state tensor
-  bool decode = false;                   // every sequence has exactly one token
+  Backend* be = nullptr;                  // where x, y, the weights and the states live
+  int64_t T = 0;                          // tokens in the call, all sequences
+  Seqs seqs;                              // offsets, positions, decode
+  std::span<SequenceState* const> states;  // host states (CPU backend), or
+  const SlotBinding* slots = nullptr;     // the backend's slot pool
+  size_t first_tensor = 0;                // index of this layer's first state tensor
 
-  int64_t n_seqs() const { return int64_t(offsets.size()) - 1; }
-  // Sequence i's j-th state tensor of this layer.
-  float* state(int64_t i, size_t j) const { return states[i]->data(first_tensor + j); }
+  int64_t n_seqs() const { return seqs.n(); }
+  // This layer's j-th state tensor of every sequence.
+  StateRef state(size_t j) const {
+    return slots ? slots->tensor(first_tensor + j) : StateRef{.seqs = states, .tensor = first_tensor + j};
+  }
 };
 
 class Mixer {
  public:
   virtual ~Mixer() = default;
-  // Appends this layer's state tensors (their order is the order of MixerCall::state(i, j)).
+  // Appends this layer's state tensors (their order is the order of MixerCall::state(j)).
   virtual void declare_state(int layer, std::vector<StateTensorSpec>& out) const = 0;
-  virtual void forward(const float* x,  // [T, hidden]
-                       float* y,        // [T, hidden]
+  virtual void forward(const Mat& x,  // [T, hidden]
+                       const Mat& y,  // [T, hidden]
                        const MixerCall& call) const = 0;
 };
 

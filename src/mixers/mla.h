@@ -7,20 +7,19 @@
 // State per sequence: mla.latent, growing rows [kv_lora_rank + d_r] float32 — the latent, not the
 // expanded per-head K/V.
 
-#include "linfer/core/tensor.h"
 #include "mixers/dims.h"
 #include "mixers/mixer.h"
 
 namespace linfer {
 
 struct MlaWeights {
-  TensorView q_proj;              // [H·(d_n + d_r), hidden] (no q LoRA)
-  TensorView q_a, q_b;            // [q_lora, hidden], [H·(d_n + d_r), q_lora] (q LoRA)
-  Tensor q_a_norm;                // f32 [q_lora]
-  TensorView kv_a;                // [r + d_r, hidden]
-  Tensor kv_a_norm;               // f32 [r]
-  TensorView kv_b;                // [H·(d_n + d_v), r]
-  TensorView o_proj;              // [hidden, H·d_v]
+  Weight q_proj;              // [H·(d_n + d_r), hidden] (no q LoRA)
+  Weight q_a, q_b;            // [q_lora, hidden], [H·(d_n + d_r), q_lora] (q LoRA)
+  Param q_a_norm;             // [q_lora]
+  Weight kv_a;                // [r + d_r, hidden]
+  Param kv_a_norm;            // [r]
+  Weight kv_b;                // [H·(d_n + d_v), r]
+  Weight o_proj;              // [hidden, H·d_v]
 };
 
 class MlaMixer final : public Mixer {
@@ -28,7 +27,7 @@ class MlaMixer final : public Mixer {
   MlaMixer(const MlaDims& dims, MlaWeights w) : d_(dims), w_(std::move(w)) {}
   static void state_spec(const MlaDims& d, int layer, std::vector<StateTensorSpec>& out);
   void declare_state(int layer, std::vector<StateTensorSpec>& out) const override { state_spec(d_, layer, out); }
-  void forward(const float* x, float* y, const MixerCall& call) const override;
+  void forward(const Mat& x, const Mat& y, const MixerCall& call) const override;
 
  private:
   MlaDims d_;

@@ -17,6 +17,16 @@ namespace linfer {
 
 namespace {
 
+// Checkpoint tensors put on the model's backend: matrices as stored, small parameters as float32.
+struct Take {
+  WeightStore& ws;
+  Backend& be;
+  Weight w(const std::string& name, const Shape& shape) { return be.weight(ws.take(name, shape)); }
+  Weight w(const TensorView& v) { return be.weight(v); }
+  Param f32(const std::string& name, int64_t numel) { return be.param(ws.take_f32(name, numel)); }
+  Param f32(const Tensor& t) { return be.param(t); }
+};
+
 // Rows [begin, begin + n) of a float32 [R, C] tensor, as a new [n, C] tensor.
 Tensor rows_of(const Tensor& t, int64_t begin, int64_t n, int64_t cols) {
   Tensor out = Tensor::zeros({n, cols});
@@ -37,115 +47,119 @@ Tensor take_conv(WeightStore& ws, const std::string& name, int64_t C, int64_t W)
   return ws.take_f32(name, C * W);
 }
 
-std::unique_ptr<Mixer> load_kda(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+std::unique_ptr<Mixer> load_kda(Take& tk, const ModelConfig& m, const LayerConfig& l) {
+  WeightStore& ws = tk.ws;
   const auto& d = l.delta;
   const std::string p = l.prefix + l.mixer_prefix;
   LINFER_CHECK(d.head_k == d.head_v, "KDA layer {}: key head dim {} != value head dim {} is not supported", p,
                d.head_k, d.head_v);
   const int64_t W = d.conv_width, kd = d.key_dim(), vd = d.value_dim();
   KdaWeights w;
-  w.q_proj = ws.take(p + "q_proj.weight", {kd, m.hidden});
-  w.k_proj = ws.take(p + "k_proj.weight", {kd, m.hidden});
-  w.v_proj = ws.take(p + "v_proj.weight", {vd, m.hidden});
+  w.q_proj = tk.w(p + "q_proj.weight", {kd, m.hidden});
+  w.k_proj = tk.w(p + "k_proj.weight", {kd, m.hidden});
+  w.v_proj = tk.w(p + "v_proj.weight", {vd, m.hidden});
   if (ws.has(p + "q_conv1d.weight")) {  // published / save_pretrained: three convs
-    w.conv_q = take_conv(ws, p + "q_conv1d.weight", kd, W);
-    w.conv_k = take_conv(ws, p + "k_conv1d.weight", kd, W);
-    w.conv_v = take_conv(ws, p + "v_conv1d.weight", vd, W);
+    w.conv_q = tk.f32(take_conv(ws, p + "q_conv1d.weight", kd, W));
+    w.conv_k = tk.f32(take_conv(ws, p + "k_conv1d.weight", kd, W));
+    w.conv_v = tk.f32(take_conv(ws, p + "v_conv1d.weight", vd, W));
   } else {  // transformers in memory: one conv over [q | k | v]
     Tensor all = take_conv(ws, ws.pick({p + "conv1d.weight", p + "q_conv1d.weight"}), 2 * kd + vd, W);
-    w.conv_q = rows_of(all, 0, kd, W);
-    w.conv_k = rows_of(all, kd, kd, W);
-    w.conv_v = rows_of(all, 2 * kd, vd, W);
+    w.conv_q = tk.f32(rows_of(all, 0, kd, W));
+    w.conv_k = tk.f32(rows_of(all, kd, kd, W));
+    w.conv_v = tk.f32(rows_of(all, 2 * kd, vd, W));
   }
   const auto f_a = ws.pick({p + "f_a_proj.weight", p + "forget_gate_down.weight", p + "forget_gate.f_a_proj.weight"});
   const auto f_b = ws.pick({p + "f_b_proj.weight", p + "forget_gate_up.weight", p + "forget_gate.f_b_proj.weight"});
-  w.f_a = take_rows(ws, f_a, m.hidden);
-  w.f_b = ws.take(f_b, {d.v_heads * d.head_k, w.f_a.dim(0)});
-  w.A_log = ws.take_f32(ws.pick({p + "A_log", p + "forget_gate.A_log"}), d.v_heads);
-  w.dt_bias = ws.take_f32(ws.pick({p + "dt_bias", p + "forget_gate.dt_bias"}), d.v_heads * d.head_k);
-  w.b_proj = ws.take(ws.pick({p + "b_proj.weight", p + "beta_proj.weight"}), {d.v_heads, m.hidden});
+  w.f_a = tk.w(take_rows(ws, f_a, m.hidden));
+  w.f_b = tk.w(f_b, {d.v_heads * d.head_k, w.f_a.dim(0)});
+  w.A_log = tk.f32(ws.pick({p + "A_log", p + "forget_gate.A_log"}), d.v_heads);
+  w.dt_bias = tk.f32(ws.pick({p + "dt_bias", p + "forget_gate.dt_bias"}), d.v_heads * d.head_k);
+  w.b_proj = tk.w(ws.pick({p + "b_proj.weight", p + "beta_proj.weight"}), {d.v_heads, m.hidden});
   const auto g_a = ws.pick({p + "g_a_proj.weight", p + "output_gate_down.weight", p + "output_gate.g_a_proj.weight"});
   const auto g_b = ws.pick({p + "g_b_proj.weight", p + "output_gate_up.weight", p + "output_gate.g_b_proj.weight"});
-  w.g_a = take_rows(ws, g_a, m.hidden);
-  w.g_b = ws.take(g_b, {vd, w.g_a.dim(0)});
-  w.o_norm = ws.take_f32(p + "o_norm.weight", d.head_v);
-  w.o_proj = ws.take(p + "o_proj.weight", {m.hidden, vd});
+  w.g_a = tk.w(take_rows(ws, g_a, m.hidden));
+  w.g_b = tk.w(g_b, {vd, w.g_a.dim(0)});
+  w.o_norm = tk.f32(p + "o_norm.weight", d.head_v);
+  w.o_proj = tk.w(p + "o_proj.weight", {m.hidden, vd});
   return std::make_unique<KdaMixer>(d, m.norm_eps, std::move(w));
 }
 
-std::unique_ptr<Mixer> load_gdn(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+std::unique_ptr<Mixer> load_gdn(Take& tk, const ModelConfig& m, const LayerConfig& l) {
+  WeightStore& ws = tk.ws;
   const auto& d = l.delta;
   const std::string p = l.prefix + l.mixer_prefix;
   GdnWeights w;
-  w.in_proj_qkvz = ws.take(p + "in_proj_qkvz.weight", {2 * d.key_dim() + 2 * d.value_dim(), m.hidden});
-  w.in_proj_ba = ws.take(p + "in_proj_ba.weight", {2 * d.v_heads, m.hidden});
-  w.conv = take_conv(ws, p + "conv1d.weight", d.conv_dim(), d.conv_width);
-  w.A_log = ws.take_f32(p + "A_log", d.v_heads);
-  w.dt_bias = ws.take_f32(p + "dt_bias", d.v_heads);
-  w.norm = ws.take_f32(p + "norm.weight", d.head_v);
-  w.out_proj = ws.take(p + "out_proj.weight", {m.hidden, d.value_dim()});
+  w.in_proj_qkvz = tk.w(p + "in_proj_qkvz.weight", {2 * d.key_dim() + 2 * d.value_dim(), m.hidden});
+  w.in_proj_ba = tk.w(p + "in_proj_ba.weight", {2 * d.v_heads, m.hidden});
+  w.conv = tk.f32(take_conv(ws, p + "conv1d.weight", d.conv_dim(), d.conv_width));
+  w.A_log = tk.f32(p + "A_log", d.v_heads);
+  w.dt_bias = tk.f32(p + "dt_bias", d.v_heads);
+  w.norm = tk.f32(p + "norm.weight", d.head_v);
+  w.out_proj = tk.w(p + "out_proj.weight", {m.hidden, d.value_dim()});
   return std::make_unique<GdnMixer>(d, m.norm_eps, std::move(w));
 }
 
-std::unique_ptr<Mixer> load_mamba2(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+std::unique_ptr<Mixer> load_mamba2(Take& tk, const ModelConfig& m, const LayerConfig& l) {
+  WeightStore& ws = tk.ws;
   const auto& d = l.mamba;
   const std::string p = l.prefix + l.mixer_prefix;
   const int64_t proj = 2 * d.d_inner() + 2 * d.groups * d.state + d.heads;
   Mamba2Weights w;
-  w.in_proj = ws.take(p + "in_proj.weight", {proj, m.hidden});
-  if (d.proj_bias) w.in_proj_bias = ws.take_f32(p + "in_proj.bias", proj);
-  w.conv = take_conv(ws, p + "conv1d.weight", d.conv_dim(), d.conv_width);
-  if (d.conv_bias) w.conv_bias = ws.take_f32(p + "conv1d.bias", d.conv_dim());
-  w.A_log = ws.take_f32(p + "A_log", d.heads);
-  w.dt_bias = ws.take_f32(p + "dt_bias", d.heads);
-  w.D = ws.take_f32(p + "D", d.heads);
-  w.norm = ws.take_f32(p + "norm.weight", d.d_inner());
-  w.out_proj = ws.take(p + "out_proj.weight", {m.hidden, d.d_inner()});
-  if (d.proj_bias) w.out_proj_bias = ws.take_f32(p + "out_proj.bias", m.hidden);
+  w.in_proj = tk.w(p + "in_proj.weight", {proj, m.hidden});
+  if (d.proj_bias) w.in_proj_bias = tk.f32(p + "in_proj.bias", proj);
+  w.conv = tk.f32(take_conv(ws, p + "conv1d.weight", d.conv_dim(), d.conv_width));
+  if (d.conv_bias) w.conv_bias = tk.f32(p + "conv1d.bias", d.conv_dim());
+  w.A_log = tk.f32(p + "A_log", d.heads);
+  w.dt_bias = tk.f32(p + "dt_bias", d.heads);
+  w.D = tk.f32(p + "D", d.heads);
+  w.norm = tk.f32(p + "norm.weight", d.d_inner());
+  w.out_proj = tk.w(p + "out_proj.weight", {m.hidden, d.d_inner()});
+  if (d.proj_bias) w.out_proj_bias = tk.f32(p + "out_proj.bias", m.hidden);
   return std::make_unique<Mamba2Mixer>(d, m.norm_eps, std::move(w));
 }
 
-std::unique_ptr<Mixer> load_attention(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+std::unique_ptr<Mixer> load_attention(Take& tk, const ModelConfig& m, const LayerConfig& l) {
   const auto& d = l.attn;
   const std::string p = l.prefix + l.mixer_prefix;
   AttentionWeights w;
-  w.q_proj = ws.take(p + "q_proj.weight", {d.heads * d.head_dim * (d.output_gate ? 2 : 1), m.hidden});
-  w.k_proj = ws.take(p + "k_proj.weight", {d.kv_heads * d.head_dim, m.hidden});
-  w.v_proj = ws.take(p + "v_proj.weight", {d.kv_heads * d.head_dim, m.hidden});
-  w.o_proj = ws.take(p + "o_proj.weight", {m.hidden, d.heads * d.head_dim});
+  w.q_proj = tk.w(p + "q_proj.weight", {d.heads * d.head_dim * (d.output_gate ? 2 : 1), m.hidden});
+  w.k_proj = tk.w(p + "k_proj.weight", {d.kv_heads * d.head_dim, m.hidden});
+  w.v_proj = tk.w(p + "v_proj.weight", {d.kv_heads * d.head_dim, m.hidden});
+  w.o_proj = tk.w(p + "o_proj.weight", {m.hidden, d.heads * d.head_dim});
   if (d.qk_norm) {
-    w.q_norm = ws.take_f32(p + "q_norm.weight", d.head_dim);
-    w.k_norm = ws.take_f32(p + "k_norm.weight", d.head_dim);
+    w.q_norm = tk.f32(p + "q_norm.weight", d.head_dim);
+    w.k_norm = tk.f32(p + "k_norm.weight", d.head_dim);
   }
   return std::make_unique<AttentionMixer>(d, m.norm_eps, m.norm == NormKind::ZeroCentred, std::move(w));
 }
 
-std::unique_ptr<Mixer> load_mla(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+std::unique_ptr<Mixer> load_mla(Take& tk, const ModelConfig& m, const LayerConfig& l) {
   const auto& d = l.mla;
   const std::string p = l.prefix + l.mixer_prefix;
   const int64_t dq = d.qk_nope + d.qk_rope;
   MlaWeights w;
   if (d.q_lora_rank > 0) {
-    w.q_a = ws.take(p + "q_a_proj.weight", {d.q_lora_rank, m.hidden});
-    w.q_a_norm = ws.take_f32(p + "q_a_layernorm.weight", d.q_lora_rank);
-    w.q_b = ws.take(p + "q_b_proj.weight", {d.heads * dq, d.q_lora_rank});
+    w.q_a = tk.w(p + "q_a_proj.weight", {d.q_lora_rank, m.hidden});
+    w.q_a_norm = tk.f32(p + "q_a_layernorm.weight", d.q_lora_rank);
+    w.q_b = tk.w(p + "q_b_proj.weight", {d.heads * dq, d.q_lora_rank});
   } else {
-    w.q_proj = ws.take(p + "q_proj.weight", {d.heads * dq, m.hidden});
+    w.q_proj = tk.w(p + "q_proj.weight", {d.heads * dq, m.hidden});
   }
-  w.kv_a = ws.take(p + "kv_a_proj_with_mqa.weight", {d.latent_dim(), m.hidden});
-  w.kv_a_norm = ws.take_f32(p + "kv_a_layernorm.weight", d.kv_lora_rank);
-  w.kv_b = ws.take(p + "kv_b_proj.weight", {d.heads * (d.qk_nope + d.v_head), d.kv_lora_rank});
-  w.o_proj = ws.take(p + "o_proj.weight", {m.hidden, d.heads * d.v_head});
+  w.kv_a = tk.w(p + "kv_a_proj_with_mqa.weight", {d.latent_dim(), m.hidden});
+  w.kv_a_norm = tk.f32(p + "kv_a_layernorm.weight", d.kv_lora_rank);
+  w.kv_b = tk.w(p + "kv_b_proj.weight", {d.heads * (d.qk_nope + d.v_head), d.kv_lora_rank});
+  w.o_proj = tk.w(p + "o_proj.weight", {m.hidden, d.heads * d.v_head});
   return std::make_unique<MlaMixer>(d, std::move(w));
 }
 
 // gate / up / down of an MLP under `p`, in either naming (gate_proj/up_proj/down_proj or w1/w3/w2).
-MlpWeights take_mlp(WeightStore& ws, const std::string& p, int64_t hidden, int64_t I) {
+MlpWeights take_mlp(Take& tk, const std::string& p, int64_t hidden, int64_t I) {
+  WeightStore& ws = tk.ws;
   MlpWeights w;
   const bool moonshot = !ws.has(p + "gate_proj.weight") && ws.has(p + "w1.weight");
-  w.gate = ws.take(p + (moonshot ? "w1.weight" : "gate_proj.weight"), {I, hidden});
-  w.up = ws.take(p + (moonshot ? "w3.weight" : "up_proj.weight"), {I, hidden});
-  w.down = ws.take(p + (moonshot ? "w2.weight" : "down_proj.weight"), {hidden, I});
+  w.gate = tk.w(p + (moonshot ? "w1.weight" : "gate_proj.weight"), {I, hidden});
+  w.up = tk.w(p + (moonshot ? "w3.weight" : "up_proj.weight"), {I, hidden});
+  w.down = tk.w(p + (moonshot ? "w2.weight" : "down_proj.weight"), {hidden, I});
   return w;
 }
 
@@ -160,11 +174,12 @@ std::string ffn_prefix(const WeightStore& ws, const LayerConfig& l, std::initial
   fail("{}: tensor not found: {}", ws.files().dir(), tried);
 }
 
-std::unique_ptr<Ffn> load_moe(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+std::unique_ptr<Ffn> load_moe(Take& tk, const ModelConfig& m, const LayerConfig& l) {
+  WeightStore& ws = tk.ws;
   const auto& d = l.moe;
   const std::string p = ffn_prefix(ws, l, {"gate.weight"});
   MoeWeights w;
-  w.router = ws.take(p + "gate.weight", {d.experts, m.hidden});
+  w.router = tk.w(p + "gate.weight", {d.experts, m.hidden});
   if (d.correction_bias) {
     const auto bias = ws.first_present({p + "gate.e_score_correction_bias", p + "e_score_correction_bias"});
     LINFER_CHECK(bias, "{}: tensor '{}gate.e_score_correction_bias' not found", ws.files().dir(), p);
@@ -177,43 +192,84 @@ std::unique_ptr<Ffn> load_moe(WeightStore& ws, const ModelConfig& m, const Layer
     TensorView all_down = ws.take(ws.pick({p + "experts.down_proj", p + "experts.down_proj.weight"}), {d.experts, H, I});
     for (int64_t e = 0; e < d.experts; ++e) {
       MlpWeights x;
-      x.gate_up = all_gu.slice0(e, e + 1).reshape({2 * I, H});
-      x.down = all_down.slice0(e, e + 1).reshape({H, I});
+      x.gate_up = tk.w(all_gu.slice0(e, e + 1).reshape({2 * I, H}));
+      x.down = tk.w(all_down.slice0(e, e + 1).reshape({H, I}));
       w.experts.push_back(x);
     }
   } else {
     for (int64_t e = 0; e < d.experts; ++e)
-      w.experts.push_back(take_mlp(ws, fmt::format("{}experts.{}.", p, e), H, I));
+      w.experts.push_back(take_mlp(tk, fmt::format("{}experts.{}.", p, e), H, I));
   }
   if (d.shared_intermediate > 0) {
     const auto sp = ws.has(p + "shared_experts.gate_proj.weight") ? p + "shared_experts." : p + "shared_expert.";
-    w.shared = take_mlp(ws, sp, H, d.shared_intermediate);
+    w.shared = take_mlp(tk, sp, H, d.shared_intermediate);
   }
-  if (d.shared_gate) w.shared_gate = ws.take(p + "shared_expert_gate.weight", {1, H});
+  if (d.shared_gate) w.shared_gate = tk.w(p + "shared_expert_gate.weight", {1, H});
   return std::make_unique<Moe>(d, std::move(w));
+}
+
+// The backend ops each mixer / FFN kind calls (mixers/*.cpp, ffn/*.cpp).
+std::vector<Op> ops_of(MixerKind k) {
+  switch (k) {
+    case MixerKind::Kda:
+      return {Op::Matmul, Op::Conv1d, Op::DecayGate, Op::Unary, Op::DeltaRule, Op::RmsNormGated};
+    case MixerKind::Gdn:
+      return {Op::Matmul, Op::Copy, Op::Unary, Op::DecayGate, Op::Conv1d, Op::DeltaRule, Op::RmsNormGated};
+    case MixerKind::Mamba2: return {Op::Matmul, Op::Conv1d, Op::Mamba2Ssd, Op::Copy, Op::RmsNormGateFirst};
+    case MixerKind::Attention:
+      return {Op::Matmul, Op::Copy, Op::RmsNorm, Op::Rope, Op::Attention, Op::Unary, Op::Mul};
+    case MixerKind::Mla: return {Op::Matmul, Op::RmsNorm, Op::Mla};
+  }
+  return {};
+}
+
+std::vector<Op> ops_of(FfnKind k) {
+  switch (k) {
+    case FfnKind::None: return {};
+    case FfnKind::Dense: return {Op::Matmul, Op::Swiglu};
+    case FfnKind::Moe:
+      return {Op::Matmul, Op::Swiglu, Op::ScaleRowsSigmoid, Op::Fill, Op::GatherRows, Op::ScatterAddRows};
+  }
+  return {};
 }
 
 }  // namespace
 
-std::unique_ptr<Mixer> load_mixer(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+void check_backend_runs(const Backend& be, const ModelConfig& m, DType weights) {
+  for (Op op : {Op::Embedding, Op::RmsNorm, Op::Add, Op::Copy, Op::Matmul})
+    LINFER_CHECK(be.supports(op, weights), "{} weights: the {} backend has no {} for them yet (run with --device cpu)",
+                 dtype_name(weights), device_name(be.device()), op_name(op));
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const LayerConfig& l = m.layers[i];
+    for (const auto& ops : {ops_of(l.mixer), ops_of(l.ffn)})
+      for (Op op : ops)
+        LINFER_CHECK(be.supports(op, weights), "layer {} ({}+{}): the {} backend does not run {} yet (run this model "
+                     "with --device cpu)", i, mixer_name(l.mixer), ffn_name(l.ffn), device_name(be.device()),
+                     op_name(op));
+  }
+}
+
+std::unique_ptr<Mixer> load_mixer(WeightStore& ws, Backend& be, const ModelConfig& m, const LayerConfig& l) {
+  Take tk{ws, be};
   switch (l.mixer) {
-    case MixerKind::Kda: return load_kda(ws, m, l);
-    case MixerKind::Gdn: return load_gdn(ws, m, l);
-    case MixerKind::Mamba2: return load_mamba2(ws, m, l);
-    case MixerKind::Attention: return load_attention(ws, m, l);
-    case MixerKind::Mla: return load_mla(ws, m, l);
+    case MixerKind::Kda: return load_kda(tk, m, l);
+    case MixerKind::Gdn: return load_gdn(tk, m, l);
+    case MixerKind::Mamba2: return load_mamba2(tk, m, l);
+    case MixerKind::Attention: return load_attention(tk, m, l);
+    case MixerKind::Mla: return load_mla(tk, m, l);
   }
   fail("unknown mixer kind");
 }
 
-std::unique_ptr<Ffn> load_ffn(WeightStore& ws, const ModelConfig& m, const LayerConfig& l) {
+std::unique_ptr<Ffn> load_ffn(WeightStore& ws, Backend& be, const ModelConfig& m, const LayerConfig& l) {
+  Take tk{ws, be};
   switch (l.ffn) {
     case FfnKind::None: return nullptr;
     case FfnKind::Dense: {
       const std::string p = ffn_prefix(ws, l, {"gate_proj.weight", "w1.weight"});
-      return std::make_unique<Mlp>(take_mlp(ws, p, m.hidden, l.dense_intermediate));
+      return std::make_unique<Mlp>(take_mlp(tk, p, m.hidden, l.dense_intermediate));
     }
-    case FfnKind::Moe: return load_moe(ws, m, l);
+    case FfnKind::Moe: return load_moe(tk, m, l);
   }
   fail("unknown ffn kind");
 }

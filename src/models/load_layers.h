@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "backend/backend.h"
 #include "ffn/ffn.h"
 #include "linfer/state.h"
 #include "mixers/mixer.h"
@@ -14,8 +15,13 @@
 
 namespace linfer {
 
-std::unique_ptr<Mixer> load_mixer(WeightStore& ws, const ModelConfig& m, const LayerConfig& l);
-std::unique_ptr<Ffn> load_ffn(WeightStore& ws, const ModelConfig& m, const LayerConfig& l);
+// Throws naming the first layer (or the model's own ops) whose ops `be` lacks for `weights` dtype: called
+// before any weight is put on the backend.
+void check_backend_runs(const Backend& be, const ModelConfig& m, DType weights);
+
+// A layer's mixer / FFN with its weights on `be`.
+std::unique_ptr<Mixer> load_mixer(WeightStore& ws, Backend& be, const ModelConfig& m, const LayerConfig& l);
+std::unique_ptr<Ffn> load_ffn(WeightStore& ws, Backend& be, const ModelConfig& m, const LayerConfig& l);
 
 // The state a layer declares, from its dims alone (no weights needed: `inspect --config-only`).
 void declare_layer_state(const LayerConfig& l, int layer, std::vector<StateTensorSpec>& out);

@@ -9,21 +9,23 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <numeric>
 #include <stdexcept>
 
 #include <fmt/format.h>
 #include <xxhash.h>
 
+#include "backend/backend.h"
+#include "backend/device_slots.h"
+#include "backend/host_slots.h"
 #include "ffn/ffn.h"
 #include "io/config.h"
 #include "io/npy.h"
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/norm.h"
 #include "linfer/core/error.h"
 #include "linfer/model.h"
 #include "mixers/mixer.h"
-#include "mixers/scratch.h"
 #include "models/load_layers.h"
 #include "models/profile.h"
 #include "models/registry.h"
@@ -73,33 +75,28 @@ std::string read_text(const std::string& path) {
   return s;
 }
 
-// Why state `s` was not made from `spec` (empty when it was): tensor count, then the first tensor
-// that differs in layer, role, kind, shape, capacity or layout.
-std::string spec_mismatch(const StateSpec& spec, const SequenceState& s) {
-  const auto& want = spec.tensors;
-  const auto& got = s.spec().tensors;
-  if (got.size() != want.size())
-    return fmt::format("it has {} state tensors, this model's state has {}", got.size(), want.size());
-  for (size_t j = 0; j < want.size(); ++j) {
-    const StateTensorSpec &a = got[j], &b = want[j];
-    if (a.layer != b.layer || a.name != b.name || a.kind != b.kind || a.shape != b.shape ||
-        a.capacity != b.capacity || a.layout != b.layout)
-      return fmt::format("its tensor {} is layer {} '{}' {} {}, this model expects layer {} '{}' {} {}", j, a.layer,
-                         a.name, shape_str(a.shape), a.layout, b.layer, b.name, shape_str(b.shape), b.layout);
-  }
-  return {};
-}
-
 struct Layer {
   std::unique_ptr<Mixer> mixer;
   std::unique_ptr<Ffn> ffn;
-  Tensor in_norm, post_norm;  // f32 [hidden]
-  size_t first_tensor = 0;    // this layer's first state tensor
+  Param in_norm, post_norm;  // [hidden]
+  size_t first_tensor = 0;   // this layer's first state tensor
+};
+
+// The states of one call: host SequenceStates (CPU backend) or slots of a device pool.
+struct CallStates {
+  std::span<SequenceState* const> host = {};
+  DeviceStateSlots* pool = nullptr;
+  std::span<const int32_t> ids = {};  // the pool's slot of each sequence
+  int64_t n_tokens(int64_t i) const { return pool ? pool->n_tokens(ids[i]) : host[i]->n_tokens(); }
+  void advance(int64_t i, int64_t n) const {
+    if (pool) pool->advance(ids[i], n);
+    else host[i]->set_n_tokens(host[i]->n_tokens() + n);
+  }
 };
 
 class LoadedModel final : public Model {
  public:
-  explicit LoadedModel(const std::string& dir);
+  LoadedModel(const std::string& dir, Device device);
 
   const ModelInfo& info() const override { return info_; }
   const StateSpec& state_spec() const override { return spec_; }
@@ -107,23 +104,35 @@ class LoadedModel final : public Model {
   const std::string& dir() const override { return dir_; }
   void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
                Logits mode) const override {
-    run(batch, states, logits, mode, nullptr);
+    if (be_->device() != Device::Cpu) return forward_staged(batch, states, logits, mode);
+    validate(batch, states, logits, mode);
+    run(batch, {.host = states}, logits, mode, nullptr);
   }
   void forward_layerwise(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode,
                          FunctionRef<void(int)> on_layer) const override {
-    run(batch, states, logits, mode, &on_layer);
+    if (be_->device() != Device::Cpu) return Model::forward_layerwise(batch, states, logits, mode, on_layer);
+    validate(batch, states, logits, mode);
+    run(batch, {.host = states}, logits, mode, &on_layer);
   }
+  Device device() const override { return be_->device(); }
+  std::unique_ptr<StateSlots> make_slots(int n) const override { return be_->make_slots(spec_, n); }
+  void forward_slots(const Batch& batch, StateSlots& pool, std::span<const int32_t> slots, float* logits,
+                     Logits mode) const override;
 
  private:
   // Every check forward() can make before it touches a state (the contract in linfer/model.h); ends
   // by reserving the Growing tensors' room for this call, which changes no state's contents.
-  void run(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode,
-           const FunctionRef<void(int)>* on_layer) const;
   void validate(const Batch& batch, std::span<SequenceState* const> states, const float* logits,
                 Logits mode) const;
-  void norm(const Tensor& w, const float* x, float* y, int64_t rows) const {
-    kernels::rms_norm(x, w.f32(), y, rows, cfg_.hidden, float(cfg_.norm_eps),
-                      cfg_.norm == NormKind::ZeroCentred ? kernels::NormWeight::OnePlus : kernels::NormWeight::Plain);
+  void validate_batch(const Batch& batch, size_t n_states, const float* logits, Logits mode) const;
+  // The forward pass proper, after validation.
+  void run(const Batch& batch, const CallStates& states, float* logits, Logits mode,
+           const FunctionRef<void(int)>* on_layer) const;
+  // forward() on a device: host states copied into staging slots, run there, copied back.
+  void forward_staged(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode) const;
+  void norm(const Param& w, const Mat& x, const Mat& y) const {
+    be_->rms_norm(x, w, y, float(cfg_.norm_eps),
+                  cfg_.norm == NormKind::ZeroCentred ? kernels::NormWeight::OnePlus : kernels::NormWeight::Plain);
   }
 
   std::string dir_;
@@ -131,14 +140,19 @@ class LoadedModel final : public Model {
   ModelInfo info_;
   StateSpec spec_;
   std::string fingerprint_;
-  std::unique_ptr<WeightStore> ws_;  // owns the mmaps every weight view points into
-  TensorView embed_, lm_head_;
-  Tensor final_norm_;
+  std::shared_ptr<Backend> be_;      // where the weights live and every op runs
+  std::unique_ptr<WeightStore> ws_;  // owns the mmaps the CPU backend's weights point into
+  Weight embed_, lm_head_;
+  Param final_norm_;
   std::vector<Layer> layers_;
   const char* dump_ = nullptr;
+  // A device backend runs one call at a time (one stream, one scratch); staging_ holds forward()'s
+  // host states meanwhile.
+  mutable std::mutex device_mu_;
+  mutable std::unique_ptr<StateSlots> staging_;
 };
 
-LoadedModel::LoadedModel(const std::string& dir) : dir_(dir) {
+LoadedModel::LoadedModel(const std::string& dir, Device device) : dir_(dir), be_(make_backend(device)) {
   const std::string config_path = dir + "/config.json";
   const std::string config_text = read_text(config_path);
   const Config config = Config::parse(config_text, config_path);
@@ -147,20 +161,23 @@ LoadedModel::LoadedModel(const std::string& dir) : dir_(dir) {
   WeightStore& ws = *ws_;
 
   const int64_t V = cfg_.vocab, Hd = cfg_.hidden;
-  embed_ = ws.take(cfg_.embed, {V, Hd});
-  final_norm_ = ws.take_f32(cfg_.final_norm, Hd);
+  Backend& be = *be_;
+  const TensorView embed = ws.take(cfg_.embed, {V, Hd});
+  check_backend_runs(be, cfg_, embed.dtype());
+  embed_ = be.weight(embed);
+  final_norm_ = be.param(ws.take_f32(cfg_.final_norm, Hd));
   if (cfg_.tie_embeddings && !ws.has(cfg_.lm_head)) lm_head_ = embed_;
-  else lm_head_ = ws.take(cfg_.lm_head, {V, Hd});
+  else lm_head_ = be.weight(ws.take(cfg_.lm_head, {V, Hd}));
 
   for (size_t i = 0; i < cfg_.layers.size(); ++i) {
     const LayerConfig& lc = cfg_.layers[i];
     Layer l;
     l.first_tensor = spec_.tensors.size();
-    l.mixer = load_mixer(ws, cfg_, lc);
+    l.mixer = load_mixer(ws, be, cfg_, lc);
     l.mixer->declare_state(int(i), spec_.tensors);
-    l.ffn = load_ffn(ws, cfg_, lc);
-    l.in_norm = ws.take_f32(lc.prefix + lc.input_norm, Hd);
-    if (l.ffn) l.post_norm = ws.take_f32(lc.prefix + lc.post_norm, Hd);
+    l.ffn = load_ffn(ws, be, cfg_, lc);
+    l.in_norm = be.param(ws.take_f32(lc.prefix + lc.input_norm, Hd));
+    if (l.ffn) l.post_norm = be.param(ws.take_f32(lc.prefix + lc.post_norm, Hd));
     layers_.push_back(std::move(l));
     info_.layers.push_back(fmt::format("{}+{}", mixer_name(lc.mixer), ffn_name(lc.ffn)));
   }
@@ -180,11 +197,10 @@ LoadedModel::LoadedModel(const std::string& dir) : dir_(dir) {
   dump_ = std::getenv("LINFER_DUMP");
 }
 
-void LoadedModel::validate(const Batch& batch, std::span<SequenceState* const> states, const float* logits,
-                           Logits mode) const {
+void LoadedModel::validate_batch(const Batch& batch, size_t n_states, const float* logits, Logits mode) const {
   const int64_t n_seqs = batch.n_seqs(), T = int64_t(batch.tokens.size());
   LINFER_CHECK(n_seqs >= 1, "forward: the batch has no sequences (offsets must hold n_seqs + 1 entries)");
-  LINFER_CHECK(int64_t(states.size()) == n_seqs, "forward: {} sequences but {} states", n_seqs, states.size());
+  LINFER_CHECK(int64_t(n_states) == n_seqs, "forward: {} sequences but {} states", n_seqs, n_states);
   LINFER_CHECK(batch.offsets.front() == 0 && batch.offsets.back() == T,
                "forward: offsets must start at 0 and end at the token count ({})", T);
   for (int64_t i = 0; i < n_seqs; ++i) {
@@ -199,6 +215,12 @@ void LoadedModel::validate(const Batch& batch, std::span<SequenceState* const> s
     }
   }
   LINFER_CHECK(logits || mode == Logits::None, "forward: logits buffer is null");
+}
+
+void LoadedModel::validate(const Batch& batch, std::span<SequenceState* const> states, const float* logits,
+                           Logits mode) const {
+  validate_batch(batch, states.size(), logits, mode);
+  const int64_t n_seqs = batch.n_seqs();
   for (int64_t i = 0; i < n_seqs; ++i) {
     LINFER_CHECK(states[i], "forward: state {} is null", i);
     const std::string why = spec_mismatch(spec_, *states[i]);
@@ -227,42 +249,78 @@ void LoadedModel::validate(const Batch& batch, std::span<SequenceState* const> s
   }
 }
 
-void LoadedModel::run(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode,
-                      const FunctionRef<void(int)>* on_layer) const {
+void LoadedModel::forward_slots(const Batch& batch, StateSlots& pool, std::span<const int32_t> slots, float* logits,
+                                Logits mode) const {
+  if (be_->device() == Device::Cpu) return Model::forward_slots(batch, pool, slots, logits, mode);
+  auto* dev = dynamic_cast<DeviceStateSlots*>(&pool);
+  LINFER_CHECK(dev && &dev->backend() == be_.get(), "forward_slots: the slots were not made by this model");
+  validate_batch(batch, slots.size(), logits, mode);
+  thread_local std::vector<int32_t> seen;
+  seen.assign(slots.begin(), slots.end());
+  std::sort(seen.begin(), seen.end());
+  LINFER_CHECK(seen.front() >= 0 && seen.back() < pool.n_slots(), "forward_slots: slot {} is outside the pool [0, {})",
+               seen.front() < 0 ? seen.front() : seen.back(), pool.n_slots());
+  LINFER_CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end(),
+               "forward_slots: one slot is given for two sequences");
+  std::lock_guard lock(device_mu_);
+  run(batch, {.pool = dev, .ids = slots}, logits, mode, nullptr);
+}
+
+void LoadedModel::forward_staged(const Batch& batch, std::span<SequenceState* const> states, float* logits,
+                                 Logits mode) const {
   validate(batch, states, logits, mode);
-  // Nothing below fails on input the checks above accept, except running out of memory (scratch
+  std::lock_guard lock(device_mu_);
+  const int n = int(states.size());
+  if (!staging_ || staging_->n_slots() < n) staging_ = be_->make_slots(spec_, n);
+  auto* dev = dynamic_cast<DeviceStateSlots*>(staging_.get());
+  thread_local std::vector<int32_t> ids;
+  ids.resize(size_t(n));
+  std::iota(ids.begin(), ids.end(), 0);
+  for (int i = 0; i < n; ++i) staging_->load(i, *states[i]);
+  run(batch, {.pool = dev, .ids = ids}, logits, mode, nullptr);
+  for (int i = 0; i < n; ++i) staging_->save(i, *states[i]);  // only now: a failed call changes no state
+}
+
+void LoadedModel::run(const Batch& batch, const CallStates& states, float* logits, Logits mode,
+                      const FunctionRef<void(int)>* on_layer) const {
+  // Nothing below fails on input the checks before it accept, except running out of memory (scratch
   // buffers): the Growing tensors' room for this call's rows is reserved before any state changes.
   const int64_t n_seqs = batch.n_seqs();
   bool decode = true;
   for (int64_t i = 0; i < n_seqs; ++i) decode &= batch.offsets[i + 1] - batch.offsets[i] == 1;
   const int64_t T = int64_t(batch.tokens.size()), Hd = cfg_.hidden;
+  Backend& be = *be_;
 
-  Scratch s;
+  Tmp tmp(be);
   thread_local std::vector<int64_t> positions;
   positions.resize(size_t(T));
   for (int64_t i = 0; i < n_seqs; ++i)
     for (int64_t t = batch.offsets[i]; t < batch.offsets[i + 1]; ++t)
-      positions[t] = states[i]->n_tokens() + (t - batch.offsets[i]);
+      positions[t] = states.n_tokens(i) + (t - batch.offsets[i]);
 
-  float* x = s.get(T * Hd);
-  float* h = s.get(T * Hd);
-  float* y = s.get(T * Hd);
+  const Mat x = tmp.mat(T, Hd), h = tmp.mat(T, Hd), y = tmp.mat(T, Hd);
   {
     ProfileScope p("embed");
-    kernels::embedding(embed_, batch.tokens, x);
+    be.embedding(embed_, batch.tokens, x);
   }
-  auto dump = [&](const std::string& name, const float* p, int64_t rows) {
-    if (dump_) write_npy(fmt::format("{}/{}.npy", dump_, name), p, {rows, Hd});
+  auto dump = [&](const std::string& name, const Mat& m) {
+    if (!dump_) return;
+    std::vector<float> host(size_t(m.size()));
+    be.download(m, host.data());
+    write_npy(fmt::format("{}/{}.npy", dump_, name), host.data(), {m.rows, m.cols});
   };
-  dump("hidden_0", x, T);
+  dump("hidden_0", x);
 
-  MixerCall call{.T = T, .offsets = batch.offsets, .positions = positions, .states = states, .decode = decode};
+  SlotBinding binding;
+  if (states.pool) binding = states.pool->bind(states.ids);
+  MixerCall call{.be = &be, .T = T, .seqs = {.offsets = batch.offsets, .positions = positions, .decode = decode},
+                 .states = states.host, .slots = states.pool ? &binding : nullptr};
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
     const LayerConfig& lc = cfg_.layers[l];
     {
       ProfileScope p("norms + residual");
-      norm(layer.in_norm, x, h, T);
+      norm(layer.in_norm, x, h);
     }
     call.first_tensor = layer.first_tensor;
     {
@@ -273,39 +331,54 @@ void LoadedModel::run(const Batch& batch, std::span<SequenceState* const> states
     if (layer.ffn) {
       {
         ProfileScope p("norms + residual");
-        for (int64_t i = 0; i < T * Hd; ++i) x[i] += y[i];
-        norm(layer.post_norm, x, h, T);
+        be.add(x, y);
+        norm(layer.post_norm, x, h);
       }
       ProfileScope p("ffn", ffn_name(lc.ffn));
-      layer.ffn->forward(h, y, T);
+      layer.ffn->forward(be, h, y);
     }
     {
       ProfileScope p("norms + residual");
-      for (int64_t i = 0; i < T * Hd; ++i) x[i] += y[i];
+      be.add(x, y);
     }
-    dump(fmt::format("hidden_{}", l + 1), x, T);
+    dump(fmt::format("hidden_{}", l + 1), x);
   }
-  for (int64_t i = 0; i < n_seqs; ++i)
-    states[i]->set_n_tokens(states[i]->n_tokens() + batch.offsets[i + 1] - batch.offsets[i]);
+  for (int64_t i = 0; i < n_seqs; ++i) states.advance(i, batch.offsets[i + 1] - batch.offsets[i]);
 
   if (mode == Logits::None) return;
   ProfileScope p("lm head");
   int64_t rows = T;
   if (mode == Logits::Last) {
     rows = n_seqs;
-    for (int64_t i = 0; i < n_seqs; ++i)
-      std::memcpy(h + i * Hd, x + (batch.offsets[i + 1] - 1) * Hd, Hd * sizeof(float));
-    norm(final_norm_, h, h, rows);
+    for (int64_t i = 0; i < n_seqs; ++i) be.copy(x.rows_of(batch.offsets[i + 1] - 1, 1), h.rows_of(i, 1));
+    norm(final_norm_, h.rows_of(0, rows), h.rows_of(0, rows));
   } else {
-    norm(final_norm_, x, h, rows);
+    norm(final_norm_, x, h);
   }
-  dump("final_norm", h, rows);
-  kernels::matmul(h, rows, lm_head_, nullptr, logits);
+  dump("final_norm", h.rows_of(0, rows));
+  // The CPU backend writes the caller's buffer directly; a device writes scratch and copies it back.
+  const Mat out = be.device() == Device::Cpu ? Mat(logits, rows, cfg_.vocab) : tmp.mat(rows, cfg_.vocab);
+  be.matmul(h.rows_of(0, rows), lm_head_, {}, out);
+  be.download(out, logits);
 }
 
 }  // namespace
 
-std::shared_ptr<const Model> Model::load(const std::string& dir) { return std::make_shared<LoadedModel>(dir); }
+std::shared_ptr<const Model> Model::load(const std::string& dir, Device device) {
+  return std::make_shared<LoadedModel>(dir, device);
+}
+
+std::unique_ptr<StateSlots> Model::make_slots(int n) const { return std::make_unique<HostStateSlots>(state_spec(), n); }
+
+void Model::forward_slots(const Batch& batch, StateSlots& pool, std::span<const int32_t> slots, float* logits,
+                          Logits mode) const {
+  auto* host = dynamic_cast<HostStateSlots*>(&pool);
+  LINFER_CHECK(host, "forward_slots: the slots were not made by this model's make_slots()");
+  thread_local std::vector<SequenceState*> states;
+  states.clear();
+  for (int32_t s : slots) states.push_back(&host->at(s));
+  forward(batch, states, logits, mode);
+}
 
 void Model::forward_layerwise(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode,
                               FunctionRef<void(int)> on_layer) const {

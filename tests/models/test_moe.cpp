@@ -220,7 +220,7 @@ void check_moe(const MoeCase& c, int64_t T, uint32_t seed) {
   std::vector<linfer::Tensor> keep;  // owns every weight the views point into
   auto hold = [&](linfer::Tensor t) {
     keep.push_back(t);
-    return t.view();
+    return linfer::cpu_backend().weight(t.view());
   };
   const float ws = 1.0f / std::sqrt(float(H));
   const auto router = normal(rng, E * H, ws);
@@ -258,9 +258,9 @@ void check_moe(const MoeCase& c, int64_t T, uint32_t seed) {
   }
   const linfer::Moe moe(d, std::move(w));
 
-  const auto x = normal(rng, T * H);
+  auto x = normal(rng, T * H);
   std::vector<float> y(T * H, NAN);
-  moe.forward(x.data(), y.data(), T);
+  moe.forward(linfer::cpu_backend(), linfer::Mat(x.data(), T, H), linfer::Mat(y.data(), T, H));
 
   double num = 0, den = 0;
   for (int64_t t = 0; t < T; ++t) {

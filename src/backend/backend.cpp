@@ -1,0 +1,109 @@
+// The parts of the seam every backend shares: names, the "not on this backend" default of each op, and
+// the choice of backend per device.
+
+#include "backend/backend.h"
+
+#include "linfer/core/error.h"
+
+namespace linfer {
+
+const char* device_name(Device d) {
+  switch (d) {
+    case Device::Cpu: return "cpu";
+    case Device::Cuda: return "cuda";
+  }
+  return "?";
+}
+
+Device parse_device(std::string_view name) {
+  if (name == "cpu") return Device::Cpu;
+  if (name == "cuda") return Device::Cuda;
+  fail("unknown device '{}': expected cpu or cuda", name);
+}
+
+Mat Mat::split_rows(int64_t n) const {
+  LINFER_CHECK(n > 0 && cols % n == 0 && dense(), "Mat::split_rows: [{}, {}] (ld {}) does not split into rows of {}",
+               rows, cols, ld, n);
+  return {p, rows * (cols / n), n, n};
+}
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::Matmul: return "matmul";
+    case Op::Embedding: return "embedding";
+    case Op::RmsNorm: return "rms_norm";
+    case Op::RmsNormGated: return "rms_norm_gated";
+    case Op::RmsNormGateFirst: return "rms_norm_gate_first";
+    case Op::Unary: return "unary";
+    case Op::Swiglu: return "swiglu";
+    case Op::Add: return "add";
+    case Op::Mul: return "mul";
+    case Op::Copy: return "copy";
+    case Op::Fill: return "fill";
+    case Op::DecayGate: return "decay_gate";
+    case Op::ScaleRowsSigmoid: return "scale_rows_sigmoid";
+    case Op::GatherRows: return "gather_rows";
+    case Op::ScatterAddRows: return "scatter_add_rows";
+    case Op::Conv1d: return "conv1d";
+    case Op::DeltaRule: return "delta_rule";
+    case Op::Mamba2Ssd: return "mamba2_ssd";
+    case Op::Rope: return "rope";
+    case Op::Attention: return "attention";
+    case Op::Mla: return "mla";
+  }
+  return "?";
+}
+
+void Backend::unsupported(Op op) const {
+  fail("the {} backend does not implement {} yet (run this model with --device cpu)", device_name(device()),
+       op_name(op));
+}
+
+void Backend::embedding(const Weight&, std::span<const int32_t>, const Mat&) { unsupported(Op::Embedding); }
+void Backend::rms_norm(const Mat&, const Param&, const Mat&, float, kernels::NormWeight) { unsupported(Op::RmsNorm); }
+void Backend::rms_norm_gated(const Mat&, const Mat&, const Param&, const Mat&, float, kernels::GateAct) {
+  unsupported(Op::RmsNormGated);
+}
+void Backend::rms_norm_gate_first(const Mat&, const Mat&, const Param&, const Mat&, int64_t, float) {
+  unsupported(Op::RmsNormGateFirst);
+}
+void Backend::unary(Unary, const Mat&, const Mat&) { unsupported(Op::Unary); }
+void Backend::swiglu(const Mat&, const Mat&, const Mat&) { unsupported(Op::Swiglu); }
+void Backend::add(const Mat&, const Mat&) { unsupported(Op::Add); }
+void Backend::mul(const Mat&, const Mat&) { unsupported(Op::Mul); }
+void Backend::copy(const Mat&, const Mat&) { unsupported(Op::Copy); }
+void Backend::fill(const Mat&, float) { unsupported(Op::Fill); }
+void Backend::decay_gate(const Mat&, const Param&, const Param&, int64_t) { unsupported(Op::DecayGate); }
+void Backend::scale_rows_sigmoid(const Mat&, const Mat&) { unsupported(Op::ScaleRowsSigmoid); }
+void Backend::gather_rows(const Mat&, std::span<const int64_t>, const Mat&) { unsupported(Op::GatherRows); }
+void Backend::scatter_add_rows(const Mat&, std::span<const int64_t>, std::span<const float>, const Mat&) {
+  unsupported(Op::ScatterAddRows);
+}
+void Backend::conv1d(const Mat&, const Param&, const Param&, int64_t, const StateRef&, const Seqs&, bool, const Mat&) {
+  unsupported(Op::Conv1d);
+}
+void Backend::delta_rule(const kernels::DeltaRuleShape&, const DeltaIo&, const StateRef&, const Seqs&) {
+  unsupported(Op::DeltaRule);
+}
+void Backend::mamba2_ssd(const kernels::Mamba2Dims&, const Mamba2Gates&, const Mamba2Io&, const StateRef&,
+                         const Seqs&) {
+  unsupported(Op::Mamba2Ssd);
+}
+void Backend::rope(const Mat&, int64_t, int64_t, int64_t, const Seqs&, std::span<const float>) {
+  unsupported(Op::Rope);
+}
+void Backend::attention(const Mat&, const Mat&, const Mat&, const kernels::AttentionDims&, const StateRef&,
+                        const StateRef&, const Seqs&, const Mat&) {
+  unsupported(Op::Attention);
+}
+void Backend::mla(const Mat&, const Mat&, const Weight&, const kernels::MlaDims&, const StateRef&, const Seqs&,
+                  const Mat&) {
+  unsupported(Op::Mla);
+}
+
+std::shared_ptr<Backend> make_backend(Device d) {
+  if (d == Device::Cuda) return make_cuda_backend();
+  return std::shared_ptr<Backend>(&cpu_backend(), [](Backend*) {});
+}
+
+}  // namespace linfer

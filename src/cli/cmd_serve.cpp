@@ -18,8 +18,11 @@
 #include "linfer/model.h"
 #include "linfer/tokenizer.h"
 #include "runtime/engine.h"
+#include "runtime/state_file.h"
+#include "runtime/state_store_redis.h"
 #include "server/api.h"
 #include "server/http_server.h"
+#include "server/prefill_api.h"
 
 namespace linfer::cli {
 
@@ -55,6 +58,8 @@ void add_serve(CLI::App& app) {
     EngineOptions engine;
     size_t max_body = size_t(8) << 20;
     double shutdown_timeout = 30;
+    std::string role, state_store;  // prefill as a service (docs/prefill-as-a-service.md)
+    int prefill_queue = 16;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model folder (default: the embedded demo model)");
@@ -81,11 +86,17 @@ void add_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--io-threads", a->io_threads, "HTTP threads (connections are asynchronous: a few serve thousands)")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--role", a->role, "prefill: also answer POST /v1/prefill with the prompt's state, streamed")
+      ->check(CLI::IsMember({"prefill"}));
+  cmd->add_option("--state-store", a->state_store, "redis://HOST:PORT: prefix states shared by every node (prefill role)");
+  cmd->add_option("--prefill-queue", a->prefill_queue, "prefills that may wait (prefill role); more get 429")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->callback([a] {
     const std::string dir = a->model.empty() ? demo_model_dir() : a->model;
     std::string name = a->name;
     if (name.empty()) name = std::filesystem::path(dir).lexically_normal().filename().string();
     if (name.empty()) name = std::filesystem::path(dir).lexically_normal().parent_path().filename().string();
+    LINFER_CHECK(a->state_store.empty() || a->role == "prefill", "--state-store is used by --role prefill only (for now)");
     if (!a->state_dir.empty()) {
       std::error_code ec;
       std::filesystem::create_directories(a->state_dir, ec);
@@ -101,6 +112,15 @@ void add_serve(CLI::App& app) {
     server::HttpServer http([&api](server::HttpRequest r, std::shared_ptr<server::Responder> res) {
       api.handle(std::move(r), std::move(res));
     }, {.max_body_bytes = a->max_body});
+    // Prefill role: registered now, usable once the model is loaded (the API answers 503 before).
+    std::unique_ptr<RedisStateStore> store;
+    std::unique_ptr<server::PrefillApi> prefill;
+    if (a->role == "prefill") {
+      api.add_route("/v1/prefill", [&prefill](const server::HttpRequest& r, const std::shared_ptr<server::Responder>& res) {
+        prefill->handle(r, res);
+      });
+      api.add_metrics([&prefill] { return prefill ? prefill->metrics() : std::string(); });
+    }
     const uint16_t port = http.listen(a->host, uint16_t(a->port));
     http.start(a->io_threads);
     fmt::print(stderr, "linfer serve: listening on http://{}:{} (loading {})\n", a->host, port, dir);
@@ -129,6 +149,19 @@ void add_serve(CLI::App& app) {
                human(double(engine.kv_budget())), human(double(engine.kv_bytes_per_token())), o.max_context);
     fmt::print(stderr, "linfer serve: prefix-state cache: {}; batch: {} tokens; queue: {} requests; chat template: {}\n",
                human(double(o.prefix_cache_bytes)), o.max_batch_tokens, o.max_waiting, chat ? "yes" : "no");
+    if (a->role == "prefill") {
+      if (!a->state_store.empty()) {
+        store = std::make_unique<RedisStateStore>(RedisStoreOptions{.redis = RedisOptions::from_url(a->state_store),
+                                                                    .spacing = o.prefix_spacing > 0 ? o.prefix_spacing : 256},
+                                                  model->state_spec(), state_identity(*model, tok.get()));
+      }
+      prefill = std::make_unique<server::PrefillApi>(
+          model, tok.get(), server::PrefillApiConfig{.model_name = name, .max_context = o.max_context,
+                                                     .max_queue = a->prefill_queue, .store = store.get()});
+      fmt::print(stderr, "linfer serve: prefill role: POST /v1/prefill streams states of model {} (format version {}); "
+                 "state store: {}\n", model->fingerprint(), kStateFormatVersion,
+                 a->state_store.empty() ? "none" : a->state_store);
+    }
     api.set_ready(&engine, chat.get());
     fmt::print(stderr, "linfer serve: ready on http://{}:{}\n", a->host, port);
 
@@ -138,6 +171,7 @@ void add_serve(CLI::App& app) {
     http.stop_accepting();
     api.begin_shutdown();
     engine.shutdown(std::chrono::milliseconds(int64_t(a->shutdown_timeout * 1000)));
+    if (prefill) prefill->drain();
     api.wait_files();
     http.wait_idle(std::chrono::seconds(2));  // the last bytes of finished responses
     http.stop();

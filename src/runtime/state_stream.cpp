@@ -91,6 +91,7 @@ void FileSink::put(const void* data, size_t n) {
 }
 
 void FileSink::flush() {
+  LINFER_CHECK(fd_ >= 0, "{}: write after close", path_);
   write_all(fd_, buf_.data(), buf_.size(), path_);
   buf_.clear();
 }

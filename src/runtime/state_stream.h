@@ -25,6 +25,9 @@ class Sink {
     written_ += n;
   }
   uint64_t n_bytes() const { return written_; }  // bytes written so far
+  // Pushes buffered bytes on towards the receiver; called after each whole layer of a state, so a
+  // buffering sink does not hold a finished layer back while the next one computes.
+  virtual void flush() {}
 
  protected:
   virtual void put(const void* data, size_t n) = 0;
@@ -107,12 +110,12 @@ class FileSink : public Sink {
   FileSink(const FileSink&) = delete;
   FileSink& operator=(const FileSink&) = delete;
   void close();
+  void flush() override;
 
  protected:
   void put(const void* data, size_t n) override;
 
  private:
-  void flush();
   std::string path_;
   int fd_ = -1;
   std::vector<uint8_t> buf_;

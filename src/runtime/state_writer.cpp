@@ -149,6 +149,7 @@ void StateWriter::write_layer(const SequenceState& state, int layer) {
     }
     put_record(uint32_t(next_), payload, th.raw_bytes, th.compressed);
   }
+  sink_.flush();
 }
 
 void StateWriter::finish(std::span<const float> last_logits) {
@@ -163,6 +164,7 @@ void StateWriter::finish(std::span<const float> last_logits) {
   put(trailer, sizeof(trailer));
   uint64_t digest = all_->digest();
   sink_.write(&digest, sizeof(digest));
+  sink_.flush();
 }
 
 void write_state(Sink& sink, const SequenceState& state, const StateIdentity& id,

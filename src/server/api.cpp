@@ -45,6 +45,10 @@ void Api::set_ready(Engine* engine, const ChatPrompt* chat) {
 
 void Api::begin_shutdown() { shutting_down_ = true; }
 
+void Api::add_route(std::string path, Route route) { routes_[std::move(path)] = std::move(route); }
+
+void Api::add_metrics(std::function<std::string()> text) { metrics_.push_back(std::move(text)); }
+
 void Api::wait_files() { files_.wait_idle(); }
 
 Engine& Api::engine() const {
@@ -105,9 +109,16 @@ void Api::route(const HttpRequest& req, const std::shared_ptr<Responder>& res) {
   if (p == "/metrics") {
     only(get, "GET");
     Engine& e = engine();
-    return res->send(200, "text/plain; version=0.0.4", e.metrics().prometheus(e.prefix_cache().stats()));
+    std::string text = e.metrics().prometheus(e.prefix_cache().stats());
+    for (const auto& m : metrics_) text += m();
+    return res->send(200, "text/plain; version=0.0.4", text);
   }
   check_auth(req);
+  if (auto it = routes_.find(p); it != routes_.end()) {
+    only(post, "POST");
+    engine();  // 503 while loading or shutting down
+    return it->second(req, res);
+  }
   if (p == "/v1/completions" || p == "/v1/chat/completions") {
     only(post, "POST");
     return completions(req, res, p == "/v1/chat/completions");

@@ -15,8 +15,11 @@
 // Thread-safety: handle() runs on any network thread; set_ready / begin_shutdown from the controller.
 
 #include <atomic>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/engine.h"
 #include "server/chat_prompt.h"
@@ -41,6 +44,13 @@ class Api {
   void wait_files();  // returns once queued state-file work is done (before the engine goes away)
   void handle(HttpRequest req, std::shared_ptr<Responder> res);
 
+  // A role's extra POST endpoint (e.g. /v1/prefill, server/prefill_api.h), served with the same
+  // authentication, error answers and readiness (503 while loading) as the others, and text it adds
+  // to /metrics. Call before the server starts.
+  using Route = std::function<void(const HttpRequest&, const std::shared_ptr<Responder>&)>;
+  void add_route(std::string path, Route route);
+  void add_metrics(std::function<std::string()> text);
+
  private:
   void route(const HttpRequest& req, const std::shared_ptr<Responder>& res);
   void completions(const HttpRequest& req, const std::shared_ptr<Responder>& res, bool chat);
@@ -56,6 +66,8 @@ class Api {
   std::atomic<Engine*> engine_{nullptr};
   std::atomic<bool> shutting_down_{false};
   ApiLimits limits_;  // written once by set_ready, before engine_ is published
+  std::map<std::string, Route> routes_;                 // add_route
+  std::vector<std::function<std::string()>> metrics_;   // add_metrics
   Worker files_;      // state file reads and writes; last: its queued jobs use the members above
 };
 

@@ -14,40 +14,20 @@
 #include <random>
 #include <thread>
 
-#include "../child_process.h"
+#include "../pfaas/redis_server.h"
 #include "linfer/core/error.h"
 #include "linfer/model.h"
 #include "runtime/state_store_redis.h"
 
 using namespace linfer;
+using pfaas_test::RedisServer;
 using namespace std::chrono_literals;
 
 namespace {
 
 const std::string kSource = LINFER_SOURCE_DIR;
 
-class RedisServer {
- public:
-  RedisServer() : dir_("redis") {}
-  // Starts (or restarts, on the same port) redis-server with `extra` arguments.
-  bool start(std::vector<std::string> extra = {}) {
-    if (port_ == 0) port_ = test_proc::free_port();
-    std::vector<std::string> argv = {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                     "--save", "", "--appendonly", "no", "--dir", dir_.path()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    return proc_.start(argv, dir_ / "redis.log") && proc_.wait_for_port(port_);
-  }
-  void kill() { proc_.kill(); }
-  int port() const { return port_; }
-  std::string log() const { return proc_.log(); }
-
- private:
-  test_proc::TempDir dir_;
-  test_proc::ChildProcess proc_;
-  int port_ = 0;
-};
-
-bool have_redis() { return !test_proc::which("redis-server").empty(); }
+bool have_redis() { return RedisServer::available(); }
 
 #define REQUIRE_REDIS()                                                                                   \
   if (!have_redis()) GTEST_SKIP() << "redis-server is not installed (Debian package redis-server: make deps)"

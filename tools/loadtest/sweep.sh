@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Concurrency sweep against a fresh `linfer serve` on loopback: for each concurrency C, 2*C streaming
-# requests (greedy, ignore_eos, MAX_TOKENS each, prompts of 32..256 token ids), then the server's peak
+# Concurrency sweep against a fresh `linfer serve` on loopback: for each concurrency C, C clients each
+# sending REQUESTS_PER_CLIENT streaming requests back to back (greedy, ignore_eos, MAX_TOKENS each,
+# prompts of PROMPT_TOKENS token ids), then the server's peak
 # RSS. Fails when any request fails or the server dies. A few minutes on the demo model.
 #
 #   tools/loadtest/sweep.sh OUT_DIR [MODEL_DIR] [-- extra serve flags]
 #   env: LINFER=build/linfer  CONCURRENCY="1 8 32 64"  MAX_TOKENS=64  THREADS=2  VOCAB=4000 (prompt ids below it)
+#        REQUESTS_PER_CLIENT=2  PROMPT_TOKENS=32..256
 # Writes OUT_DIR/c<C>.json (tools/loadtest/loadtest.mjs) and OUT_DIR/summary.json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,8 +29,8 @@ url=$(grep -o "ready on http://[0-9.:]*" "$log" | head -1 | cut -d' ' -f3)
 echo "server $url (pid $pid)"
 
 for c in ${CONCURRENCY:-1 8 32 64}; do
-  node tools/loadtest/loadtest.mjs --url "$url" --concurrency "$c" --requests $((2 * c)) \
-    --max-tokens "${MAX_TOKENS:-64}" --prompt-tokens 32..256 --vocab "${VOCAB:-4000}" --json "$out/c$c.json"
+  node tools/loadtest/loadtest.mjs --url "$url" --concurrency "$c" --requests $((${REQUESTS_PER_CLIENT:-2} * c)) \
+    --max-tokens "${MAX_TOKENS:-64}" --prompt-tokens "${PROMPT_TOKENS:-32..256}" --vocab "${VOCAB:-4000}" --json "$out/c$c.json"
   kill -0 $pid || { echo "server died"; cat "$log"; exit 1; }
 done
 rss_kib=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)

@@ -4,16 +4,17 @@
 #   make bench   kernel benchmarks (Google Benchmark)
 #   make fuzz    build the libFuzzer targets with clang and run each briefly
 #   make sanitize  ThreadSanitizer and ASan/UBSan builds of the core + kernel tests (the parsers of untrusted input run under ASan/UBSan in make fuzz)
+#   make arm64-test  aarch64 cross-build, core + kernel + golden tests under qemu-user
 
 BUILD   ?= build
 JOBS    ?= $(shell nproc)
 PACKAGES = g++ cmake ninja-build pkg-config libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev \
            libfmt-dev libcli11-dev libxxhash-dev libzstd-dev libpcre2-dev libicu-dev libboost-dev python3-jinja2 \
-           libhiredis-dev redis-server nginx
+           libhiredis-dev redis-server nginx libhwy-dev
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 20
 
-.PHONY: deps fuzz-deps node-deps configure build demo test bench fuzz sanitize cuda-check clean
+.PHONY: deps fuzz-deps node-deps configure build demo test bench fuzz sanitize cuda-check arm64-deps arm64-test clean
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -77,5 +78,25 @@ cuda-check: deps
 	  -DCMAKE_CUDA_COMPILER=$(NVCC) && cmake --build build-cuda -j $(JOBS) && \
 	ctest --test-dir build-cuda -L cuda --output-on-failure
 
+# aarch64: Debian's cross compiler against the arm64 libraries (multiarch), the binaries run under
+# qemu-user (cmake/aarch64-linux-gnu.cmake makes ctest start them through it). Suites: core, kernels
+# (every path: scalar and neon) and golden; the 100k-token numerics runs are left to `make test`
+# (they check float32 drift, which emulation does not change).
+ARM64_PACKAGES = g++-aarch64-linux-gnu qemu-user nlohmann-json3-dev libcli11-dev $(addsuffix :arm64,libfmt-dev \
+                 libgtest-dev libgmock-dev libxxhash-dev libzstd-dev libpcre2-dev libicu-dev libboost-dev \
+                 libhiredis-dev libhwy-dev)
+arm64-deps:
+	@if ! dpkg --print-foreign-architectures | grep -qx arm64; then \
+	  if [ "$$(id -u)" = 0 ]; then dpkg --add-architecture arm64 && apt-get update -qq; \
+	  else echo "run: sudo dpkg --add-architecture arm64 && sudo apt-get update"; exit 1; fi; \
+	fi
+	@$(MAKE) --no-print-directory deps PACKAGES="$(ARM64_PACKAGES)"
+
+arm64-test: deps arm64-deps
+	cmake -S . -B build-arm64 -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+	  -DLINFER_BENCH=OFF -DLINFER_TEST_DIRS="core;kernels;golden"
+	cmake --build build-arm64 -j $(JOBS)
+	cd build-arm64 && ctest --output-on-failure -j $(JOBS) -E HundredThousand
+
 clean:
-	rm -rf $(BUILD) build-fuzz build-tsan build-asan build-cuda
+	rm -rf $(BUILD) build-fuzz build-tsan build-asan build-cuda build-arm64

@@ -22,6 +22,7 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_simd.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/cpu_features.h"
 #include "linfer/core/dtype.h"
@@ -122,6 +123,33 @@ BENCHMARK(BM_Gemv_bf16)
     ->Args({2048, 8192, 1})
     ->Args({8192, 2048, 1})
     ->Args({4096, 4096, 0})
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// Small batches (decode of B sequences): the Highway GEMV (matmul_hwy.cpp, W streamed once for all
+// rows) vs the packed GEMM (matmul_avx2.cpp) at the detected path, W from DRAM as above. matmul()
+// switches from the first to the second above kGemvMaxRows (matmul.cpp) — where this crosses.
+// args: M, N, K, gemv (0 packed GEMM, 1 GEMV)
+void BM_GemvVsGemm_bf16(benchmark::State& st) {
+  use_bench_threads();
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  const int copies = int(std::max<int64_t>(2, (int64_t(160) << 20) / (2 * N * K)));
+  Weights w(DType::BF16, N, K, copies);
+  auto x = randn(size_t(M * K), 1.0f, 1);
+  AlignedVector<float> y(static_cast<size_t>(M * N));
+  const SimdLevel level = simd_level();
+  int i = 0;
+  for (auto _ : st) {
+    const WeightMatrix wm{w.view(i++).data(), DType::BF16, N, K, K};
+    if (st.range(3)) hwy_paths::gemv(level, x.data(), M, wm, nullptr, y.data());
+    else avx2::gemm(x.data(), M, wm, nullptr, y.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * 2 * N * K);
+  st.counters["flops"] = benchmark::Counter(double(st.iterations()) * 2 * M * N * K, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_GemvVsGemm_bf16)
+    ->ArgNames({"M", "N", "K", "gemv"})
+    ->ArgsProduct({{1, 8, 32, 48, 64}, {4096}, {4096}, {0, 1}})
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMicrosecond);
 

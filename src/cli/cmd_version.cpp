@@ -11,8 +11,8 @@
 
 namespace linfer::cli {
 
-// The SIMD path the kernels run, not the best the CPU has: an AVX-512 CPU runs the avx2 path (no
-// AVX-512 kernels exist), and LINFER_SIMD can lower the path. What the CPU has beyond it is listed
+// The SIMD path the kernels run (core/cpu_features.h), not the best the CPU has: LINFER_SIMD can
+// lower the path, and no path uses AVX-512 BF16 or FP16. What the CPU has beyond the path is listed
 // as unused.
 static std::string simd_report() {
   const SimdLevel level = simd_level();

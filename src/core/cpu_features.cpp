@@ -1,5 +1,8 @@
 #include "linfer/core/cpu_features.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -9,25 +12,41 @@
 
 #include "linfer/core/error.h"
 
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
+
 namespace linfer {
 
 struct Extension {
-  const char* name;
+  const char* name;  // as /proc/cpuinfo spells it (GCC's spelling on x86: avx512bf16)
   bool present;
 };
 
-// The vector extensions worth reporting, detected once. __builtin_cpu_supports takes only string
-// literals, hence the macro.
+// The vector extensions worth reporting, detected once.
 static std::span<const Extension> extensions() {
+#if LINFER_X86
+  // __builtin_cpu_supports takes only string literals, hence the macro.
 #define LINFER_EXT(name) Extension{name, __builtin_cpu_supports(name) != 0}
   static const auto all = [] {
     __builtin_cpu_init();
-    return std::array{LINFER_EXT("avx2"),       LINFER_EXT("fma"),        LINFER_EXT("f16c"),
+    return std::array{LINFER_EXT("avx2"),       LINFER_EXT("fma"),        LINFER_EXT("f16c"),       LINFER_EXT("bmi2"),
                       LINFER_EXT("avx512f"),    LINFER_EXT("avx512bw"),   LINFER_EXT("avx512vl"),
                       LINFER_EXT("avx512dq"),   LINFER_EXT("avx512bf16"), LINFER_EXT("avx512vnni"),
                       LINFER_EXT("avx512fp16")};
   }();
 #undef LINFER_EXT
+#elif defined(__aarch64__)
+  // The kernel's hardware-capability bits (what /proc/cpuinfo's Features line prints).
+  static const auto all = [] {
+    const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    return std::array{Extension{"asimd", (hw & HWCAP_ASIMD) != 0}, Extension{"asimddp", (hw & HWCAP_ASIMDDP) != 0},
+                      Extension{"sve", (hw & HWCAP_SVE) != 0}, Extension{"sve2", (hw2 & HWCAP2_SVE2) != 0},
+                      Extension{"bf16", (hw2 & HWCAP2_BF16) != 0}};
+  }();
+#else
+  static const std::array<Extension, 0> all{};
+#endif
   return all;
 }
 
@@ -37,25 +56,44 @@ static bool has(std::string_view name) {
   return false;
 }
 
-// What each path's kernels are compiled for (CMakeLists.txt: *_avx2.cpp gets -mavx2 -mfma -mf16c).
+static bool in_build(SimdLevel level) {
+  return std::find(std::begin(kSimdLevels), std::end(kSimdLevels), level) != std::end(kSimdLevels);
+}
+
+// What each path's kernels are compiled for: *_avx2.cpp gets -mavx2 -mfma -mf16c (CMakeLists.txt);
+// matmul_hwy.cpp is compiled for Highway's AVX2 target (which lets the compiler use BMI2 too) and
+// its AVX3 target (AVX-512 F/BW/DQ/VL on top of that). On aarch64 Advanced SIMD is part of the base
+// architecture: every file, the scalar path's included, may be compiled to it.
 static std::span<const char* const> extensions_of(SimdLevel level) {
-  static constexpr const char* kAvx2[] = {"avx2", "fma", "f16c"};
+  static constexpr const char* kAvx2[] = {"avx2", "fma", "f16c", "bmi2"};
+  static constexpr const char* kAvx512[] = {"avx2",    "fma",      "f16c",     "bmi2",
+                                            "avx512f", "avx512bw", "avx512dq", "avx512vl"};
+  static constexpr const char* kAsimd[] = {"asimd"};
   switch (level) {
-    case SimdLevel::Scalar: return {};
+    case SimdLevel::Scalar:
+#if defined(__aarch64__)
+      return kAsimd;
+#else
+      return {};
+#endif
     case SimdLevel::Avx2: return kAvx2;
+    case SimdLevel::Avx512: return kAvx512;
+    case SimdLevel::Neon: return kAsimd;
   }
   return {};
 }
 
 bool cpu_supports(SimdLevel level) {
   const auto needed = extensions_of(level);
-  return std::all_of(needed.begin(), needed.end(), has);
+  return in_build(level) && std::all_of(needed.begin(), needed.end(), has);
 }
 
 const char* simd_level_name(SimdLevel level) {
   switch (level) {
     case SimdLevel::Scalar: return "scalar";
     case SimdLevel::Avx2: return "avx2";
+    case SimdLevel::Avx512: return "avx512";
+    case SimdLevel::Neon: return "neon";
   }
   return "?";
 }
@@ -66,10 +104,14 @@ static SimdLevel detect() {
     if (cpu_supports(l)) level = l;
   const char* cap = std::getenv("LINFER_SIMD");
   if (!cap || !*cap) return level;
-  for (SimdLevel l : kSimdLevels)
+  std::vector<std::string_view> names;
+  for (SimdLevel l : kSimdLevels) {
     if (!std::strcmp(cap, simd_level_name(l))) return std::min(l, level);
-  fail("LINFER_SIMD={}: not a SIMD path of linfer; use scalar or avx2 (or unset it to take the best this CPU runs)",
-       cap);
+    names.push_back(simd_level_name(l));
+  }
+  fail("LINFER_SIMD={}: not a SIMD path of this linfer build; use one of {} (or unset it to take the best this "
+       "CPU runs)",
+       cap, fmt::join(names, ", "));
 }
 
 SimdLevel simd_level() {

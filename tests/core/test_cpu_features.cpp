@@ -1,6 +1,6 @@
 // core/cpu_features: the path the kernels run by default (simd_level()) is one linfer has kernels
 // for, one this CPU runs, and the best such path — checked against /proc/cpuinfo, not against the
-// detection code itself. An AVX-512 CPU must get "avx2": there are no AVX-512 kernels.
+// detection code itself. AVX-512 BF16 / FP16 have no path of their own: they are reported unused.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,7 +14,7 @@ using namespace linfer;
 
 TEST(CpuFeatures, DefaultPathIsTheBestThisCpuRuns) {
   const auto flags = cpuinfo_flags();
-  if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo to compare with";
+  if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo of this architecture to compare with";
   std::string expected = best_simd_path(flags);
   if (const char* cap = std::getenv("LINFER_SIMD"); cap && std::string(cap) == "scalar") expected = "scalar";
   EXPECT_EQ(simd_level_name(simd_level()), expected);
@@ -29,14 +29,40 @@ TEST(CpuFeatures, EveryPathHasItsOwnName) {
   EXPECT_TRUE(cpu_supports(SimdLevel::Scalar));
 }
 
+TEST(CpuFeatures, PathsOfAnotherArchitectureAreNotSupported) {
+#if defined(__x86_64__)
+  EXPECT_FALSE(cpu_supports(SimdLevel::Neon));
+#else
+  EXPECT_FALSE(cpu_supports(SimdLevel::Avx2));
+  EXPECT_FALSE(cpu_supports(SimdLevel::Avx512));
+#endif
+}
+
 TEST(CpuFeatures, UnusedExtensionsAreTheCpusBeyondThePath) {
   const auto flags = cpuinfo_flags();
-  if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo to compare with";
-  const auto unused = cpu_extensions_unused(simd_level());
-  for (const std::string& e : unused) EXPECT_TRUE(flags.count(e)) << e << " reported but not in /proc/cpuinfo";
-  for (const char* e : {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512bf16"})
-    if (flags.count(e)) EXPECT_NE(std::find(unused.begin(), unused.end(), e), unused.end()) << e << " not reported";
-  if (simd_level() == SimdLevel::Avx2)
-    for (const char* e : {"avx2", "fma", "f16c"})
-      EXPECT_EQ(std::find(unused.begin(), unused.end(), e), unused.end()) << e << " is used by the avx2 path";
+  if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo of this architecture to compare with";
+  const SimdLevel level = simd_level();
+  const auto unused = cpu_extensions_unused(level);
+  auto listed = [&](const char* e) { return std::find(unused.begin(), unused.end(), e) != unused.end(); };
+  for (const std::string& e : unused) {
+    EXPECT_TRUE(flags.count(e)) << e << " reported but not in /proc/cpuinfo";
+  }
+  for (const char* e : {"avx512f", "avx512bw", "avx512vl", "avx512dq"}) {
+    if (flags.count(e)) {
+      EXPECT_EQ(listed(e), level != SimdLevel::Avx512) << e;
+    }
+  }
+  for (const char* e : {"avx512bf16", "avx512fp16"}) {
+    if (flags.count(e)) {
+      EXPECT_TRUE(listed(e)) << e << " not reported";
+    }
+  }
+  if (level == SimdLevel::Avx2 || level == SimdLevel::Avx512) {
+    for (const char* e : {"avx2", "fma", "f16c", "bmi2"}) {
+      EXPECT_FALSE(listed(e)) << e << " is used by the path";
+    }
+  }
+  if (level == SimdLevel::Neon) {
+    EXPECT_FALSE(listed("asimd"));
+  }
 }

@@ -1,28 +1,53 @@
 #pragma once
 // The SIMD code paths linfer has kernels for, and which one runs. A kernel with an *_avx2.cpp
 // variant dispatches on a SimdLevel (`level >= SimdLevel::Avx2`); simd_level() is the path every
-// kernel takes by default. There is a level only where there are kernels: an AVX-512 CPU runs the
-// AVX2 path until AVX-512 kernels exist (then add the level, its kernels and its row in kSimdLevels
-// together).
+// kernel takes by default. There is a level only where there are kernels (add the level, its kernels
+// and its row in kSimdLevels together):
+//   scalar  plain C++ (on aarch64 the compiler may still use Advanced SIMD, part of the base ISA);
+//   avx2    AVX2 + FMA + F16C: every kernel's *_avx2.cpp variant;
+//   avx512  AVX-512 F/BW/DQ/VL: the matmul GEMV (matmul_hwy.cpp); every other kernel runs its avx2
+//           variant;
+//   neon    aarch64 Advanced SIMD: the matmul (matmul_hwy.cpp); every other kernel its scalar code.
 //
 //   fmt::print("simd: {}\n", simd_level_name(simd_level()));   // what actually runs
 //
-// LINFER_SIMD=scalar|avx2 in the environment lowers the path (for benchmarks and for runs of the
+// Which paths exist depends on the architecture the binary was built for: x86-64 has scalar, avx2
+// and avx512; aarch64 scalar and neon. *_avx2.cpp files are not compiled for aarch64, so a call into
+// avx2:: must sit under `#if LINFER_X86`. avx512 and neon exist only where Highway was found at
+// configure time (LINFER_HWY; every build but the GPU machine's kernels-only ones).
+//
+// LINFER_SIMD=<a path's name> in the environment lowers the path (for benchmarks and for runs of the
 // whole engine on one path); any other value is an error. Thread-safe.
 
 #include <string>
 #include <vector>
 
+#if defined(__x86_64__)
+#define LINFER_X86 1
+#else
+#define LINFER_X86 0
+#endif
+
 namespace linfer {
 
-enum class SimdLevel { Scalar = 0, Avx2 = 1 };  // Avx2 = AVX2 + FMA (+ F16C)
+// Ordered within an architecture: x86-64 paths compare as Scalar < Avx2 < Avx512.
+enum class SimdLevel { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3 };
 
-inline constexpr SimdLevel kSimdLevels[] = {SimdLevel::Scalar, SimdLevel::Avx2};  // every path, in order
+// Every path of this build, in order (each one needs at least what the one before it needs).
+#if LINFER_X86 && LINFER_HWY
+inline constexpr SimdLevel kSimdLevels[] = {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512};
+#elif LINFER_X86
+inline constexpr SimdLevel kSimdLevels[] = {SimdLevel::Scalar, SimdLevel::Avx2};
+#elif defined(__aarch64__) && LINFER_HWY
+inline constexpr SimdLevel kSimdLevels[] = {SimdLevel::Scalar, SimdLevel::Neon};
+#else
+inline constexpr SimdLevel kSimdLevels[] = {SimdLevel::Scalar};
+#endif
 
 // The path the kernels run: the best one this CPU can run, lowered by LINFER_SIMD. Detected once;
 // throws linfer::Error when LINFER_SIMD names no path.
 SimdLevel simd_level();
-// Whether this CPU can run `level` (LINFER_SIMD aside).
+// Whether this CPU can run `level` (LINFER_SIMD aside); false for a path this build does not have.
 bool cpu_supports(SimdLevel level);
 const char* simd_level_name(SimdLevel level);
 

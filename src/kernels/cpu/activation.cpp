@@ -13,12 +13,16 @@ inline float sigmoid1(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 }  // namespace
 
 void silu(const float* x, float* y, int64_t n, SimdLevel level) {
+#if LINFER_X86
   if (level >= SimdLevel::Avx2) return avx2::silu(x, y, n);
+#endif
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid1(x[i]);
 }
 
 void sigmoid(const float* x, float* y, int64_t n, SimdLevel level) {
+#if LINFER_X86
   if (level >= SimdLevel::Avx2) return avx2::sigmoid(x, y, n);
+#endif
   for (int64_t i = 0; i < n; ++i) y[i] = sigmoid1(x[i]);
 }
 
@@ -37,7 +41,9 @@ void gelu_tanh(const float* x, float* y, int64_t n, SimdLevel) {
 }
 
 void swiglu(const float* gate, const float* up, float* y, int64_t n, SimdLevel level) {
+#if LINFER_X86
   if (level >= SimdLevel::Avx2) return avx2::swiglu(gate, up, y, n);
+#endif
   for (int64_t i = 0; i < n; ++i) y[i] = gate[i] * sigmoid1(gate[i]) * up[i];
 }
 

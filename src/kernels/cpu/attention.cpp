@@ -49,7 +49,12 @@ namespace {
 constexpr int64_t kQueryRows = 32;   // query rows (tokens × grouped heads) per prefill task
 constexpr int64_t kMinSplit = 256;   // fewest keys worth a decode split of their own
 
-AttendRowsFn attend_fn(SimdLevel level) { return level >= SimdLevel::Avx2 ? avx2::attend_rows : scalar::attend_rows; }
+AttendRowsFn attend_fn(SimdLevel level) {
+#if LINFER_X86
+  if (level >= SimdLevel::Avx2) return avx2::attend_rows;
+#endif
+  return scalar::attend_rows;
+}
 
 void check_dims(const AttentionDims& d, const char* op) {
   LINFER_CHECK(d.n_heads > 0 && d.n_kv_heads > 0 && d.n_heads % d.n_kv_heads == 0,

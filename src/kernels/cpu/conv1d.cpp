@@ -54,7 +54,10 @@ void conv_sequences(const float* x, int64_t x_stride, const float* w, const floa
   std::vector<float> wT(size_t(W * C));
   for (int64_t c = 0; c < C; ++c)
     for (int64_t j = 0; j < W; ++j) wT[j * C + c] = w[c * W + j];
-  const Conv1dRowFn row = level >= SimdLevel::Avx2 ? avx2::conv1d_row : conv1d_row_scalar;
+  Conv1dRowFn row = conv1d_row_scalar;
+#if LINFER_X86
+  if (level >= SimdLevel::Avx2) row = avx2::conv1d_row;
+#endif
   const int64_t n_blocks = (C + kChannelBlock - 1) / kChannelBlock;
   const int64_t n_seqs = int64_t(states.size());
   parallel_for(0, n_seqs * n_blocks, [&](int64_t t0, int64_t t1) {

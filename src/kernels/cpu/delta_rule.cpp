@@ -41,7 +41,9 @@ static void check_args(const DeltaRuleShape& s, const DeltaRuleInputs& in, float
 
 static const Kernels& pick_kernels(const DeltaRuleShape& s, SimdLevel level) {
   const bool vector8 = s.K % 8 == 0 && s.V % 8 == 0;
+#if LINFER_X86
   if (vector8 && level >= SimdLevel::Avx2) return delta_detail::avx2_kernels(s.decay);
+#endif
   return delta_detail::portable_kernels(s.decay, vector8);
 }
 

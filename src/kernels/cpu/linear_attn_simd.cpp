@@ -64,7 +64,10 @@ constexpr LinearAttnSimd kScalar{decay_axpy_dot, decayed_dot_step, gemm_nt, gemm
 
 const LinearAttnSimd& linear_attn_simd(SimdLevel level) {
   // No AVX-512 variant yet: an AVX-512 CPU runs the AVX2 one.
-  return level >= SimdLevel::Avx2 ? linear_attn_simd_avx2() : kScalar;
+#if LINFER_X86
+  if (level >= SimdLevel::Avx2) return linear_attn_simd_avx2();
+#endif
+  return kScalar;
 }
 
 }  // namespace linfer::kernels

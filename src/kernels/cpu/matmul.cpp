@@ -23,6 +23,10 @@ const void* row_ptr(const WeightMatrix& w, int64_t n) {
   return static_cast<const std::byte*>(w.data) + n * w.ld * int64_t(dtype_size(w.dtype));
 }
 
+// Rows of x up to which the x86 paths stream W through the GEMV rather than the packed GEMM
+// (docs/benchmarks.md, Dense kernels: on Zen 2 the GEMV is ahead up to M = 48, even at M = 64).
+constexpr int64_t kGemvMaxRows = 48;
+
 // Portable path: one weight row converted to float32 at a time, dotted with every x row.
 void matmul_scalar(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
   const int64_t N = w.N, K = w.K;
@@ -48,8 +52,16 @@ void matmul_scalar(const float* x, int64_t M, const WeightMatrix& w, const float
 void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, float* y, SimdLevel level) {
   const WeightMatrix wm = weight_matrix(w, "matmul");
   if (M <= 0 || wm.N == 0) return;
-  if (level >= SimdLevel::Avx2) avx2::matmul(x, M, wm, bias, y);
-  else matmul_scalar(x, M, wm, bias, y);
+  // Decode and small batches: the GEMV streams W once for every row (on avx512 with 512-bit
+  // vectors; on neon for every M); more rows: the packed GEMM, on AVX2 for avx512 too.
+#if LINFER_HWY
+  if (level == SimdLevel::Neon || (level >= SimdLevel::Avx2 && M <= kGemvMaxRows))
+    return hwy_paths::gemv(level, x, M, wm, bias, y);
+#endif
+#if LINFER_X86
+  if (level >= SimdLevel::Avx2) return avx2::gemm(x, M, wm, bias, y);
+#endif
+  matmul_scalar(x, M, wm, bias, y);
 }
 
 void embedding(const TensorView& table, std::span<const int32_t> ids, float* out, SimdLevel level) {

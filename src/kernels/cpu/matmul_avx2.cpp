@@ -1,10 +1,8 @@
-// AVX2 + FMA + F16C matmul. Weights stay as stored; bf16 / f16 are widened to float32 in registers.
-//
-// M <= 4 (decode): GEMV over R weight rows at a time, so W streams from memory exactly once and R
-// independent FMA chains hide the latency. M > 4: cache-blocked GEMM — a block of NC weight rows ×
-// KC columns is converted into float32 panels [KC][16] (16 output columns side by side, in L2),
-// then a 6×16 register tile of y accumulates over the panel (12 ymm accumulators, one broadcast of
-// x and two panel loads per k).
+// AVX2 + FMA + F16C GEMM for prefill (many rows of x; matmul.cpp sends the decode rows to the
+// Highway GEMV, matmul_hwy.cpp). Weights stay as stored; bf16 / f16 are widened to float32 while
+// packing: a block of NC weight rows × KC columns is converted into float32 panels [KC][16] (16
+// output columns side by side, in L2), then a 6×16 register tile of y accumulates over the panel
+// (12 ymm accumulators, one broadcast of x and two panel loads per k).
 
 #include <immintrin.h>
 
@@ -38,61 +36,8 @@ inline float load1(const void* p, int64_t i) {
   else return _cvtsh_ss(static_cast<const uint16_t*>(p)[i]);
 }
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 inline const void* row_ptr(const WeightMatrix& w, int64_t n) {
   return static_cast<const std::byte*>(w.data) + n * w.ld * int64_t(dtype_size(w.dtype));
-}
-
-// ---- GEMV: y[m, n .. n+R) for all M (<= 4) rows of x -------------------------------------------
-
-template <DType T, int M, int R>
-void gemv_rows(const float* x, int64_t K, const WeightMatrix& w, int64_t n, const float* bias, float* y) {
-  const void* rows[R];
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) rows[r] = row_ptr(w, n + r);
-  __m256 acc[M][R];
-  #pragma GCC unroll 8
-  for (int m = 0; m < M; ++m)
-    #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[m][r] = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8) {
-    __m256 xv[M];
-    #pragma GCC unroll 8
-    for (int m = 0; m < M; ++m) xv[m] = _mm256_loadu_ps(x + m * K + k);
-    #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m256 wv = load8<T>(rows[r], k);
-      #pragma GCC unroll 8
-      for (int m = 0; m < M; ++m) acc[m][r] = _mm256_fmadd_ps(wv, xv[m], acc[m][r]);
-    }
-  }
-  #pragma GCC unroll 8
-  for (int m = 0; m < M; ++m) {
-    #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      float s = hsum(acc[m][r]);
-      for (int64_t kk = k; kk < K; ++kk) s += x[m * K + kk] * load1<T>(rows[r], kk);
-      y[m * w.N + n + r] = s + (bias ? bias[n + r] : 0.0f);
-    }
-  }
-}
-
-template <DType T, int M>
-void gemv(const float* x, const WeightMatrix& w, const float* bias, float* y) {
-  constexpr int R = M <= 2 ? 4 : 2;
-  parallel_for(0, (w.N + R - 1) / R, [&](int64_t g0, int64_t g1) {
-    const int64_t n1 = std::min(w.N, g1 * R);
-    int64_t n = g0 * R;
-    for (; n + R <= n1; n += R) gemv_rows<T, M, R>(x, w.K, w, n, bias, y);
-    for (; n < n1; ++n) gemv_rows<T, M, 1>(x, w.K, w, n, bias, y);
-  }, 16);
 }
 
 // ---- GEMM ------------------------------------------------------------------------------------------
@@ -235,24 +180,13 @@ void gemm(const float* x, int64_t M, const WeightMatrix& w, const float* bias, f
   });
 }
 
-template <DType T>
-void matmul_t(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
-  switch (M) {
-    case 1: return gemv<T, 1>(x, w, bias, y);
-    case 2: return gemv<T, 2>(x, w, bias, y);
-    case 3: return gemv<T, 3>(x, w, bias, y);
-    case 4: return gemv<T, 4>(x, w, bias, y);
-    default: return gemm<T>(x, M, w, bias, y);
-  }
-}
-
 }  // namespace
 
-void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+void gemm(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
   switch (w.dtype) {
-    case DType::BF16: return matmul_t<DType::BF16>(x, M, w, bias, y);
-    case DType::F16: return matmul_t<DType::F16>(x, M, w, bias, y);
-    default: return matmul_t<DType::F32>(x, M, w, bias, y);
+    case DType::BF16: return gemm<DType::BF16>(x, M, w, bias, y);
+    case DType::F16: return gemm<DType::F16>(x, M, w, bias, y);
+    default: return gemm<DType::F32>(x, M, w, bias, y);
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "linfer/core/cpu_features.h"
 #include "linfer/core/dtype.h"
 
 namespace linfer::kernels {
@@ -15,8 +16,16 @@ struct WeightMatrix {
 };
 
 namespace avx2 {
-// y[M, N] = x[M, K] · wᵀ (+ bias), parallel over the thread pool. Needs AVX2 + FMA + F16C.
-void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y);
+// y[M, N] = x[M, K] · wᵀ (+ bias), the packed GEMM (matmul_avx2.cpp), parallel over the thread pool.
+// Needs AVX2 + FMA + F16C.
+void gemm(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y);
 }  // namespace avx2
+
+namespace hwy_paths {
+// y[M, N] = x[M, K] · wᵀ (+ bias), any M, weights read once per 4 rows of x (matmul_hwy.cpp: one
+// Highway source compiled per target). `level` names the target: avx2, avx512 (x86-64) or neon
+// (aarch64); the CPU must be able to run it.
+void gemv(SimdLevel level, const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y);
+}  // namespace hwy_paths
 
 }  // namespace linfer::kernels

@@ -12,7 +12,9 @@ namespace linfer::kernels {
 namespace {
 
 float sum_squares(const float* x, int64_t n, SimdLevel level) {
+#if LINFER_X86
   if (level >= SimdLevel::Avx2) return avx2::sum_squares(x, n);
+#endif
   double s = 0;
   for (int64_t i = 0; i < n; ++i) s += double(x[i]) * x[i];
   return float(s);
@@ -25,7 +27,9 @@ float act1(float g, GateAct act) {
 
 void scale_row(const float* x, float s, const float* w, NormWeight mode, const float* gate, GateAct act, float* y,
                int64_t n, SimdLevel level) {
+#if LINFER_X86
   if (level >= SimdLevel::Avx2) return avx2::scale_row(x, s, w, mode, gate, act, y, n);
+#endif
   for (int64_t i = 0; i < n; ++i) {
     const float wi = !w ? 1.0f : mode == NormWeight::OnePlus ? 1.0f + w[i] : w[i];
     y[i] = x[i] * s * wi * (gate ? act1(gate[i], act) : 1.0f);
@@ -62,11 +66,11 @@ void rms_norm_gate_first(const float* x, const float* z, const float* w, float* 
   LINFER_CHECK(group > 0 && n % group == 0, "rms_norm_gate_first: group {} does not divide width {}", group, n);
   for_rows(rows, n, [&](int64_t r) {
     float* h = y + r * n;  // h = x · silu(z) is built in y (x and y may alias: elementwise)
-    if (level >= SimdLevel::Avx2) {
-      avx2::gate_silu(x + r * n, z + r * n, h, n);
-    } else {
+#if LINFER_X86
+    if (level >= SimdLevel::Avx2) avx2::gate_silu(x + r * n, z + r * n, h, n);
+    else
+#endif
       for (int64_t i = 0; i < n; ++i) h[i] = x[r * n + i] * act1(z[r * n + i], GateAct::Silu);
-    }
     for (int64_t g0 = 0; g0 < n; g0 += group) {
       const float s = 1.0f / std::sqrt(sum_squares(h + g0, group, level) / float(group) + eps);
       scale_row(h + g0, s, w ? w + g0 : nullptr, NormWeight::Plain, nullptr, GateAct::Sigmoid, h + g0, group, level);

@@ -1,5 +1,6 @@
 #include "server/json_fields.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "server/api_error.h"
@@ -23,9 +24,34 @@ const char* type_name(const Json& v) {
 
 [[noreturn]] void bad(const char* key, const std::string& what) { throw ApiError(400, what, key); }
 
+// Nesting depth of arrays and objects, outside strings. Checked before parsing: a body of a few
+// megabytes of '[' would otherwise exhaust the stack of the thread that builds or frees the tree.
+int nesting_depth(const std::string& text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+constexpr int kMaxDepth = 64;
+
 }  // namespace
 
 Json parse_body(const std::string& body) {
+  if (nesting_depth(body) > kMaxDepth)
+    throw ApiError(400, fmt::format("the request body nests arrays / objects more than {} deep", kMaxDepth));
   Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) throw ApiError(400, "the request body is not valid JSON");
   if (!j.is_object()) throw ApiError(400, fmt::format("the request body must be a JSON object, not {}", type_name(j)));

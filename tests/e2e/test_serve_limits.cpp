@@ -287,3 +287,15 @@ TEST(ServeLimits, ManyOpenConnectionsDoNotStarveTheServer) {
   EXPECT_TRUE(metric_becomes(p, "linfer_requests_waiting", 0));
   EXPECT_EQ(s.stop(), 0);
 }
+
+// Megabytes of nested brackets would exhaust a thread's stack inside the JSON library: refused first.
+TEST(ServeLimits, DeeplyNestedJsonIsRefused) {
+  ServeProcess s;
+  ASSERT_TRUE(s.start("--threads 2 serve --max-context 512")) << s.log();
+  const size_t n = 2000000;
+  const std::string body = "{\"prompt\":" + std::string(n, '[') + std::string(n, ']') + "}";
+  auto r = http(s.port(), "POST", "/v1/completions", body);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(http(s.port(), "GET", "/health").status, 200);
+  EXPECT_EQ(s.stop(), 0);
+}

@@ -21,6 +21,7 @@
 #include "runtime/state_file.h"
 #include "runtime/state_store_redis.h"
 #include "server/api.h"
+#include "server/decode_role.h"
 #include "server/http_server.h"
 #include "server/prefill_api.h"
 
@@ -60,6 +61,10 @@ void add_serve(CLI::App& app) {
     double shutdown_timeout = 30;
     std::string role, state_store;  // prefill as a service (docs/prefill-as-a-service.md)
     int prefill_queue = 16;
+    std::string prefill_urls;
+    int64_t prefill_threshold = 1024;
+    double prefill_timeout = 60;
+    bool prefill_bf16 = false, prefill_zstd = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model folder (default: the embedded demo model)");
@@ -86,17 +91,26 @@ void add_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--io-threads", a->io_threads, "HTTP threads (connections are asynchronous: a few serve thousands)")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--role", a->role, "prefill: also answer POST /v1/prefill with the prompt's state, streamed")
-      ->check(CLI::IsMember({"prefill"}));
-  cmd->add_option("--state-store", a->state_store, "redis://HOST:PORT: prefix states shared by every node (prefill role)");
+  cmd->add_option("--role", a->role, "prefill: also answer POST /v1/prefill with the prompt's state, streamed; "
+                  "decode: prefill long prompts on --prefill-url nodes")
+      ->check(CLI::IsMember({"prefill", "decode"}));
+  cmd->add_option("--state-store", a->state_store, "redis://HOST:PORT: prefix states shared by every node");
   cmd->add_option("--prefill-queue", a->prefill_queue, "prefills that may wait (prefill role); more get 429")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--prefill-url", a->prefill_urls, "prefill nodes or their balancer, comma-separated (decode role)");
+  cmd->add_option("--prefill-threshold", a->prefill_threshold, "prompts longer than this go to a prefill node")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--prefill-timeout", a->prefill_timeout, "seconds a remote prefill may take before prefilling locally")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_flag("--prefill-bf16", a->prefill_bf16, "ask prefill nodes for bf16 states (half the bytes, not exact)");
+  cmd->add_flag("--prefill-zstd", a->prefill_zstd, "ask prefill nodes for zstd-compressed states");
   cmd->callback([a] {
     const std::string dir = a->model.empty() ? demo_model_dir() : a->model;
     std::string name = a->name;
     if (name.empty()) name = std::filesystem::path(dir).lexically_normal().filename().string();
     if (name.empty()) name = std::filesystem::path(dir).lexically_normal().parent_path().filename().string();
-    LINFER_CHECK(a->state_store.empty() || a->role == "prefill", "--state-store is used by --role prefill only (for now)");
+    LINFER_CHECK(a->state_store.empty() || !a->role.empty(), "--state-store needs --role prefill or --role decode");
+    LINFER_CHECK(a->prefill_urls.empty() == (a->role != "decode"), "--role decode and --prefill-url go together");
     if (!a->state_dir.empty()) {
       std::error_code ec;
       std::filesystem::create_directories(a->state_dir, ec);
@@ -115,6 +129,13 @@ void add_serve(CLI::App& app) {
     // Prefill role: registered now, usable once the model is loaded (the API answers 503 before).
     std::unique_ptr<RedisStateStore> store;
     std::unique_ptr<server::PrefillApi> prefill;
+    std::unique_ptr<server::DecodeRole> decode;
+    if (a->role == "decode") {
+      api.set_before_submit([&decode](const std::vector<int32_t>& prompt, std::function<void()> submit) {
+        decode->before_submit(prompt, std::move(submit));
+      });
+      api.add_metrics([&decode] { return decode ? decode->metrics() : std::string(); });
+    }
     if (a->role == "prefill") {
       api.add_route("/v1/prefill", [&prefill](const server::HttpRequest& r, const std::shared_ptr<server::Responder>& res) {
         prefill->handle(r, res);
@@ -149,12 +170,26 @@ void add_serve(CLI::App& app) {
                human(double(engine.kv_budget())), human(double(engine.kv_bytes_per_token())), o.max_context);
     fmt::print(stderr, "linfer serve: prefix-state cache: {}; batch: {} tokens; queue: {} requests; chat template: {}\n",
                human(double(o.prefix_cache_bytes)), o.max_batch_tokens, o.max_waiting, chat ? "yes" : "no");
-    if (a->role == "prefill") {
-      if (!a->state_store.empty()) {
-        store = std::make_unique<RedisStateStore>(RedisStoreOptions{.redis = RedisOptions::from_url(a->state_store),
-                                                                    .spacing = o.prefix_spacing > 0 ? o.prefix_spacing : 256},
-                                                  model->state_spec(), state_identity(*model, tok.get()));
+    if (!a->state_store.empty()) {
+      store = std::make_unique<RedisStateStore>(RedisStoreOptions{.redis = RedisOptions::from_url(a->state_store),
+                                                                  .spacing = o.prefix_spacing > 0 ? o.prefix_spacing : 256},
+                                                model->state_spec(), state_identity(*model, tok.get()));
+    }
+    if (a->role == "decode") {
+      server::DecodeRoleConfig dc{.threshold = a->prefill_threshold,
+                                  .timeout = std::chrono::milliseconds(int64_t(a->prefill_timeout * 1000)),
+                                  .bf16 = a->prefill_bf16, .zstd = a->prefill_zstd, .store = store.get()};
+      for (size_t at = 0; at <= a->prefill_urls.size();) {
+        size_t comma = std::min(a->prefill_urls.find(',', at), a->prefill_urls.size());
+        if (comma > at) dc.nodes.push_back(server::PrefillTarget::from_url(a->prefill_urls.substr(at, comma - at)));
+        at = comma + 1;
       }
+      decode = std::make_unique<server::DecodeRole>(engine, tok.get(), dc);
+      fmt::print(stderr, "linfer serve: decode role: prompts over {} tokens are prefilled on {} (timeout {} s); state "
+                 "store: {}\n", a->prefill_threshold, a->prefill_urls, a->prefill_timeout,
+                 a->state_store.empty() ? "none" : a->state_store);
+    }
+    if (a->role == "prefill") {
       prefill = std::make_unique<server::PrefillApi>(
           model, tok.get(), server::PrefillApiConfig{.model_name = name, .max_context = o.max_context,
                                                      .max_queue = a->prefill_queue, .store = store.get()});
@@ -170,11 +205,13 @@ void add_serve(CLI::App& app) {
                g_signal == SIGTERM ? "SIGTERM" : "SIGINT", a->shutdown_timeout);
     http.stop_accepting();
     api.begin_shutdown();
+    if (decode) decode->drain();  // remote prefills under way hand their requests to the engine
     engine.shutdown(std::chrono::milliseconds(int64_t(a->shutdown_timeout * 1000)));
     if (prefill) prefill->drain();
     api.wait_files();
     http.wait_idle(std::chrono::seconds(2));  // the last bytes of finished responses
     http.stop();
+    decode.reset();  // before the engine it submits to goes (no network thread calls it any more)
     fmt::print(stderr, "linfer serve: stopped\n");
   });
 }

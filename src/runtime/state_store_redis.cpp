@@ -221,4 +221,19 @@ bool RedisStateStore::store(std::span<const int32_t> tokens, const SequenceState
   return true;
 }
 
+std::string prometheus_text(const RedisStoreStats& s) {
+  std::string out;
+  auto counter = [&](const char* name, const char* help, uint64_t v) {
+    out += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, v);
+  };
+  counter("linfer_state_store_lookups_total", "state store lookups", s.lookups);
+  counter("linfer_state_store_hits_total", "state store lookups that found a prefix", s.hits);
+  counter("linfer_state_store_stores_total", "states written to the store", s.stores);
+  counter("linfer_state_store_bytes_loaded_total", "state bytes read from the store", s.bytes_loaded);
+  counter("linfer_state_store_refused_total", "stored values refused by the wire reader (deleted)", s.refused);
+  counter("linfer_state_store_failures_total", "store calls that failed (Redis down, slow or answering garbage)",
+          s.failures);
+  return out;
+}
+
 }  // namespace linfer

@@ -60,6 +60,9 @@ struct RedisStoreStats {
   RedisClientStats client;
 };
 
+// linfer_state_store_* counters in the Prometheus text format.
+std::string prometheus_text(const RedisStoreStats& s);
+
 struct StoredPrefix {
   int64_t n_tokens = 0;        // the state holds tokens [0, n_tokens)
   SequenceState state;

@@ -49,6 +49,8 @@ void Api::add_route(std::string path, Route route) { routes_[std::move(path)] = 
 
 void Api::add_metrics(std::function<std::string()> text) { metrics_.push_back(std::move(text)); }
 
+void Api::set_before_submit(BeforeSubmit hook) { before_submit_ = std::move(hook); }
+
 void Api::wait_files() { files_.wait_idle(); }
 
 Engine& Api::engine() const {
@@ -70,12 +72,19 @@ void Api::check_auth(const HttpRequest& req) const {
 }
 
 void Api::handle(HttpRequest req, std::shared_ptr<Responder> res) {
+  try {
+    route(req, res);
+  } catch (...) {
+    answer_error(std::current_exception(), req.method + " " + req.path, res);
+  }
+}
+
+void Api::answer_error(std::exception_ptr error, const std::string& what, const std::shared_ptr<Responder>& res) {
   int status = 0;
   std::string message;
   HttpHeaders headers;
   try {
-    route(req, res);
-    return;
+    std::rethrow_exception(error);
   } catch (const ApiError& e) {
     status = e.status();
     message = e.what();
@@ -90,7 +99,7 @@ void Api::handle(HttpRequest req, std::shared_ptr<Responder> res) {
     message = e.what();
     res->send(status, "application/json", error_body(status, "internal error: " + message));
   }
-  fmt::print(stderr, "linfer serve: {} {} -> {} ({})\n", req.method, req.path, status, message);
+  fmt::print(stderr, "linfer serve: {} -> {} ({})\n", what, status, message);
   if (Engine* e = engine_.load(std::memory_order_acquire))
     e->metrics().count_request(status == 429 || status == 503 ? "rejected" : status >= 500 ? "error" : "invalid");
 }
@@ -201,9 +210,24 @@ void Api::completions(const HttpRequest& req, const std::shared_ptr<Responder>& 
   info.tok = limits_.tok;
   cr.gen.label = info.id;
   auto out = std::make_shared<CompletionOutput>(cr, info, res);
+  if (!before_submit_) return submit(eng, std::move(cr.gen), out, res);
+  // The role's step may take a while (a remote prefill): the request goes on when it calls back, on
+  // whatever thread that is, and answers its own errors then.
+  const std::vector<int32_t> prompt = cr.gen.prompt;
+  before_submit_(prompt, [this, &eng, gen = std::move(cr.gen), out, res, what = req.method + " " + req.path]() mutable {
+    try {
+      submit(eng, std::move(gen), out, res);
+    } catch (...) {
+      answer_error(std::current_exception(), what, res);
+    }
+  });
+}
+
+void Api::submit(Engine& eng, GenerationRequest gen, const std::shared_ptr<CompletionOutput>& out,
+                 const std::shared_ptr<Responder>& res) {
   uint64_t id = 0;
   try {
-    id = eng.submit(std::move(cr.gen), [out](const EngineEvent& e) { out->on_event(e); });
+    id = eng.submit(std::move(gen), [out](const EngineEvent& e) { out->on_event(e); });
   } catch (const QueueFull& e) {
     throw ApiError(429, fmt::format("the server is busy: {}", e.what()), "", {{"Retry-After", "1"}});
   } catch (const ShuttingDown& e) {

@@ -15,6 +15,7 @@
 // Thread-safety: handle() runs on any network thread; set_ready / begin_shutdown from the controller.
 
 #include <atomic>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 
 #include "runtime/engine.h"
 #include "server/chat_prompt.h"
+#include "server/completion_output.h"
 #include "server/completion_request.h"
 #include "server/http.h"
 #include "server/worker.h"
@@ -50,6 +52,11 @@ class Api {
   using Route = std::function<void(const HttpRequest&, const std::shared_ptr<Responder>&)>;
   void add_route(std::string path, Route route);
   void add_metrics(std::function<std::string()> text);
+  // A role's step between checking a completion and submitting it to the engine (the decode role's
+  // remote prefill, server/decode_role.h): it gets the prompt's token ids and must call `submit`
+  // exactly once, from any thread, when it is done. Call before the server starts.
+  using BeforeSubmit = std::function<void(const std::vector<int32_t>& prompt, std::function<void()> submit)>;
+  void set_before_submit(BeforeSubmit hook);
 
  private:
   void route(const HttpRequest& req, const std::shared_ptr<Responder>& res);
@@ -59,6 +66,11 @@ class Api {
   void detokenize(const HttpRequest& req, const std::shared_ptr<Responder>& res);
   void state_save(const HttpRequest& req, const std::shared_ptr<Responder>& res);
   void state_restore(const HttpRequest& req, const std::shared_ptr<Responder>& res);
+  void submit(Engine& eng, GenerationRequest gen, const std::shared_ptr<CompletionOutput>& out,
+              const std::shared_ptr<Responder>& res);
+  // Sends the error response for `error` (ApiError: its status; other linfer::Error: 400; else 500),
+  // logs it with `what` ("POST /v1/completions") and counts it.
+  void answer_error(std::exception_ptr error, const std::string& what, const std::shared_ptr<Responder>& res);
   void check_auth(const HttpRequest& req) const;
   Engine& engine() const;  // throws ApiError 503 while loading or shutting down
 
@@ -68,6 +80,7 @@ class Api {
   ApiLimits limits_;  // written once by set_ready, before engine_ is published
   std::map<std::string, Route> routes_;                 // add_route
   std::vector<std::function<std::string()>> metrics_;   // add_metrics
+  BeforeSubmit before_submit_;                          // set_before_submit
   Worker files_;      // state file reads and writes; last: its queued jobs use the members above
 };
 

@@ -205,15 +205,7 @@ std::string PrefillApi::metrics() const {
                      "linfer_prefill_queue {}\n", queued_.load());
   seconds_.write(out, "linfer_prefill_seconds", "time from taking a prefill to its last byte");
   tail_.write(out, "linfer_prefill_tail_seconds", "writing left after the forward ended (what streaming did not hide)");
-  if (config_.store) {
-    const RedisStoreStats s = config_.store->stats();
-    counter("linfer_state_store_lookups_total", "state store lookups", double(s.lookups));
-    counter("linfer_state_store_hits_total", "state store lookups that found a prefix", double(s.hits));
-    counter("linfer_state_store_stores_total", "states written to the store", double(s.stores));
-    counter("linfer_state_store_refused_total", "stored values refused by the wire reader", double(s.refused));
-    counter("linfer_state_store_failures_total", "store calls that failed (Redis down, slow or answering garbage)",
-            double(s.failures));
-  }
+  if (config_.store) out += prometheus_text(config_.store->stats());
   return out;
 }
 

@@ -29,6 +29,7 @@ def main() -> None:
         tpot.plot(cs, [r["tpot_ms"]["p50"] for r in s["runs"]], marker="o", label=label)
     for ax, title in ((tput, "aggregate output tokens/s"), (tpot, "TPOT p50 (ms)")):
         ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
         ax.set_xlabel("concurrent streaming clients")
         ax.set_title(title)
         ax.grid(True, alpha=0.3)

@@ -69,12 +69,13 @@ sanitize: deps
 	cmake --build build-asan -j $(JOBS) --target $(call tests_in,core kernels)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS) -E HundredThousand
 
-# The CUDA build where nvcc is (no GPU needed): compiles the CUDA targets and runs their tests,
-# which skip the GPU cases without a device (docs/gpu.md). tools/gpu_check.sh runs them on a GPU.
+# The CUDA build where nvcc is (no GPU needed): compiles the CUDA kernels, the CUDA backend and the models
+# with their tests, which skip the GPU cases without a device (docs/gpu.md). tools/gpu_check.sh runs them on
+# a GPU.
 NVCC ?= /usr/local/cuda/bin/nvcc
 cuda-check: deps
 	@if [ ! -x $(NVCC) ]; then echo "cuda-check: $(NVCC) not found: CUDA build not checked"; exit 0; fi; \
-	cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DLINFER_CUDA=ON -DLINFER_KERNELS_ONLY=ON \
+	cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DLINFER_CUDA=ON -DLINFER_MODELS_ONLY=ON \
 	  -DCMAKE_CUDA_COMPILER=$(NVCC) && cmake --build build-cuda -j $(JOBS) && \
 	ctest --test-dir build-cuda -L cuda --output-on-failure
 

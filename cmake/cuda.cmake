@@ -4,6 +4,9 @@
 #                         uses it: tests/cuda and bench/cuda today.
 #   tests/cuda/test_*.cpp GoogleTest executables in ctest; they skip (GTEST_SKIP) without a CUDA device.
 #   bench/cuda/*.cpp      timing executables, run by tools/gpu_check.sh on a GPU machine.
+#   linfer_cuda_model_targets(), called once linfer_models exists (its CUDA backend links this library):
+#   tests/cuda/models/test_*.cpp (whole models, CUDA against CPU; skip without a device) and
+#   bench/cuda/models/*.cpp (whole-model speed on both devices).
 if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
   set(CMAKE_CUDA_ARCHITECTURES 90a)
 endif()
@@ -26,7 +29,7 @@ file(GLOB LINFER_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/kernel
 add_library(linfer_kernels_cuda STATIC ${LINFER_CUDA_SOURCES})
 # nvcc rejects the GCC warning flags every target inherits from add_compile_options: replace them.
 set_property(TARGET linfer_kernels_cuda PROPERTY COMPILE_OPTIONS
-  "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>"
+  "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wno-unused-parameter;--extended-lambda>"
   "$<$<COMPILE_LANGUAGE:CXX>:-Wall;-Wextra;-Wno-unused-parameter>")
 target_link_libraries(linfer_kernels_cuda PUBLIC linfer_kernels CUDA::cudart)
 
@@ -52,3 +55,24 @@ if(LINFER_BENCH)
     target_link_libraries(gpu_${bench_name} PRIVATE linfer_kernels_cuda)
   endforeach()
 endif()
+
+function(linfer_cuda_model_targets)
+  if(LINFER_TESTS)
+    file(GLOB tests CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda/models/test_*.cpp)
+    foreach(test_src ${tests})
+      get_filename_component(test_name ${test_src} NAME_WE)
+      add_executable(${test_name} ${test_src})
+      target_link_libraries(${test_name} PRIVATE linfer_models GTest::gtest GTest::gtest_main)
+      gtest_discover_tests(${test_name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
+                           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR} PROPERTIES TIMEOUT 900 LABELS cuda)
+    endforeach()
+  endif()
+  if(LINFER_BENCH)
+    file(GLOB benches CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/bench/cuda/models/*.cpp)
+    foreach(bench_src ${benches})
+      get_filename_component(bench_name ${bench_src} NAME_WE)
+      add_executable(gpu_${bench_name} ${bench_src})
+      target_link_libraries(gpu_${bench_name} PRIVATE linfer_models)
+    endforeach()
+  endif()
+endfunction()

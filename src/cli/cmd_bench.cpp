@@ -1,4 +1,4 @@
-// linfer bench --model DIR [-p 512[,4096]] [-n 128] [-r 3] [--json] [--profile]
+// linfer bench --model DIR [-p 512[,4096]] [-n 128] [-r 3] [--json] [--profile] [--device cpu|cuda]
 // End-to-end speed, like llama-bench: for each prompt length pp, prefill pp random tokens into an
 // empty sequence (one forward, logits of the last token only) -> "ppN"; for each generation length
 // tg, decode tg tokens one at a time from an empty sequence (logits every token) -> "tgN". Each test
@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/model_args.h"
 #include "linfer/core/error.h"
 #include "linfer/core/thread_pool.h"
 #include "linfer/model.h"
@@ -50,25 +51,25 @@ double process_cpu_seconds() {
   return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
-// One run of a test on a fresh sequence; returns wall seconds.
+// One run of a test on a fresh sequence, kept where the model runs (a state slot); returns wall seconds.
 double run_once(const Model& model, const BenchTest& test, std::mt19937& rng) {
   const int64_t V = model.info().vocab_size;
   std::uniform_int_distribution<int32_t> tok(0, int32_t(V - 1));
-  SequenceState s(model.state_spec());
-  SequenceState* sp = &s;
+  auto slots = model.make_slots(1);
+  const int32_t slot = 0;
   std::vector<float> logits(static_cast<size_t>(V));
   using clock = std::chrono::steady_clock;
   if (test.n_prompt > 0) {
     std::vector<int32_t> ids(size_t(test.n_prompt));
     for (auto& id : ids) id = tok(rng);
     const auto t0 = clock::now();
-    model.forward(Batch::single(ids), {&sp, 1}, logits.data(), Logits::Last);
+    model.forward_slots(Batch::single(ids), *slots, {&slot, 1}, logits.data(), Logits::Last);
     return std::chrono::duration<double>(clock::now() - t0).count();
   }
   const auto t0 = clock::now();
   for (int64_t i = 0; i < test.n_gen; ++i) {
     const int32_t id = tok(rng);
-    model.forward(Batch::single({&id, 1}), {&sp, 1}, logits.data(), Logits::Last);
+    model.forward_slots(Batch::single({&id, 1}), *slots, {&slot, 1}, logits.data(), Logits::Last);
   }
   return std::chrono::duration<double>(clock::now() - t0).count();
 }
@@ -82,7 +83,7 @@ std::string human_params(int64_t n) {
 void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "prefill and decode speed (tokens/s), like llama-bench");
   struct Args {
-    std::string model;
+    std::string model, device;
     std::vector<int64_t> pp{512}, tg{128};
     int reps = 3;
     bool json = false, profile = false;
@@ -97,8 +98,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "seed of the random token ids");
   cmd->add_flag("--json", a->json, "print the results as JSON instead of a table");
   cmd->add_flag("--profile", a->profile, "also report the time per part of the forward pass");
+  add_device_option(cmd, a->device);
   cmd->callback([a] {
-    auto model = Model::load(a->model);
+    auto model = Model::load(a->model, parse_device(a->device));
     std::vector<BenchTest> tests;
     for (int64_t p : a->pp) {
       LINFER_CHECK(p >= 0, "bench: -p {} must be >= 0", p);
@@ -133,6 +135,7 @@ void add_bench(CLI::App& app) {
       for (const auto& t : tests) {
         nlohmann::json j{{"model", a->model},        {"architecture", info.architecture},
                          {"n_params", info.n_params}, {"threads", threads},
+                         {"device", device_name(model->device())},
                          {"test", t.name},            {"n_prompt", t.n_prompt},
                          {"n_gen", t.n_gen},          {"repetitions", t.seconds.size()},
                          {"samples_s", t.seconds},    {"cpu_samples_s", t.cpu_seconds},
@@ -150,13 +153,13 @@ void add_bench(CLI::App& app) {
       return;
     }
     // Tokens per CPU-second: what the cores deliver while they run this, whatever else shares them.
-    fmt::print("| model | params | threads | test | tokens/s (median of {}) | range | tokens per CPU-second |\n"
-               "|---|---|---|---|---|---|---|\n", a->reps);
+    fmt::print("| model | params | device | threads | test | tokens/s (median of {}) | range | tokens per CPU-second |\n"
+               "|---|---|---|---|---|---|---|---|\n", a->reps);
     for (const auto& t : tests) {
       const auto [lo, hi] = std::minmax_element(t.seconds.begin(), t.seconds.end());
       const double n = double(t.tokens());
-      fmt::print("| {} | {} | {} | {} | {:.1f} | {:.1f}..{:.1f} | {:.1f} |\n", info.architecture,
-                 human_params(info.n_params), threads, t.name, n / median(t.seconds), n / *hi, n / *lo,
+      fmt::print("| {} | {} | {} | {} | {} | {:.1f} | {:.1f}..{:.1f} | {:.1f} |\n", info.architecture,
+                 human_params(info.n_params), device_name(model->device()), threads, t.name, n / median(t.seconds), n / *hi, n / *lo,
                  n / median(t.cpu_seconds));
     }
     if (!a->profile) return;

@@ -1,5 +1,5 @@
 // linfer generate [--model DIR] (--prompt TEXT | --prompt-ids 5,17,42) [-n N] [--greedy]
-//                 [--temperature T] [--top-k K] [--top-p P] [--seed S] [--print-ids]
+//                 [--temperature T] [--top-k K] [--top-p P] [--seed S] [--print-ids] [--device cpu|cuda]
 // Prefills the prompt, then decodes one token per step. With --prompt the text is tokenized and
 // the continuation is printed as it is generated (stopping at EOS); with --prompt-ids exactly n ids
 // are generated. --print-ids prints the generated ids comma-separated on one stdout line. Without
@@ -24,7 +24,7 @@ namespace linfer::cli {
 void add_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "generate tokens from a prompt");
   struct Args {
-    std::string model, prompt, ids, load_state;
+    std::string model, prompt, ids, load_state, device;
     int n = 64;
     bool print_ids = false, ignore_eos = false;
     SamplingParams sp{.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .seed = 0};
@@ -42,11 +42,12 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("--print-ids", a->print_ids, "print the generated ids, comma-separated, on one line");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "do not stop at the end-of-sequence token");
   cmd->add_option("--load-state", a->load_state, "continue from a state saved by `linfer prefill`");
+  add_device_option(cmd, a->device);
   cmd->callback([a] {
     const std::string dir = a->model.empty() ? demo_model_dir() : a->model;
     LINFER_CHECK(!a->prompt.empty() || !a->ids.empty() || !a->load_state.empty(),
                  "generate: give --prompt, --prompt-ids or --load-state");
-    auto model = Model::load(dir);
+    auto model = Model::load(dir, parse_device(a->device));
     std::unique_ptr<Tokenizer> tok;
     if (!a->prompt.empty() || !a->print_ids) {
       try {
@@ -64,8 +65,8 @@ void add_generate(CLI::App& app) {
     if (!a->prompt.empty() && !a->ignore_eos) eos = tok->eos_id() >= 0 ? tok->eos_id() : model->info().eos_token_id;
 
     const int64_t V = model->info().vocab_size;
-    SequenceState s(model->state_spec());
-    SequenceState* sp = &s;
+    auto slots = model->make_slots(1);  // the sequence's state stays where the model runs
+    const int32_t slot = 0;
     std::vector<float> row(V);
     Sampler sampler(a->sp);
     std::unique_ptr<StreamDecoder> stream;
@@ -80,13 +81,13 @@ void add_generate(CLI::App& app) {
     const auto t0 = clock::now();
     if (!a->load_state.empty()) {
       LoadedState loaded = load_state_file(a->load_state, *model, tok.get());
-      s = std::move(loaded.state);
+      slots->load(slot, loaded.state);
       LINFER_CHECK(!prompt.empty() || !loaded.logits.empty(),
                    "generate: {} holds no logits to continue from; give the next tokens with --prompt-ids",
                    a->load_state);
       if (prompt.empty()) row = std::move(loaded.logits);
     }
-    if (!prompt.empty()) model->forward(Batch::single(prompt), {&sp, 1}, row.data(), Logits::Last);
+    if (!prompt.empty()) model->forward_slots(Batch::single(prompt), *slots, {&slot, 1}, row.data(), Logits::Last);
     const auto t1 = clock::now();
     std::vector<int32_t> out;
     for (int i = 0; i < a->n; ++i) {
@@ -97,7 +98,7 @@ void add_generate(CLI::App& app) {
         fmt::print("{}", stream->push(next));
         std::fflush(stdout);
       }
-      if (i + 1 < a->n) model->forward(Batch::single({&next, 1}), {&sp, 1}, row.data(), Logits::Last);
+      if (i + 1 < a->n) model->forward_slots(Batch::single({&next, 1}), *slots, {&slot, 1}, row.data(), Logits::Last);
     }
     const auto t2 = clock::now();
     if (print_text) fmt::print("{}\n", stream->flush());

@@ -1,4 +1,4 @@
-// linfer logits --model DIR --prompt-ids 5,17,42 --out FILE.npy
+// linfer logits --model DIR --prompt-ids 5,17,42 --out FILE.npy [--device cpu|cuda]
 // One full forward pass; writes float32 logits [T, vocab] (C order) at every prompt position.
 
 #include <fmt/format.h>
@@ -13,15 +13,16 @@ namespace linfer::cli {
 void add_logits(CLI::App& app) {
   auto* cmd = app.add_subcommand("logits", "write the logits at every prompt position as a .npy file");
   struct Args {
-    std::string model, ids, out;
+    std::string model, ids, out, device;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model folder (config.json + *.safetensors)")->required();
   cmd->add_option("--prompt-ids", a->ids, "comma-separated token ids")->required();
   cmd->add_option("--out", a->out, "output .npy file (float32 [T, vocab])")->required();
+  add_device_option(cmd, a->device);
   cmd->callback([a] {
     const auto ids = parse_ids(a->ids);
-    auto model = Model::load(a->model);
+    auto model = Model::load(a->model, parse_device(a->device));
     SequenceState s(model->state_spec());
     SequenceState* sp = &s;
     const int64_t V = model->info().vocab_size;

@@ -5,7 +5,10 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "linfer/core/error.h"
+#include "linfer/device.h"
 
 namespace linfer::cli {
 
@@ -25,6 +28,12 @@ inline std::vector<int32_t> parse_ids(const std::string& text) {
     pos = end + 1;
   }
   return ids;
+}
+
+// --device cpu|cuda on a model command; parse_device() reads the value.
+inline void add_device_option(CLI::App* cmd, std::string& device) {
+  cmd->add_option("--device", device, "where the model runs: cpu, or cuda (a build with -DLINFER_CUDA=ON and an "
+                  "NVIDIA GPU)")->default_val("cpu");
 }
 
 // The embedded demo model's folder, for commands run without --model: $LINFER_DEMO_MODEL, else

@@ -21,7 +21,44 @@ __global__ void conv1d_step_kernel(const float* x, int64_t xs, const float* w, c
   tap.shift_into(win, xc, W);
 }
 
+__global__ void conv1d_prefill_kernel(const float* x, int64_t xs, const float* w, const float* bias, int C, int W,
+                                      const int64_t* offsets, SlotPool states, const int32_t* slots, bool act,
+                                      float* y) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+  if (c >= C) return;
+  float* win = detail::slot_ptr(states, slots, b) + int64_t(c) * (W - 1);
+  detail::ConvTap tap;
+  tap.load(win, w + int64_t(c) * W, W);
+  const float bc = bias ? bias[c] : 0.f;
+  for (int64_t t = offsets[b]; t < offsets[b + 1]; ++t) {
+    const float xc = x[t * xs + c];
+    y[t * C + c] = tap.out(xc, bc, W, act);
+    tap.shift_into(tap.win, xc, W);  // in place: element j reads j + 1 before j + 1 is written
+  }
+#pragma unroll
+  for (int j = 0; j < detail::kMaxConvW - 1; ++j)
+    if (j < W - 1) win[j] = tap.win[j];
+}
+
 }  // namespace
+
+void conv1d_prefill(const float* x, int64_t x_stride, const float* w, const float* bias, int64_t C, int64_t W,
+                    const int64_t* offsets, int64_t n_seqs, SlotPool states, const int32_t* slots, bool silu,
+                    float* y, cudaStream_t stream) {
+  LINFER_CUDA_CHECK(C > 0 && W >= 1 && W <= detail::kMaxConvW, "cuda conv1d_prefill: ", C, " channels, width ", W,
+                    ": need C > 0 and 1 <= W <= ", detail::kMaxConvW);
+  LINFER_CUDA_CHECK(n_seqs >= 0 && n_seqs <= 65535, "cuda conv1d_prefill: ", n_seqs, " sequences out of range");
+  if (x_stride == 0) x_stride = C;
+  LINFER_CUDA_CHECK(x_stride >= C, "cuda conv1d_prefill: x_stride ", x_stride, " < C ", C);
+  if (n_seqs == 0) return;
+  LINFER_CUDA_CHECK(x && w && y && offsets && slots && (W == 1 || states.base),
+                    "cuda conv1d_prefill: null pointer argument");
+  const int threads = 128;
+  const dim3 grid(unsigned((C + threads - 1) / threads), unsigned(n_seqs));
+  conv1d_prefill_kernel<<<grid, threads, 0, stream>>>(x, x_stride, w, bias, int(C), int(W), offsets, states, slots,
+                                                       silu, y);
+  check_launch("cuda conv1d_prefill");
+}
 
 void conv1d_step(const float* x, int64_t x_stride, const float* w, const float* bias, int64_t C, int64_t W,
                  SlotPool states, const int32_t* slots, int64_t B, bool silu, float* y, cudaStream_t stream) {

@@ -25,4 +25,12 @@ void conv1d_step(const float* x,     // [B, x_stride], channels [0, C) of each r
                  float* y,           // [B, C]
                  cudaStream_t stream);
 
+// Prefill of n_seqs packed sequences, kernels/cpu/conv1d.h's conv1d_prefill: sequence i owns tokens
+// [offsets[i], offsets[i+1]) of x and y (offsets: n_seqs + 1 entries in device memory) and the window in
+// slot slots[i]. One thread per (sequence, channel) walks its tokens in order, the window in registers.
+void conv1d_prefill(const float* x, int64_t x_stride, const float* w, const float* bias, int64_t C, int64_t W,
+                    const int64_t* offsets, int64_t n_seqs, SlotPool states, const int32_t* slots, bool silu,
+                    float* y,  // [T, C]
+                    cudaStream_t stream);
+
 }  // namespace linfer::kernels::cuda

@@ -1,0 +1,81 @@
+// gpu_model_speed MODEL_DIR [PROMPT=512] [GEN=128] [REPS=3]
+// Whole-model speed on the CPU and on CUDA, side by side in one run, the way `linfer bench` measures
+// (tools/gpu_check.sh runs it on a GPU machine, where the CLI's tokenizer and server libraries are not
+// built): ppN = prefill N random tokens into an empty state slot (one forward, last logits), tgN = decode
+// N tokens one at a time from an empty slot (logits every token, copied to the host). One untimed warm-up,
+// then the median of REPS runs. Prints a markdown table.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "linfer/core/error.h"
+#include "linfer/core/thread_pool.h"
+#include "linfer/model.h"
+
+using namespace linfer;
+
+namespace {
+
+double run_once(const Model& m, int64_t prompt, int64_t gen, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> tok(0, int32_t(m.info().vocab_size - 1));
+  auto slots = m.make_slots(1);
+  const int32_t slot = 0;
+  std::vector<float> logits(size_t(m.info().vocab_size));
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  if (prompt > 0) {
+    std::vector<int32_t> ids(static_cast<size_t>(prompt));
+    for (auto& id : ids) id = tok(rng);
+    m.forward_slots(Batch::single(ids), *slots, {&slot, 1}, logits.data(), Logits::Last);
+  }
+  for (int64_t i = 0; i < gen; ++i) {
+    const int32_t id = tok(rng);
+    m.forward_slots(Batch::single({&id, 1}), *slots, {&slot, 1}, logits.data(), Logits::Last);
+  }
+  return std::chrono::duration<double>(clock::now() - t0).count();
+}
+
+double median_tokens_per_s(const Model& m, int64_t prompt, int64_t gen, int reps, std::mt19937& rng) {
+  run_once(m, prompt, gen, rng);  // warm-up: page in weights, grow scratch
+  std::vector<double> s;
+  for (int r = 0; r < reps; ++r) s.push_back(run_once(m, prompt, gen, rng));
+  std::sort(s.begin(), s.end());
+  return double(prompt + gen) / s[s.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s MODEL_DIR [PROMPT=512] [GEN=128] [REPS=3]\n", argv[0]);
+    return 2;
+  }
+  const std::string dir = argv[1];
+  const int64_t prompt = argc > 2 ? std::atoll(argv[2]) : 512, gen = argc > 3 ? std::atoll(argv[3]) : 128;
+  const int reps = argc > 4 ? std::atoi(argv[4]) : 3;
+  try {
+    std::printf("| model | params | device | threads | test | tokens/s (median of %d) |\n|---|---|---|---|---|---|\n",
+                reps);
+    for (Device d : {Device::Cpu, Device::Cuda}) {
+      auto m = Model::load(dir, d);
+      std::mt19937 rng(1);
+      const ModelInfo& info = m->info();
+      for (auto [p, g] : {std::pair<int64_t, int64_t>{prompt, 0}, {0, gen}}) {
+        if (p + g == 0) continue;
+        const double tps = median_tokens_per_s(*m, p, g, reps, rng);
+        std::printf("| %s | %.1f M | %s | %d | %s%lld | %.1f |\n", info.architecture.c_str(), info.n_params / 1e6,
+                    device_name(d), num_threads(), p ? "pp" : "tg", (long long)(p ? p : g), tps);
+        std::fflush(stdout);
+      }
+    }
+  } catch (const Error& e) {
+    std::fprintf(stderr, "gpu_model_speed: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,286 @@
+#include "backend/cuda/cuda_backend.h"
+
+#include <cstring>
+
+#include "backend/cuda/cuda_slots.h"
+#include "kernels/cuda/conv1d.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/delta_rule_decode.h"
+#include "kernels/cuda/dense.h"
+#include "kernels/cuda/linear_attn_decode.h"
+#include "linfer/core/error.h"
+
+namespace linfer {
+
+namespace kc = kernels::cuda;
+using kc::cuda_check;
+
+namespace {
+
+kc::Rows rows(const Mat& m) { return {m.p, m.rows, m.cols, m.ld}; }
+kc::SlotPool pool(const StateRef& s) { return {s.base, s.stride}; }
+const float* opt(const Param& p) { return p.empty() ? nullptr : p.p; }
+
+void blas_check(cublasStatus_t st, const char* what) {
+  if (st != CUBLAS_STATUS_SUCCESS) fail("{}: cuBLAS error {} ({})", what, int(st), cublasGetStatusString(st));
+}
+
+// A device allocation freed with its last handle.
+std::shared_ptr<const void> device_alloc(size_t bytes, void** p) {
+  cuda_check(cudaMalloc(p, bytes ? bytes : 1), "cudaMalloc of a weight");
+  return {*p, [](const void* q) { cudaFree(const_cast<void*>(q)); }};
+}
+
+}  // namespace
+
+std::shared_ptr<Backend> make_cuda_backend() { return std::make_shared<CudaBackend>(); }
+
+CudaBackend::CudaBackend() {
+  std::string why;
+  if (kc::device_count(&why) == 0)
+    fail("--device cuda: no usable CUDA device ({}); run with --device cpu", why);
+  cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  blas_check(cublasCreate(&blas_), "cublasCreate");
+  blas_check(cublasSetStream(blas_, stream_), "cublasSetStream");
+  // Float32 GEMMs stay float32 (the default math mode takes no TF32 shortcut; the references are fp32).
+  blas_check(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+}
+
+CudaBackend::~CudaBackend() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  for (auto& [p, n] : scratch_) cudaFree(p);
+  cudaFree(widened_);
+  cudaFree(ids_.p);
+  cudaFree(offsets_.p);
+  if (blas_) cublasDestroy(blas_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+bool CudaBackend::supports(Op op, DType weights) const {
+  switch (op) {
+    case Op::Matmul:
+    case Op::Embedding: return weights == DType::F32 || weights == DType::BF16 || weights == DType::F16;
+    case Op::RmsNorm:
+    case Op::RmsNormGated:
+    case Op::RmsNormGateFirst:
+    case Op::Unary:
+    case Op::Swiglu:
+    case Op::Add:
+    case Op::Mul:
+    case Op::Copy:
+    case Op::Fill:
+    case Op::DecayGate:
+    case Op::Conv1d:
+    case Op::DeltaRule:
+    case Op::Mamba2Ssd: return true;
+    case Op::ScaleRowsSigmoid:  // the MoE: its routing runs on the host, its gathers are not here yet
+    case Op::GatherRows:
+    case Op::ScatterAddRows:
+    case Op::Rope:
+    case Op::Attention:
+    case Op::Mla: return false;
+  }
+  return false;
+}
+
+// ---- memory ----
+
+Weight CudaBackend::weight(const TensorView& host) {
+  LINFER_CHECK(host.ndim() == 2, "cuda weight: expected a matrix, found shape {}", shape_str(host.shape()));
+  const size_t row_bytes = size_t(host.dim(1)) * dtype_size(host.dtype());
+  void* p = nullptr;
+  auto owner = device_alloc(row_bytes * size_t(host.dim(0)), &p);
+  const size_t pitch = size_t(host.strides()[0]) * dtype_size(host.dtype());
+  cuda_check(cudaMemcpy2D(p, row_bytes, host.data(), pitch, row_bytes, size_t(host.dim(0)), cudaMemcpyHostToDevice),
+             "upload of a weight");
+  return {TensorView(p, host.dtype(), host.shape()), owner};
+}
+
+Param CudaBackend::param(const Tensor& host) {
+  if (host.numel() == 0) return {};
+  void* p = nullptr;
+  auto owner = device_alloc(host.nbytes(), &p);
+  cuda_check(cudaMemcpy(p, host.f32(), host.nbytes(), cudaMemcpyHostToDevice), "upload of a parameter");
+  return {static_cast<const float*>(p), host.numel(), owner};
+}
+
+void CudaBackend::download(const Mat& src, float* dst) {
+  if (src.size() == 0) return;
+  cuda_check(cudaMemcpy2DAsync(dst, src.cols * sizeof(float), src.p, src.ld * sizeof(float), src.cols * sizeof(float),
+                               src.rows, cudaMemcpyDeviceToHost, stream_),
+             "download to the host");
+  cuda_check(cudaStreamSynchronize(stream_), "download to the host");
+}
+
+void CudaBackend::upload(const float* src, const Mat& dst) {
+  if (dst.size() == 0) return;
+  cuda_check(cudaMemcpy2DAsync(dst.p, dst.ld * sizeof(float), src, dst.cols * sizeof(float), dst.cols * sizeof(float),
+                               dst.rows, cudaMemcpyHostToDevice, stream_),
+             "upload to the device");
+  cuda_check(cudaStreamSynchronize(stream_), "upload to the device");
+}
+
+float* CudaBackend::scratch(int64_t n) {
+  if (top_ == scratch_.size()) scratch_.push_back({nullptr, 0});
+  auto& [p, cap] = scratch_[top_++];
+  if (cap < n) {
+    cuda_check(cudaStreamSynchronize(stream_), "scratch growth");  // queued kernels may still use the old one
+    cudaFree(p);
+    p = nullptr;
+    cuda_check(cudaMalloc(&p, size_t(n) * sizeof(float)), "cudaMalloc of scratch");
+    cap = n;
+  }
+  return p;
+}
+
+const void* CudaBackend::stage(Staged& s, const void* host, size_t bytes) {
+  if (s.last.size() == bytes && std::memcmp(s.last.data(), host, bytes) == 0) return s.p;
+  if (s.bytes < bytes) {
+    cuda_check(cudaStreamSynchronize(stream_), "staging growth");
+    cudaFree(s.p);
+    s.p = nullptr;
+    cuda_check(cudaMalloc(&s.p, bytes), "cudaMalloc of staging");
+    s.bytes = bytes;
+  }
+  // Stream-ordered after the kernels that read the previous contents.
+  cuda_check(cudaMemcpyAsync(s.p, host, bytes, cudaMemcpyHostToDevice, stream_), "upload of indices");
+  s.last.assign(static_cast<const char*>(host), static_cast<const char*>(host) + bytes);
+  return s.p;
+}
+
+std::unique_ptr<StateSlots> CudaBackend::make_slots(const StateSpec& spec, int n) {
+  return std::make_unique<CudaStateSlots>(*this, spec, n);
+}
+
+// ---- dense ops ----
+
+void CudaBackend::matmul(const Mat& x, const Weight& w, const Param& bias, const Mat& y) {
+  const int64_t M = x.rows, N = w.dim(0), K = w.dim(1);
+  LINFER_CHECK(x.cols == K && y.rows == M && y.cols == N, "cuda matmul: x [{}, {}] · w [{}, {}]ᵀ -> y [{}, {}]", M,
+               x.cols, N, K, y.rows, y.cols);
+  if (M <= kc::kGemvMaxRows) return kc::gemv(rows(x), w.view.data(), w.view.dtype(), N, K, opt(bias), rows(y), stream_);
+  const float* wf = w.view.as<float>();
+  if (w.view.dtype() != DType::F32) {
+    if (widened_n_ < N * K) {
+      cuda_check(cudaStreamSynchronize(stream_), "weight scratch growth");
+      cudaFree(widened_);
+      widened_ = nullptr;
+      cuda_check(cudaMalloc(&widened_, size_t(N * K) * sizeof(float)), "cudaMalloc of weight scratch");
+      widened_n_ = N * K;
+    }
+    kc::widen(w.view.data(), w.view.dtype(), N * K, widened_, stream_);
+    wf = widened_;
+  }
+  // Column-major view: yᵀ [N, M] = w [N, K] (a K x N column-major matrix, transposed) · xᵀ [K, M].
+  const float one = 1.0f, zero = 0.0f;
+  blas_check(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &one, wf, int(K), x.p, int(x.ld),
+                         &zero, y.p, int(y.ld)),
+             "cuda matmul");
+  if (!bias.empty()) kc::add_bias(rows(y), bias.p, stream_);
+}
+
+void CudaBackend::embedding(const Weight& table, std::span<const int32_t> ids, const Mat& y) {
+  const auto* d_ids = static_cast<const int32_t*>(stage(ids_, ids.data(), ids.size_bytes()));
+  kc::embedding(table.view.data(), table.view.dtype(), d_ids, rows(y), stream_);
+}
+
+void CudaBackend::rms_norm(const Mat& x, const Param& w, const Mat& y, float eps, kernels::NormWeight mode) {
+  kc::rms_norm(rows(x), opt(w), rows(y), eps, mode == kernels::NormWeight::OnePlus, stream_);
+}
+
+void CudaBackend::rms_norm_gated(const Mat& x, const Mat& gate, const Param& w, const Mat& y, float eps,
+                                 kernels::GateAct act) {
+  kc::rms_norm_gated(rows(x), rows(gate), opt(w), rows(y), eps, act == kernels::GateAct::Silu, stream_);
+}
+
+void CudaBackend::rms_norm_gate_first(const Mat& x, const Mat& z, const Param& w, const Mat& y, int64_t group,
+                                      float eps) {
+  kc::rms_norm_gate_first(rows(x), rows(z), opt(w), rows(y), group, eps, stream_);
+}
+
+void CudaBackend::unary(Unary f, const Mat& x, const Mat& y) {
+  const auto e = f == Unary::Sigmoid ? kc::Elementwise::Sigmoid
+                 : f == Unary::Softplus ? kc::Elementwise::Softplus
+                                        : kc::Elementwise::Silu;
+  kc::elementwise(e, rows(x), {}, rows(y), stream_);
+}
+
+void CudaBackend::swiglu(const Mat& gate, const Mat& up, const Mat& y) {
+  // A packed [gate | up] compacted in place (y = gate's storage, narrower rows) would let one row's output
+  // overwrite another row's input while it is read: go through scratch.
+  if (y.p == gate.p && y.ld != gate.ld && gate.rows > 1) {
+    Tmp tmp(*this);
+    const Mat t = tmp.mat(y.rows, y.cols);
+    kc::elementwise(kc::Elementwise::Swiglu, rows(gate), rows(up), rows(t), stream_);
+    return copy(t, y);
+  }
+  kc::elementwise(kc::Elementwise::Swiglu, rows(gate), rows(up), rows(y), stream_);
+}
+
+void CudaBackend::add(const Mat& y, const Mat& x) { kc::elementwise(kc::Elementwise::Add, rows(x), {}, rows(y), stream_); }
+void CudaBackend::mul(const Mat& y, const Mat& x) { kc::elementwise(kc::Elementwise::Mul, rows(x), {}, rows(y), stream_); }
+
+void CudaBackend::copy(const Mat& src, const Mat& dst) {
+  if (src.size() == 0) return;
+  cuda_check(cudaMemcpy2DAsync(dst.p, dst.ld * sizeof(float), src.p, src.ld * sizeof(float), src.cols * sizeof(float),
+                               src.rows, cudaMemcpyDeviceToDevice, stream_),
+             "cuda copy");
+}
+
+void CudaBackend::fill(const Mat& y, float value) { kc::fill(rows(y), value, stream_); }
+
+void CudaBackend::decay_gate(const Mat& g, const Param& dt_bias, const Param& A_log, int64_t per_head) {
+  kc::decay_gate(rows(g), dt_bias.p, A_log.p, per_head, stream_);
+}
+
+// ---- sequence ops ----
+
+void CudaBackend::conv1d(const Mat& x, const Param& w, const Param& bias, int64_t W, const StateRef& state,
+                         const Seqs& seqs, bool silu, const Mat& y) {
+  LINFER_CHECK(y.dense() && state.slots, "cuda conv1d: y must be dense and the states in a slot pool");
+  if (seqs.decode)
+    return kc::conv1d_step(x.p, x.ld, w.p, opt(bias), x.cols, W, pool(state), state.slots, seqs.n(), silu, y.p,
+                           stream_);
+  const auto* d_off = static_cast<const int64_t*>(stage(offsets_, seqs.offsets.data(), seqs.offsets.size_bytes()));
+  kc::conv1d_prefill(x.p, x.ld, w.p, opt(bias), x.cols, W, d_off, seqs.n(), pool(state), state.slots, silu, y.p,
+                     stream_);
+}
+
+void CudaBackend::delta_rule(const kernels::DeltaRuleShape& shape, const DeltaIo& io, const StateRef& S,
+                             const Seqs& seqs) {
+  LINFER_CHECK(S.slots && io.beta.dense() && io.o.dense() && (io.g.p == nullptr || io.g.dense()),
+               "cuda delta_rule: beta, g and o must be dense and the states in a slot pool");
+  kc::DeltaDecodeArgs a{.shape = shape};
+  auto inputs_at = [&](int64_t t) {  // the call's rows from token t on
+    return kernels::DeltaRuleInputs{.q = io.q.row(t), .k = io.k.row(t), .v = io.v.row(t), .beta = io.beta.row(t),
+                                    .g = io.g.p ? io.g.row(t) : nullptr, .q_stride = io.q.ld, .k_stride = io.k.ld,
+                                    .v_stride = io.v.ld};
+  };
+  if (seqs.decode) {
+    a.in = inputs_at(0);
+    return kc::delta_rule_decode(a, pool(S), S.slots, seqs.n(), io.o.p, stream_);
+  }
+  // Prefill, token by token through the decode kernel (a chunked kernel is a later step).
+  for (int64_t i = 0; i < seqs.n(); ++i)
+    for (int64_t t = seqs.offsets[i]; t < seqs.offsets[i + 1]; ++t) {
+      a.in = inputs_at(t);
+      kc::delta_rule_decode(a, pool(S), S.slots + i, 1, io.o.row(t), stream_);
+    }
+}
+
+void CudaBackend::mamba2_ssd(const kernels::Mamba2Dims& dims, const Mamba2Gates& gates, const Mamba2Io& io,
+                             const StateRef& S, const Seqs& seqs) {
+  LINFER_CHECK(S.slots && io.y.dense(), "cuda mamba2_ssd: y must be dense and the states in a slot pool");
+  const kernels::Mamba2Params params{.A_log = gates.A_log.p, .dt_bias = gates.dt_bias.p, .D = opt(gates.D),
+                                     .dt_min = gates.dt_min, .dt_max = gates.dt_max};
+  auto inputs_at = [&](int64_t t) {
+    return kernels::Mamba2Inputs{.x = io.x.row(t), .dt = io.dt.row(t), .B = io.B.row(t), .C = io.C.row(t),
+                                 .x_stride = io.x.ld, .dt_stride = io.dt.ld, .B_stride = io.B.ld, .C_stride = io.C.ld};
+  };
+  if (seqs.decode) return kc::mamba2_decode(dims, params, inputs_at(0), pool(S), S.slots, seqs.n(), io.y.p, stream_);
+  for (int64_t i = 0; i < seqs.n(); ++i)
+    for (int64_t t = seqs.offsets[i]; t < seqs.offsets[i + 1]; ++t)
+      kc::mamba2_decode(dims, params, inputs_at(t), pool(S), S.slots + i, 1, io.y.row(t), stream_);
+}
+
+}  // namespace linfer

@@ -1,0 +1,79 @@
+#pragma once
+// The CUDA backend: the seam's ops on one GPU (the current device), on one stream. Weights are copied to
+// the device once, as stored (bf16 stays bf16); GEMV for decode-sized batches is kernels/cuda/dense.h's,
+// larger products widen the weight to float32 scratch and run cuBLAS's float32 GEMM (no TF32), so
+// activations stay float32 as on the CPU. States live in a slot pool (cuda_slots.cpp); the recurrent ops
+// use the decode kernels of kernels/cuda, and prefill runs them token by token (conv1d has a prefill
+// kernel): a chunked prefill is a later step. MoE routing, RoPE, attention and MLA are not here yet.
+// One call at a time per backend object (one stream, one scratch stack).
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace linfer {
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend();  // throws linfer::Error when no device is usable
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  Device device() const override { return Device::Cuda; }
+  bool supports(Op op, DType weights) const override;
+  cudaStream_t stream() const { return stream_; }
+
+  Weight weight(const TensorView& host) override;
+  Param param(const Tensor& host) override;
+  void download(const Mat& src, float* dst) override;
+  void upload(const float* src, const Mat& dst) override;
+  size_t scratch_mark() override { return top_; }
+  void scratch_release(size_t mark) override { top_ = mark; }
+  float* scratch(int64_t n) override;
+  std::unique_ptr<StateSlots> make_slots(const StateSpec& spec, int n) override;
+
+  void matmul(const Mat& x, const Weight& w, const Param& bias, const Mat& y) override;
+  void embedding(const Weight& table, std::span<const int32_t> ids, const Mat& y) override;
+  void rms_norm(const Mat& x, const Param& w, const Mat& y, float eps, kernels::NormWeight mode) override;
+  void rms_norm_gated(const Mat& x, const Mat& gate, const Param& w, const Mat& y, float eps,
+                      kernels::GateAct act) override;
+  void rms_norm_gate_first(const Mat& x, const Mat& z, const Param& w, const Mat& y, int64_t group,
+                           float eps) override;
+  void unary(Unary f, const Mat& x, const Mat& y) override;
+  void swiglu(const Mat& gate, const Mat& up, const Mat& y) override;
+  void add(const Mat& y, const Mat& x) override;
+  void mul(const Mat& y, const Mat& x) override;
+  void copy(const Mat& src, const Mat& dst) override;
+  void fill(const Mat& y, float value) override;
+  void decay_gate(const Mat& g, const Param& dt_bias, const Param& A_log, int64_t per_head) override;
+
+  void conv1d(const Mat& x, const Param& w, const Param& bias, int64_t W, const StateRef& state, const Seqs& seqs,
+              bool silu, const Mat& y) override;
+  void delta_rule(const kernels::DeltaRuleShape& shape, const DeltaIo& io, const StateRef& S,
+                  const Seqs& seqs) override;
+  void mamba2_ssd(const kernels::Mamba2Dims& dims, const Mamba2Gates& gates, const Mamba2Io& io, const StateRef& S,
+                  const Seqs& seqs) override;
+
+ private:
+  // A device copy of a small host array (token ids, offsets), valid until the next upload of its kind.
+  struct Staged {
+    void* p = nullptr;
+    size_t bytes = 0;
+    std::vector<char> last;  // what it holds, so an unchanged array is not uploaded again
+  };
+  const void* stage(Staged& s, const void* host, size_t bytes);
+
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  std::vector<std::pair<float*, int64_t>> scratch_;  // a stack of buffers, slot t reused by the t-th live one
+  size_t top_ = 0;
+  float* widened_ = nullptr;  // a weight widened to float32 for cuBLAS
+  int64_t widened_n_ = 0;
+  Staged ids_, offsets_;
+};
+
+}  // namespace linfer

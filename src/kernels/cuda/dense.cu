@@ -1,0 +1,305 @@
+#include "kernels/cuda/dense.h"
+
+#include <cuda_fp16.h>
+
+#include <algorithm>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/decode_common.cuh"
+
+namespace linfer::kernels::cuda {
+
+namespace {
+
+using detail::sigmoid;
+using detail::silu;
+using detail::softplus;
+using detail::warp_sum;
+
+__device__ __forceinline__ float widen1(float x) { return x; }
+__device__ __forceinline__ float widen1(uint16_t bf16) { return __uint_as_float(uint32_t(bf16) << 16); }
+__device__ __forceinline__ float widen1(__half h) { return __half2float(h); }
+
+// ---- GEMV: one warp per output column n, all M rows of x at once ----
+constexpr int kWarps = 8;  // columns per block
+
+// 8 consecutive weights starting at w (16-byte aligned for 2-byte types, 32 for f32) as floats.
+__device__ __forceinline__ void load8(const uint16_t* w, float* out) {
+  const uint4 v = *reinterpret_cast<const uint4*>(w);
+  const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) out[2 * i] = __uint_as_float(u[i] << 16), out[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+}
+__device__ __forceinline__ void load8(const __half* w, float* out) {
+  const uint4 v = *reinterpret_cast<const uint4*>(w);
+  const __half2* h = reinterpret_cast<const __half2*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __half22float2(h[i]);
+    out[2 * i] = f.x, out[2 * i + 1] = f.y;
+  }
+}
+__device__ __forceinline__ void load8(const float* w, float* out) {
+  const float4 a = *reinterpret_cast<const float4*>(w), b = *reinterpret_cast<const float4*>(w + 4);
+  out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+}
+
+// VEC: K % 8 == 0 and every row of w and x 16-byte aligned: each lane takes 8 consecutive k per step.
+template <class WT, bool VEC>
+__global__ void gemv_kernel(const float* x, int64_t ldx, int M, const WT* w, int64_t N, int64_t K, const float* bias,
+                            float* y, int64_t ldy) {
+  const int lane = threadIdx.x % 32;
+  const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
+  if (n >= N) return;
+  const WT* wr = w + n * K;
+  float acc[kGemvMaxRows] = {};
+  if constexpr (VEC) {
+    for (int64_t k = int64_t(lane) * 8; k < K; k += 32 * 8) {
+      float wv[8];
+      load8(wr + k, wv);
+#pragma unroll
+      for (int m = 0; m < kGemvMaxRows; ++m) {
+        if (m >= M) break;
+        const float4 a = *reinterpret_cast<const float4*>(x + m * ldx + k);
+        const float4 b = *reinterpret_cast<const float4*>(x + m * ldx + k + 4);
+        acc[m] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y + wv[6] * b.z +
+                  wv[7] * b.w;
+      }
+    }
+  } else {
+    for (int64_t k = lane; k < K; k += 32) {
+      const float wv = widen1(wr[k]);
+#pragma unroll
+      for (int m = 0; m < kGemvMaxRows; ++m) {
+        if (m >= M) break;
+        acc[m] += wv * x[m * ldx + k];
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < kGemvMaxRows; ++m) {
+    if (m >= M) break;
+    const float s = warp_sum(acc[m]);
+    if (lane == 0) y[m * ldy + n] = s + (bias ? bias[n] : 0.f);
+  }
+}
+
+template <class WT>
+void launch_gemv(const Rows& x, const WT* w, int64_t N, int64_t K, const float* bias, const Rows& y,
+                 cudaStream_t stream) {
+  const bool vec = K % 8 == 0 && x.ld % 4 == 0 && reinterpret_cast<uintptr_t>(x.p) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  const dim3 grid(unsigned((N + kWarps - 1) / kWarps));
+  if (vec) gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, int(x.rows), w, N, K, bias, y.p, y.ld);
+  else gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, int(x.rows), w, N, K, bias, y.p, y.ld);
+}
+
+template <class WT>
+__global__ void widen_kernel(const WT* w, int64_t n, float* dst) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = widen1(w[i]);
+}
+
+template <class WT>
+__global__ void embedding_kernel(const WT* table, const int32_t* ids, int64_t D, float* y, int64_t ldy) {
+  const WT* row = table + int64_t(ids[blockIdx.x]) * D;
+  float* out = y + int64_t(blockIdx.x) * ldy;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) out[d] = widen1(row[d]);
+}
+
+// Grid-stride loops over [rows, cols] with the column at hand.
+template <class F>
+__global__ void rows_kernel(int64_t rows, int64_t cols, F f) {
+  const int64_t n = rows * cols;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    f(i / cols, i % cols);
+}
+
+template <class F>
+void for_each(int64_t rows, int64_t cols, F f, cudaStream_t stream, const char* what) {
+  const int64_t n = rows * cols;
+  if (n == 0) return;
+  const int threads = 256;
+  const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 65535);
+  rows_kernel<<<unsigned(blocks), threads, 0, stream>>>(rows, cols, f);
+  check_launch(what);
+}
+
+// ---- norms: one block per row (per row and group for gate-first) ----
+constexpr int kNormThreads = 256;
+
+__device__ float block_sum(float v) {
+  __shared__ float part[kNormThreads / 32];
+  __shared__ float total;
+  v = warp_sum(v);
+  if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float s = threadIdx.x < kNormThreads / 32 ? part[threadIdx.x] : 0.f;
+    s = warp_sum(s);
+    if (threadIdx.x == 0) total = s;
+  }
+  __syncthreads();
+  return total;
+}
+
+// mode 0: rms_norm (w, one_plus); 1: gated (act(gate) after w); 2: gate first (x · silu(z) before the sum).
+__global__ void norm_kernel(int mode, const float* x, int64_t ldx, const float* g, int64_t ldg, const float* w,
+                            float* y, int64_t ldy, int64_t n, int64_t group, float eps, bool one_plus, bool silu_gate) {
+  const int64_t r = blockIdx.x, c0 = int64_t(blockIdx.y) * group;
+  const float* xr = x + r * ldx + c0;
+  const float* gr = g ? g + r * ldg + c0 : nullptr;
+  float* yr = y + r * ldy + c0;
+  float ss = 0.f;
+  for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
+    float h = xr[i];
+    if (mode == 2) {
+      h *= silu(gr[i]);
+      yr[i] = h;  // the same thread rescales it below
+    }
+    ss += h * h;
+  }
+  const float s = 1.0f / sqrtf(block_sum(ss) / float(group) + eps);
+  for (int64_t i = threadIdx.x; i < group; i += blockDim.x) {
+    float v = (mode == 2 ? yr[i] : xr[i]) * s;
+    if (w) v *= one_plus ? 1.0f + w[c0 + i] : w[c0 + i];
+    if (mode == 1) v *= silu_gate ? silu(gr[i]) : sigmoid(gr[i]);
+    yr[i] = v;
+  }
+}
+
+void check_rows(const Rows& m, const char* what) {
+  LINFER_CUDA_CHECK(m.p && m.rows >= 0 && m.cols >= 0 && m.ld >= m.cols, what, ": bad matrix [", m.rows, ", ", m.cols,
+                    "] ld ", m.ld);
+}
+
+void launch_norm(int mode, const Rows& x, const Rows* g, const float* w, const Rows& y, int64_t group, float eps,
+                 bool one_plus, bool silu_gate, cudaStream_t stream, const char* what) {
+  check_rows(x, what), check_rows(y, what);
+  LINFER_CUDA_CHECK(x.rows == y.rows && x.cols == y.cols && (!g || (g->rows == x.rows && g->cols == x.cols)), what,
+                    ": shapes differ");
+  LINFER_CUDA_CHECK(group > 0 && x.cols % group == 0 && x.rows < (int64_t(1) << 31), what, ": group ", group,
+                    " does not divide ", x.cols);
+  if (x.rows == 0) return;
+  norm_kernel<<<dim3(unsigned(x.rows), unsigned(x.cols / group)), kNormThreads, 0, stream>>>(
+      mode, x.p, x.ld, g ? g->p : nullptr, g ? g->ld : 0, w, y.p, y.ld, x.cols, group, eps, one_plus, silu_gate);
+  check_launch(what);
+}
+
+}  // namespace
+
+void gemv(const Rows& x, const void* w, DType wt, int64_t N, int64_t K, const float* bias, const Rows& y,
+          cudaStream_t stream) {
+  check_rows(x, "cuda gemv"), check_rows(y, "cuda gemv");
+  LINFER_CUDA_CHECK(x.rows <= kGemvMaxRows && x.rows == y.rows && x.cols == K && y.cols == N && w, "cuda gemv: x [",
+                    x.rows, ", ", x.cols, "] · w [", N, ", ", K, "]ᵀ -> y [", y.rows, ", ", y.cols, "]");
+  if (x.rows == 0 || N == 0) return;
+  switch (wt) {
+    case DType::F32: launch_gemv(x, static_cast<const float*>(w), N, K, bias, y, stream); break;
+    case DType::BF16: launch_gemv(x, static_cast<const uint16_t*>(w), N, K, bias, y, stream); break;
+    case DType::F16: launch_gemv(x, static_cast<const __half*>(w), N, K, bias, y, stream); break;
+    default: throw_error("cuda gemv: weights must be f32, bf16 or f16");
+  }
+  check_launch("cuda gemv");
+}
+
+void widen(const void* w, DType wt, int64_t n, float* dst, cudaStream_t stream) {
+  if (n == 0) return;
+  const int threads = 256;
+  const unsigned blocks = unsigned(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
+  switch (wt) {
+    case DType::BF16: widen_kernel<<<blocks, threads, 0, stream>>>(static_cast<const uint16_t*>(w), n, dst); break;
+    case DType::F16: widen_kernel<<<blocks, threads, 0, stream>>>(static_cast<const __half*>(w), n, dst); break;
+    case DType::F32: widen_kernel<<<blocks, threads, 0, stream>>>(static_cast<const float*>(w), n, dst); break;
+    default: throw_error("cuda widen: weights must be f32, bf16 or f16");
+  }
+  check_launch("cuda widen");
+}
+
+void add_bias(const Rows& y, const float* bias, cudaStream_t stream) {
+  check_rows(y, "cuda add_bias");
+  float* p = y.p;
+  const int64_t ld = y.ld;
+  for_each(y.rows, y.cols, [=] __device__(int64_t r, int64_t c) { p[r * ld + c] += bias[c]; }, stream,
+           "cuda add_bias");
+}
+
+void embedding(const void* table, DType wt, const int32_t* ids, const Rows& y, cudaStream_t stream) {
+  check_rows(y, "cuda embedding");
+  LINFER_CUDA_CHECK(y.rows < (int64_t(1) << 31), "cuda embedding: too many rows");
+  if (y.rows == 0) return;
+  const unsigned grid = unsigned(y.rows);
+  switch (wt) {
+    case DType::F32: embedding_kernel<<<grid, 256, 0, stream>>>(static_cast<const float*>(table), ids, y.cols, y.p, y.ld); break;
+    case DType::BF16: embedding_kernel<<<grid, 256, 0, stream>>>(static_cast<const uint16_t*>(table), ids, y.cols, y.p, y.ld); break;
+    case DType::F16: embedding_kernel<<<grid, 256, 0, stream>>>(static_cast<const __half*>(table), ids, y.cols, y.p, y.ld); break;
+    default: throw_error("cuda embedding: the table must be f32, bf16 or f16");
+  }
+  check_launch("cuda embedding");
+}
+
+void rms_norm(const Rows& x, const float* w, const Rows& y, float eps, bool one_plus, cudaStream_t stream) {
+  launch_norm(0, x, nullptr, w, y, x.cols, eps, one_plus, false, stream, "cuda rms_norm");
+}
+
+void rms_norm_gated(const Rows& x, const Rows& gate, const float* w, const Rows& y, float eps, bool silu_gate,
+                    cudaStream_t stream) {
+  launch_norm(1, x, &gate, w, y, x.cols, eps, false, silu_gate, stream, "cuda rms_norm_gated");
+}
+
+void rms_norm_gate_first(const Rows& x, const Rows& z, const float* w, const Rows& y, int64_t group, float eps,
+                         cudaStream_t stream) {
+  launch_norm(2, x, &z, w, y, group, eps, false, false, stream, "cuda rms_norm_gate_first");
+}
+
+void elementwise(Elementwise f, const Rows& x, const Rows& b, const Rows& y, cudaStream_t stream) {
+  check_rows(x, "cuda elementwise"), check_rows(y, "cuda elementwise");
+  LINFER_CUDA_CHECK(x.rows == y.rows && x.cols == y.cols, "cuda elementwise: shapes differ");
+  const float* xp = x.p;
+  const float* bp = b.p;
+  float* yp = y.p;
+  const int64_t lx = x.ld, lb = b.ld, ly = y.ld;
+  switch (f) {
+    case Elementwise::Sigmoid:
+      return for_each(x.rows, x.cols, [=] __device__(int64_t r, int64_t c) { yp[r * ly + c] = sigmoid(xp[r * lx + c]); },
+                      stream, "cuda sigmoid");
+    case Elementwise::Softplus:
+      return for_each(x.rows, x.cols, [=] __device__(int64_t r, int64_t c) { yp[r * ly + c] = softplus(xp[r * lx + c]); },
+                      stream, "cuda softplus");
+    case Elementwise::Silu:
+      return for_each(x.rows, x.cols, [=] __device__(int64_t r, int64_t c) { yp[r * ly + c] = silu(xp[r * lx + c]); },
+                      stream, "cuda silu");
+    case Elementwise::Add:
+      return for_each(x.rows, x.cols, [=] __device__(int64_t r, int64_t c) { yp[r * ly + c] += xp[r * lx + c]; },
+                      stream, "cuda add");
+    case Elementwise::Mul:
+      return for_each(x.rows, x.cols, [=] __device__(int64_t r, int64_t c) { yp[r * ly + c] *= xp[r * lx + c]; },
+                      stream, "cuda mul");
+    case Elementwise::Swiglu:
+      check_rows(b, "cuda swiglu");
+      return for_each(x.rows, x.cols,
+                      [=] __device__(int64_t r, int64_t c) { yp[r * ly + c] = silu(xp[r * lx + c]) * bp[r * lb + c]; },
+                      stream, "cuda swiglu");
+  }
+}
+
+void fill(const Rows& y, float value, cudaStream_t stream) {
+  check_rows(y, "cuda fill");
+  float* p = y.p;
+  const int64_t ld = y.ld;
+  for_each(y.rows, y.cols, [=] __device__(int64_t r, int64_t c) { p[r * ld + c] = value; }, stream, "cuda fill");
+}
+
+void decay_gate(const Rows& g, const float* dt_bias, const float* A_log, int64_t per_head, cudaStream_t stream) {
+  check_rows(g, "cuda decay_gate");
+  LINFER_CUDA_CHECK(per_head > 0 && g.cols % per_head == 0 && dt_bias && A_log, "cuda decay_gate: per_head ",
+                    per_head, " does not divide ", g.cols, " or a parameter is null");
+  float* p = g.p;
+  const int64_t ld = g.ld;
+  for_each(g.rows, g.cols, [=] __device__(int64_t r, int64_t c) {
+    float& v = p[r * ld + c];
+    v = -expf(A_log[c / per_head]) * softplus(v + dt_bias[c]);
+  }, stream, "cuda decay_gate");
+}
+
+}  // namespace linfer::kernels::cuda

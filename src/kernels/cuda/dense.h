@@ -1,0 +1,57 @@
+#pragma once
+// The dense ops of a whole model on the GPU, around the recurrent kernels: GEMV over weights as stored
+// (f32 / bf16 / f16, float32 accumulation), weight widening for cuBLAS's float32 GEMM, embedding lookup,
+// the RMSNorm variants of kernels/cpu/norm.h, and elementwise activations and gates. Same maths as the CPU
+// kernels (float32 throughout); sums run in another order, so results agree to float32 rounding, not bit
+// for bit. Every pointer is device memory; every call is asynchronous on `stream`.
+//
+//   Rows x{d_x, T, K, K}, y{d_y, T, N, N};
+//   gemv(x, d_w, DType::BF16, N, K, d_bias, y, stream);       // y = x · wᵀ + bias, T <= kGemvMaxRows
+//   rms_norm(x, d_w, y, 1e-6f, false, stream);
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "linfer/core/dtype.h"
+
+namespace linfer::kernels::cuda {
+
+// A float32 matrix in device memory: rows × cols, ld floats between rows.
+struct Rows {
+  float* p = nullptr;
+  int64_t rows = 0, cols = 0, ld = 0;
+};
+
+// Rows of x up to which gemv() is the way to multiply (decode); above, widen the weight and use a GEMM.
+constexpr int64_t kGemvMaxRows = 8;
+
+// y[M, N] = x[M, K] · wᵀ (+ bias[N]); w [N, K] row-major of dtype wt (F32, BF16, F16). M <= kGemvMaxRows.
+// One warp per output column, 16-byte weight loads where K and the pointers allow.
+void gemv(const Rows& x, const void* w, DType wt, int64_t N, int64_t K, const float* bias, const Rows& y,
+          cudaStream_t stream);
+// dst[n] = float(w[n]) for n elements of dtype wt.
+void widen(const void* w, DType wt, int64_t n, float* dst, cudaStream_t stream);
+// y[:, c] += bias[c].
+void add_bias(const Rows& y, const float* bias, cudaStream_t stream);
+// y[i, :] = float(table[ids[i], :]); table [V, D] of dtype wt, D = y.cols; ids in device memory.
+void embedding(const void* table, DType wt, const int32_t* ids, const Rows& y, cudaStream_t stream);
+
+// Per row: y = x / sqrt(mean(x²) + eps) · (one_plus ? 1 + w : w); w may be null. y may alias x.
+void rms_norm(const Rows& x, const float* w, const Rows& y, float eps, bool one_plus, cudaStream_t stream);
+// Per row: y = norm(x) · w · act(gate), act sigmoid (silu_gate false) or SiLU. y may alias x.
+void rms_norm_gated(const Rows& x, const Rows& gate, const float* w, const Rows& y, float eps, bool silu_gate,
+                    cudaStream_t stream);
+// Per row: h = x · silu(z); each `group` channels: y = h / sqrt(mean(h²) + eps) · w. y may alias x.
+void rms_norm_gate_first(const Rows& x, const Rows& z, const float* w, const Rows& y, int64_t group, float eps,
+                         cudaStream_t stream);
+
+enum class Elementwise : uint8_t { Sigmoid, Softplus, Silu, Add, Mul, Swiglu };
+// y = f(x) (Sigmoid, Softplus, Silu: b unused); y += x (Add), y *= x (Mul); y = silu(x) · b (Swiglu).
+// Elementwise on [rows, cols]: y may alias x or b element for element.
+void elementwise(Elementwise f, const Rows& x, const Rows& b, const Rows& y, cudaStream_t stream);
+void fill(const Rows& y, float value, cudaStream_t stream);
+// In place: g = -exp(A_log[c / per_head]) · softplus(g + dt_bias[c]) per column c.
+void decay_gate(const Rows& g, const float* dt_bias, const float* A_log, int64_t per_head, cudaStream_t stream);
+
+}  // namespace linfer::kernels::cuda

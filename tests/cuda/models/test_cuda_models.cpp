@@ -1,0 +1,240 @@
+// Whole models on the GPU (--device cuda) against the CPU and against transformers, on the golden fixtures
+// (tests/golden): for every fixture whose layers the CUDA backend runs (Mamba2 today):
+//   - logits at every prompt position within 1e-4 relative of transformers and of the CPU;
+//   - greedy decoding (prefill, then one token per step, states in device slots) gives the reference ids;
+//   - packed prefill of two prompts in slots 3 and 1 of a pool, then batched decode steps, match the CPU;
+//   - a state prefilled on the CPU decodes on the GPU, and one prefilled on the GPU decodes on the CPU,
+//     like all-CPU (logits within float32 tolerance, same greedy tokens);
+//   - forward() on host SequenceStates (staged through device slots) matches the CPU.
+// Fixtures with a layer the backend lacks must fail to load with a message naming the layer and
+// --device cpu. Skips (with the reason) where no CUDA device is usable.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "io/npy.h"
+#include "kernels/cuda/cuda_check.h"
+#include "linfer/core/error.h"
+#include "linfer/model.h"
+
+namespace fs = std::filesystem;
+using linfer::Batch;
+using linfer::Device;
+using linfer::Logits;
+using linfer::Model;
+using linfer::SequenceState;
+
+namespace {
+
+const fs::path kGolden = fs::path(LINFER_SOURCE_DIR) / "tests" / "golden";
+constexpr double kTol = 1e-4;  // relative, per position: the CPU's tolerance against transformers
+
+#define SKIP_WITHOUT_CUDA()                                                                   \
+  do {                                                                                        \
+    std::string why_;                                                                         \
+    if (linfer::kernels::cuda::device_count(&why_) == 0)                                      \
+      GTEST_SKIP() << "no CUDA device (" << why_ << "); run on a GPU machine: tools/gpu_check.sh"; \
+  } while (0)
+
+struct Case {
+  std::string name;
+  std::vector<int32_t> prompt, greedy;
+  linfer::Tensor logits;  // [T, vocab]
+};
+
+std::vector<Case> read_cases(const fs::path& dir) {
+  std::ifstream f(dir / "cases.json");
+  const auto j = nlohmann::json::parse(f);
+  std::vector<Case> out;
+  for (const auto& c : j.at("cases"))
+    out.push_back({c.at("name"), c.at("prompt_ids").get<std::vector<int32_t>>(),
+                   c.at("greedy_ids").get<std::vector<int32_t>>(),
+                   linfer::Tensor::to_f32(linfer::read_npy((dir / c.at("logits").get<std::string>()).string()))});
+  return out;
+}
+
+// Max over rows of ‖got − ref‖ / ‖ref‖.
+double max_rel_err(const float* got, const float* ref, int64_t rows, int64_t vocab) {
+  double worst = 0;
+  for (int64_t t = 0; t < rows; ++t) {
+    double d = 0, r = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double a = got[t * vocab + v], b = ref[t * vocab + v];
+      d += (a - b) * (a - b);
+      r += b * b;
+    }
+    worst = std::max(worst, std::sqrt(d / std::max(r, 1e-30)));
+  }
+  return worst;
+}
+
+int32_t argmax(const float* row, int64_t n) { return int32_t(std::max_element(row, row + n) - row); }
+
+// The fixtures the CUDA backend runs whole; the others must be refused at load.
+const std::vector<std::string> kRunsOnCuda = {"mamba2_a", "mamba2_b"};
+const char* kRefused[] = {"kimi_linear_a", "qwen3_next_a"};
+
+class CudaModel : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    SKIP_WITHOUT_CUDA();
+    dir_ = kGolden / GetParam();
+    cases_ = read_cases(dir_);
+    ASSERT_FALSE(cases_.empty());
+    cpu_ = Model::load(dir_.string());
+    gpu_ = Model::load(dir_.string(), Device::Cuda);
+    ASSERT_EQ(gpu_->device(), Device::Cuda);
+    V_ = cpu_->info().vocab_size;
+  }
+  // Logits of `ids` appended to `s` (All rows), on `m`, through slot 0 of a fresh pool loaded from s;
+  // s becomes the state after.
+  std::vector<float> run_slots(const Model& m, SequenceState& s, const std::vector<int32_t>& ids) {
+    auto slots = m.make_slots(1);
+    slots->load(0, s);
+    const int32_t slot = 0;
+    std::vector<float> out(ids.size() * size_t(V_));
+    m.forward_slots(Batch::single(ids), *slots, {&slot, 1}, out.data(), Logits::All);
+    slots->save(0, s);
+    return out;
+  }
+  // Greedy continuation of n tokens from a state and the logits row that follows it.
+  std::vector<int32_t> greedy(const Model& m, const SequenceState& s, std::vector<float> row, size_t n,
+                              std::vector<float>* all_rows = nullptr) {
+    auto slots = m.make_slots(2);
+    const int32_t slot = 1;
+    slots->load(slot, s);
+    std::vector<int32_t> out;
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t next = argmax(row.data(), V_);
+      out.push_back(next);
+      m.forward_slots(Batch::single({&next, 1}), *slots, {&slot, 1}, row.data(), Logits::Last);
+      if (all_rows) all_rows->insert(all_rows->end(), row.begin(), row.end());
+    }
+    return out;
+  }
+
+  fs::path dir_;
+  std::vector<Case> cases_;
+  std::shared_ptr<const Model> cpu_, gpu_;
+  int64_t V_ = 0;
+};
+
+TEST_P(CudaModel, LogitsMatchTransformersAndTheCpu) {
+  double worst_ref = 0, worst_cpu = 0;
+  for (const auto& c : cases_) {
+    const int64_t T = int64_t(c.prompt.size());
+    SequenceState sg(gpu_->state_spec()), sc(cpu_->state_spec());
+    const auto got = run_slots(*gpu_, sg, c.prompt);
+    const auto cpu = run_slots(*cpu_, sc, c.prompt);
+    const double e_ref = max_rel_err(got.data(), c.logits.f32(), T, V_);
+    const double e_cpu = max_rel_err(got.data(), cpu.data(), T, V_);
+    EXPECT_LE(e_ref, kTol) << GetParam() << " " << c.name << " vs transformers";
+    EXPECT_LE(e_cpu, kTol) << GetParam() << " " << c.name << " vs the CPU";
+    EXPECT_EQ(sg.n_tokens(), T);
+    worst_ref = std::max(worst_ref, e_ref), worst_cpu = std::max(worst_cpu, e_cpu);
+  }
+  std::printf("%s on cuda: worst relative logits error %.2e vs transformers, %.2e vs the CPU\n", GetParam().c_str(),
+              worst_ref, worst_cpu);
+}
+
+TEST_P(CudaModel, GreedyTokensMatchTransformers) {
+  for (const auto& c : cases_) {
+    SequenceState s(gpu_->state_spec());
+    const auto logits = run_slots(*gpu_, s, c.prompt);
+    std::vector<float> last(logits.end() - V_, logits.end());
+    EXPECT_EQ(greedy(*gpu_, s, last, c.greedy.size()), c.greedy) << GetParam() << " " << c.name;
+  }
+}
+
+TEST_P(CudaModel, PackedPrefillAndBatchedDecodeInSlotsMatchTheCpu) {
+  const auto& a = std::max_element(cases_.begin(), cases_.end(), [](const Case& x, const Case& y) {
+                    return x.prompt.size() < y.prompt.size();
+                  })->prompt;
+  const std::vector<int32_t> b(a.begin(), a.begin() + std::min<size_t>(a.size(), 37));
+  std::vector<int32_t> packed(a);
+  packed.insert(packed.end(), b.begin(), b.end());
+  const Batch prefill{packed, {0, int64_t(a.size()), int64_t(packed.size())}};
+  auto gs = gpu_->make_slots(5);
+  auto cs = cpu_->make_slots(2);
+  const int32_t gids[] = {3, 1}, cids[] = {0, 1};
+  std::vector<float> g(packed.size() * V_), c(packed.size() * V_);
+  gpu_->forward_slots(prefill, *gs, gids, g.data(), Logits::All);
+  cpu_->forward_slots(prefill, *cs, cids, c.data(), Logits::All);
+  EXPECT_LE(max_rel_err(g.data(), c.data(), int64_t(packed.size()), V_), kTol) << "packed prefill";
+  for (int step = 0; step < 6; ++step) {
+    const int32_t next[] = {int32_t((step * 17 + 3) % V_), int32_t((step * 29 + 5) % V_)};
+    const Batch d{next, {0, 1, 2}};
+    std::vector<float> gr(2 * V_), cr(2 * V_);
+    gpu_->forward_slots(d, *gs, gids, gr.data(), Logits::Last);
+    cpu_->forward_slots(d, *cs, cids, cr.data(), Logits::Last);
+    EXPECT_LE(max_rel_err(gr.data(), cr.data(), 2, V_), kTol) << "decode step " << step;
+  }
+  EXPECT_EQ(gs->n_tokens(3), int64_t(a.size()) + 6);
+  EXPECT_EQ(gs->n_tokens(0), 0);  // untouched slots stay empty
+}
+
+TEST_P(CudaModel, StatesMoveBetweenDevices) {
+  const Case& c = cases_.back();
+  const size_t n = std::max<size_t>(c.greedy.size(), 8);
+  auto continue_on = [&](const Model& m, const SequenceState& s, const std::vector<float>& last,
+                         std::vector<float>& rows) { return greedy(m, s, last, n, &rows); };
+  // All on the CPU: the reference.
+  SequenceState cpu_state(cpu_->state_spec());
+  const auto cpu_logits = run_slots(*cpu_, cpu_state, c.prompt);
+  const std::vector<float> cpu_last(cpu_logits.end() - V_, cpu_logits.end());
+  std::vector<float> want_rows;
+  const auto want = continue_on(*cpu_, cpu_state, cpu_last, want_rows);
+  // CPU prefill -> GPU decode.
+  std::vector<float> rows;
+  EXPECT_EQ(continue_on(*gpu_, cpu_state, cpu_last, rows), want) << "CPU-prefilled state decoded on the GPU";
+  EXPECT_LE(max_rel_err(rows.data(), want_rows.data(), int64_t(n), V_), kTol);
+  // GPU prefill -> CPU decode.
+  SequenceState gpu_state(gpu_->state_spec());
+  const auto gpu_logits = run_slots(*gpu_, gpu_state, c.prompt);
+  EXPECT_EQ(gpu_state.n_tokens(), cpu_state.n_tokens());
+  const std::vector<float> gpu_last(gpu_logits.end() - V_, gpu_logits.end());
+  rows.clear();
+  EXPECT_EQ(continue_on(*cpu_, gpu_state, gpu_last, rows), want) << "GPU-prefilled state decoded on the CPU";
+  EXPECT_LE(max_rel_err(rows.data(), want_rows.data(), int64_t(n), V_), kTol);
+}
+
+TEST_P(CudaModel, ForwardOnHostStatesMatchesTheCpu) {
+  const auto& ids = cases_.back().prompt;
+  SequenceState g(gpu_->state_spec()), c(cpu_->state_spec());
+  SequenceState* gp = &g;
+  SequenceState* cp = &c;
+  std::vector<float> gl(ids.size() * V_), cl(ids.size() * V_);
+  gpu_->forward(Batch::single(ids), {&gp, 1}, gl.data(), Logits::All);
+  cpu_->forward(Batch::single(ids), {&cp, 1}, cl.data(), Logits::All);
+  EXPECT_LE(max_rel_err(gl.data(), cl.data(), int64_t(ids.size()), V_), kTol);
+  EXPECT_EQ(g.n_tokens(), c.n_tokens());
+  // A refused call changes no state: a token outside the vocabulary.
+  const SequenceState before = g;
+  const int32_t bad = int32_t(V_);
+  EXPECT_THROW(gpu_->forward(Batch::single({&bad, 1}), {&gp, 1}, gl.data(), Logits::Last), linfer::Error);
+  EXPECT_EQ(g.n_tokens(), before.n_tokens());
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, CudaModel, ::testing::ValuesIn(kRunsOnCuda));
+
+TEST(CudaModelLoad, UnsupportedLayersAreNamed) {
+  SKIP_WITHOUT_CUDA();
+  for (const char* name : kRefused) {
+    try {
+      Model::load((kGolden / name).string(), Device::Cuda);
+      ADD_FAILURE() << name << " loaded on cuda, but the backend has no attention / MoE yet";
+    } catch (const linfer::Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("layer"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("--device cpu"), std::string::npos) << msg;
+    }
+  }
+}
+
+}  // namespace

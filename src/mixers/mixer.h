@@ -21,7 +21,7 @@ struct MixerCall {
   Backend* be = nullptr;                  // where x, y, the weights and the states live
   int64_t T = 0;                          // tokens in the call, all sequences
   Seqs seqs;                              // offsets, positions, decode
-  std::span<SequenceState* const> states;  // host states (CPU backend), or
+  std::span<SequenceState* const> states = {};  // host states (CPU backend), or
   const SlotBinding* slots = nullptr;     // the backend's slot pool
   size_t first_tensor = 0;                // index of this layer's first state tensor
 

@@ -1,9 +1,10 @@
-// gpu_model_speed MODEL_DIR [PROMPT=512] [GEN=128] [REPS=3]
+// gpu_model_speed MODEL_DIR [PROMPT=512] [GEN=128] [REPS=3] [BATCH=16]
 // Whole-model speed on the CPU and on CUDA, side by side in one run, the way `linfer bench` measures
 // (tools/gpu_check.sh runs it on a GPU machine, where the CLI's tokenizer and server libraries are not
 // built): ppN = prefill N random tokens into an empty state slot (one forward, last logits), tgN = decode
-// N tokens one at a time from an empty slot (logits every token, copied to the host). One untimed warm-up,
-// then the median of REPS runs. Prints a markdown table.
+// N tokens one at a time from an empty slot (logits every token, copied to the host), tgN x B = the same
+// for B sequences decoded together (one batched forward per step, B slots). One untimed warm-up, then the
+// median of REPS runs. Prints a markdown table; tokens/s counts every sequence's tokens.
 
 #include <algorithm>
 #include <chrono>
@@ -21,11 +22,11 @@ using namespace linfer;
 
 namespace {
 
-double run_once(const Model& m, int64_t prompt, int64_t gen, std::mt19937& rng) {
+double run_once(const Model& m, int64_t prompt, int64_t gen, int batch, std::mt19937& rng) {
   std::uniform_int_distribution<int32_t> tok(0, int32_t(m.info().vocab_size - 1));
-  auto slots = m.make_slots(1);
+  auto slots = m.make_slots(batch);
   const int32_t slot = 0;
-  std::vector<float> logits(size_t(m.info().vocab_size));
+  std::vector<float> logits(size_t(m.info().vocab_size) * size_t(batch));
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   if (prompt > 0) {
@@ -33,19 +34,23 @@ double run_once(const Model& m, int64_t prompt, int64_t gen, std::mt19937& rng) 
     for (auto& id : ids) id = tok(rng);
     m.forward_slots(Batch::single(ids), *slots, {&slot, 1}, logits.data(), Logits::Last);
   }
+  std::vector<int32_t> ids(static_cast<size_t>(batch)), all(static_cast<size_t>(batch));
+  Batch step{ids, {}};
+  for (int b = 0; b <= batch; ++b) step.offsets.push_back(b);
+  for (int b = 0; b < batch; ++b) all[b] = b;
   for (int64_t i = 0; i < gen; ++i) {
-    const int32_t id = tok(rng);
-    m.forward_slots(Batch::single({&id, 1}), *slots, {&slot, 1}, logits.data(), Logits::Last);
+    for (auto& id : ids) id = tok(rng);
+    m.forward_slots(step, *slots, all, logits.data(), Logits::Last);
   }
   return std::chrono::duration<double>(clock::now() - t0).count();
 }
 
-double median_tokens_per_s(const Model& m, int64_t prompt, int64_t gen, int reps, std::mt19937& rng) {
-  run_once(m, prompt, gen, rng);  // warm-up: page in weights, grow scratch
+double median_tokens_per_s(const Model& m, int64_t prompt, int64_t gen, int batch, int reps, std::mt19937& rng) {
+  run_once(m, prompt, gen, batch, rng);  // warm-up: page in weights, grow scratch
   std::vector<double> s;
-  for (int r = 0; r < reps; ++r) s.push_back(run_once(m, prompt, gen, rng));
+  for (int r = 0; r < reps; ++r) s.push_back(run_once(m, prompt, gen, batch, rng));
   std::sort(s.begin(), s.end());
-  return double(prompt + gen) / s[s.size() / 2];
+  return double(prompt + gen * batch) / s[s.size() / 2];
 }
 
 }  // namespace
@@ -57,7 +62,7 @@ int main(int argc, char** argv) {
   }
   const std::string dir = argv[1];
   const int64_t prompt = argc > 2 ? std::atoll(argv[2]) : 512, gen = argc > 3 ? std::atoll(argv[3]) : 128;
-  const int reps = argc > 4 ? std::atoi(argv[4]) : 3;
+  const int reps = argc > 4 ? std::atoi(argv[4]) : 3, batch = argc > 5 ? std::atoi(argv[5]) : 16;
   try {
     std::printf("| model | params | device | threads | test | tokens/s (median of %d) |\n|---|---|---|---|---|---|\n",
                 reps);
@@ -65,11 +70,17 @@ int main(int argc, char** argv) {
       auto m = Model::load(dir, d);
       std::mt19937 rng(1);
       const ModelInfo& info = m->info();
-      for (auto [p, g] : {std::pair<int64_t, int64_t>{prompt, 0}, {0, gen}}) {
-        if (p + g == 0) continue;
-        const double tps = median_tokens_per_s(*m, p, g, reps, rng);
-        std::printf("| %s | %.1f M | %s | %d | %s%lld | %.1f |\n", info.architecture.c_str(), info.n_params / 1e6,
-                    device_name(d), num_threads(), p ? "pp" : "tg", (long long)(p ? p : g), tps);
+      struct Test {
+        int64_t p, g;
+        int b;
+      };
+      for (const Test t : {Test{prompt, 0, 1}, Test{0, gen, 1}, Test{0, gen, batch}}) {
+        if (t.p + t.g == 0 || t.b < 1) continue;
+        const double tps = median_tokens_per_s(*m, t.p, t.g, t.b, reps, rng);
+        const std::string name = t.p ? "pp" + std::to_string(t.p)
+                                     : "tg" + std::to_string(t.g) + (t.b > 1 ? " x " + std::to_string(t.b) : "");
+        std::printf("| %s | %.1f M | %s | %d | %s | %.1f |\n", info.architecture.c_str(), info.n_params / 1e6,
+                    device_name(d), num_threads(), name.c_str(), tps);
         std::fflush(stdout);
       }
     }

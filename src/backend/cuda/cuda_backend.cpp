@@ -250,7 +250,8 @@ void CudaBackend::delta_rule(const kernels::DeltaRuleShape& shape, const DeltaIo
                              const Seqs& seqs) {
   LINFER_CHECK(S.slots && io.beta.dense() && io.o.dense() && (io.g.p == nullptr || io.g.dense()),
                "cuda delta_rule: beta, g and o must be dense and the states in a slot pool");
-  kc::DeltaDecodeArgs a{.shape = shape};
+  kc::DeltaDecodeArgs a{};  // the recurrence alone: conv, gates and norm are the mixer's ops here
+  a.shape = shape;
   auto inputs_at = [&](int64_t t) {  // the call's rows from token t on
     return kernels::DeltaRuleInputs{.q = io.q.row(t), .k = io.k.row(t), .v = io.v.row(t), .beta = io.beta.row(t),
                                     .g = io.g.p ? io.g.row(t) : nullptr, .q_stride = io.q.ld, .k_stride = io.k.ld,

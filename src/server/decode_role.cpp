@@ -42,7 +42,7 @@ DecodeRole::DecodeRole(Engine& engine, const Tokenizer* tok, DecodeRoleConfig co
 }
 
 void DecodeRole::before_submit(const std::vector<int32_t>& prompt, std::function<void()> submit) {
-  if (int64_t(prompt.size()) <= config_.threshold) return submit();
+  if (int64_t(prompt.size()) <= std::max<int64_t>(config_.threshold, 1)) return submit();
   Worker& w = *workers_[next_worker_.fetch_add(1) % workers_.size()];
   w.post([this, prompt, submit = std::move(submit)] {
     try {

@@ -14,6 +14,8 @@
 
 #if defined(__aarch64__)
 #include <sys/auxv.h>
+#elif LINFER_X86
+#include <cpuid.h>
 #endif
 
 namespace linfer {
@@ -26,14 +28,19 @@ struct Extension {
 // The vector extensions worth reporting, detected once.
 static std::span<const Extension> extensions() {
 #if LINFER_X86
-  // __builtin_cpu_supports takes only string literals, hence the macro.
+  // __builtin_cpu_supports takes only string literals, hence the macro. Clang 14 knows neither "f16c"
+  // nor "avx512fp16" there, so those two are read from CPUID (leaf 1 ECX bit 29; leaf 7 EDX bit 23);
+  // both need no OS state beyond what AVX / AVX-512 already need.
 #define LINFER_EXT(name) Extension{name, __builtin_cpu_supports(name) != 0}
   static const auto all = [] {
     __builtin_cpu_init();
-    return std::array{LINFER_EXT("avx2"),       LINFER_EXT("fma"),        LINFER_EXT("f16c"),       LINFER_EXT("bmi2"),
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1) && __builtin_cpu_supports("avx");
+    const bool fp16 = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 23 & 1) && __builtin_cpu_supports("avx512f");
+    return std::array{LINFER_EXT("avx2"),       LINFER_EXT("fma"),        Extension{"f16c", f16c}, LINFER_EXT("bmi2"),
                       LINFER_EXT("avx512f"),    LINFER_EXT("avx512bw"),   LINFER_EXT("avx512vl"),
                       LINFER_EXT("avx512dq"),   LINFER_EXT("avx512bf16"), LINFER_EXT("avx512vnni"),
-                      LINFER_EXT("avx512fp16")};
+                      Extension{"avx512fp16", fp16}};
   }();
 #undef LINFER_EXT
 #elif defined(__aarch64__)

@@ -252,13 +252,13 @@ class Session : public Responder, public std::enable_shared_from_this<Session> {
     if (state_ != State::Handling && state_ != State::Streaming) return;
     if (ec) return lost();
     char c;
-    beast::error_code pe;
+    beast::error_code pe, ignored;
     auto& sock = stream_.socket();
-    sock.non_blocking(true, pe);
+    sock.non_blocking(true, ignored);
     const size_t n = sock.receive(net::buffer(&c, 1), tcp::socket::message_peek, pe);
-    sock.non_blocking(false, pe);
-    if (pe == net::error::would_block) return watch();  // spurious wake-up
-    if (pe || n == 0) return lost();                      // EOF or reset: the client is gone
+    sock.non_blocking(false, ignored);
+    if (pe == net::error::would_block || pe == net::error::try_again) return watch();  // spurious wake-up
+    if (pe || n == 0) return lost();  // EOF or reset: the client is gone
     // Otherwise the client sent its next request already (pipelining): it is read after this response.
   }
 

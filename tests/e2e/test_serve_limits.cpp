@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <atomic>
 #include <thread>
 
 #include "serve_harness.h"
@@ -299,5 +300,43 @@ TEST(ServeLimits, DeeplyNestedJsonIsRefused) {
   auto r = http(s.port(), "POST", "/v1/completions", body);
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_EQ(http(s.port(), "GET", "/health").status, 200);
+  EXPECT_EQ(s.stop(), 0);
+}
+
+// Every request gets its whole answer: 8 clients x 60 short requests, streamed and not, on fresh
+// connections, each body a packet after its headers, and no request is taken for a hang-up.
+TEST(ServeLimits, ManyShortRequestsAreAllAnsweredWhole) {
+  ServeProcess s;
+  ASSERT_TRUE(s.start("--threads 2 serve --max-seqs 4 --max-context 512")) << s.log();
+  const int p = s.port();
+  std::atomic<int> ok{0}, bad{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < 60; ++i) {
+        const bool stream = (i + t) % 2 == 0;
+        // The body in a second packet, a moment after the headers, as many clients send it.
+        const std::string body = json{{"prompt", "ROMEO:"}, {"max_tokens", 1 + i % 3}, {"stream", stream}}.dump();
+        const std::string req = request_text("POST", "/v1/completions", body, {});
+        const int fd = connect_to(p);
+        send_all(fd, req.substr(0, req.size() - body.size()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        send_all(fd, body);
+        std::string raw;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) raw.append(buf, size_t(n));
+        ::close(fd);
+        const HttpResponse r = parse_response(raw);
+        const bool whole = r.status == 200 && (stream ? !r.events().empty() && r.events().back() == "[DONE]"
+                                                      : r.json().contains("usage"));
+        (whole ? ok : bad)++;
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(bad, 0);
+  EXPECT_EQ(ok, 480);
+  EXPECT_EQ(metric_now(p, "linfer_requests_total{outcome=\"cancelled\"}"), 0);
   EXPECT_EQ(s.stop(), 0);
 }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <atomic>
+#include <random>
 #include <thread>
 
 #include "serve_harness.h"
@@ -338,5 +339,75 @@ TEST(ServeLimits, ManyShortRequestsAreAllAnsweredWhole) {
   EXPECT_EQ(bad, 0);
   EXPECT_EQ(ok, 480);
   EXPECT_EQ(metric_now(p, "linfer_requests_total{outcome=\"cancelled\"}"), 0);
+  EXPECT_EQ(s.stop(), 0);
+}
+
+// A random mix from 8 clients: valid and invalid field values, streams and whole responses, clients
+// that hang up after a few bytes. Every request read to its end is a whole 200 or a 400; afterwards
+// nothing is left running or reserved and nothing failed inside the server.
+TEST(ServeLimits, RandomMixedLoadLeavesNothingBehind) {
+  ServeProcess s;
+  ASSERT_TRUE(s.start("--threads 2 serve --max-seqs 4 --max-queue 64 --max-batch-tokens 16 --max-context 256")) << s.log();
+  const int p = s.port();
+  std::atomic<int> answered{0}, cut{0}, broken{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&, t] {
+      std::mt19937 rng(100 + t);
+      auto pick = [&](int n) { return int(rng() % uint32_t(n)); };
+      for (int i = 0; i < 40; ++i) {
+        json b = {{"max_tokens", 1 + pick(20)}};
+        switch (pick(4)) {
+          case 0: b["prompt"] = "ROMEO:"; break;
+          case 1: b["prompt"] = std::string(size_t(1 + pick(300)), 'a'); break;  // may pass the context: 400
+          case 2: {
+            std::vector<int> ids(size_t(1 + pick(50)));
+            for (int& id : ids) id = pick(4100);  // ids >= 4098 are outside the vocabulary: 400
+            b["prompt"] = ids;
+            break;
+          }
+          default: b["prompt"] = "<|im_start|>x\u00e9";
+        }
+        if (pick(2)) b["temperature"] = std::vector<double>{0, 0.5, 1.5}[size_t(pick(3))];
+        if (pick(3) == 0) b["top_k"] = pick(60) - 1;
+        if (pick(3) == 0) b["stop"] = std::vector<std::string>{"\n", "e", "ROMEO"}[size_t(pick(3))];
+        if (pick(3) == 0) b["n"] = 1 + pick(4);
+        if (pick(2)) b["stream"] = true;
+        if (pick(3) == 0) b["min_tokens"] = pick(3);
+        if (pick(3) == 0) b["logprobs"] = pick(21);
+        if (pick(3) == 0) b["ignore_eos"] = true;
+        const bool hang_up = pick(4) == 0;
+        const int fd = connect_to(p);
+        send_all(fd, request_text("POST", "/v1/completions", b.dump(), {}));
+        std::string raw;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::recv(fd, buf, hang_up ? size_t(1 + pick(300)) : sizeof buf, 0)) > 0) {
+          raw.append(buf, size_t(n));
+          if (hang_up) break;
+        }
+        ::close(fd);
+        if (hang_up) {
+          ++cut;
+          continue;
+        }
+        const HttpResponse r = parse_response(raw);
+        const bool stream = b.value("stream", false);
+        const bool whole = (r.status == 200 && (stream ? !r.events().empty() && r.events().back() == "[DONE]"
+                                                       : r.json().contains("usage"))) ||
+                           (r.status == 400 && r.json().contains("error"));
+        (whole ? answered : broken)++;
+        if (!whole) ADD_FAILURE() << b.dump() << " -> " << raw.substr(0, 300);
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(broken, 0);
+  EXPECT_EQ(answered + cut, 320);
+  EXPECT_EQ(http(p, "GET", "/health").status, 200);
+  EXPECT_TRUE(metric_becomes(p, "linfer_state_pool_slots_in_use", 0));
+  EXPECT_TRUE(metric_becomes(p, "linfer_kv_bytes_reserved", 0));
+  EXPECT_TRUE(metric_becomes(p, "linfer_requests_waiting", 0));
+  EXPECT_EQ(metric_now(p, "linfer_requests_total{outcome=\"error\"}"), 0);
   EXPECT_EQ(s.stop(), 0);
 }

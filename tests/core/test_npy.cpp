@@ -89,7 +89,7 @@ TEST(Npy, WriteThenReadIsExact) {
     Tensor t = parse(bytes);
     EXPECT_EQ(t.shape(), shape);
     ASSERT_EQ(t.dtype(), DType::F32);
-    EXPECT_EQ(std::memcmp(t.f32(), v.data(), v.size() * 4), 0);
+    if (!v.empty()) EXPECT_EQ(std::memcmp(t.f32(), v.data(), v.size() * 4), 0);  // memcmp takes no nulls
   }
   // the header text is what NumPy itself writes
   float one = 1;

@@ -82,7 +82,7 @@ cuda-check: deps
 # aarch64: Debian's cross compiler against the arm64 libraries (multiarch), the binaries run under
 # qemu-user (cmake/aarch64-linux-gnu.cmake makes ctest and the golden tests start them through it).
 # Suites: core, kernels (every path: scalar and neon; the 100k-token runs too, 79 s under qemu) and
-# golden. From cold on the loaded 2-core build machine: ~29 min to build, ~11 min of tests (docs/benchmarks.md).
+# golden. From cold (no ccache) on the 2-core build machine: 13 min at load average 4, ~40 min at 10.
 ARM64_PACKAGES = g++-aarch64-linux-gnu qemu-user nlohmann-json3-dev libcli11-dev $(addsuffix :arm64,libfmt-dev \
                  libgtest-dev libgmock-dev libxxhash-dev libzstd-dev libpcre2-dev libicu-dev libboost-dev \
                  libhiredis-dev libhwy-dev)

@@ -18,6 +18,7 @@
 #include <regex>
 #include <thread>
 
+#include "../loopback_listener.h"
 #include "../pfaas/nginx_balancer.h"
 
 using namespace pfaas_test;
@@ -168,47 +169,26 @@ constexpr size_t kFlood = size_t(96) << 20;
 
 class FloodBackend {
  public:
-  explicit FloodBackend(std::atomic<size_t>& sent) : sent_(sent) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 16);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] {
-      while (true) {
-        int c = ::accept(fd_, nullptr, nullptr);
-        if (c < 0) return;
-        int small = 64 << 10;
-        ::setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-        std::string got;
-        read_until(c, "\r\n\r\n", got);
-        send_all(c, fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", kFlood));
-        const std::string block(1 << 16, 'x');
-        for (size_t off = 0; off < kFlood; off += block.size()) {
-          ssize_t n = ::send(c, block.data(), block.size(), MSG_NOSIGNAL);
-          if (n <= 0) break;
-          sent_ += size_t(n);
-          if (size_t(n) < block.size()) off -= block.size() - size_t(n);
-        }
-        ::close(c);
-      }
-    });
-  }
-  ~FloodBackend() {
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    thread_.join();
-  }
-  int port() const { return port_; }
+  explicit FloodBackend(std::atomic<size_t>& sent)
+      : listener_([&sent](int c) {
+          int small = 64 << 10;
+          ::setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+          std::string got;
+          read_until(c, "\r\n\r\n", got);
+          send_all(c, fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", kFlood));
+          const std::string block(1 << 16, 'x');
+          for (size_t off = 0; off < kFlood; off += block.size()) {
+            ssize_t n = ::send(c, block.data(), block.size(), MSG_NOSIGNAL);
+            if (n <= 0) break;
+            sent += size_t(n);
+            if (size_t(n) < block.size()) off -= block.size() - size_t(n);
+          }
+          ::close(c);
+        }) {}
+  int port() const { return listener_.port(); }
 
  private:
-  std::atomic<size_t>& sent_;
-  int fd_ = -1, port_ = 0;
-  std::thread thread_;
+  LoopbackListener listener_;
 };
 
 // Asks for a flood through the balancer, reads nothing for 1.5 s, and returns what the backend had

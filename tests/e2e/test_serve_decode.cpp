@@ -22,6 +22,7 @@
 #include "../cli_run.h"
 #include "../pfaas/nginx_balancer.h"
 #include "../pfaas/redis_server.h"
+#include "../loopback_listener.h"
 #include "serve_harness.h"
 
 using namespace serve_test;
@@ -167,52 +168,32 @@ namespace {
 // `answer` (which may write anything, or nothing); the connection is closed afterwards.
 class FakeNode {
  public:
-  explicit FakeNode(std::function<void(int fd)> answer) : answer_(std::move(answer)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 16);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] {
-      while (true) {
-        int c = ::accept(fd_, nullptr, nullptr);
-        if (c < 0) return;
-        std::string got;
-        char buf[65536];
-        ssize_t n;
-        size_t end = std::string::npos;
-        while (end == std::string::npos && (n = ::recv(c, buf, sizeof buf, 0)) > 0) {
-          got.append(buf, size_t(n));
-          end = got.find("\r\n\r\n");
-        }
-        size_t length = 0;  // read the body too, so closing does not reset the connection
-        size_t cl = got.find("Content-Length: ");
-        if (cl != std::string::npos) length = std::stoul(got.substr(cl + 16));
-        while (end != std::string::npos && got.size() < end + 4 + length && (n = ::recv(c, buf, sizeof buf, 0)) > 0)
-          got.append(buf, size_t(n));
-        request_ = got;
-        answer_(c);
-        ::close(c);
-      }
-    });
-  }
-  ~FakeNode() {
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    thread_.join();
-  }
-  std::string url() const { return fmt::format("http://127.0.0.1:{}", port_); }
+  explicit FakeNode(std::function<void(int fd)> answer)
+      : answer_(std::move(answer)), listener_([this](int c) {
+          std::string got;
+          char buf[65536];
+          ssize_t n;
+          size_t end = std::string::npos;
+          while (end == std::string::npos && (n = ::recv(c, buf, sizeof buf, 0)) > 0) {
+            got.append(buf, size_t(n));
+            end = got.find("\r\n\r\n");
+          }
+          size_t length = 0;  // read the body too, so closing does not reset the connection
+          size_t cl = got.find("Content-Length: ");
+          if (cl != std::string::npos) length = std::stoul(got.substr(cl + 16));
+          while (end != std::string::npos && got.size() < end + 4 + length && (n = ::recv(c, buf, sizeof buf, 0)) > 0)
+            got.append(buf, size_t(n));
+          request_ = got;
+          answer_(c);
+          ::close(c);
+        }) {}
+  std::string url() const { return fmt::format("http://127.0.0.1:{}", listener_.port()); }
   std::string request() const { return request_; }
 
  private:
   std::function<void(int)> answer_;
-  int fd_ = -1, port_ = 0;
   std::string request_;
-  std::thread thread_;
+  LoopbackListener listener_;  // last: stops before the members its thread uses are destroyed
 };
 
 void write_all(int fd, const std::string& s) {

@@ -18,6 +18,7 @@
 #include "linfer/core/error.h"
 #include "linfer/model.h"
 #include "runtime/state_store_redis.h"
+#include "../loopback_listener.h"
 
 using namespace linfer;
 using pfaas_test::RedisServer;
@@ -260,42 +261,23 @@ namespace {
 // A TCP server that accepts connections and either never answers or answers `reply` to anything.
 class FakeServer {
  public:
-  explicit FakeServer(std::string reply) : reply_(std::move(reply)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 16);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] {
-      while (!stop_) {
-        int c = ::accept(fd_, nullptr, nullptr);
-        if (c < 0) break;
-        char buf[4096];
-        if (!reply_.empty() && ::recv(c, buf, sizeof buf, 0) > 0)
-          ::send(c, reply_.data(), reply_.size(), MSG_NOSIGNAL);
-        clients_.push_back(c);  // held open: a silent server
-      }
-    });
-  }
+  explicit FakeServer(std::string reply)
+      : reply_(std::move(reply)), listener_([this](int c) {
+          char buf[4096];
+          if (!reply_.empty() && ::recv(c, buf, sizeof buf, 0) > 0)
+            ::send(c, reply_.data(), reply_.size(), MSG_NOSIGNAL);
+          clients_.push_back(c);  // held open: a silent server
+        }) {}
   ~FakeServer() {
-    stop_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    thread_.join();
+    listener_.stop();
     for (int c : clients_) ::close(c);
   }
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
 
  private:
   std::string reply_;
-  int fd_ = -1, port_ = 0;
-  std::atomic<bool> stop_{false};
   std::vector<int> clients_;
-  std::thread thread_;
+  LoopbackListener listener_;
 };
 
 }  // namespace

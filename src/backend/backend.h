@@ -50,8 +50,10 @@ struct Mat {
   Mat split_rows(int64_t n) const;
 };
 
-// A weight matrix [N, K] as stored (f32 / bf16 / f16), in a backend's memory. `owner` keeps a backend
-// allocation alive (null where the model's mmap'd checkpoint holds the bytes: CPU).
+// A weight matrix [N, K] as stored (f32 / bf16 / f16, or block-quantized q8_0 / q4_0 / q4_k / q6_k:
+// view.dtype() names the type, view's shape is the logical [N, K], core/quant_formats.h has the bytes),
+// in a backend's memory. `owner` keeps a backend allocation alive (null where the model's mmap'd
+// checkpoint holds the bytes: CPU).
 struct Weight {
   TensorView view;
   std::shared_ptr<const void> owner;
@@ -67,27 +69,34 @@ struct Param {
   bool empty() const { return p == nullptr; }
 };
 
+class DeviceStateSlots;
+
 // One state tensor of every sequence in a call, wherever the call's states live: host SequenceStates
-// (the CPU backend: tensor `tensor` of each) or a backend's slot pool (sequence i's tensor at
-// base + slots[i] · stride floats; `slots` in the backend's memory).
+// (the CPU backend: tensor `tensor` of each) or a backend's slot pool (Fixed tensors: sequence i's at
+// base + slots[i] · stride floats, `slots` in the backend's memory; Growing tensors: through `pool`,
+// sequence i in slot host_slots[i]).
 struct StateRef {
   std::span<SequenceState* const> seqs;
   size_t tensor = 0;
   float* base = nullptr;
   int64_t stride = 0;
   const int32_t* slots = nullptr;
+  DeviceStateSlots* pool = nullptr;
+  std::span<const int32_t> host_slots;
 };
 
-// A backend's slot pool bound to one call: state tensor j of sequence i at
-// base + offsets[j] + ids[i] · stride floats (ids in the backend's memory).
+// A backend's slot pool bound to one call: Fixed state tensor j of sequence i at
+// base + offsets[j] + ids[i] · stride floats (ids in the backend's memory); Growing ones through pool.
 struct SlotBinding {
   float* base = nullptr;
   int64_t stride = 0;
   std::span<const int64_t> offsets;  // per state tensor of the model, host
   const int32_t* ids = nullptr;
+  DeviceStateSlots* pool = nullptr;
+  std::span<const int32_t> host_ids;
   StateRef tensor(size_t j) const {
     StateRef r;
-    r.tensor = j, r.base = base + offsets[j], r.stride = stride, r.slots = ids;
+    r.tensor = j, r.base = base + offsets[j], r.stride = stride, r.slots = ids, r.pool = pool, r.host_slots = host_ids;
     return r;
   }
 };

@@ -38,7 +38,7 @@ TensorView TensorView::slice0(int64_t begin, int64_t end) const {
                "slice [{}, {}) out of range for shape {}", begin, end, shape_str(shape_));
   Shape shape = shape_;
   shape[0] = end - begin;
-  auto* base = static_cast<std::byte*>(data_) + begin * strides_[0] * int64_t(dtype_size(dtype_));
+  auto* base = static_cast<std::byte*>(data_) + dtype_nbytes(dtype_, begin * strides_[0]);
   return TensorView(base, dtype_, std::move(shape), strides_);
 }
 
@@ -52,7 +52,9 @@ Tensor Tensor::zeros(Shape shape, DType dtype) {
   Tensor t;
   int64_t n = shape_numel(shape);
   LINFER_CHECK(n >= 0, "negative tensor size {}", shape_str(shape));
-  t.storage_ = std::make_shared<AlignedVector<std::byte>>(size_t(n) * dtype_size(dtype));
+  LINFER_CHECK(n % dtype_block(dtype) == 0, "{} tensor {}: not whole blocks of {}", dtype_name(dtype),
+               shape_str(shape), dtype_block(dtype));
+  t.storage_ = std::make_shared<AlignedVector<std::byte>>(dtype_nbytes(dtype, n));
   t.view_ = TensorView(t.storage_->data(), dtype, std::move(shape));
   return t;
 }
@@ -64,6 +66,8 @@ Tensor Tensor::to_f32(const TensorView& view) {
     return t;
   }
   // Strided: walk every index (loading path only, not a hot loop).
+  LINFER_CHECK(!is_quantized(view.dtype()), "to_f32: a strided {} view (only contiguous ones)",
+               dtype_name(view.dtype()));
   const int nd = view.ndim();
   Shape idx(nd, 0);
   const size_t esz = dtype_size(view.dtype());

@@ -1,6 +1,9 @@
 #pragma once
 // Element types of weights and states, and scalar conversions. Activations and all state / gate
-// arithmetic are float32; bf16 and f16 are storage formats.
+// arithmetic are float32; bf16 and f16 are storage formats. Q8_0 .. Q6_K are block-quantized weight
+// formats (byte layouts identical to GGUF's, src/core/quant_formats.h): a tensor of such a type has
+// its logical shape ([N, K] for a weight) and strides in elements, like any other, and its bytes are
+// blocks of dtype_block(t) consecutive elements of a row, dtype_block_bytes(t) bytes each.
 
 #include <cstdint>
 #include <cstring>
@@ -8,8 +11,14 @@
 
 namespace linfer {
 
-enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, F64 = 3, I32 = 4, I64 = 5 };
+enum class DType : uint8_t {
+  F32 = 0, BF16 = 1, F16 = 2, F64 = 3, I32 = 4, I64 = 5,
+  Q8_0 = 16, Q4_0 = 17, Q4_K = 18, Q6_K = 19,  // block-quantized weights
+};
 
+constexpr bool is_quantized(DType t) { return uint8_t(t) >= uint8_t(DType::Q8_0); }
+
+// Bytes per element; 0 for the block-quantized types (use dtype_nbytes).
 constexpr size_t dtype_size(DType t) {
   switch (t) {
     case DType::F32: return 4;
@@ -18,9 +27,32 @@ constexpr size_t dtype_size(DType t) {
     case DType::F64: return 8;
     case DType::I32: return 4;
     case DType::I64: return 8;
+    default: return 0;
   }
-  return 0;
 }
+
+// Elements per block: 1 for element types, 32 (Q8_0, Q4_0) or 256 (Q4_K, Q6_K).
+constexpr int64_t dtype_block(DType t) {
+  switch (t) {
+    case DType::Q8_0: case DType::Q4_0: return 32;
+    case DType::Q4_K: case DType::Q6_K: return 256;
+    default: return 1;
+  }
+}
+
+// Bytes per block (dtype_size for element types).
+constexpr size_t dtype_block_bytes(DType t) {
+  switch (t) {
+    case DType::Q8_0: return 34;
+    case DType::Q4_0: return 18;
+    case DType::Q4_K: return 144;
+    case DType::Q6_K: return 210;
+    default: return dtype_size(t);
+  }
+}
+
+// Bytes of n consecutive elements (n a multiple of dtype_block(t)).
+constexpr size_t dtype_nbytes(DType t, int64_t n) { return size_t(n / dtype_block(t)) * dtype_block_bytes(t); }
 
 constexpr std::string_view dtype_name(DType t) {
   switch (t) {
@@ -30,6 +62,10 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::F64: return "f64";
     case DType::I32: return "i32";
     case DType::I64: return "i64";
+    case DType::Q8_0: return "q8_0";
+    case DType::Q4_0: return "q4_0";
+    case DType::Q4_K: return "q4_k";
+    case DType::Q6_K: return "q6_k";
   }
   return "?";
 }
@@ -53,7 +89,8 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
-// Converts n elements of `src` (type t) to float32.
+// Converts n elements of `src` (type t) to float32; for a block type, n is a multiple of its block
+// and `src` its first block (dequantization).
 void to_f32(DType t, const void* src, float* dst, size_t n);
 // Converts n float32 elements to type t.
 void from_f32(DType t, const float* src, void* dst, size_t n);

@@ -1,5 +1,6 @@
 #pragma once
-// Tensor views (non-owning) and tensors (owning, 64-byte aligned) over f32 / bf16 / f16 data.
+// Tensor views (non-owning) and tensors (owning, 64-byte aligned) over f32 / bf16 / f16 data, or
+// block-quantized weights (logical shape and element strides; core/quant_formats.h).
 // Shapes are row-major with explicit element strides; a view over mmap'd checkpoint bytes costs
 // nothing. Kernels take raw pointers plus dims; views are for loading, checking and plumbing.
 //
@@ -38,7 +39,7 @@ class TensorView {
   int ndim() const { return int(shape_.size()); }
   int64_t dim(int i) const { return shape_[i < 0 ? shape_.size() + i : i]; }
   int64_t numel() const { return shape_numel(shape_); }
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype_); }
+  size_t nbytes() const { return dtype_nbytes(dtype_, numel()); }
   bool contiguous() const;
   bool empty() const { return data_ == nullptr; }
 

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "kernels/cpu/matmul_simd.h"
+#include "kernels/cpu/quant/qmatmul.h"
 #include "linfer/core/error.h"
 #include "linfer/core/thread_pool.h"
 
@@ -11,8 +12,9 @@ namespace {
 
 WeightMatrix weight_matrix(const TensorView& w, const char* op) {
   LINFER_CHECK(w.ndim() == 2, "{}: weight must be 2-D [N, K], got {}", op, shape_str(w.shape()));
-  LINFER_CHECK(w.dtype() == DType::F32 || w.dtype() == DType::BF16 || w.dtype() == DType::F16,
-               "{}: weight dtype {} not supported (f32 / bf16 / f16)", op, dtype_name(w.dtype()));
+  LINFER_CHECK(w.dtype() == DType::F32 || w.dtype() == DType::BF16 || w.dtype() == DType::F16 || is_quantized(w.dtype()),
+               "{}: weight dtype {} not supported (f32 / bf16 / f16 / q8_0 / q4_0 / q4_k / q6_k)", op,
+               dtype_name(w.dtype()));
   LINFER_CHECK(w.strides()[1] == 1 && w.strides()[0] >= w.dim(1),
                "{}: weight rows must be contiguous (shape {}, strides {})", op, shape_str(w.shape()),
                shape_str(w.strides()));
@@ -20,7 +22,7 @@ WeightMatrix weight_matrix(const TensorView& w, const char* op) {
 }
 
 const void* row_ptr(const WeightMatrix& w, int64_t n) {
-  return static_cast<const std::byte*>(w.data) + n * w.ld * int64_t(dtype_size(w.dtype));
+  return static_cast<const std::byte*>(w.data) + dtype_nbytes(w.dtype, n * w.ld);
 }
 
 // Rows of x up to which the x86 paths stream W through the GEMV rather than the packed GEMM
@@ -52,6 +54,7 @@ void matmul_scalar(const float* x, int64_t M, const WeightMatrix& w, const float
 void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, float* y, SimdLevel level) {
   const WeightMatrix wm = weight_matrix(w, "matmul");
   if (M <= 0 || wm.N == 0) return;
+  if (is_quantized(wm.dtype)) return quant::matmul(x, M, wm, bias, y, level);  // kernels/cpu/quant
   // Decode and small batches: the GEMV streams W once for every row (on avx512 with 512-bit
   // vectors; on neon for every M); more rows: the packed GEMM, on AVX2 for avx512 too.
 #if LINFER_HWY

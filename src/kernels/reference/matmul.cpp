@@ -7,7 +7,7 @@
 namespace linfer::kernels::ref {
 
 void weight_row(const TensorView& w, int64_t r, float* out) {
-  const auto* base = static_cast<const std::byte*>(w.data()) + r * w.strides()[0] * int64_t(dtype_size(w.dtype()));
+  const auto* base = static_cast<const std::byte*>(w.data()) + dtype_nbytes(w.dtype(), r * w.strides()[0]);
   to_f32(w.dtype(), base, out, size_t(w.dim(1)));
 }
 

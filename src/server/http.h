@@ -12,6 +12,7 @@
 // Thread-safety: every Responder member may be called from any thread; calls take effect in the
 // order they were made. Calls after the client has gone away are ignored.
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -44,6 +45,11 @@ class Responder {
   virtual void send(int status, std::string content_type, std::string body, HttpHeaders extra = {}) = 0;
   virtual void start_stream(int status, std::string content_type, HttpHeaders extra = {}) = 0;
   virtual void write(std::string data) = 0;  // one chunk of a started stream
+  // Blocks the calling thread while more than `bytes` of written chunks wait for the client to read
+  // them, so a producer cannot outrun a slow reader into unbounded memory; returns false once the
+  // client is gone or has drained nothing for the server's write timeout. For worker threads: never
+  // call it on a network thread.
+  virtual bool wait_below(size_t bytes) = 0;
   virtual void end() = 0;                    // the stream's last chunk
   // `fn` runs once (on a network thread) if the client goes away before the response is complete;
   // at once if it already has.

@@ -99,9 +99,23 @@ class Session : public Responder, public std::enable_shared_from_this<Session> {
   }
   void write(std::string data) override {
     if (data.empty()) return;  // an empty chunk would end the stream
-    post([data = std::move(data)](Session& s) {
-      if (s.state_ == State::Streaming) s.queue(fmt::format("{:x}\r\n{}\r\n", data.size(), data));
+    std::string chunk = fmt::format("{:x}\r\n{}\r\n", data.size(), data);
+    const size_t n = chunk.size();
+    {
+      std::lock_guard lock(pending_mu_);
+      pending_ += n;
+    }
+    post([chunk = std::move(chunk), n](Session& s) mutable {
+      if (s.state_ == State::Streaming) s.queue(std::move(chunk), n);
+      else s.sent(n);
     });
+  }
+  bool wait_below(size_t bytes) override {
+    // Bounded like the socket writes: a client that drains nothing for the write timeout counts as gone
+    // (and a stopped server cannot leave the caller waiting).
+    std::unique_lock lock(pending_mu_);
+    return pending_cv_.wait_for(lock, srv_.opt.write_timeout, [&] { return pending_ <= bytes || client_gone_; }) &&
+           !client_gone_;
   }
   void end() override {
     post([](Session& s) {
@@ -203,9 +217,17 @@ class Session : public Responder, public std::enable_shared_from_this<Session> {
     queue(head(status, "application/json", {}, false, body.size()) + body);
   }
 
-  void queue(std::string bytes) {
-    out_.push_back(std::move(bytes));
+  // `counted` of the bytes are a written chunk's, which wait_below() waits for.
+  void queue(std::string bytes, size_t counted = 0) {
+    out_.push_back({std::move(bytes), counted});
     if (!writing_) write_next();
+  }
+
+  void sent(size_t counted) {
+    if (counted == 0) return;
+    std::lock_guard lock(pending_mu_);
+    pending_ -= counted;
+    pending_cv_.notify_all();
   }
 
   void write_next() {
@@ -216,8 +238,9 @@ class Session : public Responder, public std::enable_shared_from_this<Session> {
     }
     writing_ = true;
     stream_.expires_after(srv_.opt.write_timeout);
-    net::async_write(stream_, net::buffer(out_.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
+    net::async_write(stream_, net::buffer(out_.front().bytes), [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->lost();
+      self->sent(self->out_.front().counted);
       self->out_.pop_front();
       self->write_next();
     });
@@ -265,6 +288,11 @@ class Session : public Responder, public std::enable_shared_from_this<Session> {
   void lost() {
     if (gone_) return;
     gone_ = true;
+    {
+      std::lock_guard lock(pending_mu_);
+      client_gone_ = true;
+      pending_cv_.notify_all();
+    }
     finish_counting();
     if (auto fn = std::move(disconnect_)) fn();
     close();
@@ -313,7 +341,15 @@ class Session : public Responder, public std::enable_shared_from_this<Session> {
   bool gone_ = false;
   bool counted_ = false;
   uint64_t watch_gen_ = 0;
-  std::deque<std::string> out_;
+  struct Out {
+    std::string bytes;
+    size_t counted;
+  };
+  std::deque<Out> out_;
+  std::mutex pending_mu_;  // guards pending_ and client_gone_, which worker threads wait on
+  std::condition_variable pending_cv_;
+  size_t pending_ = 0;  // bytes of write() chunks not yet handed to the socket
+  bool client_gone_ = false;
   std::string interim_;
   std::vector<char> drain_;
   std::function<void()> disconnect_;

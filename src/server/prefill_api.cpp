@@ -22,15 +22,18 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 constexpr size_t kChunk = size_t(1) << 20;
+constexpr size_t kMaxUnsent = 4 * kChunk;  // what may wait for a slow reader before the prefill pauses
 
 // Bytes collect into chunks of up to kChunk; the end of each layer (flush) sends what is there, so a
-// finished layer never waits for the next one. Once the client is gone, writing fails.
+// finished layer never waits for the next one. A slow reader pauses the prefill once kMaxUnsent bytes
+// wait for it (memory stays bounded); once the client is gone, writing fails.
 class ResponseSink : public Sink {
  public:
   ResponseSink(std::shared_ptr<Responder> res, std::shared_ptr<std::atomic<bool>> gone)
       : res_(std::move(res)), gone_(std::move(gone)) {}
   void flush() override {
     if (buf_.empty()) return;
+    if (!res_->wait_below(kMaxUnsent)) fail("the client stopped reading");
     res_->write(std::move(buf_));
     buf_.clear();
   }

@@ -52,7 +52,7 @@ Backend& cpu_backend() {
 }
 
 bool CpuBackend::supports(Op, DType weights) const {
-  return weights == DType::F32 || weights == DType::BF16 || weights == DType::F16;
+  return weights == DType::F32 || weights == DType::BF16 || weights == DType::F16 || is_quantized(weights);
 }
 
 Param CpuBackend::param(const Tensor& host) {

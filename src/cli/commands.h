@@ -12,6 +12,7 @@ void add_generate(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_quantize(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_prefill(CLI::App& app);
 void add_state(CLI::App& app);
@@ -26,6 +27,7 @@ inline constexpr void (*kCommands[])(CLI::App&) = {
     add_inspect,
     add_eval,
     add_bench,
+    add_quantize,
     add_tokenize,
     add_prefill,
     add_state,

@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <limits>
 
 #include <nlohmann/json.hpp>
 
+#include "core/quant_formats.h"
 #include "linfer/core/error.h"
 
 namespace linfer {
@@ -105,6 +107,32 @@ SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& j, s
   return e;
 }
 
+// Gives the U8 tensors that __metadata__ names as quantized their type and logical shape.
+void apply_quant_metadata(SafetensorsHeader& h, const std::string& label) {
+  std::unordered_map<std::string_view, SafetensorsEntry*> by_name;
+  for (auto& t : h.tensors) by_name[t.name] = &t;
+  for (const auto& [key, type] : h.metadata) {
+    if (key.rfind(kQuantMetadataPrefix, 0) != 0) continue;
+    const std::string name = key.substr(kQuantMetadataPrefix.size());
+    auto it = by_name.find(name);
+    LINFER_CHECK(it != by_name.end(), "{}: __metadata__ '{}' names a tensor the file does not have", label, key);
+    SafetensorsEntry* e = it->second;
+    const std::optional<DType> t = quant::dtype_from_name(type);
+    LINFER_CHECK(t && is_quantized(*t), "{}: __metadata__ '{}' = \"{}\" is not a quantized type (q8_0, q4_0, q4_k, "
+                 "q6_k)", label, key, type);
+    LINFER_CHECK(e->dtype_name == "U8" && !e->shape.empty(),
+                 "{}: tensor '{}' is marked {} but is stored as {} {} (expected U8 [..., bytes per row])", label,
+                 name, type, e->dtype_name, shape_str(e->shape));
+    const int64_t row_bytes = e->shape.back(), bb = int64_t(dtype_block_bytes(*t));
+    LINFER_CHECK(row_bytes % bb == 0, "{}: tensor '{}' ({}): a row of {} bytes is not whole {}-byte blocks", label,
+                 name, type, row_bytes, bb);
+    e->dtype = *t;
+    e->shape.back() = row_bytes / bb * dtype_block(*t);
+    e->dtype_name = type;
+    for (char& c : e->dtype_name) c = char(std::toupper(static_cast<unsigned char>(c)));
+  }
+}
+
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -145,6 +173,7 @@ SafetensorsHeader parse_safetensors(std::span<const std::byte> file, const std::
     }
     h.tensors.push_back(parse_entry(key, value, h.data_begin, data_size, label));
   }
+  apply_quant_metadata(h, label);
   return h;
 }
 
@@ -257,8 +286,8 @@ TensorView SafetensorsDir::get(const std::string& name) const {
 
 TensorView SafetensorsDir::get(const std::string& name, const Shape& expected) const {
   const Slot& s = slot(name);
-  LINFER_CHECK(s.view.has_value() && is_float(*s.entry->dtype),
-               "{}: tensor '{}' has dtype {}; expected a float tensor (F32, BF16 or F16)",
+  LINFER_CHECK(s.view.has_value() && (is_float(*s.entry->dtype) || is_quantized(*s.entry->dtype)),
+               "{}: tensor '{}' has dtype {}; expected a float tensor (F32, BF16 or F16) or a quantized one",
                s.file->path(), name, s.entry->dtype_name);
   LINFER_CHECK(s.entry->shape == expected, "{}: tensor '{}' has shape {}; expected {}", s.file->path(),
                name, shape_str(s.entry->shape), shape_str(expected));

@@ -17,6 +17,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -25,10 +26,16 @@
 
 namespace linfer {
 
+// Block-quantized weights (docs/quantization.md): a U8 tensor whose last dimension holds a row's blocks
+// (shape [..., K / block · block_bytes]) and a "__metadata__" entry "linfer.quant.<tensor name>" naming its
+// type ("q8_0", "q4_0", "q4_k", "q6_k"). Such a tensor is exposed with that DType and its logical shape
+// [..., K], its dtype_name the type in capitals ("Q4_K").
+inline constexpr std::string_view kQuantMetadataPrefix = "linfer.quant.";
+
 // One tensor as its header describes it.
 struct SafetensorsEntry {
   std::string name;
-  std::string dtype_name;      // as written: "BF16", "F32", "BOOL", "U8", ...
+  std::string dtype_name;      // as written: "BF16", "F32", "BOOL", "U8", ... ("Q4_K" ...: see above)
   std::optional<DType> dtype;  // nullopt for types linfer never computes in (BOOL, U8, I8, F8_*, ...)
   Shape shape;
   size_t begin = 0;            // byte range within the file (absolute, header included)
@@ -72,7 +79,8 @@ class SafetensorsDir {
   const TensorView* find(const std::string& name) const;
   // Any representable dtype; throws "tensor 'x' not found in <dir>".
   TensorView get(const std::string& name) const;
-  // A weight: must be F32 / BF16 / F16 and have exactly `expected` shape; errors name tensor + file.
+  // A weight: must be F32 / BF16 / F16 or block-quantized and have exactly `expected` shape; errors
+  // name tensor + file.
   TensorView get(const std::string& name, const Shape& expected) const;
   // The file that holds `name` (for error messages); throws if absent.
   const std::string& file_of(const std::string& name) const;

@@ -21,8 +21,16 @@ namespace {
 struct Take {
   WeightStore& ws;
   Backend& be;
-  Weight w(const std::string& name, const Shape& shape) { return be.weight(ws.take(name, shape)); }
-  Weight w(const TensorView& v) { return be.weight(v); }
+  Weight w(const std::string& name, const Shape& shape) { return w(ws.take(name, shape), name); }
+  Weight w(const TensorView& v, const std::string& name = "") {
+    // Quantized weights on a backend without kernels for them (CUDA today) fail at load, by name.
+    LINFER_CHECK(!is_quantized(v.dtype()) || be.supports(Op::Matmul, v.dtype()),
+                 "{} is quantized ({}): the {} backend has no kernels for quantized weights yet (run with "
+                 "--device cpu, or load the unquantized checkpoint)",
+                 name.empty() ? std::string("a weight") : fmt::format("weight '{}'", name), dtype_name(v.dtype()),
+                 device_name(be.device()));
+    return be.weight(v);
+  }
   Param f32(const std::string& name, int64_t numel) { return be.param(ws.take_f32(name, numel)); }
   Param f32(const Tensor& t) { return be.param(t); }
 };

@@ -38,7 +38,7 @@ namespace {
 // Architecture + a hash of config.json and the weights. Every tensor's name, dtype and shape are
 // hashed; so are its bytes when it is at most 4 MiB, otherwise three 64 KiB samples (start, middle,
 // end), so fingerprinting a 100 GB checkpoint reads ~200 KB per tensor instead of everything.
-std::string fingerprint_of(const std::string& arch, const std::string& config_text, const SafetensorsDir& files) {
+std::string fingerprint_of(const std::string& arch, const std::string& config_text, const Checkpoint& files) {
   XXH3_state_t* st = XXH3_createState();
   XXH3_64bits_reset(st);
   XXH3_64bits_update(st, config_text.data(), config_text.size());
@@ -47,10 +47,9 @@ std::string fingerprint_of(const std::string& arch, const std::string& config_te
     const auto& e = files.entry(name);
     const std::string meta = fmt::format("{}|{}|{}", name, e.dtype_name, shape_str(e.shape));
     XXH3_64bits_update(st, meta.data(), meta.size());
-    const TensorView* v = files.find(name);
-    if (!v) continue;
-    const auto* bytes = static_cast<const std::byte*>(v->data());
-    const size_t n = e.end - e.begin;
+    if (!e.dtype) continue;
+    const std::byte* bytes = e.bytes.data();
+    const size_t n = e.bytes.size();
     if (n <= kWhole) {
       XXH3_64bits_update(st, bytes, n);
     } else {
@@ -62,17 +61,6 @@ std::string fingerprint_of(const std::string& arch, const std::string& config_te
   const uint64_t h = XXH3_64bits_digest(st);
   XXH3_freeState(st);
   return fmt::format("{}-{:016x}", arch, h);
-}
-
-std::string read_text(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  LINFER_CHECK(f, "cannot open {}", path);
-  std::string s;
-  char buf[65536];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-  std::fclose(f);
-  return s;
 }
 
 struct Layer {
@@ -153,12 +141,10 @@ class LoadedModel final : public Model {
 };
 
 LoadedModel::LoadedModel(const std::string& dir, Device device) : dir_(dir), be_(make_backend(device)) {
-  const std::string config_path = dir + "/config.json";
-  const std::string config_text = read_text(config_path);
-  const Config config = Config::parse(config_text, config_path);
-  cfg_ = build_model_config(config);
-  ws_ = std::make_unique<WeightStore>(dir);
+  ws_ = std::make_unique<WeightStore>(dir);  // a folder, or a .gguf file mapped to the same names
   WeightStore& ws = *ws_;
+  const std::string& config_text = ws.files().config_text();
+  cfg_ = build_model_config(Config::parse(config_text, ws.files().config_label()));
 
   const int64_t V = cfg_.vocab, Hd = cfg_.hidden;
   Backend& be = *be_;

@@ -4,7 +4,7 @@
 // error instead of being silently ignored. Names may have alternatives (published vs transformers
 // layouts): the first one present wins.
 //
-//   WeightStore ws(dir);
+//   WeightStore ws(path);                                 // folder or .gguf (models/checkpoint.h)
 //   TensorView w = ws.take(prefix + "q_proj.weight", {n, hidden});
 //   Tensor a = ws.take_f32(prefix + "A_log", H);          // any shape with H elements -> float32 [H]
 //   ws.check_all_taken(ignorable_prefixes, ignorable_suffixes);
@@ -15,17 +15,20 @@
 #include <string>
 #include <vector>
 
-#include "io/safetensors.h"
+#include <memory>
+
 #include "linfer/core/tensor.h"
+#include "models/checkpoint.h"
 
 namespace linfer {
 
 class WeightStore {
  public:
-  explicit WeightStore(const std::string& dir) : dir_(dir) {}
+  explicit WeightStore(const std::string& path) : WeightStore(Checkpoint::open(path)) {}
+  explicit WeightStore(std::unique_ptr<Checkpoint> checkpoint) : ck_(std::move(checkpoint)) {}
 
-  const SafetensorsDir& files() const { return dir_; }
-  bool has(const std::string& name) const { return dir_.has(name); }
+  const Checkpoint& files() const { return *ck_; }
+  bool has(const std::string& name) const { return ck_->has(name); }
   // The first of `names` present, or nullopt.
   std::optional<std::string> first_present(std::initializer_list<std::string> names) const;
 
@@ -44,7 +47,7 @@ class WeightStore {
                        const std::vector<std::string>& ignorable_suffixes) const;
 
  private:
-  SafetensorsDir dir_;
+  std::unique_ptr<Checkpoint> ck_;
   std::set<std::string> taken_;
 };
 

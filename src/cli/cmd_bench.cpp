@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/weight_summary.h"
 #include "cli/model_args.h"
 #include "linfer/core/error.h"
 #include "linfer/core/thread_pool.h"
@@ -130,11 +131,14 @@ void add_bench(CLI::App& app) {
 
     const ModelInfo& info = model->info();
     const int threads = num_threads();
+    const WeightSummary weights = summarize_folder(a->model);
+    const std::string weight_types = weights.known() ? weights.types_short() : "?";
     if (a->json) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& t : tests) {
         nlohmann::json j{{"model", a->model},        {"architecture", info.architecture},
                          {"n_params", info.n_params}, {"threads", threads},
+                         {"weights", weight_types},   {"bits_per_weight", weights.bits_per_weight()},
                          {"device", device_name(model->device())},
                          {"test", t.name},            {"n_prompt", t.n_prompt},
                          {"n_gen", t.n_gen},          {"repetitions", t.seconds.size()},
@@ -153,13 +157,14 @@ void add_bench(CLI::App& app) {
       return;
     }
     // Tokens per CPU-second: what the cores deliver while they run this, whatever else shares them.
-    fmt::print("| model | params | device | threads | test | tokens/s (median of {}) | range | tokens per CPU-second |\n"
-               "|---|---|---|---|---|---|---|---|\n", a->reps);
+    fmt::print("| model | params | weights | device | threads | test | tokens/s (median of {}) | range | tokens per "
+               "CPU-second |\n|---|---|---|---|---|---|---|---|---|\n", a->reps);
     for (const auto& t : tests) {
       const auto [lo, hi] = std::minmax_element(t.seconds.begin(), t.seconds.end());
       const double n = double(t.tokens());
-      fmt::print("| {} | {} | {} | {} | {} | {:.1f} | {:.1f}..{:.1f} | {:.1f} |\n", info.architecture,
-                 human_params(info.n_params), device_name(model->device()), threads, t.name, n / median(t.seconds), n / *hi, n / *lo,
+      fmt::print("| {} | {} | {} ({:.2f} bits/weight) | {} | {} | {} | {:.1f} | {:.1f}..{:.1f} | {:.1f} |\n",
+                 info.architecture, human_params(info.n_params), weight_types, weights.bits_per_weight(),
+                 device_name(model->device()), threads, t.name, n / median(t.seconds), n / *hi, n / *lo,
                  n / median(t.cpu_seconds));
     }
     if (!a->profile) return;

@@ -1,11 +1,13 @@
-// linfer inspect --model DIR [--config-only]
+// linfer inspect --model DIR [--config-only] [--tensors]
 // Architecture, parameter count, layer pattern, the recurrent state a sequence needs and the KV
 // cache it grows per token (both as linfer stores them: float32). --config-only reads config.json
-// alone (no weights needed: for sizing a checkpoint before downloading it).
+// alone (no weights needed: for sizing a checkpoint before downloading it). With weights: each stored
+// type's share and the file's bits per weight; --tensors lists every tensor's type and shape.
 
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/weight_summary.h"
 #include "io/config.h"
 #include "linfer/model.h"
 #include "models/load_layers.h"
@@ -52,17 +54,34 @@ void print_report(const std::string& arch, int64_t params, const std::vector<std
     fmt::print("  per sequence at {:>7} tokens: {}\n", ctx, human(double(state) + double(kv) * double(ctx)));
 }
 
+// Each stored type's share of the parameters and bytes, the file's bits per weight, and with --tensors
+// every tensor.
+void print_weights(const std::string& dir, bool tensors) {
+  const SafetensorsDir files(dir);
+  const WeightSummary w = summarize_weights(files);
+  fmt::print("weights: {} ({})\n", w.line(), human(w.bytes));
+  for (const auto& [type, t] : w.types)
+    fmt::print("  {:<5} {:6} tensors {:>14} parameters {:>11}  {:.4g} bits/weight\n", type, t.tensors, t.params,
+               human(t.bytes), t.params ? 8 * t.bytes / double(t.params) : 0.0);
+  if (!tensors) return;
+  for (const auto& name : files.names()) {
+    const auto& e = files.entry(name);
+    fmt::print("  {} {} {}\n", name, e.dtype ? std::string(dtype_name(*e.dtype)) : e.dtype_name, shape_str(e.shape));
+  }
+}
+
 }  // namespace
 
 void add_inspect(CLI::App& app) {
   auto* cmd = app.add_subcommand("inspect", "describe a model: architecture, size, state and KV bytes");
   struct Args {
     std::string model;
-    bool config_only = false;
+    bool config_only = false, tensors = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model folder")->required();
   cmd->add_flag("--config-only", a->config_only, "read config.json only (no weights needed)");
+  cmd->add_flag("--tensors", a->tensors, "list every tensor with its type and shape");
   cmd->callback([a] {
     if (a->config_only) {
       const ModelConfig m = build_model_config(Config::load(a->model + "/config.json"));
@@ -78,6 +97,7 @@ void add_inspect(CLI::App& app) {
     auto model = Model::load(a->model);
     print_report(model->info().architecture, model->info().n_params, model->info().layers, model->state_spec());
     fmt::print("fingerprint: {}\n", model->fingerprint());
+    print_weights(a->model, a->tensors);
   });
 }
 

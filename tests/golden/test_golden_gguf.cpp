@@ -1,0 +1,187 @@
+// GGUF files written by llama.cpp's own converter (tests/golden/gguf/README.md says how) against the
+// Hugging Face folder they were converted from: `--model X.gguf` must run the same model as
+// `--model DIR`.
+//   - logits at every position of every golden prompt: within float rounding of the folder's
+//     (the converter's transforms, e.g. -exp(A_log) or 1 + w stored in bf16, are undone in float32)
+//     for BF16 / F32 files; within the measured error of the format for quantized files;
+//   - and, independently, within 1e-4 of transformers' logits and the same greedy ids (BF16);
+//   - files linfer cannot run are refused by name: an architecture it has no mapping for, a tensor
+//     no mapping uses.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "../gguf_writer.h"
+#include "io/npy.h"
+#include "linfer/core/error.h"
+#include "linfer/model.h"
+
+namespace fs = std::filesystem;
+using linfer::Batch;
+using linfer::Logits;
+using linfer::Model;
+using linfer::SequenceState;
+
+namespace {
+
+const fs::path kGolden = fs::path(LINFER_SOURCE_DIR) / "tests" / "golden";
+
+struct GgufCase {
+  const char* fixture;  // tests/golden/<fixture>: the HF folder, cases.json, transformers' logits
+  const char* file;     // tests/golden/gguf/<file>
+  double tol_vs_folder; // max over positions of ‖Δ‖ / ‖folder's logits‖
+  bool exact;           // greedy ids equal to transformers'
+};
+
+// BF16: the folder's weights are bf16 too, so only the undone transforms (in float32) differ: measured
+// 1.8e-6 (mamba2), 7.1e-6 (qwen3_next), 5.0e-7 (kimi_linear), worst position of every prompt.
+const GgufCase kCases[] = {
+    {"mamba2_a", "mamba2_a-bf16.gguf", 5e-5, true},
+    {"qwen3_next_a", "qwen3_next_a-bf16.gguf", 5e-5, true},
+    {"kimi_linear_a", "kimi_linear_a-bf16.gguf", 5e-5, true},
+};
+
+struct Prompt {
+  std::string name;
+  std::vector<int32_t> ids, greedy;
+  linfer::Tensor logits;  // transformers', [T, vocab]
+};
+
+std::vector<Prompt> prompts_of(const std::string& fixture) {
+  std::ifstream f(kGolden / fixture / "cases.json");
+  const auto j = nlohmann::json::parse(f);
+  std::vector<Prompt> out;
+  for (const auto& c : j.at("cases"))
+    out.push_back({c.at("name"), c.at("prompt_ids").get<std::vector<int32_t>>(),
+                   c.at("greedy_ids").get<std::vector<int32_t>>(),
+                   linfer::Tensor::to_f32(linfer::read_npy((kGolden / fixture / c.at("logits").get<std::string>()).string()))});
+  return out;
+}
+
+std::vector<float> full_logits(const Model& m, const std::vector<int32_t>& ids) {
+  SequenceState s(m.state_spec());
+  SequenceState* sp = &s;
+  std::vector<float> out(ids.size() * size_t(m.info().vocab_size));
+  m.forward(Batch::single(ids), {&sp, 1}, out.data(), Logits::All);
+  return out;
+}
+
+double max_rel_err(const float* got, const float* ref, int64_t rows, int64_t vocab) {
+  double worst = 0;
+  for (int64_t t = 0; t < rows; ++t) {
+    double d = 0, r = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double a = got[t * vocab + v], b = ref[t * vocab + v];
+      d += (a - b) * (a - b);
+      r += b * b;
+    }
+    worst = std::max(worst, std::sqrt(d / std::max(r, 1e-30)));
+  }
+  return worst;
+}
+
+int32_t argmax(const float* row, int64_t n) { return int32_t(std::max_element(row, row + n) - row); }
+
+class GoldenGguf : public ::testing::TestWithParam<GgufCase> {};
+
+TEST_P(GoldenGguf, SameLogitsAsTheFolderItWasConvertedFrom) {
+  const GgufCase& gc = GetParam();
+  const auto folder = Model::load((kGolden / gc.fixture).string());
+  const auto gguf = Model::load((kGolden / "gguf" / gc.file).string());
+  ASSERT_EQ(gguf->info().architecture, folder->info().architecture);
+  ASSERT_EQ(gguf->info().vocab_size, folder->info().vocab_size);
+  ASSERT_EQ(gguf->info().layers, folder->info().layers);
+  EXPECT_EQ(gguf->info().n_params, folder->info().n_params);
+  const int64_t V = folder->info().vocab_size;
+  double worst = 0, worst_tf = 0;
+  for (const Prompt& p : prompts_of(gc.fixture)) {
+    const auto a = full_logits(*gguf, p.ids), b = full_logits(*folder, p.ids);
+    const int64_t T = int64_t(p.ids.size());
+    worst = std::max(worst, max_rel_err(a.data(), b.data(), T, V));
+    worst_tf = std::max(worst_tf, max_rel_err(a.data(), p.logits.f32(), T, V));
+    EXPECT_LE(max_rel_err(a.data(), b.data(), T, V), gc.tol_vs_folder) << gc.file << " " << p.name;
+    if (gc.exact) EXPECT_LE(max_rel_err(a.data(), p.logits.f32(), T, V), 1e-4) << gc.file << " " << p.name;
+  }
+  std::printf("%s: logits vs the HF folder %.2e, vs transformers %.2e (max relative, every position)\n", gc.file,
+              worst, worst_tf);
+}
+
+TEST_P(GoldenGguf, GreedyIdsMatchTransformers) {
+  const GgufCase& gc = GetParam();
+  if (!gc.exact) GTEST_SKIP() << gc.file << ": quantized, greedy agreement is measured, not required";
+  const auto m = Model::load((kGolden / "gguf" / gc.file).string());
+  const int64_t V = m->info().vocab_size;
+  for (const Prompt& p : prompts_of(gc.fixture)) {
+    SequenceState s(m->state_spec());
+    SequenceState* sp = &s;
+    std::vector<float> row(static_cast<size_t>(V));
+    m->forward(Batch::single(p.ids), {&sp, 1}, row.data(), Logits::Last);
+    std::vector<int32_t> got;
+    for (size_t i = 0; i < p.greedy.size(); ++i) {
+      int32_t next = argmax(row.data(), V);
+      got.push_back(next);
+      m->forward(Batch::single({&next, 1}), {&sp, 1}, row.data(), Logits::Last);
+    }
+    EXPECT_EQ(got, p.greedy) << gc.file << " " << p.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, GoldenGguf, ::testing::ValuesIn(kCases),
+                         [](const auto& info) {
+                           std::string n = info.param.file;
+                           for (char& c : n) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+// ---- files linfer cannot run -------------------------------------------------------------------
+
+std::string load_error(const std::string& file_bytes, const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / name;
+  { std::ofstream(p, std::ios::binary) << file_bytes; }
+  std::string msg;
+  try {
+    Model::load(p.string());
+    ADD_FAILURE() << name << " loaded";
+  } catch (const linfer::Error& e) {
+    msg = e.what();
+  }
+  fs::remove(p);
+  return msg;
+}
+
+TEST(GgufRefused, UnknownArchitectureIsNamed) {
+  linfer::test::GgufWriter w;
+  w.kv_string("general.architecture", "llama");
+  const std::string msg = load_error(w.build(), "linfer_gguf_llama.gguf");
+  EXPECT_NE(msg.find("general.architecture 'llama' is not supported"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("mamba2"), std::string::npos) << msg;
+}
+
+// A mamba2 file whose tensors are all unknown to the mapping except the ones it needs first: the
+// message names the stray tensor (a file from a newer converter must not half-load).
+TEST(GgufRefused, StrayTensorIsNamed) {
+  linfer::test::GgufWriter w;
+  w.kv_string("general.architecture", "mamba2");
+  w.kv_u32("mamba2.block_count", 0);
+  w.kv_u32("mamba2.embedding_length", 4);
+  w.kv_u32("mamba2.ssm.inner_size", 8);
+  w.kv_u32("mamba2.ssm.time_step_rank", 2);
+  w.kv_u32("mamba2.ssm.state_size", 4);
+  w.kv_u32("mamba2.ssm.group_count", 1);
+  w.kv_u32("mamba2.ssm.conv_kernel", 4);
+  w.kv_f32("mamba2.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.tensor("token_embd.weight", {4, 8}, linfer::test::GgufWriter::kF32, std::string(128, '\0'));
+  w.tensor("output_norm.weight", {4}, linfer::test::GgufWriter::kF32, std::string(16, '\0'));
+  w.tensor("blk.0.mystery.weight", {4}, linfer::test::GgufWriter::kF32, std::string(16, '\0'));
+  const std::string msg = load_error(w.build(), "linfer_gguf_stray.gguf");
+  EXPECT_NE(msg.find("'blk.0.mystery.weight'"), std::string::npos) << msg;
+}
+
+}  // namespace

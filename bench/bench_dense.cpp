@@ -141,7 +141,11 @@ void BM_GemvVsGemm_bf16(benchmark::State& st) {
   int i = 0;
   for (auto _ : st) {
     const WeightMatrix wm{w.view(i++).data(), DType::BF16, N, K, K};
-    if (st.range(3)) hwy_paths::gemv(level, x.data(), M, wm, nullptr, y.data());
+    if (st.range(3)) {
+      parallel_for(0, (N + 15) / 16, [&](int64_t b0, int64_t b1) {
+        hwy_paths::gemv_rows(level, x.data(), M, wm, nullptr, y.data(), 16 * b0, std::min(N, 16 * b1));
+      });
+    }
     else avx2::gemm(x.data(), M, wm, nullptr, y.data());
   }
   st.SetBytesProcessed(int64_t(st.iterations()) * 2 * N * K);

@@ -20,16 +20,26 @@ namespace {
 
 thread_local bool t_inside_pool = false;
 
-// One parallel call. It lives on the caller's stack; run() returns only when no worker refers to
-// it any more (active == 0), so a worker can never read a finished job or the next one's fields.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Polls before a thread sleeps (~30-90 µs: a pause is 40-140 cycles). Decode calls the pool hundreds
+// of times per token, a few µs apart, and a futex sleep + wake-up costs more than that on each side;
+// the poll is bounded so that a loaded machine gets the core back.
+constexpr int kSpins = 2000;
+
+// One parallel call. It lives on the caller's stack; run() returns only when no worker can still
+// refer to it (Pool::in_job_ == 0 after job_ was cleared).
 struct Job {
   FunctionRef<void(int64_t)> task;
   int64_t n_tasks;
   std::atomic<int64_t> next{0};  // next unclaimed task index
-  // Guarded by Pool::mu_:
-  int64_t pending;               // tasks not yet finished
-  int active = 1;                // threads inside drain(): the caller plus joined workers
-  std::exception_ptr error;      // the first exception a task threw
+  std::exception_ptr error;      // the first exception a task threw; guarded by Pool::mu_
 };
 
 class Pool {
@@ -49,20 +59,32 @@ class Pool {
   int size() const { return int(workers_.size()) + 1; }
 
   // Runs task(i) for i in [0, n_tasks) across the pool and the caller; returns when all are done.
+  // The handshake is lock-free while every thread is awake (atomics, sequentially consistent);
+  // the mutex and condition variables only carry sleeps and the wake-ups of sleepers.
   void run(int64_t n_tasks, FunctionRef<void(int64_t)> task) {
     std::lock_guard call_lock(call_mu_);
     Job job{task, n_tasks};
-    job.pending = n_tasks;
-    {
+    job_.store(&job);
+    generation_.fetch_add(1);
+    if (sleepers_.load() > 0) {
       std::lock_guard lock(mu_);
-      job_ = &job;
-      ++generation_;
+      cv_.notify_all();
     }
-    cv_.notify_all();
     drain(job);
-    std::unique_lock lock(mu_);
-    done_cv_.wait(lock, [&] { return job.pending == 0 && job.active == 0; });
-    job_ = nullptr;  // in the same critical section: no worker can join after this
+    // Every task is claimed now; clear job_ so that late workers find nothing, then wait for the
+    // workers that did pick the job up (finishing their tasks) to let go of it.
+    job_.store(nullptr);
+    for (int i = 0; in_job_.load() != 0; ++i) {
+      if (i < kSpins) {
+        cpu_relax();
+        continue;
+      }
+      std::unique_lock lock(mu_);
+      caller_sleeping_.store(true);
+      done_cv_.wait(lock, [&] { return in_job_.load() == 0; });
+      caller_sleeping_.store(false);
+      break;
+    }
     if (job.error) std::rethrow_exception(job.error);
   }
 
@@ -70,41 +92,45 @@ class Pool {
   void drain(Job& job) {
     const bool was_inside = t_inside_pool;
     t_inside_pool = true;
-    int64_t done = 0;
-    std::exception_ptr error;
     for (int64_t i; (i = job.next.fetch_add(1, std::memory_order_relaxed)) < job.n_tasks;) {
       try {
         job.task(i);
       } catch (...) {
-        if (!error) error = std::current_exception();
+        std::lock_guard lock(mu_);
+        if (!job.error) job.error = std::current_exception();
       }
-      ++done;
     }
     t_inside_pool = was_inside;
-    std::lock_guard lock(mu_);
-    job.pending -= done;
-    if (error && !job.error) job.error = error;
-    if (--job.active == 0 && job.pending == 0) done_cv_.notify_all();
   }
   void work() {
     uint64_t seen = 0;
     for (;;) {
-      Job* job;
-      {
+      for (int i = 0; generation_.load() == seen && !stop_.load(); ++i) {
+        if (i < kSpins) {
+          cpu_relax();
+          continue;
+        }
         std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || (job_ != nullptr && generation_ != seen); });
-        if (stop_) return;
-        seen = generation_;
-        job = job_;
-        ++job->active;  // under mu_, while job_ is set: run() waits for us
+        sleepers_.fetch_add(1);
+        cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+        sleepers_.fetch_sub(1);
       }
-      drain(*job);
+      if (stop_.load()) return;
+      seen = generation_.load();
+      // Announce before looking: a caller that has cleared job_ waits for in_job_ to drop to 0, so
+      // a job read here stays alive until the decrement below.
+      in_job_.fetch_add(1);
+      if (Job* job = job_.load()) drain(*job);
+      if (in_job_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
+        std::lock_guard lock(mu_);
+        done_cv_.notify_all();
+      }
     }
   }
   void shut_down() {
     {
       std::lock_guard lock(mu_);
-      stop_ = true;
+      stop_.store(true);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -114,9 +140,12 @@ class Pool {
   std::vector<std::thread> workers_;
   std::mutex call_mu_, mu_;
   std::condition_variable cv_, done_cv_;
-  Job* job_ = nullptr;  // guarded by mu_
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<Job*> job_{nullptr};
+  std::atomic<uint64_t> generation_{0};  // bumped once per published job
+  std::atomic<int> in_job_{0};           // workers that may hold a pointer to the current job
+  std::atomic<int> sleepers_{0};         // workers asleep on cv_ (or about to be)
+  std::atomic<bool> caller_sleeping_{false};
+  std::atomic<bool> stop_{false};
 };
 
 std::mutex g_pool_mu;

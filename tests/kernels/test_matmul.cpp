@@ -6,6 +6,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/reference/matmul.h"
 #include "linfer/core/error.h"
+#include "linfer/core/thread_pool.h"
 
 using namespace linfer;
 using namespace dense_test;
@@ -67,6 +68,51 @@ TEST_P(MatmulPath, DecodeRowsDoNotDependOnTheBatch) {
       }
     }
   }
+}
+
+// Several products in one parallel region (a layer's projections, a MoE layer's experts): every
+// product matches the reference and has the bits of its own matmul(), whatever the split of the rows
+// over 1 to 3 threads. The sizes mix a one-row gate, tails of every tile, a product large enough to
+// be cut across tasks, and one past the GEMV's row limit (the GEMM, run on its own).
+TEST_P(MatmulPath, ManyProductsMatchOneByOne) {
+  struct Case { DType dt; int64_t M, N, K; bool bias; };
+  const Case cases[] = {{DType::BF16, 1, 1, 1024, false}, {DType::F32, 1, 257, 65, true},
+                        {DType::BF16, 3, 1000, 700, true}, {DType::F16, 5, 63, 257, false},
+                        {DType::BF16, 49, 65, 63, true},   {DType::BF16, 1, 4099, 128, false},
+                        {DType::F32, 2, 7, 1, true}};
+  std::mt19937 rng(21);
+  std::vector<StoredWeights> ws;
+  std::vector<TensorView> views;
+  std::vector<std::vector<float>> xs, biases, refs, alone;
+  for (const Case& c : cases) {
+    ws.push_back(store_as(c.dt, random_vec(rng, size_t(c.N * c.K), 0.1f)));
+    views.emplace_back(ws.back().bytes.data(), c.dt, Shape{c.N, c.K});
+    xs.push_back(random_vec(rng, size_t(c.M * c.K)));
+    biases.push_back(random_vec(rng, size_t(c.N)));
+    refs.emplace_back(size_t(c.M * c.N));
+    alone.emplace_back(size_t(c.M * c.N));
+  }
+  for (size_t j = 0; j < std::size(cases); ++j) {
+    const float* b = cases[j].bias ? biases[j].data() : nullptr;
+    kernels::ref::matmul(xs[j].data(), cases[j].M, views[j], b, refs[j].data());
+    kernels::matmul(xs[j].data(), cases[j].M, views[j], b, alone[j].data(), path());
+  }
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    std::vector<std::vector<float>> ys;
+    std::vector<kernels::MatmulArgs> args;
+    for (size_t j = 0; j < std::size(cases); ++j) {
+      ys.emplace_back(size_t(cases[j].M * cases[j].N), NAN);
+      args.push_back({xs[j].data(), cases[j].M, &views[j], cases[j].bias ? biases[j].data() : nullptr,
+                      ys[j].data()});
+    }
+    kernels::matmul_many(args, path());
+    for (size_t j = 0; j < std::size(cases); ++j) {
+      EXPECT_LT(rel_err(ys[j], refs[j]), 2e-6) << "product " << j << ", " << threads << " threads";
+      EXPECT_EQ(ys[j], alone[j]) << "product " << j << ", " << threads << " threads";
+    }
+  }
+  set_num_threads(0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Simd, MatmulPath, SimdPaths(), SimdPathName);

@@ -1,5 +1,6 @@
 #include "kernels/cpu/matmul.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/cpu/matmul_simd.h"
@@ -33,7 +34,8 @@ constexpr int64_t kGemvMaxRows = 48;
 void matmul_scalar(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
   const int64_t N = w.N, K = w.K;
   parallel_for(0, N, [&](int64_t n0, int64_t n1) {
-    std::vector<float> row(static_cast<size_t>(K));
+    thread_local std::vector<float> row;  // per thread, reused: decode allocates nothing
+    row.resize(static_cast<size_t>(K));
     for (int64_t n = n0; n < n1; ++n) {
       to_f32(w.dtype, row_ptr(w, n), row.data(), size_t(K));
       for (int64_t m = 0; m < M; ++m) {
@@ -49,22 +51,91 @@ void matmul_scalar(const float* x, int64_t M, const WeightMatrix& w, const float
   }, 16);
 }
 
+// One product for the GEMV, checked.
+struct Product {
+  const float* x;
+  int64_t M;
+  WeightMatrix w;
+  const float* bias;
+  float* y;
+};
+
+// Whether the GEMV takes a product of M rows of x: decode and small batches stream W once for every
+// row (on avx512 with 512-bit vectors; on neon for every M); more rows go to the packed GEMM, on
+// AVX2 for avx512 too.
+bool use_gemv(SimdLevel level, int64_t M, DType dtype) {
+#if LINFER_HWY
+  if (is_quantized(dtype)) return false;
+  return level == SimdLevel::Neon || (level >= SimdLevel::Avx2 && M <= kGemvMaxRows);
+#else
+  return false;
+#endif
+}
+
+// Weight bytes a task should have at least: below this a second thread costs more to wake than it saves.
+constexpr int64_t kMinTaskBytes = int64_t(32) << 10;
+
+// Every product's weight rows, split over the pool in one parallel call. The rows of all products form
+// one sequence, cut into tasks of equal cost (weight bytes × passes over them: one pass per 4 rows of
+// x) at multiples of 4 rows, so a 1-row gate and a 32000-row head share the threads evenly and the pool
+// wakes once for the lot.
+void gemv_many(SimdLevel level, std::span<const Product> ps) {
+#if LINFER_HWY
+  thread_local std::vector<int64_t> start_buf;  // per thread, reused
+  std::vector<int64_t>& start = start_buf;      // the caller's, also in the workers: cost before product j
+  start.resize(ps.size() + 1);
+  auto row_cost = [](const Product& p) {
+    return std::max<int64_t>(1, int64_t(dtype_nbytes(p.w.dtype, p.w.K)) * ((p.M + 3) / 4));
+  };
+  start[0] = 0;
+  for (size_t j = 0; j < ps.size(); ++j) start[j + 1] = start[j] + ps[j].w.N * row_cost(ps[j]);
+  const int64_t total = start[ps.size()];
+  if (total == 0) return;
+  const int64_t n_tasks = std::clamp<int64_t>(total / kMinTaskBytes, 1, 4 * int64_t(num_threads()));
+  // First row of product j at cost offset c (a multiple of 4, within [0, N]); the same function
+  // gives one task's end and the next one's start, so the tasks cover every row exactly once.
+  auto row_at = [&](size_t j, int64_t c) {
+    const int64_t cost = row_cost(ps[j]), r = (c - start[j] + cost - 1) / cost;
+    return std::clamp<int64_t>((r + 3) / 4 * 4, 0, ps[j].w.N);
+  };
+  parallel_for(0, n_tasks, [&](int64_t t0, int64_t t1) {
+    const int64_t c0 = total * t0 / n_tasks, c1 = total * t1 / n_tasks;
+    for (size_t j = 0; j < ps.size(); ++j) {
+      if (start[j + 1] <= c0 || start[j] >= c1) continue;
+      const int64_t n0 = row_at(j, c0), n1 = row_at(j, c1);
+      const Product& p = ps[j];
+      if (n0 < n1) hwy_paths::gemv_rows(level, p.x, p.M, p.w, p.bias, p.y, n0, n1);
+    }
+  });
+#endif
+}
+
 }  // namespace
 
 void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, float* y, SimdLevel level) {
   const WeightMatrix wm = weight_matrix(w, "matmul");
   if (M <= 0 || wm.N == 0) return;
   if (is_quantized(wm.dtype)) return quant::matmul(x, M, wm, bias, y, level);  // kernels/cpu/quant
-  // Decode and small batches: the GEMV streams W once for every row (on avx512 with 512-bit
-  // vectors; on neon for every M); more rows: the packed GEMM, on AVX2 for avx512 too.
-#if LINFER_HWY
-  if (level == SimdLevel::Neon || (level >= SimdLevel::Avx2 && M <= kGemvMaxRows))
-    return hwy_paths::gemv(level, x, M, wm, bias, y);
-#endif
+  if (use_gemv(level, M, wm.dtype)) {
+    const Product p{x, M, wm, bias, y};
+    return gemv_many(level, {&p, 1});
+  }
 #if LINFER_X86
   if (level >= SimdLevel::Avx2) return avx2::gemm(x, M, wm, bias, y);
 #endif
   matmul_scalar(x, M, wm, bias, y);
+}
+
+void matmul_many(std::span<const MatmulArgs> products, SimdLevel level) {
+  thread_local std::vector<Product> streamed;  // per thread, reused: decode allocates nothing
+  streamed.clear();
+  for (const MatmulArgs& a : products) {
+    const WeightMatrix wm = weight_matrix(*a.w, "matmul");
+    if (a.M <= 0 || wm.N == 0) continue;
+    if (use_gemv(level, a.M, wm.dtype)) streamed.push_back({a.x, a.M, wm, a.bias, a.y});
+    else matmul(a.x, a.M, *a.w, a.bias, a.y, level);
+  }
+  gemv_many(level, streamed);
 }
 
 void embedding(const TensorView& table, std::span<const int32_t> ids, float* out, SimdLevel level) {

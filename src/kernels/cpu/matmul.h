@@ -5,9 +5,9 @@
 //   TensorView w = weights.get("model.layers.0.mlp.down_proj.weight");   // [N, K] bf16
 //   matmul(x, M, w, /*bias=*/nullptr, y);                            // y[M, N] = x · wᵀ
 //
-// M == 1 is the decode GEMV (streams W once, bandwidth-bound); M > 1 a cache-blocked GEMM.
-// Both parallelise over N (and M) on the global thread pool. Thread-safety: reentrant; calls
-// from different threads serialise on the pool (core/thread_pool.h).
+// Small M (decode: one row per sequence) is the GEMV (streams W once for all rows, bandwidth-bound);
+// more rows a cache-blocked GEMM. Both parallelise over N (and M) on the global thread pool.
+// Thread-safety: reentrant; calls from different threads serialise on the pool (core/thread_pool.h).
 
 #include <cstdint>
 #include <span>
@@ -24,6 +24,24 @@ void matmul(const float* x,  // [M, K]
             int64_t M, const TensorView& w, const float* bias,
             float* y,  // [M, N]
             SimdLevel level = simd_level());
+
+// One product of matmul_many, with matmul's arguments.
+struct MatmulArgs {
+  const float* x;       // [M, K]
+  int64_t M;
+  const TensorView* w;  // [N, K]
+  const float* bias;    // [N] or null
+  float* y;             // [M, N]
+};
+
+// Independent products (no y is another's x) in one parallel region: a layer's projections of the
+// same input, a MoE layer's experts. Decode-sized products (the GEMV) share one split of all their
+// weight rows over the pool, balanced by bytes, so the pool wakes once instead of once per product;
+// the rest run one by one as matmul(). Results are bit-identical to one matmul() per product.
+//
+//   const MatmulArgs qkv[] = {{x, 1, &wq, nullptr, q}, {x, 1, &wk, nullptr, k}, {x, 1, &wv, nullptr, v}};
+//   matmul_many(qkv);
+void matmul_many(std::span<const MatmulArgs> products, SimdLevel level = simd_level());
 
 // out[i, :] = float32(table[ids[i], :]). table: 2-D [V, D], f32 / bf16 / f16. Throws linfer::Error
 // naming the id when ids[i] is outside [0, V).

@@ -6,7 +6,8 @@
 // once per vector of K and multiplied into every x row: W streams from memory once for all M rows
 // (M <= kMaxRows; more rows go in groups, the weight rows then come again from cache), and M × R
 // independent FMA chains hide the FMA latency. bf16 / f16 weights are widened to float32 in
-// registers (bf16: a 16-bit shift; f16: the hardware conversion).
+// registers (bf16: a 16-bit shift; f16: the hardware conversion). Single-threaded over a range of
+// weight rows: matmul.cpp splits the rows of one or several products over the pool.
 
 // Only the targets a SimdLevel maps to (and Highway's baseline, which it always builds).
 #define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128)
@@ -20,7 +21,6 @@
 
 #include "kernels/cpu/matmul_simd.h"
 #include "linfer/core/error.h"
-#include "linfer/core/thread_pool.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace linfer::kernels::HWY_NAMESPACE {
@@ -124,22 +124,21 @@ void rows_range_any(const float* x, int64_t M, const WeightMatrix& w, int64_t n0
 }
 
 template <DType T>
-void gemv_t(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+void gemv_rows_t(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0,
+                 int64_t n1) {
   // Blocks of 16 weight rows: every row group of x reuses them from L1/L2 when M > kMaxRows.
   constexpr int64_t kBlock = 16;
-  parallel_for(0, (w.N + kBlock - 1) / kBlock, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b)
-      rows_range_any<T>(x, M, w, b * kBlock, std::min(w.N, (b + 1) * kBlock), bias, y);
-  });
+  for (int64_t n = n0; n < n1; n += kBlock) rows_range_any<T>(x, M, w, n, std::min(n1, n + kBlock), bias, y);
 }
 
 }  // namespace
 
-void gemv(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+void gemv_rows(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0,
+               int64_t n1) {
   switch (w.dtype) {
-    case DType::BF16: return gemv_t<DType::BF16>(x, M, w, bias, y);
-    case DType::F16: return gemv_t<DType::F16>(x, M, w, bias, y);
-    default: return gemv_t<DType::F32>(x, M, w, bias, y);
+    case DType::BF16: return gemv_rows_t<DType::BF16>(x, M, w, bias, y, n0, n1);
+    case DType::F16: return gemv_rows_t<DType::F16>(x, M, w, bias, y, n0, n1);
+    default: return gemv_rows_t<DType::F32>(x, M, w, bias, y, n0, n1);
   }
 }
 
@@ -149,16 +148,17 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace linfer::kernels::hwy_paths {
 
-void gemv(SimdLevel level, const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+void gemv_rows(SimdLevel level, const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y,
+               int64_t n0, int64_t n1) {
   switch (level) {
 #if HWY_TARGETS & HWY_AVX2
-    case SimdLevel::Avx2: return N_AVX2::gemv(x, M, w, bias, y);
+    case SimdLevel::Avx2: return N_AVX2::gemv_rows(x, M, w, bias, y, n0, n1);
 #endif
 #if HWY_TARGETS & HWY_AVX3
-    case SimdLevel::Avx512: return N_AVX3::gemv(x, M, w, bias, y);
+    case SimdLevel::Avx512: return N_AVX3::gemv_rows(x, M, w, bias, y, n0, n1);
 #endif
 #if HWY_TARGETS & HWY_NEON
-    case SimdLevel::Neon: return N_NEON::gemv(x, M, w, bias, y);
+    case SimdLevel::Neon: return N_NEON::gemv_rows(x, M, w, bias, y, n0, n1);
 #endif
     default: fail("matmul: no Highway GEMV compiled for the {} path", simd_level_name(level));
   }

@@ -22,10 +22,12 @@ void gemm(const float* x, int64_t M, const WeightMatrix& w, const float* bias, f
 }  // namespace avx2
 
 namespace hwy_paths {
-// y[M, N] = x[M, K] · wᵀ (+ bias), any M, weights read once per 4 rows of x (matmul_hwy.cpp: one
-// Highway source compiled per target). `level` names the target: avx2, avx512 (x86-64) or neon
-// (aarch64); the CPU must be able to run it.
-void gemv(SimdLevel level, const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y);
+// y[M, n0:n1) = x[M, K] · w[n0:n1)ᵀ (+ bias), any M, on the calling thread; weights read once per 4 rows
+// of x (matmul_hwy.cpp: one Highway source compiled per target). matmul.cpp splits the weight rows
+// of one or several products over the pool. `level` names the target: avx2, avx512 (x86-64) or
+// neon (aarch64); the CPU must be able to run it. A row's result does not depend on n0, n1 or M.
+void gemv_rows(SimdLevel level, const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y,
+               int64_t n0, int64_t n1);
 }  // namespace hwy_paths
 
 }  // namespace linfer::kernels

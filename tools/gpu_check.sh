@@ -12,7 +12,10 @@
 # Environment: BUILD (default build-gpu), CUDA_ARCH (default 90a), NCU=0 skips the ncu profiles,
 # SANITIZE=0 skips compute-sanitizer (SANITIZE_TESTS / SANITIZE_TOOLS narrow it: default every GPU test,
 # memcheck and racecheck; SANITIZE_TIMEOUT seconds each, default 300), DECODE_BENCH=0 skips gpu_decode,
-# MODEL_SPEED="PROMPT GEN REPS" (default "512 128 3").
+# MODEL_SPEED="PROMPT GEN REPS" (default "512 128 3"), WHOLE_MODELS="kimi_linear qwen3next" (random ~1B
+# models of those presets made here, timed on CUDA alone and, where python3 has torch + transformers,
+# with transformers on the same GPU: tools/hf_model_speed.py; WHOLE_MODELS= skips them), HF_SPEED=0 skips
+# transformers.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build-gpu}
@@ -119,7 +122,30 @@ if [ $mode = models ]; then
   fi
   # shellcheck disable=SC2086  # PROMPT GEN REPS
   step model_speed "$LOG/model_speed.txt" "$BUILD/gpu_model_speed" "$model" ${MODEL_SPEED:-512 128 3}
+  # Kimi-Linear- and Qwen3-Next-shaped random models (~1B, MoE): generated here (2 GB each, not carried),
+  # linfer on CUDA only (their CPU runs take minutes), then transformers on the same folder and GPU.
+  hf=0
+  [ "${HF_SPEED:-1}" != 0 ] && python3 -c "import torch, transformers" 2>/dev/null && hf=1
+  for preset in ${WHOLE_MODELS-kimi_linear qwen3next}; do
+    dir=$BUILD/$preset-random
+    [ -f "$dir/config.json" ] ||
+      step "make $preset" "$LOG/make_$preset.log" python3 tools/make_random_model.py "$preset" "$dir"
+    # shellcheck disable=SC2086  # PROMPT GEN REPS
+    MODEL_SPEED_DEVICES=cuda step "speed $preset" "$LOG/speed_$preset.txt" "$BUILD/gpu_model_speed" "$dir" \
+      ${MODEL_SPEED:-512 128 3}
+    if [ $hf = 1 ]; then
+      # shellcheck disable=SC2086
+      PYTHONUNBUFFERED=1 timeout "${HF_TIMEOUT:-300}" python3 tools/hf_model_speed.py "$dir" ${MODEL_SPEED:-512 128 3} \
+        >"$LOG/hf_$preset.txt" 2>&1 || echo "gpu_check: transformers on $preset failed (log: $LOG/hf_$preset.txt)"
+    fi
+  done
 fi
 [ "${DECODE_BENCH:-1}" != 0 ] && cat "$LOG/bench.txt"
-[ $mode = models ] && cat "$LOG/model_speed.txt"
+if [ $mode = models ]; then
+  cat "$LOG/model_speed.txt"
+  for preset in ${WHOLE_MODELS-kimi_linear qwen3next}; do
+    cat "$LOG/speed_$preset.txt" 2>/dev/null
+    grep -E "^torch|parameters|^\| " "$LOG/hf_$preset.txt" 2>/dev/null | grep -v "^|---" | tail -6
+  done
+fi
 exit $status

@@ -1,6 +1,7 @@
 #pragma once
 // StateSlots in a device's memory, as a model's forward binds them to a call (backend/backend.h's
-// SlotBinding): every Fixed state tensor of a slot at its own offset, slot after slot. The CUDA backend's
+// SlotBinding): every Fixed state tensor of a slot at its own offset, slot after slot; each Growing one
+// (KV / latent caches) in rows of its own per slot. The CUDA backend's
 // pool; the CPU backend keeps host SequenceStates instead (backend/host_slots.h).
 
 #include <span>
@@ -16,6 +17,12 @@ class DeviceStateSlots : public StateSlots {
   // next bind.
   virtual SlotBinding bind(std::span<const int32_t> ids) = 0;
   virtual void advance(int slot, int64_t n_tokens) = 0;  // the slot's sequence grew by n tokens
+  // Growing state tensor j of a slot (a KV or latent cache), rows in device memory: appends n rows (their
+  // contents undefined) and returns the first new one; the rows so far are then at rows_data() (which an
+  // append may move). Throws linfer::Error when device memory runs out.
+  virtual float* append_rows(int slot, size_t j, int64_t n) = 0;
+  virtual const float* rows_data(int slot, size_t j) const = 0;
+  virtual int64_t rows(int slot, size_t j) const = 0;
 };
 
 }  // namespace linfer

@@ -1,4 +1,4 @@
-// gpu_model_speed MODEL_DIR [PROMPT=512] [GEN=128] [REPS=3] [BATCH=16]
+// gpu_model_speed MODEL_DIR [PROMPT=512] [GEN=128] [REPS=3] [BATCH=16]   (MODEL_SPEED_DEVICES=cuda: GPU only)
 // Whole-model speed on the CPU and on CUDA, side by side in one run, the way `linfer bench` measures
 // (tools/gpu_check.sh runs it on a GPU machine, where the CLI's tokenizer and server libraries are not
 // built): ppN = prefill N random tokens into an empty state slot (one forward, last logits), tgN = decode
@@ -66,7 +66,9 @@ int main(int argc, char** argv) {
   try {
     std::printf("| model | params | device | threads | test | tokens/s (median of %d) |\n|---|---|---|---|---|---|\n",
                 reps);
+    const char* only = std::getenv("MODEL_SPEED_DEVICES");  // a 1B model on the CPU would take minutes
     for (Device d : {Device::Cpu, Device::Cuda}) {
+      if (only && std::string(only).find(device_name(d)) == std::string::npos) continue;
       auto m = Model::load(dir, d);
       std::mt19937 rng(1);
       const ModelInfo& info = m->info();

@@ -2,12 +2,16 @@
 
 #include <cstring>
 
+#include <algorithm>
+
 #include "backend/cuda/cuda_slots.h"
+#include "kernels/cuda/attention.h"
 #include "kernels/cuda/conv1d.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/delta_rule_decode.h"
 #include "kernels/cuda/dense.h"
 #include "kernels/cuda/linear_attn_decode.h"
+#include "kernels/cuda/rope.h"
 #include "linfer/core/error.h"
 
 namespace linfer {
@@ -50,8 +54,7 @@ CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
   for (auto& [p, n] : scratch_) cudaFree(p);
   cudaFree(widened_);
-  cudaFree(ids_.p);
-  cudaFree(offsets_.p);
+  for (Staged* s : {&ids_, &offsets_, &positions_, &inv_freq_, &rows_, &row_w_, &attn_seqs_}) cudaFree(s->p);
   if (blas_) cublasDestroy(blas_);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -72,13 +75,13 @@ bool CudaBackend::supports(Op op, DType weights) const {
     case Op::DecayGate:
     case Op::Conv1d:
     case Op::DeltaRule:
-    case Op::Mamba2Ssd: return true;
-    case Op::ScaleRowsSigmoid:  // the MoE: its routing runs on the host, its gathers are not here yet
+    case Op::Mamba2Ssd:
+    case Op::ScaleRowsSigmoid:  // the MoE: its routing runs on the host
     case Op::GatherRows:
     case Op::ScatterAddRows:
     case Op::Rope:
     case Op::Attention:
-    case Op::Mla: return false;
+    case Op::Mla: return true;
   }
   return false;
 }
@@ -233,6 +236,27 @@ void CudaBackend::decay_gate(const Mat& g, const Param& dt_bias, const Param& A_
   kc::decay_gate(rows(g), dt_bias.p, A_log.p, per_head, stream_);
 }
 
+void CudaBackend::scale_rows_sigmoid(const Mat& y, const Mat& g) { kc::scale_rows_sigmoid(rows(y), rows(g), stream_); }
+
+void CudaBackend::gather_rows(const Mat& src, std::span<const int64_t> rs, const Mat& dst) {
+  if (rs.empty()) return;
+  const auto* d_rows = static_cast<const int64_t*>(stage(rows_, rs.data(), rs.size_bytes()));
+  kc::gather_rows(rows(src), d_rows, int64_t(rs.size()), rows(dst), stream_);
+}
+
+void CudaBackend::scatter_add_rows(const Mat& src, std::span<const int64_t> rs, std::span<const float> w,
+                                   const Mat& dst) {
+  if (rs.empty()) return;
+  thread_local std::vector<int64_t> sorted;  // one writer per row: the kernel adds without atomics
+  sorted.assign(rs.begin(), rs.end());
+  std::sort(sorted.begin(), sorted.end());
+  LINFER_CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(),
+               "cuda scatter_add_rows: a row is given twice");
+  const auto* d_rows = static_cast<const int64_t*>(stage(rows_, rs.data(), rs.size_bytes()));
+  const auto* d_w = static_cast<const float*>(stage(row_w_, w.data(), w.size_bytes()));
+  kc::scatter_add_rows(rows(src), d_rows, d_w, int64_t(rs.size()), rows(dst), stream_);
+}
+
 // ---- sequence ops ----
 
 void CudaBackend::conv1d(const Mat& x, const Param& w, const Param& bias, int64_t W, const StateRef& state,
@@ -282,6 +306,82 @@ void CudaBackend::mamba2_ssd(const kernels::Mamba2Dims& dims, const Mamba2Gates&
   for (int64_t i = 0; i < seqs.n(); ++i)
     for (int64_t t = seqs.offsets[i]; t < seqs.offsets[i + 1]; ++t)
       kc::mamba2_decode(dims, params, inputs_at(t), pool(S), S.slots + i, 1, io.y.row(t), stream_);
+}
+
+void CudaBackend::rope(const Mat& x, int64_t H, int64_t D, int64_t rotary_dim, const Seqs& seqs,
+                       std::span<const float> inv_freq) {
+  LINFER_CHECK(int64_t(seqs.positions.size()) >= x.rows && int64_t(inv_freq.size()) == rotary_dim / 2,
+               "cuda rope: {} positions for {} rows, {} inverse frequencies for rotary dim {}", seqs.positions.size(),
+               x.rows, inv_freq.size(), rotary_dim);
+  const auto* d_pos = static_cast<const int64_t*>(stage(positions_, seqs.positions.data(), seqs.positions.size_bytes()));
+  const auto* d_inv = static_cast<const float*>(stage(inv_freq_, inv_freq.data(), inv_freq.size_bytes()));
+  kc::rope(rows(x), H, D, rotary_dim, d_pos, d_inv, stream_);
+}
+
+void CudaBackend::append(const StateRef& cache, int64_t i, const Mat& src, int64_t b, int64_t n) {
+  float* dst = cache.pool->append_rows(cache.host_slots[size_t(i)], cache.tensor, n);
+  if (n == 0) return;
+  cuda_check(cudaMemcpy2DAsync(dst, src.cols * sizeof(float), src.row(b), src.ld * sizeof(float),
+                               src.cols * sizeof(float), n, cudaMemcpyDeviceToDevice, stream_),
+             "cache append");
+}
+
+void CudaBackend::attention(const Mat& q, const Mat& k, const Mat& v, const kernels::AttentionDims& d,
+                            const StateRef& k_cache, const StateRef& v_cache, const Seqs& seqs, const Mat& o) {
+  LINFER_CHECK(k_cache.pool && v_cache.pool, "cuda attention: the caches must be in a slot pool");
+  const int64_t n_seqs = seqs.n();
+  LINFER_CHECK(k.cols == d.n_kv_heads * d.qk_dim && v.cols == d.n_kv_heads * d.v_dim &&
+                   q.cols == d.n_heads * d.qk_dim && o.cols == d.n_heads * d.v_dim,
+               "cuda attention: q [{}, {}], k [{}, {}], v [{}, {}], o [{}, {}] do not match {} / {} heads of {} / {}",
+               q.rows, q.cols, k.rows, k.cols, v.rows, v.cols, o.rows, o.cols, d.n_heads, d.n_kv_heads, d.qk_dim,
+               d.v_dim);
+  thread_local std::vector<kc::AttnSeq> as;
+  as.resize(size_t(n_seqs));
+  int64_t max_n = 0;
+  for (int64_t i = 0; i < n_seqs; ++i) {
+    const int64_t b = seqs.offsets[i], n = seqs.offsets[i + 1] - b;
+    const int slot = k_cache.host_slots[size_t(i)];
+    append(k_cache, i, k, b, n);
+    append(v_cache, i, v, b, n);
+    as[i] = {.k1 = k_cache.pool->rows_data(slot, k_cache.tensor), .k2 = nullptr,
+             .v = v_cache.pool->rows_data(slot, v_cache.tensor), .len = k_cache.pool->rows(slot, k_cache.tensor),
+             .q0 = b, .n = n};
+    max_n = std::max(max_n, n);
+  }
+  const kc::AttnLayout l{.Hq = d.n_heads, .Hkv = d.n_kv_heads, .D1 = d.qk_dim, .D2 = 0, .Dv = d.v_dim,
+                         .q_ld = q.ld, .o_ld = o.ld, .k1_row = k.cols, .k1_head = d.qk_dim, .k2_row = 0,
+                         .k2_head = 0, .v_row = v.cols, .v_head = d.v_dim, .scale = d.scale};
+  const auto* d_seqs = static_cast<const kc::AttnSeq*>(stage(attn_seqs_, as.data(), as.size() * sizeof(kc::AttnSeq)));
+  kc::attention(q.p, d_seqs, n_seqs, max_n, l, o.p, stream_);
+}
+
+// The expanded form for every call: per sequence, kv = c · kv_bᵀ over all its cached rows ([len, H, d_n + d_v]),
+// then attention with key [k_nope | k_r] (k_r read from the cache, shared by the heads) and value v.
+void CudaBackend::mla(const Mat& q, const Mat& latent, const Weight& kv_b, const kernels::MlaDims& d,
+                      const StateRef& cache, const Seqs& seqs, const Mat& o) {
+  LINFER_CHECK(cache.pool, "cuda mla: the latent cache must be in a slot pool");
+  const int64_t H = d.n_heads, r = d.kv_lora_rank, dn = d.qk_nope_dim, dr = d.qk_rope_dim, dv = d.v_dim;
+  const int64_t L = latent.cols, kv_row = H * (dn + dv);
+  LINFER_CHECK(L == r + dr && q.cols == H * (dn + dr) && o.cols == H * dv && kv_b.dim(0) == kv_row &&
+                   kv_b.dim(1) == r,
+               "cuda mla: latent [{}, {}], q [{}, {}], kv_b [{}, {}] do not match {} heads, rank {}, nope {}, rope {}, "
+               "v {}", latent.rows, L, q.rows, q.cols, kv_b.dim(0), kv_b.dim(1), H, r, dn, dr, dv);
+  const kc::AttnLayout l{.Hq = H, .Hkv = H, .D1 = dn, .D2 = dr, .Dv = dv, .q_ld = q.ld, .o_ld = o.ld,
+                         .k1_row = kv_row, .k1_head = dn + dv, .k2_row = L, .k2_head = 0, .v_row = kv_row,
+                         .v_head = dn + dv, .scale = d.scale};
+  for (int64_t i = 0; i < seqs.n(); ++i) {
+    const int64_t b = seqs.offsets[i], n = seqs.offsets[i + 1] - b;
+    const int slot = cache.host_slots[size_t(i)];
+    append(cache, i, latent, b, n);
+    const int64_t len = cache.pool->rows(slot, cache.tensor);
+    float* rows0 = const_cast<float*>(cache.pool->rows_data(slot, cache.tensor));
+    Tmp tmp(*this);
+    const Mat kv = tmp.mat(len, kv_row);
+    matmul(Mat(rows0, len, r, L), kv_b, {}, kv);
+    const kc::AttnSeq s{.k1 = kv.p, .k2 = rows0 + r, .v = kv.p + dn, .len = len, .q0 = b, .n = n};
+    const auto* d_seq = static_cast<const kc::AttnSeq*>(stage(attn_seqs_, &s, sizeof s));
+    kc::attention(q.p, d_seq, 1, n, l, o.p, stream_);
+  }
 }
 
 }  // namespace linfer

@@ -4,7 +4,10 @@
 // larger products widen the weight to float32 scratch and run cuBLAS's float32 GEMM (no TF32), so
 // activations stay float32 as on the CPU. States live in a slot pool (cuda_slots.cpp); the recurrent ops
 // use the decode kernels of kernels/cuda, and prefill runs them token by token (conv1d has a prefill
-// kernel): a chunked prefill is a later step. MoE routing, RoPE, attention and MLA are not here yet.
+// kernel): a chunked prefill is a later step. Attention and MLA keep their caches in the pool's Growing
+// rows (cuda_slots.h) and attend with kernels/cuda/attention.h (MLA in its expanded form: K / V rebuilt
+// from the latent rows through kv_b by a GEMM each call); the MoE's routing runs on the host, its row
+// gathers and scatters here.
 // One call at a time per backend object (one stream, one scratch stack).
 
 #include <cublas_v2.h>
@@ -50,6 +53,10 @@ class CudaBackend final : public Backend {
   void copy(const Mat& src, const Mat& dst) override;
   void fill(const Mat& y, float value) override;
   void decay_gate(const Mat& g, const Param& dt_bias, const Param& A_log, int64_t per_head) override;
+  void scale_rows_sigmoid(const Mat& y, const Mat& g) override;
+  void gather_rows(const Mat& src, std::span<const int64_t> rows, const Mat& dst) override;
+  void scatter_add_rows(const Mat& src, std::span<const int64_t> rows, std::span<const float> w,
+                        const Mat& dst) override;
 
   void conv1d(const Mat& x, const Param& w, const Param& bias, int64_t W, const StateRef& state, const Seqs& seqs,
               bool silu, const Mat& y) override;
@@ -57,6 +64,12 @@ class CudaBackend final : public Backend {
                   const Seqs& seqs) override;
   void mamba2_ssd(const kernels::Mamba2Dims& dims, const Mamba2Gates& gates, const Mamba2Io& io, const StateRef& S,
                   const Seqs& seqs) override;
+  void rope(const Mat& x, int64_t H, int64_t D, int64_t rotary_dim, const Seqs& seqs,
+            std::span<const float> inv_freq) override;
+  void attention(const Mat& q, const Mat& k, const Mat& v, const kernels::AttentionDims& d, const StateRef& k_cache,
+                 const StateRef& v_cache, const Seqs& seqs, const Mat& o) override;
+  void mla(const Mat& q, const Mat& latent, const Weight& kv_b, const kernels::MlaDims& d, const StateRef& cache,
+           const Seqs& seqs, const Mat& o) override;
 
  private:
   // A device copy of a small host array (token ids, offsets), valid until the next upload of its kind.
@@ -73,7 +86,11 @@ class CudaBackend final : public Backend {
   size_t top_ = 0;
   float* widened_ = nullptr;  // a weight widened to float32 for cuBLAS
   int64_t widened_n_ = 0;
-  Staged ids_, offsets_;
+  // Appends rows [b, b + n) of src to sequence i's Growing tensor `cache`; returns nothing, the rows are
+  // then at the pool's rows_data().
+  void append(const StateRef& cache, int64_t i, const Mat& src, int64_t b, int64_t n);
+
+  Staged ids_, offsets_, positions_, inv_freq_, rows_, row_w_, attn_seqs_;
 };
 
 }  // namespace linfer

@@ -1,5 +1,7 @@
 #include "backend/cuda/cuda_slots.h"
 
+#include <algorithm>
+
 #include "backend/cuda/cuda_backend.h"
 #include "backend/host_slots.h"
 #include "kernels/cuda/cuda_check.h"
@@ -11,20 +13,24 @@ using kernels::cuda::cuda_check;
 
 CudaStateSlots::CudaStateSlots(CudaBackend& be, const StateSpec& spec, int n) : be_(be), spec_(spec) {
   LINFER_CHECK(n >= 1, "a state pool needs at least one slot (asked for {})", n);
+  int n_growing = 0;
   for (const StateTensorSpec& t : spec_.tensors) {
-    LINFER_CHECK(t.kind == StateKind::Fixed, "the cuda backend keeps no growing state yet: layer {} '{}' (run this "
-                 "model with --device cpu)", t.layer, t.name);
+    LINFER_CHECK(t.kind != StateKind::Ring, "the cuda backend keeps no sliding-window state yet: layer {} '{}' (run "
+                 "this model with --device cpu)", t.layer, t.name);
     offsets_.push_back(stride_);
-    stride_ += (shape_numel(t.shape) + 3) / 4 * 4;
+    growing_.push_back(t.kind == StateKind::Growing ? n_growing++ : -1);
+    if (t.kind == StateKind::Fixed) stride_ += (shape_numel(t.shape) + 3) / 4 * 4;
   }
   stride_ = std::max<int64_t>(stride_, 4);
   cuda_check(cudaMalloc(&base_, size_t(n) * size_t(stride_) * sizeof(float)), "cudaMalloc of the state pool");
   cuda_check(cudaMemsetAsync(base_, 0, size_t(n) * size_t(stride_) * sizeof(float), be_.stream()), "state pool reset");
   n_tokens_.assign(size_t(n), 0);
+  caches_.resize(size_t(n) * size_t(n_growing));
 }
 
 CudaStateSlots::~CudaStateSlots() {
   cudaStreamSynchronize(be_.stream());
+  for (Cache& c : caches_) cudaFree(c.p);
   cudaFree(base_);
   cudaFree(ids_);
 }
@@ -36,15 +42,60 @@ int CudaStateSlots::check(int slot) const {
   return slot;
 }
 
+CudaStateSlots::Cache& CudaStateSlots::cache(int slot, size_t j) {
+  check(slot);
+  LINFER_CHECK(j < growing_.size() && growing_[j] >= 0, "state tensor {} is not a growing one", j);
+  const size_t per_slot = caches_.size() / size_t(n_slots());
+  return caches_[size_t(slot) * per_slot + size_t(growing_[j])];
+}
+
+void CudaStateSlots::reserve(Cache& c, size_t j, int64_t rows) {
+  if (rows <= c.cap) return;
+  const int64_t cap = std::max<int64_t>({rows, 2 * c.cap, 64});
+  const size_t row_bytes = size_t(shape_numel(spec_.tensors[j].shape)) * sizeof(float);
+  float* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, size_t(cap) * row_bytes);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // not sticky: clear it
+    const StateTensorSpec& t = spec_.tensors[j];
+    fail("out of device memory growing layer {} '{}' to {} rows ({} MB)", t.layer, t.name, cap,
+         double(cap) * double(row_bytes) / 1e6);
+  }
+  if (c.rows)
+    cuda_check(cudaMemcpyAsync(p, c.p, size_t(c.rows) * row_bytes, cudaMemcpyDeviceToDevice, be_.stream()),
+               "cache growth");
+  cuda_check(cudaStreamSynchronize(be_.stream()), "cache growth");  // queued kernels may still read the old rows
+  cudaFree(c.p);
+  c.p = p, c.cap = cap;
+}
+
+float* CudaStateSlots::append_rows(int slot, size_t j, int64_t n) {
+  Cache& c = cache(slot, j);
+  reserve(c, j, c.rows + n);
+  float* first = c.p + c.rows * shape_numel(spec_.tensors[j].shape);
+  c.rows += n;
+  return first;
+}
+
 void CudaStateSlots::load(int slot, const SequenceState& s) {
   check(slot);
   const std::string why = spec_mismatch(spec_, s);
   LINFER_CHECK(why.empty(), "cannot load a state into slot {}: {}", slot, why);
   float* dst = base_ + int64_t(slot) * stride_;
-  for (size_t j = 0; j < spec_.tensors.size(); ++j)
+  for (size_t j = 0; j < spec_.tensors.size(); ++j) {
+    if (growing_[j] >= 0) {
+      Cache& c = cache(slot, j);
+      c.rows = 0;
+      float* rows = append_rows(slot, j, s.rows(j));
+      cuda_check(cudaMemcpyAsync(rows, s.data(j), size_t(s.rows(j) * s.row_elems(j)) * sizeof(float),
+                                 cudaMemcpyHostToDevice, be_.stream()),
+                 "state upload");
+      continue;
+    }
     cuda_check(cudaMemcpyAsync(dst + offsets_[j], s.data(j), size_t(s.row_elems(j)) * sizeof(float),
                                cudaMemcpyHostToDevice, be_.stream()),
                "state upload");
+  }
   cuda_check(cudaStreamSynchronize(be_.stream()), "state upload");
   n_tokens_[size_t(slot)] = s.n_tokens();
 }
@@ -53,11 +104,22 @@ void CudaStateSlots::save(int slot, SequenceState& out) const {
   check(slot);
   const std::string why = spec_mismatch(spec_, out);
   LINFER_CHECK(why.empty(), "cannot save slot {} into that state: {}", slot, why);
+  out.reset();  // empties its caches; every tensor is written below
   const float* src = base_ + int64_t(slot) * stride_;
-  for (size_t j = 0; j < spec_.tensors.size(); ++j)
+  for (size_t j = 0; j < spec_.tensors.size(); ++j) {
+    if (growing_[j] >= 0) {
+      const Cache& c = cache(slot, j);
+      float* rows = out.append_rows(j, c.rows);
+      if (c.rows)
+        cuda_check(cudaMemcpyAsync(rows, c.p, size_t(c.rows * out.row_elems(j)) * sizeof(float),
+                                   cudaMemcpyDeviceToHost, be_.stream()),
+                   "state download");
+      continue;
+    }
     cuda_check(cudaMemcpyAsync(out.data(j), src + offsets_[j], size_t(out.row_elems(j)) * sizeof(float),
                                cudaMemcpyDeviceToHost, be_.stream()),
                "state download");
+  }
   cuda_check(cudaStreamSynchronize(be_.stream()), "state download");
   out.set_n_tokens(n_tokens_[size_t(slot)]);
 }
@@ -66,6 +128,8 @@ void CudaStateSlots::reset(int slot) {
   check(slot);
   cuda_check(cudaMemsetAsync(base_ + int64_t(slot) * stride_, 0, size_t(stride_) * sizeof(float), be_.stream()),
              "state slot reset");
+  for (size_t j = 0; j < spec_.tensors.size(); ++j)
+    if (growing_[j] >= 0) cache(slot, j).rows = 0;  // keeps the rows allocated: a reused slot does not reallocate
   n_tokens_[size_t(slot)] = 0;
 }
 
@@ -79,7 +143,7 @@ SlotBinding CudaStateSlots::bind(std::span<const int32_t> ids) {
   }
   cuda_check(cudaMemcpyAsync(ids_, ids.data(), ids.size_bytes(), cudaMemcpyHostToDevice, be_.stream()),
              "upload of slot ids");
-  return {.base = base_, .stride = stride_, .offsets = offsets_, .ids = ids_};
+  return {.base = base_, .stride = stride_, .offsets = offsets_, .ids = ids_, .pool = this, .host_ids = ids};
 }
 
 }  // namespace linfer

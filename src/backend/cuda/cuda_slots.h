@@ -1,8 +1,9 @@
 #pragma once
 // The CUDA backend's state pool: one device allocation of n slots, each holding every Fixed state tensor
-// of a model at its own 16-byte-aligned offset (the decode kernels' 16-byte state accesses need it). States
-// enter and leave through SequenceState on the host. Growing tensors (attention's KV cache) are not kept
-// on the device yet: a spec with one is refused.
+// of a model at its own 16-byte-aligned offset (the decode kernels' 16-byte state accesses need it), and
+// per slot one device buffer for each Growing tensor (attention's K and V, MLA's latent rows), grown by
+// doubling like SequenceState's. States enter and leave through SequenceState on the host (every row of
+// a cache too), so a state saved here loads on the CPU and the reverse. Ring tensors are refused.
 
 #include <vector>
 
@@ -28,18 +29,30 @@ class CudaStateSlots final : public DeviceStateSlots {
   const Backend& backend() const override;
   SlotBinding bind(std::span<const int32_t> ids) override;
   void advance(int slot, int64_t n) override { n_tokens_[size_t(check(slot))] += n; }
+  float* append_rows(int slot, size_t j, int64_t n) override;
+  const float* rows_data(int slot, size_t j) const override { return cache(slot, j).p; }
+  int64_t rows(int slot, size_t j) const override { return cache(slot, j).rows; }
 
  private:
+  struct Cache {  // one Growing tensor of one slot
+    float* p = nullptr;
+    int64_t rows = 0, cap = 0;  // rows in use, rows allocated
+  };
   int check(int slot) const;
+  Cache& cache(int slot, size_t j);
+  const Cache& cache(int slot, size_t j) const { return const_cast<CudaStateSlots*>(this)->cache(slot, j); }
+  void reserve(Cache& c, size_t j, int64_t rows);  // room for `rows` rows, contents kept
 
   CudaBackend& be_;
   StateSpec spec_;
-  std::vector<int64_t> offsets_;  // floats from a slot's start to each tensor
+  std::vector<int64_t> offsets_;  // floats from a slot's start to each Fixed tensor
+  std::vector<int> growing_;      // per state tensor: its index among the Growing ones, or -1
   int64_t stride_ = 0;            // floats per slot
   float* base_ = nullptr;
   int32_t* ids_ = nullptr;        // bind()'s slot ids on the device
   size_t ids_cap_ = 0;
   std::vector<int64_t> n_tokens_;
+  std::vector<Cache> caches_;     // [slot][Growing tensor]
 };
 
 }  // namespace linfer

@@ -1,13 +1,14 @@
 // Whole models on the GPU (--device cuda) against the CPU and against transformers, on the golden fixtures
-// (tests/golden): for every fixture whose layers the CUDA backend runs (Mamba2 today):
-//   - logits at every prompt position within 1e-4 relative of transformers and of the CPU;
+// (tests/golden): every Mamba2, Kimi Linear and Qwen3-Next fixture:
+//   - logits at every prompt position within 1e-4 (Mamba2) / 1e-3 (Kimi Linear, Qwen3-Next: attention, MLA,
+//     MoE) relative of transformers and of the CPU;
 //   - greedy decoding (prefill, then one token per step, states in device slots) gives the reference ids;
 //   - packed prefill of two prompts in slots 3 and 1 of a pool, then batched decode steps, match the CPU;
 //   - a state prefilled on the CPU decodes on the GPU, and one prefilled on the GPU decodes on the CPU,
 //     like all-CPU (logits within float32 tolerance, same greedy tokens);
 //   - forward() on host SequenceStates (staged through device slots) matches the CPU.
-// Fixtures with a layer the backend lacks must fail to load with a message naming the layer and
-// --device cpu. Skips (with the reason) where no CUDA device is usable.
+// Attention and MLA caches live in the device pool's Growing rows, so the state moves between devices
+// whole. Skips (with the reason) where no CUDA device is usable.
 
 #include <gtest/gtest.h>
 
@@ -33,7 +34,9 @@ using linfer::SequenceState;
 namespace {
 
 const fs::path kGolden = fs::path(LINFER_SOURCE_DIR) / "tests" / "golden";
-constexpr double kTol = 1e-4;  // relative, per position: the CPU's tolerance against transformers
+// Relative, per position: the CPU's own tolerance against transformers for Mamba2; issue 11's bar for the
+// models with attention, MLA and MoE.
+double tol_of(const std::string& fixture) { return fixture.rfind("mamba2", 0) == 0 ? 1e-4 : 1e-3; }
 
 #define SKIP_WITHOUT_CUDA()                                                                   \
   do {                                                                                        \
@@ -76,9 +79,8 @@ double max_rel_err(const float* got, const float* ref, int64_t rows, int64_t voc
 
 int32_t argmax(const float* row, int64_t n) { return int32_t(std::max_element(row, row + n) - row); }
 
-// The fixtures the CUDA backend runs whole; the others must be refused at load.
-const std::vector<std::string> kRunsOnCuda = {"mamba2_a", "mamba2_b"};
-const char* kRefused[] = {"kimi_linear_a", "qwen3_next_a"};
+const std::vector<std::string> kRunsOnCuda = {"mamba2_a",      "mamba2_b",     "kimi_linear_a",
+                                              "kimi_linear_b", "qwen3_next_a", "qwen3_next_b"};
 
 class CudaModel : public ::testing::TestWithParam<std::string> {
  protected:
@@ -91,6 +93,7 @@ class CudaModel : public ::testing::TestWithParam<std::string> {
     gpu_ = Model::load(dir_.string(), Device::Cuda);
     ASSERT_EQ(gpu_->device(), Device::Cuda);
     V_ = cpu_->info().vocab_size;
+    tol_ = tol_of(GetParam());
   }
   // Logits of `ids` appended to `s` (All rows), on `m`, through slot 0 of a fresh pool loaded from s;
   // s becomes the state after.
@@ -123,6 +126,7 @@ class CudaModel : public ::testing::TestWithParam<std::string> {
   std::vector<Case> cases_;
   std::shared_ptr<const Model> cpu_, gpu_;
   int64_t V_ = 0;
+  double tol_ = 0;
 };
 
 TEST_P(CudaModel, LogitsMatchTransformersAndTheCpu) {
@@ -134,8 +138,8 @@ TEST_P(CudaModel, LogitsMatchTransformersAndTheCpu) {
     const auto cpu = run_slots(*cpu_, sc, c.prompt);
     const double e_ref = max_rel_err(got.data(), c.logits.f32(), T, V_);
     const double e_cpu = max_rel_err(got.data(), cpu.data(), T, V_);
-    EXPECT_LE(e_ref, kTol) << GetParam() << " " << c.name << " vs transformers";
-    EXPECT_LE(e_cpu, kTol) << GetParam() << " " << c.name << " vs the CPU";
+    EXPECT_LE(e_ref, tol_) << GetParam() << " " << c.name << " vs transformers";
+    EXPECT_LE(e_cpu, tol_) << GetParam() << " " << c.name << " vs the CPU";
     EXPECT_EQ(sg.n_tokens(), T);
     worst_ref = std::max(worst_ref, e_ref), worst_cpu = std::max(worst_cpu, e_cpu);
   }
@@ -166,14 +170,14 @@ TEST_P(CudaModel, PackedPrefillAndBatchedDecodeInSlotsMatchTheCpu) {
   std::vector<float> g(packed.size() * V_), c(packed.size() * V_);
   gpu_->forward_slots(prefill, *gs, gids, g.data(), Logits::All);
   cpu_->forward_slots(prefill, *cs, cids, c.data(), Logits::All);
-  EXPECT_LE(max_rel_err(g.data(), c.data(), int64_t(packed.size()), V_), kTol) << "packed prefill";
+  EXPECT_LE(max_rel_err(g.data(), c.data(), int64_t(packed.size()), V_), tol_) << "packed prefill";
   for (int step = 0; step < 6; ++step) {
     const int32_t next[] = {int32_t((step * 17 + 3) % V_), int32_t((step * 29 + 5) % V_)};
     const Batch d{next, {0, 1, 2}};
     std::vector<float> gr(2 * V_), cr(2 * V_);
     gpu_->forward_slots(d, *gs, gids, gr.data(), Logits::Last);
     cpu_->forward_slots(d, *cs, cids, cr.data(), Logits::Last);
-    EXPECT_LE(max_rel_err(gr.data(), cr.data(), 2, V_), kTol) << "decode step " << step;
+    EXPECT_LE(max_rel_err(gr.data(), cr.data(), 2, V_), tol_) << "decode step " << step;
   }
   EXPECT_EQ(gs->n_tokens(3), int64_t(a.size()) + 6);
   EXPECT_EQ(gs->n_tokens(0), 0);  // untouched slots stay empty
@@ -193,7 +197,7 @@ TEST_P(CudaModel, StatesMoveBetweenDevices) {
   // CPU prefill -> GPU decode.
   std::vector<float> rows;
   EXPECT_EQ(continue_on(*gpu_, cpu_state, cpu_last, rows), want) << "CPU-prefilled state decoded on the GPU";
-  EXPECT_LE(max_rel_err(rows.data(), want_rows.data(), int64_t(n), V_), kTol);
+  EXPECT_LE(max_rel_err(rows.data(), want_rows.data(), int64_t(n), V_), tol_);
   // GPU prefill -> CPU decode.
   SequenceState gpu_state(gpu_->state_spec());
   const auto gpu_logits = run_slots(*gpu_, gpu_state, c.prompt);
@@ -201,7 +205,7 @@ TEST_P(CudaModel, StatesMoveBetweenDevices) {
   const std::vector<float> gpu_last(gpu_logits.end() - V_, gpu_logits.end());
   rows.clear();
   EXPECT_EQ(continue_on(*cpu_, gpu_state, gpu_last, rows), want) << "GPU-prefilled state decoded on the CPU";
-  EXPECT_LE(max_rel_err(rows.data(), want_rows.data(), int64_t(n), V_), kTol);
+  EXPECT_LE(max_rel_err(rows.data(), want_rows.data(), int64_t(n), V_), tol_);
 }
 
 TEST_P(CudaModel, ForwardOnHostStatesMatchesTheCpu) {
@@ -212,7 +216,7 @@ TEST_P(CudaModel, ForwardOnHostStatesMatchesTheCpu) {
   std::vector<float> gl(ids.size() * V_), cl(ids.size() * V_);
   gpu_->forward(Batch::single(ids), {&gp, 1}, gl.data(), Logits::All);
   cpu_->forward(Batch::single(ids), {&cp, 1}, cl.data(), Logits::All);
-  EXPECT_LE(max_rel_err(gl.data(), cl.data(), int64_t(ids.size()), V_), kTol);
+  EXPECT_LE(max_rel_err(gl.data(), cl.data(), int64_t(ids.size()), V_), tol_);
   EXPECT_EQ(g.n_tokens(), c.n_tokens());
   // A refused call changes no state: a token outside the vocabulary.
   const SequenceState before = g;
@@ -222,19 +226,5 @@ TEST_P(CudaModel, ForwardOnHostStatesMatchesTheCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, CudaModel, ::testing::ValuesIn(kRunsOnCuda));
-
-TEST(CudaModelLoad, UnsupportedLayersAreNamed) {
-  SKIP_WITHOUT_CUDA();
-  for (const char* name : kRefused) {
-    try {
-      Model::load((kGolden / name).string(), Device::Cuda);
-      ADD_FAILURE() << name << " loaded on cuda, but the backend has no attention / MoE yet";
-    } catch (const linfer::Error& e) {
-      const std::string msg = e.what();
-      EXPECT_NE(msg.find("layer"), std::string::npos) << msg;
-      EXPECT_NE(msg.find("--device cpu"), std::string::npos) << msg;
-    }
-  }
-}
 
 }  // namespace

@@ -15,7 +15,7 @@
 # MODEL_SPEED="PROMPT GEN REPS" (default "512 128 3"), WHOLE_MODELS="kimi_linear qwen3next" (random ~1B
 # models of those presets made here, timed on CUDA alone and, where python3 has torch + transformers,
 # with transformers on the same GPU: tools/hf_model_speed.py; WHOLE_MODELS= skips them), HF_SPEED=0 skips
-# transformers.
+# transformers, MAMBA2_SPEED=0 skips the Mamba2 CPU-vs-GPU run.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build-gpu}
@@ -114,7 +114,7 @@ if [ "${NCU:-1}" != 0 ] && [ "${DECODE_BENCH:-1}" != 0 ] && command -v ncu >/dev
 fi
 # Whole-model speed, CPU and GPU side by side: a random Mamba2 of mamba2-130m's shape where python3 has
 # numpy (tools/make_random_model.py), else the tiny golden fixture.
-if [ $mode = models ]; then
+if [ $mode = models ] && [ "${MAMBA2_SPEED:-1}" != 0 ]; then
   model=tests/golden/mamba2_b
   if python3 -c "import numpy" 2>/dev/null &&
      python3 tools/make_random_model.py mamba2 "$BUILD/mamba2-random" >"$LOG/make_model.log" 2>&1; then
@@ -122,6 +122,8 @@ if [ $mode = models ]; then
   fi
   # shellcheck disable=SC2086  # PROMPT GEN REPS
   step model_speed "$LOG/model_speed.txt" "$BUILD/gpu_model_speed" "$model" ${MODEL_SPEED:-512 128 3}
+fi
+if [ $mode = models ]; then
   # Kimi-Linear- and Qwen3-Next-shaped random models (~1B, MoE): generated here (2 GB each, not carried),
   # linfer on CUDA only (their CPU runs take minutes), then transformers on the same folder and GPU.
   hf=0
@@ -142,7 +144,7 @@ if [ $mode = models ]; then
 fi
 [ "${DECODE_BENCH:-1}" != 0 ] && cat "$LOG/bench.txt"
 if [ $mode = models ]; then
-  cat "$LOG/model_speed.txt"
+  cat "$LOG/model_speed.txt" 2>/dev/null
   for preset in ${WHOLE_MODELS-kimi_linear qwen3next}; do
     cat "$LOG/speed_$preset.txt" 2>/dev/null
     grep -E "^torch|parameters|^\| " "$LOG/hf_$preset.txt" 2>/dev/null | grep -v "^|---" | tail -6

@@ -2,14 +2,18 @@
 // Architecture, parameter count, layer pattern, the recurrent state a sequence needs and the KV
 // cache it grows per token (both as linfer stores them: float32). --config-only reads config.json
 // alone (no weights needed: for sizing a checkpoint before downloading it). With weights: each stored
-// type's share and the file's bits per weight; --tensors lists every tensor's type and shape.
+// type's share and the file's bits per weight; --tensors lists every tensor's type and shape. A .gguf
+// file (--model FILE.gguf) shows its metadata summary and every tensor's type, shape and bits per weight.
 
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/inspect_gguf.h"
 #include "cli/weight_summary.h"
 #include "io/config.h"
+#include "io/gguf.h"
 #include "linfer/model.h"
+#include "models/checkpoint.h"
 #include "models/load_layers.h"
 #include "models/registry.h"
 
@@ -79,12 +83,13 @@ void add_inspect(CLI::App& app) {
     bool config_only = false, tensors = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--model", a->model, "model folder")->required();
+  cmd->add_option("--model", a->model, "model folder, or a .gguf file")->required();
   cmd->add_flag("--config-only", a->config_only, "read config.json only (no weights needed)");
   cmd->add_flag("--tensors", a->tensors, "list every tensor with its type and shape");
   cmd->callback([a] {
     if (a->config_only) {
-      const ModelConfig m = build_model_config(Config::load(a->model + "/config.json"));
+      const auto ck = Checkpoint::open(a->model);  // a .gguf file's config comes from its metadata
+      const ModelConfig m = build_model_config(Config::parse(ck->config_text(), ck->config_label()));
       StateSpec spec;
       std::vector<std::string> layers;
       for (size_t i = 0; i < m.layers.size(); ++i) {
@@ -97,7 +102,8 @@ void add_inspect(CLI::App& app) {
     auto model = Model::load(a->model);
     print_report(model->info().architecture, model->info().n_params, model->info().layers, model->state_spec());
     fmt::print("fingerprint: {}\n", model->fingerprint());
-    print_weights(a->model, a->tensors);
+    if (is_gguf_file(a->model)) print_gguf(a->model);  // every tensor's type and bits per weight
+    else print_weights(a->model, a->tensors);
   });
 }
 

@@ -59,6 +59,10 @@ void Backend::unsupported(Op op) const {
        op_name(op));
 }
 
+void Backend::matmul_many(std::span<const MatmulCall> calls) {
+  for (const MatmulCall& c : calls) matmul(c.x, *c.w, c.bias ? *c.bias : Param{}, c.y);
+}
+
 void Backend::embedding(const Weight&, std::span<const int32_t>, const Mat&) { unsupported(Op::Embedding); }
 void Backend::rms_norm(const Mat&, const Param&, const Mat&, float, kernels::NormWeight) { unsupported(Op::RmsNorm); }
 void Backend::rms_norm_gated(const Mat&, const Mat&, const Param&, const Mat&, float, kernels::GateAct) {

@@ -145,6 +145,16 @@ class Backend {
   // ---- dense ops (float32 activations; y may alias x where an op says so) ----
   // y[M, N] = x[M, K] · wᵀ (+ bias[N]). x and y dense, not aliasing.
   virtual void matmul(const Mat& x, const Weight& w, const Param& bias, const Mat& y) = 0;
+  // Independent products (no y is another's x), each as matmul(), in one call so that a backend can
+  // run them together: the CPU splits all their weight rows over its threads at once (a layer's
+  // projections of one input, a MoE layer's experts). Default: one matmul() each.
+  struct MatmulCall {
+    Mat x;
+    const Weight* w;
+    Mat y;
+    const Param* bias = nullptr;
+  };
+  virtual void matmul_many(std::span<const MatmulCall> calls);
   // y[i, :] = table[ids[i], :] (ids on the host, checked by the caller).
   virtual void embedding(const Weight& table, std::span<const int32_t> ids, const Mat& y);
   // Per row: y = x / sqrt(mean(x²) + eps) · w (kernels/cpu/norm.h). y may alias x.

@@ -93,6 +93,16 @@ void CpuBackend::matmul(const Mat& x, const Weight& w, const Param& bias, const 
   kernels::matmul(x.p, x.rows, w.view, opt(bias), y.p);
 }
 
+void CpuBackend::matmul_many(std::span<const MatmulCall> calls) {
+  thread_local std::vector<kernels::MatmulArgs> args;  // reused: decode allocates nothing
+  args.clear();
+  for (const MatmulCall& c : calls) {
+    LINFER_CHECK(all_dense({&c.x, &c.y}) && c.x.rows == c.y.rows, "cpu matmul: x and y must be dense with equal rows");
+    args.push_back({c.x.p, c.x.rows, &c.w->view, c.bias ? opt(*c.bias) : nullptr, c.y.p});
+  }
+  kernels::matmul_many(args);
+}
+
 void CpuBackend::embedding(const Weight& table, std::span<const int32_t> ids, const Mat& y) {
   LINFER_CHECK(y.dense(), "cpu embedding: y must be dense");
   kernels::embedding(table.view, ids, y.p);

@@ -23,6 +23,7 @@ class CpuBackend final : public Backend {
   std::unique_ptr<StateSlots> make_slots(const StateSpec& spec, int n) override;
 
   void matmul(const Mat& x, const Weight& w, const Param& bias, const Mat& y) override;
+  void matmul_many(std::span<const MatmulCall> calls) override;
   void embedding(const Weight& table, std::span<const int32_t> ids, const Mat& y) override;
   void rms_norm(const Mat& x, const Param& w, const Mat& y, float eps, kernels::NormWeight mode) override;
   void rms_norm_gated(const Mat& x, const Mat& gate, const Param& w, const Mat& y, float eps,

@@ -3,6 +3,8 @@
 // ([I, hidden] each) or one packed gate_up tensor ([2·I, hidden], gate rows first), as
 // transformers packs MoE experts.
 
+#include <vector>
+
 #include "ffn/ffn.h"
 
 namespace linfer {
@@ -23,7 +25,14 @@ class Mlp final : public Ffn {
   MlpWeights w_;
 };
 
-// The MLP maths without the Ffn wrapper (the MoE runs it per expert on gathered rows).
+// The MLP maths without the Ffn wrapper.
 void swiglu_mlp(Backend& be, const MlpWeights& w, const Mat& x, const Mat& y);
+
+// The same in steps, so that a MoE runs the products of all its experts together (one
+// Backend::matmul_many for every gate / up, one for every down): swiglu_up_calls adds the gate and up
+// products of x [T, hidden] into h (T · 2·I floats of scratch); after they ran, swiglu_activate forms
+// silu(gate) · up in place and returns it ([T, I] at the front of h), the down product's input.
+void swiglu_up_calls(const MlpWeights& w, const Mat& x, float* h, std::vector<Backend::MatmulCall>& calls);
+Mat swiglu_activate(Backend& be, const MlpWeights& w, int64_t T, float* h);
 
 }  // namespace linfer

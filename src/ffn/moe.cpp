@@ -62,57 +62,83 @@ void moe_route(const MoeDims& d, const float* logits, const float* correction_bi
 }
 
 void Moe::forward(Backend& be, const Mat& x, const Mat& y) const {
-  const int64_t T = x.rows, E = d_.experts, k = d_.top_k;
+  const int64_t T = x.rows, E = d_.experts, k = d_.top_k, I = d_.intermediate;
   const int64_t hidden = w_.router.dim(1);
+  const bool shared = !w_.shared.down.empty(), shared_gate = shared && !w_.shared_gate.empty();
   Tmp tmp(be);
+  // Per-thread buffers (reused: decode allocates nothing once they have grown).
+  thread_local std::vector<Backend::MatmulCall> calls;
+  thread_local std::vector<float> host_logits, wts;
+  thread_local std::vector<int32_t> ids;
+  thread_local std::vector<std::vector<int64_t>> slots;  // per expert: slots t·k + i routed to it
+  thread_local std::vector<int64_t> rows;                // their tokens, expert after expert
+  thread_local std::vector<float> row_w;                 // their weights
 
+  // Everything that reads x alone, in one call: the router, the shared expert's gate and up, its gate.
   Mat logits = tmp.mat(T, E);
-  be.matmul(x, w_.router, {}, logits);
-  thread_local std::vector<float> host_logits;
+  float* h_shared = shared ? tmp.mat(T, 2 * w_.shared.intermediate()).p : nullptr;
+  Mat g = shared_gate ? tmp.mat(T, 1) : Mat();
+  calls.clear();
+  calls.push_back({x, &w_.router, logits});
+  if (shared) swiglu_up_calls(w_.shared, x, h_shared, calls);
+  if (shared_gate) calls.push_back({x, &w_.shared_gate, g});
+  be.matmul_many(calls);
+
   host_logits.resize(size_t(T * E));
   be.download(logits, host_logits.data());
-  thread_local std::vector<int32_t> ids;
-  thread_local std::vector<float> wts;
   ids.resize(size_t(T * k));
   wts.resize(size_t(T * k));
   moe_route(d_, host_logits.data(), w_.correction_bias.numel() ? w_.correction_bias.f32() : nullptr, T, ids.data(),
             wts.data());
-
-  // Shared expert first (writes y), then each routed expert over its gathered tokens.
-  if (!w_.shared.down.empty()) {
-    swiglu_mlp(be, w_.shared, x, y);
-    if (!w_.shared_gate.empty()) {
-      Mat g = tmp.mat(T, 1);
-      be.matmul(x, w_.shared_gate, {}, g);
-      be.scale_rows_sigmoid(y, g);
-    }
-  } else {
-    be.fill(y, 0.0f);
-  }
-
-  thread_local std::vector<std::vector<int64_t>> slots;  // per expert: slots t·k + i routed to it
-  thread_local std::vector<int64_t> rows;                // their tokens
-  thread_local std::vector<float> row_w;                 // their weights
   slots.resize(size_t(E));
   for (auto& r : slots) r.clear();
   for (int64_t i = 0; i < T * k; ++i) slots[ids[i]].push_back(i);
-  Mat xs_all = tmp.mat(T, hidden);
-  Mat ys_all = tmp.mat(T, hidden);
-  for (int64_t e = 0; e < E; ++e) {
-    const auto& r = slots[e];
-    if (r.empty()) continue;
-    const int64_t n = int64_t(r.size());
-    rows.resize(size_t(n));
-    row_w.resize(size_t(n));
-    for (int64_t j = 0; j < n; ++j) rows[j] = r[j] / k, row_w[j] = wts[r[j]];
-    Mat in = x;  // one token (decode): the expert reads x itself, no gather
-    if (T > 1) {
-      in = xs_all.rows_of(0, n);
-      be.gather_rows(x, rows, in);
+
+  // The routed experts in groups of at most kGroupRows gathered rows (all of a decode step's experts
+  // are one group; a long prefill's scratch stays bounded), each group's gate / up products in one
+  // call and its down products (with the shared expert's, in the first group) in another. y is the
+  // shared expert's output first, then each expert's rows added in expert order.
+  constexpr int64_t kGroupRows = 1024;
+  const int64_t cap = std::min(T * k, std::max(kGroupRows, T));  // one expert alone has at most T rows
+  Mat xs = tmp.mat(cap, hidden), ys = tmp.mat(cap, hidden);
+  float* h = tmp.mat(cap, 2 * I).p;
+  bool shared_done = !shared;
+  if (!shared) be.fill(y, 0.0f);
+  for (int64_t first = 0; first < E;) {
+    // Experts [first, last) with their rows at [off[e], off[e] + n) of xs / ys / h.
+    int64_t last = first, used = 0;
+    rows.clear();
+    row_w.clear();
+    for (; last < E; ++last) {
+      const int64_t n = int64_t(slots[last].size());
+      if (used + n > cap) break;
+      for (int64_t s : slots[last]) rows.push_back(s / k), row_w.push_back(wts[s]);
+      used += n;
     }
-    const Mat ys = ys_all.rows_of(0, n);
-    swiglu_mlp(be, w_.experts[e], in, ys);
-    be.scatter_add_rows(ys, rows, row_w, y);
+    if (used > 0 && T > 1) be.gather_rows(x, rows, xs.rows_of(0, used));  // one token: experts read x
+    calls.clear();
+    for (int64_t e = first, off = 0; e < last; off += int64_t(slots[e].size()), ++e)
+      if (!slots[e].empty())
+        swiglu_up_calls(w_.experts[e], T > 1 ? xs.rows_of(off, int64_t(slots[e].size())) : x, h + off * 2 * I, calls);
+    be.matmul_many(calls);
+    calls.clear();
+    for (int64_t e = first, off = 0; e < last; off += int64_t(slots[e].size()), ++e) {
+      const int64_t n = int64_t(slots[e].size());
+      if (n == 0) continue;
+      calls.push_back({swiglu_activate(be, w_.experts[e], n, h + off * 2 * I), &w_.experts[e].down, ys.rows_of(off, n)});
+    }
+    if (!shared_done) {
+      calls.push_back({swiglu_activate(be, w_.shared, T, h_shared), &w_.shared.down, y});
+      shared_done = true;
+    }
+    be.matmul_many(calls);
+    if (first == 0 && shared_gate) be.scale_rows_sigmoid(y, g);
+    for (int64_t e = first, off = 0; e < last; off += int64_t(slots[e].size()), ++e) {
+      const int64_t n = int64_t(slots[e].size());
+      if (n > 0) be.scatter_add_rows(ys.rows_of(off, n), std::span(rows).subspan(size_t(off), size_t(n)),
+                                     std::span(row_w).subspan(size_t(off), size_t(n)), y);
+    }
+    first = last;
   }
 }
 

@@ -136,6 +136,7 @@ TEST(Quant, RoundTripErrorWithinTheStep) {
     const auto y = kernels::ref::dequantize_f64(t, q.data(), n);
     const double slack = 1 + 1.0 / 512;  // the fp16 rounding of the stored scales
     double sq_steps = 0;                 // sum over elements of (error / step)^2
+    double sq_err = 0, sq_x = 0;         // for the relative RMS error
     const int64_t unit = t == DType::Q4_K ? 32 : bs;  // elements sharing one offset and scale
     for (int64_t u = 0; u < n / unit; ++u) {
       const float* xu = x.data() + u * unit;
@@ -155,6 +156,7 @@ TEST(Quant, RoundTripErrorWithinTheStep) {
       for (int64_t i = 0; i < unit; ++i) {
         const double e = y[size_t(u * unit + i)] - xu[i];
         sse += e * e;
+        sq_x += double(xu[i]) * xu[i];
         max_err = std::max(max_err, std::fabs(e));
       }
       if (step == 0) {
@@ -162,13 +164,14 @@ TEST(Quant, RoundTripErrorWithinTheStep) {
         continue;
       }
       sq_steps += sse / (step * step);
+      sq_err += sse;
       if (t == DType::Q8_0)
         ASSERT_LE(max_err, 0.5 * step * slack) << "q8_0 block " << u;
       else
         ASSERT_LE(std::sqrt(sse / double(unit)), step * slack) << dtype_name(t) << " block " << u;
     }
-    std::printf("%s: RMS round-trip error %.3f steps (N(0,1) data with outliers)\n", std::string(dtype_name(t)).c_str(),
-                std::sqrt(sq_steps / double(n)));
+    std::printf("%s: RMS round-trip error %.3f steps, %.4f of the RMS value (N(0,1) data with outliers)\n",
+                std::string(dtype_name(t)).c_str(), std::sqrt(sq_steps / double(n)), std::sqrt(sq_err / sq_x));
   }
 }
 

@@ -1,10 +1,11 @@
 #pragma once
 // Text in, text out: byte-level BPE tokenizers.
 //
-// Two on-disk formats load into one Tokenizer:
+// Three on-disk formats load into one Tokenizer:
 //   - Hugging Face tokenizer.json with a byte-level BPE model (GPT-2 / Qwen family);
 //   - tiktoken.model (+ tokenizer_config.json for the special tokens), as Kimi models ship it, with
-//     Kimi's pre-tokenizer pattern.
+//     Kimi's pre-tokenizer pattern;
+//   - a GGUF file's tokenizer.ggml.* metadata with a byte-level BPE ("gpt2") vocabulary.
 // See docs/tokenizers.md for what is supported and how it is checked.
 //
 //   auto tok = linfer::Tokenizer::load("models/demo");          // throws linfer::Error on bad files
@@ -36,7 +37,7 @@ enum class SpecialTokens {
 
 class Tokenizer {
  public:
-  // model_dir holds tokenizer.json, or tiktoken.model + tokenizer_config.json. Throws linfer::Error
+  // model_dir holds tokenizer.json, or tiktoken.model + tokenizer_config.json, or is a .gguf file. Throws linfer::Error
   // when neither is there or a file is malformed / uses a feature this tokenizer does not support.
   static std::unique_ptr<Tokenizer> load(const std::string& model_dir);
   ~Tokenizer();

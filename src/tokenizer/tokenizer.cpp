@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <tuple>
 
+#include "io/gguf.h"
 #include "linfer/core/error.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/utf8.h"
@@ -17,6 +18,7 @@ namespace linfer {
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& model_dir) {
   namespace fs = std::filesystem;
+  if (is_gguf_file(model_dir)) return std::make_unique<Tokenizer>(tok::load_gguf_tokenizer(model_dir));
   const fs::path dir(model_dir);
   const std::string config = (dir / "tokenizer_config.json").string();
   std::unique_ptr<Impl> impl;

@@ -40,6 +40,8 @@ namespace tok {
 std::unique_ptr<Tokenizer::Impl> load_hf_tokenizer(const std::string& tokenizer_json,
                                                    const std::string& tokenizer_config);
 std::unique_ptr<Tokenizer::Impl> load_tiktoken(const std::string& tiktoken_model, const std::string& tokenizer_config);
+// tokenizer.ggml.* of a GGUF file (load_gguf.cpp).
+std::unique_ptr<Tokenizer::Impl> load_gguf_tokenizer(const std::string& gguf_path);
 // eos token id named by tokenizer_config.json ("eos_token": "..." or {"content": ...}); -1 if the
 // file is missing or names none.
 int32_t config_eos_id(const std::string& tokenizer_config, const Tokenizer::Impl& impl);

@@ -19,7 +19,9 @@
 #include <nlohmann/json.hpp>
 
 #include "../gguf_writer.h"
+#include "io/gguf.h"
 #include "io/npy.h"
+#include "kernels/cpu/quant/quantize.h"
 #include "linfer/core/error.h"
 #include "linfer/model.h"
 
@@ -138,6 +140,114 @@ INSTANTIATE_TEST_SUITE_P(Files, GoldenGguf, ::testing::ValuesIn(kCases),
                            std::string n = info.param.file;
                            for (char& c : n) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            return n;
+                         });
+
+// ---- quantized tensors ----------------------------------------------------------------------------
+// llama.cpp's quantizer is not run here: a quantized twin of each BF16 file is written by the test
+// (same metadata and names; every BF16 matrix whose rows are whole 32-element blocks quantized with
+// linfer's quantizer, in GGUF's block layout) together with an F32 twin holding exactly the values the
+// quantized blocks represent. The quantized file must give the F32 twin's logits (the mapping of
+// quantized tensors: views, expert slices, row re-interleaving, kv_b's dequantized join; the quantized
+// kernels) and stay within the format's measured error of the HF folder.
+
+std::string encode(const linfer::GgufValue& v) {
+  using linfer::GgufType;
+  using W = linfer::test::GgufWriter;
+  switch (v.type) {
+    case GgufType::U8: case GgufType::Bool: return W::le(v.type == GgufType::Bool ? uint64_t(v.i) : v.u, 1);
+    case GgufType::I8: return W::le(uint64_t(v.i), 1);
+    case GgufType::U16: return W::le(v.u, 2);
+    case GgufType::I16: return W::le(uint64_t(v.i), 2);
+    case GgufType::U32: return W::le(v.u, 4);
+    case GgufType::I32: return W::le(uint64_t(v.i), 4);
+    case GgufType::U64: return W::le(v.u, 8);
+    case GgufType::I64: return W::le(uint64_t(v.i), 8);
+    case GgufType::F32: return W::f32(float(v.f));
+    case GgufType::F64: return W::f64(v.f);
+    case GgufType::String: return W::str(v.str);
+    case GgufType::Array: {
+      std::vector<std::string> items;
+      for (const auto& it : v.items) items.push_back(encode(it));
+      return W::array(uint32_t(v.elem), items);
+    }
+  }
+  return "";
+}
+
+// Writes `quantized` (matrices in `type`) and `dequantized` (the same values in F32) twins of `src`.
+void write_twins(const std::string& src, linfer::DType type, uint32_t ggml_type, const std::string& quantized,
+                 const std::string& dequantized) {
+  const linfer::GgufFile f(src);
+  linfer::test::GgufWriter q, d;
+  for (const auto& [key, value] : f.header().metadata) {
+    q.kv(key, uint32_t(value.type), encode(value));
+    d.kv(key, uint32_t(value.type), encode(value));
+  }
+  for (const auto& t : f.header().tensors) {
+    std::vector<uint64_t> ne(t.ne.begin(), t.ne.end());
+    const auto bytes = f.bytes(t);
+    const std::string raw(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (std::string(t.type->name) != "BF16" || t.ne.size() < 2 || t.ne[0] % 32 != 0) {
+      q.tensor(t.name, ne, t.type->id, raw);
+      d.tensor(t.name, ne, t.type->id, raw);
+      continue;
+    }
+    const linfer::Tensor w = linfer::Tensor::to_f32(f.view(t));
+    const int64_t K = t.ne[0], rows = t.numel() / K;
+    std::string qb(linfer::dtype_nbytes(type, t.numel()), '\0'), db(size_t(t.numel()) * 4, '\0');
+    const size_t row_bytes = linfer::dtype_nbytes(type, K);
+    for (int64_t r = 0; r < rows; ++r) {
+      linfer::kernels::quantize_row(type, w.f32() + r * K, qb.data() + r * row_bytes, K);
+      linfer::to_f32(type, qb.data() + r * row_bytes, reinterpret_cast<float*>(db.data()) + r * K, size_t(K));
+    }
+    q.tensor(t.name, ne, ggml_type, qb);
+    d.tensor(t.name, ne, 0, db);
+  }
+  std::ofstream(quantized, std::ios::binary) << q.build();
+  std::ofstream(dequantized, std::ios::binary) << d.build();
+}
+
+struct QuantCase {
+  const char* file;
+  linfer::DType type;
+  uint32_t ggml_type;
+};
+
+class GoldenGgufQuantized : public ::testing::TestWithParam<std::tuple<const char*, int>> {};
+
+TEST_P(GoldenGgufQuantized, SameLogitsAsItsDequantizedValues) {
+  const auto [fixture, which] = GetParam();
+  const QuantCase qc = which == 0 ? QuantCase{"q8_0", linfer::DType::Q8_0, 8} : QuantCase{"q4_0", linfer::DType::Q4_0, 2};
+  const std::string base = (fs::temp_directory_path() / (std::string("linfer_") + fixture + "_" + qc.file)).string();
+  write_twins((kGolden / "gguf" / (std::string(fixture) + "-bf16.gguf")).string(), qc.type, qc.ggml_type,
+              base + ".gguf", base + "-dq.gguf");
+  const auto quantized = Model::load(base + ".gguf");
+  const auto dequantized = Model::load(base + "-dq.gguf");
+  const auto folder = Model::load((kGolden / fixture).string());
+  fs::remove(base + ".gguf");
+  fs::remove(base + "-dq.gguf");
+  const int64_t V = folder->info().vocab_size;
+  double vs_dq = 0, vs_folder = 0, mean_vs_folder = 0, agree = 0, n = 0;
+  for (const Prompt& p : prompts_of(fixture)) {
+    const auto a = full_logits(*quantized, p.ids), b = full_logits(*dequantized, p.ids), c = full_logits(*folder, p.ids);
+    const int64_t T = int64_t(p.ids.size());
+    vs_dq = std::max(vs_dq, max_rel_err(a.data(), b.data(), T, V));
+    vs_folder = std::max(vs_folder, max_rel_err(a.data(), c.data(), T, V));
+    for (int64_t t = 0; t < T; ++t, ++n) {
+      agree += argmax(&a[size_t(t * V)], V) == argmax(&c[size_t(t * V)], V);
+      mean_vs_folder += max_rel_err(&a[size_t(t * V)], &c[size_t(t * V)], 1, V);
+    }
+  }
+  std::printf("%s %s: logits vs its dequantized values %.2e; vs the HF folder %.2e mean, %.2e max; argmax agreement "
+              "%.3f\n", fixture, qc.file, vs_dq, mean_vs_folder / n, vs_folder, agree / n);
+  EXPECT_LE(vs_dq, 3e-4);  // measured <= 6.7e-5
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, GoldenGgufQuantized,
+                         ::testing::Combine(::testing::Values("mamba2_a", "qwen3_next_a", "kimi_linear_a"),
+                                            ::testing::Values(0, 1)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param)) + (std::get<1>(info.param) ? "_q4_0" : "_q8_0");
                          });
 
 // ---- files linfer cannot run -------------------------------------------------------------------

@@ -1,10 +1,11 @@
 // GGUF files written by llama.cpp's own converter (tests/golden/gguf/README.md says how) against the
 // Hugging Face folder they were converted from: `--model X.gguf` must run the same model as
 // `--model DIR`.
-//   - logits at every position of every golden prompt: within float rounding of the folder's
-//     (the converter's transforms, e.g. -exp(A_log) or 1 + w stored in bf16, are undone in float32)
-//     for BF16 / F32 files; within the measured error of the format for quantized files;
-//   - and, independently, within 1e-4 of transformers' logits and the same greedy ids (BF16);
+//   - BF16 files: logits at every position of every golden prompt within float rounding of the
+//     folder's (the converter's transforms, e.g. A stored as -exp(A_log) or norms as 1 + w, are undone
+//     in float32), within 1e-4 of transformers' logits, and the same greedy ids;
+//   - quantized tensors (Q8_0, Q4_0 twins of those files written here): exactly the logits of the
+//     values their blocks hold; the format's error against the folder is measured and printed;
 //   - files linfer cannot run are refused by name: an architecture it has no mapping for, a tensor
 //     no mapping uses.
 

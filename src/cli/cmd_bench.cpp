@@ -1,7 +1,9 @@
-// linfer bench --model DIR [-p 512[,4096]] [-n 128] [-r 3] [--json] [--profile] [--device cpu|cuda]
+// linfer bench --model DIR [-p 512[,4096]] [-n 128] [-b 1[,8]] [-r 3] [--json] [--profile] [--device cpu|cuda]
 // End-to-end speed, like llama-bench: for each prompt length pp, prefill pp random tokens into an
 // empty sequence (one forward, logits of the last token only) -> "ppN"; for each generation length
-// tg, decode tg tokens one at a time from an empty sequence (logits every token) -> "tgN". Each test
+// tg and batch B, decode tg tokens one at a time in each of B sequences from empty ones, the B
+// sequences together (one forward per step, logits of every sequence) -> "tgN" (B = 1) or "tgN x B";
+// tokens/s counts every sequence's tokens, as a server decoding B users would. Each test
 // runs once untimed (warm-up: page in the mmap'd weights, grow scratch buffers), then r times; the
 // median tokens/s is reported, with every sample in --json. Threads: the global --threads option.
 // Random-weight models of realistic shape: tools/make_random_model.py.
@@ -31,13 +33,13 @@ namespace linfer::cli {
 namespace {
 
 struct BenchTest {
-  std::string name;  // "pp512", "tg128"
-  int64_t n_prompt = 0, n_gen = 0;
+  std::string name;  // "pp512", "tg128", "tg128 x 8"
+  int64_t n_prompt = 0, n_gen = 0, batch = 1;
   std::vector<double> seconds;      // wall, one per timed repetition
   std::vector<double> cpu_seconds;  // CPU time of the whole process (all threads), same runs
   std::map<std::string, ProfileEntry> profile;
 
-  int64_t tokens() const { return n_prompt + n_gen; }
+  int64_t tokens() const { return (n_prompt + n_gen) * batch; }
 };
 
 double median(std::vector<double> s) {
@@ -52,13 +54,13 @@ double process_cpu_seconds() {
   return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
-// One run of a test on a fresh sequence, kept where the model runs (a state slot); returns wall seconds.
+// One run of a test on fresh sequences, kept where the model runs (state slots); returns wall seconds.
 double run_once(const Model& model, const BenchTest& test, std::mt19937& rng) {
-  const int64_t V = model.info().vocab_size;
+  const int64_t V = model.info().vocab_size, B = test.batch;
   std::uniform_int_distribution<int32_t> tok(0, int32_t(V - 1));
-  auto slots = model.make_slots(1);
+  auto slots = model.make_slots(int(B));
   const int32_t slot = 0;
-  std::vector<float> logits(static_cast<size_t>(V));
+  std::vector<float> logits(static_cast<size_t>(B * V));
   using clock = std::chrono::steady_clock;
   if (test.n_prompt > 0) {
     std::vector<int32_t> ids(size_t(test.n_prompt));
@@ -67,10 +69,15 @@ double run_once(const Model& model, const BenchTest& test, std::mt19937& rng) {
     model.forward_slots(Batch::single(ids), *slots, {&slot, 1}, logits.data(), Logits::Last);
     return std::chrono::duration<double>(clock::now() - t0).count();
   }
+  // One token per sequence per step; the batch is built once (the loop times the model alone).
+  std::vector<int32_t> ids(static_cast<size_t>(B)), slot_ids(static_cast<size_t>(B));
+  Batch batch{ids, {}};
+  for (int64_t i = 0; i <= B; ++i) batch.offsets.push_back(i);
+  for (int64_t i = 0; i < B; ++i) slot_ids[size_t(i)] = int32_t(i);
   const auto t0 = clock::now();
   for (int64_t i = 0; i < test.n_gen; ++i) {
-    const int32_t id = tok(rng);
-    model.forward_slots(Batch::single({&id, 1}), *slots, {&slot, 1}, logits.data(), Logits::Last);
+    for (auto& id : ids) id = tok(rng);
+    model.forward_slots(batch, *slots, slot_ids, logits.data(), Logits::Last);
   }
   return std::chrono::duration<double>(clock::now() - t0).count();
 }
@@ -85,7 +92,7 @@ void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "prefill and decode speed (tokens/s), like llama-bench");
   struct Args {
     std::string model, device;
-    std::vector<int64_t> pp{512}, tg{128};
+    std::vector<int64_t> pp{512}, tg{128}, batch{1};
     int reps = 3;
     bool json = false, profile = false;
     uint32_t seed = 1;
@@ -94,6 +101,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--model", a->model, "model folder (tools/make_random_model.py writes random ones)")->required();
   cmd->add_option("-p,--n-prompt", a->pp, "prompt lengths to prefill (comma-separated; 0: none)")->delimiter(',');
   cmd->add_option("-n,--n-gen", a->tg, "tokens to decode one at a time (comma-separated; 0: none)")->delimiter(',');
+  cmd->add_option("-b,--batch", a->batch,
+                  "sequences decoded together in each -n test (comma-separated; tokens/s counts all of them)")
+      ->delimiter(',');
   cmd->add_option("-r,--repetitions", a->reps, "timed repetitions per test (the median is reported)")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--seed", a->seed, "seed of the random token ids");
@@ -105,11 +115,14 @@ void add_bench(CLI::App& app) {
     std::vector<BenchTest> tests;
     for (int64_t p : a->pp) {
       LINFER_CHECK(p >= 0, "bench: -p {} must be >= 0", p);
-      if (p > 0) tests.push_back(BenchTest{fmt::format("pp{}", p), p, 0, {}, {}, {}});
+      if (p > 0) tests.push_back(BenchTest{fmt::format("pp{}", p), p, 0, 1, {}, {}, {}});
     }
+    for (int64_t b : a->batch) LINFER_CHECK(b >= 1 && b <= 4096, "bench: -b {} must be in 1..4096", b);
     for (int64_t n : a->tg) {
       LINFER_CHECK(n >= 0, "bench: -n {} must be >= 0", n);
-      if (n > 0) tests.push_back(BenchTest{fmt::format("tg{}", n), 0, n, {}, {}, {}});
+      if (n > 0)
+        for (int64_t b : a->batch)
+          tests.push_back(BenchTest{b == 1 ? fmt::format("tg{}", n) : fmt::format("tg{} x {}", n, b), 0, n, b, {}, {}, {}});
     }
     LINFER_CHECK(!tests.empty(), "bench: nothing to run (every -p and -n is 0)");
 
@@ -141,7 +154,7 @@ void add_bench(CLI::App& app) {
                          {"weights", weight_types},   {"bits_per_weight", weights.bits_per_weight()},
                          {"device", device_name(model->device())},
                          {"test", t.name},            {"n_prompt", t.n_prompt},
-                         {"n_gen", t.n_gen},          {"repetitions", t.seconds.size()},
+                         {"n_gen", t.n_gen},          {"batch", t.batch}, {"repetitions", t.seconds.size()},
                          {"samples_s", t.seconds},    {"cpu_samples_s", t.cpu_seconds},
                          {"median_s", median(t.seconds)},
                          {"tokens_per_s", double(t.tokens()) / median(t.seconds)},

@@ -45,6 +45,26 @@ TEST(Bench, JsonListsEveryTestWithItsSamples) {
   }
 }
 
+TEST(Bench, BatchDecodesSequencesTogether) {
+  const CliRun r = run("bench --model " + kModel.string() + " -p 0 -n 3 -b 1,4 -r 1 --json --profile", false);
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 2u) << r.out;
+  EXPECT_EQ(j[0]["test"], "tg3");
+  EXPECT_EQ(j[1]["test"], "tg3 x 4");
+  EXPECT_EQ(j[0]["batch"], 1);
+  EXPECT_EQ(j[1]["batch"], 4);
+  for (const auto& t : j) {
+    // One forward per step whatever the batch; tokens/s counts every sequence's tokens.
+    EXPECT_EQ(t["profile"]["embed"]["calls"], 3) << t["test"];
+    const double tokens = t["tokens_per_s"].get<double>() * t["median_s"].get<double>();
+    EXPECT_NEAR(tokens, 3.0 * t["batch"].get<double>(), 1e-6) << t["test"];
+  }
+  const CliRun bad = run("bench --model " + kModel.string() + " -p 0 -n 3 -b 0", true);
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("-b 0"), std::string::npos) << bad.out;
+}
+
 TEST(Bench, TableByDefault) {
   const CliRun r = run("bench --model " + kModel.string() + " -p 4 -n 0 -r 1", false);
   ASSERT_EQ(r.status, 0) << r.out;

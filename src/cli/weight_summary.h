@@ -1,7 +1,7 @@
 #pragma once
 // What a checkpoint's weights are stored as, for `linfer inspect` and `linfer bench`: parameters and bytes
 // per type, and the bits per weight of the whole file. Works on any store with names() and entry(name)
-// giving dtype_name, dtype (optional) and shape (SafetensorsDir today).
+// giving dtype_name, dtype (optional) and shape (SafetensorsDir, Checkpoint).
 
 #include <fmt/format.h>
 
@@ -14,6 +14,7 @@
 #include "linfer/core/dtype.h"
 #include "linfer/core/error.h"
 #include "linfer/core/tensor.h"
+#include "models/checkpoint.h"
 
 namespace linfer::cli {
 
@@ -69,10 +70,11 @@ WeightSummary summarize_weights(const Files& files) {
   return w;
 }
 
-// The summary of a model folder's safetensors; empty (no types) where the path is not such a folder.
+// The summary of a model folder's safetensors or a .gguf file's tensors as linfer loads them; empty (no
+// types) where the path is neither.
 inline WeightSummary summarize_folder(const std::string& path) {
   try {
-    return summarize_weights(SafetensorsDir(path));
+    return summarize_weights(*Checkpoint::open(path));
   } catch (const Error&) {
     return {};
   }

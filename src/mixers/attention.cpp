@@ -22,21 +22,18 @@ void AttentionMixer::forward(const Mat& x, const Mat& y, const MixerCall& call) 
   const int64_t T = call.T, H = d_.heads, Hkv = d_.kv_heads, D = d_.head_dim;
   Tmp tmp(be);
 
-  Mat q = tmp.mat(T, H * D);
+  // q (with the output gate interleaved per head when there is one), k and v from x in one call.
+  Mat q = tmp.mat(T, H * D), k = tmp.mat(T, Hkv * D), v = tmp.mat(T, Hkv * D);
+  Mat qg = d_.output_gate ? tmp.mat(T, H * 2 * D) : Mat();  // per head [q (D) | gate (D)]
+  const Backend::MatmulCall proj[] = {{x, &w_.q_proj, d_.output_gate ? qg : q}, {x, &w_.k_proj, k}, {x, &w_.v_proj, v}};
+  be.matmul_many(proj);
   Mat gate;
   if (d_.output_gate) {
-    Mat qg = tmp.mat(T, H * 2 * D);  // per head [q (D) | gate (D)]
     gate = tmp.mat(T, H * D);
-    be.matmul(x, w_.q_proj, {}, qg);
     const Mat heads(qg.p, T * H, 2 * D);
     be.copy(heads.cols_of(0, D), q.split_rows(D));
     be.copy(heads.cols_of(D, D), gate.split_rows(D));
-  } else {
-    be.matmul(x, w_.q_proj, {}, q);
   }
-  Mat k = tmp.mat(T, Hkv * D), v = tmp.mat(T, Hkv * D);
-  be.matmul(x, w_.k_proj, {}, k);
-  be.matmul(x, w_.v_proj, {}, v);
   if (d_.qk_norm) {
     const auto mode = zero_centred_ ? kernels::NormWeight::OnePlus : kernels::NormWeight::Plain;
     be.rms_norm(q.split_rows(D), w_.q_norm, q.split_rows(D), float(eps_), mode);

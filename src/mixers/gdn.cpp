@@ -17,8 +17,8 @@ void GdnMixer::forward(const Mat& x, const Mat& y, const MixerCall& call) const 
   // beta and the raw gate a [T, HV].
   Mat qkvz = tmp.mat(T, 2 * kd + 2 * vd);
   Mat ba = tmp.mat(T, 2 * HV);
-  be.matmul(x, w_.in_proj_qkvz, {}, qkvz);
-  be.matmul(x, w_.in_proj_ba, {}, ba);
+  const Backend::MatmulCall proj[] = {{x, &w_.in_proj_qkvz, qkvz}, {x, &w_.in_proj_ba, ba}};
+  be.matmul_many(proj);  // one parallel region at decode
   Mat qkv = tmp.mat(T, C);
   Mat z = tmp.mat(T, vd);
   Mat beta = tmp.mat(T, HV);

@@ -16,20 +16,19 @@ void MlaMixer::forward(const Mat& x, const Mat& y, const MixerCall& call) const 
   const float eps = float(d_.latent_norm_eps);
   Tmp tmp(be);
 
-  Mat q = tmp.mat(T, H * dq);
+  // q (or its LoRA's first half) and the latent rows [c | k_r] from x in one call.
+  Mat q = tmp.mat(T, H * dq), lat = tmp.mat(T, L);
+  Mat qa = d_.q_lora_rank > 0 ? tmp.mat(T, d_.q_lora_rank) : Mat();
+  const Backend::MatmulCall proj[] = {{x, d_.q_lora_rank > 0 ? &w_.q_a : &w_.q_proj, d_.q_lora_rank > 0 ? qa : q},
+                                      {x, &w_.kv_a, lat}};
+  be.matmul_many(proj);
   if (d_.q_lora_rank > 0) {
-    Mat qa = tmp.mat(T, d_.q_lora_rank);
-    be.matmul(x, w_.q_a, {}, qa);
     be.rms_norm(qa, w_.q_a_norm, qa, eps, kernels::NormWeight::Plain);
     be.matmul(qa, w_.q_b, {}, q);
-  } else {
-    be.matmul(x, w_.q_proj, {}, q);
   }
   LINFER_CHECK(!d_.rope, "MLA with RoPE is not implemented (Kimi Linear's MLA is NoPE)");
 
-  // The latent rows: [c | k_r] with c normalised; appended to each sequence's cache.
-  Mat lat = tmp.mat(T, L);
-  be.matmul(x, w_.kv_a, {}, lat);
+  // The latent rows, c normalised, are appended to each sequence's cache.
   be.rms_norm(lat.cols_of(0, d_.kv_lora_rank), w_.kv_a_norm, lat.cols_of(0, d_.kv_lora_rank), eps,
               kernels::NormWeight::Plain);
   const kernels::MlaDims md{.n_heads = H, .kv_lora_rank = d_.kv_lora_rank, .qk_nope_dim = d_.qk_nope,

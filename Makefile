@@ -10,7 +10,7 @@ BUILD   ?= build
 JOBS    ?= $(shell nproc)
 PACKAGES = g++ cmake ninja-build pkg-config libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev \
            libfmt-dev libcli11-dev libxxhash-dev libzstd-dev libpcre2-dev libicu-dev libboost-dev python3-jinja2 \
-           libhiredis-dev redis-server nginx libhwy-dev libopenblas-dev
+           libhiredis-dev redis-server nginx libhwy-dev libopenblas-dev iproute2
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 20
 

@@ -138,7 +138,8 @@ inline HttpResponse post(int port, const std::string& path, const nlohmann::json
   return http(port, "POST", path, body.dump(), headers);
 }
 
-// A `linfer serve` child process on 127.0.0.1 and an ephemeral port; stderr goes to a file.
+// A `linfer serve` child process on an ephemeral port (127.0.0.1 unless args say --host 0.0.0.0), in
+// the network namespace of the thread that starts it; stderr goes to a file.
 class ServeProcess {
  public:
   // args: everything after `linfer` (e.g. "--threads 2 serve --model DIR"); `--port 0` is added.
@@ -158,8 +159,11 @@ class ServeProcess {
     while (std::chrono::steady_clock::now() < deadline) {
       if (port_ == 0) {
         const std::string text = log();
-        const size_t at = text.find("listening on http://127.0.0.1:");
-        if (at != std::string::npos) port_ = std::atoi(text.c_str() + at + 30);
+        // "listening on http://HOST:PORT" (HOST 127.0.0.1, or 0.0.0.0 for a server also reachable
+        // from another network namespace: /health is asked on 127.0.0.1 either way)
+        const size_t at = text.find("listening on http://");
+        const size_t colon = at == std::string::npos ? at : text.find(':', at + 20);
+        if (colon != std::string::npos) port_ = std::atoi(text.c_str() + colon + 1);
       }
       if (port_ != 0 && http(port_, "GET", "/health").status == 200) return true;
       int status;

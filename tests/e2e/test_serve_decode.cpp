@@ -16,16 +16,16 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <thread>
 
-#include "../cli_run.h"
 #include "../pfaas/nginx_balancer.h"
 #include "../pfaas/redis_server.h"
 #include "../loopback_listener.h"
+#include "decode_cases.h"
 #include "serve_harness.h"
 
 using namespace serve_test;
+using namespace decode_test;
 namespace fs = std::filesystem;
 
 namespace {
@@ -38,72 +38,6 @@ std::vector<std::string> models() {
     if (fs::exists(e.path() / "config.json")) dirs.push_back(e.path().string());
   std::sort(dirs.begin() + 1, dirs.end());
   return dirs;
-}
-
-std::string join(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
-  return s;
-}
-
-std::vector<int32_t> parse_id_line(const std::string& out) {
-  std::vector<int32_t> ids;
-  size_t pos = 0;
-  while (pos < out.size() && out[pos] != '\n') {
-    size_t end = out.find_first_of(",\n", pos);
-    ids.push_back(std::stoi(out.substr(pos, end - pos)));
-    pos = end + (end < out.size() && out[end] == ',' ? 1 : 0);
-  }
-  return ids;
-}
-
-struct Case {
-  std::vector<int32_t> prompt;
-  int max_tokens = 8;
-  std::vector<int32_t> expected;
-};
-
-// Prompts of 40..200 ids (golden vocabularies are 256) and their `linfer generate --greedy` ids.
-std::vector<Case> cases_for(const std::string& model, int n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<Case> cases(static_cast<size_t>(n));
-  for (auto& c : cases) {
-    const int len = 40 + int(rng() % 160);
-    for (int i = 0; i < len; ++i) c.prompt.push_back(3 + int(rng() % 250));
-    auto r = run_linfer(fmt::format("--threads 1 generate --model {} --prompt-ids {} -n {} --greedy --print-ids", model,
-                                    join(c.prompt), c.max_tokens), "2>/dev/null");
-    EXPECT_EQ(r.status, 0) << r.out;
-    c.expected = parse_id_line(r.out);
-  }
-  return cases;
-}
-
-struct Answer {
-  int status = 0;
-  std::vector<int32_t> ids;
-  int64_t cached = -1;
-  std::string body;
-};
-
-Answer complete(int port, const Case& c) {
-  HttpResponse r = post(port, "/v1/completions",
-                        {{"prompt", c.prompt}, {"max_tokens", c.max_tokens}, {"temperature", 0}, {"ignore_eos", true},
-                         {"return_token_ids", true}});
-  Answer a{r.status, {}, -1, r.body};
-  auto j = r.json();
-  if (r.status == 200) {
-    a.ids = j["choices"][0]["token_ids"].get<std::vector<int32_t>>();
-    a.cached = j["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>();
-  }
-  return a;
-}
-
-double metric_of(int port, const std::string& name) {
-  return metric(http(port, "GET", "/metrics").body, name).value_or(-1);
-}
-
-std::string fallbacks(const std::string& reason) {
-  return "linfer_remote_prefill_fallbacks_total{reason=\"" + reason + "\"}";
 }
 
 }  // namespace

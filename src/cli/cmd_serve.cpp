@@ -65,6 +65,7 @@ void add_serve(CLI::App& app) {
     int64_t prefill_threshold = 1024;
     double prefill_timeout = 60;
     bool prefill_bf16 = false, prefill_zstd = false;
+    std::string prefill_api_key;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model folder (default: the embedded demo model)");
@@ -104,6 +105,9 @@ void add_serve(CLI::App& app) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--prefill-bf16", a->prefill_bf16, "ask prefill nodes for bf16 states (half the bytes, not exact)");
   cmd->add_flag("--prefill-zstd", a->prefill_zstd, "ask prefill nodes for zstd-compressed states");
+  cmd->add_option("--prefill-api-key", a->prefill_api_key, "the prefill nodes' --api-key, sent to them as "
+                  "'Authorization: Bearer KEY' (decode role; other roles ignore it)")
+      ->envname("LINFER_PREFILL_API_KEY");
   cmd->callback([a] {
     const std::string dir = a->model.empty() ? demo_model_dir() : a->model;
     std::string name = a->name;
@@ -111,6 +115,9 @@ void add_serve(CLI::App& app) {
     if (name.empty()) name = std::filesystem::path(dir).lexically_normal().parent_path().filename().string();
     LINFER_CHECK(a->state_store.empty() || !a->role.empty(), "--state-store needs --role prefill or --role decode");
     LINFER_CHECK(a->prefill_urls.empty() == (a->role != "decode"), "--role decode and --prefill-url go together");
+    for (char c : a->prefill_api_key)  // it goes into an HTTP header as it is
+      LINFER_CHECK(c > ' ' && c < 127, "--prefill-api-key (or LINFER_PREFILL_API_KEY): only printable ASCII without "
+                   "spaces can be sent");
     if (!a->state_dir.empty()) {
       std::error_code ec;
       std::filesystem::create_directories(a->state_dir, ec);
@@ -178,15 +185,17 @@ void add_serve(CLI::App& app) {
     if (a->role == "decode") {
       server::DecodeRoleConfig dc{.threshold = a->prefill_threshold,
                                   .timeout = std::chrono::milliseconds(int64_t(a->prefill_timeout * 1000)),
-                                  .bf16 = a->prefill_bf16, .zstd = a->prefill_zstd, .store = store.get()};
+                                  .bf16 = a->prefill_bf16, .zstd = a->prefill_zstd,
+                                  .api_key = a->prefill_api_key, .store = store.get()};
       for (size_t at = 0; at <= a->prefill_urls.size();) {
         size_t comma = std::min(a->prefill_urls.find(',', at), a->prefill_urls.size());
         if (comma > at) dc.nodes.push_back(server::PrefillTarget::from_url(a->prefill_urls.substr(at, comma - at)));
         at = comma + 1;
       }
       decode = std::make_unique<server::DecodeRole>(engine, tok.get(), dc);
-      fmt::print(stderr, "linfer serve: decode role: prompts over {} tokens are prefilled on {} (timeout {} s); state "
-                 "store: {}\n", a->prefill_threshold, a->prefill_urls, a->prefill_timeout,
+      fmt::print(stderr, "linfer serve: decode role: prompts over {} tokens are prefilled on {} (timeout {} s, {}); "
+                 "state store: {}\n", a->prefill_threshold, a->prefill_urls, a->prefill_timeout,
+                 a->prefill_api_key.empty() ? "no API key" : "with an API key",
                  a->state_store.empty() ? "none" : a->state_store);
     }
     if (a->role == "prefill") {

@@ -78,7 +78,8 @@ void DecodeRole::prefill(const std::vector<int32_t>& prompt) {
   RemoteState r;
   try {
     r = fetch_prefill(node, head, engine_.model(), tok_,
-                      {.timeout = config_.timeout, .bf16 = config_.bf16, .zstd = config_.zstd});
+                      {.timeout = config_.timeout, .bf16 = config_.bf16, .zstd = config_.zstd,
+                       .api_key = config_.api_key});
   } catch (const Error& e) {
     return fallback(reason_of(e.what()), e.what());
   }

@@ -39,6 +39,7 @@ struct DecodeRoleConfig {
   int64_t threshold = 1024;                  // prompts longer than this are prefilled remotely
   std::chrono::milliseconds timeout{60000};  // a whole remote prefill
   bool bf16 = false, zstd = false;           // what to ask the nodes for
+  std::string api_key;                       // the nodes' --api-key ("" = send none)
   RedisStateStore* store = nullptr;          // optional shared prefix-state store
   int workers = 4;                           // remote prefills in flight at once
 };

@@ -239,9 +239,10 @@ RemoteState fetch_prefill(const PrefillTarget& node, std::span<const int32_t> pr
                                           {"zstd", options.zstd}}
                                .dump();
   Connection c(node, t0 + options.timeout);
+  const std::string auth = options.api_key.empty() ? "" : "Authorization: Bearer " + options.api_key + "\r\n";
   c.send_all(fmt::format("POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
-                         "Connection: close\r\n\r\n",
-                         node.path, node.host, node.port, body.size()) +
+                         "{}Connection: close\r\n\r\n",
+                         node.path, node.host, node.port, body.size(), auth) +
              body);
   Response res(c);
   if (res.status() != 200) {
@@ -249,7 +250,8 @@ RemoteState fetch_prefill(const PrefillTarget& node, std::span<const int32_t> pr
     auto j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("message"))
       message = j["error"]["message"].is_string() ? j["error"]["message"].get<std::string>() : text;
-    fail("prefill node {} answered {}: {}", node.url(), res.status(), message);
+    fail("prefill node {} answered {}: {}{}", node.url(), res.status(), message,
+         res.status() == 401 ? " (the decode node sends the key given by --prefill-api-key)" : "");
   }
   RemoteState out;
   StateReader reader(res);  // the header: the first bytes of the state

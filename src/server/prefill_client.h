@@ -36,6 +36,7 @@ struct PrefillCallOptions {
   std::chrono::milliseconds timeout{30000};  // the whole exchange
   bool bf16 = false;
   bool zstd = false;
+  std::string api_key;  // sent as "Authorization: Bearer KEY" (a node run with --api-key); "" = none
 };
 
 struct RemoteState {

@@ -26,7 +26,7 @@ void add_generate(CLI::App& app) {
   struct Args {
     std::string model, prompt, ids, load_state, device;
     int n = 64;
-    bool print_ids = false, ignore_eos = false;
+    bool print_ids = false, ignore_eos = false, other_weights = false;
     SamplingParams sp{.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .seed = 0};
   };
   auto a = std::make_shared<Args>();
@@ -42,6 +42,9 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("--print-ids", a->print_ids, "print the generated ids, comma-separated, on one line");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "do not stop at the end-of-sequence token");
   cmd->add_option("--load-state", a->load_state, "continue from a state saved by `linfer prefill`");
+  cmd->add_flag("--state-other-weights", a->other_weights,
+                "accept a --load-state written by other weights of this architecture (e.g. the bf16 model's state "
+                "into its quantized copy; docs/state-format.md says what it costs)");
   add_device_option(cmd, a->device);
   cmd->callback([a] {
     const std::string dir = a->model.empty() ? demo_model_dir() : a->model;
@@ -80,7 +83,8 @@ void add_generate(CLI::App& app) {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     if (!a->load_state.empty()) {
-      LoadedState loaded = load_state_file(a->load_state, *model, tok.get());
+      LoadedState loaded = load_state_file(a->load_state, *model, tok.get(),
+                                           a->other_weights ? StateOrigin::OtherWeights : StateOrigin::SameModel);
       slots->load(slot, loaded.state);
       LINFER_CHECK(!prompt.empty() || !loaded.logits.empty(),
                    "generate: {} holds no logits to continue from; give the next tokens with --prompt-ids",

@@ -33,11 +33,21 @@ void save_state_file(const std::string& path, const Model& model, const Tokenize
   }
 }
 
-LoadedState load_state_file(const std::string& path, const Model& model, const Tokenizer* tok) {
+LoadedState load_state_file(const std::string& path, const Model& model, const Tokenizer* tok, StateOrigin accept) {
   FileSource in(path);
   StateReader reader(in);
   LoadedState out;
-  out.state = reader.read(model.state_spec(), state_identity(model, tok));
+  StateIdentity id = state_identity(model, tok);
+  if (accept == StateOrigin::OtherWeights) {
+    // Fingerprints are "<architecture>-<hash>": other weights of the same architecture only; the reader
+    // still checks every tensor's layer, role, shape and layout against this model.
+    const std::string& theirs = reader.header().model_fingerprint;
+    auto arch = [](const std::string& fp) { return fp.substr(0, fp.rfind('-')); };
+    LINFER_CHECK(arch(theirs) == arch(id.model_fingerprint), "{}: state was written by a {} model but this model is {}",
+                 path, arch(theirs), arch(id.model_fingerprint));
+    id.model_fingerprint = theirs;
+  }
+  out.state = reader.read(model.state_spec(), id);
   out.logits = reader.logits();
   out.header = reader.header();
   LINFER_CHECK(out.logits.empty() || int64_t(out.logits.size()) == model.info().vocab_size,

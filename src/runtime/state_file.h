@@ -30,6 +30,13 @@ struct LoadedState {
   StateHeader header;
 };
 
-LoadedState load_state_file(const std::string& path, const Model& model, const Tokenizer* tok);
+// Which states load_state_file accepts. SameModel: only those written by this model (equal fingerprints).
+// OtherWeights: also those of another checkpoint of the same architecture whose state layout matches this
+// model's, e.g. a state prefilled by the bf16 model continued by its quantized copy: the user's explicit
+// choice (docs/state-format.md, "Loading a state into other weights", measures what it costs).
+enum class StateOrigin { SameModel, OtherWeights };
+
+LoadedState load_state_file(const std::string& path, const Model& model, const Tokenizer* tok,
+                            StateOrigin accept = StateOrigin::SameModel);
 
 }  // namespace linfer

@@ -1,5 +1,6 @@
 #include "models/gguf_checkpoint.h"
 
+#include <cctype>
 #include <cmath>
 
 #include <fmt/ranges.h>

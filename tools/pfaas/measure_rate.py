@@ -32,14 +32,17 @@ def main():
             b = json.loads(res.stdout)[0]
             wall = b["median_s"]
             cpu = sorted(b["cpu_samples_s"])[len(b["cpu_samples_s"]) // 2]
-            rows.append({"model": os.path.basename(os.path.normpath(model)), "arch": b["architecture"],
+            folder = os.path.normpath(os.path.abspath(model))  # parent/name: /work/rand/x and models/x differ
+            rows.append({"model": os.path.join(os.path.basename(os.path.dirname(folder)), os.path.basename(folder)), "arch": b["architecture"],
                          "n_params": b["n_params"], "threads": b["threads"], "n_tokens": b["n_prompt"],
                          "wall_s": f"{wall:.3f}", "cpu_s": f"{cpu:.3f}", "tokens_per_s": f"{b['tokens_per_s']:.1f}",
                          "tokens_per_cpu_s": f"{b['tokens_per_cpu_s']:.1f}", "loadavg": f"{os.getloadavg()[0]:.1f}"})
             print(rows[-1], flush=True)
-    with open(args.out, "w", newline="") as f:
+    exists = os.path.exists(args.out) and os.path.getsize(args.out) > 0
+    with open(args.out, "a", newline="") as f:  # appends: several runs, one table
         w = csv.DictWriter(f, list(rows[0]))
-        w.writeheader()
+        if not exists:
+            w.writeheader()
         w.writerows(rows)
 
 

@@ -85,13 +85,9 @@ def layer_bytes(arch, r, kind, n_tokens, dtype):
     return recs * RECORD_FRAMING + (fixed + per_token * n_tokens) * ELEM[dtype]
 
 
-def full_attention_values_per_token(arch, r):
-    """K + V values per token per layer of a plain full-attention model of the same shape (all layers)."""
-    if arch == "kimi_linear":   # the MLA layers' heads, uncompressed: K = nope + rope, V = v_head per head
-        return r["mla_heads"] * (r["qk_nope"] + r["qk_rope"] + r["v_head"])
-    if arch == "qwen3_next":    # its own GQA attention layers
-        return 2 * r["kv_heads"] * r["head_dim"]
-    return 2 * r["hidden"]      # mamba2: multi-head attention with heads x head_dim = hidden
+def full_attention_values_per_token(r):
+    """K + V values per token per layer of plain multi-head attention of the model's width (every layer)."""
+    return 2 * r["hidden"]
 
 
 MLA_VALUES_PER_TOKEN = 512 + 64  # an MLA cache (DeepSeek-V3 / Kimi): kv_lora_rank 512 + rope key 64 per layer

@@ -9,8 +9,9 @@ are reused), the attention cache grows by exactly its per-token bytes (wire.laye
 measured streams matched layer by layer) and the header's JSON by the digits of the larger numbers
 (rebuilt from a measured header). zstd sizes at computed lengths apply the ratio measured for each part
 at the longest measured length (random weights: not what a trained model's state compresses to).
-Beside them: the KV cache of a full-attention model of the same shape, and an MLA latent cache
-(576 values per token per layer), at the state's element size.
+Beside them, at the state's element size: the KV cache of a full-attention model of the same width and
+depth (plain multi-head attention, K and V of the hidden width on every layer, as docs/benchmarks.md
+"State bytes per sequence") and an MLA latent cache (576 values per token on every layer).
 """
 
 import argparse
@@ -47,7 +48,7 @@ def main():
         ref_n = measured_n[-1]
         kinds = wire.layer_kinds(arch, real)
         per_token_values = sum(wire.layer_formula(arch, real, k)[2] for k in kinds)
-        fa_values = wire.full_attention_values_per_token(arch, real) * len(kinds)
+        fa_values = wire.full_attention_values_per_token(real) * len(kinds)
         mla_values = wire.MLA_VALUES_PER_TOKEN * len(kinds)
         for dtype in ("f32", "bf16"):
             for zstd in (0, 1):

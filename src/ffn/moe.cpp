@@ -70,7 +70,7 @@ void Moe::forward(Backend& be, const Mat& x, const Mat& y) const {
   thread_local std::vector<Backend::MatmulCall> calls;
   thread_local std::vector<float> host_logits, wts;
   thread_local std::vector<int32_t> ids;
-  thread_local std::vector<std::vector<int64_t>> slots;  // per expert: slots t·k + i routed to it
+  thread_local std::vector<int64_t> by_expert, begin;    // slots t·k + i grouped by expert: begin[e] ..
   thread_local std::vector<int64_t> rows;                // their tokens, expert after expert
   thread_local std::vector<float> row_w;                 // their weights
 
@@ -90,9 +90,17 @@ void Moe::forward(Backend& be, const Mat& x, const Mat& y) const {
   wts.resize(size_t(T * k));
   moe_route(d_, host_logits.data(), w_.correction_bias.numel() ? w_.correction_bias.f32() : nullptr, T, ids.data(),
             wts.data());
-  slots.resize(size_t(E));
-  for (auto& r : slots) r.clear();
-  for (int64_t i = 0; i < T * k; ++i) slots[ids[i]].push_back(i);
+  // Counting sort of the slots by expert (stable: each expert's slots in token order).
+  begin.assign(size_t(E + 1), 0);
+  for (int64_t i = 0; i < T * k; ++i) ++begin[size_t(ids[i]) + 1];
+  for (int64_t e = 0; e < E; ++e) begin[e + 1] += begin[e];
+  by_expert.resize(size_t(T * k));
+  for (int64_t i = 0; i < T * k; ++i) by_expert[size_t(begin[size_t(ids[i])]++)] = i;
+  for (int64_t e = E; e > 0; --e) begin[e] = begin[e - 1];
+  begin[0] = 0;
+  auto slots = [&](int64_t e) {
+    return std::span<const int64_t>(by_expert).subspan(size_t(begin[e]), size_t(begin[e + 1] - begin[e]));
+  };
 
   // The routed experts in groups of at most kGroupRows gathered rows (all of a decode step's experts
   // are one group; a long prefill's scratch stays bounded), each group's gate / up products in one
@@ -105,25 +113,25 @@ void Moe::forward(Backend& be, const Mat& x, const Mat& y) const {
   bool shared_done = !shared;
   if (!shared) be.fill(y, 0.0f);
   for (int64_t first = 0; first < E;) {
-    // Experts [first, last) with their rows at [off[e], off[e] + n) of xs / ys / h.
+    // Experts [first, last), expert e's rows at [off, off + n) of xs / ys / h (off: the rows before it).
     int64_t last = first, used = 0;
     rows.clear();
     row_w.clear();
     for (; last < E; ++last) {
-      const int64_t n = int64_t(slots[last].size());
+      const int64_t n = int64_t(slots(last).size());
       if (used + n > cap) break;
-      for (int64_t s : slots[last]) rows.push_back(s / k), row_w.push_back(wts[s]);
+      for (int64_t s : slots(last)) rows.push_back(s / k), row_w.push_back(wts[s]);
       used += n;
     }
     if (used > 0 && T > 1) be.gather_rows(x, rows, xs.rows_of(0, used));  // one token: experts read x
     calls.clear();
-    for (int64_t e = first, off = 0; e < last; off += int64_t(slots[e].size()), ++e)
-      if (!slots[e].empty())
-        swiglu_up_calls(w_.experts[e], T > 1 ? xs.rows_of(off, int64_t(slots[e].size())) : x, h + off * 2 * I, calls);
+    for (int64_t e = first, off = 0; e < last; off += int64_t(slots(e).size()), ++e)
+      if (!slots(e).empty())
+        swiglu_up_calls(w_.experts[e], T > 1 ? xs.rows_of(off, int64_t(slots(e).size())) : x, h + off * 2 * I, calls);
     be.matmul_many(calls);
     calls.clear();
-    for (int64_t e = first, off = 0; e < last; off += int64_t(slots[e].size()), ++e) {
-      const int64_t n = int64_t(slots[e].size());
+    for (int64_t e = first, off = 0; e < last; off += int64_t(slots(e).size()), ++e) {
+      const int64_t n = int64_t(slots(e).size());
       if (n == 0) continue;
       calls.push_back({swiglu_activate(be, w_.experts[e], n, h + off * 2 * I), &w_.experts[e].down, ys.rows_of(off, n)});
     }
@@ -133,8 +141,8 @@ void Moe::forward(Backend& be, const Mat& x, const Mat& y) const {
     }
     be.matmul_many(calls);
     if (first == 0 && shared_gate) be.scale_rows_sigmoid(y, g);
-    for (int64_t e = first, off = 0; e < last; off += int64_t(slots[e].size()), ++e) {
-      const int64_t n = int64_t(slots[e].size());
+    for (int64_t e = first, off = 0; e < last; off += int64_t(slots(e).size()), ++e) {
+      const int64_t n = int64_t(slots(e).size());
       if (n > 0) be.scatter_add_rows(ys.rows_of(off, n), std::span(rows).subspan(size_t(off), size_t(n)),
                                      std::span(row_w).subspan(size_t(off), size_t(n)), y);
     }

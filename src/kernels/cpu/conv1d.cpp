@@ -37,7 +37,8 @@ void conv_block(const float* x, int64_t x_stride, int64_t n, const float* wT, co
   };
   for (int64_t c = c0; c < c1; ++c)
     for (int64_t i = 0; i < H; ++i) state[c * H + i] = input(n + i)[c];
-  std::vector<const float*> taps(static_cast<size_t>(W));
+  thread_local std::vector<const float*> taps;  // per thread, reused: decode allocates nothing
+  taps.resize(static_cast<size_t>(W));
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t j = 0; j < W; ++j) taps[j] = input(t + j);
     row(taps.data(), wT, C, W, bias, silu, c0, c1, y + t * C);
@@ -51,7 +52,9 @@ void conv_sequences(const float* x, int64_t x_stride, const float* w, const floa
   LINFER_CHECK(states.size() + 1 == offsets.size(), "conv1d: {} states for {} sequences", states.size(),
                offsets.size() - 1);
   if (x_stride == 0) x_stride = C;
-  std::vector<float> wT(size_t(W * C));
+  thread_local std::vector<float> wT_buf;  // the caller's, reused (the workers read it through wT)
+  std::vector<float>& wT = wT_buf;
+  wT.resize(size_t(W * C));
   for (int64_t c = 0; c < C; ++c)
     for (int64_t j = 0; j < W; ++j) wT[j * C + c] = w[c * W + j];
   Conv1dRowFn row = conv1d_row_scalar;
@@ -80,7 +83,8 @@ void conv1d_prefill(const float* x, int64_t x_stride, const float* w, const floa
 
 void conv1d_step(const float* x, int64_t x_stride, const float* w, const float* bias, int64_t C, int64_t W,
                  std::span<float* const> states, bool silu, float* y, SimdLevel level) {
-  std::vector<int64_t> offsets(states.size() + 1);
+  thread_local std::vector<int64_t> offsets;  // reused: decode allocates nothing
+  offsets.resize(states.size() + 1);
   for (size_t i = 0; i < offsets.size(); ++i) offsets[i] = int64_t(i);
   conv_sequences(x, x_stride, w, bias, C, W, offsets, states, silu, y, level);
 }

@@ -233,7 +233,8 @@ void linear_attn_step(const LinearAttnArgs& a, std::span<float* const> states, s
   const LinearAttnSimd& simd = linear_attn_simd(level);
   const int64_t K = a.K, V = a.V, group = a.HV / a.H;
   parallel_for(0, n * a.HV, [&](int64_t lo, int64_t hi) {
-    std::vector<float> q(K), decay(K);
+    thread_local std::vector<float> q, decay;  // this worker's, reused: decode allocates nothing
+    q.resize(size_t(K)), decay.resize(size_t(K));
     for (int64_t item = lo; item < hi; ++item) {
       const int64_t s = item / a.HV, hv = item % a.HV, h = hv / group;
       const float* qs = a.q + s * st.q + h * K;

@@ -62,7 +62,8 @@ void mamba2_ssd_step(const Mamba2Dims& dims, const Mamba2Params& params, const M
                      std::span<float* const> states, float* y, SimdLevel level) {
   check(dims, params, in);
   const int64_t n = int64_t(states.size());
-  std::vector<float> dt(n * dims.H), g(n * dims.H);
+  thread_local std::vector<float> dt, g;  // reused: decode allocates nothing
+  dt.resize(size_t(n * dims.H)), g.resize(size_t(n * dims.H));
   discretize(dims, params, in, n, dt.data(), g.data());
   linear_attn_step(as_linear_attn(dims, params, in, dt.data(), g.data()), states, {}, y, level);
 }

@@ -37,7 +37,7 @@ void scale_row(const float* x, float s, const float* w, NormWeight mode, const f
 }
 
 // Rows are independent; a task gets at least ~16K values.
-void for_rows(int64_t rows, int64_t n, const std::function<void(int64_t)>& row_fn) {
+void for_rows(int64_t rows, int64_t n, FunctionRef<void(int64_t)> row_fn) {  // no std::function: no allocation
   parallel_for(0, rows, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) row_fn(r);
   }, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)));

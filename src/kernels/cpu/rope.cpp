@@ -28,7 +28,8 @@ void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t rotary_dim, std::sp
   LINFER_CHECK(int64_t(positions.size()) >= T, "rope: {} positions for {} tokens", positions.size(), T);
   const int64_t half = rotary_dim / 2;
   parallel_for(0, T, [&](int64_t t0, int64_t t1) {
-    std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+    thread_local std::vector<float> cs, sn;  // this worker's, reused: decode allocates nothing
+    cs.resize(static_cast<size_t>(half)), sn.resize(static_cast<size_t>(half));
     for (int64_t t = t0; t < t1; ++t) {
       for (int64_t i = 0; i < half; ++i) {
         const float angle = float(positions[t]) * inv_freq[i];

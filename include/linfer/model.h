@@ -82,8 +82,9 @@ class Model {
   // every token of the call: from then on layer l's state tensors (every sequence's) are final,
   // while later layers still compute (the states' n_tokens advance only after the last layer). A
   // caller can ship layer l's state while layer l + 1 runs (runtime/prefill_stream.h); it may read
-  // layer l's tensors from another thread but must change nothing. The default runs forward() and
-  // then reports every layer.
+  // layer l's tensors from another thread but must change nothing. On a device, layer l's tensors
+  // (its caches' new rows) are copied into the host states when the layer is done, before on_layer(l).
+  // The default runs forward() and then reports every layer.
   virtual void forward_layerwise(const Batch& batch, std::span<SequenceState* const> states, float* logits,
                                  Logits mode, FunctionRef<void(int layer)> on_layer) const;
 

@@ -17,6 +17,10 @@ class DeviceStateSlots : public StateSlots {
   // next bind.
   virtual SlotBinding bind(std::span<const int32_t> ids) = 0;
   virtual void advance(int slot, int64_t n_tokens) = 0;  // the slot's sequence grew by n tokens
+  // Copies state tensors [first, last) of the slot into `out` (host): Fixed ones whole, Growing ones the
+  // rows past those `out` holds (it holds a prefix of the slot's rows: the state the slot was loaded
+  // from, or an emptied one). Leaves out's token count alone. What a streamed prefill ships per layer.
+  virtual void save_tensors(int slot, size_t first, size_t last, SequenceState& out) const = 0;
   // Growing state tensor j of a slot (a KV or latent cache), rows in device memory: appends n rows (their
   // contents undefined) and returns the first new one; the rows so far are then at rows_data() (which an
   // append may move). Throws linfer::Error when device memory runs out.

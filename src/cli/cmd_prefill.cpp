@@ -1,8 +1,9 @@
 // linfer prefill [--model DIR] (--prompt-ids 5,17,42 | --prompt TEXT) --save-state FILE
-//                [--state-dtype f32|bf16] [--compress]
+//                [--state-dtype f32|bf16] [--compress] [--device cpu|cuda]
 // Runs the prompt through the model and saves the resulting state, with the last token's logits,
 // in the wire format (docs/state-format.md). `linfer generate --load-state FILE` continues from it
-// exactly as if the prompt had been given to generate. A summary goes to stderr.
+// exactly as if the prompt had been given to generate (on any device: the file is the host state). A
+// summary goes to stderr.
 
 #include <chrono>
 #include <sys/stat.h>
@@ -21,7 +22,7 @@ namespace linfer::cli {
 void add_prefill(CLI::App& app) {
   auto* cmd = app.add_subcommand("prefill", "run a prompt and save the model's state to a file");
   struct Args {
-    std::string model, prompt, ids, out, dtype = "f32";
+    std::string model, prompt, ids, out, dtype = "f32", device;
     bool compress = false;
   };
   auto a = std::make_shared<Args>();
@@ -32,10 +33,11 @@ void add_prefill(CLI::App& app) {
   cmd->add_option("--state-dtype", a->dtype, "storage type of float32 state tensors")
       ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_flag("--compress", a->compress, "zstd-compress each record");
+  add_device_option(cmd, a->device);
   cmd->callback([a] {
     const std::string dir = a->model.empty() ? demo_model_dir() : a->model;
     LINFER_CHECK(!a->prompt.empty() || !a->ids.empty(), "prefill: give --prompt or --prompt-ids");
-    auto model = Model::load(dir);
+    auto model = Model::load(dir, parse_device(a->device));
     // A text prompt ties the state to its tokenizer; token ids do not need one.
     std::unique_ptr<Tokenizer> tok = a->prompt.empty() ? nullptr : Tokenizer::load(dir);
     std::vector<int32_t> prompt = tok ? tok->encode(a->prompt) : parse_ids(a->ids);

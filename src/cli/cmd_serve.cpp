@@ -1,5 +1,5 @@
 // linfer serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--max-seqs N] [--max-batch-tokens N]
-//              [--max-context N] [--api-key KEY] [--prefix-cache-bytes N] [--state-dir DIR] ...
+//              [--max-context N] [--api-key KEY] [--prefix-cache-bytes N] [--state-dir DIR] [--device cuda] ...
 // An OpenAI-compatible HTTP server (docs/server.md). It listens first (GET /health answers 503 while
 // the model loads), then prints what it holds — weights, the state pool (slots x bytes, allocated
 // now), the KV budget of the attention layers, the prefix-cache budget — and serves until SIGTERM or
@@ -54,7 +54,7 @@ uint64_t weights_bytes(const std::string& dir) {
 void add_serve(CLI::App& app) {
   auto* cmd = app.add_subcommand("serve", "serve the model over an OpenAI-compatible HTTP API");
   struct Args {
-    std::string model, host = "127.0.0.1", api_key, state_dir, name;
+    std::string model, host = "127.0.0.1", api_key, state_dir, name, device;
     int port = 8080, io_threads = 2;
     EngineOptions engine;
     size_t max_body = size_t(8) << 20;
@@ -69,6 +69,7 @@ void add_serve(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model folder (default: the embedded demo model)");
+  add_device_option(cmd, a->device);  // the engine's state slots and the prefill role's forward run there too
   cmd->add_option("--host", a->host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", a->port, "port (0: any free port, printed at start)")->capture_default_str()
       ->check(CLI::Range(0, 65535));
@@ -153,7 +154,7 @@ void add_serve(CLI::App& app) {
     http.start(a->io_threads);
     fmt::print(stderr, "linfer serve: listening on http://{}:{} (loading {})\n", a->host, port, dir);
 
-    auto model = Model::load(dir);
+    auto model = Model::load(dir, parse_device(a->device));
     std::unique_ptr<Tokenizer> tok;
     try {
       tok = Tokenizer::load(dir);
@@ -169,8 +170,8 @@ void add_serve(CLI::App& app) {
     }
     Engine engine(model, tok.get(), a->engine);
     const auto& o = engine.options();
-    fmt::print(stderr, "linfer serve: model '{}': {} ({:.1f}M parameters), weights {}\n", name,
-               model->info().architecture, model->info().n_params / 1e6, human(double(weights_bytes(dir))));
+    fmt::print(stderr, "linfer serve: model '{}': {} ({:.1f}M parameters), weights {}, on {}\n", name,
+               model->info().architecture, model->info().n_params / 1e6, human(double(weights_bytes(dir))), a->device);
     fmt::print(stderr, "linfer serve: state pool: {} x {} = {} (allocated now)\n", o.max_seqs,
                human(double(engine.slot_bytes())), human(double(engine.slot_bytes()) * o.max_seqs));
     fmt::print(stderr, "linfer serve: KV budget (attention layers): {} ({} per token), context {} tokens\n",

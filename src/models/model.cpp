@@ -92,13 +92,13 @@ class LoadedModel final : public Model {
   const std::string& dir() const override { return dir_; }
   void forward(const Batch& batch, std::span<SequenceState* const> states, float* logits,
                Logits mode) const override {
-    if (be_->device() != Device::Cpu) return forward_staged(batch, states, logits, mode);
+    if (be_->device() != Device::Cpu) return forward_staged(batch, states, logits, mode, nullptr);
     validate(batch, states, logits, mode);
     run(batch, {.host = states}, logits, mode, nullptr);
   }
   void forward_layerwise(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode,
                          FunctionRef<void(int)> on_layer) const override {
-    if (be_->device() != Device::Cpu) return Model::forward_layerwise(batch, states, logits, mode, on_layer);
+    if (be_->device() != Device::Cpu) return forward_staged(batch, states, logits, mode, &on_layer);
     validate(batch, states, logits, mode);
     run(batch, {.host = states}, logits, mode, &on_layer);
   }
@@ -116,8 +116,11 @@ class LoadedModel final : public Model {
   // The forward pass proper, after validation.
   void run(const Batch& batch, const CallStates& states, float* logits, Logits mode,
            const FunctionRef<void(int)>* on_layer) const;
-  // forward() on a device: host states copied into staging slots, run there, copied back.
-  void forward_staged(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode) const;
+  // forward() on a device: host states copied into staging slots, run there, copied back. With on_layer
+  // (forward_layerwise), each layer's tensors are copied back as soon as the layer is done, then
+  // on_layer reports it: the caller ships layer l while layer l + 1 runs on the device.
+  void forward_staged(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode,
+                      const FunctionRef<void(int)>* on_layer) const;
   void norm(const Param& w, const Mat& x, const Mat& y) const {
     be_->rms_norm(x, w, y, float(cfg_.norm_eps),
                   cfg_.norm == NormKind::ZeroCentred ? kernels::NormWeight::OnePlus : kernels::NormWeight::Plain);
@@ -253,7 +256,7 @@ void LoadedModel::forward_slots(const Batch& batch, StateSlots& pool, std::span<
 }
 
 void LoadedModel::forward_staged(const Batch& batch, std::span<SequenceState* const> states, float* logits,
-                                 Logits mode) const {
+                                 Logits mode, const FunctionRef<void(int)>* on_layer) const {
   validate(batch, states, logits, mode);
   std::lock_guard lock(device_mu_);
   const int n = int(states.size());
@@ -263,8 +266,21 @@ void LoadedModel::forward_staged(const Batch& batch, std::span<SequenceState* co
   ids.resize(size_t(n));
   std::iota(ids.begin(), ids.end(), 0);
   for (int i = 0; i < n; ++i) staging_->load(i, *states[i]);
-  run(batch, {.pool = dev, .ids = ids}, logits, mode, nullptr);
-  for (int i = 0; i < n; ++i) staging_->save(i, *states[i]);  // only now: a failed call changes no state
+  if (!on_layer) {
+    run(batch, {.pool = dev, .ids = ids}, logits, mode, nullptr);
+    for (int i = 0; i < n; ++i) staging_->save(i, *states[i]);  // only now: a failed call changes no state
+    return;
+  }
+  // Layer by layer: the host states' tensors change as their layers finish, their token counts at the end.
+  auto copy_back = [&](int l) {
+    const size_t first = layers_[size_t(l)].first_tensor;
+    const size_t last = size_t(l) + 1 < layers_.size() ? layers_[size_t(l) + 1].first_tensor : spec_.tensors.size();
+    for (int i = 0; i < n; ++i) dev->save_tensors(i, first, last, *states[i]);
+    (*on_layer)(l);
+  };
+  const FunctionRef<void(int)> each_layer(copy_back);
+  run(batch, {.pool = dev, .ids = ids}, logits, mode, &each_layer);
+  for (int i = 0; i < n; ++i) states[i]->set_n_tokens(staging_->n_tokens(i));
 }
 
 void LoadedModel::run(const Batch& batch, const CallStates& states, float* logits, Logits mode,

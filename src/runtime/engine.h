@@ -1,8 +1,8 @@
 #pragma once
 // The serving engine: one thread owns the model, the state pool and the prefix-state cache and runs
 // the scheduler loop; other threads only submit requests, cancel them and receive their events.
-// Each iteration: plan (runtime/scheduler.h) -> one Model::forward over every running sequence's next
-// token plus chunks of prompts -> sample each sequence with its own seeded Sampler -> decode text,
+// Each iteration: plan (runtime/scheduler.h) -> one Model::forward_slots over every running sequence's
+// next token plus chunks of prompts (the states stay in the model's slots, on its device) -> sample each sequence with its own seeded Sampler -> decode text,
 // check stop conditions -> events to each request's callback.
 //
 //   Engine engine(model, tok.get(), {.max_seqs = 16, .max_batch_tokens = 512});

@@ -36,7 +36,7 @@ Engine::Impl::Impl(Engine& engine)
     : e(engine),
       model(*engine.model_),
       vocab(engine.model_->info().vocab_size),
-      pool(engine.model_->state_spec(), engine.options_.max_seqs, engine.kv_budget_),
+      pool(*engine.model_, engine.options_.max_seqs, engine.kv_budget_),
       masked(size_t(vocab)) {}
 
 void Engine::Impl::submit(uint64_t id, GenerationRequest g, EventCallback cb, Clock::time_point arrival) {
@@ -92,7 +92,7 @@ void Engine::Impl::admit(std::shared_ptr<Request> r, int64_t planned_tokens) {
     if (c == 0) {
       // The last prompt token is always computed: its logits choose the first generated token.
       if (auto hit = e.cache_.lookup(g.prompt, P - 1)) {
-        pool.state(s.slot) = std::move(hit->state);
+        pool.put(s.slot, std::move(hit->state));
         r->cached = hit->n_tokens;
       }
       s.tokens.assign(g.prompt.begin(), g.prompt.begin() + r->cached);
@@ -129,7 +129,7 @@ void Engine::Impl::iteration() {
   // ---- one forward over every scheduled sequence --------------------------------------------------
   std::vector<int32_t> tokens;
   std::vector<int64_t> offsets{0};
-  std::vector<SequenceState*> states;
+  std::vector<int32_t> slots;
   std::vector<size_t> rows;  // running index of each batch row
   for (size_t i = 0; i < running.size(); ++i) {
     Seq& s = running[i];
@@ -141,13 +141,13 @@ void Engine::Impl::iteration() {
       tokens.push_back(s.next);
     }
     offsets.push_back(int64_t(tokens.size()));
-    states.push_back(&pool.state(s.slot));
+    slots.push_back(s.slot);
     rows.push_back(i);
   }
   if (rows.empty()) return;
   logits.resize(rows.size() * size_t(vocab));
   try {
-    model.forward(Batch{tokens, offsets}, states, logits.data(), Logits::Last);
+    model.forward_slots(Batch{tokens, offsets}, pool.slots(), slots, logits.data(), Logits::Last);
   } catch (const std::exception& ex) {
     // Nothing here is the clients' fault (their input was checked at submit): fail the batch's
     // requests and keep serving the others.
@@ -191,7 +191,7 @@ void Engine::Impl::prompt_done(Seq& seq, const float* row) {
   if (r.g.snapshot) {
     auto snap = std::make_shared<StateSnapshot>();
     snap->tokens = seq.tokens;
-    snap->state = pool.state(seq.slot);
+    snap->state = pool.view(seq.slot);
     snap->logits.assign(row, row + vocab);
     seq.out->finish(FinishReason::Stop);
     r.worst = FinishReason::Stop;
@@ -205,7 +205,7 @@ void Engine::Impl::prompt_done(Seq& seq, const float* row) {
   std::vector<Seq*> choices{&seq};
   for (Seq& f : running) {  // n > 1: the forks start from a copy of the prompt's state
     if (f.slot < 0 || f.req.get() != &r || !f.idle) continue;
-    pool.state(f.slot) = pool.state(seq.slot);
+    pool.copy(seq.slot, f.slot);
     f.tokens = seq.tokens;
     f.idle = false;
     choices.push_back(&f);
@@ -257,7 +257,7 @@ void Engine::Impl::emit_token(Seq& seq, int32_t id, const SequenceOutput::Step& 
 
 void Engine::Impl::cache_insert(const Seq& seq) {
   if (e.options_.prefix_cache_bytes == 0 || seq.tokens.empty()) return;
-  e.cache_.insert(seq.tokens, pool.state(seq.slot));
+  e.cache_.insert(seq.tokens, pool.view(seq.slot));
 }
 
 void Engine::Impl::finish_seq(Seq& seq) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "backend/host_slots.h"
 #include "linfer/core/error.h"
 
 namespace linfer {
@@ -10,14 +11,27 @@ namespace {
 
 size_t row_bytes(const StateTensorSpec& t) { return size_t(shape_numel(t.shape)) * sizeof(float); }
 
+int at_least_one(int n_slots) {
+  LINFER_CHECK(n_slots >= 1, "the state pool needs at least one slot, not {}", n_slots);
+  return n_slots;
+}
+
 }  // namespace
 
+StatePool::StatePool(const Model& model, int n_slots, size_t kv_budget_bytes)
+    : StatePool(model.state_spec(), model.make_slots(at_least_one(n_slots)), kv_budget_bytes) {}
+
 StatePool::StatePool(const StateSpec& spec, int n_slots, size_t kv_budget_bytes)
-    : spec_(spec), kv_budget_(kv_budget_bytes) {
-  LINFER_CHECK(n_slots >= 1, "the state pool needs at least one slot, not {}", n_slots);
-  slots_.reserve(size_t(n_slots));
-  for (int i = 0; i < n_slots; ++i) slots_.push_back({SequenceState(spec_), 0, false});
-  for (int i = n_slots - 1; i >= 0; --i) free_.push_back(i);  // slot 0 first
+    : StatePool(spec, std::make_unique<HostStateSlots>(spec, at_least_one(n_slots)), kv_budget_bytes) {}
+
+StatePool::StatePool(const StateSpec& spec, std::unique_ptr<StateSlots> slots, size_t kv_budget_bytes)
+    : spec_(spec), slots_(std::move(slots)), kv_budget_(kv_budget_bytes) {
+  host_ = dynamic_cast<HostStateSlots*>(slots_.get());
+  if (!host_) scratch_ = SequenceState(spec_);
+  const int n = slots_->n_slots();
+  reserved_.assign(size_t(n), 0);
+  used_.assign(size_t(n), false);
+  for (int i = n - 1; i >= 0; --i) free_.push_back(i);  // slot 0 first
 }
 
 size_t StatePool::fixed_bytes(const StateSpec& spec) {
@@ -37,41 +51,50 @@ size_t StatePool::kv_bytes_for(const StateSpec& spec, int64_t tokens) {
 }
 
 int StatePool::acquire(size_t kv_bytes) {
-  LINFER_CHECK(!free_.empty(), "state pool: no free slot (all {} in use)", slots_.size());
+  LINFER_CHECK(!free_.empty(), "state pool: no free slot (all {} in use)", used_.size());
   LINFER_CHECK(kv_bytes <= kv_free(), "state pool: {} KV bytes requested, {} free of {}", kv_bytes, kv_free(),
                kv_budget_);
   const int slot = free_.back();
   free_.pop_back();
-  Slot& s = slots_[size_t(slot)];
-  s.state.reset();
-  s.kv_reserved = kv_bytes;
-  s.in_use = true;
+  slots_->reset(slot);
+  reserved_[size_t(slot)] = kv_bytes;
+  used_[size_t(slot)] = true;
   kv_reserved_ += kv_bytes;
   return slot;
 }
 
 void StatePool::release(int slot) {
-  LINFER_CHECK(slot >= 0 && size_t(slot) < slots_.size() && slots_[size_t(slot)].in_use,
-               "state pool: slot {} is not in use", slot);
-  Slot& s = slots_[size_t(slot)];
-  kv_reserved_ -= s.kv_reserved;
-  s.kv_reserved = 0;
-  s.in_use = false;
+  LINFER_CHECK(slot >= 0 && size_t(slot) < used_.size() && used_[size_t(slot)], "state pool: slot {} is not in use",
+               slot);
+  kv_reserved_ -= reserved_[size_t(slot)];
+  reserved_[size_t(slot)] = 0;
+  used_[size_t(slot)] = false;
   free_.push_back(slot);
 }
 
-size_t StatePool::fixed_bytes_in_use() const {
-  return fixed_bytes(spec_) * (slots_.size() - free_.size());
+void StatePool::put(int slot, SequenceState&& s) {
+  if (host_) {
+    const std::string why = spec_mismatch(spec_, s);
+    LINFER_CHECK(why.empty(), "cannot put a state into slot {}: {}", slot, why);
+    host_->at(slot) = std::move(s);
+  } else {
+    slots_->load(slot, s);
+  }
 }
 
+const SequenceState& StatePool::view(int slot) {
+  if (host_) return host_->at(slot);
+  slots_->save(slot, scratch_);
+  return scratch_;
+}
+
+size_t StatePool::fixed_bytes_in_use() const { return fixed_bytes(spec_) * (used_.size() - free_.size()); }
+
 size_t StatePool::kv_bytes_in_use() const {
+  // A Growing tensor holds one row per token of its sequence.
   size_t total = 0;
-  for (const Slot& s : slots_) {
-    if (!s.in_use) continue;
-    for (size_t i = 0; i < spec_.tensors.size(); ++i)
-      if (spec_.tensors[i].kind == StateKind::Growing)
-        total += size_t(s.state.rows(i)) * row_bytes(spec_.tensors[i]);
-  }
+  for (int slot = 0; slot < n_slots(); ++slot)
+    if (used_[size_t(slot)]) total += kv_bytes_for(slots_->n_tokens(slot));
   return total;
 }
 

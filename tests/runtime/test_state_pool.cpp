@@ -43,11 +43,16 @@ TEST(StatePool, AcquireReleaseAndReservations) {
   EXPECT_EQ(pool.fixed_bytes_in_use(), 3 * StatePool::fixed_bytes(spec()));
 
   // Fill slot b with 4 tokens of KV; in-use bytes follow the rows held.
-  SequenceState& s = pool.state(b);
+  SequenceState s(spec());
   s.append_rows(1, 4);
   s.append_rows(2, 4);
   s.data(0)[0] = 42.0f;
   s.set_n_tokens(4);
+  pool.put(b, std::move(s));
+  EXPECT_EQ(pool.view(b).data(0)[0], 42.0f);
+  StateSpec other = spec();
+  other.tensors.pop_back();
+  EXPECT_THROW(pool.put(b, SequenceState(other)), Error);  // another model's state
   EXPECT_EQ(pool.kv_bytes_in_use(), StatePool::kv_bytes_for(spec(), 4));
 
   pool.release(b);
@@ -56,9 +61,9 @@ TEST(StatePool, AcquireReleaseAndReservations) {
   EXPECT_THROW(pool.release(b), Error);  // twice
   int again = pool.acquire(100);
   EXPECT_EQ(again, b);  // the slot just released is reused first
-  EXPECT_EQ(pool.state(again).n_tokens(), 0);
-  EXPECT_EQ(pool.state(again).rows(1), 0);
-  EXPECT_EQ(pool.state(again).data(0)[0], 0.0f);
+  EXPECT_EQ(pool.view(again).n_tokens(), 0);
+  EXPECT_EQ(pool.view(again).rows(1), 0);
+  EXPECT_EQ(pool.view(again).data(0)[0], 0.0f);
   pool.release(a);
   pool.release(again);
   pool.release(c);

@@ -105,13 +105,23 @@ void CudaStateSlots::save(int slot, SequenceState& out) const {
   const std::string why = spec_mismatch(spec_, out);
   LINFER_CHECK(why.empty(), "cannot save slot {} into that state: {}", slot, why);
   out.reset();  // empties its caches; every tensor is written below
+  save_tensors(slot, 0, spec_.tensors.size(), out);
+  out.set_n_tokens(n_tokens_[size_t(slot)]);
+}
+
+void CudaStateSlots::save_tensors(int slot, size_t first, size_t last, SequenceState& out) const {
+  check(slot);
   const float* src = base_ + int64_t(slot) * stride_;
-  for (size_t j = 0; j < spec_.tensors.size(); ++j) {
+  for (size_t j = first; j < last; ++j) {
     if (growing_[j] >= 0) {
       const Cache& c = cache(slot, j);
-      float* rows = out.append_rows(j, c.rows);
-      if (c.rows)
-        cuda_check(cudaMemcpyAsync(rows, c.p, size_t(c.rows * out.row_elems(j)) * sizeof(float),
+      const int64_t have = out.rows(j);
+      LINFER_CHECK(have <= c.rows, "slot {} holds {} rows of layer {} '{}', fewer than the state it is saved into "
+                   "({})", slot, c.rows, spec_.tensors[j].layer, spec_.tensors[j].name, have);
+      const int64_t elems = out.row_elems(j);
+      float* rows = out.append_rows(j, c.rows - have);
+      if (c.rows > have)
+        cuda_check(cudaMemcpyAsync(rows, c.p + have * elems, size_t((c.rows - have) * elems) * sizeof(float),
                                    cudaMemcpyDeviceToHost, be_.stream()),
                    "state download");
       continue;
@@ -121,7 +131,6 @@ void CudaStateSlots::save(int slot, SequenceState& out) const {
                "state download");
   }
   cuda_check(cudaStreamSynchronize(be_.stream()), "state download");
-  out.set_n_tokens(n_tokens_[size_t(slot)]);
 }
 
 void CudaStateSlots::reset(int slot) {

@@ -29,6 +29,7 @@ class CudaStateSlots final : public DeviceStateSlots {
   const Backend& backend() const override;
   SlotBinding bind(std::span<const int32_t> ids) override;
   void advance(int slot, int64_t n) override { n_tokens_[size_t(check(slot))] += n; }
+  void save_tensors(int slot, size_t first, size_t last, SequenceState& out) const override;
   float* append_rows(int slot, size_t j, int64_t n) override;
   const float* rows_data(int slot, size_t j) const override { return cache(slot, j).p; }
   int64_t rows(int slot, size_t j) const override { return cache(slot, j).rows; }

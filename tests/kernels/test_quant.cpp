@@ -211,7 +211,7 @@ TEST_P(QuantMatmulPath, AwkwardSizesEveryFormat) {
   uint32_t seed = 1;
   for (DType t : kAll) {
     const int64_t bs = dtype_block(t);
-    for (int64_t M : {1, 2, 3, 4, 5, 7, 13, 49})
+    for (int64_t M : {1, 2, 3, 4, 5, 7, 13, 49, 130})  // 49, 130: the panel + GEMM path on x86
       for (int64_t N : {1, 7, 65, 130})
         for (int64_t K : {bs, 3 * bs, bs == 32 ? 9 * bs : 5 * bs}) {
           check_qmatmul(path(), t, M, N, K, seed % 2 == 0, seed);
@@ -227,7 +227,7 @@ TEST_P(QuantMatmulPath, RowsDoNotDependOnTheBatch) {
   for (DType t : kAll) {
     const auto wb = random_blocks(rng, t, N * K);
     const TensorView w(const_cast<uint8_t*>(wb.data()), t, {N, K});
-    for (int64_t M : {2, 5, 17}) {
+    for (int64_t M : {2, 5, 17, 48}) {  // up to 48 rows: the register path (more: panels + GEMM)
       const auto x = random_vec(rng, size_t(M * K));
       std::vector<float> batch(static_cast<size_t>(M * N)), one(static_cast<size_t>(N));
       kernels::matmul(x.data(), M, w, nullptr, batch.data(), path());

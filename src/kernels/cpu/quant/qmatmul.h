@@ -1,12 +1,12 @@
 #pragma once
 // Internal: y = x · wᵀ for block-quantized weights (core/quant_formats.h), reached through
 // kernels::matmul (kernels/cpu/matmul.h), which dispatches here on the weight's dtype. Activations are
-// float32; each weight block is dequantized in registers (scalar path: into one block-sized buffer) and
-// dotted with up to 4 rows of x at a time, so a weight row is read once per 4 rows of x and never
-// widened to a float32 copy of the matrix.
-//
-// Sums per row of x never depend on the other rows of the call (batched decode gives each sequence
-// the bits it gets alone). Thread-safety: reentrant; parallel over N on the thread pool.
+// float32. Up to 48 rows of x (decode, small batches): each weight block is dequantized in registers
+// (scalar path: into one block-sized buffer) and dotted with up to 4 rows of x at a time; a row's sums
+// never depend on the other rows of the call (batched decode gives each sequence the bits it gets
+// alone). More rows on x86 (prefill): panels of weight rows dequantized to a bounded float32 buffer and
+// multiplied by the packed GEMM. The matrix is never widened to a float32 copy as a whole.
+// Thread-safety: reentrant; parallel over N on the thread pool.
 
 #include <cstdint>
 

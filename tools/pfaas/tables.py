@@ -86,16 +86,33 @@ def e2e_table(d):
 
 def crossover_table(d):
     rows = read(d, "pfaas-crossover.csv")
+    same = [r for r in rows if float(r["speedup"]) == 1]
+    if same and not any(r["crossover_tokens"] for r in same):
+        print("(a prefill box as fast as this machine: remote never wins, for every model, link and dtype)\n")
     print("| model | link | prefill box speed-up | dtype | streamed: remote wins from | sent after the prefill: from |")
     print("|---|---|---:|---|---:|---:|")
     key = {}
     for r in rows:
-        key.setdefault((r["case"], r["link_mbit"], r["delay_ms"], r["speedup"], r["dtype"]), {})[r["streamed"]] = r
+        if float(r["speedup"]) != 1:
+            key.setdefault((r["case"], r["link_mbit"], r["delay_ms"], r["speedup"], r["dtype"]), {})[r["streamed"]] = r
     for (case, mbit, ms, s, dtype), v in key.items():
         def tok(x):
-            return f"{int(x):,} tokens" if x["crossover_tokens"] else "never"
+            return f"{int(x['crossover_tokens']):,} tokens" if x["crossover_tokens"] else "never"
         print(f"| {case} | {float(mbit):g} Mbit/s, {float(ms):g} ms | {float(s):g}x | {dtype} | {tok(v['1'])} | "
               f"{tok(v['0'])} |")
+
+
+def ttft_table(d, lengths):
+    rows = [r for r in read(d, "pfaas-ttft.csv") if float(r["speedup"]) != 1 and r["dtype"] == "f32"]
+    print("| model | link | speed-up | " + " | ".join(f"{n // 1024}K: local / streamed / after" for n in lengths) + " |")
+    print("|---|---|---:|" + "---:|" * len(lengths))
+    key = {}
+    for r in rows:
+        key.setdefault((r["case"], r["link_mbit"], r["delay_ms"], r["speedup"]), {})[int(r["n_tokens"])] = r
+    for (case, mbit, ms, s), by_n in key.items():
+        cells = [f"{float(by_n[n]['local_s']):.1f} / {float(by_n[n]['remote_streamed_s']):.2f} / "
+                 f"{float(by_n[n]['remote_sequential_s']):.2f} s" for n in lengths]
+        print(f"| {case} | {float(mbit):g} Mbit/s, {float(ms):g} ms | {float(s):g}x | " + " | ".join(cells) + " |")
 
 
 def main():
@@ -106,7 +123,8 @@ def main():
     lengths = [int(x) for x in args.lengths.split(",")]
     for name, fn in (("wire", lambda: wire_table(args.dir, lengths)), ("zstd", lambda: zstd_table(args.dir)),
                      ("rate", lambda: rate_table(args.dir)), ("e2e", lambda: e2e_table(args.dir)),
-                     ("crossover", lambda: crossover_table(args.dir))):
+                     ("crossover", lambda: crossover_table(args.dir)),
+                     ("ttft", lambda: ttft_table(args.dir, [1024, 4096, 32768]))):
         print(f"<!-- {name} -->")
         try:
             fn()

@@ -99,11 +99,12 @@ void add_inspect(CLI::App& app) {
       print_report(m.architecture, count_params(m), layers, spec);
       return;
     }
+    // A .gguf file's own summary first: it names the types even when linfer cannot load them.
+    if (is_gguf_file(a->model)) print_gguf(a->model);
     auto model = Model::load(a->model);
     print_report(model->info().architecture, model->info().n_params, model->info().layers, model->state_spec());
     fmt::print("fingerprint: {}\n", model->fingerprint());
-    if (is_gguf_file(a->model)) print_gguf(a->model);  // every tensor's type and bits per weight
-    else print_weights(a->model, a->tensors);
+    if (!is_gguf_file(a->model)) print_weights(a->model, a->tensors);
   });
 }
 

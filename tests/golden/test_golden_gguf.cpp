@@ -252,6 +252,61 @@ INSTANTIATE_TEST_SUITE_P(Files, GoldenGgufQuantized,
                            return std::string(std::get<0>(info.param)) + (std::get<1>(info.param) ? "_q4_0" : "_q8_0");
                          });
 
+// llama.cpp's own quantizer (llama-quantize, README.md): mamba2_a in Q8_0 and Q4_0 (its qwen3_next /
+// kimi_linear fixtures have 16-wide rows that Q8_0 / Q4_0 cannot hold, and K-quants fall back to types
+// linfer does not read). Same check: the logits of the values the blocks hold (an F32 twin written
+// here), and the error against the folder printed.
+void write_dequantized(const std::string& src, const std::string& dst) {
+  const linfer::GgufFile f(src);
+  linfer::test::GgufWriter d;
+  for (const auto& [key, value] : f.header().metadata) d.kv(key, uint32_t(value.type), encode(value));
+  for (const auto& t : f.header().tensors) {
+    std::vector<uint64_t> ne(t.ne.begin(), t.ne.end());
+    const auto bytes = f.bytes(t);
+    if (!t.type->dtype || !linfer::is_quantized(*t.type->dtype)) {
+      d.tensor(t.name, ne, t.type->id, std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+      continue;
+    }
+    const linfer::Tensor w = linfer::Tensor::to_f32(f.view(t));
+    d.tensor(t.name, ne, 0, std::string(reinterpret_cast<const char*>(w.f32()), size_t(w.numel()) * 4));
+  }
+  std::ofstream(dst, std::ios::binary) << d.build();
+}
+
+class GoldenGgufLlamaQuantized : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GoldenGgufLlamaQuantized, SameLogitsAsItsDequantizedValues) {
+  const std::string file = GetParam(), fixture = "mamba2_a";
+  const std::string dq = (fs::temp_directory_path() / ("linfer_dq_" + file)).string();
+  write_dequantized((kGolden / "gguf" / file).string(), dq);
+  const auto quantized = Model::load((kGolden / "gguf" / file).string());
+  const auto dequantized = Model::load(dq);
+  const auto folder = Model::load((kGolden / fixture).string());
+  fs::remove(dq);
+  const int64_t V = folder->info().vocab_size;
+  double vs_dq = 0, vs_folder = 0, mean_vs_folder = 0, agree = 0, n = 0;
+  for (const Prompt& p : prompts_of(fixture)) {
+    const auto a = full_logits(*quantized, p.ids), b = full_logits(*dequantized, p.ids), c = full_logits(*folder, p.ids);
+    const int64_t T = int64_t(p.ids.size());
+    vs_dq = std::max(vs_dq, max_rel_err(a.data(), b.data(), T, V));
+    vs_folder = std::max(vs_folder, max_rel_err(a.data(), c.data(), T, V));
+    for (int64_t t = 0; t < T; ++t, ++n) {
+      agree += argmax(&a[size_t(t * V)], V) == argmax(&c[size_t(t * V)], V);
+      mean_vs_folder += max_rel_err(&a[size_t(t * V)], &c[size_t(t * V)], 1, V);
+    }
+  }
+  std::printf("%s (llama-quantize): logits vs its dequantized values %.2e; vs the HF folder %.2e mean, %.2e max; "
+              "argmax agreement %.3f\n", file.c_str(), vs_dq, mean_vs_folder / n, vs_folder, agree / n);
+  EXPECT_LE(vs_dq, 3e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, GoldenGgufLlamaQuantized, ::testing::Values("mamba2_a-Q8_0.gguf", "mamba2_a-Q4_0.gguf"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
 // ---- files linfer cannot run -------------------------------------------------------------------
 
 std::string load_error(const std::string& file_bytes, const std::string& name) {

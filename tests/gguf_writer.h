@@ -101,7 +101,7 @@ class GgufWriter {
     const size_t data_begin = out.size();
     for (size_t i = 0; i < tensors_.size(); ++i) {
       const size_t at = data_begin + size_t(offsets[i]);
-      if (offsets[i] > (1u << 24)) continue;  // a lying offset: the bytes are nowhere
+      if (tensors_[i].offset && offsets[i] > (1u << 24)) continue;  // a lying offset: the bytes are nowhere
       if (out.size() < at + tensors_[i].data.size()) out.resize(at + tensors_[i].data.size(), '\0');
       std::memcpy(out.data() + at, tensors_[i].data.data(), tensors_[i].data.size());
     }

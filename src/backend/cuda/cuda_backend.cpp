@@ -90,6 +90,8 @@ bool CudaBackend::supports(Op op, DType weights) const {
 
 Weight CudaBackend::weight(const TensorView& host) {
   LINFER_CHECK(host.ndim() == 2, "cuda weight: expected a matrix, found shape {}", shape_str(host.shape()));
+  LINFER_CHECK(!is_quantized(host.dtype()), "a {} weight: the cuda backend has no kernels for quantized weights yet "
+               "(run with --device cpu, or load the unquantized checkpoint)", dtype_name(host.dtype()));
   const size_t row_bytes = size_t(host.dim(1)) * dtype_size(host.dtype());
   void* p = nullptr;
   auto owner = device_alloc(row_bytes * size_t(host.dim(0)), &p);

@@ -1,0 +1,121 @@
+// GPU delta-rule prefill benchmark (built as gpu_prefill with -DLINFER_CUDA=ON): one GDN layer's recurrence,
+// 32 heads × 128 × 128, float32 inputs and state, one sequence of T tokens, timed with CUDA events:
+//   chunked   kernels/cuda/delta_rule_prefill.h (median of 5 calls after a warm-up; the device memory
+//             pool keeps its memory between calls, so the scratch allocation is a pool hit, as in a
+//             serving loop)
+//   tokens    the decode kernel once per token (what the CUDA backend did for prefill before), one run
+// fla's chunk_gated_delta_rule (bf16 inputs, same card) is from ../shared/NOTES.md; issue 11's goal beside it.
+//   gpu_prefill            T = 8192 and 32768
+//   gpu_prefill T          one length
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/delta_rule_decode.h"
+#include "kernels/cuda/delta_rule_prefill.h"
+#include "kernels/cuda/device_buffer.h"
+
+using namespace linfer::kernels;
+using cuda::cuda_check;
+using cuda::DeviceBuffer;
+
+namespace {
+
+constexpr int64_t kHeads = 32, kDim = 128;
+
+// A random block tiled over the buffer: random enough for timing, fast to make for GiBs.
+DeviceBuffer<float> random_buffer(std::mt19937& rng, int64_t n, float sd, float mean = 0.f) {
+  std::normal_distribution<float> d(mean, sd);
+  std::vector<float> block(std::min<int64_t>(n, 1 << 20));
+  for (float& x : block) x = d(rng);
+  DeviceBuffer<float> buf(n);
+  for (int64_t at = 0; at < n; at += int64_t(block.size())) {
+    const int64_t len = std::min<int64_t>(int64_t(block.size()), n - at);
+    cuda_check(cudaMemcpy(buf.data() + at, block.data(), len * sizeof(float), cudaMemcpyHostToDevice), "fill");
+  }
+  return buf;
+}
+
+template <class F>
+double time_ms(F&& f, cudaStream_t stream) {
+  cudaEvent_t a, b;
+  cuda_check(cudaEventCreate(&a), "event");
+  cuda_check(cudaEventCreate(&b), "event");
+  cuda_check(cudaEventRecord(a, stream), "record");
+  f();
+  cuda_check(cudaEventRecord(b, stream), "record");
+  cuda_check(cudaEventSynchronize(b), "sync");
+  float ms = 0;
+  cuda_check(cudaEventElapsedTime(&ms, a, b), "elapsed");
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return ms;
+}
+
+void run(int64_t T, cudaStream_t stream) {
+  std::mt19937 rng(7);
+  const int64_t kd = kHeads * kDim, row = 3 * kd;
+  DeviceBuffer<float> qkv = random_buffer(rng, T * row, 1.f), beta = random_buffer(rng, T * kHeads, 0.1f, 0.5f),
+                      g = random_buffer(rng, T * kHeads, 0.02f, -0.1f),
+                      state = random_buffer(rng, kHeads * kDim * kDim, 0.1f), o(T * kHeads * kDim);
+  DeviceBuffer<int32_t> slot(std::vector<int32_t>{0});
+  const DeltaRuleShape shape{.H = kHeads, .HV = kHeads, .K = kDim, .V = kDim, .decay = DeltaDecay::Scalar,
+                             .l2norm_qk = true};
+  const DeltaRuleInputs in{.q = qkv.data(), .k = qkv.data() + kd, .v = qkv.data() + 2 * kd, .beta = beta.data(),
+                           .g = g.data(), .q_stride = row, .k_stride = row, .v_stride = row};
+  const std::vector<int64_t> offsets{0, T};
+  const cuda::SlotPool pool{state.data(), kHeads * kDim * kDim};
+  auto chunked = [&] { cuda::delta_rule_prefill(shape, in, offsets, pool, slot.data(), o.data(), stream); };
+  chunked();
+  cuda_check(cudaStreamSynchronize(stream), "warm-up");
+  std::vector<double> t;
+  for (int r = 0; r < 5; ++r) t.push_back(time_ms(chunked, stream));
+  std::sort(t.begin(), t.end());
+  const double chunk_ms = t[t.size() / 2];
+
+  cuda::DeltaDecodeArgs a{};
+  a.shape = shape;
+  const double token_ms = time_ms([&] {
+    for (int64_t i = 0; i < T; ++i) {
+      a.in = in;
+      a.in.q += i * row, a.in.k += i * row, a.in.v += i * row, a.in.beta += i * kHeads, a.in.g += i * kHeads;
+      cuda::delta_rule_decode(a, pool, slot.data(), 1, o.data() + i * kd, stream);
+    }
+  }, stream);
+  const char* fla = T == 32768 ? "1.95" : T == 8192 ? "1.08" : "-";
+  std::printf("| %6lld | %9.3f | %9.1f | %10.1f | %8s | %s |\n", (long long)T, chunk_ms, T / chunk_ms / 1e3,
+              token_ms, fla, T == 32768 ? "<= 1.3" : "-");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string why;
+  if (cuda::device_count(&why) == 0) {
+    std::printf("gpu_prefill: no CUDA device (%s)\n", why.c_str());
+    return 0;
+  }
+  cudaStream_t stream;
+  cuda_check(cudaStreamCreate(&stream), "stream");
+  cudaMemPool_t mem_pool;
+  cuda_check(cudaDeviceGetDefaultMemPool(&mem_pool, 0), "default mem pool");
+  uint64_t keep = UINT64_MAX;  // keep freed scratch in the pool between calls
+  cuda_check(cudaMemPoolSetAttribute(mem_pool, cudaMemPoolAttrReleaseThreshold, &keep), "pool threshold");
+  cudaDeviceProp prop{};
+  cuda_check(cudaGetDeviceProperties(&prop, 0), "device properties");
+  std::printf("GDN prefill, one sequence, 32 heads x 128 x 128, float32 inputs and state (%s)\n", prop.name);
+  std::printf("| T      | chunked ms | M tok/s   | token-by-token ms | fla ms (bf16) | goal ms |\n");
+  std::printf("|--------|-----------|-----------|------------|----------|--------|\n");
+  if (argc > 1) run(std::atoll(argv[1]), stream);
+  else
+    for (int64_t T : {8192, 32768}) run(T, stream);
+  cudaStreamDestroy(stream);
+  return 0;
+}

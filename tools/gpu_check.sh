@@ -17,6 +17,7 @@
 # Environment: BUILD (default build-gpu), CUDA_ARCH (default 90a), NCU=0 skips the ncu profiles,
 # SANITIZE=0 skips compute-sanitizer (SANITIZE_TESTS / SANITIZE_TOOLS narrow it: default every GPU test,
 # memcheck and racecheck; SANITIZE_TIMEOUT seconds each, default 300), DECODE_BENCH=0 skips gpu_decode,
+# PREFILL_BENCH=0 skips gpu_prefill (chunked GDN prefill vs token by token, T = 8K and 32K),
 # MODEL_SPEED="PROMPT GEN REPS" (default "512 128 3"), WHOLE_MODELS="kimi_linear qwen3next" (random ~1B
 # models of those presets made here, timed on CUDA alone and, where python3 has torch + transformers,
 # with transformers on the same GPU: tools/hf_model_speed.py; WHOLE_MODELS= skips them), HF_SPEED=0 skips
@@ -152,6 +153,9 @@ if [ "${SANITIZE:-1}" != 0 ] && command -v compute-sanitizer >/dev/null; then
   done
 fi
 [ "${DECODE_BENCH:-1}" != 0 ] && step bench "$LOG/bench.txt" "$BUILD/gpu_decode"
+# the chunked prefill kernel is new: a failure here is reported without stopping the cycle
+[ "${PREFILL_BENCH:-1}" != 0 ] && { "$BUILD/gpu_prefill" >"$LOG/prefill_bench.txt" 2>&1 ||
+  { status=1; echo "gpu_check: gpu_prefill failed (log: $LOG/prefill_bench.txt)"; }; }
 # Where the decode kernels' time goes (hardware counters; ncu works on Firecracker machines, not gVisor):
 # one profiled call per case, clocks left as they are.
 if [ "${NCU:-1}" != 0 ] && [ "${DECODE_BENCH:-1}" != 0 ] && command -v ncu >/dev/null; then
@@ -210,6 +214,7 @@ if [ $mode = full ] && [ "${SERVE_SPEED:-1}" != 0 ]; then
   } >"$LOG/serve_speed.txt" 2>&1 || echo "gpu_check: serve_speed failed (log: $LOG/serve_speed.txt)"
 fi
 [ "${DECODE_BENCH:-1}" != 0 ] && cat "$LOG/bench.txt"
+[ "${PREFILL_BENCH:-1}" != 0 ] && cat "$LOG/prefill_bench.txt" 2>/dev/null
 if [ $models = 1 ]; then
   cat "$LOG/model_speed.txt" 2>/dev/null
   cat "$LOG/serve_speed.txt" 2>/dev/null

@@ -11,7 +11,8 @@
 // compute exactly "dequantize, then multiply"; 1e-3 relative at the worst position: the random
 // fixtures amplify float32 rounding differences to ~1e-4); on the trained demo model, the logit error
 // stays within loose multiples of what the formats' step sizes predict (q8_0 2%, 4-bit 15%; a broken
-// kernel or layout gives errors of order 1).
+// kernel or layout gives errors of order 1), and its nats/token on the validation snippet within 0.005
+// (q8_0) or 0.05 (4-bit) of bf16's.
 
 #include "../cli_run.h"
 #include <gtest/gtest.h>
@@ -147,6 +148,15 @@ double worst_rel(const Model& a, const Model& b, const std::vector<Prompt>& prom
   return worst;
 }
 
+// `linfer eval` of the demo's validation snippet as one window (tests/golden/demo/eval.json's setting).
+double eval_nats(const fs::path& model) {
+  const fs::path text = kGolden / "demo/val_snippet.txt";
+  const CliRun r = run_linfer("eval --model " + model.string() + " --text-file " + text.string() + " --window 1180", "");
+  double nats = NAN;
+  if (r.status != 0 || std::sscanf(r.out.c_str(), "%lf nats/token", &nats) != 1) ADD_FAILURE() << r.out;
+  return nats;
+}
+
 class QuantAccuracy : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(QuantAccuracy, LogitErrorAndGreedyAgreement) {
@@ -170,7 +180,13 @@ TEST_P(QuantAccuracy, LogitErrorAndGreedyAgreement) {
     const Measured m = compare(*ref, *q, prompts);
     std::printf("| %s | %s | %.4f | %.4f | %lld/%lld | %lld/%lld |\n", GetParam().c_str(), type, m.rms_rel, m.worst_rel,
                 (long long)m.top1, (long long)m.positions, (long long)m.greedy_same, (long long)m.greedy_total);
-    if (GetParam() == "demo") EXPECT_LT(m.rms_rel, bits == "8" ? 0.02 : 0.15) << type;
+    if (GetParam() == "demo") {
+      EXPECT_LT(m.rms_rel, bits == "8" ? 0.02 : 0.15) << type;
+      // nats/token on the validation snippet (docs/quantization.md's table), against the bf16 model's
+      const double q_nats = eval_nats(out), ref_nats = eval_nats(src);
+      std::printf("demo %s: %.6f nats/token (bf16 %.6f)\n", type, q_nats, ref_nats);
+      EXPECT_LT(std::fabs(q_nats - ref_nats), bits == "8" ? 0.005 : 0.05) << type;
+    }
     write_dequantized(out, tmp / (std::string(type) + "_f32"));
     const auto deq = Model::load((tmp / (std::string(type) + "_f32")).string());
     EXPECT_LT(worst_rel(*q, *deq, prompts), 1e-3) << GetParam() << " " << type

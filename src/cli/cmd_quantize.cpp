@@ -75,15 +75,10 @@ std::optional<DType> type_for(const std::string& name, const SafetensorsEntry& e
   for (const char* router : {".gate.weight", "shared_expert_gate.weight"})  // MoE routers: small, sensitive
     if (ends_with(name, router)) return std::nullopt;
   const int64_t K = e.shape.back();
+  if (K == 0) return std::nullopt;
   if (K % dtype_block(target) == 0) return target;
   if (target == DType::Q4_K && K % dtype_block(DType::Q4_0) == 0) return DType::Q4_0;
   return std::nullopt;
-}
-
-std::string upper(std::string_view s) {
-  std::string u(s);
-  for (char& c : u) c = char(std::toupper(static_cast<unsigned char>(c)));
-  return u;
 }
 
 struct Args {
@@ -109,20 +104,30 @@ void run(const Args& a) {
   const SafetensorsDir src(a.model);
   const std::vector<std::string> names = src.names();
 
+  // Each quantized tensor's type and U8 shape [..., bytes per row].
+  struct Planned {
+    DType type;
+    Shape bytes_shape;
+    size_t nbytes;
+  };
   std::map<std::string, std::string> meta = {{"format", "pt"}};
-  std::map<std::string, DType> plan;
+  std::map<std::string, Planned> plan;
   size_t in_bytes = 0, out_bytes = 0;
   int64_t quantized_params = 0, kept_params = 0;
   std::map<DType, int> per_type;
   for (const auto& name : names) {
     const SafetensorsEntry& e = src.entry(name);
+    LINFER_CHECK(!e.dtype || !is_quantized(*e.dtype), "--model {} is already quantized (tensor '{}' is {}): quantize "
+                 "the bf16 / f32 checkpoint instead", a.model, name, dtype_name(*e.dtype));
     in_bytes += e.end - e.begin;
     if (auto t = type_for(name, e, cfg, target)) {
-      plan[name] = *t;
+      const int64_t K = e.shape.back(), rows = shape_numel(e.shape) / K;
+      Shape bytes_shape = e.shape;
+      bytes_shape.back() = int64_t(dtype_nbytes(*t, K));
+      plan[name] = {*t, bytes_shape, size_t(rows) * dtype_nbytes(*t, K)};
       ++per_type[*t];
       meta[std::string(kQuantMetadataPrefix) + name] = std::string(dtype_name(*t));
-      const int64_t K = e.shape.back(), rows = shape_numel(e.shape) / K;
-      out_bytes += size_t(rows) * dtype_nbytes(*t, K);
+      out_bytes += plan[name].nbytes;
       quantized_params += shape_numel(e.shape);
     } else {
       out_bytes += e.end - e.begin;
@@ -135,10 +140,7 @@ void run(const Args& a) {
   for (const auto& name : names) {
     const SafetensorsEntry& e = src.entry(name);
     if (auto it = plan.find(name); it != plan.end()) {
-      const int64_t K = e.shape.back();
-      Shape bytes_shape = e.shape;
-      bytes_shape.back() = int64_t(dtype_nbytes(it->second, K));
-      out.declare(name, "U8", bytes_shape, size_t(shape_numel(e.shape) / K) * dtype_nbytes(it->second, K));
+      out.declare(name, "U8", it->second.bytes_shape, it->second.nbytes);
     } else {
       out.declare(name, e.dtype_name, e.shape, e.end - e.begin);
     }
@@ -156,7 +158,7 @@ void run(const Args& a) {
     const SafetensorsEntry& e = src.entry(name);
     if (auto it = plan.find(name); it != plan.end()) {
       const TensorView v = src.get(name);
-      const DType t = it->second;
+      const DType t = it->second.type;
       const int64_t K = e.shape.back(), rows = shape_numel(e.shape) / K;
       const size_t row_bytes = dtype_nbytes(t, K), in_row = size_t(K) * dtype_size(v.dtype());
       buf.resize(size_t(rows) * row_bytes);

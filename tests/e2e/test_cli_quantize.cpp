@@ -71,6 +71,9 @@ TEST_F(Quantize, RefusesBadInput) {
   std::ofstream(tmp_ / "occupied.txt") << "x";
   fails_with(m + " --out " + tmp_.string() + " --bits 8", "not empty");
   fails_with("--model " + (tmp_ / "nothing").string() + " --out " + (tmp_ / "b").string() + " --bits 8", "not a folder");
+  const fs::path q = tmp_ / "q8";
+  ASSERT_EQ(run("quantize" + m + " --out " + q.string() + " --bits 8").status, 0);
+  fails_with("--model " + q.string() + " --out " + (tmp_ / "c").string() + " --bits 4", "is already quantized");
 }
 
 // The fingerprint covers the weights' types: a state prefilled by the bf16 model is refused by its quantized

@@ -13,29 +13,22 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
-#include <nlohmann/json.hpp>
-
 #include "../gguf_writer.h"
+#include "golden_cases.h"
 #include "io/gguf.h"
-#include "io/npy.h"
 #include "kernels/cpu/quant/quantize.h"
 #include "linfer/core/error.h"
 #include "linfer/model.h"
 
 namespace fs = std::filesystem;
-using linfer::Batch;
-using linfer::Logits;
 using linfer::Model;
-using linfer::SequenceState;
+using namespace linfer::test;
 
 namespace {
-
-const fs::path kGolden = fs::path(LINFER_SOURCE_DIR) / "tests" / "golden";
 
 struct GgufCase {
   const char* fixture;  // tests/golden/<fixture>: the HF folder, cases.json, transformers' logits
@@ -52,47 +45,6 @@ const GgufCase kCases[] = {
     {"kimi_linear_a", "kimi_linear_a-bf16.gguf", 5e-5, true},
 };
 
-struct Prompt {
-  std::string name;
-  std::vector<int32_t> ids, greedy;
-  linfer::Tensor logits;  // transformers', [T, vocab]
-};
-
-std::vector<Prompt> prompts_of(const std::string& fixture) {
-  std::ifstream f(kGolden / fixture / "cases.json");
-  const auto j = nlohmann::json::parse(f);
-  std::vector<Prompt> out;
-  for (const auto& c : j.at("cases"))
-    out.push_back({c.at("name"), c.at("prompt_ids").get<std::vector<int32_t>>(),
-                   c.at("greedy_ids").get<std::vector<int32_t>>(),
-                   linfer::Tensor::to_f32(linfer::read_npy((kGolden / fixture / c.at("logits").get<std::string>()).string()))});
-  return out;
-}
-
-std::vector<float> full_logits(const Model& m, const std::vector<int32_t>& ids) {
-  SequenceState s(m.state_spec());
-  SequenceState* sp = &s;
-  std::vector<float> out(ids.size() * size_t(m.info().vocab_size));
-  m.forward(Batch::single(ids), {&sp, 1}, out.data(), Logits::All);
-  return out;
-}
-
-double max_rel_err(const float* got, const float* ref, int64_t rows, int64_t vocab) {
-  double worst = 0;
-  for (int64_t t = 0; t < rows; ++t) {
-    double d = 0, r = 0;
-    for (int64_t v = 0; v < vocab; ++v) {
-      const double a = got[t * vocab + v], b = ref[t * vocab + v];
-      d += (a - b) * (a - b);
-      r += b * b;
-    }
-    worst = std::max(worst, std::sqrt(d / std::max(r, 1e-30)));
-  }
-  return worst;
-}
-
-int32_t argmax(const float* row, int64_t n) { return int32_t(std::max_element(row, row + n) - row); }
-
 class GoldenGguf : public ::testing::TestWithParam<GgufCase> {};
 
 TEST_P(GoldenGguf, SameLogitsAsTheFolderItWasConvertedFrom) {
@@ -105,9 +57,9 @@ TEST_P(GoldenGguf, SameLogitsAsTheFolderItWasConvertedFrom) {
   EXPECT_EQ(gguf->info().n_params, folder->info().n_params);
   const int64_t V = folder->info().vocab_size;
   double worst = 0, worst_tf = 0;
-  for (const Prompt& p : prompts_of(gc.fixture)) {
-    const auto a = full_logits(*gguf, p.ids), b = full_logits(*folder, p.ids);
-    const int64_t T = int64_t(p.ids.size());
+  for (const GoldenCase& p : golden_cases(kGolden / gc.fixture)) {
+    const auto a = full_logits(*gguf, p.prompt), b = full_logits(*folder, p.prompt);
+    const int64_t T = int64_t(p.prompt.size());
     worst = std::max(worst, max_rel_err(a.data(), b.data(), T, V));
     worst_tf = std::max(worst_tf, max_rel_err(a.data(), p.logits.f32(), T, V));
     EXPECT_LE(max_rel_err(a.data(), b.data(), T, V), gc.tol_vs_folder) << gc.file << " " << p.name;
@@ -121,20 +73,8 @@ TEST_P(GoldenGguf, GreedyIdsMatchTransformers) {
   const GgufCase& gc = GetParam();
   if (!gc.exact) GTEST_SKIP() << gc.file << ": quantized, greedy agreement is measured, not required";
   const auto m = Model::load((kGolden / "gguf" / gc.file).string());
-  const int64_t V = m->info().vocab_size;
-  for (const Prompt& p : prompts_of(gc.fixture)) {
-    SequenceState s(m->state_spec());
-    SequenceState* sp = &s;
-    std::vector<float> row(static_cast<size_t>(V));
-    m->forward(Batch::single(p.ids), {&sp, 1}, row.data(), Logits::Last);
-    std::vector<int32_t> got;
-    for (size_t i = 0; i < p.greedy.size(); ++i) {
-      int32_t next = argmax(row.data(), V);
-      got.push_back(next);
-      m->forward(Batch::single({&next, 1}), {&sp, 1}, row.data(), Logits::Last);
-    }
-    EXPECT_EQ(got, p.greedy) << gc.file << " " << p.name;
-  }
+  for (const GoldenCase& p : golden_cases(kGolden / gc.fixture))
+    EXPECT_EQ(greedy_ids(*m, p.prompt, p.greedy.size()), p.greedy) << gc.file << " " << p.name;
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, GoldenGguf, ::testing::ValuesIn(kCases),
@@ -209,6 +149,35 @@ void write_twins(const std::string& src, linfer::DType type, uint32_t ggml_type,
   std::ofstream(dequantized, std::ios::binary) << d.build();
 }
 
+// A quantized model against the F32 twin of its blocks' values and against the HF folder, over every
+// golden prompt of `fixture`, every position.
+struct QuantError {
+  double vs_dq = 0;           // max relative error vs the dequantized twin
+  double vs_folder = 0;       // max relative error vs the folder
+  double mean_vs_folder = 0;  // mean over positions of the relative error vs the folder
+  double agree = 0;           // fraction of positions where the argmax equals the folder's
+};
+
+QuantError measure(const Model& quantized, const Model& dequantized, const Model& folder, const std::string& fixture) {
+  const int64_t V = folder.info().vocab_size;
+  QuantError e;
+  double n = 0;
+  for (const GoldenCase& p : golden_cases(kGolden / fixture)) {
+    const auto a = full_logits(quantized, p.prompt), b = full_logits(dequantized, p.prompt),
+               c = full_logits(folder, p.prompt);
+    const int64_t T = int64_t(p.prompt.size());
+    e.vs_dq = std::max(e.vs_dq, max_rel_err(a.data(), b.data(), T, V));
+    e.vs_folder = std::max(e.vs_folder, max_rel_err(a.data(), c.data(), T, V));
+    for (int64_t t = 0; t < T; ++t, ++n) {
+      e.agree += argmax(&a[size_t(t * V)], V) == argmax(&c[size_t(t * V)], V);
+      e.mean_vs_folder += max_rel_err(&a[size_t(t * V)], &c[size_t(t * V)], 1, V);
+    }
+  }
+  e.agree /= n;
+  e.mean_vs_folder /= n;
+  return e;
+}
+
 struct QuantCase {
   const char* file;
   linfer::DType type;
@@ -228,21 +197,10 @@ TEST_P(GoldenGgufQuantized, SameLogitsAsItsDequantizedValues) {
   const auto folder = Model::load((kGolden / fixture).string());
   fs::remove(base + ".gguf");
   fs::remove(base + "-dq.gguf");
-  const int64_t V = folder->info().vocab_size;
-  double vs_dq = 0, vs_folder = 0, mean_vs_folder = 0, agree = 0, n = 0;
-  for (const Prompt& p : prompts_of(fixture)) {
-    const auto a = full_logits(*quantized, p.ids), b = full_logits(*dequantized, p.ids), c = full_logits(*folder, p.ids);
-    const int64_t T = int64_t(p.ids.size());
-    vs_dq = std::max(vs_dq, max_rel_err(a.data(), b.data(), T, V));
-    vs_folder = std::max(vs_folder, max_rel_err(a.data(), c.data(), T, V));
-    for (int64_t t = 0; t < T; ++t, ++n) {
-      agree += argmax(&a[size_t(t * V)], V) == argmax(&c[size_t(t * V)], V);
-      mean_vs_folder += max_rel_err(&a[size_t(t * V)], &c[size_t(t * V)], 1, V);
-    }
-  }
+  const QuantError e = measure(*quantized, *dequantized, *folder, fixture);
   std::printf("%s %s: logits vs its dequantized values %.2e; vs the HF folder %.2e mean, %.2e max; argmax agreement "
-              "%.3f\n", fixture, qc.file, vs_dq, mean_vs_folder / n, vs_folder, agree / n);
-  EXPECT_LE(vs_dq, 3e-4);  // measured <= 6.7e-5
+              "%.3f\n", fixture, qc.file, e.vs_dq, e.mean_vs_folder, e.vs_folder, e.agree);
+  EXPECT_LE(e.vs_dq, 3e-4);  // measured <= 6.7e-5
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, GoldenGgufQuantized,
@@ -283,21 +241,10 @@ TEST_P(GoldenGgufLlamaQuantized, SameLogitsAsItsDequantizedValues) {
   const auto dequantized = Model::load(dq);
   const auto folder = Model::load((kGolden / fixture).string());
   fs::remove(dq);
-  const int64_t V = folder->info().vocab_size;
-  double vs_dq = 0, vs_folder = 0, mean_vs_folder = 0, agree = 0, n = 0;
-  for (const Prompt& p : prompts_of(fixture)) {
-    const auto a = full_logits(*quantized, p.ids), b = full_logits(*dequantized, p.ids), c = full_logits(*folder, p.ids);
-    const int64_t T = int64_t(p.ids.size());
-    vs_dq = std::max(vs_dq, max_rel_err(a.data(), b.data(), T, V));
-    vs_folder = std::max(vs_folder, max_rel_err(a.data(), c.data(), T, V));
-    for (int64_t t = 0; t < T; ++t, ++n) {
-      agree += argmax(&a[size_t(t * V)], V) == argmax(&c[size_t(t * V)], V);
-      mean_vs_folder += max_rel_err(&a[size_t(t * V)], &c[size_t(t * V)], 1, V);
-    }
-  }
+  const QuantError e = measure(*quantized, *dequantized, *folder, fixture);
   std::printf("%s (llama-quantize): logits vs its dequantized values %.2e; vs the HF folder %.2e mean, %.2e max; "
-              "argmax agreement %.3f\n", file.c_str(), vs_dq, mean_vs_folder / n, vs_folder, agree / n);
-  EXPECT_LE(vs_dq, 3e-4);
+              "argmax agreement %.3f\n", file.c_str(), e.vs_dq, e.mean_vs_folder, e.vs_folder, e.agree);
+  EXPECT_LE(e.vs_dq, 3e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, GoldenGgufLlamaQuantized, ::testing::Values("mamba2_a-Q8_0.gguf", "mamba2_a-Q4_0.gguf"),

@@ -14,14 +14,13 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 
 #include <nlohmann/json.hpp>
 
-#include "io/npy.h"
+#include "golden_cases.h"
 #include "linfer/model.h"
 
 namespace fs = std::filesystem;
@@ -29,28 +28,16 @@ using linfer::Batch;
 using linfer::Logits;
 using linfer::Model;
 using linfer::SequenceState;
+using namespace linfer::test;
 
 namespace {
 
-const fs::path kGolden = fs::path(LINFER_SOURCE_DIR) / "tests" / "golden";
 constexpr double kTol = 1e-4;
-
-struct Case {
-  std::string name;
-  std::vector<int32_t> prompt;
-  std::vector<int32_t> greedy;
-  linfer::Tensor logits;  // [T, vocab]
-};
 
 struct Fixture {
   fs::path model_dir;
-  std::vector<Case> cases;
+  std::vector<GoldenCase> cases;
 };
-
-nlohmann::json read_cases_json(const fs::path& dir) {
-  std::ifstream f(dir / "cases.json");
-  return nlohmann::json::parse(f);
-}
 
 fs::path model_dir_of(const fs::path& dir, const nlohmann::json& j) {
   return j.contains("model_dir") ? fs::path(LINFER_SOURCE_DIR) / j["model_dir"].get<std::string>() : dir;
@@ -61,14 +48,7 @@ Fixture read_fixture(const fs::path& dir) {
   const auto j = read_cases_json(dir);
   Fixture fx;
   fx.model_dir = model_dir_of(dir, j);
-  for (const auto& c : j.at("cases")) {
-    Case k;
-    k.name = c.at("name");
-    k.prompt = c.at("prompt_ids").get<std::vector<int32_t>>();
-    k.greedy = c.at("greedy_ids").get<std::vector<int32_t>>();
-    k.logits = linfer::Tensor::to_f32(linfer::read_npy((dir / c.at("logits").get<std::string>()).string()));
-    fx.cases.push_back(std::move(k));
-  }
+  fx.cases = golden_cases(dir, j);
   return fx;
 }
 
@@ -93,31 +73,6 @@ std::vector<std::string> fixtures_with_alt() {
     if (fs::is_directory(model_dir_of(kGolden / name, read_cases_json(kGolden / name)) / "alt")) out.push_back(name);
   return out;
 }
-
-// Max over positions of ‖got − ref‖ / ‖ref‖.
-double max_rel_err(const float* got, const float* ref, int64_t rows, int64_t vocab) {
-  double worst = 0;
-  for (int64_t t = 0; t < rows; ++t) {
-    double d = 0, r = 0;
-    for (int64_t v = 0; v < vocab; ++v) {
-      const double a = got[t * vocab + v], b = ref[t * vocab + v];
-      d += (a - b) * (a - b);
-      r += b * b;
-    }
-    worst = std::max(worst, std::sqrt(d / std::max(r, 1e-30)));
-  }
-  return worst;
-}
-
-std::vector<float> full_logits(const Model& m, const std::vector<int32_t>& ids) {
-  SequenceState s(m.state_spec());
-  std::vector<float> out(ids.size() * m.info().vocab_size);
-  SequenceState* sp = &s;
-  m.forward(Batch::single(ids), {&sp, 1}, out.data(), Logits::All);
-  return out;
-}
-
-int32_t argmax(const float* row, int64_t n) { return int32_t(std::max_element(row, row + n) - row); }
 
 class Golden : public ::testing::TestWithParam<std::string> {
  protected:
@@ -178,24 +133,15 @@ TEST_P(Golden, LogitsMatchTransformers) {
 }
 
 TEST_P(Golden, GreedyTokensMatch) {
-  for (const auto& c : fx_.cases) {
-    SequenceState s(model_->state_spec());
-    SequenceState* sp = &s;
-    std::vector<float> row(vocab_);
-    model_->forward(Batch::single(c.prompt), {&sp, 1}, row.data(), Logits::Last);
-    std::vector<int32_t> got;
-    for (size_t i = 0; i < c.greedy.size(); ++i) {
-      int32_t next = argmax(row.data(), vocab_);
-      got.push_back(next);
-      model_->forward(Batch::single({&next, 1}), {&sp, 1}, row.data(), Logits::Last);
-    }
-    EXPECT_EQ(got, c.greedy) << GetParam() << " " << c.name << ": greedy ids differ from transformers";
-  }
+  for (const auto& c : fx_.cases)
+    EXPECT_EQ(greedy_ids(*model_, c.prompt, c.greedy.size()), c.greedy)
+        << GetParam() << " " << c.name << ": greedy ids differ from transformers";
 }
 
 TEST_P(Golden, StepDecodeMatchesFullPass) {
-  const Case& c = *std::max_element(fx_.cases.begin(), fx_.cases.end(),
-                                    [](const Case& a, const Case& b) { return a.prompt.size() < b.prompt.size(); });
+  const GoldenCase& c = *std::max_element(fx_.cases.begin(), fx_.cases.end(), [](const GoldenCase& a, const GoldenCase& b) {
+    return a.prompt.size() < b.prompt.size();
+  });
   const int64_t T = std::min<int64_t>(int64_t(c.prompt.size()), 100), split = T / 3;
   SequenceState s(model_->state_spec());
   SequenceState* sp = &s;

@@ -13,13 +13,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
-#include <fstream>
 
-#include <nlohmann/json.hpp>
-
-#include "io/npy.h"
+#include "../../golden/golden_cases.h"
 #include "kernels/cuda/cuda_check.h"
 #include "linfer/core/error.h"
 #include "linfer/model.h"
@@ -30,10 +26,10 @@ using linfer::Device;
 using linfer::Logits;
 using linfer::Model;
 using linfer::SequenceState;
+using namespace linfer::test;
 
 namespace {
 
-const fs::path kGolden = fs::path(LINFER_SOURCE_DIR) / "tests" / "golden";
 // Relative, per position: the CPU's own tolerance against transformers for Mamba2; issue 11's bar for the
 // models with attention, MLA and MoE.
 double tol_of(const std::string& fixture) { return fixture.rfind("mamba2", 0) == 0 ? 1e-4 : 1e-3; }
@@ -45,40 +41,6 @@ double tol_of(const std::string& fixture) { return fixture.rfind("mamba2", 0) ==
       GTEST_SKIP() << "no CUDA device (" << why_ << "); run on a GPU machine: tools/gpu_check.sh"; \
   } while (0)
 
-struct Case {
-  std::string name;
-  std::vector<int32_t> prompt, greedy;
-  linfer::Tensor logits;  // [T, vocab]
-};
-
-std::vector<Case> read_cases(const fs::path& dir) {
-  std::ifstream f(dir / "cases.json");
-  const auto j = nlohmann::json::parse(f);
-  std::vector<Case> out;
-  for (const auto& c : j.at("cases"))
-    out.push_back({c.at("name"), c.at("prompt_ids").get<std::vector<int32_t>>(),
-                   c.at("greedy_ids").get<std::vector<int32_t>>(),
-                   linfer::Tensor::to_f32(linfer::read_npy((dir / c.at("logits").get<std::string>()).string()))});
-  return out;
-}
-
-// Max over rows of ‖got − ref‖ / ‖ref‖.
-double max_rel_err(const float* got, const float* ref, int64_t rows, int64_t vocab) {
-  double worst = 0;
-  for (int64_t t = 0; t < rows; ++t) {
-    double d = 0, r = 0;
-    for (int64_t v = 0; v < vocab; ++v) {
-      const double a = got[t * vocab + v], b = ref[t * vocab + v];
-      d += (a - b) * (a - b);
-      r += b * b;
-    }
-    worst = std::max(worst, std::sqrt(d / std::max(r, 1e-30)));
-  }
-  return worst;
-}
-
-int32_t argmax(const float* row, int64_t n) { return int32_t(std::max_element(row, row + n) - row); }
-
 const std::vector<std::string> kRunsOnCuda = {"mamba2_a",      "mamba2_b",     "kimi_linear_a",
                                               "kimi_linear_b", "qwen3_next_a", "qwen3_next_b"};
 
@@ -87,7 +49,7 @@ class CudaModel : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     SKIP_WITHOUT_CUDA();
     dir_ = kGolden / GetParam();
-    cases_ = read_cases(dir_);
+    cases_ = golden_cases(dir_);
     ASSERT_FALSE(cases_.empty());
     cpu_ = Model::load(dir_.string());
     gpu_ = Model::load(dir_.string(), Device::Cuda);
@@ -123,7 +85,7 @@ class CudaModel : public ::testing::TestWithParam<std::string> {
   }
 
   fs::path dir_;
-  std::vector<Case> cases_;
+  std::vector<GoldenCase> cases_;
   std::shared_ptr<const Model> cpu_, gpu_;
   int64_t V_ = 0;
   double tol_ = 0;
@@ -157,7 +119,7 @@ TEST_P(CudaModel, GreedyTokensMatchTransformers) {
 }
 
 TEST_P(CudaModel, PackedPrefillAndBatchedDecodeInSlotsMatchTheCpu) {
-  const auto& a = std::max_element(cases_.begin(), cases_.end(), [](const Case& x, const Case& y) {
+  const auto& a = std::max_element(cases_.begin(), cases_.end(), [](const GoldenCase& x, const GoldenCase& y) {
                     return x.prompt.size() < y.prompt.size();
                   })->prompt;
   const std::vector<int32_t> b(a.begin(), a.begin() + std::min<size_t>(a.size(), 37));
@@ -184,7 +146,7 @@ TEST_P(CudaModel, PackedPrefillAndBatchedDecodeInSlotsMatchTheCpu) {
 }
 
 TEST_P(CudaModel, StatesMoveBetweenDevices) {
-  const Case& c = cases_.back();
+  const GoldenCase& c = cases_.back();
   const size_t n = std::max<size_t>(c.greedy.size(), 8);
   auto continue_on = [&](const Model& m, const SequenceState& s, const std::vector<float>& last,
                          std::vector<float>& rows) { return greedy(m, s, last, n, &rows); };

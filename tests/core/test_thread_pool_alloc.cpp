@@ -1,25 +1,10 @@
 // parallel_for allocates nothing: decode calls it hundreds of times per token. Counted with a
-// replacement global operator new (this executable only).
+// replacement global operator new (tests/alloc_counter.h, this executable only).
 
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
-
+#include "../alloc_counter.h"
 #include "linfer/core/thread_pool.h"
-
-namespace {
-std::atomic<long> g_allocations{0};
-}
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace linfer {
 namespace {

@@ -2,40 +2,18 @@
 // scratch, and with room reserved in the Growing (KV) tensors (the one thing that must grow with the
 // context; forward() reserves it itself otherwise, by doubling), a decode step of B sequences calls
 // operator new zero times, for one and several sequences, with the pool's threads running. Counted
-// with a replacement global operator new (this executable only), like
+// with a replacement global operator new (tests/alloc_counter.h, this executable only), like
 // tests/core/test_thread_pool_alloc.cpp. Mamba2 only so far: the hybrids' attention and MLA decode
 // kernels still allocate per call (docs/benchmarks.md, "Decode at batch 1 and 8").
 
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <string>
 #include <vector>
 
+#include "../alloc_counter.h"
 #include "linfer/core/thread_pool.h"
 #include "linfer/model.h"
-
-namespace {
-std::atomic<long> g_allocations{0};
-}
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  const std::size_t al = static_cast<std::size_t>(a);
-  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace linfer {
 namespace {

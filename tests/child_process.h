@@ -78,6 +78,23 @@ inline std::string which(const std::string& program) {
   return "";
 }
 
+// Polls `ready()` every 20 ms until it returns true (true), the child `pid` exits (then reaped and
+// set to -1; false) or `timeout` passes (false): the wait for a started server to say it is up.
+template <class Ready>
+bool wait_until_ready(pid_t& pid, std::chrono::milliseconds timeout, Ready&& ready) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) return true;
+    int status;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      pid = -1;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 class ChildProcess {
  public:
   ChildProcess() = default;

@@ -19,6 +19,8 @@
 
 #include <fmt/format.h>
 
+#include "../child_process.h"
+
 class DelayRelayProcess {
  public:
   DelayRelayProcess() = default;
@@ -46,22 +48,14 @@ class DelayRelayProcess {
               static_cast<char*>(nullptr));
       ::_exit(127);
     }
-    for (int i = 0; i < 500; ++i) {  // 10 s
+    return test_proc::wait_until_ready(pid_, std::chrono::seconds(10), [&] {
       const std::string text = log();
       const size_t at = text.find("listening on ");
       const size_t colon = at == std::string::npos ? at : text.find(':', at);
-      if (colon != std::string::npos && text.find(',', colon) != std::string::npos) {
-        port_ = std::atoi(text.c_str() + colon + 1);
-        return true;
-      }
-      int status;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
+      if (colon == std::string::npos || text.find(',', colon) == std::string::npos) return false;
+      port_ = std::atoi(text.c_str() + colon + 1);
+      return true;
+    });
   }
   int port() const { return port_; }
   std::string log() const {

@@ -25,6 +25,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "../child_process.h"
+
 namespace serve_test {
 
 struct HttpResponse {
@@ -155,8 +157,7 @@ class ServeProcess {
       ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
+    return test_proc::wait_until_ready(pid_, timeout, [&] {
       if (port_ == 0) {
         const std::string text = log();
         // "listening on http://HOST:PORT" (HOST 127.0.0.1, or 0.0.0.0 for a server also reachable
@@ -165,15 +166,8 @@ class ServeProcess {
         const size_t colon = at == std::string::npos ? at : text.find(':', at + 20);
         if (colon != std::string::npos) port_ = std::atoi(text.c_str() + colon + 1);
       }
-      if (port_ != 0 && http(port_, "GET", "/health").status == 200) return true;
-      int status;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
+      return port_ != 0 && http(port_, "GET", "/health").status == 200;
+    });
   }
   int port() const { return port_; }
   std::string log() const {

@@ -3,8 +3,10 @@
 # Face folder (linfer) and as llama.cpp's own converter's GGUF (llama.cpp), interleaved over rounds, and a
 # markdown table of medians and ratios. It builds and fetches nothing: pass the binaries.
 #
-#   tools/bench_vs_llamacpp.sh --llama-bench /path/to/llama-bench [options] NAME=HF_DIR=GGUF_FILE ...
+#   tools/bench_vs_llamacpp.sh --llama-bench /path/to/llama-bench [options] NAME=MODEL=GGUF_FILE ...
 #
+# MODEL is what linfer loads: the Hugging Face folder (BF16 weights against llama.cpp's BF16 GGUF), or the
+# GGUF file itself (the same quantized file for both engines: Q8_0, Q4_0, Q4_K_M).
 #   --llama-bench PATH     llama.cpp's llama-bench (pp512, pp4096, tg128)
 #   --batched-bench PATH   llama.cpp's llama-batched-bench (tg128 at batch 8); default: beside llama-bench
 #   --linfer PATH          linfer binary (default: build/linfer)
@@ -51,7 +53,8 @@ BATCHED_BENCH=${BATCHED_BENCH:-$(dirname "$LLAMA_BENCH")/llama-batched-bench}
 for bin in "$LLAMA_BENCH" "$LINFER"; do [ -x "$bin" ] || { echo "not executable: $bin" >&2; exit 2; }; done
 for m in "${MODELS[@]}"; do
   IFS='=' read -r name hf gguf <<<"$m"
-  [ -n "$name" ] && [ -d "$hf" ] && [ -f "$gguf" ] || { echo "bad model spec '$m' (want NAME=HF_DIR=GGUF_FILE)" >&2; exit 2; }
+  [ -n "$name" ] && { [ -d "$hf" ] || [ -f "$hf" ]; } && [ -f "$gguf" ] ||
+    { echo "bad model spec '$m' (want NAME=MODEL=GGUF_FILE)" >&2; exit 2; }
 done
 has_test() { [[ ",$TESTS," == *",$1,"* ]]; }
 PP=(); for p in 512 4096; do has_test pp$p && PP+=($p); done

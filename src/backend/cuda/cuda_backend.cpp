@@ -9,6 +9,7 @@
 #include "kernels/cuda/conv1d.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/delta_rule_decode.h"
+#include "kernels/cuda/delta_rule_prefill.h"
 #include "kernels/cuda/dense.h"
 #include "kernels/cuda/linear_attn_decode.h"
 #include "kernels/cuda/rope.h"
@@ -287,7 +288,9 @@ void CudaBackend::delta_rule(const kernels::DeltaRuleShape& shape, const DeltaIo
     a.in = inputs_at(0);
     return kc::delta_rule_decode(a, pool(S), S.slots, seqs.n(), io.o.p, stream_);
   }
-  // Prefill, token by token through the decode kernel (a chunked kernel is a later step).
+  // Prefill: the chunked kernel where it takes the shape (GDN, DeltaNet), else token by token (KDA).
+  if (kc::delta_rule_prefill_supported(shape))
+    return kc::delta_rule_prefill(shape, inputs_at(0), seqs.offsets, pool(S), S.slots, io.o.p, stream_);
   for (int64_t i = 0; i < seqs.n(); ++i)
     for (int64_t t = seqs.offsets[i]; t < seqs.offsets[i + 1]; ++t) {
       a.in = inputs_at(t);

@@ -69,11 +69,10 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = float(s[i]);
       return;
     }
-    case DType::Q8_0: case DType::Q4_0: case DType::Q4_K: case DType::Q6_K:
+    default:
+      LINFER_CHECK(is_quantized(t), "cannot convert {} to f32", dtype_name(t));
       quant::dequantize_row(t, src, dst, int64_t(n));
       return;
-    default:
-      fail("cannot convert {} to f32", dtype_name(t));
   }
 }
 

@@ -13,8 +13,11 @@ struct GgmlId {
   uint32_t id;
   DType t;
 };
-constexpr GgmlId kGgml[] = {{0, DType::F32},  {1, DType::F16},  {2, DType::Q4_0},
-                            {8, DType::Q8_0}, {12, DType::Q4_K}, {14, DType::Q6_K}, {30, DType::BF16}};
+constexpr GgmlId kGgml[] = {{0, DType::F32},  {1, DType::F16},   {2, DType::Q4_0},  {3, DType::Q4_1},
+                            {6, DType::Q5_0}, {7, DType::Q5_1},  {8, DType::Q8_0},  {12, DType::Q4_K},
+                            {13, DType::Q5_K}, {14, DType::Q6_K}, {30, DType::BF16}};
+constexpr DType kQuantized[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                                DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 float half(const uint8_t* p) {  // fp16 at any byte address
   uint16_t h;
@@ -28,27 +31,34 @@ void q8_0(const uint8_t* b, float* y) {
   for (int i = 0; i < 32; ++i) y[i] = d * float(qs[i]);
 }
 
-void q4_0(const uint8_t* b, float* y) {
-  const float d = half(b);
-  const uint8_t* qs = b + 2;
+// The 32-element formats with nibbles: Q4_0, Q4_1, Q5_0, Q5_1 (x = d · q + offset; q's fifth bit from qh).
+void q32(const uint8_t* b, float* y, bool has_min, bool five, float zero) {
+  const float d = half(b), m = has_min ? half(b + 2) - zero * d : -zero * d;
+  const uint8_t* p = b + (has_min ? 4 : 2);
+  uint32_t qh = 0;
+  if (five) std::memcpy(&qh, p, 4), p += 4;  // little-endian hosts (every target linfer builds for)
   for (int i = 0; i < 16; ++i) {
-    y[i] = d * float((qs[i] & 15) - 8);
-    y[i + 16] = d * float((qs[i] >> 4) - 8);
+    const int lo = (p[i] & 15) | int((qh >> i) & 1) << 4, hi = (p[i] >> 4) | int((qh >> (i + 16)) & 1) << 4;
+    y[i] = d * float(lo) + m;
+    y[i + 16] = d * float(hi) + m;
   }
 }
 
-void q4_k(const uint8_t* b, float* y) {
+// Q4_K, and Q5_K (five: the fifth bits in qh[32] before the nibbles).
+void qk(const uint8_t* b, float* y, bool five) {
   const float d = half(b), dmin = half(b + 2);
   const uint8_t* scales = b + 4;
-  const uint8_t* qs = b + 16;
+  const uint8_t* qh = b + 16;
+  const uint8_t* qs = b + (five ? 48 : 16);
   for (int g = 0; g < 4; ++g) {
     uint8_t sc0, m0, sc1, m1;
     q4k_scale_min(scales, 2 * g, sc0, m0);
     q4k_scale_min(scales, 2 * g + 1, sc1, m1);
     const float d0 = d * sc0, o0 = dmin * m0, d1 = d * sc1, o1 = dmin * m1;
     for (int l = 0; l < 32; ++l) {
-      y[64 * g + l] = d0 * float(qs[32 * g + l] & 15) - o0;
-      y[64 * g + 32 + l] = d1 * float(qs[32 * g + l] >> 4) - o1;
+      const int h0 = five ? (qh[l] >> (2 * g)) & 1 : 0, h1 = five ? (qh[l] >> (2 * g + 1)) & 1 : 0;
+      y[64 * g + l] = d0 * float((qs[32 * g + l] & 15) | h0 << 4) - o0;
+      y[64 * g + 32 + l] = d1 * float((qs[32 * g + l] >> 4) | h1 << 4) - o1;
     }
   }
 }
@@ -89,7 +99,9 @@ uint32_t ggml_type_of(DType t) {
 }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
-  for (DType t : {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
+  for (DType t : {DType::F32, DType::BF16, DType::F16})
+    if (dtype_name(t) == name) return t;
+  for (DType t : kQuantized)
     if (dtype_name(t) == name) return t;
   return std::nullopt;
 }
@@ -103,8 +115,12 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n / bs; ++i, b += bb, dst += bs) {
     switch (t) {
       case DType::Q8_0: q8_0(b, dst); break;
-      case DType::Q4_0: q4_0(b, dst); break;
-      case DType::Q4_K: q4_k(b, dst); break;
+      case DType::Q4_0: q32(b, dst, false, false, 8); break;
+      case DType::Q4_1: q32(b, dst, true, false, 0); break;
+      case DType::Q5_0: q32(b, dst, false, true, 16); break;
+      case DType::Q5_1: q32(b, dst, true, true, 0); break;
+      case DType::Q4_K: qk(b, dst, false); break;
+      case DType::Q5_K: qk(b, dst, true); break;
       case DType::Q6_K: q6_k(b, dst); break;
       default: break;
     }

@@ -1,5 +1,6 @@
 #pragma once
-// Block-quantized weight formats (DType::Q8_0, Q4_0, Q4_K, Q6_K): byte layouts identical to GGUF's,
+// Block-quantized weight formats (DType::Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): byte layouts
+// identical to GGUF's,
 // so a GGUF tensor's bytes are used in place, never re-quantized. Learned from the GGUF / ggml
 // documentation; written here from that description.
 //
@@ -41,6 +42,32 @@ struct BlockQ4_0 {
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
+// ---- Q4_1: 32 elements, 20 bytes (5 bits per weight; read from GGUF files) ------------------------
+// x[i] = d · (qs[i] & 0x0F) + m, x[i + 16] = d · (qs[i] >> 4) + m, i in [0, 16).
+struct BlockQ4_1 {
+  uint16_t d, m;   // fp16 scale, fp16 offset
+  uint8_t qs[16];  // as Q4_0
+};
+static_assert(sizeof(BlockQ4_1) == 20);
+
+// ---- Q5_0 / Q5_1: 32 elements, 22 / 24 bytes (5.5 / 6 bits per weight; read from GGUF files) ------
+// A 5-bit q: Q4_0's nibble plus a fifth bit, bit i of the little-endian 32-bit qh for element i:
+//   q[i] = (qs[i] & 0x0F) | bit(qh, i) << 4,  q[i + 16] = (qs[i] >> 4) | bit(qh, i + 16) << 4,  i < 16
+// Q5_0: x = d · (q - 16).   Q5_1: x = d · q + m.
+// (llama-quantize writes Q5_0 where a K-quant's 256-block does not divide a row.)
+struct BlockQ5_0 {
+  uint16_t d;      // fp16 scale
+  uint8_t qh[4];   // fifth bits
+  uint8_t qs[16];  // nibbles, as Q4_0
+};
+static_assert(sizeof(BlockQ5_0) == 22);
+struct BlockQ5_1 {
+  uint16_t d, m;   // fp16 scale, fp16 offset
+  uint8_t qh[4];
+  uint8_t qs[16];
+};
+static_assert(sizeof(BlockQ5_1) == 24);
+
 // ---- Q4_K: 256 elements, 144 bytes (4.5 bits per weight) ----------------------------------------
 // Eight sub-blocks of 32, sub-block j with a 6-bit scale sc[j] and a 6-bit min m[j]:
 //   x = d · sc[j] · q - dmin · m[j],  q in [0, 15]
@@ -57,6 +84,18 @@ struct BlockQ4_K {
   uint8_t qs[128];     // nibbles
 };
 static_assert(sizeof(BlockQ4_K) == 144);
+
+// ---- Q5_K: 256 elements, 176 bytes (5.5 bits per weight; read from GGUF files) ------------------
+// Q4_K plus a fifth bit per element: d, dmin and scales as Q4_K, then qh[32], then qs[128] as Q4_K.
+// Element 32j + l (sub-block j, l < 32) has q = (its Q4_K nibble) | bit(qh[l], j) << 4, and
+//   x = d · sc[j] · q - dmin · m[j],  q in [0, 31].
+struct BlockQ5_K {
+  uint16_t d, dmin;
+  uint8_t scales[12];  // as Q4_K
+  uint8_t qh[32];      // bit j of qh[l]: fifth bit of element 32j + l
+  uint8_t qs[128];     // as Q4_K
+};
+static_assert(sizeof(BlockQ5_K) == 176);
 
 // ---- Q6_K: 256 elements, 210 bytes (6.5625 bits per weight; read from GGUF files) ---------------
 // Sixteen sub-blocks of 16 with int8 scales: x = d · scales[s] · (q - 32), q a 6-bit value whose low 4
@@ -78,8 +117,12 @@ static_assert(dtype_block_bytes(DType::Q8_0) == sizeof(BlockQ8_0) && dtype_block
 static_assert(dtype_block_bytes(DType::Q4_0) == sizeof(BlockQ4_0) && dtype_block(DType::Q4_0) == 32);
 static_assert(dtype_block_bytes(DType::Q4_K) == sizeof(BlockQ4_K) && dtype_block(DType::Q4_K) == 256);
 static_assert(dtype_block_bytes(DType::Q6_K) == sizeof(BlockQ6_K) && dtype_block(DType::Q6_K) == 256);
+static_assert(dtype_block_bytes(DType::Q4_1) == sizeof(BlockQ4_1) && dtype_block(DType::Q4_1) == 32);
+static_assert(dtype_block_bytes(DType::Q5_0) == sizeof(BlockQ5_0) && dtype_block(DType::Q5_0) == 32);
+static_assert(dtype_block_bytes(DType::Q5_1) == sizeof(BlockQ5_1) && dtype_block(DType::Q5_1) == 32);
+static_assert(dtype_block_bytes(DType::Q5_K) == sizeof(BlockQ5_K) && dtype_block(DType::Q5_K) == 256);
 
-// Sub-block j's (scale, min) of a Q4_K block, both in [0, 63].
+// Sub-block j's (scale, min) of a Q4_K or Q5_K block, both in [0, 63].
 inline void q4k_scale_min(const uint8_t* scales, int j, uint8_t& sc, uint8_t& m) {
   if (j < 4) {
     sc = scales[j] & 63;
@@ -94,7 +137,8 @@ inline void q4k_scale_min(const uint8_t* scales, int j, uint8_t& sc, uint8_t& m)
 std::optional<DType> dtype_from_ggml(uint32_t ggml_type);
 uint32_t ggml_type_of(DType t);  // throws for a type GGUF has no id for
 
-// "q8_0" / "q4_0" / "q4_k" / "q6_k" (also "f32", "bf16", "f16") -> DType; nullopt otherwise.
+// "q8_0" / "q4_0" / "q4_k" / "q6_k" ... (dtype_name of any quantized type; also "f32", "bf16", "f16")
+// -> DType; nullopt otherwise.
 std::optional<DType> dtype_from_name(std::string_view name);
 
 // Bits per weight of a type (8.5 for Q8_0, 4.5 for Q4_0 and Q4_K, 6.5625 for Q6_K, 16 for bf16 ...).

@@ -22,11 +22,11 @@ constexpr uint64_t kMaxKeyBytes = 65535; // the spec's limit on a key's length
 // (the block layouts of the quantized ones are GGUF's: core/quant_formats.h).
 constexpr GgmlType kGgmlTypes[] = {
     {0, "F32", 1, 4, DType::F32},        {1, "F16", 1, 2, DType::F16},
-    {2, "Q4_0", 32, 18, DType::Q4_0},             {3, "Q4_1", 32, 20, {}},
-    {6, "Q5_0", 32, 22, {}},             {7, "Q5_1", 32, 24, {}},
+    {2, "Q4_0", 32, 18, DType::Q4_0},             {3, "Q4_1", 32, 20, DType::Q4_1},
+    {6, "Q5_0", 32, 22, DType::Q5_0},             {7, "Q5_1", 32, 24, DType::Q5_1},
     {8, "Q8_0", 32, 34, DType::Q8_0},             {9, "Q8_1", 32, 40, {}},
     {10, "Q2_K", 256, 84, {}},           {11, "Q3_K", 256, 110, {}},
-    {12, "Q4_K", 256, 144, DType::Q4_K},          {13, "Q5_K", 256, 176, {}},
+    {12, "Q4_K", 256, 144, DType::Q4_K},          {13, "Q5_K", 256, 176, DType::Q5_K},
     {14, "Q6_K", 256, 210, DType::Q6_K},          {15, "Q8_K", 256, 292, {}},
     {16, "IQ2_XXS", 256, 66, {}},        {17, "IQ2_XS", 256, 74, {}},
     {18, "IQ3_XXS", 256, 98, {}},        {19, "IQ1_S", 256, 50, {}},

@@ -117,7 +117,7 @@ TEST(Gguf, VersionTwoReadsAndWrongTypedGettersFail) {
 TEST(Gguf, FileViewIsZeroCopyAndUnsupportedTypesAreRefusedByName) {
   GgufWriter w = good();
   w.tensor("q.weight", {32, 2}, GgufWriter::kQ4_0, std::string(2 * 18, '\x01'));
-  w.tensor("q5.weight", {32, 2}, 6, std::string(2 * 22, '\x01'));  // Q5_0: linfer has no kernels for it
+  w.tensor("iq.weight", {32, 2}, 20, std::string(2 * 18, '\x01'));  // IQ4_NL: linfer has no kernels for it
   const std::string path = (std::filesystem::temp_directory_path() / "linfer_test_gguf_view.gguf").string();
   { std::ofstream(path, std::ios::binary) << w.build(); }
   ASSERT_TRUE(is_gguf_file(path));
@@ -132,13 +132,13 @@ TEST(Gguf, FileViewIsZeroCopyAndUnsupportedTypesAreRefusedByName) {
   EXPECT_EQ(qv.dtype(), DType::Q4_0);
   EXPECT_EQ(qv.shape(), (Shape{2, 32}));
   EXPECT_EQ(qv.nbytes(), 36u);
-  const GgufTensorInfo& q5 = f.header().tensor("q5.weight");
-  EXPECT_DOUBLE_EQ(q5.bits_per_weight(), 5.5);
+  const GgufTensorInfo& iq = f.header().tensor("iq.weight");
+  EXPECT_DOUBLE_EQ(iq.bits_per_weight(), 4.5);
   try {
-    f.view(q5);
-    ADD_FAILURE() << "a Q5_0 view was made";
+    f.view(iq);
+    ADD_FAILURE() << "an IQ4_NL view was made";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'q5.weight' has type Q5_0, which linfer does not support yet"),
+    EXPECT_NE(std::string(e.what()).find("'iq.weight' has type IQ4_NL, which linfer does not support yet"),
               std::string::npos) << e.what();
   }
   std::filesystem::remove(path);

@@ -20,7 +20,8 @@ using namespace dense_test;
 namespace {
 
 constexpr DType kWritten[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K};
-constexpr DType kAll[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
+constexpr DType kAll[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                          DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 void put_half(uint8_t* p, float v) {
   const uint16_t h = f32_to_f16(v);
@@ -36,8 +37,9 @@ std::vector<uint8_t> random_blocks(std::mt19937& rng, DType t, int64_t n) {
   for (size_t off = 0; off < b.size(); off += dtype_block_bytes(t)) {
     uint8_t* blk = b.data() + off;
     switch (t) {
-      case DType::Q8_0: case DType::Q4_0: put_half(blk, scale(rng)); break;
-      case DType::Q4_K: put_half(blk, scale(rng)), put_half(blk + 2, scale(rng)); break;
+      case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: put_half(blk, scale(rng)); break;
+      case DType::Q4_1: case DType::Q5_1: put_half(blk, scale(rng)), put_half(blk + 2, -8 * scale(rng)); break;
+      case DType::Q4_K: case DType::Q5_K: put_half(blk, scale(rng)), put_half(blk + 2, scale(rng)); break;
       case DType::Q6_K: put_half(blk + 208, scale(rng) / 16); break;
       default: break;
     }
@@ -98,6 +100,37 @@ TEST(Quant, HandBuiltBlocks) {
     for (int e = 0; e < 256; ++e) {
       const int j = e / 32, q = j % 2 ? 5 : 3;
       EXPECT_EQ(y[e], 0.25f * float(sc[j] * q) - 0.125f * float(mn[j])) << e;
+    }
+  }
+  {  // Q5_0: d = 0.25, nibbles as Q4_0's block above, fifth bits set for elements 3, 16 and 31 only
+    uint8_t b[22];
+    put_half(b, 0.25f);
+    const uint32_t qh = 1u << 3 | 1u << 16 | 1u << 31;
+    for (int i = 0; i < 4; ++i) b[2 + i] = uint8_t(qh >> (8 * i));
+    for (int i = 0; i < 16; ++i) b[6 + i] = uint8_t(i | (15 - i) << 4);
+    float y[32];
+    to_f32(DType::Q5_0, b, y, 32);
+    for (int i = 0; i < 32; ++i) {
+      const int nib = i < 16 ? i : 31 - i, fifth = (i == 3 || i == 16 || i == 31) ? 16 : 0;
+      EXPECT_EQ(y[i], 0.25f * float(nib + fifth - 16)) << i;
+    }
+  }
+  {  // Q5_K: Q4_K-style scales (sub-block j: scale j + 1, min j), every nibble 1 (low) / 2 (high), fifth
+     // bit of element 32j + l set where l == j
+    uint8_t b[176] = {};
+    put_half(b, 0.5f);
+    put_half(b + 2, 0.25f);
+    for (int j = 0; j < 4; ++j) {
+      b[4 + j] = uint8_t(j + 1), b[8 + j] = uint8_t(j);                        // sub-blocks 0-3
+      b[12 + j] = uint8_t((j + 5) | (j + 4) << 4);                              // 4-7: scale j + 5, min j + 4
+    }
+    for (int l = 0; l < 8; ++l) b[16 + l] = uint8_t(1u << l);                  // qh[l] bit l
+    for (int i = 0; i < 128; ++i) b[48 + i] = 1 | 2 << 4;
+    float y[256];
+    to_f32(DType::Q5_K, b, y, 256);
+    for (int e = 0; e < 256; ++e) {
+      const int j = e / 32, l = e % 32, q = (j % 2 ? 2 : 1) + (l == j ? 16 : 0);
+      EXPECT_EQ(y[e], 0.5f * float((j + 1) * q) - 0.25f * float(j)) << e;
     }
   }
   {  // Q6_K: every 6-bit value 33 (low nibble 1, high bits 2) except element 200: 0; scales s + 1
@@ -200,9 +233,20 @@ void check_qmatmul(SimdLevel path, DType t, int64_t M, int64_t N, int64_t K, boo
   kernels::ref::matmul_quant_f64(x.data(), M, w, with_bias ? bias.data() : nullptr, ref.data());
   std::vector<float> y(static_cast<size_t>(M * N), NAN);
   kernels::matmul(x.data(), M, w, with_bias ? bias.data() : nullptr, y.data(), path);
+  // Error against the sum of |products| (the float32 rounding scale), not |y|: a single output (N = M = 1)
+  // may cancel to near zero.
+  std::vector<double> mag(ref.size());
+  for (int64_t n = 0; n < N; ++n) {
+    const auto wn = kernels::ref::dequantize_f64(t, wb.data() + dtype_nbytes(t, n * K), K);
+    for (int64_t m = 0; m < M; ++m) {
+      double a = with_bias ? std::fabs(bias[size_t(n)]) : 0.0;
+      for (int64_t k = 0; k < K; ++k) a += std::fabs(double(x[size_t(m * K + k)]) * wn[size_t(k)]);
+      mag[size_t(m * N + n)] = a;
+    }
+  }
   double num = 0, den = 0;
-  for (size_t i = 0; i < ref.size(); ++i) num += (y[i] - ref[i]) * (y[i] - ref[i]), den += ref[i] * ref[i];
-  EXPECT_LT(std::sqrt(num / den), 3e-6) << dtype_name(t) << " M=" << M << " N=" << N << " K=" << K;
+  for (size_t i = 0; i < ref.size(); ++i) num += (y[i] - ref[i]) * (y[i] - ref[i]), den += mag[i] * mag[i];
+  EXPECT_LT(std::sqrt(num / den), 1e-6) << dtype_name(t) << " M=" << M << " N=" << N << " K=" << K;
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 #pragma once
 // Element types of weights and states, and scalar conversions. Activations and all state / gate
-// arithmetic are float32; bf16 and f16 are storage formats. Q8_0 .. Q6_K are block-quantized weight
+// arithmetic are float32; bf16 and f16 are storage formats. Q8_0 .. Q5_K are block-quantized weight
 // formats (byte layouts identical to GGUF's, src/core/quant_formats.h): a tensor of such a type has
 // its logical shape ([N, K] for a weight) and strides in elements, like any other, and its bytes are
 // blocks of dtype_block(t) consecutive elements of a row, dtype_block_bytes(t) bytes each.
@@ -13,7 +13,7 @@ namespace linfer {
 
 enum class DType : uint8_t {
   F32 = 0, BF16 = 1, F16 = 2, F64 = 3, I32 = 4, I64 = 5,
-  Q8_0 = 16, Q4_0 = 17, Q4_K = 18, Q6_K = 19,  // block-quantized weights
+  Q8_0 = 16, Q4_0 = 17, Q4_K = 18, Q6_K = 19, Q4_1 = 20, Q5_0 = 21, Q5_1 = 22, Q5_K = 23,  // block-quantized
 };
 
 constexpr bool is_quantized(DType t) { return uint8_t(t) >= uint8_t(DType::Q8_0); }
@@ -31,11 +31,11 @@ constexpr size_t dtype_size(DType t) {
   }
 }
 
-// Elements per block: 1 for element types, 32 (Q8_0, Q4_0) or 256 (Q4_K, Q6_K).
+// Elements per block: 1 for element types, 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) or 256 (Q4_K, Q5_K, Q6_K).
 constexpr int64_t dtype_block(DType t) {
   switch (t) {
-    case DType::Q8_0: case DType::Q4_0: return 32;
-    case DType::Q4_K: case DType::Q6_K: return 256;
+    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: return 32;
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return 256;
     default: return 1;
   }
 }
@@ -45,7 +45,11 @@ constexpr size_t dtype_block_bytes(DType t) {
   switch (t) {
     case DType::Q8_0: return 34;
     case DType::Q4_0: return 18;
+    case DType::Q4_1: return 20;
+    case DType::Q5_0: return 22;
+    case DType::Q5_1: return 24;
     case DType::Q4_K: return 144;
+    case DType::Q5_K: return 176;
     case DType::Q6_K: return 210;
     default: return dtype_size(t);
   }
@@ -66,6 +70,10 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::Q4_0: return "q4_0";
     case DType::Q4_K: return "q4_k";
     case DType::Q6_K: return "q6_k";
+    case DType::Q4_1: return "q4_1";
+    case DType::Q5_0: return "q5_0";
+    case DType::Q5_1: return "q5_1";
+    case DType::Q5_K: return "q5_k";
   }
   return "?";
 }

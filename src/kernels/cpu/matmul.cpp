@@ -14,8 +14,8 @@ namespace {
 WeightMatrix weight_matrix(const TensorView& w, const char* op) {
   LINFER_CHECK(w.ndim() == 2, "{}: weight must be 2-D [N, K], got {}", op, shape_str(w.shape()));
   LINFER_CHECK(w.dtype() == DType::F32 || w.dtype() == DType::BF16 || w.dtype() == DType::F16 || is_quantized(w.dtype()),
-               "{}: weight dtype {} not supported (f32 / bf16 / f16 / q8_0 / q4_0 / q4_k / q6_k)", op,
-               dtype_name(w.dtype()));
+               "{}: weight dtype {} not supported (f32 / bf16 / f16 / q8_0 / q4_0 / q4_1 / q5_0 / q5_1 / q4_k / "
+               "q5_k / q6_k)", op, dtype_name(w.dtype()));
   LINFER_CHECK(w.strides()[1] == 1 && w.strides()[0] >= w.dim(1),
                "{}: weight rows must be contiguous (shape {}, strides {})", op, shape_str(w.shape()),
                shape_str(w.strides()));

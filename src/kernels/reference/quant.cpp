@@ -19,9 +19,23 @@ void q8_0(const uint8_t* b, double* y) {
   for (int i = 0; i < 32; ++i) y[i] = f16(b) * double(int8_t(b[2 + i]));
 }
 
+// Element i's nibble of the 16 bytes at qs: i < 16 the low nibble of byte i, else the high nibble of byte i - 16.
+int nibble(const uint8_t* qs, int i) { return bits(qs, (i % 16) * 8 + (i / 16) * 4, 4); }
+
 void q4_0(const uint8_t* b, double* y) {
-  // element i < 16: low nibble of byte i; element i >= 16: high nibble of byte i - 16
-  for (int i = 0; i < 32; ++i) y[i] = f16(b) * double(bits(b + 2, (i % 16) * 8 + (i / 16) * 4, 4) - 8);
+  for (int i = 0; i < 32; ++i) y[i] = f16(b) * double(nibble(b + 2, i) - 8);
+}
+
+void q4_1(const uint8_t* b, double* y) {
+  for (int i = 0; i < 32; ++i) y[i] = f16(b) * double(nibble(b + 4, i)) + f16(b + 2);
+}
+
+void q5_0(const uint8_t* b, double* y) {  // fifth bit of element i: bit i of the 32 bits at b + 2
+  for (int i = 0; i < 32; ++i) y[i] = f16(b) * double(nibble(b + 6, i) + 16 * bits(b + 2, i, 1) - 16);
+}
+
+void q5_1(const uint8_t* b, double* y) {
+  for (int i = 0; i < 32; ++i) y[i] = f16(b) * double(nibble(b + 8, i) + 16 * bits(b + 4, i, 1)) + f16(b + 2);
 }
 
 // Q4_K's 12 scale bytes as a table: sub-block j's 6-bit scale and min, read bit by bit. The low 6 bits
@@ -37,12 +51,14 @@ void q4k_scale_min_ref(const uint8_t* s, int j, int& sc, int& m) {
   }
 }
 
-void q4_k(const uint8_t* b, double* y) {
+// Q4_K, and Q5_K (five: 32 bytes of fifth bits before the nibbles; bit j of byte l for element 32j + l).
+void qk(const uint8_t* b, double* y, bool five) {
   const double d = f16(b), dmin = f16(b + 2);
+  const uint8_t* qs = b + (five ? 48 : 16);
   for (int e = 0; e < 256; ++e) {
-    const int j = e / 32;                           // sub-block
-    const int byte = 32 * (j / 2) + e % 32;         // groups of 32 bytes hold two sub-blocks
-    const int q = bits(b + 16, 8 * byte + 4 * (j % 2), 4);
+    const int j = e / 32, l = e % 32;               // sub-block, element within it
+    const int byte = 32 * (j / 2) + l;              // groups of 32 bytes hold two sub-blocks
+    const int q = bits(qs, 8 * byte + 4 * (j % 2), 4) + (five ? 16 * bits(b + 16, 8 * l + j, 1) : 0);
     int sc, m;
     q4k_scale_min_ref(b + 4, j, sc, m);
     y[e] = d * sc * q - dmin * m;
@@ -74,7 +90,11 @@ std::vector<double> dequantize_f64(DType t, const void* src, int64_t n) {
     switch (t) {
       case DType::Q8_0: q8_0(b, yi); break;
       case DType::Q4_0: q4_0(b, yi); break;
-      case DType::Q4_K: q4_k(b, yi); break;
+      case DType::Q4_1: q4_1(b, yi); break;
+      case DType::Q5_0: q5_0(b, yi); break;
+      case DType::Q5_1: q5_1(b, yi); break;
+      case DType::Q4_K: qk(b, yi, false); break;
+      case DType::Q5_K: qk(b, yi, true); break;
       case DType::Q6_K: q6_k(b, yi); break;
       default: break;
     }

@@ -19,8 +19,8 @@ namespace linfer::kernels::quant {
 // multiple of the block (matmul.cpp checks).
 void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y, SimdLevel level);
 
-// Sums of each run of 32 consecutive values of the M rows of x [M, K]: xs[M, K / 32]. Q4_0 and Q4_K
-// fold their offsets (-8, the mins) into one product with these instead of one per element.
+// Sums of each run of 32 consecutive values of the M rows of x [M, K]: xs[M, K / 32]. Formats with
+// offsets (Q4_0's -8, Q4_1's m, the K-quants' mins ...) fold them into one product with these.
 void group_sums(const float* x, int64_t M, int64_t K, float* xs);
 
 namespace avx2 {

@@ -1,8 +1,9 @@
 // Quantized GEMV / small GEMM on AVX2 + FMA + F16C. Per weight block: the integers widened to int32
 // lanes straight from memory (vpmovzxbd / vpmovsxbd, 8 per load), nibbles split with an and and a
-// shift, converted to float and FMA'd with up to R = 4 rows of x, so each block is unpacked once for R
-// rows. Block scales multiply a block's partial sum (one FMA per block and row); Q4_0's -8 and Q4_K's
-// mins are folded in as scale · (sum of the 32 x values they apply to), from group_sums.
+// shift (Q5's fifth bits or'd in), converted to float and FMA'd with up to R = 4 rows of x, so each
+// block is unpacked once for R rows. Block scales multiply a block's partial sum (one FMA per block and
+// row); offsets (Q4_0's -8, Q5_0's -16, Q4_1 / Q5_1's m, the K-quants' mins) are folded in as
+// offset · (sum of the 32 x values they apply to), from group_sums.
 //
 // Cost per 32 weights and row of x (R = 1): Q8_0 4 converts + 4 FMA + 1; Q4_0 and Q4_K 2 loads,
 // 4 and/shift, 4 converts, 4 FMA + 1. A row's arithmetic is the same whatever R, so a batched row gets
@@ -64,50 +65,79 @@ void row_q8_0(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
-template <int R>
-void row_q4_0(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
-  const __m256i low = _mm256_set1_epi32(15);
+// The 32-element nibble formats (Q4_0, Q4_1, Q5_0, Q5_1): x = d · q + offset, the offset folded in as
+// offset · (sum of the block's 32 x values). Q5's fifth bits: bit i of the block's 32-bit qh for element i.
+template <int R, DType T>
+void row_q32(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
+  constexpr bool has_min = T == DType::Q4_1 || T == DType::Q5_1, five = T == DType::Q5_0 || T == DType::Q5_1;
+  constexpr float zero = T == DType::Q4_0 ? 8.0f : T == DType::Q5_0 ? 16.0f : 0.0f;  // subtracted from q
+  constexpr int qh_at = has_min ? 4 : 2, qs_at = qh_at + (five ? 4 : 0);
+  constexpr int64_t bytes = int64_t(dtype_block_bytes(T));
+  const __m256i low = _mm256_set1_epi32(15), one = _mm256_set1_epi32(1);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   __m256 acc[R];
   float off[R] = {};
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < K / 32; ++b, w += 18) {
-    const float ds = half(w);
+  for (int64_t b = 0; b < K / 32; ++b, w += bytes) {
+    const float ds = half(w), os = (has_min ? half(w + 2) : 0.0f) - zero * ds;
     const __m256 d = _mm256_set1_ps(ds);
-    const __m256i a = u8x8(w + 2), c = u8x8(w + 10);  // bytes 0-7, 8-15
-    const __m256 q[4] = {f(_mm256_and_si256(a, low)), f(_mm256_and_si256(c, low)), f(_mm256_srli_epi32(a, 4)),
-                         f(_mm256_srli_epi32(c, 4))};
+    const __m256i a = u8x8(w + qs_at), c = u8x8(w + qs_at + 8);  // bytes 0-7, 8-15
+    __m256i q[4] = {_mm256_and_si256(a, low), _mm256_and_si256(c, low), _mm256_srli_epi32(a, 4),
+                    _mm256_srli_epi32(c, 4)};
+    if constexpr (five) {
+      uint32_t bits;
+      std::memcpy(&bits, w + qh_at, 4);
+      const __m256i qh = _mm256_set1_epi32(int(bits));
+      for (int j = 0; j < 4; ++j) {  // elements 8j .. 8j + 7
+        const __m256i shift = _mm256_add_epi32(lane, _mm256_set1_epi32(8 * j));
+        q[j] = _mm256_or_si256(q[j], _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(qh, shift), one), 4));
+      }
+    }
+    const __m256 qf[4] = {f(q[0]), f(q[1]), f(q[2]), f(q[3])};
     for (int r = 0; r < R; ++r) {
-      acc[r] = _mm256_fmadd_ps(d, dot4(q, in.x[r] + 32 * b), acc[r]);
-      off[r] += ds * in.xs[r][b];
+      acc[r] = _mm256_fmadd_ps(d, dot4(qf, in.x[r] + 32 * b), acc[r]);
+      off[r] += os * in.xs[r][b];
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) - 8.0f * off[r];
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) + off[r];
 }
 
-template <int R>
-void row_q4_k(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
-  const __m256i low = _mm256_set1_epi32(15);
+// Q4_K, and Q5_K (five: qh[32] between the scales and the nibbles, bit j of qh[l] the fifth bit of
+// element 32j + l).
+template <int R, bool five>
+void row_qk(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
+  constexpr int64_t bytes = five ? 176 : 144;
+  constexpr int qs_at = five ? 48 : 16;
+  const __m256i low = _mm256_set1_epi32(15), one = _mm256_set1_epi32(1);
   __m256 acc[R];
   float off[R] = {};
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < K / 256; ++b, w += 144) {
+  for (int64_t b = 0; b < K / 256; ++b, w += bytes) {
     const float d = half(w), dmin = half(w + 2);
+    const __m256i h[4] = {u8x8(w + 16), u8x8(w + 24), u8x8(w + 32), u8x8(w + 40)};  // qh[0..32) when five
     for (int g = 0; g < 4; ++g) {
       uint8_t sc0, m0, sc1, m1;
       linfer::quant::q4k_scale_min(w + 4, 2 * g, sc0, m0);
       linfer::quant::q4k_scale_min(w + 4, 2 * g + 1, sc1, m1);
-      const uint8_t* qs = w + 16 + 32 * g;
+      const uint8_t* qs = w + qs_at + 32 * g;
       const __m256i v[4] = {u8x8(qs), u8x8(qs + 8), u8x8(qs + 16), u8x8(qs + 24)};
-      const __m256 lo[4] = {f(_mm256_and_si256(v[0], low)), f(_mm256_and_si256(v[1], low)),
-                            f(_mm256_and_si256(v[2], low)), f(_mm256_and_si256(v[3], low))};
-      const __m256 hi[4] = {f(_mm256_srli_epi32(v[0], 4)), f(_mm256_srli_epi32(v[1], 4)),
-                            f(_mm256_srli_epi32(v[2], 4)), f(_mm256_srli_epi32(v[3], 4))};
+      __m256i lo[4], hi[4];
+      for (int c = 0; c < 4; ++c) {
+        lo[c] = _mm256_and_si256(v[c], low);
+        hi[c] = _mm256_srli_epi32(v[c], 4);
+        if constexpr (five) {
+          lo[c] = _mm256_or_si256(lo[c], _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h[c], 2 * g), one), 4));
+          hi[c] = _mm256_or_si256(hi[c], _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h[c], 2 * g + 1), one), 4));
+        }
+      }
+      const __m256 lf[4] = {f(lo[0]), f(lo[1]), f(lo[2]), f(lo[3])};
+      const __m256 hf[4] = {f(hi[0]), f(hi[1]), f(hi[2]), f(hi[3])};
       const __m256 d0 = _mm256_set1_ps(d * float(sc0)), d1 = _mm256_set1_ps(d * float(sc1));
       const float o0 = dmin * float(m0), o1 = dmin * float(m1);
       const int64_t e = 256 * b + 64 * g;  // first element of sub-block 2g
       for (int r = 0; r < R; ++r) {
-        acc[r] = _mm256_fmadd_ps(d0, dot4(lo, in.x[r] + e), acc[r]);
-        acc[r] = _mm256_fmadd_ps(d1, dot4(hi, in.x[r] + e + 32), acc[r]);
+        acc[r] = _mm256_fmadd_ps(d0, dot4(lf, in.x[r] + e), acc[r]);
+        acc[r] = _mm256_fmadd_ps(d1, dot4(hf, in.x[r] + e + 32), acc[r]);
         off[r] += o0 * in.xs[r][e / 32] + o1 * in.xs[r][e / 32 + 1];
       }
     }
@@ -151,8 +181,12 @@ template <int R>
 void row(DType t, const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
   switch (t) {
     case DType::Q8_0: return row_q8_0<R>(w, K, in, out);
-    case DType::Q4_0: return row_q4_0<R>(w, K, in, out);
-    case DType::Q4_K: return row_q4_k<R>(w, K, in, out);
+    case DType::Q4_0: return row_q32<R, DType::Q4_0>(w, K, in, out);
+    case DType::Q4_1: return row_q32<R, DType::Q4_1>(w, K, in, out);
+    case DType::Q5_0: return row_q32<R, DType::Q5_0>(w, K, in, out);
+    case DType::Q5_1: return row_q32<R, DType::Q5_1>(w, K, in, out);
+    case DType::Q4_K: return row_qk<R, false>(w, K, in, out);
+    case DType::Q5_K: return row_qk<R, true>(w, K, in, out);
     case DType::Q6_K: return row_q6_k<R>(w, K, in, out);
     default: return;
   }
@@ -170,7 +204,7 @@ void rows_of_x(const float* x, const float* xs, int64_t m0, const WeightMatrix& 
 
 void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
   thread_local std::vector<float> xs_buf;
-  const bool offsets = w.dtype == DType::Q4_0 || w.dtype == DType::Q4_K;
+  const bool offsets = w.dtype != DType::Q8_0 && w.dtype != DType::Q6_K;
   xs_buf.resize(offsets ? size_t(M * (w.K / 32)) : 1);
   if (offsets) group_sums(x, M, w.K, xs_buf.data());
   const float* xs = xs_buf.data();

@@ -13,23 +13,31 @@ void GdnMixer::forward(const Mat& x, const Mat& y, const MixerCall& call) const 
   const int64_t r = HV / H, kd = d_.key_dim(), vd = d_.value_dim(), C = d_.conv_dim();
   Tmp tmp(be);
 
-  // Projections, then undo the per-key-head grouping: qkv [T, C] in conv channel order, z [T, HV·V],
-  // beta and the raw gate a [T, HV].
-  Mat qkvz = tmp.mat(T, 2 * kd + 2 * vd);
-  Mat ba = tmp.mat(T, 2 * HV);
-  const Backend::MatmulCall proj[] = {{x, &w_.in_proj_qkvz, qkvz}, {x, &w_.in_proj_ba, ba}};
-  be.matmul_many(proj);  // one parallel region at decode
+  // Projections into qkv [T, C] in conv channel order, z [T, HV·V], beta and the raw gate a [T, HV]:
+  // the grouped layout is regrouped by copies, the split one lands in place.
   Mat qkv = tmp.mat(T, C);
   Mat z = tmp.mat(T, vd);
+  Mat ba = tmp.mat(T, 2 * HV);
+  const bool grouped = !w_.in_proj_qkvz.empty();
+  Mat qkvz = grouped ? tmp.mat(T, 2 * kd + 2 * vd) : Mat{};
+  if (grouped) {
+    const Backend::MatmulCall proj[] = {{x, &w_.in_proj_qkvz, qkvz}, {x, &w_.in_proj_ba, ba}};
+    be.matmul_many(proj);  // one parallel region at decode
+  } else {
+    const Backend::MatmulCall proj[] = {{x, &w_.in_proj_qkv, qkv}, {x, &w_.in_proj_z, z}, {x, &w_.in_proj_ba, ba}};
+    be.matmul_many(proj);
+  }
   Mat beta = tmp.mat(T, HV);
   Mat g = tmp.mat(T, HV);
   const int64_t blk = 2 * K + 2 * r * V;
   for (int64_t j = 0; j < H; ++j) {
-    const Mat src = qkvz.cols_of(j * blk, blk);  // [q_j | k_j | v (r·V) | z (r·V)]
-    be.copy(src.cols_of(0, K), qkv.cols_of(j * K, K));
-    be.copy(src.cols_of(K, K), qkv.cols_of(kd + j * K, K));
-    be.copy(src.cols_of(2 * K, r * V), qkv.cols_of(2 * kd + j * r * V, r * V));
-    be.copy(src.cols_of(2 * K + r * V, r * V), z.cols_of(j * r * V, r * V));
+    if (grouped) {
+      const Mat src = qkvz.cols_of(j * blk, blk);  // [q_j | k_j | v (r·V) | z (r·V)]
+      be.copy(src.cols_of(0, K), qkv.cols_of(j * K, K));
+      be.copy(src.cols_of(K, K), qkv.cols_of(kd + j * K, K));
+      be.copy(src.cols_of(2 * K, r * V), qkv.cols_of(2 * kd + j * r * V, r * V));
+      be.copy(src.cols_of(2 * K + r * V, r * V), z.cols_of(j * r * V, r * V));
+    }
     be.copy(ba.cols_of(j * 2 * r, r), beta.cols_of(j * r, r));
     be.copy(ba.cols_of(j * 2 * r + r, r), g.cols_of(j * r, r));
   }

@@ -3,7 +3,9 @@
 //     norms compute x̂·(1 + w)): w is recovered as stored - 1 in float32, so x̂·(1 + w) multiplies by
 //     exactly the stored value;
 //   - in_proj_qkvz (rows grouped per key head: q, k, v, z) is split into attn_qkv ([all q | all k |
-//     all v]) and attn_gate (all z): re-interleaved here, row by row (any weight type);
+//     all v]) and attn_gate (all z), which llama-quantize may give different types (Q4_K_M: Q6_K and
+//     Q4_K): both are kept as they are, as the GDN mixer's split layout in_proj_qkv / in_proj_z
+//     (mixers/gdn.h);
 //   - A_log stored as ssm_a = -exp(A_log); conv1d squeezed to [C, W]; dt_bias renamed ssm_dt.bias;
 //   - experts stacked into ffn_{gate,up,down}_exps [E, rows, cols] (or gate and up fused into
 //     ffn_gate_up_exps, gate rows first, which is transformers' gate_up_proj);
@@ -11,8 +13,6 @@
 //     transformers ignores them.
 // Dims: ssm.state_size = key head dim, ssm.group_count = key heads, ssm.time_step_rank = value heads,
 // ssm.inner_size = value heads x value head dim; rope.dimension_count = head_dim x partial factor.
-
-#include <cstring>
 
 #include <fmt/format.h>
 
@@ -27,31 +27,6 @@ namespace {
 Tensor minus_one(Tensor t) {
   for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] -= 1.0f;
   return t;
-}
-
-// in_proj_qkvz [nk * (2 hk + 2 r hv), hidden] from qkv [nk hk | nk hk | nk r hv] and z [nk r hv]
-// rows: per key head g, rows q_g, k_g, v_g, z_g (r = value heads per key head).
-Tensor interleave_qkvz(const TensorView& qkv, const TensorView& z, int64_t nk, int64_t hk, int64_t vg,
-                       const std::string& what) {
-  const int64_t hidden = qkv.dim(1), group = 2 * hk + 2 * vg;
-  LINFER_CHECK(qkv.ndim() == 2 && z.ndim() == 2 && qkv.dim(0) == nk * (2 * hk + vg) && z.dim(0) == nk * vg &&
-                   z.dim(1) == hidden && qkv.dtype() == z.dtype(),
-               "{}: attn_qkv {} / attn_gate {} do not fit {} key heads of dim {} with {} value channels each", what,
-               shape_str(qkv.shape()), shape_str(z.shape()), nk, hk, vg);
-  Tensor out = Tensor::zeros({nk * group, hidden}, qkv.dtype());
-  const size_t row = dtype_nbytes(qkv.dtype(), hidden);
-  auto* dst = static_cast<std::byte*>(out.view().data());
-  auto copy = [&](const TensorView& src, int64_t src_row, int64_t dst_row, int64_t n) {
-    std::memcpy(dst + size_t(dst_row) * row, static_cast<const std::byte*>(src.data()) + size_t(src_row) * row,
-                size_t(n) * row);
-  };
-  for (int64_t g = 0; g < nk; ++g) {
-    copy(qkv, g * hk, g * group, hk);                           // q_g
-    copy(qkv, nk * hk + g * hk, g * group + hk, hk);            // k_g
-    copy(qkv, 2 * nk * hk + g * vg, g * group + 2 * hk, vg);    // v_g
-    copy(z, g * vg, g * group + 2 * hk + vg, vg);               // z_g
-  }
-  return out;
 }
 
 }  // namespace
@@ -78,7 +53,7 @@ nlohmann::json qwen3_next_from_gguf(GgufMapper& m) {
   LINFER_CHECK(nk > 0 && nv > 0 && nv % nk == 0 && inner % nv == 0,
                "{}: ssm.group_count {} (key heads), ssm.time_step_rank {} (value heads), ssm.inner_size {} do not fit",
                m.label(), nk, nv, inner);
-  const int64_t hv = inner / nv, vg = nv / nk * hv;  // value channels per key head
+  const int64_t hv = inner / nv;
   c["linear_num_key_heads"] = nk;
   c["linear_key_head_dim"] = hk;
   c["linear_num_value_heads"] = nv;
@@ -105,9 +80,8 @@ nlohmann::json qwen3_next_from_gguf(GgufMapper& m) {
     norm("post_attention_norm.weight", "post_attention_layernorm.weight");
     if (m.has(GgufMapper::blk(l, "attn_qkv.weight"))) {  // Gated DeltaNet
       layer_types.push_back("linear_attention");
-      const std::string qkv = GgufMapper::blk(l, "attn_qkv.weight"), z = GgufMapper::blk(l, "attn_gate.weight");
-      m.owned({qkv, z}, p + "linear_attn.in_proj_qkvz.weight",
-              interleave_qkvz(m.view(qkv), m.view(z), nk, hk, vg, m.label() + ": layer " + std::to_string(l)));
+      m.alias(GgufMapper::blk(l, "attn_qkv.weight"), p + "linear_attn.in_proj_qkv.weight");
+      m.alias(GgufMapper::blk(l, "attn_gate.weight"), p + "linear_attn.in_proj_z.weight");
       m.alias_layer(l, p + "linear_attn.", {{"ssm_ba.weight", "in_proj_ba.weight"},
                                             {"ssm_conv1d.weight", "conv1d.weight"},
                                             {"ssm_dt.bias", "dt_bias"},

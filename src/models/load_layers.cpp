@@ -97,7 +97,12 @@ std::unique_ptr<Mixer> load_gdn(Take& tk, const ModelConfig& m, const LayerConfi
   const auto& d = l.delta;
   const std::string p = l.prefix + l.mixer_prefix;
   GdnWeights w;
-  w.in_proj_qkvz = tk.w(p + "in_proj_qkvz.weight", {2 * d.key_dim() + 2 * d.value_dim(), m.hidden});
+  if (ws.has(p + "in_proj_qkvz.weight")) {
+    w.in_proj_qkvz = tk.w(p + "in_proj_qkvz.weight", {2 * d.key_dim() + 2 * d.value_dim(), m.hidden});
+  } else {
+    w.in_proj_qkv = tk.w(p + "in_proj_qkv.weight", {2 * d.key_dim() + d.value_dim(), m.hidden});
+    w.in_proj_z = tk.w(p + "in_proj_z.weight", {d.value_dim(), m.hidden});
+  }
   w.in_proj_ba = tk.w(p + "in_proj_ba.weight", {2 * d.v_heads, m.hidden});
   w.conv = tk.f32(take_conv(ws, p + "conv1d.weight", d.conv_dim(), d.conv_width));
   w.A_log = tk.f32(p + "A_log", d.v_heads);

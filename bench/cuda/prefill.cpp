@@ -1,12 +1,13 @@
 // GPU delta-rule prefill benchmark (built as gpu_prefill with -DLINFER_CUDA=ON): one GDN layer's recurrence,
 // 32 heads × 128 × 128, float32 inputs and state, one sequence of T tokens, timed with CUDA events:
-//   chunked   kernels/cuda/delta_rule_prefill.h (median of 5 calls after a warm-up; the device memory
-//             pool keeps its memory between calls, so the scratch allocation is a pool hit, as in a
-//             serving loop)
+//   chunked   kernels/cuda/delta_rule_prefill.h, one TF32 product and 3xTF32 (median of 5 calls after a
+//             warm-up; the device memory pool keeps its memory between calls, so the scratch allocation is a
+//             pool hit, as in a serving loop)
 //   tokens    the decode kernel once per token (what the CUDA backend did for prefill before), one run
 // fla's chunk_gated_delta_rule (bf16 inputs, same card) is from ../shared/NOTES.md; issue 11's goal beside it.
 //   gpu_prefill            T = 8192 and 32768
 //   gpu_prefill T          one length
+//   gpu_prefill T chunked  one length, the chunked kernel alone (for ncu: its launches come first)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -59,7 +60,7 @@ double time_ms(F&& f, cudaStream_t stream) {
   return ms;
 }
 
-void run(int64_t T, cudaStream_t stream) {
+void run(int64_t T, bool tokens, cudaStream_t stream) {
   std::mt19937 rng(7);
   const int64_t kd = kHeads * kDim, row = 3 * kd;
   DeviceBuffer<float> qkv = random_buffer(rng, T * row, 1.f), beta = random_buffer(rng, T * kHeads, 0.1f, 0.5f),
@@ -72,13 +73,20 @@ void run(int64_t T, cudaStream_t stream) {
                            .g = g.data(), .q_stride = row, .k_stride = row, .v_stride = row};
   const std::vector<int64_t> offsets{0, T};
   const cuda::SlotPool pool{state.data(), kHeads * kDim * kDim};
-  auto chunked = [&] { cuda::delta_rule_prefill(shape, in, offsets, pool, slot.data(), o.data(), stream); };
-  chunked();
-  cuda_check(cudaStreamSynchronize(stream), "warm-up");
-  std::vector<double> t;
-  for (int r = 0; r < 5; ++r) t.push_back(time_ms(chunked, stream));
-  std::sort(t.begin(), t.end());
-  const double chunk_ms = t[t.size() / 2];
+  auto chunked_ms = [&](cuda::PrefillMath math) {
+    auto call = [&] { cuda::delta_rule_prefill(shape, in, offsets, pool, slot.data(), o.data(), stream, math); };
+    call();
+    cuda_check(cudaStreamSynchronize(stream), "warm-up");
+    std::vector<double> t;
+    for (int r = 0; r < 5; ++r) t.push_back(time_ms(call, stream));
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  };
+  const double tf32_ms = chunked_ms(cuda::PrefillMath::Tf32), x3_ms = chunked_ms(cuda::PrefillMath::Tf32x3);
+  if (!tokens) {
+    std::printf("| %6lld | %9.3f | %9.3f | %9.1f | - | - | - |\n", (long long)T, tf32_ms, x3_ms, T / tf32_ms / 1e3);
+    return;
+  }
 
   cuda::DeltaDecodeArgs a{};
   a.shape = shape;
@@ -90,8 +98,8 @@ void run(int64_t T, cudaStream_t stream) {
     }
   }, stream);
   const char* fla = T == 32768 ? "1.95" : T == 8192 ? "1.08" : "-";
-  std::printf("| %6lld | %9.3f | %9.1f | %10.1f | %8s | %s |\n", (long long)T, chunk_ms, T / chunk_ms / 1e3,
-              token_ms, fla, T == 32768 ? "<= 1.3" : "-");
+  std::printf("| %6lld | %9.3f | %9.3f | %9.1f | %10.1f | %8s | %s |\n", (long long)T, tf32_ms, x3_ms,
+              T / tf32_ms / 1e3, token_ms, fla, T == 32768 ? "<= 1.3" : "-");
 }
 
 }  // namespace
@@ -111,11 +119,11 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   cuda_check(cudaGetDeviceProperties(&prop, 0), "device properties");
   std::printf("GDN prefill, one sequence, 32 heads x 128 x 128, float32 inputs and state (%s)\n", prop.name);
-  std::printf("| T      | chunked ms | M tok/s   | token-by-token ms | fla ms (bf16) | goal ms |\n");
-  std::printf("|--------|-----------|-----------|------------|----------|--------|\n");
-  if (argc > 1) run(std::atoll(argv[1]), stream);
+  std::printf("| T      | chunked tf32 ms | chunked 3xtf32 ms | M tok/s (tf32) | token-by-token ms | fla ms (bf16) | goal ms |\n");
+  std::printf("|--------|-----------|-----------|-----------|------------|----------|--------|\n");
+  if (argc > 1) run(std::atoll(argv[1]), !(argc > 2 && std::string(argv[2]) == "chunked"), stream);
   else
-    for (int64_t T : {8192, 32768}) run(T, stream);
+    for (int64_t T : {8192, 32768}) run(T, true, stream);
   cudaStreamDestroy(stream);
   return 0;
 }

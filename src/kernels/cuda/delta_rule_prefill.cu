@@ -5,244 +5,429 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/mma_tf32.cuh"
 
 namespace linfer::kernels::cuda {
 
 namespace {
 
-constexpr int C = 64;         // chunk length
-constexpr int kThreads = 256;
-constexpr int BV = 32;        // value columns per state-pass block (one warp's lanes)
+constexpr int C = 64;          // chunk length
+constexpr int kThreads = 256;  // 8 warps
+constexpr int BV = 32;         // value columns per state-pass block
 constexpr int kMaxK = 128, kMaxV = 256;
+// Row strides in shared memory, chosen so that the mma fragment loads hit 32 distinct banks: row-major A
+// tiles and transposed B tiles need a stride = 4 (mod 32), row-major B tiles one = 8 (mod 32).
+constexpr int MS = C + 4;   // [C][C] tiles
+constexpr int VS = BV + 8;  // [C][BV] tiles
+// Scratch of one (chunk, value head), written by chunk_prepare, read by chunk_state_pass:
+//   M [C][C]: T = (I + A_kk)^-1 strictly below the diagonal (its unit diagonal implied), A_qk transposed on and
+//             above it (M[j][i] = A_qk[i][j], j <= i)
+//   a_q [C] = scale e^{G_i} / |q_i|,  a_k [C] = e^{G_i} / |k_i|,  d [C] = e^{G_last - G_i} / |k_i|,  beta [C]
+//   e^{G_last}, padded to 8 floats (every part 16-byte aligned)
+constexpr int kFactors = 4 * C + 8;
+constexpr int kScratch = C * C + kFactors;
 
 struct Params {
-  int64_t H, HV, K, V, group;
+  int H, HV, K, V, group;
+  int KT, QS;  // K rounded up to 16 (zero-padded); row stride of the q / k tiles and of the state tile
   float scale;
-  bool l2norm;
+  bool l2norm, vec;  // vec: q, k, v rows 16-byte aligned (cp.async of 16 bytes), else 4-byte copies
   const float *q, *k, *v, *beta, *g;
   int64_t qs, ks, vs;
   const int64_t* offsets;     // [n + 1]
   const int64_t* seq_chunk0;  // [n + 1] first chunk of each sequence
   const int64_t* chunk_seq;   // [n_chunks]
-  float* scratch;
-  int64_t per;  // scratch floats per (chunk, value head)
+  float* scratch;             // [n_chunks][HV][kScratch]
   float* o;
   SlotPool state;
   const int32_t* slots;
 };
-
-// Scratch of one (chunk, value head): W [C, K] | Q ⊙ e^G [C, K] | (K ⊙ e^{G_last-G})ᵀ [K, C] | A_qk [C, C] |
-// U [C, V] | G_last (padded to 4 floats, keeping every part 16-byte aligned).
-__host__ __device__ inline int64_t scratch_floats(int64_t K, int64_t V) { return 3 * C * K + C * C + C * V + 4; }
 
 __device__ inline float warp_sum(float x) {
   for (int d = 16; d > 0; d >>= 1) x += __shfl_xor_sync(0xffffffffu, x, d);
   return x;
 }
 
-__global__ void __launch_bounds__(kThreads) chunk_prepare(Params p) {
-  extern __shared__ float sm[];
-  const int K = int(p.K), V = int(p.V), KP = K + 1, NC = K + V;  // KP: odd row stride, no bank conflicts
-  float* ks = sm;             // [C][KP] k, normalised
-  float* qs = ks + C * KP;    // [C][KP] q, normalised and scaled
-  float* akk = qs + C * KP;   // [C][C]
-  float* gc = akk + C * C;    // [C] G
-  float* bs = gc + C;         // [C] beta
-  float* wu = bs + C;         // [C][NC] the solved columns [W | U]
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+// T(i, j) and A_qk(i, j) out of the packed M tile
+__device__ inline float t_at(const float* m, int i, int j) { return i > j ? m[i * MS + j] : i == j ? 1.f : 0.f; }
+__device__ inline float aqk_at(const float* m, int i, int j) { return j <= i ? m[j * MS + i] : 0.f; }
+
+// Rows [0, L) of a chunk's q and k (head h) into qb, kb [C][QS] (columns [0, K)); rows >= L zero-filled.
+// A warp per row (q rows, then k rows).
+__device__ void load_qk(const Params& p, int64_t h, int64_t tok0, int L, float* qb, float* kb) {
+  const int K = p.K, lane = threadIdx.x & 31;
+  for (int rr = threadIdx.x >> 5; rr < 2 * C; rr += kThreads / 32) {
+    const bool is_k = rr >= C;
+    const int r = is_k ? rr - C : rr;
+    const int64_t t = tok0 + (r < L ? r : 0);
+    const float* src = (is_k ? p.k + t * p.ks : p.q + t * p.qs) + h * K;
+    float* dst = (is_k ? kb : qb) + r * p.QS;
+    if (p.vec)
+      for (int x = 4 * lane; x < K; x += 128) cp_async16(dst + x, src + x, r < L);
+    else
+      for (int x = lane; x < K; x += 32) cp_async4(dst + x, src + x, r < L);
+  }
+}
+
+// acc[nt] += A · B over k in [0, kt), nt < n_tiles: A = 16 rows of `a` (row stride as), B(k, n) = bt[n * bs + k]
+// (B given transposed), n in 8-column tiles. kt is a multiple of 16. The 3xTF32 small products go to lo (fold it
+// into acc after), or to acc itself when lo is acc (fewer registers, dependency chains three times as long).
+template <bool kSplit, int NT>
+__device__ inline void mma_rows_bt(float (&acc)[NT][4], float (&lo)[NT][4], const float* a, int as, const float* bt,
+                                   int bs, int kt, int n_tiles) {
+  const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+#pragma unroll 2
+  for (int k0 = 0; k0 < kt; k0 += 8) {
+    const float af[4] = {a[gid * as + k0 + tig], a[(gid + 8) * as + k0 + tig], a[gid * as + k0 + tig + 4],
+                         a[(gid + 8) * as + k0 + tig + 4]};
+    const auto fa = tf32_frag<kSplit>(af);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+      if (nt < n_tiles) {
+        const float* b = bt + (8 * nt + gid) * bs + k0 + tig;
+        const float bf[2] = {b[0], b[4]};
+        mma_tf32<kSplit>(acc[nt], lo[nt], fa, tf32_frag<kSplit>(bf));
+      }
+  }
+}
+
+// chunk_prepare's shared memory: q and k until the Gram products are done, then A_kk, M and the inversion's block
+// products over them; then G, beta and the norms.
+__host__ __device__ inline int prepare_tiles(int QS) { return max(2 * C * QS, 2 * C * MS + 3 * 256); }
+
+// One block per (chunk, value head): everything of a chunk that does not depend on the state. 69 KB of shared
+// memory: three blocks per SM.
+template <bool kSplit>
+__global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
+  extern __shared__ float4 sm4[];
+  float* sm = reinterpret_cast<float*>(sm4);
+  const int K = p.K, KT = p.KT, QS = p.QS;
+  float* qb = sm;              // [C][QS] q
+  float* kb = qb + C * QS;     // [C][QS] k
+  float* akk = sm;             // [C][MS] A_kk (below the diagonal), over q
+  float* mb = akk + C * MS;    // [C][MS] the packed M
+  float* pb = mb + C * MS;     // [3][16][16] block products of the inversion
+  float* gs = sm + prepare_tiles(QS);  // [C] G, the chunk-local cumsum of g
+  float* bs = gs + C;          // [C] beta
+  float* rq = bs + C;          // [C] scale / |q_i| (0 for padding rows)
+  float* rk = rq + C;          // [C] 1 / |k_i|
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
   const int64_t chunk = blockIdx.x, hv = blockIdx.y, h = hv / p.group;
   const int64_t seq = p.chunk_seq[chunk];
   const int64_t tok0 = p.offsets[seq] + C * (chunk - p.seq_chunk0[seq]);
-  const int64_t left = p.offsets[seq + 1] - tok0;
-  const int L = left < C ? int(left) : C;
+  const int L = int(min(int64_t(C), p.offsets[seq + 1] - tok0));
 
-  for (int idx = tid; idx < C * K; idx += kThreads) {
-    const int r = idx / K, i = idx % K;
-    const int64_t t = tok0 + r;
-    ks[r * KP + i] = r < L ? p.k[t * p.ks + h * K + i] : 0.f;
-    qs[r * KP + i] = r < L ? p.q[t * p.qs + h * K + i] : 0.f;
-  }
+  load_qk(p, h, tok0, L, qb, kb);
+  cp_async_commit();
+  const int pad = KT - K;  // zero columns [K, KT) of q and k (contiguous rows of qb then kb)
+  for (int idx = tid; idx < 2 * C * pad; idx += kThreads) qb[(idx / pad) * QS + K + idx % pad] = 0.f;
   if (tid < C) {
     const int64_t t = tok0 + tid;
     bs[tid] = tid < L ? p.beta[t * p.HV + hv] : 0.f;
-    gc[tid] = tid < L && p.g ? p.g[t * p.HV + hv] : 0.f;  // padded rows: g = 0, so G stays G_{L-1}
+    gs[tid] = tid < L && p.g ? p.g[t * p.HV + hv] : 0.f;  // padding rows: g = 0, so G stays G_{L-1}
   }
+  cp_async_wait<0>();
   __syncthreads();
-  for (int r = warp; r < L; r += kThreads / 32) {
-    float sk = 0.f, sq = 0.f;
-    for (int i = lane; i < K; i += 32) {
-      sk += ks[r * KP + i] * ks[r * KP + i];
-      sq += qs[r * KP + i] * qs[r * KP + i];
+  if (warp == 0) {  // inclusive scan of the 64 gates, two per lane
+    float a = gs[lane], b = gs[lane + 32];
+    for (int d = 1; d < 32; d <<= 1) {
+      const float ua = __shfl_up_sync(0xffffffffu, a, d), ub = __shfl_up_sync(0xffffffffu, b, d);
+      if (lane >= d) a += ua, b += ub;
     }
-    sk = warp_sum(sk);
+    b += __shfl_sync(0xffffffffu, a, 31);
+    gs[lane] = a;
+    gs[lane + 32] = b;
+  }
+  for (int r = warp; r < C; r += kThreads / 32) {
+    float sq = 0.f, sk = 0.f;
+    for (int x = lane; x < K; x += 32) {
+      sq = fmaf(qb[r * QS + x], qb[r * QS + x], sq);
+      sk = fmaf(kb[r * QS + x], kb[r * QS + x], sk);
+    }
     sq = warp_sum(sq);
-    const float fk = p.l2norm ? 1.f / sqrtf(sk + 1e-6f) : 1.f;
-    const float fq = (p.l2norm ? 1.f / sqrtf(sq + 1e-6f) : 1.f) * p.scale;
-    for (int i = lane; i < K; i += 32) {
-      ks[r * KP + i] *= fk;
-      qs[r * KP + i] *= fq;
+    sk = warp_sum(sk);
+    if (lane == 0) {
+      rq[r] = r < L ? (p.l2norm ? 1.f / sqrtf(sq + 1e-6f) : 1.f) * p.scale : 0.f;
+      rk[r] = r < L ? (p.l2norm ? 1.f / sqrtf(sk + 1e-6f) : 1.f) : 0.f;
     }
   }
-  if (tid == 0)
-    for (int r = 1; r < C; ++r) gc[r] += gc[r - 1];
   __syncthreads();
 
-  // A_kk and A_qk: thread (ti, tj) owns rows ti + 16a and columns tj + 16b
-  const int ti = tid / 16, tj = tid % 16;
-  float ak[4][4] = {}, aq[4][4] = {};
-  for (int x = 0; x < K; ++x) {
-    float ki[4], qi[4], kj[4];
+  // Gram products on the tensor cores: warps 0-3 K Kᵀ, warps 4-7 Q Kᵀ, 16 rows each, tiles on or left of the
+  // diagonal only; then the decay mask and the norms.
+  {
+    const int mt = warp & 3;
+    const bool qk = warp >= 4;
+    float acc[8][4] = {};
+    mma_rows_bt<kSplit, 8>(acc, acc, (qk ? qb : kb) + 16 * mt * QS, QS, kb, QS, KT, 2 * mt + 2);
+    __syncthreads();  // q and k are read: A_kk and M go over them
 #pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      ki[a] = ks[(ti + 16 * a) * KP + x];
-      qi[a] = qs[(ti + 16 * a) * KP + x];
-      kj[a] = ks[(tj + 16 * a) * KP + x];
-    }
+    for (int nt = 0; nt < 8; ++nt)
+      if (nt < 2 * mt + 2)
 #pragma unroll
-    for (int a = 0; a < 4; ++a)
-#pragma unroll
-      for (int b = 0; b < 4; ++b) {
-        ak[a][b] = fmaf(ki[a], kj[b], ak[a][b]);
-        aq[a][b] = fmaf(qi[a], kj[b], aq[a][b]);
-      }
+        for (int e = 0; e < 4; ++e) {
+          const int i = 16 * mt + gid + 8 * (e >> 1), j = 8 * nt + 2 * tig + (e & 1);
+          if (j > i) continue;
+          const float x = acc[nt][e] * expf(gs[i] - gs[j]) * rk[j];  // masked before the exp: exponents <= 0
+          if (qk) mb[j * MS + i] = x * rq[i];
+          else akk[i * MS + j] = j < i ? x * bs[i] * rk[i] : 0.f;
+        }
   }
-  float* sc = p.scratch + (chunk * p.HV + hv) * p.per;
-  float* w_out = sc;                 // [C][K]
-  float* qg_out = w_out + C * K;     // [C][K]
-  float* kdT_out = qg_out + C * K;   // [K][C]
-  float* aqk_out = kdT_out + K * C;  // [C][C]
-  float* u_out = aqk_out + C * C;    // [C][V]
-  float* glast_out = u_out + C * V;
-#pragma unroll
-  for (int a = 0; a < 4; ++a)
-#pragma unroll
-    for (int b = 0; b < 4; ++b) {
-      const int i = ti + 16 * a, j = tj + 16 * b;
-      const float d = j <= i ? expf(gc[i] - gc[j]) : 0.f;  // masked before the exp: exponents <= 0 only
-      akk[i * C + j] = j < i ? bs[i] * d * ak[a][b] : 0.f;
-      aqk_out[i * C + j] = d * aq[a][b];
-    }
-  const float glast = gc[C - 1];
-  for (int idx = tid; idx < C * K; idx += kThreads) {
-    const int r = idx / K, i = idx % K;
-    qg_out[idx] = qs[r * KP + i] * expf(gc[r]);
-  }
-  for (int idx = tid; idx < K * C; idx += kThreads) {
-    const int i = idx / C, r = idx % C;
-    kdT_out[idx] = ks[r * KP + i] * expf(glast - gc[r]);
-  }
-  if (tid == 0) glast_out[0] = glast;
   __syncthreads();
 
-  // (I + A_kk) [W | U] = diag(β) [K ⊙ e^G | V]: every column is its own forward substitution
-  for (int c = tid; c < NC; c += kThreads) {
-    for (int r = 0; r < C; ++r) {
-      float x = 0.f;
-      if (r < L) {
-        x = bs[r] * (c < K ? ks[r * KP + c] * expf(gc[r]) : p.v[(tok0 + r) * p.vs + hv * V + (c - K)]);
-        for (int j = 0; j < r; ++j) x = fmaf(-akk[r * C + j], wu[j * NC + c], x);
-      }
-      wu[r * NC + c] = x;
-      if (c < K) w_out[r * K + c] = x;
-      else u_out[r * V + (c - K)] = x;
+  // T = (I + A_kk)^-1 by 16x16 blocks: the four diagonal blocks by forward substitution (a thread per column),
+  // then T_ij = -T_ii sum_{j <= m < i} A_im T_mj, one block distance at a time.
+  if (tid < C) {
+    const int o = 16 * (tid >> 4), c = tid & 15;
+    float x[16];
+#pragma unroll
+    for (int r = 0; r < 16; ++r) {
+      float s = 0.f;
+#pragma unroll
+      for (int j = 0; j < r; ++j) s = fmaf(akk[(o + r) * MS + o + j], x[j], s);
+      x[r] = r == c ? 1.f : -s;  // zero above c: the sum meets only zeros there
+      if (r > c) mb[(o + r) * MS + o + c] = x[r];
     }
+  }
+  __syncthreads();
+  for (int d = 1; d < 4; ++d) {
+    for (int e = tid; e < (4 - d) * 256; e += kThreads) {
+      const int i = d + (e >> 8), j = i - d, r = (e >> 4) & 15, c = e & 15;
+      float s = 0.f;
+      for (int x0 = 16 * j; x0 < 16 * i; x0 += 16)
+#pragma unroll
+        for (int x = x0; x < x0 + 16; ++x) s = fmaf(akk[(16 * i + r) * MS + x], t_at(mb, x, 16 * j + c), s);
+      pb[e] = s;
+    }
+    __syncthreads();
+    for (int e = tid; e < (4 - d) * 256; e += kThreads) {
+      const int i = d + (e >> 8), j = i - d, r = (e >> 4) & 15, c = e & 15;
+      float s = 0.f;
+#pragma unroll
+      for (int m = 0; m < 16; ++m) s = fmaf(t_at(mb, 16 * i + r, 16 * i + m), pb[(e & ~255) + m * 16 + c], s);
+      mb[(16 * i + r) * MS + 16 * j + c] = -s;
+    }
+    __syncthreads();
+  }
+
+  float* sc = p.scratch + (chunk * p.HV + hv) * kScratch;
+  if (tid < C) {
+    const float G = gs[tid], GL = gs[C - 1];
+    sc[C * C + tid] = rq[tid] * expf(G);
+    sc[C * C + C + tid] = rk[tid] * expf(G);
+    sc[C * C + 2 * C + tid] = rk[tid] * expf(GL - G);
+    sc[C * C + 3 * C + tid] = bs[tid];
+  } else if (tid < C + 8) {
+    sc[C * C + 4 * C + tid - C] = tid == C ? expf(gs[C - 1]) : 0.f;
+  }
+  for (int idx = tid; idx < C * C / 4; idx += kThreads) {
+    const int r = idx >> 4, c = 4 * (idx & 15);
+    *reinterpret_cast<float4*>(sc + r * C + c) = *reinterpret_cast<const float4*>(mb + r * MS + c);
   }
 }
 
-__global__ void __launch_bounds__(kThreads) chunk_state_pass(Params p) {
+// One block per (sequence, value head, BV value columns), walking the sequence's chunks; the next chunk's
+// inputs stream into the other half of a double buffer (cp.async) while this one is computed.
+template <bool kSplit>
+__global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
   extern __shared__ float4 sm4[];
   float* sm = reinterpret_cast<float*>(sm4);
-  const int K = int(p.K), V = int(p.V);
-  float* Ws = sm;             // [C][K]
-  float* Qs = Ws + C * K;     // [C][K]
-  float* KdT = Qs + C * K;    // [K][C]
-  float* Aq = KdT + K * C;    // [C][C]
-  float* Us = Aq + C * C;     // [C][BV]
-  float* Vn = Us + C * BV;    // [C][BV]
-  float* Ss = Vn + C * BV;    // [K][BV] the state tile, S[x][c] = state[hv][v0 + c][x]
-  const int tid = threadIdx.x, c = tid % BV, rg = tid / BV;  // rg: 0..7
-  const int64_t seq = blockIdx.x, hv = blockIdx.y, v0 = int64_t(blockIdx.z) * BV;
-  const bool col_ok = v0 + c < V;
-  float* st = p.state.base + int64_t(p.slots[seq]) * p.state.slot_stride + hv * V * K;
-  for (int idx = tid; idx < BV * K; idx += kThreads) {
-    const int cc = idx / K, x = idx % K;
-    Ss[x * BV + cc] = v0 + cc < V ? st[(v0 + cc) * K + x] : 0.f;
+  const int K = p.K, V = p.V, KT = p.KT, QS = p.QS;
+  const int stage_floats = 2 * C * QS + C * VS + C * MS + kFactors;  // q | k | v | M | factors
+  float* St = sm + 2 * stage_floats;  // [BV][QS] the state tile, St[c][x] = state[hv][v0 + c][x]
+  float* Vn = St + BV * QS;           // [C][VS] V'
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
+  const int64_t seq = blockIdx.x, hv = blockIdx.y, h = hv / p.group;
+  const int v0 = int(blockIdx.z) * BV;
+  float* st = p.state.base + int64_t(p.slots[seq]) * p.state.slot_stride + hv * int64_t(V) * K;
+  const int64_t ch0 = p.seq_chunk0[seq], ch1 = p.seq_chunk0[seq + 1], off0 = p.offsets[seq], off1 = p.offsets[seq + 1];
+
+  auto prefetch = [&](int64_t ch, int s) {
+    float* qb = sm + s * stage_floats;
+    float* vb = qb + 2 * C * QS;
+    float* mb = vb + C * VS;
+    const int64_t tok0 = off0 + C * (ch - ch0);
+    const int L = int(min(int64_t(C), off1 - tok0));
+    load_qk(p, h, tok0, L, qb, qb + C * QS);
+    const int per_row = p.vec ? BV / 4 : BV, c = (p.vec ? 4 : 1) * (tid % per_row);  // kThreads % per_row == 0
+    for (int r = tid / per_row; r < C; r += kThreads / per_row) {
+      const bool ok = r < L && v0 + c < V;
+      const float* src = p.v + (tok0 + (ok ? r : 0)) * p.vs + hv * V + v0 + (ok ? c : 0);
+      if (p.vec) cp_async16(vb + r * VS + c, src, ok);
+      else cp_async4(vb + r * VS + c, src, ok);
+    }
+    const float* sc = p.scratch + (ch * p.HV + hv) * kScratch;
+    for (int r = tid >> 4; r < C; r += kThreads / 16) cp_async16(mb + r * MS + 4 * (tid & 15), sc + r * C + 4 * (tid & 15), true);
+    if (tid < kFactors / 4) cp_async16(mb + C * MS + 4 * tid, sc + C * C + 4 * tid, true);
+    cp_async_commit();
+  };
+  if (ch0 < ch1) prefetch(ch0, 0);
+  const int pad = KT - K;  // columns [K, KT) of q and k in both stages stay zero: cp.async never writes them
+  for (int idx = tid; idx < 4 * C * pad; idx += kThreads) {
+    const int row = idx / pad, s = row / (2 * C);
+    sm[s * stage_floats + (row % (2 * C)) * QS + K + idx % pad] = 0.f;
   }
-  const int64_t ch0 = p.seq_chunk0[seq], ch1 = p.seq_chunk0[seq + 1];
-  for (int64_t ch = ch0; ch < ch1; ++ch) {
-    const int64_t tok0 = p.offsets[seq] + C * (ch - ch0);
-    const int64_t left = p.offsets[seq + 1] - tok0;
-  const int L = left < C ? int(left) : C;
-    const float* sc = p.scratch + (ch * p.HV + hv) * p.per;
-    __syncthreads();  // the previous chunk is done with the shared buffers
-    {
-      const float4* src = reinterpret_cast<const float4*>(sc);
-      float4* dst = reinterpret_cast<float4*>(sm);
-      const int n4 = (3 * C * K + C * C) / 4;  // W, Q ⊙ e^G, KdT, A_qk are contiguous in both
-      for (int idx = tid; idx < n4; idx += kThreads) dst[idx] = src[idx];
-      const float* u = sc + 3 * C * K + C * C;
-      for (int idx = tid; idx < C * BV; idx += kThreads) {
-        const int r = idx / BV, cc = idx % BV;
-        Us[idx] = v0 + cc < V ? u[r * V + v0 + cc] : 0.f;
-      }
-    }
-    const float decay = __expf(sc[3 * C * K + C * C + C * V]);
-    __syncthreads();
-
-    // V' = U - W S and (Q ⊙ e^G) S for rows rg + 8m
-    float vn[8], oq[8];
-#pragma unroll
-    for (int m = 0; m < 8; ++m) {
-      vn[m] = Us[(rg + 8 * m) * BV + c];
-      oq[m] = 0.f;
-    }
-    for (int x = 0; x < K; x += 4) {
-      const float s0 = Ss[x * BV + c], s1 = Ss[(x + 1) * BV + c], s2 = Ss[(x + 2) * BV + c],
-                  s3 = Ss[(x + 3) * BV + c];
-#pragma unroll
-      for (int m = 0; m < 8; ++m) {
-        const float4 w = *reinterpret_cast<const float4*>(Ws + (rg + 8 * m) * K + x);
-        const float4 q = *reinterpret_cast<const float4*>(Qs + (rg + 8 * m) * K + x);
-        vn[m] -= w.x * s0 + w.y * s1 + w.z * s2 + w.w * s3;
-        oq[m] += q.x * s0 + q.y * s1 + q.z * s2 + q.w * s3;
-      }
-    }
-#pragma unroll
-    for (int m = 0; m < 8; ++m) Vn[(rg + 8 * m) * BV + c] = vn[m];
-    __syncthreads();
-
-    // O = (Q ⊙ e^G) S + A_qk V'   (A_qk is zero above the diagonal)
-#pragma unroll
-    for (int m = 0; m < 8; ++m) {
-      const int r = rg + 8 * m;
-      float acc = oq[m];
-      for (int j = 0; j <= r; j += 4) {
-        const float4 a = *reinterpret_cast<const float4*>(Aq + r * C + j);
-        acc += a.x * Vn[j * BV + c] + a.y * Vn[(j + 1) * BV + c] + a.z * Vn[(j + 2) * BV + c] +
-               a.w * Vn[(j + 3) * BV + c];
-      }
-      if (r < L && col_ok) p.o[(tok0 + r) * p.HV * V + hv * V + v0 + c] = acc;
-    }
-    // S <- e^{G_last} S + (K ⊙ e^{G_last-G})ᵀ V'   for state rows rg + 8n
-    for (int x = rg; x < K; x += 8) {
-      float acc = Ss[x * BV + c] * decay;
-      for (int j = 0; j < L; j += 4) {  // rows >= L of V' are 0 (U and W rows are)
-        const float4 kd = *reinterpret_cast<const float4*>(KdT + x * C + j);
-        acc += kd.x * Vn[j * BV + c] + kd.y * Vn[(j + 1) * BV + c] + kd.z * Vn[(j + 2) * BV + c] +
-               kd.w * Vn[(j + 3) * BV + c];
-      }
-      Ss[x * BV + c] = acc;
-    }
+  for (int idx = tid; idx < BV * KT; idx += kThreads) {
+    const int c = idx / KT, x = idx % KT;
+    St[c * QS + x] = x < K && v0 + c < V ? st[int64_t(v0 + c) * K + x] : 0.f;
   }
   __syncthreads();
+  // Warp w < KT/16 keeps state rows [16w, 16w + 16) (all BV columns) in registers as mma accumulators.
+  const bool owns_s = warp < KT / 16;
+  float sacc[4][4];
+#pragma unroll
+  for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      sacc[nt][e] = owns_s ? St[(8 * nt + 2 * tig + (e & 1)) * QS + 16 * warp + gid + 8 * (e >> 1)] : 0.f;
+
+  for (int64_t ch = ch0; ch < ch1; ++ch) {
+    const int s = int((ch - ch0) & 1);
+    const int64_t tok0 = off0 + C * (ch - ch0);
+    const int L = int(min(int64_t(C), off1 - tok0));
+    if (ch + 1 < ch1) {
+      prefetch(ch + 1, s ^ 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();  // this chunk's inputs and the state tile are in place
+    float* qb = sm + s * stage_floats;
+    float* kb = qb + C * QS;
+    float* vb = kb + C * QS;  // v, then Y = beta (v - a_k (k S)) in place
+    const float* mb = vb + C * VS;
+    const float* fa_q = mb + C * MS;
+    const float *fa_k = fa_q + C, *fd = fa_q + 2 * C, *fbeta = fa_q + 3 * C;
+    const float decay = fa_q[4 * C];
+
+    // A: warps 0-3 Y = beta (v - a_k (k S)), warps 4-7 the inter-chunk output a_q (q S), 16 rows each
+    float oacc[4][4] = {};
+    {
+      const int mt = warp & 3, r0 = 16 * mt + gid, r1 = r0 + 8;
+      float acc[4][4] = {}, lo[4][4] = {};
+      mma_rows_bt<kSplit, 4>(acc, lo, (warp < 4 ? kb : qb) + 16 * mt * QS, QS, St, QS, KT, 4);
+      fold<kSplit>(acc, lo);
+      if (warp < 4) {
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int r = e < 2 ? r0 : r1;
+            float& y = vb[r * VS + 8 * nt + 2 * tig + (e & 1)];
+            y = fbeta[r] * (y - fa_k[r] * acc[nt][e]);
+          }
+      } else {
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) oacc[nt][e] = fa_q[e < 2 ? r0 : r1] * acc[nt][e];
+      }
+    }
+    __syncthreads();
+
+    // B: V' = T Y (T unit lower triangular), warp: 16 rows x 16 columns; warps w and w + 4 share a scheduler,
+    // so they take row tiles w and 3 - w (T's triangle makes the lower tiles dearer)
+    {
+      const int mt = warp < 4 ? warp : 7 - warp, n0 = 2 * (warp >> 2), i0 = 16 * mt + gid, i1 = i0 + 8;
+      float acc[2][4] = {}, lo[2][4] = {};
+      for (int k0 = 0; k0 < 16 * (mt + 1); k0 += 8) {
+        const int j0 = k0 + tig, j1 = j0 + 4;
+        const float af[4] = {t_at(mb, i0, j0), t_at(mb, i1, j0), t_at(mb, i0, j1), t_at(mb, i1, j1)};
+        const auto fa = tf32_frag<kSplit>(af);
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+          const int n = 8 * (n0 + u) + gid;
+          const float bf[2] = {vb[j0 * VS + n], vb[j1 * VS + n]};
+          mma_tf32<kSplit>(acc[u], lo[u], fa, tf32_frag<kSplit>(bf));
+        }
+      }
+      fold<kSplit>(acc, lo);
+#pragma unroll
+      for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) Vn[(e < 2 ? i0 : i1) * VS + 8 * (n0 + u) + 2 * tig + (e & 1)] = acc[u][e];
+    }
+    __syncthreads();
+
+    // C: S <- e^{G_last} S + (K ⊙ d)ᵀ V' (state rows of this warp), and warps 4-7: O = a_q (q S) + A_qk V'
+    if (owns_s) {
+      const int m0 = 16 * warp + gid;
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) sacc[nt][e] *= decay;
+      float lo[4][4] = {};
+      for (int k0 = 0; k0 < L; k0 += 8) {  // rows >= L of V' and d are zero
+        const int j0 = k0 + tig, j1 = j0 + 4;
+        const float af[4] = {kb[j0 * QS + m0] * fd[j0], kb[j0 * QS + m0 + 8] * fd[j0], kb[j1 * QS + m0] * fd[j1],
+                             kb[j1 * QS + m0 + 8] * fd[j1]};
+        const auto fa = tf32_frag<kSplit>(af);
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          const float bf[2] = {Vn[j0 * VS + 8 * nt + gid], Vn[j1 * VS + 8 * nt + gid]};
+          mma_tf32<kSplit>(sacc[nt], lo[nt], fa, tf32_frag<kSplit>(bf));
+        }
+      }
+      fold<kSplit>(sacc, lo);
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) St[(8 * nt + 2 * tig + (e & 1)) * QS + m0 + 8 * (e >> 1)] = sacc[nt][e];
+    }
+    if (warp >= 4) {
+      const int mt = warp - 4, i0 = 16 * mt + gid, i1 = i0 + 8;
+      float lo[4][4] = {};
+      for (int k0 = 0; k0 < 16 * (mt + 1); k0 += 8) {
+        const int j0 = k0 + tig, j1 = j0 + 4;
+        const float af[4] = {aqk_at(mb, i0, j0), aqk_at(mb, i1, j0), aqk_at(mb, i0, j1), aqk_at(mb, i1, j1)};
+        const auto fa = tf32_frag<kSplit>(af);
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          const float bf[2] = {Vn[j0 * VS + 8 * nt + gid], Vn[j1 * VS + 8 * nt + gid]};
+          mma_tf32<kSplit>(oacc[nt], lo[nt], fa, tf32_frag<kSplit>(bf));
+        }
+      }
+      fold<kSplit>(oacc, lo);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = e < 2 ? i0 : i1;
+        if (i >= L) continue;
+        float* out = p.o + (tok0 + i) * p.HV * V + hv * V;
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          const int c = v0 + 8 * nt + 2 * tig + (e & 1);
+          if (c < V) out[c] = oacc[nt][e];
+        }
+      }
+    }
+    __syncthreads();  // done with this stage (the next prefetch overwrites it) and St is complete
+  }
   for (int idx = tid; idx < BV * K; idx += kThreads) {
-    const int cc = idx / K, x = idx % K;
-    if (v0 + cc < V) st[(v0 + cc) * K + x] = Ss[x * BV + cc];
+    const int c = idx / K, x = idx % K;
+    if (v0 + c < V) st[int64_t(v0 + c) * K + x] = St[c * QS + x];
   }
 }
 
-size_t prepare_smem(int64_t K, int64_t V) { return sizeof(float) * (2 * C * (K + 1) + C * C + 2 * C + C * (K + V)); }
-size_t state_smem(int64_t K) { return sizeof(float) * (3 * C * K + C * C + 2 * C * BV + K * BV); }
+size_t prepare_smem(const Params& p) { return sizeof(float) * (prepare_tiles(p.QS) + 4 * C); }
+size_t state_smem(const Params& p) {
+  return sizeof(float) * (2 * (2 * C * p.QS + C * VS + C * MS + kFactors) + BV * p.QS + C * VS);
+}
+
+template <bool kSplit>
+void launch(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stream) {
+  const size_t smem1 = prepare_smem(p), smem2 = state_smem(p);
+  cuda_check(cudaFuncSetAttribute(chunk_prepare<kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem1)),
+             "chunk_prepare shared memory");
+  cuda_check(cudaFuncSetAttribute(chunk_state_pass<kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem2)),
+             "chunk_state_pass shared memory");
+  chunk_prepare<kSplit><<<dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream>>>(p);
+  check_launch("chunk_prepare");
+  chunk_state_pass<kSplit>
+      <<<dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kThreads, smem2, stream>>>(p);
+  check_launch("chunk_state_pass");
+}
+
+bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
 }  // namespace
 
@@ -252,7 +437,7 @@ bool delta_rule_prefill_supported(const DeltaRuleShape& s) {
 }
 
 void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std::span<const int64_t> offsets,
-                        SlotPool state, const int32_t* slots, float* o, cudaStream_t stream) {
+                        SlotPool state, const int32_t* slots, float* o, cudaStream_t stream, PrefillMath math) {
   LINFER_CUDA_CHECK(delta_rule_prefill_supported(s), "cuda delta_rule_prefill: unsupported shape H = ", s.H,
                     ", HV = ", s.HV, ", K = ", s.K, ", V = ", s.V, " (needs decay None or Scalar, K <= ", kMaxK,
                     " and a multiple of 4, V <= ", kMaxV, ", HV a multiple of H)");
@@ -267,12 +452,14 @@ void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std:
   const int64_t n_chunks = table[2 * n + 1];
   if (n_chunks == 0) return;
   LINFER_CUDA_CHECK(in.q && in.k && in.v && in.beta && o && slots && state.base && (s.decay == DeltaDecay::None || in.g),
-               "cuda delta_rule_prefill: q, k, v, beta, (g,) o, slots and the state pool must be given");
+                    "cuda delta_rule_prefill: q, k, v, beta, (g,) o, slots and the state pool must be given");
   for (int64_t i = 0; i < n; ++i)
     for (int64_t c = table[n + 1 + i]; c < table[n + 1 + i + 1]; ++c) table.push_back(i);
 
   Params p{};
-  p.H = s.H, p.HV = s.HV, p.K = s.K, p.V = s.V, p.group = s.HV / s.H;
+  p.H = int(s.H), p.HV = int(s.HV), p.K = int(s.K), p.V = int(s.V), p.group = int(s.HV / s.H);
+  p.KT = (p.K + 15) / 16 * 16;
+  p.QS = (p.KT + 31) / 32 * 32 + 4;
   p.scale = delta_rule_scale(s);
   p.l2norm = s.l2norm_qk;
   p.q = in.q, p.k = in.k, p.v = in.v, p.beta = in.beta;
@@ -280,7 +467,8 @@ void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std:
   p.qs = in.q_stride ? in.q_stride : s.H * s.K;
   p.ks = in.k_stride ? in.k_stride : s.H * s.K;
   p.vs = in.v_stride ? in.v_stride : s.HV * s.V;
-  p.per = scratch_floats(s.K, s.V);
+  p.vec = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && p.qs % 4 == 0 && p.ks % 4 == 0 && p.vs % 4 == 0 &&
+          p.V % 4 == 0;
   p.o = o, p.state = state, p.slots = slots;
 
   int64_t* d_table = nullptr;
@@ -289,20 +477,13 @@ void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std:
   // pageable source: staged before the call returns, so `table` may go out of scope
   cuda_check(cudaMemcpyAsync(d_table, table.data(), table.size() * sizeof(int64_t), cudaMemcpyHostToDevice, stream),
              "upload of the chunk table");
-  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&p.scratch), size_t(n_chunks * s.HV * p.per) * sizeof(float),
+  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&p.scratch), size_t(n_chunks * s.HV * kScratch) * sizeof(float),
                              stream),
              "cudaMallocAsync (delta_rule_prefill scratch)");
   p.offsets = d_table, p.seq_chunk0 = d_table + n + 1, p.chunk_seq = d_table + 2 * (n + 1);
 
-  const size_t smem1 = prepare_smem(s.K, s.V), smem2 = state_smem(s.K);
-  cuda_check(cudaFuncSetAttribute(chunk_prepare, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem1)),
-             "chunk_prepare shared memory");
-  cuda_check(cudaFuncSetAttribute(chunk_state_pass, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem2)),
-             "chunk_state_pass shared memory");
-  chunk_prepare<<<dim3(unsigned(n_chunks), unsigned(s.HV)), kThreads, smem1, stream>>>(p);
-  check_launch("chunk_prepare");
-  chunk_state_pass<<<dim3(unsigned(n), unsigned(s.HV), unsigned((s.V + BV - 1) / BV)), kThreads, smem2, stream>>>(p);
-  check_launch("chunk_state_pass");
+  if (math == PrefillMath::Tf32x3) launch<true>(p, n, n_chunks, stream);
+  else launch<false>(p, n, n_chunks, stream);
   cuda_check(cudaFreeAsync(p.scratch, stream), "cudaFreeAsync (delta_rule_prefill scratch)");
   cuda_check(cudaFreeAsync(d_table, stream), "cudaFreeAsync (delta_rule_prefill chunk table)");
 }

@@ -2,23 +2,27 @@
 // Chunked prefill of the delta rule (DeltaNet, GDN) on the GPU, over packed variable-length sequences with
 // their float32 states in a slot pool (kernels/cuda/slot_pool.h, the decode kernel's layout [HV, V, K]).
 // Same recurrence and arguments as kernels/cpu/delta_rule.h's delta_rule_prefill (q, k, v, beta and the
-// log decay g already final: no conv, no gate maths, no norm here). Chunks of 64 tokens, the WY/UT form of
-// ../shared/research/kernels.md §1.4, in two launches:
+// log decay g already final: no conv, no gate maths, no norm here). Chunks of 64 tokens in the WY/UT form of
+// ../shared/research/kernels.md §1.4, with T = (I + A_kk)^-1, so that V' = U - W S = T diag(β) (V - (K ⊙ e^G) S)
+// needs only T and the raw inputs, in two launches:
 //
-//   prepare   one block per (chunk, value head), all chunks at once: q, k L2-normalised, the chunk-local
-//             cumsum G of g, A_kk = β_i k_i·k_j e^{G_i-G_j} (j < i) and A_qk = q_i·k_j e^{G_i-G_j} (j <= i),
-//             then (I + A_kk) [W | U] = diag(β) [K ⊙ e^G | V] by forward substitution (one thread per
-//             column); W, U, A_qk, q ⊙ e^G and (k ⊙ e^{G_last-G})ᵀ go to a scratch area (float32)
-//   state     one block per (sequence, value head, 32 value columns), walking the sequence's chunks with
-//             its state tile in shared memory: V' = U - W S, O = (Q ⊙ e^G) S + A_qk V',
-//             S <- e^{G_last} S + (K ⊙ e^{G_last-G})ᵀ V'
+//   prepare   one block per (chunk, value head), all chunks at once: the chunk-local cumsum G of g, the q / k
+//             norms, K Kᵀ and Q Kᵀ on the tensor cores, A_kk = β_i k̂_i·k̂_j e^{G_i-G_j} (j < i) and
+//             A_qk = q̂_i·k̂_j e^{G_i-G_j} (j <= i), T by 16x16 blocks (forward substitution on the diagonal
+//             blocks, then block products); T and A_qk packed in one 64x64 tile plus per-row factors
+//             (17 KB of scratch per chunk and value head)
+//   state     one block per (sequence, value head, 32 value columns), walking the sequence's chunks with its
+//             state tile in registers (mma accumulators) and shared memory, the next chunk's q, k, v tile and
+//             scratch streaming in (cp.async, double buffer) meanwhile: Y = β (v - a_k ⊙ (k S)), V' = T Y,
+//             O = a_q ⊙ (q S) + A_qk V', S <- e^{G_last} S + (k ⊙ d)ᵀ V', every product on the tensor cores
+//             (the norms and gates as row factors a_q, a_k, d, so q, k, v are used as they come)
 //
-// Float32 inputs and arithmetic on CUDA cores (no tensor cores, no bf16 inputs yet). Not yet run on a GPU
-// (2026-12-02: no device time was left; its logic was checked in a CPU emulation of the two kernels, one
-// thread per CUDA thread, against the float64 reference); the CUDA backend does not call it until
-// tests/cuda/test_cuda_delta_rule_prefill passes on a GPU. The scratch, 4·(3·64·K + 64·V + 64²) bytes per
-// (chunk, value head) (2.25 GiB at T = 32K, 32 heads × 128), is taken with cudaMallocAsync on the stream and
-// freed on it. `offsets` are on the host; every other pointer is device memory.
+// The products are TF32 mma.sync (m16n8k8) with float32 accumulation: by default 3xTF32 (each operand a TF32
+// high part plus a TF32 remainder, three products), which matches float32 arithmetic (‖Δ‖/‖ref‖ ~1e-6 against
+// the float64 reference); PrefillMath::Tf32, one product, is ~1.4x faster end to end but ~4e-4 off, which
+// the Qwen3-Next golden fixtures amplify to 0.3 relative in the logits (H200, 2026-12-02): not for models.
+// The scratch is taken with cudaMallocAsync on the stream and freed on it. `offsets` are on the host; every
+// other pointer is device memory.
 //
 //   delta_rule_prefill(shape, in, offsets, SlotPool{pool + s_offset, slot_floats}, d_slots, d_o, stream);
 
@@ -32,6 +36,10 @@
 
 namespace linfer::kernels::cuda {
 
+// How the chunk products run on the tensor cores (mma.sync m16n8k8, float32 accumulation): one TF32 product
+// (10-bit mantissas), or 3xTF32 (high + low TF32 parts, three products: float32-grade sums, 3x the tensor work).
+enum class PrefillMath { Tf32, Tf32x3 };
+
 // Whether delta_rule_prefill takes this shape: decay None or Scalar, K <= 128 and a multiple of 4, V <= 256.
 bool delta_rule_prefill_supported(const DeltaRuleShape& shape);
 
@@ -39,6 +47,7 @@ bool delta_rule_prefill_supported(const DeltaRuleShape& shape);
 // state.slot_stride, updated in place. o: [T, HV, V]. beta, g dense [T, HV]. Throws linfer::Error on an
 // unsupported shape or bad arguments, before touching the device.
 void delta_rule_prefill(const DeltaRuleShape& shape, const DeltaRuleInputs& in, std::span<const int64_t> offsets,
-                        SlotPool state, const int32_t* slots, float* o, cudaStream_t stream);
+                        SlotPool state, const int32_t* slots, float* o, cudaStream_t stream,
+                        PrefillMath math = PrefillMath::Tf32x3);
 
 }  // namespace linfer::kernels::cuda

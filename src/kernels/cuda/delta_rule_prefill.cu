@@ -91,9 +91,9 @@ __device__ inline void mma_rows_bt(float (&acc)[NT][4], float (&lo)[NT][4], cons
   }
 }
 
-// chunk_prepare's shared memory: q and k until the Gram products are done, then A_kk, M and the inversion's block
-// products over them; then G, beta and the norms.
-__host__ __device__ inline int prepare_tiles(int QS) { return max(2 * C * QS, 2 * C * MS + 3 * 256); }
+// chunk_prepare's shared memory: q and k until the Gram products are done, then A_kk, M, the inversion's block
+// products and T's diagonal blocks over them; then G, beta and the norms.
+__host__ __device__ inline int prepare_tiles(int QS) { return max(2 * C * QS, 2 * C * MS + 7 * 256); }
 
 // One block per (chunk, value head): everything of a chunk that does not depend on the state. 69 KB of shared
 // memory: three blocks per SM.
@@ -107,6 +107,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
   float* akk = sm;             // [C][MS] A_kk (below the diagonal), over q
   float* mb = akk + C * MS;    // [C][MS] the packed M
   float* pb = mb + C * MS;     // [3][16][16] block products of the inversion
+  float* td = pb + 3 * 256;    // [4][16][16] T's diagonal blocks, zeros above the diagonal included
   float* gs = sm + prepare_tiles(QS);  // [C] G, the chunk-local cumsum of g
   float* bs = gs + C;          // [C] beta
   float* rq = bs + C;          // [C] scale / |q_i| (0 for padding rows)
@@ -186,6 +187,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
 #pragma unroll
       for (int j = 0; j < r; ++j) s = fmaf(akk[(o + r) * MS + o + j], x[j], s);
       x[r] = r == c ? 1.f : -s;  // zero above c: the sum meets only zeros there
+      td[tid / 16 * 256 + r * 16 + c] = x[r];
       if (r > c) mb[(o + r) * MS + o + c] = x[r];
     }
   }
@@ -193,10 +195,13 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
   for (int d = 1; d < 4; ++d) {
     for (int e = tid; e < (4 - d) * 256; e += kThreads) {
       const int i = d + (e >> 8), j = i - d, r = (e >> 4) & 15, c = e & 15;
+      const float* arow = akk + (16 * i + r) * MS;
       float s = 0.f;
-      for (int x0 = 16 * j; x0 < 16 * i; x0 += 16)
 #pragma unroll
-        for (int x = x0; x < x0 + 16; ++x) s = fmaf(akk[(16 * i + r) * MS + x], t_at(mb, x, 16 * j + c), s);
+      for (int m = 0; m < 16; ++m) s = fmaf(arow[16 * j + m], td[j * 256 + m * 16 + c], s);
+      for (int b = j + 1; b < i; ++b)  // T below its diagonal blocks: distances < d, done
+#pragma unroll
+        for (int m = 0; m < 16; ++m) s = fmaf(arow[16 * b + m], mb[(16 * b + m) * MS + 16 * j + c], s);
       pb[e] = s;
     }
     __syncthreads();
@@ -204,7 +209,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
       const int i = d + (e >> 8), j = i - d, r = (e >> 4) & 15, c = e & 15;
       float s = 0.f;
 #pragma unroll
-      for (int m = 0; m < 16; ++m) s = fmaf(t_at(mb, 16 * i + r, 16 * i + m), pb[(e & ~255) + m * 16 + c], s);
+      for (int m = 0; m < 16; ++m) s = fmaf(td[i * 256 + r * 16 + m], pb[(e & ~255) + m * 16 + c], s);
       mb[(16 * i + r) * MS + 16 * j + c] = -s;
     }
     __syncthreads();
@@ -234,8 +239,12 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
   float* sm = reinterpret_cast<float*>(sm4);
   const int K = p.K, V = p.V, KT = p.KT, QS = p.QS;
   const int stage_floats = 2 * C * QS + C * VS + C * MS + kFactors;  // q | k | v | M | factors
-  float* St = sm + 2 * stage_floats;  // [BV][QS] the state tile, St[c][x] = state[hv][v0 + c][x]
-  float* Vn = St + BV * QS;           // [C][VS] V'
+  // The state tile [BV][QS], St[c][x] = state[hv][v0 + c][x], and V' [C][VS] as B operands: stored split
+  // (tf32_split: hi and lo planes), once by the warp that computes them rather than by every warp that reads
+  // them. V' goes over the chunk's q tile (done with after phase A) where that is large enough.
+  uint32_t* St_hi = reinterpret_cast<uint32_t*>(sm + 2 * stage_floats);
+  uint32_t* St_lo = St_hi + BV * QS;
+  const bool vn_in_q = QS >= 2 * VS;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
   const int64_t seq = blockIdx.x, hv = blockIdx.y, h = hv / p.group;
   const int v0 = int(blockIdx.z) * BV;
@@ -249,6 +258,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
     const int64_t tok0 = off0 + C * (ch - ch0);
     const int L = int(min(int64_t(C), off1 - tok0));
     load_qk(p, h, tok0, L, qb, qb + C * QS);
+    if (vn_in_q)  // V' of two chunks ago went over q's zero columns [K, KT)
+      for (int idx = tid; idx < C * (KT - K); idx += kThreads) qb[idx / (KT - K) * QS + K + idx % (KT - K)] = 0.f;
     const int per_row = p.vec ? BV / 4 : BV, c = (p.vec ? 4 : 1) * (tid % per_row);  // kThreads % per_row == 0
     for (int r = tid / per_row; r < C; r += kThreads / per_row) {
       const bool ok = r < L && v0 + c < V;
@@ -267,19 +278,28 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
     const int row = idx / pad, s = row / (2 * C);
     sm[s * stage_floats + (row % (2 * C)) * QS + K + idx % pad] = 0.f;
   }
+  float* St = reinterpret_cast<float*>(St_hi);  // plain float32 at the start and the end
   for (int idx = tid; idx < BV * KT; idx += kThreads) {
     const int c = idx / KT, x = idx % KT;
     St[c * QS + x] = x < K && v0 + c < V ? st[int64_t(v0 + c) * K + x] : 0.f;
   }
   __syncthreads();
-  // Warp w < KT/16 keeps state rows [16w, 16w + 16) (all BV columns) in registers as mma accumulators.
+  // Warp w < KT/16 keeps state rows [16w, 16w + 16) (all BV columns) in registers as mma accumulators; each
+  // element of the tile belongs to one thread, which alone reads and writes it in St.
   const bool owns_s = warp < KT / 16;
+  auto s_at = [&](int nt, int e) { return (8 * nt + 2 * tig + (e & 1)) * QS + 16 * warp + gid + 8 * (e >> 1); };
   float sacc[4][4];
 #pragma unroll
   for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
-    for (int e = 0; e < 4; ++e)
-      sacc[nt][e] = owns_s ? St[(8 * nt + 2 * tig + (e & 1)) * QS + 16 * warp + gid + 8 * (e >> 1)] : 0.f;
+    for (int e = 0; e < 4; ++e) sacc[nt][e] = owns_s ? St[s_at(nt, e)] : 0.f;
+  auto store_state_split = [&] {
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tf32_split<kSplit>(sacc[nt][e], St_hi[s_at(nt, e)], St_lo[s_at(nt, e)]);
+  };
+  if (owns_s) store_state_split();
 
   for (int64_t ch = ch0; ch < ch1; ++ch) {
     const int s = int((ch - ch0) & 1);
@@ -299,13 +319,26 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
     const float* fa_q = mb + C * MS;
     const float *fa_k = fa_q + C, *fd = fa_q + 2 * C, *fbeta = fa_q + 3 * C;
     const float decay = fa_q[4 * C];
+    uint32_t* Vn_hi = vn_in_q ? reinterpret_cast<uint32_t*>(qb) : St_lo + BV * QS;
+    uint32_t* Vn_lo = Vn_hi + C * VS;
 
     // A: warps 0-3 Y = beta (v - a_k (k S)), warps 4-7 the inter-chunk output a_q (q S), 16 rows each
     float oacc[4][4] = {};
     {
       const int mt = warp & 3, r0 = 16 * mt + gid, r1 = r0 + 8;
+      const float* a = (warp < 4 ? kb : qb) + 16 * mt * QS;
       float acc[4][4] = {}, lo[4][4] = {};
-      mma_rows_bt<kSplit, 4>(acc, lo, (warp < 4 ? kb : qb) + 16 * mt * QS, QS, St, QS, KT, 4);
+#pragma unroll 2
+      for (int k0 = 0; k0 < KT; k0 += 8) {
+        const float af[4] = {a[gid * QS + k0 + tig], a[(gid + 8) * QS + k0 + tig], a[gid * QS + k0 + tig + 4],
+                             a[(gid + 8) * QS + k0 + tig + 4]};
+        const auto fa = tf32_frag<kSplit>(af);
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          const int b = (8 * nt + gid) * QS + k0 + tig;
+          mma_tf32<kSplit>(acc[nt], lo[nt], fa, tf32_frag_split<kSplit>(St_hi, St_lo, b, b + 4));
+        }
+      }
       fold<kSplit>(acc, lo);
       if (warp < 4) {
 #pragma unroll
@@ -345,7 +378,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
 #pragma unroll
       for (int u = 0; u < 2; ++u)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) Vn[(e < 2 ? i0 : i1) * VS + 8 * (n0 + u) + 2 * tig + (e & 1)] = acc[u][e];
+        for (int e = 0; e < 4; ++e) {
+          const int at = (e < 2 ? i0 : i1) * VS + 8 * (n0 + u) + 2 * tig + (e & 1);
+          tf32_split<kSplit>(acc[u][e], Vn_hi[at], Vn_lo[at]);
+        }
     }
     __syncthreads();
 
@@ -363,16 +399,12 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
                              kb[j1 * QS + m0 + 8] * fd[j1]};
         const auto fa = tf32_frag<kSplit>(af);
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
-          const float bf[2] = {Vn[j0 * VS + 8 * nt + gid], Vn[j1 * VS + 8 * nt + gid]};
-          mma_tf32<kSplit>(sacc[nt], lo[nt], fa, tf32_frag<kSplit>(bf));
-        }
+        for (int nt = 0; nt < 4; ++nt)
+          mma_tf32<kSplit>(sacc[nt], lo[nt], fa,
+                           tf32_frag_split<kSplit>(Vn_hi, Vn_lo, j0 * VS + 8 * nt + gid, j1 * VS + 8 * nt + gid));
       }
       fold<kSplit>(sacc, lo);
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) St[(8 * nt + 2 * tig + (e & 1)) * QS + m0 + 8 * (e >> 1)] = sacc[nt][e];
+      store_state_split();
     }
     if (warp >= 4) {
       const int mt = warp - 4, i0 = 16 * mt + gid, i1 = i0 + 8;
@@ -382,10 +414,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
         const float af[4] = {aqk_at(mb, i0, j0), aqk_at(mb, i1, j0), aqk_at(mb, i0, j1), aqk_at(mb, i1, j1)};
         const auto fa = tf32_frag<kSplit>(af);
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
-          const float bf[2] = {Vn[j0 * VS + 8 * nt + gid], Vn[j1 * VS + 8 * nt + gid]};
-          mma_tf32<kSplit>(oacc[nt], lo[nt], fa, tf32_frag<kSplit>(bf));
-        }
+        for (int nt = 0; nt < 4; ++nt)
+          mma_tf32<kSplit>(oacc[nt], lo[nt], fa,
+                           tf32_frag_split<kSplit>(Vn_hi, Vn_lo, j0 * VS + 8 * nt + gid, j1 * VS + 8 * nt + gid));
       }
       fold<kSplit>(oacc, lo);
 #pragma unroll
@@ -402,6 +433,12 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
     }
     __syncthreads();  // done with this stage (the next prefetch overwrites it) and St is complete
   }
+  if (owns_s)
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) St[s_at(nt, e)] = sacc[nt][e];
+  __syncthreads();
   for (int idx = tid; idx < BV * K; idx += kThreads) {
     const int c = idx / K, x = idx % K;
     if (v0 + c < V) st[int64_t(v0 + c) * K + x] = St[c * QS + x];
@@ -410,7 +447,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
 
 size_t prepare_smem(const Params& p) { return sizeof(float) * (prepare_tiles(p.QS) + 4 * C); }
 size_t state_smem(const Params& p) {
-  return sizeof(float) * (2 * (2 * C * p.QS + C * VS + C * MS + kFactors) + BV * p.QS + C * VS);
+  return sizeof(float) * (2 * (2 * C * p.QS + C * VS + C * MS + kFactors) + 2 * BV * p.QS + (p.QS >= 2 * VS ? 0 : 2 * C * VS));
 }
 
 template <bool kSplit>

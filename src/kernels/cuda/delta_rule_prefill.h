@@ -15,12 +15,14 @@
 //             state tile in registers (mma accumulators) and shared memory, the next chunk's q, k, v tile and
 //             scratch streaming in (cp.async, double buffer) meanwhile: Y = β (v - a_k ⊙ (k S)), V' = T Y,
 //             O = a_q ⊙ (q S) + A_qk V', S <- e^{G_last} S + (k ⊙ d)ᵀ V', every product on the tensor cores
-//             (the norms and gates as row factors a_q, a_k, d, so q, k, v are used as they come)
+//             (the norms and gates as row factors a_q, a_k, d, so q, k, v are used as they come); S and V',
+//             which every warp reads, are kept in shared memory already split into TF32 parts
 //
 // The products are TF32 mma.sync (m16n8k8) with float32 accumulation: by default 3xTF32 (each operand a TF32
 // high part plus a TF32 remainder, three products), which matches float32 arithmetic (‖Δ‖/‖ref‖ ~1e-6 against
-// the float64 reference); PrefillMath::Tf32, one product, is ~1.4x faster end to end but ~4e-4 off, which
+// the float64 reference); PrefillMath::Tf32, one product, is ~1.25x faster end to end but ~4e-4 off, which
 // the Qwen3-Next golden fixtures amplify to 0.3 relative in the logits (H200, 2026-12-02): not for models.
+// Speed and the split between the two launches: docs/benchmarks.md, "GPU chunked GDN prefill".
 // The scratch is taken with cudaMallocAsync on the stream and freed on it. `offsets` are on the host; every
 // other pointer is device memory.
 //

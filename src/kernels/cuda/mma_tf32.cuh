@@ -15,23 +15,43 @@
 
 namespace linfer::kernels::cuda {
 
-// Round to TF32 (the 19 high bits: sign, exponent, 10 mantissa bits), half away from zero in magnitude:
-// two integer operations (cheaper than cvt.rna.tf32.f32 here). Inputs are finite.
+// TF32 is the 19 high bits of a float32 (sign, exponent, 10 mantissa bits). One product: round half away from
+// zero in magnitude (two integer operations, cheaper than cvt.rna.tf32.f32). 3xTF32: the high part truncated
+// (exact remainder x - hi, < 2^-10 |x|), the remainder truncated in turn (off by < 2^-20 |x|). Inputs finite.
 __device__ inline uint32_t to_tf32(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
+__device__ inline uint32_t tf32_trunc(float x) { return __float_as_uint(x) & 0xffffe000u; }
 
 template <int N>
 struct Tf32Frag {
   uint32_t hi[N], lo[N];
 };
 
+// The TF32 part(s) of one value: hi, and with kSplit the remainder lo.
+template <bool kSplit>
+__device__ inline void tf32_split(float x, uint32_t& hi, uint32_t& lo) {
+  if constexpr (kSplit) {
+    hi = tf32_trunc(x);
+    lo = tf32_trunc(x - __uint_as_float(hi));
+  } else {
+    hi = to_tf32(x);
+    lo = 0u;
+  }
+}
+
 template <bool kSplit, int N>
 __device__ inline Tf32Frag<N> tf32_frag(const float (&x)[N]) {
   Tf32Frag<N> f;
 #pragma unroll
-  for (int i = 0; i < N; ++i) {
-    f.hi[i] = to_tf32(x[i]);
-    f.lo[i] = kSplit ? to_tf32(x[i] - __uint_as_float(f.hi[i])) : 0u;
-  }
+  for (int i = 0; i < N; ++i) tf32_split<kSplit>(x[i], f.hi[i], f.lo[i]);
+  return f;
+}
+
+// A B fragment from operands stored already split (tf32_split) in two planes: elements i0 and i1 of each.
+template <bool kSplit>
+__device__ inline Tf32Frag<2> tf32_frag_split(const uint32_t* hi, const uint32_t* lo, int i0, int i1) {
+  Tf32Frag<2> f;
+  f.hi[0] = hi[i0], f.hi[1] = hi[i1];
+  f.lo[0] = kSplit ? lo[i0] : 0u, f.lo[1] = kSplit ? lo[i1] : 0u;
   return f;
 }
 

@@ -210,10 +210,11 @@ INSTANTIATE_TEST_SUITE_P(Files, GoldenGgufQuantized,
                            return std::string(std::get<0>(info.param)) + (std::get<1>(info.param) ? "_q4_0" : "_q8_0");
                          });
 
-// llama.cpp's own quantizer (llama-quantize, README.md): mamba2_a in Q8_0 and Q4_0 (its qwen3_next /
-// kimi_linear fixtures have 16-wide rows that Q8_0 / Q4_0 cannot hold, and K-quants fall back to types
-// linfer does not read). Same check: the logits of the values the blocks hold (an F32 twin written
-// here), and the error against the folder printed.
+// llama.cpp's own quantizer (llama-quantize, README.md): mamba2_a in Q8_0, Q4_0 and Q5_K_M, and the
+// Q4_K_M files of qwen3_next_a and kimi_linear_a (their 64- and 16-wide rows fall back from the K-quants
+// to Q5_0, Q5_1, Q8_0 and F16, mixed within a layer: qwen3_next's attn_qkv and attn_gate differ; Q8_0 /
+// Q4_0 cannot hold the 16-wide rows at all). Same check: the logits of the values the blocks hold (an F32
+// twin written here), and the error against the folder printed.
 void write_dequantized(const std::string& src, const std::string& dst) {
   const linfer::GgufFile f(src);
   linfer::test::GgufWriter d;
@@ -234,7 +235,7 @@ void write_dequantized(const std::string& src, const std::string& dst) {
 class GoldenGgufLlamaQuantized : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GoldenGgufLlamaQuantized, SameLogitsAsItsDequantizedValues) {
-  const std::string file = GetParam(), fixture = "mamba2_a";
+  const std::string file = GetParam(), fixture = file.substr(0, file.find('-'));
   const std::string dq = (fs::temp_directory_path() / ("linfer_dq_" + file)).string();
   write_dequantized((kGolden / "gguf" / file).string(), dq);
   const auto quantized = Model::load((kGolden / "gguf" / file).string());
@@ -247,7 +248,9 @@ TEST_P(GoldenGgufLlamaQuantized, SameLogitsAsItsDequantizedValues) {
   EXPECT_LE(e.vs_dq, 3e-4);
 }
 
-INSTANTIATE_TEST_SUITE_P(Files, GoldenGgufLlamaQuantized, ::testing::Values("mamba2_a-Q8_0.gguf", "mamba2_a-Q4_0.gguf"),
+INSTANTIATE_TEST_SUITE_P(Files, GoldenGgufLlamaQuantized, ::testing::Values("mamba2_a-Q8_0.gguf", "mamba2_a-Q4_0.gguf",
+                                                                        "mamba2_a-Q5_K_M.gguf", "qwen3_next_a-Q4_K_M.gguf",
+                                                                        "kimi_linear_a-Q4_K_M.gguf"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';

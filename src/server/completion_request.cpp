@@ -40,8 +40,8 @@ std::vector<int32_t> request_prompt(const Json& body, const ApiLimits& limits, b
     const auto* messages = Fields(body).get("messages");
     if (!messages) throw ApiError(400, "'messages' is required", "messages");
     if (!limits.chat)
-      throw ApiError(400, "this model has no chat template (tokenizer_config.json 'chat_template' or chat_template.jinja); "
-                          "use /v1/completions", "messages");
+      throw ApiError(400, "this model has no chat template (tokenizer_config.json 'chat_template' or chat_template.jinja, "
+                          "or a GGUF's tokenizer.chat_template); use /v1/completions", "messages");
     if (!limits.tok) throw ApiError(400, "chat needs the model's tokenizer, and this model has none", "messages");
     const std::string text = limits.chat->render(body);
     ids = limits.tok->encode(text);

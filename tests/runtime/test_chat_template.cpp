@@ -1,4 +1,4 @@
-// Chat templates of model folders: where the template comes from (transformers' rules), the
+// Chat templates of model folders and GGUF files: where the template comes from (transformers' rules), the
 // variables it sees, and realistic tool-calling templates (Qwen-, Kimi-, Llama-, Mistral- and
 // DeepSeek-like, written for these tests) on multi-turn conversations, checked against Python Jinja2.
 
@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../gguf_writer.h"
 #include "jinja_reference.h"
 
 namespace fs = std::filesystem;
@@ -104,6 +105,40 @@ TEST_F(ModelDir, BrokenTemplateNamesTheFileAndPosition) {
     EXPECT_NE(what.find("chat_template.jinja"), std::string::npos) << what;
     EXPECT_NE(what.find("line 3, column 16"), std::string::npos) << what;
     EXPECT_NE(what.find("nosuchfilter"), std::string::npos) << what;
+  }
+}
+
+// A .gguf file (llama.cpp's converter output) in place of the folder: the template and named ones from
+// its metadata, the special tokens' texts from their ids.
+TEST_F(ModelDir, GgufMetadataTemplateAndSpecialTokens) {
+  linfer::test::GgufWriter w;
+  w.kv_string("general.architecture", "test");
+  w.kv_strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "hello"});
+  w.kv_u32("tokenizer.ggml.bos_token_id", 1);
+  w.kv_u32("tokenizer.ggml.eos_token_id", 2);
+  w.kv_u32("tokenizer.ggml.padding_token_id", 99);  // out of range: no pad_token
+  w.kv_string("tokenizer.chat_template",
+              "{{ bos_token }}{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}{{ eos_token }}"
+              "|{{ pad_token is defined }}");
+  w.kv_string("tokenizer.chat_template.tool_use", "tools:{{ tools | length }}");
+  const fs::path file = dir_ / "model.gguf";
+  std::ofstream(file, std::ios::binary) << w.build();
+  EXPECT_TRUE(linfer::has_chat_template(file));
+  const ChatTemplate t = ChatTemplate::load(file);
+  EXPECT_EQ(t.names(), (std::vector<std::string>{"default", "tool_use"}));
+  const auto messages = ordered_json::parse(R"([{"role": "user", "content": "hi"}])");
+  EXPECT_EQ(t.render(messages, nullptr, false), "<s>[user:hi]</s>|False");
+  EXPECT_EQ(t.render(messages, ordered_json::parse(R"([{"type": "function"}])"), false), "tools:1");
+
+  linfer::test::GgufWriter none;  // no template: its own error, naming the key
+  none.kv_string("general.architecture", "test");
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << none.build();
+  EXPECT_FALSE(linfer::has_chat_template(file));
+  try {
+    ChatTemplate::load(file);
+    FAIL() << "expected NoChatTemplate";
+  } catch (const linfer::NoChatTemplate& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer.chat_template"), std::string::npos) << e.what();
   }
 }
 

@@ -5,6 +5,8 @@
 #include <optional>
 #include <sstream>
 
+#include "io/gguf.h"
+
 namespace linfer {
 
 namespace fs = std::filesystem;
@@ -99,20 +101,60 @@ std::vector<std::pair<std::string, std::string>> find_templates(const fs::path& 
   return found;
 }
 
+// A .gguf file's templates and special tokens, as llama.cpp's converter writes them: the tokenizer's
+// template as tokenizer.chat_template, named ones as tokenizer.chat_template.<name>, and the special
+// tokens as ids (tokenizer.ggml.<kind>_token_id) into tokenizer.ggml.tokens; returned in the shape of
+// tokenizer_config.json ({"bos_token": "<s>", ...}).
+std::vector<std::pair<std::string, std::string>> gguf_templates(const GgufHeader& h) {
+  std::vector<std::pair<std::string, std::string>> found;
+  if (auto t = h.opt_string("tokenizer.chat_template")) found.emplace_back("default", *t);
+  const std::string prefix = "tokenizer.chat_template.";
+  for (const auto& [key, value] : h.metadata)
+    if (key.rfind(prefix, 0) == 0 && value.type == GgufType::String) found.emplace_back(key.substr(prefix.size()), value.str);
+  return found;
+}
+
+nlohmann::ordered_json gguf_special_tokens(const GgufHeader& h) {
+  constexpr std::pair<const char*, const char*> kIds[] = {
+      {"bos_token", "bos"}, {"eos_token", "eos"}, {"unk_token", "unknown"}, {"sep_token", "seperator"},
+      {"pad_token", "padding"}, {"cls_token", "cls"}, {"mask_token", "mask"}};  // "seperator": GGUF's spelling
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  const GgufValue* tokens = h.find("tokenizer.ggml.tokens");
+  if (!tokens || tokens->type != GgufType::Array || tokens->elem != GgufType::String) return out;
+  for (const auto& [name, kind] : kIds) {
+    const auto id = h.opt_int(fmt::format("tokenizer.ggml.{}_token_id", kind));
+    if (id && *id >= 0 && size_t(*id) < tokens->items.size()) out[name] = tokens->items[size_t(*id)].str;
+  }
+  return out;
+}
+
 }  // namespace
 
 bool has_chat_template(const fs::path& model_dir) {
+  if (is_gguf_file(model_dir.string())) return !gguf_templates(GgufFile(model_dir.string()).header()).empty();
   std::string origin;
   return !find_templates(model_dir, read_json(model_dir / kTokenizerConfig), origin).empty();
 }
 
 ChatTemplate ChatTemplate::load(const fs::path& model_dir) {
-  const nlohmann::ordered_json config = read_json(model_dir / kTokenizerConfig);
   ChatTemplate t;
-  const auto sources = find_templates(model_dir, config, t.origin_);
-  if (sources.empty()) {
-    throw NoChatTemplate(fmt::format("{} has no chat template: no {} and no \"chat_template\" in {}",
-                                     model_dir.string(), kJinjaFile, kTokenizerConfig));
+  std::vector<std::pair<std::string, std::string>> sources;
+  nlohmann::ordered_json config, fallback;
+  if (is_gguf_file(model_dir.string())) {
+    const GgufFile f(model_dir.string());
+    sources = gguf_templates(f.header());
+    config = gguf_special_tokens(f.header());
+    t.origin_ = model_dir.string() + " (tokenizer.chat_template)";
+    if (sources.empty())
+      throw NoChatTemplate(fmt::format("{} has no chat template: no tokenizer.chat_template in its metadata",
+                                       model_dir.string()));
+  } else {
+    config = read_json(model_dir / kTokenizerConfig);
+    fallback = read_json(model_dir / kSpecialTokensMap);
+    sources = find_templates(model_dir, config, t.origin_);
+    if (sources.empty())
+      throw NoChatTemplate(fmt::format("{} has no chat template: no {} and no \"chat_template\" in {}",
+                                       model_dir.string(), kJinjaFile, kTokenizerConfig));
   }
   for (const auto& [name, source] : sources) {
     try {
@@ -121,7 +163,7 @@ ChatTemplate ChatTemplate::load(const fs::path& model_dir) {
       fail("chat template '{}' in {}: {}", name, t.origin_, e.what());
     }
   }
-  t.special_tokens_ = special_tokens_value(config, read_json(model_dir / kSpecialTokensMap));
+  t.special_tokens_ = special_tokens_value(config, fallback);
   return t;
 }
 

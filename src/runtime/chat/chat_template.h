@@ -13,7 +13,9 @@
 // tokenizer_config.json; otherwise tokenizer_config.json's "chat_template" is a string or a list of
 // {"name", "template"}. With several templates, "tool_use" is used when tools are given and it
 // exists, else "default". bos_token / eos_token / pad_token / ... come from tokenizer_config.json
-// (strings or {"content": ...} objects), falling back to special_tokens_map.json.
+// (strings or {"content": ...} objects), falling back to special_tokens_map.json. `model_dir` may
+// also be a .gguf file: its tokenizer.chat_template (and tokenizer.chat_template.<name>) metadata, the
+// special tokens' texts from their tokenizer.ggml.*_token_id.
 //
 // Pass JSON parsed as nlohmann::ordered_json: dicts keep the client's key order, which `tojson`
 // writes into the prompt (a sorted nlohmann::json converts implicitly but loses that order).

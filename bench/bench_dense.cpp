@@ -20,6 +20,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_random.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/matmul_simd.h"
@@ -32,14 +33,6 @@ using namespace linfer;
 using namespace linfer::kernels;
 
 namespace {
-
-AlignedVector<float> randn(size_t n, float sd, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, sd);
-  AlignedVector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 SimdLevel level_arg(const benchmark::State& st, int i) { return st.range(i) ? simd_level() : SimdLevel::Scalar; }
 

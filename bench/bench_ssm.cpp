@@ -15,6 +15,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_random.h"
 #include "kernels/cpu/linear_attn.h"
 #include "kernels/cpu/mamba2_ssd.h"
 #include "linfer/core/aligned.h"
@@ -27,14 +28,6 @@ namespace {
 
 constexpr Mamba2Dims kMamba2{.H = 48, .P = 64, .N = 128, .G = 1};
 constexpr int64_t kChunk = 64;
-
-AlignedVector<float> randn(size_t n, float sd, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, sd);
-  AlignedVector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 // Weights and per-token inputs for T tokens.
 struct Mamba2Bench {

@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "../bench_random.h"
 #include "kernels/cpu/matmul.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/dtype.h"
@@ -38,14 +39,6 @@ enum Form { kLinferBf16, kLinferF32, kBlasF32, kBlasWidenPerCall, kWidenOnly };
 int bench_threads() {
   const char* env = std::getenv("LINFER_BENCH_THREADS");
   return env ? std::atoi(env) : 2;
-}
-
-AlignedVector<float> randn(size_t n, float sd, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, sd);
-  AlignedVector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
 }
 
 // bf16 -> float32 of all of W, split over linfer's pool like the GEMM itself.

@@ -20,8 +20,10 @@
 
 #include "../loopback_listener.h"
 #include "../pfaas/nginx_balancer.h"
+#include "serve_harness.h"
 
 using namespace pfaas_test;
+using serve_test::send_all;
 using namespace std::chrono_literals;
 
 namespace {
@@ -29,28 +31,12 @@ namespace {
 #define REQUIRE_PROGRAM(p) \
   if (test_proc::which(p).empty()) GTEST_SKIP() << p << " is not installed (Debian package " p ": make deps)"
 
+// A loopback connection whose reads give up after 30 s (-1 if nothing listens).
 int connect_to(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(uint16_t(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
+  const int fd = serve_test::connect_to(port);
   timeval tv{30, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   return fd;
-}
-
-void send_all(int fd, const std::string& s) {
-  size_t off = 0;
-  while (off < s.size()) {
-    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    off += size_t(n);
-  }
 }
 
 // Reads until `needle` has arrived (true) or the peer closes / 30 s pass (false); appends to `got`.
@@ -85,44 +71,26 @@ struct Signals {
 // chunked body whose second chunk it holds until released (at most 30 s).
 class HoldingBackend {
  public:
-  explicit HoldingBackend(Signals& sig) : sig_(sig) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 16);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] { serve(); });
-  }
+  explicit HoldingBackend(Signals& sig)
+      : sig_(sig), listener_([&sig](int c) {
+          std::string got;
+          if (read_until(c, "part-one", got)) ++sig.bodies_started;
+          read_until(c, "part-two", got);
+          send_all(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n"
+                      "5\r\nfirst\r\n");
+          for (int i = 0; i < 3000 && !sig.release; ++i) std::this_thread::sleep_for(10ms);
+          send_all(c, "6\r\nsecond\r\n0\r\n\r\n");
+          ::close(c);
+        }) {}
   ~HoldingBackend() {
-    sig_.release = true;
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    thread_.join();
+    sig_.release = true;  // a connection being served finishes now
+    listener_.stop();
   }
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
 
  private:
-  void serve() {
-    while (true) {
-      int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      std::string got;
-      if (read_until(c, "part-one", got)) ++sig_.bodies_started;
-      read_until(c, "part-two", got);
-      send_all(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/octet-stream\r\n\r\n"
-                  "5\r\nfirst\r\n");
-      for (int i = 0; i < 3000 && !sig_.release; ++i) std::this_thread::sleep_for(10ms);
-      send_all(c, "6\r\nsecond\r\n0\r\n\r\n");
-      ::close(c);
-    }
-  }
   Signals& sig_;
-  int fd_ = -1, port_ = 0;
-  std::thread thread_;
+  LoopbackListener listener_;
 };
 
 template <class F>

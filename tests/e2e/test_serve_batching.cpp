@@ -10,9 +10,12 @@
 #include <thread>
 
 #include "../cli_run.h"
+#include "decode_cases.h"
 #include "serve_harness.h"
 
 using namespace serve_test;
+using decode_test::join;
+using decode_test::parse_id_line;
 namespace fs = std::filesystem;
 
 namespace {
@@ -24,23 +27,6 @@ std::vector<std::string> golden_models() {
       dirs.push_back(e.path().string());
   std::sort(dirs.begin(), dirs.end());
   return dirs;
-}
-
-std::vector<int32_t> parse_id_line(const std::string& out) {
-  std::vector<int32_t> ids;
-  size_t pos = 0;
-  while (pos < out.size() && out[pos] != '\n') {
-    size_t end = out.find_first_of(",\n", pos);
-    ids.push_back(std::stoi(out.substr(pos, end - pos)));
-    pos = end + (out[end] == ',' ? 1 : 0);
-  }
-  return ids;
-}
-
-std::string join(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
-  return s;
 }
 
 struct Case {

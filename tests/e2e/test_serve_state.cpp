@@ -9,33 +9,15 @@
 #include <fstream>
 
 #include "../cli_run.h"
+#include "decode_cases.h"
 #include "linfer/tokenizer.h"
 #include "serve_harness.h"
 
 using namespace serve_test;
+using decode_test::join;
+using decode_test::parse_id_line;
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-namespace {
-
-std::string join(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
-  return s;
-}
-
-std::vector<int32_t> parse_id_line(const std::string& out) {
-  std::vector<int32_t> ids;
-  size_t pos = 0;
-  while (pos < out.size() && out[pos] != '\n') {
-    size_t end = out.find_first_of(",\n", pos);
-    ids.push_back(std::stoi(out.substr(pos, end - pos)));
-    pos = end + (out[end] == ',' ? 1 : 0);
-  }
-  return ids;
-}
-
-}  // namespace
 
 TEST(ServeState, SaveRestoreContinueEqualsUninterrupted) {
   const fs::path dir = fs::temp_directory_path() / fmt::format("linfer_serve_states_{}", ::getpid());

@@ -82,8 +82,9 @@ cuda-check: deps
 # aarch64: Debian's cross compiler against the arm64 libraries (multiarch), the binaries run under
 # qemu-user (cmake/aarch64-linux-gnu.cmake makes ctest and the golden tests start them through it).
 # Suites: core, kernels (every path: scalar and neon) and golden; only their targets and the CLI are built.
-# ARM64_CTEST passes ctest options (CI leaves out the 100k-token runs, 79 s under qemu, with
-# -E HundredThousand). From cold (no ccache) on the 2-core build machine: 13 min at load average 4.
+# ARM64_CTEST passes ctest options (CI leaves out the 100k-token runs, 79 s under qemu, and the accuracy
+# measurements, ~5 min: -E 'HundredThousand|GoldenEval|QuantAccuracy'). From cold (no ccache) on the
+# 2-core build machine: 13 min at load average 4.
 ARM64_PACKAGES = g++-aarch64-linux-gnu qemu-user nlohmann-json3-dev libcli11-dev $(addsuffix :arm64,libfmt-dev \
                  libgtest-dev libgmock-dev libxxhash-dev libzstd-dev libpcre2-dev libicu-dev libboost-dev \
                  libhiredis-dev libhwy-dev)

@@ -3,7 +3,8 @@
 //  - the reference: an all-CPU single node; its greedy ids equal transformers';
 //  - a GPU prefill node (`serve --role prefill --device cuda`) serving a CPU decode node: every prompt
 //    over the threshold is prefilled on the GPU, streamed layer by layer, decoded on the CPU, and the
-//    ids equal the reference exactly (float32 state);
+//    ids equal the reference exactly (float32 state); and the reverse, a CPU prefill node serving a GPU
+//    decode node (`--role decode --device cuda`);
 //  - `serve --device cuda` answering the same completions, sent at once so they decode as one batch in
 //    the device's state slots: the same ids.
 // Skips, saying why, where `linfer generate --device cuda` cannot run (a build without CUDA, no GPU).
@@ -76,7 +77,7 @@ double metric_of(int port, const std::string& name) {
 
 class ServeCuda : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(ServeCuda, GpuPrefillNodeAndGpuServeGiveTheCpuTokens) {
+TEST_P(ServeCuda, DisaggregatedAcrossDevicesAndGpuServeGiveTheCpuTokens) {
   const std::string model = kSource + "/tests/golden/" + GetParam();
   const CliRun probe = run_linfer(fmt::format("generate --model {} --device cuda --prompt-ids 1 -n 1 --greedy", model),
                                   "2>&1");
@@ -97,30 +98,38 @@ TEST_P(ServeCuda, GpuPrefillNodeAndGpuServeGiveTheCpuTokens) {
     }
   }
 
-  ServeProcess prefill;
-  ASSERT_TRUE(prefill.start(fmt::format("--threads 2 serve --model {} --device cuda --role prefill", model)))
-      << prefill.log();
-  ServeProcess decode;
-  ASSERT_TRUE(decode.start(fmt::format("--threads 2 serve --model {} --role decode --prefill-url http://127.0.0.1:{} "
-                                       "--prefill-threshold {}", model, prefill.port(), kThreshold)))
-      << decode.log();
-  const std::vector<Answer> remote = complete_all(decode.port(), cases);
-  int n_remote = 0;
-  for (size_t i = 0; i < cases.size(); ++i) {
-    ASSERT_EQ(remote[i].status, 200) << remote[i].body;
-    EXPECT_EQ(remote[i].ids, reference[i]) << cases[i].name << ": GPU prefill + CPU decode differs from all-CPU";
-    const int64_t P = int64_t(cases[i].prompt.size());
-    if (P > kThreshold) {
-      ++n_remote;
-      EXPECT_EQ(remote[i].cached, P - 1) << cases[i].name << " was not prefilled on the GPU node\n" << decode.log();
+  // A prefill node and a decode node on different devices: the ids of the all-CPU node, every prompt over
+  // the threshold prefilled remotely.
+  auto disaggregated = [&](const std::string& prefill_device, const std::string& decode_device) {
+    SCOPED_TRACE("prefill on " + prefill_device + ", decode on " + decode_device);
+    ServeProcess prefill;
+    ASSERT_TRUE(prefill.start(fmt::format("--threads 2 serve --model {} --device {} --role prefill", model,
+                                          prefill_device))) << prefill.log();
+    ServeProcess decode;
+    ASSERT_TRUE(decode.start(fmt::format("--threads 2 serve --model {} --device {} --role decode --prefill-url "
+                                         "http://127.0.0.1:{} --prefill-threshold {}", model, decode_device,
+                                         prefill.port(), kThreshold)))
+        << decode.log();
+    const std::vector<Answer> remote = complete_all(decode.port(), cases);
+    int n_remote = 0;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      ASSERT_EQ(remote[i].status, 200) << remote[i].body;
+      EXPECT_EQ(remote[i].ids, reference[i]) << cases[i].name << ": differs from all-CPU";
+      const int64_t P = int64_t(cases[i].prompt.size());
+      if (P > kThreshold) {
+        ++n_remote;
+        EXPECT_EQ(remote[i].cached, P - 1) << cases[i].name << " was not prefilled remotely\n" << decode.log();
+      }
     }
-  }
-  ASSERT_GT(n_remote, 0);
-  EXPECT_EQ(metric_of(decode.port(), "linfer_remote_prefill_requests_total"), n_remote);
-  EXPECT_EQ(metric_of(prefill.port(), "linfer_prefill_requests_total{outcome=\"ok\"}"), n_remote) << prefill.log();
-  EXPECT_NE(prefill.log().find("on cuda"), std::string::npos) << prefill.log();
-  EXPECT_EQ(decode.stop(), 0);
-  EXPECT_EQ(prefill.stop(), 0);
+    ASSERT_GT(n_remote, 0);
+    EXPECT_EQ(metric_of(decode.port(), "linfer_remote_prefill_requests_total"), n_remote);
+    EXPECT_EQ(metric_of(prefill.port(), "linfer_prefill_requests_total{outcome=\"ok\"}"), n_remote) << prefill.log();
+    EXPECT_NE((prefill_device == "cuda" ? prefill : decode).log().find("on cuda"), std::string::npos);
+    EXPECT_EQ(decode.stop(), 0);
+    EXPECT_EQ(prefill.stop(), 0);
+  };
+  disaggregated("cuda", "cpu");
+  disaggregated("cpu", "cuda");
 
   ServeProcess gpu;
   ASSERT_TRUE(gpu.start(fmt::format("--threads 2 serve --model {} --device cuda --max-seqs 4", model))) << gpu.log();

@@ -11,8 +11,9 @@ namespace linfer::kernels::cuda {
 
 namespace {
 
-constexpr int C = 64;          // chunk length
-constexpr int kThreads = 256;  // 8 warps
+constexpr int C = 64;                // chunk length
+constexpr int kThreads = 256;        // chunk_prepare: 8 warps
+constexpr int kStateThreads = 512;   // chunk_state_pass: 16 warps, 4 per scheduler, to hide the mma latency
 constexpr int BV = 32;         // value columns per state-pass block
 constexpr int kMaxK = 128, kMaxV = 256;
 // Row strides in shared memory, chosen so that the mma fragment loads hit 32 distinct banks: row-major A
@@ -53,10 +54,11 @@ __device__ inline float t_at(const float* m, int i, int j) { return i > j ? m[i 
 __device__ inline float aqk_at(const float* m, int i, int j) { return j <= i ? m[j * MS + i] : 0.f; }
 
 // Rows [0, L) of a chunk's q and k (head h) into qb, kb [C][QS] (columns [0, K)); rows >= L zero-filled.
-// A warp per row (q rows, then k rows).
+// A warp per row (q rows, then k rows); kN threads in the block.
+template <int kN>
 __device__ void load_qk(const Params& p, int64_t h, int64_t tok0, int L, float* qb, float* kb) {
   const int K = p.K, lane = threadIdx.x & 31;
-  for (int rr = threadIdx.x >> 5; rr < 2 * C; rr += kThreads / 32) {
+  for (int rr = threadIdx.x >> 5; rr < 2 * C; rr += kN / 32) {
     const bool is_k = rr >= C;
     const int r = is_k ? rr - C : rr;
     const int64_t t = tok0 + (r < L ? r : 0);
@@ -118,7 +120,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
   const int64_t tok0 = p.offsets[seq] + C * (chunk - p.seq_chunk0[seq]);
   const int L = int(min(int64_t(C), p.offsets[seq + 1] - tok0));
 
-  load_qk(p, h, tok0, L, qb, kb);
+  load_qk<kThreads>(p, h, tok0, L, qb, kb);
   cp_async_commit();
   const int pad = KT - K;  // zero columns [K, KT) of q and k (contiguous rows of qb then kb)
   for (int idx = tid; idx < 2 * C * pad; idx += kThreads) qb[(idx / pad) * QS + K + idx % pad] = 0.f;
@@ -232,9 +234,10 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
 }
 
 // One block per (sequence, value head, BV value columns), walking the sequence's chunks; the next chunk's
-// inputs stream into the other half of a double buffer (cp.async) while this one is computed.
+// inputs stream into the other half of a double buffer (cp.async) while this one is computed. 16 warps: warp w
+// works on row tile w & 7 (of the state, or of k then q) and value columns [16 h, 16 h + 16), h = w >> 3.
 template <bool kSplit>
-__global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
+__global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
   extern __shared__ float4 sm4[];
   float* sm = reinterpret_cast<float*>(sm4);
   const int K = p.K, V = p.V, KT = p.KT, QS = p.QS;
@@ -246,6 +249,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
   uint32_t* St_lo = St_hi + BV * QS;
   const bool vn_in_q = QS >= 2 * VS;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
+  const int rt = warp & 7, half = warp >> 3;  // row tile; value columns 8 nt, nt in {2 half, 2 half + 1}
   const int64_t seq = blockIdx.x, hv = blockIdx.y, h = hv / p.group;
   const int v0 = int(blockIdx.z) * BV;
   float* st = p.state.base + int64_t(p.slots[seq]) * p.state.slot_stride + hv * int64_t(V) * K;
@@ -257,49 +261,55 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
     float* mb = vb + C * VS;
     const int64_t tok0 = off0 + C * (ch - ch0);
     const int L = int(min(int64_t(C), off1 - tok0));
-    load_qk(p, h, tok0, L, qb, qb + C * QS);
+    load_qk<kStateThreads>(p, h, tok0, L, qb, qb + C * QS);
     if (vn_in_q)  // V' of two chunks ago went over q's zero columns [K, KT)
-      for (int idx = tid; idx < C * (KT - K); idx += kThreads) qb[idx / (KT - K) * QS + K + idx % (KT - K)] = 0.f;
-    const int per_row = p.vec ? BV / 4 : BV, c = (p.vec ? 4 : 1) * (tid % per_row);  // kThreads % per_row == 0
-    for (int r = tid / per_row; r < C; r += kThreads / per_row) {
+      for (int idx = tid; idx < C * (KT - K); idx += kStateThreads) qb[idx / (KT - K) * QS + K + idx % (KT - K)] = 0.f;
+    const int per_row = p.vec ? BV / 4 : BV, c = (p.vec ? 4 : 1) * (tid % per_row);  // kStateThreads % per_row == 0
+    for (int r = tid / per_row; r < C; r += kStateThreads / per_row) {
       const bool ok = r < L && v0 + c < V;
       const float* src = p.v + (tok0 + (ok ? r : 0)) * p.vs + hv * V + v0 + (ok ? c : 0);
       if (p.vec) cp_async16(vb + r * VS + c, src, ok);
       else cp_async4(vb + r * VS + c, src, ok);
     }
     const float* sc = p.scratch + (ch * p.HV + hv) * kScratch;
-    for (int r = tid >> 4; r < C; r += kThreads / 16) cp_async16(mb + r * MS + 4 * (tid & 15), sc + r * C + 4 * (tid & 15), true);
+    for (int r = tid >> 4; r < C; r += kStateThreads / 16)
+      cp_async16(mb + r * MS + 4 * (tid & 15), sc + r * C + 4 * (tid & 15), true);
     if (tid < kFactors / 4) cp_async16(mb + C * MS + 4 * tid, sc + C * C + 4 * tid, true);
     cp_async_commit();
   };
   if (ch0 < ch1) prefetch(ch0, 0);
   const int pad = KT - K;  // columns [K, KT) of q and k in both stages stay zero: cp.async never writes them
-  for (int idx = tid; idx < 4 * C * pad; idx += kThreads) {
+  for (int idx = tid; idx < 4 * C * pad; idx += kStateThreads) {
     const int row = idx / pad, s = row / (2 * C);
     sm[s * stage_floats + (row % (2 * C)) * QS + K + idx % pad] = 0.f;
   }
   float* St = reinterpret_cast<float*>(St_hi);  // plain float32 at the start and the end
-  for (int idx = tid; idx < BV * KT; idx += kThreads) {
+  for (int idx = tid; idx < BV * KT; idx += kStateThreads) {
     const int c = idx / KT, x = idx % KT;
     St[c * QS + x] = x < K && v0 + c < V ? st[int64_t(v0 + c) * K + x] : 0.f;
   }
   __syncthreads();
-  // Warp w < KT/16 keeps state rows [16w, 16w + 16) (all BV columns) in registers as mma accumulators; each
-  // element of the tile belongs to one thread, which alone reads and writes it in St.
-  const bool owns_s = warp < KT / 16;
-  auto s_at = [&](int nt, int e) { return (8 * nt + 2 * tig + (e & 1)) * QS + 16 * warp + gid + 8 * (e >> 1); };
-  float sacc[4][4];
+  // Warp w keeps state rows [16 rt, 16 rt + 16) x its 16 value columns in registers as mma accumulators (when
+  // those rows exist); each element of the tile belongs to one thread, which alone reads and writes it in St.
+  const bool owns_s = rt < KT / 16;
+  auto s_at = [&](int u, int e) {
+    return (8 * (2 * half + u) + 2 * tig + (e & 1)) * QS + 16 * rt + gid + 8 * (e >> 1);
+  };
+  float sacc[2][4];
 #pragma unroll
-  for (int nt = 0; nt < 4; ++nt)
+  for (int u = 0; u < 2; ++u)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) sacc[nt][e] = owns_s ? St[s_at(nt, e)] : 0.f;
+    for (int e = 0; e < 4; ++e) sacc[u][e] = owns_s ? St[s_at(u, e)] : 0.f;
   auto store_state_split = [&] {
 #pragma unroll
-    for (int nt = 0; nt < 4; ++nt)
+    for (int u = 0; u < 2; ++u)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) tf32_split<kSplit>(sacc[nt][e], St_hi[s_at(nt, e)], St_lo[s_at(nt, e)]);
+      for (int e = 0; e < 4; ++e) tf32_split<kSplit>(sacc[u][e], St_hi[s_at(u, e)], St_lo[s_at(u, e)]);
   };
   if (owns_s) store_state_split();
+  // q row tile of warps 4-7 and 12-15 (phase A's q S, phase C's output): warps w and w + 8 share a scheduler
+  // and take tiles m and 3 - m, so that A_qk's triangle costs every scheduler the same
+  const int mq = half ? 7 - rt : rt - 4;
 
   for (int64_t ch = ch0; ch < ch1; ++ch) {
     const int s = int((ch - ch0) & 1);
@@ -322,101 +332,99 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
     uint32_t* Vn_hi = vn_in_q ? reinterpret_cast<uint32_t*>(qb) : St_lo + BV * QS;
     uint32_t* Vn_lo = Vn_hi + C * VS;
 
-    // A: warps 0-3 Y = beta (v - a_k (k S)), warps 4-7 the inter-chunk output a_q (q S), 16 rows each
-    float oacc[4][4] = {};
+    // A: warps with rt < 4 Y = beta (v - a_k (k S)) for k rows 16 rt, the others the inter-chunk output
+    // a_q (q S) for q rows 16 mq; 16 rows x 16 columns each
+    float oacc[2][4] = {};
     {
-      const int mt = warp & 3, r0 = 16 * mt + gid, r1 = r0 + 8;
-      const float* a = (warp < 4 ? kb : qb) + 16 * mt * QS;
-      float acc[4][4] = {}, lo[4][4] = {};
+      const bool is_k = rt < 4;
+      const int mt = is_k ? rt : mq, r0 = 16 * mt + gid, r1 = r0 + 8;
+      const float* a = (is_k ? kb : qb) + 16 * mt * QS;
+      float acc[2][4] = {}, lo[2][4] = {};
 #pragma unroll 2
       for (int k0 = 0; k0 < KT; k0 += 8) {
         const float af[4] = {a[gid * QS + k0 + tig], a[(gid + 8) * QS + k0 + tig], a[gid * QS + k0 + tig + 4],
                              a[(gid + 8) * QS + k0 + tig + 4]};
         const auto fa = tf32_frag<kSplit>(af);
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
-          const int b = (8 * nt + gid) * QS + k0 + tig;
-          mma_tf32<kSplit>(acc[nt], lo[nt], fa, tf32_frag_split<kSplit>(St_hi, St_lo, b, b + 4));
+        for (int u = 0; u < 2; ++u) {
+          const int b = (8 * (2 * half + u) + gid) * QS + k0 + tig;
+          mma_tf32<kSplit>(acc[u], lo[u], fa, tf32_frag_split<kSplit>(St_hi, St_lo, b, b + 4));
         }
       }
       fold<kSplit>(acc, lo);
-      if (warp < 4) {
+      if (is_k) {
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt)
+        for (int u = 0; u < 2; ++u)
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int r = e < 2 ? r0 : r1;
-            float& y = vb[r * VS + 8 * nt + 2 * tig + (e & 1)];
-            y = fbeta[r] * (y - fa_k[r] * acc[nt][e]);
+            float& y = vb[r * VS + 8 * (2 * half + u) + 2 * tig + (e & 1)];
+            y = fbeta[r] * (y - fa_k[r] * acc[u][e]);
           }
       } else {
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt)
+        for (int u = 0; u < 2; ++u)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) oacc[nt][e] = fa_q[e < 2 ? r0 : r1] * acc[nt][e];
+          for (int e = 0; e < 4; ++e) oacc[u][e] = fa_q[e < 2 ? r0 : r1] * acc[u][e];
       }
     }
     __syncthreads();
 
-    // B: V' = T Y (T unit lower triangular), warp: 16 rows x 16 columns; warps w and w + 4 share a scheduler,
-    // so they take row tiles w and 3 - w (T's triangle makes the lower tiles dearer)
+    // B: V' = T Y (T unit lower triangular), warp: 16 rows x 8 columns (column tile w >> 2); the four warps of
+    // a scheduler take the four row tiles (T's triangle makes the lower tiles dearer)
     {
-      const int mt = warp < 4 ? warp : 7 - warp, n0 = 2 * (warp >> 2), i0 = 16 * mt + gid, i1 = i0 + 8;
-      float acc[2][4] = {}, lo[2][4] = {};
+      const int nt = warp >> 2, mt = (warp + nt) & 3, i0 = 16 * mt + gid, i1 = i0 + 8, n = 8 * nt + gid;
+      float acc[1][4] = {}, lo[1][4] = {};
       for (int k0 = 0; k0 < 16 * (mt + 1); k0 += 8) {
         const int j0 = k0 + tig, j1 = j0 + 4;
         const float af[4] = {t_at(mb, i0, j0), t_at(mb, i1, j0), t_at(mb, i0, j1), t_at(mb, i1, j1)};
-        const auto fa = tf32_frag<kSplit>(af);
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          const int n = 8 * (n0 + u) + gid;
-          const float bf[2] = {vb[j0 * VS + n], vb[j1 * VS + n]};
-          mma_tf32<kSplit>(acc[u], lo[u], fa, tf32_frag<kSplit>(bf));
-        }
+        const float bf[2] = {vb[j0 * VS + n], vb[j1 * VS + n]};
+        mma_tf32<kSplit>(acc[0], lo[0], tf32_frag<kSplit>(af), tf32_frag<kSplit>(bf));
       }
       fold<kSplit>(acc, lo);
 #pragma unroll
-      for (int u = 0; u < 2; ++u)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int at = (e < 2 ? i0 : i1) * VS + 8 * (n0 + u) + 2 * tig + (e & 1);
-          tf32_split<kSplit>(acc[u][e], Vn_hi[at], Vn_lo[at]);
-        }
+      for (int e = 0; e < 4; ++e) {
+        const int at = (e < 2 ? i0 : i1) * VS + 8 * nt + 2 * tig + (e & 1);
+        tf32_split<kSplit>(acc[0][e], Vn_hi[at], Vn_lo[at]);
+      }
     }
     __syncthreads();
 
-    // C: S <- e^{G_last} S + (K ⊙ d)ᵀ V' (state rows of this warp), and warps 4-7: O = a_q (q S) + A_qk V'
+    // C: S <- e^{G_last} S + (K ⊙ d)ᵀ V' (this warp's state rows and columns), and the q warps:
+    // O = a_q (q S) + A_qk V'
     if (owns_s) {
-      const int m0 = 16 * warp + gid;
+      const int m0 = 16 * rt + gid;
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt)
+      for (int u = 0; u < 2; ++u)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) sacc[nt][e] *= decay;
-      float lo[4][4] = {};
+        for (int e = 0; e < 4; ++e) sacc[u][e] *= decay;
+      float lo[2][4] = {};
       for (int k0 = 0; k0 < L; k0 += 8) {  // rows >= L of V' and d are zero
         const int j0 = k0 + tig, j1 = j0 + 4;
         const float af[4] = {kb[j0 * QS + m0] * fd[j0], kb[j0 * QS + m0 + 8] * fd[j0], kb[j1 * QS + m0] * fd[j1],
                              kb[j1 * QS + m0 + 8] * fd[j1]};
         const auto fa = tf32_frag<kSplit>(af);
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt)
-          mma_tf32<kSplit>(sacc[nt], lo[nt], fa,
-                           tf32_frag_split<kSplit>(Vn_hi, Vn_lo, j0 * VS + 8 * nt + gid, j1 * VS + 8 * nt + gid));
+        for (int u = 0; u < 2; ++u) {
+          const int n = 8 * (2 * half + u) + gid;
+          mma_tf32<kSplit>(sacc[u], lo[u], fa, tf32_frag_split<kSplit>(Vn_hi, Vn_lo, j0 * VS + n, j1 * VS + n));
+        }
       }
       fold<kSplit>(sacc, lo);
       store_state_split();
     }
-    if (warp >= 4) {
-      const int mt = warp - 4, i0 = 16 * mt + gid, i1 = i0 + 8;
-      float lo[4][4] = {};
-      for (int k0 = 0; k0 < 16 * (mt + 1); k0 += 8) {
+    if (rt >= 4) {
+      const int i0 = 16 * mq + gid, i1 = i0 + 8;
+      float lo[2][4] = {};
+      for (int k0 = 0; k0 < 16 * (mq + 1); k0 += 8) {
         const int j0 = k0 + tig, j1 = j0 + 4;
         const float af[4] = {aqk_at(mb, i0, j0), aqk_at(mb, i1, j0), aqk_at(mb, i0, j1), aqk_at(mb, i1, j1)};
         const auto fa = tf32_frag<kSplit>(af);
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt)
-          mma_tf32<kSplit>(oacc[nt], lo[nt], fa,
-                           tf32_frag_split<kSplit>(Vn_hi, Vn_lo, j0 * VS + 8 * nt + gid, j1 * VS + 8 * nt + gid));
+        for (int u = 0; u < 2; ++u) {
+          const int n = 8 * (2 * half + u) + gid;
+          mma_tf32<kSplit>(oacc[u], lo[u], fa, tf32_frag_split<kSplit>(Vn_hi, Vn_lo, j0 * VS + n, j1 * VS + n));
+        }
       }
       fold<kSplit>(oacc, lo);
 #pragma unroll
@@ -425,9 +433,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
         if (i >= L) continue;
         float* out = p.o + (tok0 + i) * p.HV * V + hv * V;
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
-          const int c = v0 + 8 * nt + 2 * tig + (e & 1);
-          if (c < V) out[c] = oacc[nt][e];
+        for (int u = 0; u < 2; ++u) {
+          const int c = v0 + 8 * (2 * half + u) + 2 * tig + (e & 1);
+          if (c < V) out[c] = oacc[u][e];
         }
       }
     }
@@ -435,11 +443,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_state_pass(Params p) {
   }
   if (owns_s)
 #pragma unroll
-    for (int nt = 0; nt < 4; ++nt)
+    for (int u = 0; u < 2; ++u)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) St[s_at(nt, e)] = sacc[nt][e];
+      for (int e = 0; e < 4; ++e) St[s_at(u, e)] = sacc[u][e];
   __syncthreads();
-  for (int idx = tid; idx < BV * K; idx += kThreads) {
+  for (int idx = tid; idx < BV * K; idx += kStateThreads) {
     const int c = idx / K, x = idx % K;
     if (v0 + c < V) st[int64_t(v0 + c) * K + x] = St[c * QS + x];
   }
@@ -460,7 +468,7 @@ void launch(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stream) {
   chunk_prepare<kSplit><<<dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream>>>(p);
   check_launch("chunk_prepare");
   chunk_state_pass<kSplit>
-      <<<dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kThreads, smem2, stream>>>(p);
+      <<<dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kStateThreads, smem2, stream>>>(p);
   check_launch("chunk_state_pass");
 }
 

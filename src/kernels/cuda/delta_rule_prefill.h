@@ -11,8 +11,9 @@
 //             A_qk = q̂_i·k̂_j e^{G_i-G_j} (j <= i), T by 16x16 blocks (forward substitution on the diagonal
 //             blocks, then block products); T and A_qk packed in one 64x64 tile plus per-row factors
 //             (17 KB of scratch per chunk and value head)
-//   state     one block per (sequence, value head, 32 value columns), walking the sequence's chunks with its
-//             state tile in registers (mma accumulators) and shared memory, the next chunk's q, k, v tile and
+//   state     one block of 16 warps per (sequence, value head, 32 value columns), walking the sequence's chunks
+//             with its state tile in registers (mma accumulators, a 16x16 piece per warp: 4 warps per scheduler
+//             hide the latency of the dependent products) and shared memory, the next chunk's q, k, v tile and
 //             scratch streaming in (cp.async, double buffer) meanwhile: Y = β (v - a_k ⊙ (k S)), V' = T Y,
 //             O = a_q ⊙ (q S) + A_qk V', S <- e^{G_last} S + (k ⊙ d)ᵀ V', every product on the tensor cores
 //             (the norms and gates as row factors a_q, a_k, d, so q, k, v are used as they come); S and V',
@@ -20,7 +21,7 @@
 //
 // The products are TF32 mma.sync (m16n8k8) with float32 accumulation: by default 3xTF32 (each operand a TF32
 // high part plus a TF32 remainder, three products), which matches float32 arithmetic (‖Δ‖/‖ref‖ ~1e-6 against
-// the float64 reference); PrefillMath::Tf32, one product, is ~1.25x faster end to end but ~4e-4 off, which
+// the float64 reference); PrefillMath::Tf32, one product, is ~1.2x faster end to end but ~4e-4 off, which
 // the Qwen3-Next golden fixtures amplify to 0.3 relative in the logits (H200, 2026-12-02): not for models.
 // Speed and the split between the two launches: docs/benchmarks.md, "GPU chunked GDN prefill".
 // The scratch is taken with cudaMallocAsync on the stream and freed on it. `offsets` are on the host; every

@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -116,6 +117,41 @@ BENCHMARK(BM_Gemv_bf16)
     ->Args({2048, 8192, 1})
     ->Args({8192, 2048, 1})
     ->Args({4096, 4096, 0})
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// Block-quantized weights (kernels/cpu/quant), one row of x: random blocks (their fp16 scales set to
+// 0.01), several copies so W comes from DRAM. bytes_per_second counts the weight's bytes.
+// args: N, K, type (index into kQuantTypes), simd
+constexpr DType kQuantTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+void BM_Gemv_quant(benchmark::State& st) {
+  use_bench_threads();
+  const int64_t N = st.range(0), K = st.range(1);
+  const DType t = kQuantTypes[st.range(2)];
+  const size_t bytes = dtype_nbytes(t, N * K), bb = dtype_block_bytes(t);
+  const int copies = int(std::max<size_t>(2, (size_t(160) << 20) / bytes));
+  std::mt19937 rng(3);
+  std::vector<AlignedVector<uint8_t>> w(size_t(copies), AlignedVector<uint8_t>{});
+  for (auto& c : w) c.resize(bytes);
+  const uint16_t scale = f32_to_f16(0.01f);
+  for (auto& c : w) {
+    for (auto& v : c) v = uint8_t(rng());
+    for (size_t b = 0; b < bytes; b += bb)
+      for (size_t off : {t == DType::Q6_K ? size_t(208) : size_t(0), t == DType::Q4_K || t == DType::Q5_K ? size_t(2) : size_t(0)})
+        std::memcpy(c.data() + b + off, &scale, 2);
+  }
+  st.SetLabel(std::string(dtype_name(t)));
+  auto x = randn(size_t(K), 1.0f, 1);
+  AlignedVector<float> y(static_cast<size_t>(N));
+  const SimdLevel level = level_arg(st, 3);
+  int i = 0;
+  for (auto _ : st) matmul(x.data(), 1, TensorView(w[size_t(i++ % copies)].data(), t, {N, K}), nullptr, y.data(), level);
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(bytes));
+}
+BENCHMARK(BM_Gemv_quant)
+    ->ArgNames({"N", "K", "type", "simd"})
+    ->ArgsProduct({{4096}, {4096}, {0, 1, 2, 3, 4, 5}, {1}})
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMicrosecond);
 

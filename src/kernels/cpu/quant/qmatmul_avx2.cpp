@@ -73,8 +73,8 @@ void row_q32(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
   constexpr float zero = T == DType::Q4_0 ? 8.0f : T == DType::Q5_0 ? 16.0f : 0.0f;  // subtracted from q
   constexpr int qh_at = has_min ? 4 : 2, qs_at = qh_at + (five ? 4 : 0);
   constexpr int64_t bytes = int64_t(dtype_block_bytes(T));
-  const __m256i low = _mm256_set1_epi32(15), one = _mm256_set1_epi32(1);
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i low = _mm256_set1_epi32(15), sixteen = _mm256_set1_epi32(16);
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   __m256 acc[R];
   float off[R] = {};
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
@@ -84,13 +84,11 @@ void row_q32(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
     const __m256i a = u8x8(w + qs_at), c = u8x8(w + qs_at + 8);  // bytes 0-7, 8-15
     __m256i q[4] = {_mm256_and_si256(a, low), _mm256_and_si256(c, low), _mm256_srli_epi32(a, 4),
                     _mm256_srli_epi32(c, 4)};
-    if constexpr (five) {
-      uint32_t bits;
-      std::memcpy(&bits, w + qh_at, 4);
-      const __m256i qh = _mm256_set1_epi32(int(bits));
-      for (int j = 0; j < 4; ++j) {  // elements 8j .. 8j + 7
-        const __m256i shift = _mm256_add_epi32(lane, _mm256_set1_epi32(8 * j));
-        q[j] = _mm256_or_si256(q[j], _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(qh, shift), one), 4));
+    if constexpr (five) {  // element 8j + l (lane l of q[j]) takes bit l of qh's byte j
+      for (int j = 0; j < 4; ++j) {
+        const __m256i byte = _mm256_set1_epi32(w[qh_at + j]);
+        const __m256i set = _mm256_cmpeq_epi32(_mm256_and_si256(byte, lane_bit), lane_bit);
+        q[j] = _mm256_or_si256(q[j], _mm256_and_si256(set, sixteen));
       }
     }
     const __m256 qf[4] = {f(q[0]), f(q[1]), f(q[2]), f(q[3])};

@@ -24,6 +24,7 @@
 #include "kernels/cuda/delta_rule_decode.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/linear_attn_decode.h"
+#include "random_buffer.h"
 
 using namespace linfer::kernels;
 using cuda::cuda_check;
@@ -35,19 +36,6 @@ namespace {
 constexpr int64_t kHeads = 32, kDim = 128, kConvW = 4;
 constexpr int64_t kStateFloats = kHeads * kDim * kDim;  // one sequence, one layer
 constexpr int64_t kConvFloats = 3 * kHeads * kDim * (kConvW - 1);
-
-DeviceBuffer<float> random_buffer(std::mt19937& rng, int64_t n, float sd, float mean = 0.f) {
-  // a random block tiled over the buffer: random enough for timing, fast to make for GiBs
-  std::normal_distribution<float> d(mean, sd);
-  std::vector<float> block(std::min<int64_t>(n, 1 << 20));
-  for (float& x : block) x = d(rng);
-  DeviceBuffer<float> buf(n);
-  for (int64_t at = 0; at < n; at += int64_t(block.size())) {
-    const int64_t len = std::min<int64_t>(int64_t(block.size()), n - at);
-    cuda_check(cudaMemcpy(buf.data() + at, block.data(), len * sizeof(float), cudaMemcpyHostToDevice), "fill");
-  }
-  return buf;
-}
 
 // One call of a kernel for B sequences whose slots start at slots[set * B].
 using Call = std::function<void(const int32_t* slots, cudaStream_t)>;

@@ -22,6 +22,7 @@
 #include "kernels/cuda/delta_rule_decode.h"
 #include "kernels/cuda/delta_rule_prefill.h"
 #include "kernels/cuda/device_buffer.h"
+#include "random_buffer.h"
 
 using namespace linfer::kernels;
 using cuda::cuda_check;
@@ -30,19 +31,6 @@ using cuda::DeviceBuffer;
 namespace {
 
 constexpr int64_t kHeads = 32, kDim = 128;
-
-// A random block tiled over the buffer: random enough for timing, fast to make for GiBs.
-DeviceBuffer<float> random_buffer(std::mt19937& rng, int64_t n, float sd, float mean = 0.f) {
-  std::normal_distribution<float> d(mean, sd);
-  std::vector<float> block(std::min<int64_t>(n, 1 << 20));
-  for (float& x : block) x = d(rng);
-  DeviceBuffer<float> buf(n);
-  for (int64_t at = 0; at < n; at += int64_t(block.size())) {
-    const int64_t len = std::min<int64_t>(int64_t(block.size()), n - at);
-    cuda_check(cudaMemcpy(buf.data() + at, block.data(), len * sizeof(float), cudaMemcpyHostToDevice), "fill");
-  }
-  return buf;
-}
 
 template <class F>
 double time_ms(F&& f, cudaStream_t stream) {

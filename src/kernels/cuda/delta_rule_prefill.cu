@@ -71,6 +71,28 @@ __device__ void load_qk(const Params& p, int64_t h, int64_t tok0, int L, float* 
   }
 }
 
+// acc[u] += A · V' over k in [0, k_end) for this warp's two 8-column tiles of V' (columns col0 + 8u + gid,
+// V' in shared memory already split into TF32 parts, row stride vs); A given by a_at(j0, j1, af), which
+// writes the thread's fragment: rows (gid, gid + 8) at columns j0 and j1 = j0 + 4.
+template <bool kSplit, class AAt>
+__device__ inline void mma_rows_vn(float (&acc)[2][4], int k_end, AAt&& a_at, const uint32_t* vn_hi,
+                                   const uint32_t* vn_lo, int vs, int col0) {
+  const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+  float lo[2][4] = {};
+  for (int k0 = 0; k0 < k_end; k0 += 8) {
+    const int j0 = k0 + tig, j1 = j0 + 4;
+    float af[4];
+    a_at(j0, j1, af);
+    const auto fa = tf32_frag<kSplit>(af);
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int n = col0 + 8 * u + gid;
+      mma_tf32<kSplit>(acc[u], lo[u], fa, tf32_frag_split<kSplit>(vn_hi, vn_lo, j0 * vs + n, j1 * vs + n));
+    }
+  }
+  fold<kSplit>(acc, lo);
+}
+
 // acc[nt] += A · B over k in [0, kt), nt < n_tiles: A = 16 rows of `a` (row stride as), B(k, n) = bt[n * bs + k]
 // (B given transposed), n in 8-column tiles. kt is a multiple of 16. The 3xTF32 small products go to lo (fold it
 // into acc after), or to acc itself when lo is acc (fewer registers, dependency chains three times as long).
@@ -398,35 +420,22 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
       for (int u = 0; u < 2; ++u)
 #pragma unroll
         for (int e = 0; e < 4; ++e) sacc[u][e] *= decay;
-      float lo[2][4] = {};
-      for (int k0 = 0; k0 < L; k0 += 8) {  // rows >= L of V' and d are zero
-        const int j0 = k0 + tig, j1 = j0 + 4;
-        const float af[4] = {kb[j0 * QS + m0] * fd[j0], kb[j0 * QS + m0 + 8] * fd[j0], kb[j1 * QS + m0] * fd[j1],
-                             kb[j1 * QS + m0 + 8] * fd[j1]};
-        const auto fa = tf32_frag<kSplit>(af);
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          const int n = 8 * (2 * half + u) + gid;
-          mma_tf32<kSplit>(sacc[u], lo[u], fa, tf32_frag_split<kSplit>(Vn_hi, Vn_lo, j0 * VS + n, j1 * VS + n));
-        }
-      }
-      fold<kSplit>(sacc, lo);
+      mma_rows_vn<kSplit>(sacc, L,  // rows >= L of V' and d are zero
+                          [&](int j0, int j1, float (&af)[4]) {
+                            af[0] = kb[j0 * QS + m0] * fd[j0], af[1] = kb[j0 * QS + m0 + 8] * fd[j0];
+                            af[2] = kb[j1 * QS + m0] * fd[j1], af[3] = kb[j1 * QS + m0 + 8] * fd[j1];
+                          },
+                          Vn_hi, Vn_lo, VS, 16 * half);
       store_state_split();
     }
     if (rt >= 4) {
       const int i0 = 16 * mq + gid, i1 = i0 + 8;
-      float lo[2][4] = {};
-      for (int k0 = 0; k0 < 16 * (mq + 1); k0 += 8) {
-        const int j0 = k0 + tig, j1 = j0 + 4;
-        const float af[4] = {aqk_at(mb, i0, j0), aqk_at(mb, i1, j0), aqk_at(mb, i0, j1), aqk_at(mb, i1, j1)};
-        const auto fa = tf32_frag<kSplit>(af);
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          const int n = 8 * (2 * half + u) + gid;
-          mma_tf32<kSplit>(oacc[u], lo[u], fa, tf32_frag_split<kSplit>(Vn_hi, Vn_lo, j0 * VS + n, j1 * VS + n));
-        }
-      }
-      fold<kSplit>(oacc, lo);
+      mma_rows_vn<kSplit>(oacc, 16 * (mq + 1),
+                          [&](int j0, int j1, float (&af)[4]) {
+                            af[0] = aqk_at(mb, i0, j0), af[1] = aqk_at(mb, i1, j0);
+                            af[2] = aqk_at(mb, i0, j1), af[3] = aqk_at(mb, i1, j1);
+                          },
+                          Vn_hi, Vn_lo, VS, 16 * half);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int i = e < 2 ? i0 : i1;

@@ -27,8 +27,11 @@ Json normalise_content(const Json& content, size_t index) {
 }  // namespace
 
 std::unique_ptr<ChatPrompt> ChatPrompt::load(const std::string& model_dir) {
-  if (!has_chat_template(model_dir)) return nullptr;
-  return std::make_unique<ChatPrompt>(ChatTemplate::load(model_dir));
+  try {  // one read of the folder's files (or the GGUF's metadata), not a check and then a load
+    return std::make_unique<ChatPrompt>(ChatTemplate::load(model_dir));
+  } catch (const NoChatTemplate&) {
+    return nullptr;
+  }
 }
 
 std::string ChatPrompt::render(const Json& body) const {

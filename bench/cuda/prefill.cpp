@@ -1,13 +1,15 @@
-// GPU delta-rule prefill benchmark (built as gpu_prefill with -DLINFER_CUDA=ON): one GDN layer's recurrence,
-// 32 heads × 128 × 128, float32 inputs and state, one sequence of T tokens, timed with CUDA events:
+// GPU delta-rule prefill benchmark (built as gpu_prefill with -DLINFER_CUDA=ON): one GDN layer's recurrence
+// (scalar decay per head) and one KDA layer's (decay per key channel, g [T, 32, 128]), 32 heads × 128 × 128,
+// float32 inputs and state, one sequence of T tokens, timed with CUDA events:
 //   chunked   kernels/cuda/delta_rule_prefill.h, one TF32 product and 3xTF32 (median of 5 calls after a
 //             warm-up; the device memory pool keeps its memory between calls, so the scratch allocation is a
 //             pool hit, as in a serving loop)
 //   tokens    the decode kernel once per token (what the CUDA backend did for prefill before), one run
-// fla's chunk_gated_delta_rule (bf16 inputs, same card) is from ../shared/NOTES.md; issue 11's goal beside it.
-//   gpu_prefill            T = 8192 and 32768
-//   gpu_prefill T          one length
-//   gpu_prefill T chunked  one length, the chunked kernel alone (for ncu: its launches come first)
+// fla's chunk_gated_delta_rule / chunk_kda (bf16 inputs, same card) are from ../shared/NOTES.md; issue 11's
+// goals beside them.
+//   gpu_prefill                    GDN and KDA, T = 8192 and 32768
+//   gpu_prefill T [gdn|kda]        one length (both mixers unless named)
+//   gpu_prefill T gdn|kda chunked  one length and mixer, the chunked kernel alone (for ncu: its launches first)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -48,15 +50,15 @@ double time_ms(F&& f, cudaStream_t stream) {
   return ms;
 }
 
-void run(int64_t T, bool tokens, cudaStream_t stream) {
+void run(int64_t T, bool kda, bool tokens, cudaStream_t stream) {
   std::mt19937 rng(7);
-  const int64_t kd = kHeads * kDim, row = 3 * kd;
+  const int64_t kd = kHeads * kDim, row = 3 * kd, gw = kda ? kd : kHeads;  // g per token
   DeviceBuffer<float> qkv = random_buffer(rng, T * row, 1.f), beta = random_buffer(rng, T * kHeads, 0.1f, 0.5f),
-                      g = random_buffer(rng, T * kHeads, 0.02f, -0.1f),
+                      g = random_buffer(rng, T * gw, 0.02f, -0.1f),
                       state = random_buffer(rng, kHeads * kDim * kDim, 0.1f), o(T * kHeads * kDim);
   DeviceBuffer<int32_t> slot(std::vector<int32_t>{0});
-  const DeltaRuleShape shape{.H = kHeads, .HV = kHeads, .K = kDim, .V = kDim, .decay = DeltaDecay::Scalar,
-                             .l2norm_qk = true};
+  const DeltaRuleShape shape{.H = kHeads, .HV = kHeads, .K = kDim, .V = kDim,
+                             .decay = kda ? DeltaDecay::PerKey : DeltaDecay::Scalar, .l2norm_qk = true};
   const DeltaRuleInputs in{.q = qkv.data(), .k = qkv.data() + kd, .v = qkv.data() + 2 * kd, .beta = beta.data(),
                            .g = g.data(), .q_stride = row, .k_stride = row, .v_stride = row};
   const std::vector<int64_t> offsets{0, T};
@@ -71,8 +73,10 @@ void run(int64_t T, bool tokens, cudaStream_t stream) {
     return t[t.size() / 2];
   };
   const double tf32_ms = chunked_ms(cuda::PrefillMath::Tf32), x3_ms = chunked_ms(cuda::PrefillMath::Tf32x3);
+  const char* mixer = kda ? "KDA" : "GDN";
   if (!tokens) {
-    std::printf("| %6lld | %9.3f | %9.3f | %9.1f | - | - | - |\n", (long long)T, tf32_ms, x3_ms, T / tf32_ms / 1e3);
+    std::printf("| %s | %6lld | %9.3f | %9.3f | %9.1f | - | - | - |\n", mixer, (long long)T, tf32_ms, x3_ms,
+                T / tf32_ms / 1e3);
     return;
   }
 
@@ -81,13 +85,13 @@ void run(int64_t T, bool tokens, cudaStream_t stream) {
   const double token_ms = time_ms([&] {
     for (int64_t i = 0; i < T; ++i) {
       a.in = in;
-      a.in.q += i * row, a.in.k += i * row, a.in.v += i * row, a.in.beta += i * kHeads, a.in.g += i * kHeads;
+      a.in.q += i * row, a.in.k += i * row, a.in.v += i * row, a.in.beta += i * kHeads, a.in.g += i * gw;
       cuda::delta_rule_decode(a, pool, slot.data(), 1, o.data() + i * kd, stream);
     }
   }, stream);
-  const char* fla = T == 32768 ? "1.95" : T == 8192 ? "1.08" : "-";
-  std::printf("| %6lld | %9.3f | %9.3f | %9.1f | %10.1f | %8s | %s |\n", (long long)T, tf32_ms, x3_ms,
-              T / tf32_ms / 1e3, token_ms, fla, T == 32768 ? "<= 1.3" : "-");
+  const char* fla = T == 32768 ? (kda ? "3.97" : "1.95") : T == 8192 ? (kda ? "1.33" : "1.08") : "-";
+  std::printf("| %s | %6lld | %9.3f | %9.3f | %9.1f | %10.1f | %8s | %s |\n", mixer, (long long)T, tf32_ms, x3_ms,
+              T / tf32_ms / 1e3, token_ms, fla, T == 32768 ? (kda ? "<= 2.4" : "<= 1.3") : "-");
 }
 
 }  // namespace
@@ -106,12 +110,17 @@ int main(int argc, char** argv) {
   cuda_check(cudaMemPoolSetAttribute(mem_pool, cudaMemPoolAttrReleaseThreshold, &keep), "pool threshold");
   cudaDeviceProp prop{};
   cuda_check(cudaGetDeviceProperties(&prop, 0), "device properties");
-  std::printf("GDN prefill, one sequence, 32 heads x 128 x 128, float32 inputs and state (%s)\n", prop.name);
-  std::printf("| T      | chunked tf32 ms | chunked 3xtf32 ms | M tok/s (tf32) | token-by-token ms | fla ms (bf16) | goal ms |\n");
-  std::printf("|--------|-----------|-----------|-----------|------------|----------|--------|\n");
-  if (argc > 1) run(std::atoll(argv[1]), !(argc > 2 && std::string(argv[2]) == "chunked"), stream);
-  else
-    for (int64_t T : {8192, 32768}) run(T, true, stream);
+  std::printf("Delta-rule prefill, one sequence, 32 heads x 128 x 128, float32 inputs and state (%s)\n", prop.name);
+  std::printf("| mixer | T      | chunked tf32 ms | chunked 3xtf32 ms | M tok/s (tf32) | token-by-token ms | fla ms (bf16) | goal ms |\n");
+  std::printf("|-------|--------|-----------|-----------|-----------|------------|----------|--------|\n");
+  const std::string which = argc > 2 ? argv[2] : "";
+  const bool chunked_only = argc > 3 && std::string(argv[3]) == "chunked";
+  for (bool kda : {false, true})
+    if (which.empty() || which == (kda ? "kda" : "gdn")) {
+      if (argc > 1) run(std::atoll(argv[1]), kda, !chunked_only, stream);
+      else
+        for (int64_t T : {8192, 32768}) run(T, kda, true, stream);
+    }
   cudaStreamDestroy(stream);
   return 0;
 }

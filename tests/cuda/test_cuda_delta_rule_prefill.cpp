@@ -2,7 +2,8 @@
 // (reference::delta_rule, token by token): packed sequences of awkward lengths (not multiples of the chunk,
 // one empty) in random slots of a larger pool with a random initial state; outputs and final states must
 // match, every other slot must be untouched. Both tensor-core modes run on every case, each from the same
-// initial pool.
+// initial pool. Decay None (DeltaNet), Scalar (GDN) and PerKey (KDA: g [T, HV, K], strong enough per channel
+// that a chunk's cumulative decay underflows float32, beside channels that barely decay).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,7 +22,10 @@ using namespace cuda_test;
 
 namespace {
 
-enum class Gates { Mild, Strong };  // g = -softplus(x) ; g uniform in [-8, 0] (state nearly forgotten per token)
+// Mild: g = -softplus(-x); Strong: g uniform in [-8, 0] (state nearly forgotten per token); Weak: g =
+// -0.001 softplus(-x); Mixed (PerKey): even channels Weak, odd ones uniform in [-5, 0] (over a 64-token chunk
+// about e^{-160}: float32 underflows, so e^{G_i} e^{-G_j} would be 0 · inf)
+enum class Gates { Mild, Strong, Weak, Mixed };
 
 struct Case {
   const char* name;
@@ -39,9 +43,14 @@ double tolerance(cuda::PrefillMath math) { return math == cuda::PrefillMath::Tf3
 TEST(CudaDeltaRulePrefill, RejectsUnsupportedShapesWithoutTouchingTheDevice) {
   const DeltaRuleInputs in{};
   const std::vector<int64_t> offsets{0, 5};
-  DeltaRuleShape s{.H = 1, .HV = 1, .K = 128, .V = 64, .decay = DeltaDecay::PerKey};
+  DeltaRuleShape s{.H = 1, .HV = 1, .K = 128, .V = 300, .decay = DeltaDecay::PerKey};
   EXPECT_FALSE(cuda::delta_rule_prefill_supported(s));
   EXPECT_THROW(cuda::delta_rule_prefill(s, in, offsets, {}, nullptr, nullptr, nullptr), Error);
+  s = {.H = 3, .HV = 4, .K = 64, .V = 64, .decay = DeltaDecay::PerKey};
+  EXPECT_THROW(cuda::delta_rule_prefill(s, in, offsets, {}, nullptr, nullptr, nullptr), Error);
+  s = {.H = 2, .HV = 4, .K = 128, .V = 128, .decay = DeltaDecay::PerKey};
+  EXPECT_TRUE(cuda::delta_rule_prefill_supported(s));
+  EXPECT_THROW(cuda::delta_rule_prefill(s, in, offsets, {}, nullptr, nullptr, nullptr), Error);  // null pointers
   s = {.H = 1, .HV = 1, .K = 256, .V = 64, .decay = DeltaDecay::Scalar};
   EXPECT_THROW(cuda::delta_rule_prefill(s, in, offsets, {}, nullptr, nullptr, nullptr), Error);
   s = {.H = 1, .HV = 1, .K = 66, .V = 64, .decay = DeltaDecay::Scalar};
@@ -62,6 +71,7 @@ TEST_P(CudaDeltaPrefill, MatchesReference) {
   const Case c = GetParam();
   const int64_t H = c.H, HV = c.HV, K = c.K, V = c.V, n = int64_t(c.lens.size());
   const int64_t kd = H * K, vd = HV * V, row = 2 * kd + vd + c.pad;  // one projection row [q | k | v | pad]
+  const int64_t gw = c.decay == DeltaDecay::PerKey ? HV * K : HV;   // g per token
   const int64_t n_slots = 2 * n + 3;
   std::vector<int64_t> offsets{0};
   for (int64_t len : c.lens) offsets.push_back(offsets.back() + len);
@@ -75,10 +85,18 @@ TEST_P(CudaDeltaPrefill, MatchesReference) {
   const auto slots = pick_slots(rng, n, n_slots);
 
   const auto qkv = normal(rng, T * row);
-  auto g = normal(rng, T * HV);
+  auto g = normal(rng, T * gw);
   auto beta = normal(rng, T * HV);
-  std::uniform_real_distribution<float> strong(-8.0f, 0.0f);
-  for (float& x : g) x = c.gates == Gates::Strong ? strong(rng) : -float(std::log1p(std::exp(-x)));
+  std::uniform_real_distribution<float> strong(-8.0f, 0.0f), strong5(-5.0f, 0.0f);
+  for (size_t i = 0; i < g.size(); ++i) {
+    const float softplus = float(std::log1p(std::exp(-g[i])));
+    switch (c.gates) {
+      case Gates::Mild: g[i] = -softplus; break;
+      case Gates::Strong: g[i] = strong(rng); break;
+      case Gates::Weak: g[i] = -0.001f * softplus; break;
+      case Gates::Mixed: g[i] = i % K % 2 ? strong5(rng) : -0.001f * softplus; break;
+    }
+  }
   for (float& x : beta) x = float(1.0 / (1.0 + std::exp(-double(x))));
 
   const DeltaRuleInputs in_ref{.q = qkv.data(), .k = qkv.data() + kd, .v = qkv.data() + 2 * kd, .beta = beta.data(),
@@ -115,6 +133,13 @@ const Case kCases[] = {
     {"gdn_small_heads",  2, 2,  32,  40, DeltaDecay::Scalar, {3, 64, 100, 31},                   Gates::Mild},
     {"gdn_v256",         1, 1,  64, 256, DeltaDecay::Scalar, {90},                               Gates::Mild},
     {"deltanet",         2, 2,  64,  50, DeltaDecay::None,   {70, 129},                          Gates::Mild},
+    {"kda_packed",       2, 4, 128, 128, DeltaDecay::PerKey, {1, 63, 64, 65, 0, 200, 130},       Gates::Mild},
+    {"kda_strong",       2, 4, 128, 128, DeltaDecay::PerKey, {129, 7, 300},                      Gates::Strong},
+    {"kda_mixed",        3, 6, 100,  72, DeltaDecay::PerKey, {77, 1, 191, 0},                    Gates::Mixed, 5},
+    {"kda_long",         1, 2, 128, 128, DeltaDecay::PerKey, {2049},                             Gates::Mixed},
+    {"kda_small_heads",  2, 2,  32,  40, DeltaDecay::PerKey, {3, 64, 100, 31},                   Gates::Strong},
+    {"kda_weak_v256",    1, 1,  64, 256, DeltaDecay::PerKey, {90, 33},                           Gates::Weak},
+    {"kda_k36",          1, 3,  36,  20, DeltaDecay::PerKey, {65, 128},                          Gates::Mixed},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaDeltaPrefill, ::testing::ValuesIn(kCases),

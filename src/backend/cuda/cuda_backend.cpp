@@ -288,7 +288,8 @@ void CudaBackend::delta_rule(const kernels::DeltaRuleShape& shape, const DeltaIo
     a.in = inputs_at(0);
     return kc::delta_rule_decode(a, pool(S), S.slots, seqs.n(), io.o.p, stream_);
   }
-  // Prefill: the chunked kernel where it takes the shape (GDN, DeltaNet), else token by token (KDA).
+  // Prefill: the chunked kernel where it takes the shape (GDN, DeltaNet, KDA with K <= 128, V <= 256), else
+  // token by token.
   if (kc::delta_rule_prefill_supported(shape))
     return kc::delta_rule_prefill(shape, inputs_at(0), seqs.offsets, pool(S), S.slots, io.o.p, stream_);
   for (int64_t i = 0; i < seqs.n(); ++i)

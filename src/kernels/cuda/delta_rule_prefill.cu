@@ -20,25 +20,32 @@ constexpr int kMaxK = 128, kMaxV = 256;
 // tiles and transposed B tiles need a stride = 4 (mod 32), row-major B tiles one = 8 (mod 32).
 constexpr int MS = C + 4;   // [C][C] tiles
 constexpr int VS = BV + 8;  // [C][BV] tiles
-// Scratch of one (chunk, value head), written by chunk_prepare, read by chunk_state_pass:
+// Scratch of one (chunk, value head), written by chunk_prepare, read by chunk_state_pass (every part 16-byte
+// aligned):
 //   M [C][C]: T = (I + A_kk)^-1 strictly below the diagonal (its unit diagonal implied), A_qk transposed on and
 //             above it (M[j][i] = A_qk[i][j], j <= i)
-//   a_q [C] = scale e^{G_i} / |q_i|,  a_k [C] = e^{G_i} / |k_i|,  d [C] = e^{G_last - G_i} / |k_i|,  beta [C]
-//   e^{G_last}, padded to 8 floats (every part 16-byte aligned)
-constexpr int kFactors = 4 * C + 8;
-constexpr int kScratch = C * C + kFactors;
+//   factors [nf]: a_q [C], a_k [C], d [C], beta [C], then the state's decay over the chunk:
+//     Scalar / None  a_q = scale e^{G_i} / |q_i|, a_k = e^{G_i} / |k_i|, d = e^{G_last - G_i} / |k_i|; e^{G_last}
+//                    padded to 8 floats (nf = 4 C + 8)
+//     PerKey         a_q = scale / |q_i|, a_k = d = 1 / |k_i| (the decay is per channel, in the tiles below);
+//                    e^{G_last,x} [KT] (nf = 4 C + KT)
+//   PerKey only, [C][KT] each, zero beyond K and past the sequence: q ⊙ e^{G}, k ⊙ e^{G}, k ⊙ e^{G_last - G}
+//                    (every exponent <= 0), the state pass's operands in place of q and k
+constexpr int kScalarFactors = 4 * C + 8;
 
 struct Params {
   int H, HV, K, V, group;
   int KT, QS;  // K rounded up to 16 (zero-padded); row stride of the q / k tiles and of the state tile
+  int nf;      // factor floats per (chunk, value head) in the scratch
+  int64_t sc_floats;  // scratch floats per (chunk, value head)
   float scale;
   bool l2norm, vec;  // vec: q, k, v rows 16-byte aligned (cp.async of 16 bytes), else 4-byte copies
-  const float *q, *k, *v, *beta, *g;
+  const float *q, *k, *v, *beta, *g;  // g: Scalar [T, HV], PerKey [T, HV, K], null for None
   int64_t qs, ks, vs;
   const int64_t* offsets;     // [n + 1]
   const int64_t* seq_chunk0;  // [n + 1] first chunk of each sequence
   const int64_t* chunk_seq;   // [n_chunks]
-  float* scratch;             // [n_chunks][HV][kScratch]
+  float* scratch;             // [n_chunks][HV][sc_floats]
   float* o;
   SlotPool state;
   const int32_t* slots;
@@ -53,22 +60,26 @@ __device__ inline float warp_sum(float x) {
 __device__ inline float t_at(const float* m, int i, int j) { return i > j ? m[i * MS + j] : i == j ? 1.f : 0.f; }
 __device__ inline float aqk_at(const float* m, int i, int j) { return j <= i ? m[j * MS + i] : 0.f; }
 
+// Rows [0, L) of a [C][n] tile (row r at src + r * stride) into dst (row stride QS), cp.async of 16 bytes when
+// vec (n, stride and src multiples of 4 floats), else of 4; rows >= L zero-filled. A warp per row; kN threads.
+template <int kN>
+__device__ void load_tile(const float* src, int64_t stride, int L, int n, bool vec, float* dst, int QS) {
+  const int lane = threadIdx.x & 31;
+  for (int r = threadIdx.x >> 5; r < C; r += kN / 32) {
+    const float* s = src + (r < L ? r : 0) * stride;
+    float* d = dst + r * QS;
+    if (vec)
+      for (int x = 4 * lane; x < n; x += 128) cp_async16(d + x, s + x, r < L);
+    else
+      for (int x = lane; x < n; x += 32) cp_async4(d + x, s + x, r < L);
+  }
+}
+
 // Rows [0, L) of a chunk's q and k (head h) into qb, kb [C][QS] (columns [0, K)); rows >= L zero-filled.
-// A warp per row (q rows, then k rows); kN threads in the block.
 template <int kN>
 __device__ void load_qk(const Params& p, int64_t h, int64_t tok0, int L, float* qb, float* kb) {
-  const int K = p.K, lane = threadIdx.x & 31;
-  for (int rr = threadIdx.x >> 5; rr < 2 * C; rr += kN / 32) {
-    const bool is_k = rr >= C;
-    const int r = is_k ? rr - C : rr;
-    const int64_t t = tok0 + (r < L ? r : 0);
-    const float* src = (is_k ? p.k + t * p.ks : p.q + t * p.qs) + h * K;
-    float* dst = (is_k ? kb : qb) + r * p.QS;
-    if (p.vec)
-      for (int x = 4 * lane; x < K; x += 128) cp_async16(dst + x, src + x, r < L);
-    else
-      for (int x = lane; x < K; x += 32) cp_async4(dst + x, src + x, r < L);
-  }
+  load_tile<kN>(p.q + tok0 * p.qs + h * p.K, p.qs, L, p.K, p.vec, qb, p.QS);
+  load_tile<kN>(p.k + tok0 * p.ks + h * p.K, p.ks, L, p.K, p.vec, kb, p.QS);
 }
 
 // acc[u] += A · V' over k in [0, k_end) for this warp's two 8-column tiles of V' (columns col0 + 8u + gid,
@@ -93,46 +104,76 @@ __device__ inline void mma_rows_vn(float (&acc)[2][4], int k_end, AAt&& a_at, co
   fold<kSplit>(acc, lo);
 }
 
-// acc[nt] += A · B over k in [0, kt), nt < n_tiles: A = 16 rows of `a` (row stride as), B(k, n) = bt[n * bs + k]
-// (B given transposed), n in 8-column tiles. kt is a multiple of 16. The 3xTF32 small products go to lo (fold it
+// acc[nt] += A · B over k in [0, kt), nt < n_tiles: A(r, k) = a_at(r, k) for 16 rows r, B(k, n) = bt_at(n, k) (B
+// given transposed), n in 8-column tiles. kt is a multiple of 16. The 3xTF32 small products go to lo (fold it
 // into acc after), or to acc itself when lo is acc (fewer registers, dependency chains three times as long).
-template <bool kSplit, int NT>
-__device__ inline void mma_rows_bt(float (&acc)[NT][4], float (&lo)[NT][4], const float* a, int as, const float* bt,
-                                   int bs, int kt, int n_tiles) {
+template <bool kSplit, int NT, class AAt, class BtAt>
+__device__ inline void mma_rows_bt(float (&acc)[NT][4], float (&lo)[NT][4], AAt&& a_at, BtAt&& bt_at, int kt,
+                                   int n_tiles) {
   const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
 #pragma unroll 2
   for (int k0 = 0; k0 < kt; k0 += 8) {
-    const float af[4] = {a[gid * as + k0 + tig], a[(gid + 8) * as + k0 + tig], a[gid * as + k0 + tig + 4],
-                         a[(gid + 8) * as + k0 + tig + 4]};
+    const float af[4] = {a_at(gid, k0 + tig), a_at(gid + 8, k0 + tig), a_at(gid, k0 + tig + 4),
+                         a_at(gid + 8, k0 + tig + 4)};
     const auto fa = tf32_frag<kSplit>(af);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
       if (nt < n_tiles) {
-        const float* b = bt + (8 * nt + gid) * bs + k0 + tig;
-        const float bf[2] = {b[0], b[4]};
+        const float bf[2] = {bt_at(8 * nt + gid, k0 + tig), bt_at(8 * nt + gid, k0 + tig + 4)};
         mma_tf32<kSplit>(acc[nt], lo[nt], fa, tf32_frag<kSplit>(bf));
       }
   }
 }
 
-// chunk_prepare's shared memory: q and k until the Gram products are done, then A_kk, M, the inversion's block
-// products and T's diagonal blocks over them; then G, beta and the norms.
-__host__ __device__ inline int prepare_tiles(int QS) { return max(2 * C * QS, 2 * C * MS + 7 * 256); }
+// PerKey: A_kk's and A_qk's dot products on the diagonal 16x16 blocks, element by element (a decay reference
+// inside a block could overflow: per-token decay is unbounded): for row i and j <= i in i's block,
+// sum_x k_{j,x} e^{G_{i,x} - G_{j,x}} k_{i,x} (lanes < 16) or q_{i,x} (lanes >= 16), every exponent <= 0. Warp w:
+// rows i = w + 8 t; lane: column j = the block's first + (lane & 15), and every other group of 4 channels
+// (lane >> 4; the halves meet by a shuffle). Lanes whose j > i compute a value nobody uses.
+__device__ inline void diag_dots(const float* qb, const float* kb, const float* gb, int QS, int KT, float (&res)[8]) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, xh = lane >> 4;
+#pragma unroll
+  for (int t = 0; t < 8; ++t) {
+    const int i = warp + 8 * t, j = (i & ~15) + (lane & 15);
+    float sq = 0.f, sk = 0.f;
+    for (int x = 4 * xh; x < KT; x += 8) {
+      const float4 qi = *reinterpret_cast<const float4*>(qb + i * QS + x);
+      const float4 ki = *reinterpret_cast<const float4*>(kb + i * QS + x);
+      const float4 gi = *reinterpret_cast<const float4*>(gb + i * QS + x);
+      const float4 kj = *reinterpret_cast<const float4*>(kb + j * QS + x);
+      const float4 gj = *reinterpret_cast<const float4*>(gb + j * QS + x);
+      const float e0 = kj.x * __expf(fminf(gi.x - gj.x, 0.f)), e1 = kj.y * __expf(fminf(gi.y - gj.y, 0.f));
+      const float e2 = kj.z * __expf(fminf(gi.z - gj.z, 0.f)), e3 = kj.w * __expf(fminf(gi.w - gj.w, 0.f));
+      sq = fmaf(qi.x, e0, fmaf(qi.y, e1, fmaf(qi.z, e2, fmaf(qi.w, e3, sq))));
+      sk = fmaf(ki.x, e0, fmaf(ki.y, e1, fmaf(ki.z, e2, fmaf(ki.w, e3, sk))));
+    }
+    sq += __shfl_xor_sync(0xffffffffu, sq, 16);
+    sk += __shfl_xor_sync(0xffffffffu, sk, 16);
+    res[t] = xh ? sq : sk;
+  }
+}
 
-// One block per (chunk, value head): everything of a chunk that does not depend on the state. 69 KB of shared
-// memory: three blocks per SM.
-template <bool kSplit>
+// chunk_prepare's shared memory: q and k (PerKey: and G) until the Gram products are done, then A_kk, M, the
+// inversion's block products and T's diagonal blocks over them; then G (Scalar), beta and the norms.
+__host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
+  return max((per_key ? 3 : 2) * C * QS, 2 * C * MS + 7 * 256);
+}
+
+// One block per (chunk, value head): everything of a chunk that does not depend on the state. Scalar / None:
+// 69 KB of shared memory (three blocks per SM); PerKey: 103 KB (two).
+template <bool kSplit, bool kPerKey>
 __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
   extern __shared__ float4 sm4[];
   float* sm = reinterpret_cast<float*>(sm4);
   const int K = p.K, KT = p.KT, QS = p.QS;
   float* qb = sm;              // [C][QS] q
   float* kb = qb + C * QS;     // [C][QS] k
+  float* gb = kb + C * QS;     // [C][QS] PerKey: g, then G, the chunk-local cumsum over the rows of each channel
   float* akk = sm;             // [C][MS] A_kk (below the diagonal), over q
   float* mb = akk + C * MS;    // [C][MS] the packed M
   float* pb = mb + C * MS;     // [3][16][16] block products of the inversion
   float* td = pb + 3 * 256;    // [4][16][16] T's diagonal blocks, zeros above the diagonal included
-  float* gs = sm + prepare_tiles(QS);  // [C] G, the chunk-local cumsum of g
+  float* gs = sm + prepare_tiles(QS, kPerKey);  // [C] Scalar: G, the chunk-local cumsum of g
   float* bs = gs + C;          // [C] beta
   float* rq = bs + C;          // [C] scale / |q_i| (0 for padding rows)
   float* rk = rq + C;          // [C] 1 / |k_i|
@@ -141,19 +182,34 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
   const int64_t seq = p.chunk_seq[chunk];
   const int64_t tok0 = p.offsets[seq] + C * (chunk - p.seq_chunk0[seq]);
   const int L = int(min(int64_t(C), p.offsets[seq + 1] - tok0));
+  float* sc = p.scratch + (chunk * p.HV + hv) * p.sc_floats;
 
   load_qk<kThreads>(p, h, tok0, L, qb, kb);
+  if constexpr (kPerKey)  // padding rows: g = 0, so G stays G_{L-1}
+    load_tile<kThreads>(p.g + (tok0 * p.HV + hv) * K, int64_t(p.HV) * K, L, K, p.vec, gb, QS);
   cp_async_commit();
-  const int pad = KT - K;  // zero columns [K, KT) of q and k (contiguous rows of qb then kb)
-  for (int idx = tid; idx < 2 * C * pad; idx += kThreads) qb[(idx / pad) * QS + K + idx % pad] = 0.f;
+  const int pad = KT - K;  // zero columns [K, KT) of q, k (and g) (contiguous rows of qb, kb, gb)
+  for (int idx = tid; idx < (kPerKey ? 3 : 2) * C * pad; idx += kThreads) qb[(idx / pad) * QS + K + idx % pad] = 0.f;
   if (tid < C) {
     const int64_t t = tok0 + tid;
     bs[tid] = tid < L ? p.beta[t * p.HV + hv] : 0.f;
-    gs[tid] = tid < L && p.g ? p.g[t * p.HV + hv] : 0.f;  // padding rows: g = 0, so G stays G_{L-1}
+    if constexpr (!kPerKey) gs[tid] = tid < L && p.g ? p.g[t * p.HV + hv] : 0.f;  // padding rows: g = 0
   }
   cp_async_wait<0>();
   __syncthreads();
-  if (warp == 0) {  // inclusive scan of the 64 gates, two per lane
+  if constexpr (kPerKey) {  // G: inclusive scan down each channel, two halves of 32 rows, then the upper half's
+    if (tid < 2 * KT) {     // total added to the lower (KT <= 128: 2 KT <= kThreads)
+      const int x = tid % KT, r0 = 32 * (tid / KT);
+      float a = 0.f;
+      for (int r = r0; r < r0 + 32; ++r) gb[r * QS + x] = a += gb[r * QS + x];
+    }
+    __syncthreads();
+    if (tid >= KT && tid < 2 * KT) {
+      const int x = tid - KT;
+      const float base = gb[31 * QS + x];
+      for (int r = 32; r < C; ++r) gb[r * QS + x] += base;
+    }
+  } else if (warp == 0) {  // inclusive scan of the 64 gates, two per lane
     float a = gs[lane], b = gs[lane + 32];
     for (int d = 1; d < 32; d <<= 1) {
       const float ua = __shfl_up_sync(0xffffffffu, a, d), ub = __shfl_up_sync(0xffffffffu, b, d);
@@ -178,25 +234,59 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
   }
   __syncthreads();
 
-  // Gram products on the tensor cores: warps 0-3 K Kᵀ, warps 4-7 Q Kᵀ, 16 rows each, tiles on or left of the
-  // diagonal only; then the decay mask and the norms.
+  if constexpr (kPerKey) {  // the state pass's decayed operands and the per-channel decay of the state
+    float* tiles = sc + C * C + p.nf;  // q ⊙ e^G | k ⊙ e^G | k ⊙ e^{G_last - G}, [C][KT] each
+    for (int idx = tid; idx < C * KT; idx += kThreads) {
+      const int r = idx / KT, x = idx % KT;
+      const float G = gb[r * QS + x], eg = expf(G), ed = expf(gb[(C - 1) * QS + x] - G);
+      tiles[idx] = qb[r * QS + x] * eg;
+      tiles[C * KT + idx] = kb[r * QS + x] * eg;
+      tiles[2 * C * KT + idx] = kb[r * QS + x] * ed;
+    }
+    if (tid < KT) sc[C * C + 4 * C + tid] = expf(gb[(C - 1) * QS + tid]);
+  }
+
+  // Gram products on the tensor cores: warps 0-3 K Kᵀ, warps 4-7 Q Kᵀ, 16 rows each, tiles left of the diagonal
+  // (and, Scalar / None, on it); then the decay mask and the norms. PerKey: tile (i, j) of rows 16 mt.. and an
+  // earlier column j takes the decay through the block's first row r = 16 mt: (a_i ⊙ e^{G_i - G_r}) ·
+  // (k_j ⊙ e^{G_r - G_j}), both factors <= 1 (never e^{G_i} e^{-G_j}: that overflows); the diagonal blocks come
+  // element by element (diag_dots).
   {
     const int mt = warp & 3;
     const bool qk = warp >= 4;
-    float acc[8][4] = {};
-    mma_rows_bt<kSplit, 8>(acc, acc, (qk ? qb : kb) + 16 * mt * QS, QS, kb, QS, KT, 2 * mt + 2);
-    __syncthreads();  // q and k are read: A_kk and M go over them
+    const float* a = (qk ? qb : kb) + 16 * mt * QS;
+    float acc[8][4] = {}, diag[8];
+    if constexpr (kPerKey) {
+      const float* gr = gb + 16 * mt * QS;  // G of the reference row r
+      mma_rows_bt<kSplit, 8>(
+          acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * mt + r) * QS + x] - gr[x]); },
+          [&](int j, int x) { return kb[j * QS + x] * __expf(gr[x] - gb[j * QS + x]); }, KT, 2 * mt);
+      diag_dots(qb, kb, gb, QS, KT, diag);
+    } else {
+      mma_rows_bt<kSplit, 8>(
+          acc, acc, [&](int r, int x) { return a[r * QS + x]; }, [&](int j, int x) { return kb[j * QS + x]; }, KT,
+          2 * mt + 2);
+    }
+    __syncthreads();  // q, k (and G) are read: A_kk and M go over them
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt)
-      if (nt < 2 * mt + 2)
+      if (nt < 2 * mt + (kPerKey ? 0 : 2))
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int i = 16 * mt + gid + 8 * (e >> 1), j = 8 * nt + 2 * tig + (e & 1);
           if (j > i) continue;
-          const float x = acc[nt][e] * expf(gs[i] - gs[j]) * rk[j];  // masked before the exp: exponents <= 0
+          // masked before the exp: exponents <= 0
+          const float x = acc[nt][e] * (kPerKey ? 1.f : expf(gs[i] - gs[j])) * rk[j];
           if (qk) mb[j * MS + i] = x * rq[i];
           else akk[i * MS + j] = j < i ? x * bs[i] * rk[i] : 0.f;
         }
+    if constexpr (kPerKey)
+#pragma unroll
+      for (int t = 0; t < 8; ++t) {
+        const int i = warp + 8 * t, j = (i & ~15) + (lane & 15);
+        if (lane < 16) akk[i * MS + j] = j < i ? diag[t] * bs[i] * rk[i] * rk[j] : 0.f;
+        else if (j <= i) mb[j * MS + i] = diag[t] * rq[i] * rk[j];
+      }
   }
   __syncthreads();
 
@@ -239,14 +329,13 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
     __syncthreads();
   }
 
-  float* sc = p.scratch + (chunk * p.HV + hv) * kScratch;
   if (tid < C) {
-    const float G = gs[tid], GL = gs[C - 1];
-    sc[C * C + tid] = rq[tid] * expf(G);
-    sc[C * C + C + tid] = rk[tid] * expf(G);
-    sc[C * C + 2 * C + tid] = rk[tid] * expf(GL - G);
+    const float eg = kPerKey ? 1.f : expf(gs[tid]), ed = kPerKey ? 1.f : expf(gs[C - 1] - gs[tid]);
+    sc[C * C + tid] = rq[tid] * eg;
+    sc[C * C + C + tid] = rk[tid] * eg;
+    sc[C * C + 2 * C + tid] = rk[tid] * ed;
     sc[C * C + 3 * C + tid] = bs[tid];
-  } else if (tid < C + 8) {
+  } else if (!kPerKey && tid < C + 8) {
     sc[C * C + 4 * C + tid - C] = tid == C ? expf(gs[C - 1]) : 0.f;
   }
   for (int idx = tid; idx < C * C / 4; idx += kThreads) {
@@ -258,12 +347,15 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
 // One block per (sequence, value head, BV value columns), walking the sequence's chunks; the next chunk's
 // inputs stream into the other half of a double buffer (cp.async) while this one is computed. 16 warps: warp w
 // works on row tile w & 7 (of the state, or of k then q) and value columns [16 h, 16 h + 16), h = w >> 3.
-template <bool kSplit>
+// PerKey: q and k are the scratch's decayed tiles (q ⊙ e^G, k ⊙ e^G), and k ⊙ e^{G_last - G}, which only the
+// state update needs, comes into k's place once phase A is done with it (no room for a third tile per stage);
+// the state decays by e^{G_last} per channel (row).
+template <bool kSplit, bool kPerKey>
 __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
   extern __shared__ float4 sm4[];
   float* sm = reinterpret_cast<float*>(sm4);
   const int K = p.K, V = p.V, KT = p.KT, QS = p.QS;
-  const int stage_floats = 2 * C * QS + C * VS + C * MS + kFactors;  // q | k | v | M | factors
+  const int stage_floats = 2 * C * QS + C * VS + C * MS + p.nf;  // q | k | v | M | factors
   // The state tile [BV][QS], St[c][x] = state[hv][v0 + c][x], and V' [C][VS] as B operands: stored split
   // (tf32_split: hi and lo planes), once by the warp that computes them rather than by every warp that reads
   // them. V' goes over the chunk's q tile (done with after phase A) where that is large enough.
@@ -283,9 +375,15 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
     float* mb = vb + C * VS;
     const int64_t tok0 = off0 + C * (ch - ch0);
     const int L = int(min(int64_t(C), off1 - tok0));
-    load_qk<kStateThreads>(p, h, tok0, L, qb, qb + C * QS);
-    if (vn_in_q)  // V' of two chunks ago went over q's zero columns [K, KT)
-      for (int idx = tid; idx < C * (KT - K); idx += kStateThreads) qb[idx / (KT - K) * QS + K + idx % (KT - K)] = 0.f;
+    const float* sc = p.scratch + (ch * p.HV + hv) * p.sc_floats;
+    if constexpr (kPerKey) {  // whole tiles, zero-padded already
+      load_tile<kStateThreads>(sc + C * C + p.nf, KT, C, KT, true, qb, QS);
+      load_tile<kStateThreads>(sc + C * C + p.nf + C * KT, KT, C, KT, true, qb + C * QS, QS);
+    } else {
+      load_qk<kStateThreads>(p, h, tok0, L, qb, qb + C * QS);
+      if (vn_in_q)  // V' of two chunks ago went over q's zero columns [K, KT)
+        for (int idx = tid; idx < C * (KT - K); idx += kStateThreads) qb[idx / (KT - K) * QS + K + idx % (KT - K)] = 0.f;
+    }
     const int per_row = p.vec ? BV / 4 : BV, c = (p.vec ? 4 : 1) * (tid % per_row);  // kStateThreads % per_row == 0
     for (int r = tid / per_row; r < C; r += kStateThreads / per_row) {
       const bool ok = r < L && v0 + c < V;
@@ -293,17 +391,18 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
       if (p.vec) cp_async16(vb + r * VS + c, src, ok);
       else cp_async4(vb + r * VS + c, src, ok);
     }
-    const float* sc = p.scratch + (ch * p.HV + hv) * kScratch;
     for (int r = tid >> 4; r < C; r += kStateThreads / 16)
       cp_async16(mb + r * MS + 4 * (tid & 15), sc + r * C + 4 * (tid & 15), true);
-    if (tid < kFactors / 4) cp_async16(mb + C * MS + 4 * tid, sc + C * C + 4 * tid, true);
+    if (tid < p.nf / 4) cp_async16(mb + C * MS + 4 * tid, sc + C * C + 4 * tid, true);
     cp_async_commit();
   };
   if (ch0 < ch1) prefetch(ch0, 0);
-  const int pad = KT - K;  // columns [K, KT) of q and k in both stages stay zero: cp.async never writes them
-  for (int idx = tid; idx < 4 * C * pad; idx += kStateThreads) {
-    const int row = idx / pad, s = row / (2 * C);
-    sm[s * stage_floats + (row % (2 * C)) * QS + K + idx % pad] = 0.f;
+  if constexpr (!kPerKey) {  // columns [K, KT) of q and k in both stages stay zero: cp.async never writes them
+    const int pad = KT - K;   // (PerKey: it copies the scratch's zeros there)
+    for (int idx = tid; idx < 4 * C * pad; idx += kStateThreads) {
+      const int row = idx / pad, s = row / (2 * C);
+      sm[s * stage_floats + (row % (2 * C)) * QS + K + idx % pad] = 0.f;
+    }
   }
   float* St = reinterpret_cast<float*>(St_hi);  // plain float32 at the start and the end
   for (int idx = tid; idx < BV * KT; idx += kStateThreads) {
@@ -350,7 +449,7 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
     const float* mb = vb + C * VS;
     const float* fa_q = mb + C * MS;
     const float *fa_k = fa_q + C, *fd = fa_q + 2 * C, *fbeta = fa_q + 3 * C;
-    const float decay = fa_q[4 * C];
+    const float* decay = fa_q + 4 * C;  // e^{G_last}: [0] (Scalar), per key channel (PerKey)
     uint32_t* Vn_hi = vn_in_q ? reinterpret_cast<uint32_t*>(qb) : St_lo + BV * QS;
     uint32_t* Vn_lo = Vn_hi + C * VS;
 
@@ -391,6 +490,11 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
       }
     }
     __syncthreads();
+    if constexpr (kPerKey) {  // k ⊙ e^{G_last - G} into k's place, for phase C
+      load_tile<kStateThreads>(p.scratch + (ch * p.HV + hv) * p.sc_floats + C * C + p.nf + 2 * C * KT, KT, C, KT,
+                               true, kb, QS);
+      cp_async_commit();
+    }
 
     // B: V' = T Y (T unit lower triangular), warp: 16 rows x 8 columns (column tile w >> 2); the four warps of
     // a scheduler take the four row tiles (T's triangle makes the lower tiles dearer)
@@ -410,6 +514,7 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
         tf32_split<kSplit>(acc[0][e], Vn_hi[at], Vn_lo[at]);
       }
     }
+    if constexpr (kPerKey) cp_async_wait<0>();  // (the next chunk's prefetch too: issued before phase A)
     __syncthreads();
 
     // C: S <- e^{G_last} S + (K ⊙ d)ᵀ V' (this warp's state rows and columns), and the q warps:
@@ -419,7 +524,7 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
 #pragma unroll
       for (int u = 0; u < 2; ++u)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) sacc[u][e] *= decay;
+        for (int e = 0; e < 4; ++e) sacc[u][e] *= decay[kPerKey ? m0 + 8 * (e >> 1) : 0];
       mma_rows_vn<kSplit>(sacc, L,  // rows >= L of V' and d are zero
                           [&](int j0, int j1, float (&af)[4]) {
                             af[0] = kb[j0 * QS + m0] * fd[j0], af[1] = kb[j0 * QS + m0 + 8] * fd[j0];
@@ -462,21 +567,23 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
   }
 }
 
-size_t prepare_smem(const Params& p) { return sizeof(float) * (prepare_tiles(p.QS) + 4 * C); }
+size_t prepare_smem(const Params& p, bool per_key) { return sizeof(float) * (prepare_tiles(p.QS, per_key) + 4 * C); }
 size_t state_smem(const Params& p) {
-  return sizeof(float) * (2 * (2 * C * p.QS + C * VS + C * MS + kFactors) + 2 * BV * p.QS + (p.QS >= 2 * VS ? 0 : 2 * C * VS));
+  return sizeof(float) * (2 * (2 * C * p.QS + C * VS + C * MS + p.nf) + 2 * BV * p.QS + (p.QS >= 2 * VS ? 0 : 2 * C * VS));
 }
 
-template <bool kSplit>
+template <bool kSplit, bool kPerKey>
 void launch(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stream) {
-  const size_t smem1 = prepare_smem(p), smem2 = state_smem(p);
-  cuda_check(cudaFuncSetAttribute(chunk_prepare<kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem1)),
+  const size_t smem1 = prepare_smem(p, kPerKey), smem2 = state_smem(p);
+  cuda_check(cudaFuncSetAttribute(chunk_prepare<kSplit, kPerKey>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  int(smem1)),
              "chunk_prepare shared memory");
-  cuda_check(cudaFuncSetAttribute(chunk_state_pass<kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem2)),
+  cuda_check(cudaFuncSetAttribute(chunk_state_pass<kSplit, kPerKey>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  int(smem2)),
              "chunk_state_pass shared memory");
-  chunk_prepare<kSplit><<<dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream>>>(p);
+  chunk_prepare<kSplit, kPerKey><<<dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream>>>(p);
   check_launch("chunk_prepare");
-  chunk_state_pass<kSplit>
+  chunk_state_pass<kSplit, kPerKey>
       <<<dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kStateThreads, smem2, stream>>>(p);
   check_launch("chunk_state_pass");
 }
@@ -486,14 +593,13 @@ bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 =
 }  // namespace
 
 bool delta_rule_prefill_supported(const DeltaRuleShape& s) {
-  return s.decay != DeltaDecay::PerKey && s.K > 0 && s.K <= kMaxK && s.K % 4 == 0 && s.V > 0 && s.V <= kMaxV &&
-         s.H > 0 && s.HV % s.H == 0;
+  return s.K > 0 && s.K <= kMaxK && s.K % 4 == 0 && s.V > 0 && s.V <= kMaxV && s.H > 0 && s.HV % s.H == 0;
 }
 
 void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std::span<const int64_t> offsets,
                         SlotPool state, const int32_t* slots, float* o, cudaStream_t stream, PrefillMath math) {
   LINFER_CUDA_CHECK(delta_rule_prefill_supported(s), "cuda delta_rule_prefill: unsupported shape H = ", s.H,
-                    ", HV = ", s.HV, ", K = ", s.K, ", V = ", s.V, " (needs decay None or Scalar, K <= ", kMaxK,
+                    ", HV = ", s.HV, ", K = ", s.K, ", V = ", s.V, " (needs K <= ", kMaxK,
                     " and a multiple of 4, V <= ", kMaxV, ", HV a multiple of H)");
   LINFER_CUDA_CHECK(!offsets.empty() && offsets[0] == 0, "cuda delta_rule_prefill: offsets must start at 0");
   const int64_t n = int64_t(offsets.size()) - 1;
@@ -522,7 +628,10 @@ void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std:
   p.ks = in.k_stride ? in.k_stride : s.H * s.K;
   p.vs = in.v_stride ? in.v_stride : s.HV * s.V;
   p.vec = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && p.qs % 4 == 0 && p.ks % 4 == 0 && p.vs % 4 == 0 &&
-          p.V % 4 == 0;
+          p.V % 4 == 0 && (s.decay != DeltaDecay::PerKey || aligned16(p.g));
+  const bool per_key = s.decay == DeltaDecay::PerKey;
+  p.nf = per_key ? 4 * C + p.KT : kScalarFactors;
+  p.sc_floats = C * C + p.nf + (per_key ? 3 * C * p.KT : 0);
   p.o = o, p.state = state, p.slots = slots;
 
   int64_t* d_table = nullptr;
@@ -531,13 +640,13 @@ void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std:
   // pageable source: staged before the call returns, so `table` may go out of scope
   cuda_check(cudaMemcpyAsync(d_table, table.data(), table.size() * sizeof(int64_t), cudaMemcpyHostToDevice, stream),
              "upload of the chunk table");
-  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&p.scratch), size_t(n_chunks * s.HV * kScratch) * sizeof(float),
+  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&p.scratch), size_t(n_chunks * s.HV * p.sc_floats) * sizeof(float),
                              stream),
              "cudaMallocAsync (delta_rule_prefill scratch)");
   p.offsets = d_table, p.seq_chunk0 = d_table + n + 1, p.chunk_seq = d_table + 2 * (n + 1);
 
-  if (math == PrefillMath::Tf32x3) launch<true>(p, n, n_chunks, stream);
-  else launch<false>(p, n, n_chunks, stream);
+  if (math == PrefillMath::Tf32x3) per_key ? launch<true, true>(p, n, n_chunks, stream) : launch<true, false>(p, n, n_chunks, stream);
+  else per_key ? launch<false, true>(p, n, n_chunks, stream) : launch<false, false>(p, n, n_chunks, stream);
   cuda_check(cudaFreeAsync(p.scratch, stream), "cudaFreeAsync (delta_rule_prefill scratch)");
   cuda_check(cudaFreeAsync(d_table, stream), "cudaFreeAsync (delta_rule_prefill chunk table)");
 }

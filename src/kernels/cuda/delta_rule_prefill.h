@@ -1,5 +1,5 @@
 #pragma once
-// Chunked prefill of the delta rule (DeltaNet, GDN) on the GPU, over packed variable-length sequences with
+// Chunked prefill of the delta rule (DeltaNet, GDN, KDA) on the GPU, over packed variable-length sequences with
 // their float32 states in a slot pool (kernels/cuda/slot_pool.h, the decode kernel's layout [HV, V, K]).
 // Same recurrence and arguments as kernels/cpu/delta_rule.h's delta_rule_prefill (q, k, v, beta and the
 // log decay g already final: no conv, no gate maths, no norm here). Chunks of 64 tokens in the WY/UT form of
@@ -11,19 +11,29 @@
 //             A_qk = q̂_i·k̂_j e^{G_i-G_j} (j <= i), T by 16x16 blocks (forward substitution on the diagonal
 //             blocks, then block products); T and A_qk packed in one 64x64 tile plus per-row factors
 //             (17 KB of scratch per chunk and value head)
+//             KDA (decay per key channel, g [T, HV, K]): G is a cumsum down each channel, so the decay between
+//             tokens j <= i is e^{G_i - G_j} per channel inside the dot product: an off-diagonal 16x16 block
+//             (rows in sub-block b, columns in an earlier one) is a tensor-core product of (q | k)_i ⊙ e^{G_i - G_r}
+//             and k_j ⊙ e^{G_r - G_j} with r the first row of b (both factors <= 1; e^{G_i} e^{-G_j} would
+//             overflow, a chunk's decay reaching e^-300), the diagonal blocks element by element; the state
+//             pass's operands q ⊙ e^G, k ⊙ e^G, k ⊙ e^{G_last - G} go to the scratch too (+96 KB per chunk and
+//             value head at K = 128), and the norms stay row factors
 //   state     one block of 16 warps per (sequence, value head, 32 value columns), walking the sequence's chunks
 //             with its state tile in registers (mma accumulators, a 16x16 piece per warp: 4 warps per scheduler
 //             hide the latency of the dependent products) and shared memory, the next chunk's q, k, v tile and
 //             scratch streaming in (cp.async, double buffer) meanwhile: Y = β (v - a_k ⊙ (k S)), V' = T Y,
 //             O = a_q ⊙ (q S) + A_qk V', S <- e^{G_last} S + (k ⊙ d)ᵀ V', every product on the tensor cores
 //             (the norms and gates as row factors a_q, a_k, d, so q, k, v are used as they come); S and V',
-//             which every warp reads, are kept in shared memory already split into TF32 parts
+//             which every warp reads, are kept in shared memory already split into TF32 parts. KDA: q and k are
+//             the scratch's decayed tiles, k ⊙ e^{G_last - G} replaces k's tile after the first products, and
+//             S decays by e^{G_last} per key channel
 //
 // The products are TF32 mma.sync (m16n8k8) with float32 accumulation: by default 3xTF32 (each operand a TF32
 // high part plus a TF32 remainder, three products), which matches float32 arithmetic (‖Δ‖/‖ref‖ ~1e-6 against
 // the float64 reference); PrefillMath::Tf32, one product, is ~1.2x faster end to end but ~4e-4 off, which
 // the Qwen3-Next golden fixtures amplify to 0.3 relative in the logits (H200, 2026-12-02): not for models.
-// Speed and the split between the two launches: docs/benchmarks.md, "GPU chunked GDN prefill".
+// Speed and the split between the two launches: docs/benchmarks.md, "GPU chunked GDN prefill" (and its KDA
+// table).
 // The scratch is taken with cudaMallocAsync on the stream and freed on it. `offsets` are on the host; every
 // other pointer is device memory.
 //
@@ -43,11 +53,13 @@ namespace linfer::kernels::cuda {
 // (10-bit mantissas), or 3xTF32 (high + low TF32 parts, three products: float32-grade sums, 3x the tensor work).
 enum class PrefillMath { Tf32, Tf32x3 };
 
-// Whether delta_rule_prefill takes this shape: decay None or Scalar, K <= 128 and a multiple of 4, V <= 256.
+// Whether delta_rule_prefill takes this shape: any decay (None, Scalar, PerKey), K <= 128 and a multiple of 4,
+// V <= 256, HV a multiple of H.
 bool delta_rule_prefill_supported(const DeltaRuleShape& shape);
 
 // Sequence i owns tokens [offsets[i], offsets[i+1]) of `in` and the state at state.base + slots[i] *
-// state.slot_stride, updated in place. o: [T, HV, V]. beta, g dense [T, HV]. Throws linfer::Error on an
+// state.slot_stride, updated in place. o: [T, HV, V]. beta dense [T, HV]; g dense [T, HV] (Scalar) or
+// [T, HV, K] (PerKey), null for None. Throws linfer::Error on an
 // unsupported shape or bad arguments, before touching the device.
 void delta_rule_prefill(const DeltaRuleShape& shape, const DeltaRuleInputs& in, std::span<const int64_t> offsets,
                         SlotPool state, const int32_t* slots, float* o, cudaStream_t stream,

@@ -127,29 +127,40 @@ __device__ inline void mma_rows_bt(float (&acc)[NT][4], float (&lo)[NT][4], AAt&
 
 // PerKey: A_kk's and A_qk's dot products on the diagonal 16x16 blocks, element by element (a decay reference
 // inside a block could overflow: per-token decay is unbounded): for row i and j <= i in i's block,
-// sum_x k_{j,x} e^{G_{i,x} - G_{j,x}} k_{i,x} (lanes < 16) or q_{i,x} (lanes >= 16), every exponent <= 0. Warp w:
-// rows i = w + 8 t; lane: column j = the block's first + (lane & 15), and every other group of 4 channels
+// sum_x k_{j,x} P_{ij,x} k_{i,x} (lanes < 16) or q_{i,x} (lanes >= 16), with P_ij = e^{G_i - G_j} built as the
+// running product of the per-token decays a_t = e^{g_t} <= 1 (ab: a [C][QS]) down the block from row j: no exp
+// per pair. Warp w: block b = w / 2, rows 16 b + 8 RH .. + 8 (RH = w & 1: the lower half runs the products
+// through the upper half's rows first); lane: column j = 16 b + (lane & 15), and every other group of 4 channels
 // (lane >> 4; the halves meet by a shuffle). Lanes whose j > i compute a value nobody uses.
-__device__ inline void diag_dots(const float* qb, const float* kb, const float* gb, int QS, int KT, float (&res)[8]) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, xh = lane >> 4;
+template <int RH>
+__device__ inline void diag_dots(const float* qb, const float* kb, const float* ab, int QS, int KT, float (&res)[8]) {
+  const int lane = threadIdx.x & 31, jl = lane & 15, b0 = 16 * (threadIdx.x >> 6), xh = lane >> 4;
+  float sq[8] = {}, sk[8] = {};
+  for (int x = 4 * xh; x < KT; x += 8) {
+    const float4 kj = *reinterpret_cast<const float4*>(kb + (b0 + jl) * QS + x);
+    float4 P = make_float4(1.f, 1.f, 1.f, 1.f);
 #pragma unroll
-  for (int t = 0; t < 8; ++t) {
-    const int i = warp + 8 * t, j = (i & ~15) + (lane & 15);
-    float sq = 0.f, sk = 0.f;
-    for (int x = 4 * xh; x < KT; x += 8) {
-      const float4 qi = *reinterpret_cast<const float4*>(qb + i * QS + x);
-      const float4 ki = *reinterpret_cast<const float4*>(kb + i * QS + x);
-      const float4 gi = *reinterpret_cast<const float4*>(gb + i * QS + x);
-      const float4 kj = *reinterpret_cast<const float4*>(kb + j * QS + x);
-      const float4 gj = *reinterpret_cast<const float4*>(gb + j * QS + x);
-      const float e0 = kj.x * __expf(fminf(gi.x - gj.x, 0.f)), e1 = kj.y * __expf(fminf(gi.y - gj.y, 0.f));
-      const float e2 = kj.z * __expf(fminf(gi.z - gj.z, 0.f)), e3 = kj.w * __expf(fminf(gi.w - gj.w, 0.f));
-      sq = fmaf(qi.x, e0, fmaf(qi.y, e1, fmaf(qi.z, e2, fmaf(qi.w, e3, sq))));
-      sk = fmaf(ki.x, e0, fmaf(ki.y, e1, fmaf(ki.z, e2, fmaf(ki.w, e3, sk))));
+    for (int il = 0; il < 8 * RH + 8; ++il) {
+      const float4 a = *reinterpret_cast<const float4*>(ab + (b0 + il) * QS + x);
+      const bool start = il == jl;
+      P.x = start ? 1.f : P.x * a.x, P.y = start ? 1.f : P.y * a.y;
+      P.z = start ? 1.f : P.z * a.z, P.w = start ? 1.f : P.w * a.w;
+      if (il >= 8 * RH) {
+        const float4 qi = *reinterpret_cast<const float4*>(qb + (b0 + il) * QS + x);
+        const float4 ki = *reinterpret_cast<const float4*>(kb + (b0 + il) * QS + x);
+        const float t0 = kj.x * P.x, t1 = kj.y * P.y, t2 = kj.z * P.z, t3 = kj.w * P.w;
+        float& q = sq[il - 8 * RH];
+        float& k = sk[il - 8 * RH];
+        q = fmaf(qi.x, t0, fmaf(qi.y, t1, fmaf(qi.z, t2, fmaf(qi.w, t3, q))));
+        k = fmaf(ki.x, t0, fmaf(ki.y, t1, fmaf(ki.z, t2, fmaf(ki.w, t3, k))));
+      }
     }
-    sq += __shfl_xor_sync(0xffffffffu, sq, 16);
-    sk += __shfl_xor_sync(0xffffffffu, sk, 16);
-    res[t] = xh ? sq : sk;
+  }
+#pragma unroll
+  for (int r = 0; r < 8; ++r) {
+    sq[r] += __shfl_xor_sync(0xffffffffu, sq[r], 16);
+    sk[r] += __shfl_xor_sync(0xffffffffu, sk[r], 16);
+    res[r] = xh ? sq[r] : sk[r];
   }
 }
 
@@ -162,13 +173,13 @@ __host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
 // One block per (chunk, value head): everything of a chunk that does not depend on the state. Scalar / None:
 // 69 KB of shared memory (three blocks per SM); PerKey: 103 KB (two).
 template <bool kSplit, bool kPerKey>
-__global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
+__global__ void __launch_bounds__(kThreads, kPerKey ? 2 : 3) chunk_prepare(Params p) {
   extern __shared__ float4 sm4[];
   float* sm = reinterpret_cast<float*>(sm4);
   const int K = p.K, KT = p.KT, QS = p.QS;
   float* qb = sm;              // [C][QS] q
   float* kb = qb + C * QS;     // [C][QS] k
-  float* gb = kb + C * QS;     // [C][QS] PerKey: g, then G, the chunk-local cumsum over the rows of each channel
+  float* gb = kb + C * QS;     // [C][QS] PerKey: g, then G, the chunk-local cumsum down each channel, then e^{g}
   float* akk = sm;             // [C][MS] A_kk (below the diagonal), over q
   float* mb = akk + C * MS;    // [C][MS] the packed M
   float* pb = mb + C * MS;     // [3][16][16] block products of the inversion
@@ -238,7 +249,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
     float* tiles = sc + C * C + p.nf;  // q ⊙ e^G | k ⊙ e^G | k ⊙ e^{G_last - G}, [C][KT] each
     for (int idx = tid; idx < C * KT; idx += kThreads) {
       const int r = idx / KT, x = idx % KT;
-      const float G = gb[r * QS + x], eg = expf(G), ed = expf(gb[(C - 1) * QS + x] - G);
+      const float G = gb[r * QS + x], eg = __expf(G), ed = __expf(gb[(C - 1) * QS + x] - G);
       tiles[idx] = qb[r * QS + x] * eg;
       tiles[C * KT + idx] = kb[r * QS + x] * eg;
       tiles[2 * C * KT + idx] = kb[r * QS + x] * ed;
@@ -258,10 +269,23 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
     float acc[8][4] = {}, diag[8];
     if constexpr (kPerKey) {
       const float* gr = gb + 16 * mt * QS;  // G of the reference row r
-      mma_rows_bt<kSplit, 8>(
-          acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * mt + r) * QS + x] - gr[x]); },
-          [&](int j, int x) { return kb[j * QS + x] * __expf(gr[x] - gb[j * QS + x]); }, KT, 2 * mt);
-      diag_dots(qb, kb, gb, QS, KT, diag);
+      if (mt > 0)
+        mma_rows_bt<kSplit, 8>(
+            acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * mt + r) * QS + x] - gr[x]); },
+            [&](int j, int x) { return kb[j * QS + x] * __expf(gr[x] - gb[j * QS + x]); }, KT, 2 * mt);
+      // G -> e^{g} in place, a thread per channel and half: the half's first row needs the G above it
+      const int x = tid % KT, r0 = 32 * (tid / KT);
+      float prev = tid < 2 * KT && r0 > 0 ? gb[(r0 - 1) * QS + x] : 0.f;
+      __syncthreads();
+      if (tid < 2 * KT)
+        for (int r = r0; r < r0 + 32; ++r) {
+          const float G = gb[r * QS + x];
+          gb[r * QS + x] = __expf(G - prev);
+          prev = G;
+        }
+      __syncthreads();
+      if (warp & 1) diag_dots<1>(qb, kb, gb, QS, KT, diag);
+      else diag_dots<0>(qb, kb, gb, QS, KT, diag);
     } else {
       mma_rows_bt<kSplit, 8>(
           acc, acc, [&](int r, int x) { return a[r * QS + x]; }, [&](int j, int x) { return kb[j * QS + x]; }, KT,
@@ -283,7 +307,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_prepare(Params p) {
     if constexpr (kPerKey)
 #pragma unroll
       for (int t = 0; t < 8; ++t) {
-        const int i = warp + 8 * t, j = (i & ~15) + (lane & 15);
+        const int i = 8 * warp + t, j = (i & ~15) + (lane & 15);
         if (lane < 16) akk[i * MS + j] = j < i ? diag[t] * bs[i] * rk[i] * rk[j] : 0.f;
         else if (j <= i) mb[j * MS + i] = diag[t] * rq[i] * rk[j];
       }

@@ -247,13 +247,18 @@ __global__ void __launch_bounds__(kThreads, kPerKey ? 2 : 3) chunk_prepare(Param
 
   if constexpr (kPerKey) {  // the state pass's decayed operands and the per-channel decay of the state
     float* tiles = sc + C * C + p.nf;  // q ⊙ e^G | k ⊙ e^G | k ⊙ e^{G_last - G}, [C][KT] each
-    for (int idx = tid; idx < C * KT; idx += kThreads) {
-      const int r = idx / KT, x = idx % KT;
-      const float G = gb[r * QS + x], eg = __expf(G), ed = __expf(gb[(C - 1) * QS + x] - G);
-      tiles[idx] = qb[r * QS + x] * eg;
-      tiles[C * KT + idx] = kb[r * QS + x] * eg;
-      tiles[2 * C * KT + idx] = kb[r * QS + x] * ed;
-    }
+    auto at = [](const float* b, int i) { return *reinterpret_cast<const float4*>(b + i); };
+    for (int r = warp; r < C; r += kThreads / 32)  // a warp per row, 4 channels per lane
+      for (int x = 4 * lane; x < KT; x += 128) {
+        const float4 G = at(gb, r * QS + x), GL = at(gb, (C - 1) * QS + x), q = at(qb, r * QS + x),
+                     k = at(kb, r * QS + x);
+        const float4 eg = make_float4(__expf(G.x), __expf(G.y), __expf(G.z), __expf(G.w));
+        const float4 ed = make_float4(__expf(GL.x - G.x), __expf(GL.y - G.y), __expf(GL.z - G.z), __expf(GL.w - G.w));
+        float* t = tiles + r * KT + x;
+        *reinterpret_cast<float4*>(t) = make_float4(q.x * eg.x, q.y * eg.y, q.z * eg.z, q.w * eg.w);
+        *reinterpret_cast<float4*>(t + C * KT) = make_float4(k.x * eg.x, k.y * eg.y, k.z * eg.z, k.w * eg.w);
+        *reinterpret_cast<float4*>(t + 2 * C * KT) = make_float4(k.x * ed.x, k.y * ed.y, k.z * ed.z, k.w * ed.w);
+      }
     if (tid < KT) sc[C * C + 4 * C + tid] = expf(gb[(C - 1) * QS + tid]);
   }
 
@@ -593,7 +598,8 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
 
 size_t prepare_smem(const Params& p, bool per_key) { return sizeof(float) * (prepare_tiles(p.QS, per_key) + 4 * C); }
 size_t state_smem(const Params& p) {
-  return sizeof(float) * (2 * (2 * C * p.QS + C * VS + C * MS + p.nf) + 2 * BV * p.QS + (p.QS >= 2 * VS ? 0 : 2 * C * VS));
+  return sizeof(float) *
+         (2 * (2 * C * p.QS + C * VS + C * MS + p.nf) + 2 * BV * p.QS + (p.QS >= 2 * VS ? 0 : 2 * C * VS));
 }
 
 template <bool kSplit, bool kPerKey>
@@ -664,13 +670,14 @@ void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std:
   // pageable source: staged before the call returns, so `table` may go out of scope
   cuda_check(cudaMemcpyAsync(d_table, table.data(), table.size() * sizeof(int64_t), cudaMemcpyHostToDevice, stream),
              "upload of the chunk table");
-  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&p.scratch), size_t(n_chunks * s.HV * p.sc_floats) * sizeof(float),
-                             stream),
+  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&p.scratch),
+                             size_t(n_chunks * s.HV * p.sc_floats) * sizeof(float), stream),
              "cudaMallocAsync (delta_rule_prefill scratch)");
   p.offsets = d_table, p.seq_chunk0 = d_table + n + 1, p.chunk_seq = d_table + 2 * (n + 1);
 
-  if (math == PrefillMath::Tf32x3) per_key ? launch<true, true>(p, n, n_chunks, stream) : launch<true, false>(p, n, n_chunks, stream);
-  else per_key ? launch<false, true>(p, n, n_chunks, stream) : launch<false, false>(p, n, n_chunks, stream);
+  const bool x3 = math == PrefillMath::Tf32x3;
+  if (per_key) x3 ? launch<true, true>(p, n, n_chunks, stream) : launch<false, true>(p, n, n_chunks, stream);
+  else x3 ? launch<true, false>(p, n, n_chunks, stream) : launch<false, false>(p, n, n_chunks, stream);
   cuda_check(cudaFreeAsync(p.scratch, stream), "cudaFreeAsync (delta_rule_prefill scratch)");
   cuda_check(cudaFreeAsync(d_table, stream), "cudaFreeAsync (delta_rule_prefill chunk table)");
 }

@@ -116,6 +116,8 @@ BENCHMARK(BM_Gemv_bf16)
     ->Args({4096, 4096, 1})
     ->Args({2048, 8192, 1})
     ->Args({8192, 2048, 1})
+    ->Args({4096, 1024, 1})  // a 1024-wide model's projections (the random kimi / qwen3next shapes)
+    ->Args({3328, 768, 1})   // mamba2 130M's in_proj
     ->Args({4096, 4096, 0})
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMicrosecond);
@@ -183,6 +185,7 @@ void BM_GemvVsGemm_bf16(benchmark::State& st) {
 BENCHMARK(BM_GemvVsGemm_bf16)
     ->ArgNames({"M", "N", "K", "gemv"})
     ->ArgsProduct({{1, 8, 32, 48, 64}, {4096}, {4096}, {0, 1}})
+    ->ArgsProduct({{2, 4, 8}, {4096}, {1024}, {1}})  // batched decode of a 1024-wide model
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -53,7 +53,8 @@ TEST_P(MatmulPath, BlockEdges) {
 // it gets alone: a row's sums never depend on the other rows of the call.
 TEST_P(MatmulPath, DecodeRowsDoNotDependOnTheBatch) {
   std::mt19937 rng(11);
-  const int64_t N = 65, K = 257;
+  const int64_t N = 65;
+  for (int64_t K : {257, 2600})  // short rows (one weight row at a time, two chains) and long ones
   for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
     auto wv = store_as(dt, random_vec(rng, size_t(N * K), 0.1f));
     TensorView w(wv.bytes.data(), dt, {N, K});
@@ -64,7 +65,7 @@ TEST_P(MatmulPath, DecodeRowsDoNotDependOnTheBatch) {
       for (int64_t m = 0; m < M; ++m) {
         kernels::matmul(x.data() + m * K, 1, w, nullptr, one.data(), path());
         ASSERT_EQ(std::vector<float>(batch.begin() + m * N, batch.begin() + (m + 1) * N), one)
-            << dtype_name(dt) << " M=" << M << " row " << m;
+            << dtype_name(dt) << " K=" << K << " M=" << M << " row " << m;
       }
     }
   }

@@ -309,6 +309,9 @@ void CudaBackend::mamba2_ssd(const kernels::Mamba2Dims& dims, const Mamba2Gates&
                                  .x_stride = io.x.ld, .dt_stride = io.dt.ld, .B_stride = io.B.ld, .C_stride = io.C.ld};
   };
   if (seqs.decode) return kc::mamba2_decode(dims, params, inputs_at(0), pool(S), S.slots, seqs.n(), io.y.p, stream_);
+  // Prefill: the chunked kernel where it takes the shape (N <= 128, P <= 256), else token by token.
+  if (kc::mamba2_prefill_supported(dims))
+    return kc::mamba2_prefill(dims, params, inputs_at(0), seqs.offsets, pool(S), S.slots, io.y.p, stream_);
   for (int64_t i = 0; i < seqs.n(); ++i)
     for (int64_t t = seqs.offsets[i]; t < seqs.offsets[i + 1]; ++t)
       kc::mamba2_decode(dims, params, inputs_at(t), pool(S), S.slots + i, 1, io.y.row(t), stream_);

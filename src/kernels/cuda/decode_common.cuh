@@ -51,6 +51,10 @@ inline bool vec4_ok(int64_t K, const SlotPool& p) {
 }
 
 __device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }  // torch's threshold
+// Mamba2's step size from the raw projection (decode and chunked prefill): clamp(softplus(raw + bias), lo, hi)
+__device__ __forceinline__ float mamba2_dt(float raw, float bias, float lo, float hi) {
+  return fminf(fmaxf(softplus(raw + bias), lo), hi);
+}
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ __forceinline__ float silu(float x) { return x * sigmoid(x); }
 

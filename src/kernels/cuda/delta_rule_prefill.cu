@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/decode_common.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
 
 namespace linfer::kernels::cuda {
@@ -33,6 +34,10 @@ constexpr int VS = BV + 8;  // [C][BV] tiles
 //                    (every exponent <= 0), the state pass's operands in place of q and k
 constexpr int kScalarFactors = 4 * C + 8;
 
+// The recurrence a launch runs: the delta rule with a scalar (or no) decay, with a decay per key channel, or
+// Mamba2's SSD (scalar decay, no delta correction: T = I, V' = dt x, gates from the raw dt, the D x skip).
+enum class Rule { Scalar, PerKey, Ssd };
+
 struct Params {
   int H, HV, K, V, group;
   int KT, QS;  // K rounded up to 16 (zero-padded); row stride of the q / k tiles and of the state tile
@@ -49,6 +54,10 @@ struct Params {
   float* o;
   SlotPool state;
   const int32_t* slots;
+  // Ssd: g = dt · -exp(A_log), beta = dt with dt = clamp(softplus(dt_raw + dt_bias), dt_min, dt_max); o += D v
+  const float *dt_raw, *A_log, *dt_bias, *D;  // dt_raw [T] rows of stride dts; the others [HV], D may be null
+  int64_t dts;
+  float dt_min, dt_max;
 };
 
 __device__ inline float warp_sum(float x) {
@@ -172,8 +181,9 @@ __host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
 
 // One block per (chunk, value head): everything of a chunk that does not depend on the state. Scalar / None:
 // 69 KB of shared memory (three blocks per SM); PerKey: 103 KB (two).
-template <bool kSplit, bool kPerKey>
-__global__ void __launch_bounds__(kThreads, kPerKey ? 2 : 3) chunk_prepare(Params p) {
+template <bool kSplit, Rule kRule>
+__global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk_prepare(Params p) {
+  constexpr bool kPerKey = kRule == Rule::PerKey, kSsd = kRule == Rule::Ssd;
   extern __shared__ float4 sm4[];
   float* sm = reinterpret_cast<float*>(sm4);
   const int K = p.K, KT = p.KT, QS = p.QS;
@@ -203,8 +213,14 @@ __global__ void __launch_bounds__(kThreads, kPerKey ? 2 : 3) chunk_prepare(Param
   for (int idx = tid; idx < (kPerKey ? 3 : 2) * C * pad; idx += kThreads) qb[(idx / pad) * QS + K + idx % pad] = 0.f;
   if (tid < C) {
     const int64_t t = tok0 + tid;
-    bs[tid] = tid < L ? p.beta[t * p.HV + hv] : 0.f;
-    if constexpr (!kPerKey) gs[tid] = tid < L && p.g ? p.g[t * p.HV + hv] : 0.f;  // padding rows: g = 0
+    if constexpr (kSsd) {  // padding rows: dt = 0, so g = 0 and beta = 0
+      const float dt = tid < L ? detail::mamba2_dt(p.dt_raw[t * p.dts + hv], p.dt_bias[hv], p.dt_min, p.dt_max) : 0.f;
+      bs[tid] = dt;
+      gs[tid] = dt * -expf(p.A_log[hv]);
+    } else {
+      bs[tid] = tid < L ? p.beta[t * p.HV + hv] : 0.f;
+      if constexpr (!kPerKey) gs[tid] = tid < L && p.g ? p.g[t * p.HV + hv] : 0.f;  // padding rows: g = 0
+    }
   }
   cp_async_wait<0>();
   __syncthreads();
@@ -266,7 +282,7 @@ __global__ void __launch_bounds__(kThreads, kPerKey ? 2 : 3) chunk_prepare(Param
   // (and, Scalar / None, on it); then the decay mask and the norms. PerKey: tile (i, j) of rows 16 mt.. and an
   // earlier column j takes the decay through the block's first row r = 16 mt: (a_i ⊙ e^{G_i - G_r}) ·
   // (k_j ⊙ e^{G_r - G_j}), both factors <= 1 (never e^{G_i} e^{-G_j}: that overflows); the diagonal blocks come
-  // element by element (diag_dots).
+  // element by element (diag_dots). Ssd: no A_kk, so warps 0-3 skip their product.
   {
     const int mt = warp & 3;
     const bool qk = warp >= 4;
@@ -291,7 +307,7 @@ __global__ void __launch_bounds__(kThreads, kPerKey ? 2 : 3) chunk_prepare(Param
       __syncthreads();
       if (warp & 1) diag_dots<1>(qb, kb, gb, QS, KT, diag);
       else diag_dots<0>(qb, kb, gb, QS, KT, diag);
-    } else {
+    } else if (!kSsd || qk) {
       mma_rows_bt<kSplit, 8>(
           acc, acc, [&](int r, int x) { return a[r * QS + x]; }, [&](int j, int x) { return kb[j * QS + x]; }, KT,
           2 * mt + 2);
@@ -320,8 +336,8 @@ __global__ void __launch_bounds__(kThreads, kPerKey ? 2 : 3) chunk_prepare(Param
   __syncthreads();
 
   // T = (I + A_kk)^-1 by 16x16 blocks: the four diagonal blocks by forward substitution (a thread per column),
-  // then T_ij = -T_ii sum_{j <= m < i} A_im T_mj, one block distance at a time.
-  if (tid < C) {
+  // then T_ij = -T_ii sum_{j <= m < i} A_im T_mj, one block distance at a time. Ssd: T = I, never read.
+  if (!kSsd && tid < C) {
     const int o = 16 * (tid >> 4), c = tid & 15;
     float x[16];
 #pragma unroll
@@ -335,7 +351,7 @@ __global__ void __launch_bounds__(kThreads, kPerKey ? 2 : 3) chunk_prepare(Param
     }
   }
   __syncthreads();
-  for (int d = 1; d < 4; ++d) {
+  for (int d = 1; d < (kSsd ? 1 : 4); ++d) {
     for (int e = tid; e < (4 - d) * 256; e += kThreads) {
       const int i = d + (e >> 8), j = i - d, r = (e >> 4) & 15, c = e & 15;
       const float* arow = akk + (16 * i + r) * MS;
@@ -378,9 +394,11 @@ __global__ void __launch_bounds__(kThreads, kPerKey ? 2 : 3) chunk_prepare(Param
 // works on row tile w & 7 (of the state, or of k then q) and value columns [16 h, 16 h + 16), h = w >> 3.
 // PerKey: q and k are the scratch's decayed tiles (q ⊙ e^G, k ⊙ e^G), and k ⊙ e^{G_last - G}, which only the
 // state update needs, comes into k's place once phase A is done with it (no room for a third tile per stage);
-// the state decays by e^{G_last} per channel (row).
-template <bool kSplit, bool kPerKey>
+// the state decays by e^{G_last} per channel (row). Ssd: no k S (the k warps idle in phase A), V' = dt v,
+// and the output adds D v.
+template <bool kSplit, Rule kRule>
 __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
+  constexpr bool kPerKey = kRule == Rule::PerKey, kSsd = kRule == Rule::Ssd;
   extern __shared__ float4 sm4[];
   float* sm = reinterpret_cast<float*>(sm4);
   const int K = p.K, V = p.V, KT = p.KT, QS = p.QS;
@@ -460,6 +478,7 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
   // q row tile of warps 4-7 and 12-15 (phase A's q S, phase C's output): warps w and w + 8 share a scheduler
   // and take tiles m and 3 - m, so that A_qk's triangle costs every scheduler the same
   const int mq = half ? 7 - rt : rt - 4;
+  const float skip = kSsd && p.D ? p.D[hv] : 0.f;
 
   for (int64_t ch = ch0; ch < ch1; ++ch) {
     const int s = int((ch - ch0) & 1);
@@ -485,7 +504,7 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
     // A: warps with rt < 4 Y = beta (v - a_k (k S)) for k rows 16 rt, the others the inter-chunk output
     // a_q (q S) for q rows 16 mq; 16 rows x 16 columns each
     float oacc[2][4] = {};
-    {
+    if (!kSsd || rt >= 4) {
       const bool is_k = rt < 4;
       const int mt = is_k ? rt : mq, r0 = 16 * mt + gid, r1 = r0 + 8;
       const float* a = (is_k ? kb : qb) + 16 * mt * QS;
@@ -526,8 +545,15 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
     }
 
     // B: V' = T Y (T unit lower triangular), warp: 16 rows x 8 columns (column tile w >> 2); the four warps of
-    // a scheduler take the four row tiles (T's triangle makes the lower tiles dearer)
-    {
+    // a scheduler take the four row tiles (T's triangle makes the lower tiles dearer). Ssd: V' = beta v.
+    if constexpr (kSsd) {
+      const int nt = warp >> 2, i0 = 16 * (warp & 3) + gid;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = i0 + 8 * (e >> 1), at = i * VS + 8 * nt + 2 * tig + (e & 1);
+        tf32_split<kSplit>(fbeta[i] * vb[at], Vn_hi[at], Vn_lo[at]);
+      }
+    } else {
       const int nt = warp >> 2, mt = (warp + nt) & 3, i0 = 16 * mt + gid, i1 = i0 + 8, n = 8 * nt + gid;
       float acc[1][4] = {}, lo[1][4] = {};
       for (int k0 = 0; k0 < 16 * (mt + 1); k0 += 8) {
@@ -577,8 +603,8 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
         float* out = p.o + (tok0 + i) * p.HV * V + hv * V;
 #pragma unroll
         for (int u = 0; u < 2; ++u) {
-          const int c = v0 + 8 * (2 * half + u) + 2 * tig + (e & 1);
-          if (c < V) out[c] = oacc[u][e];
+          const int cl = 8 * (2 * half + u) + 2 * tig + (e & 1), c = v0 + cl;
+          if (c < V) out[c] = kSsd ? oacc[u][e] + skip * vb[i * VS + cl] : oacc[u][e];
         }
       }
     }
@@ -602,23 +628,80 @@ size_t state_smem(const Params& p) {
          (2 * (2 * C * p.QS + C * VS + C * MS + p.nf) + 2 * BV * p.QS + (p.QS >= 2 * VS ? 0 : 2 * C * VS));
 }
 
-template <bool kSplit, bool kPerKey>
+template <bool kSplit, Rule kRule>
 void launch(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stream) {
-  const size_t smem1 = prepare_smem(p, kPerKey), smem2 = state_smem(p);
-  cuda_check(cudaFuncSetAttribute(chunk_prepare<kSplit, kPerKey>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  const size_t smem1 = prepare_smem(p, kRule == Rule::PerKey), smem2 = state_smem(p);
+  cuda_check(cudaFuncSetAttribute(chunk_prepare<kSplit, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(smem1)),
              "chunk_prepare shared memory");
-  cuda_check(cudaFuncSetAttribute(chunk_state_pass<kSplit, kPerKey>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  cuda_check(cudaFuncSetAttribute(chunk_state_pass<kSplit, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(smem2)),
              "chunk_state_pass shared memory");
-  chunk_prepare<kSplit, kPerKey><<<dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream>>>(p);
+  chunk_prepare<kSplit, kRule><<<dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream>>>(p);
   check_launch("chunk_prepare");
-  chunk_state_pass<kSplit, kPerKey>
+  chunk_state_pass<kSplit, kRule>
       <<<dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kStateThreads, smem2, stream>>>(p);
   check_launch("chunk_state_pass");
 }
 
+template <Rule kRule>
+void launch(const Params& p, int64_t n, int64_t n_chunks, PrefillMath math, cudaStream_t stream) {
+  if (math == PrefillMath::Tf32x3) launch<true, kRule>(p, n, n_chunks, stream);
+  else launch<false, kRule>(p, n, n_chunks, stream);
+}
+
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+
+// What both entry points share: the chunk table (host, checked before the device is touched), then, once p holds
+// the shape and the inputs, the scratch and the two launches.
+struct ChunkTable {
+  std::vector<int64_t> table;  // [offsets | seq_chunk0 | chunk_seq]
+  int64_t n = 0, n_chunks = 0;
+};
+
+ChunkTable chunk_table(std::span<const int64_t> offsets, const char* what) {
+  LINFER_CUDA_CHECK(!offsets.empty() && offsets[0] == 0, what, ": offsets must start at 0");
+  ChunkTable t;
+  t.n = int64_t(offsets.size()) - 1;
+  const int64_t n = t.n;
+  t.table.assign(2 * (n + 1), 0);
+  std::copy(offsets.begin(), offsets.end(), t.table.begin());
+  for (int64_t i = 0; i < n; ++i) {
+    LINFER_CUDA_CHECK(offsets[i + 1] >= offsets[i], what, ": offsets decrease at sequence ", i);
+    t.table[n + 1 + i + 1] = t.table[n + 1 + i] + (offsets[i + 1] - offsets[i] + C - 1) / C;
+  }
+  t.n_chunks = t.table[2 * n + 1];
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = t.table[n + 1 + i]; c < t.table[n + 1 + i + 1]; ++c) t.table.push_back(i);
+  return t;
+}
+
+void run(Params p, Rule rule, const ChunkTable& t, PrefillMath math, cudaStream_t stream) {
+  const int64_t n = t.n;
+  p.KT = (p.K + 15) / 16 * 16;
+  p.QS = (p.KT + 31) / 32 * 32 + 4;
+  const bool per_key = rule == Rule::PerKey;
+  p.nf = per_key ? 4 * C + p.KT : kScalarFactors;
+  p.sc_floats = C * C + p.nf + (per_key ? 3 * C * p.KT : 0);
+  int64_t* d_table = nullptr;
+  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&d_table), t.table.size() * sizeof(int64_t), stream),
+             "cudaMallocAsync (chunked prefill chunk table)");
+  // pageable source: staged before the call returns, so the table may go out of scope
+  cuda_check(cudaMemcpyAsync(d_table, t.table.data(), t.table.size() * sizeof(int64_t), cudaMemcpyHostToDevice,
+                             stream),
+             "upload of the chunk table");
+  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&p.scratch),
+                             size_t(t.n_chunks * p.HV * p.sc_floats) * sizeof(float), stream),
+             "cudaMallocAsync (chunked prefill scratch)");
+  p.offsets = d_table, p.seq_chunk0 = d_table + n + 1, p.chunk_seq = d_table + 2 * (n + 1);
+  switch (rule) {
+    case Rule::Scalar: launch<Rule::Scalar>(p, n, t.n_chunks, math, stream); break;
+    case Rule::PerKey: launch<Rule::PerKey>(p, n, t.n_chunks, math, stream); break;
+    case Rule::Ssd: launch<Rule::Ssd>(p, n, t.n_chunks, math, stream); break;
+  }
+  cuda_check(cudaFreeAsync(p.scratch, stream), "cudaFreeAsync (chunked prefill scratch)");
+  cuda_check(cudaFreeAsync(d_table, stream), "cudaFreeAsync (chunked prefill chunk table)");
+}
 
 }  // namespace
 
@@ -631,25 +714,12 @@ void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std:
   LINFER_CUDA_CHECK(delta_rule_prefill_supported(s), "cuda delta_rule_prefill: unsupported shape H = ", s.H,
                     ", HV = ", s.HV, ", K = ", s.K, ", V = ", s.V, " (needs K <= ", kMaxK,
                     " and a multiple of 4, V <= ", kMaxV, ", HV a multiple of H)");
-  LINFER_CUDA_CHECK(!offsets.empty() && offsets[0] == 0, "cuda delta_rule_prefill: offsets must start at 0");
-  const int64_t n = int64_t(offsets.size()) - 1;
-  std::vector<int64_t> table(2 * (n + 1));  // [offsets | seq_chunk0 | chunk_seq]
-  std::copy(offsets.begin(), offsets.end(), table.begin());
-  for (int64_t i = 0; i < n; ++i) {
-    LINFER_CUDA_CHECK(offsets[i + 1] >= offsets[i], "cuda delta_rule_prefill: offsets decrease at sequence ", i);
-    table[n + 1 + i + 1] = table[n + 1 + i] + (offsets[i + 1] - offsets[i] + C - 1) / C;
-  }
-  const int64_t n_chunks = table[2 * n + 1];
-  if (n_chunks == 0) return;
+  const ChunkTable t = chunk_table(offsets, "cuda delta_rule_prefill");
+  if (t.n_chunks == 0) return;
   LINFER_CUDA_CHECK(in.q && in.k && in.v && in.beta && o && slots && state.base && (s.decay == DeltaDecay::None || in.g),
                     "cuda delta_rule_prefill: q, k, v, beta, (g,) o, slots and the state pool must be given");
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = table[n + 1 + i]; c < table[n + 1 + i + 1]; ++c) table.push_back(i);
-
   Params p{};
   p.H = int(s.H), p.HV = int(s.HV), p.K = int(s.K), p.V = int(s.V), p.group = int(s.HV / s.H);
-  p.KT = (p.K + 15) / 16 * 16;
-  p.QS = (p.KT + 31) / 32 * 32 + 4;
   p.scale = delta_rule_scale(s);
   p.l2norm = s.l2norm_qk;
   p.q = in.q, p.k = in.k, p.v = in.v, p.beta = in.beta;
@@ -659,27 +729,39 @@ void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std:
   p.vs = in.v_stride ? in.v_stride : s.HV * s.V;
   p.vec = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && p.qs % 4 == 0 && p.ks % 4 == 0 && p.vs % 4 == 0 &&
           p.V % 4 == 0 && (s.decay != DeltaDecay::PerKey || aligned16(p.g));
-  const bool per_key = s.decay == DeltaDecay::PerKey;
-  p.nf = per_key ? 4 * C + p.KT : kScalarFactors;
-  p.sc_floats = C * C + p.nf + (per_key ? 3 * C * p.KT : 0);
   p.o = o, p.state = state, p.slots = slots;
+  run(p, s.decay == DeltaDecay::PerKey ? Rule::PerKey : Rule::Scalar, t, math, stream);
+}
 
-  int64_t* d_table = nullptr;
-  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&d_table), table.size() * sizeof(int64_t), stream),
-             "cudaMallocAsync (delta_rule_prefill chunk table)");
-  // pageable source: staged before the call returns, so `table` may go out of scope
-  cuda_check(cudaMemcpyAsync(d_table, table.data(), table.size() * sizeof(int64_t), cudaMemcpyHostToDevice, stream),
-             "upload of the chunk table");
-  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&p.scratch),
-                             size_t(n_chunks * s.HV * p.sc_floats) * sizeof(float), stream),
-             "cudaMallocAsync (delta_rule_prefill scratch)");
-  p.offsets = d_table, p.seq_chunk0 = d_table + n + 1, p.chunk_seq = d_table + 2 * (n + 1);
+bool mamba2_prefill_supported(const Mamba2Dims& d) {
+  return d.N > 0 && d.N <= kMaxK && d.N % 4 == 0 && d.P > 0 && d.P <= kMaxV && d.G > 0 && d.H % d.G == 0;
+}
 
-  const bool x3 = math == PrefillMath::Tf32x3;
-  if (per_key) x3 ? launch<true, true>(p, n, n_chunks, stream) : launch<false, true>(p, n, n_chunks, stream);
-  else x3 ? launch<true, false>(p, n, n_chunks, stream) : launch<false, false>(p, n, n_chunks, stream);
-  cuda_check(cudaFreeAsync(p.scratch, stream), "cudaFreeAsync (delta_rule_prefill scratch)");
-  cuda_check(cudaFreeAsync(d_table, stream), "cudaFreeAsync (delta_rule_prefill chunk table)");
+void mamba2_prefill(const Mamba2Dims& d, const Mamba2Params& params, const Mamba2Inputs& in,
+                    std::span<const int64_t> offsets, SlotPool state, const int32_t* slots, float* y,
+                    cudaStream_t stream, PrefillMath math) {
+  LINFER_CUDA_CHECK(mamba2_prefill_supported(d), "cuda mamba2_prefill: unsupported shape H = ", d.H, ", P = ", d.P,
+                    ", N = ", d.N, ", G = ", d.G, " (needs N <= ", kMaxK, " and a multiple of 4, P <= ", kMaxV,
+                    ", H a multiple of G)");
+  const ChunkTable t = chunk_table(offsets, "cuda mamba2_prefill");
+  if (t.n_chunks == 0) return;
+  LINFER_CUDA_CHECK(in.x && in.dt && in.B && in.C && params.A_log && params.dt_bias && y && slots && state.base,
+                    "cuda mamba2_prefill: x, dt, B, C, A_log, dt_bias, y, slots and the state pool must be given");
+  Params p{};  // the delta rule's roles: q = C, k = B, v = x, value heads = heads, q / k heads = groups
+  p.H = int(d.G), p.HV = int(d.H), p.K = int(d.N), p.V = int(d.P), p.group = int(d.H / d.G);
+  p.scale = 1.f;
+  p.l2norm = false;
+  p.q = in.C, p.k = in.B, p.v = in.x;
+  p.qs = in.C_stride ? in.C_stride : d.G * d.N;
+  p.ks = in.B_stride ? in.B_stride : d.G * d.N;
+  p.vs = in.x_stride ? in.x_stride : d.H * d.P;
+  p.vec = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && p.qs % 4 == 0 && p.ks % 4 == 0 && p.vs % 4 == 0 &&
+          p.V % 4 == 0;
+  p.dt_raw = in.dt, p.dts = in.dt_stride ? in.dt_stride : d.H;
+  p.A_log = params.A_log, p.dt_bias = params.dt_bias, p.D = params.D;
+  p.dt_min = params.dt_min, p.dt_max = params.dt_max;
+  p.o = y, p.state = state, p.slots = slots;
+  run(p, Rule::Ssd, t, math, stream);
 }
 
 }  // namespace linfer::kernels::cuda

@@ -1,6 +1,7 @@
 #pragma once
-// Chunked prefill of the delta rule (DeltaNet, GDN, KDA) on the GPU, over packed variable-length sequences with
-// their float32 states in a slot pool (kernels/cuda/slot_pool.h, the decode kernel's layout [HV, V, K]).
+// Chunked prefill of the delta rule (DeltaNet, GDN, KDA) and of Mamba2's SSD on the GPU, over packed
+// variable-length sequences with their float32 states in a slot pool (kernels/cuda/slot_pool.h, the decode
+// kernels' layouts: [HV, V, K] for the delta rule, [H, P, N] for Mamba2, so decode continues from them).
 // Same recurrence and arguments as kernels/cpu/delta_rule.h's delta_rule_prefill (q, k, v, beta and the
 // log decay g already final: no conv, no gate maths, no norm here). Chunks of 64 tokens in the WY/UT form of
 // ../shared/research/kernels.md §1.4, with T = (I + A_kk)^-1, so that V' = U - W S = T diag(β) (V - (K ⊙ e^G) S)
@@ -28,6 +29,14 @@
 //             the scratch's decayed tiles, k ⊙ e^{G_last - G} replaces k's tile after the first products, and
 //             S decays by e^{G_last} per key channel
 //
+// Mamba2 (mamba2_prefill, the maths of kernels/cpu/mamba2_ssd.h) is the same two launches without the delta
+// correction: a scalar-decay linear attention with q = C [T, G, N], k = B [T, G, N], v = x [T, H, P], the H
+// heads as value heads and the G groups as q / k heads, g = dt · -exp(A_log), beta = dt (dt =
+// clamp(softplus(dt_raw + dt_bias)) computed in the prepare pass), scale 1, no norms. Per chunk, with
+// G_i the cumsum of g: Y = (C Bᵀ ⊙ L) (dt ⊙ X) + (e^{G} ⊙ C) Sᵀ + D X, L_ij = e^{G_i - G_j} (j <= i), and
+// S <- e^{G_last} S + (dt ⊙ X)ᵀ (e^{G_last - G} ⊙ B). So the prepare pass computes only A_qk = C Bᵀ ⊙ L (no
+// A_kk, no inverse: T = I) and the state pass skips k S (V' = dt ⊙ x as it comes).
+//
 // The products are TF32 mma.sync (m16n8k8) with float32 accumulation: by default 3xTF32 (each operand a TF32
 // high part plus a TF32 remainder, three products), which matches float32 arithmetic (‖Δ‖/‖ref‖ ~1e-6 against
 // the float64 reference); PrefillMath::Tf32, one product, is ~1.2x faster end to end but ~4e-4 off, which
@@ -38,6 +47,7 @@
 // other pointer is device memory.
 //
 //   delta_rule_prefill(shape, in, offsets, SlotPool{pool + s_offset, slot_floats}, d_slots, d_o, stream);
+//   mamba2_prefill(dims, params, in, offsets, SlotPool{ssm_pool, slot_floats}, d_slots, d_y, stream);
 
 #include <cuda_runtime.h>
 
@@ -45,6 +55,7 @@
 #include <span>
 
 #include "kernels/cpu/delta_rule.h"
+#include "kernels/cpu/mamba2_ssd.h"
 #include "kernels/cuda/slot_pool.h"
 
 namespace linfer::kernels::cuda {
@@ -64,5 +75,17 @@ bool delta_rule_prefill_supported(const DeltaRuleShape& shape);
 void delta_rule_prefill(const DeltaRuleShape& shape, const DeltaRuleInputs& in, std::span<const int64_t> offsets,
                         SlotPool state, const int32_t* slots, float* o, cudaStream_t stream,
                         PrefillMath math = PrefillMath::Tf32x3);
+
+// Whether mamba2_prefill takes this shape: N <= 128 and a multiple of 4, P <= 256, H a multiple of G.
+bool mamba2_prefill_supported(const Mamba2Dims& dims);
+
+// Mamba2's SSD over packed sequences: sequence i owns tokens [offsets[i], offsets[i+1]) of `in` (x [T, H, P],
+// raw dt [T, H], B and C [T, G, N], strided as Mamba2Inputs says) and the state [H, P, N] at state.base +
+// slots[i] * state.slot_stride, updated in place. y: [T, H, P] (the D skip included; the gated norm is the
+// mixer's). params: A_log, dt_bias, D (may be null) in device memory. Throws linfer::Error as
+// delta_rule_prefill does.
+void mamba2_prefill(const Mamba2Dims& dims, const Mamba2Params& params, const Mamba2Inputs& in,
+                    std::span<const int64_t> offsets, SlotPool state, const int32_t* slots, float* y,
+                    cudaStream_t stream, PrefillMath math = PrefillMath::Tf32x3);
 
 }  // namespace linfer::kernels::cuda

@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4))
   // Scalar decay and beta of this (token, head), in every thread; Mamba2 derives both from its dt.
   float g = 0.f, beta = p.beta ? p.beta[int64_t(b) * p.HV + hv] : 1.f;
   if (p.mamba2) {
-    const float dt = fminf(fmaxf(detail::softplus(p.g[b * p.gs + hv] + p.dt_bias[hv]), p.dt_min), p.dt_max);
+    const float dt = detail::mamba2_dt(p.g[b * p.gs + hv], p.dt_bias[hv], p.dt_min, p.dt_max);
     g = dt * -expf(p.A_log[hv]);
     beta = dt;
   } else if (p.decay == LinearAttnDecay::PerHead) {

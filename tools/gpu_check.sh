@@ -17,7 +17,7 @@
 # Environment: BUILD (default build-gpu), CUDA_ARCH (default 90a), NCU=0 skips the ncu profiles,
 # SANITIZE=0 skips compute-sanitizer (SANITIZE_TESTS / SANITIZE_TOOLS narrow it: default every GPU test,
 # memcheck and racecheck; SANITIZE_TIMEOUT seconds each, default 300), DECODE_BENCH=0 skips gpu_decode,
-# PREFILL_BENCH=0 skips gpu_prefill (chunked GDN and KDA prefill vs token by token, T = 8K and 32K),
+# PREFILL_BENCH=0 skips gpu_prefill (chunked GDN, KDA and Mamba2 prefill vs token by token, T = 8K and 32K),
 # MODEL_SPEED="PROMPT GEN REPS" (default "512 128 3"), WHOLE_MODELS="kimi_linear qwen3next" (random ~1B
 # models of those presets made here, timed on CUDA alone and, where python3 has torch + transformers,
 # with transformers on the same GPU: tools/hf_model_speed.py; WHOLE_MODELS= skips them), HF_SPEED=0 skips

@@ -1,15 +1,19 @@
-// GPU delta-rule prefill benchmark (built as gpu_prefill with -DLINFER_CUDA=ON): one GDN layer's recurrence
-// (scalar decay per head) and one KDA layer's (decay per key channel, g [T, 32, 128]), 32 heads × 128 × 128,
-// float32 inputs and state, one sequence of T tokens, timed with CUDA events:
+// GPU chunked prefill benchmark (built as gpu_prefill with -DLINFER_CUDA=ON): one GDN layer's recurrence
+// (scalar decay per head) and one KDA layer's (decay per key channel, g [T, 32, 128]), 32 heads × 128 × 128;
+// one Mamba2 layer's SSD of mamba2-2.7b's shape (80 heads, P = 64, N = 128, one group: x, B, C slices of one
+// conv row [T, 5120 + 256], raw dt [T, 80]) and the same with 64 heads (the state pass's 2 blocks per head
+// fill 128 of the 132 SMs once; 80 heads need a second round for 28 blocks); float32 inputs and state, one
+// sequence of T tokens, timed with CUDA events:
 //   chunked   kernels/cuda/delta_rule_prefill.h, one TF32 product and 3xTF32 (median of 5 calls after a
 //             warm-up; the device memory pool keeps its memory between calls, so the scratch allocation is a
 //             pool hit, as in a serving loop)
 //   tokens    the decode kernel once per token (what the CUDA backend did for prefill before), one run
 // fla's chunk_gated_delta_rule / chunk_kda (bf16 inputs, same card) are from ../shared/NOTES.md; issue 11's
 // goals beside them.
-//   gpu_prefill                    GDN and KDA, T = 8192 and 32768
-//   gpu_prefill T [gdn|kda]        one length (both mixers unless named)
-//   gpu_prefill T gdn|kda chunked  one length and mixer, the chunked kernel alone (for ncu: its launches first)
+//   gpu_prefill                           GDN, KDA and Mamba2, T = 8192 and 32768
+//   gpu_prefill T [gdn|kda|mamba2]        one length (every mixer unless named)
+//   gpu_prefill T gdn|kda|mamba2 chunked  one length and mixer, the chunked kernel alone (for ncu: its launches
+//                                         first)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -24,6 +28,7 @@
 #include "kernels/cuda/delta_rule_decode.h"
 #include "kernels/cuda/delta_rule_prefill.h"
 #include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/linear_attn_decode.h"
 #include "random_buffer.h"
 
 using namespace linfer::kernels;
@@ -50,6 +55,17 @@ double time_ms(F&& f, cudaStream_t stream) {
   return ms;
 }
 
+// Median of 5 timed calls after a warm-up call.
+template <class F>
+double median_ms(F&& call, cudaStream_t stream) {
+  call();
+  cuda_check(cudaStreamSynchronize(stream), "warm-up");
+  std::vector<double> t;
+  for (int r = 0; r < 5; ++r) t.push_back(time_ms(call, stream));
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
 void run(int64_t T, bool kda, bool tokens, cudaStream_t stream) {
   std::mt19937 rng(7);
   const int64_t kd = kHeads * kDim, row = 3 * kd, gw = kda ? kd : kHeads;  // g per token
@@ -64,13 +80,8 @@ void run(int64_t T, bool kda, bool tokens, cudaStream_t stream) {
   const std::vector<int64_t> offsets{0, T};
   const cuda::SlotPool pool{state.data(), kHeads * kDim * kDim};
   auto chunked_ms = [&](cuda::PrefillMath math) {
-    auto call = [&] { cuda::delta_rule_prefill(shape, in, offsets, pool, slot.data(), o.data(), stream, math); };
-    call();
-    cuda_check(cudaStreamSynchronize(stream), "warm-up");
-    std::vector<double> t;
-    for (int r = 0; r < 5; ++r) t.push_back(time_ms(call, stream));
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
+    return median_ms([&] { cuda::delta_rule_prefill(shape, in, offsets, pool, slot.data(), o.data(), stream, math); },
+                     stream);
   };
   const double tf32_ms = chunked_ms(cuda::PrefillMath::Tf32), x3_ms = chunked_ms(cuda::PrefillMath::Tf32x3);
   const char* mixer = kda ? "KDA" : "GDN";
@@ -94,6 +105,40 @@ void run(int64_t T, bool kda, bool tokens, cudaStream_t stream) {
               T / tf32_ms / 1e3, token_ms, fla, T == 32768 ? (kda ? "<= 2.4" : "<= 1.3") : "-");
 }
 
+constexpr int64_t kM2P = 64, kM2N = 128;  // mamba2-2.7b: d_inner 5120 = 80 heads x 64, one group
+
+void run_mamba2(int64_t T, int64_t heads, bool tokens, cudaStream_t stream) {
+  std::mt19937 rng(11);
+  const int64_t xd = heads * kM2P, row = xd + 2 * kM2N, state_floats = heads * kM2P * kM2N;
+  DeviceBuffer<float> xbc = random_buffer(rng, T * row, 1.f), dt = random_buffer(rng, T * heads, 1.f, -2.f),
+                      A_log = random_buffer(rng, heads, 0.5f, 1.f), dt_bias = random_buffer(rng, heads, 0.5f),
+                      D = random_buffer(rng, heads, 1.f), state = random_buffer(rng, state_floats, 0.1f),
+                      y(T * xd);
+  DeviceBuffer<int32_t> slot(std::vector<int32_t>{0});
+  const Mamba2Dims dims{.H = heads, .P = kM2P, .N = kM2N, .G = 1};
+  const Mamba2Params params{.A_log = A_log.data(), .dt_bias = dt_bias.data(), .D = D.data()};
+  const Mamba2Inputs in{.x = xbc.data(), .dt = dt.data(), .B = xbc.data() + xd, .C = xbc.data() + xd + kM2N,
+                        .x_stride = row, .B_stride = row, .C_stride = row};
+  const std::vector<int64_t> offsets{0, T};
+  const cuda::SlotPool pool{state.data(), state_floats};
+  auto chunked_ms = [&](cuda::PrefillMath math) {
+    return median_ms([&] { cuda::mamba2_prefill(dims, params, in, offsets, pool, slot.data(), y.data(), stream, math); },
+                     stream);
+  };
+  const double tf32_ms = chunked_ms(cuda::PrefillMath::Tf32), x3_ms = chunked_ms(cuda::PrefillMath::Tf32x3);
+  double token_ms = -1;
+  if (tokens)
+    token_ms = time_ms([&] {
+      for (int64_t i = 0; i < T; ++i) {
+        Mamba2Inputs a = in;
+        a.x += i * row, a.B += i * row, a.C += i * row, a.dt += i * heads;
+        cuda::mamba2_decode(dims, params, a, pool, slot.data(), 1, y.data() + i * xd, stream);
+      }
+    }, stream);
+  std::printf("| Mamba2 %lld heads | %6lld | %9.3f | %9.3f | %9.1f | %10.1f |\n", (long long)heads, (long long)T,
+              tf32_ms, x3_ms, T / x3_ms / 1e3, token_ms);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,12 +160,18 @@ int main(int argc, char** argv) {
   std::printf("|-------|--------|-----------|-----------|-----------|------------|----------|--------|\n");
   const std::string which = argc > 2 ? argv[2] : "";
   const bool chunked_only = argc > 3 && std::string(argv[3]) == "chunked";
+  const std::vector<int64_t> lengths = argc > 1 ? std::vector<int64_t>{std::atoll(argv[1])} : std::vector<int64_t>{8192, 32768};
   for (bool kda : {false, true})
-    if (which.empty() || which == (kda ? "kda" : "gdn")) {
-      if (argc > 1) run(std::atoll(argv[1]), kda, !chunked_only, stream);
-      else
-        for (int64_t T : {8192, 32768}) run(T, kda, true, stream);
-    }
+    if (which.empty() || which == (kda ? "kda" : "gdn"))
+      for (int64_t T : lengths) run(T, kda, !chunked_only, stream);
+  if (which.empty() || which == "mamba2") {
+    std::printf("\nMamba2 SSD prefill, one sequence, heads x P 64 x N 128, one group (80 heads: mamba2-2.7b) (%s)\n",
+                prop.name);
+    std::printf("| mixer | T      | chunked tf32 ms | chunked 3xtf32 ms | M tok/s (3xtf32) | token-by-token ms |\n");
+    std::printf("|-------|--------|-----------|-----------|-----------|------------|\n");
+    for (int64_t heads : {80, 64})
+      for (int64_t T : lengths) run_mamba2(T, heads, !chunked_only && heads == 80, stream);
+  }
   cudaStreamDestroy(stream);
   return 0;
 }

@@ -100,8 +100,8 @@ void Backend::attention(const Mat&, const Mat&, const Mat&, const kernels::Atten
                         const StateRef&, const Seqs&, const Mat&) {
   unsupported(Op::Attention);
 }
-void Backend::mla(const Mat&, const Mat&, const Weight&, const kernels::MlaDims&, const StateRef&, const Seqs&,
-                  const Mat&) {
+void Backend::mla(const Mat&, const Mat&, const Weight&, const Weight&, const kernels::MlaDims&, const StateRef&,
+                  const Seqs&, const Mat&) {
   unsupported(Op::Mla);
 }
 

@@ -207,9 +207,10 @@ class Backend {
   // Appends k, v [T, Hkv·D] to each sequence's cache (Growing states) and attends: o [T, Hq·Dv].
   virtual void attention(const Mat& q, const Mat& k, const Mat& v, const kernels::AttentionDims& d,
                          const StateRef& k_cache, const StateRef& v_cache, const Seqs& seqs, const Mat& o);
-  // Appends the latent rows [T, r + d_r] to each sequence's cache and attends through kv_b: o [T, H·d_v].
-  virtual void mla(const Mat& q, const Mat& latent, const Weight& kv_b, const kernels::MlaDims& d,
-                   const StateRef& cache, const Seqs& seqs, const Mat& o);
+  // Appends the latent rows [T, r + d_r] to each sequence's cache and attends through kv_b ([H·(d_n + d_v), r])
+  // and k_t (W_k[h]ᵀ per head, [H·r, d_n]: kernels::mla_keys_transposed, for the absorbed form): o [T, H·d_v].
+  virtual void mla(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& k_t,
+                   const kernels::MlaDims& d, const StateRef& cache, const Seqs& seqs, const Mat& o);
 
  protected:
   [[noreturn]] void unsupported(Op op) const;

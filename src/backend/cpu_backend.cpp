@@ -260,8 +260,8 @@ void CpuBackend::attention(const Mat& q, const Mat& k, const Mat& v, const kerne
   else kernels::attention_prefill(q.p, d, seqs.offsets, caches, o.p);
 }
 
-void CpuBackend::mla(const Mat& q, const Mat& latent, const Weight& kv_b, const kernels::MlaDims& d,
-                     const StateRef& cache, const Seqs& seqs, const Mat& o) {
+void CpuBackend::mla(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& k_t,
+                     const kernels::MlaDims& d, const StateRef& cache, const Seqs& seqs, const Mat& o) {
   LINFER_CHECK(all_dense({&q, &latent, &o}), "cpu mla: q, latent and o must be dense");
   thread_local std::vector<kernels::MlaCache> caches;
   caches.resize(size_t(seqs.n()));
@@ -272,7 +272,7 @@ void CpuBackend::mla(const Mat& q, const Mat& latent, const Weight& kv_b, const 
     std::memcpy(st.append_rows(cache.tensor, n), latent.p + b * L, n * L * sizeof(float));
     caches[i] = {st.data(cache.tensor), st.rows(cache.tensor)};
   }
-  kernels::mla_attention(q.p, d, kv_b.view, seqs.offsets, caches, o.p);
+  kernels::mla_attention(q.p, d, {kv_b.view, k_t.view}, seqs.offsets, caches, o.p);
 }
 
 }  // namespace linfer

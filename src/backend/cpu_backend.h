@@ -52,8 +52,8 @@ class CpuBackend final : public Backend {
             std::span<const float> inv_freq) override;
   void attention(const Mat& q, const Mat& k, const Mat& v, const kernels::AttentionDims& d, const StateRef& k_cache,
                  const StateRef& v_cache, const Seqs& seqs, const Mat& o) override;
-  void mla(const Mat& q, const Mat& latent, const Weight& kv_b, const kernels::MlaDims& d, const StateRef& cache,
-           const Seqs& seqs, const Mat& o) override;
+  void mla(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& k_t, const kernels::MlaDims& d,
+           const StateRef& cache, const Seqs& seqs, const Mat& o) override;
 };
 
 }  // namespace linfer

@@ -35,7 +35,7 @@ void MlaMixer::forward(const Mat& x, const Mat& y, const MixerCall& call) const 
                             .qk_rope_dim = d_.qk_rope, .v_dim = d_.v_head,
                             .scale = float(1.0 / std::sqrt(double(dq)))};
   Mat o = tmp.mat(T, H * d_.v_head);
-  be.mla(q, lat, w_.kv_b, md, call.state(0), call.seqs, o);
+  be.mla(q, lat, w_.kv_b, w_.kv_b_k_t, md, call.state(0), call.seqs, o);
   be.matmul(o, w_.o_proj, {}, y);
 }
 

@@ -19,6 +19,7 @@ struct MlaWeights {
   Weight kv_a;                // [r + d_r, hidden]
   Param kv_a_norm;            // [r]
   Weight kv_b;                // [H·(d_n + d_v), r]
+  Weight kv_b_k_t;            // [H·r, d_n]: W_k[h]ᵀ per head, made at load (kernels::mla_keys_transposed)
   Weight o_proj;              // [hidden, H·d_v]
 };
 

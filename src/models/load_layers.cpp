@@ -12,6 +12,7 @@
 #include "mixers/kda.h"
 #include "mixers/mamba2.h"
 #include "mixers/mla.h"
+#include "kernels/cpu/mla.h"
 
 namespace linfer {
 
@@ -30,6 +31,12 @@ struct Take {
                  name.empty() ? std::string("a weight") : fmt::format("weight '{}'", name), dtype_name(v.dtype()),
                  device_name(be.device()));
     return be.weight(v);
+  }
+  // A weight made at load from checkpoint tensors: the backend's copy, or (a host backend) the tensor itself.
+  Weight derived(Tensor t) {
+    Weight w = be.weight(t.view());
+    if (!w.owner) w.owner = std::make_shared<Tensor>(std::move(t));
+    return w;
   }
   Param f32(const std::string& name, int64_t numel) { return be.param(ws.take_f32(name, numel)); }
   Param f32(const Tensor& t) { return be.param(t); }
@@ -160,7 +167,10 @@ std::unique_ptr<Mixer> load_mla(Take& tk, const ModelConfig& m, const LayerConfi
   }
   w.kv_a = tk.w(p + "kv_a_proj_with_mqa.weight", {d.latent_dim(), m.hidden});
   w.kv_a_norm = tk.f32(p + "kv_a_layernorm.weight", d.kv_lora_rank);
-  w.kv_b = tk.w(p + "kv_b_proj.weight", {d.heads * (d.qk_nope + d.v_head), d.kv_lora_rank});
+  const TensorView kv_b = tk.ws.take(p + "kv_b_proj.weight", {d.heads * (d.qk_nope + d.v_head), d.kv_lora_rank});
+  w.kv_b = tk.w(kv_b, p + "kv_b_proj.weight");
+  w.kv_b_k_t = tk.derived(kernels::mla_keys_transposed(
+      kv_b, {.n_heads = d.heads, .kv_lora_rank = d.kv_lora_rank, .qk_nope_dim = d.qk_nope, .v_dim = d.v_head}));
   w.o_proj = tk.w(p + "o_proj.weight", {m.hidden, d.heads * d.v_head});
   return std::make_unique<MlaMixer>(d, std::move(w));
 }

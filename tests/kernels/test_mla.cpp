@@ -16,7 +16,7 @@ using namespace dense_test;
 
 namespace {
 
-using MlaFn = void (*)(const float*, const MlaDims&, const TensorView&, std::span<const int64_t>,
+using MlaFn = void (*)(const float*, const MlaDims&, const MlaKv&, std::span<const int64_t>,
                        std::span<const MlaCache>, float*, SimdLevel);
 
 void check_mla(SimdLevel path, const MlaDims& d, DType dt, const std::vector<int64_t>& past,
@@ -25,6 +25,7 @@ void check_mla(SimdLevel path, const MlaDims& d, DType dt, const std::vector<int
   const int64_t H = d.n_heads, r = d.kv_lora_rank, dq = d.qk_nope_dim + d.qk_rope_dim, row = r + d.qk_rope_dim;
   auto w = store_as(dt, random_vec(rng, size_t(H * (d.qk_nope_dim + d.v_dim) * r), float(1.0 / std::sqrt(r))));
   TensorView wv(w.bytes.data(), dt, {H * (d.qk_nope_dim + d.v_dim), r});
+  const Tensor k_t = mla_keys_transposed(wv, d);
   std::vector<int64_t> offsets = {0};
   for (int64_t n : n_new) offsets.push_back(offsets.back() + n);
   const int64_t T = offsets.back();
@@ -39,7 +40,7 @@ void check_mla(SimdLevel path, const MlaDims& d, DType dt, const std::vector<int
       {"expanded", mla_attention_expanded}, {"absorbed", mla_attention_absorbed}, {"auto", mla_attention}};
   for (auto [name, fn] : forms) {
     std::vector<float> o(ref.size(), NAN);
-    fn(q.data(), d, wv, offsets, caches, o.data(), path);
+    fn(q.data(), d, {wv, k_t}, offsets, caches, o.data(), path);
     EXPECT_LT(rel_err(o, ref), 3e-6) << name << " " << dtype_name(dt) << " H=" << H << " r=" << r;
   }
 }
@@ -76,6 +77,11 @@ TEST(Mla, RejectsWrongKvBShape) {
   std::vector<float> w(2 * 8 * 8), q(12), o(8), rows(10);  // q [1, H, d_n + d_r], o [1, H, d_v]
   const std::vector<int64_t> offsets = {0, 1};
   const std::vector<MlaCache> caches = {{rows.data(), 1}};
-  EXPECT_THROW(mla_attention(q.data(), d, TensorView(w.data(), DType::F32, {12, 8}), offsets, caches, o.data()), Error);
-  EXPECT_NO_THROW(mla_attention(q.data(), d, TensorView(w.data(), DType::F32, {16, 8}), offsets, caches, o.data()));
+  const TensorView good(w.data(), DType::F32, {16, 8}), bad(w.data(), DType::F32, {12, 8});
+  const Tensor k_t = mla_keys_transposed(good, d);  // [H·r, d_n] = [16, 4]
+  EXPECT_THROW(mla_attention(q.data(), d, {bad, k_t}, offsets, caches, o.data()), Error);
+  EXPECT_THROW(mla_attention(q.data(), d, {good, TensorView(w.data(), DType::F32, {8, 4})}, offsets, caches, o.data()),
+               Error);
+  EXPECT_THROW(mla_keys_transposed(bad, d), Error);
+  EXPECT_NO_THROW(mla_attention(q.data(), d, {good, k_t}, offsets, caches, o.data()));
 }

@@ -365,9 +365,10 @@ void CudaBackend::attention(const Mat& q, const Mat& k, const Mat& v, const kern
 }
 
 // The expanded form for every call: per sequence, kv = c · kv_bᵀ over all its cached rows ([len, H, d_n + d_v]),
-// then attention with key [k_nope | k_r] (k_r read from the cache, shared by the heads) and value v.
-void CudaBackend::mla(const Mat& q, const Mat& latent, const Weight& kv_b, const kernels::MlaDims& d,
-                      const StateRef& cache, const Seqs& seqs, const Mat& o) {
+// then attention with key [k_nope | k_r] (k_r read from the cache, shared by the heads) and value v. k_t, the
+// absorbed form's weight, is not used here.
+void CudaBackend::mla(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& /*k_t*/,
+                      const kernels::MlaDims& d, const StateRef& cache, const Seqs& seqs, const Mat& o) {
   LINFER_CHECK(cache.pool, "cuda mla: the latent cache must be in a slot pool");
   const int64_t H = d.n_heads, r = d.kv_lora_rank, dn = d.qk_nope_dim, dr = d.qk_rope_dim, dv = d.v_dim;
   const int64_t L = latent.cols, kv_row = H * (dn + dv);

@@ -68,8 +68,8 @@ class CudaBackend final : public Backend {
             std::span<const float> inv_freq) override;
   void attention(const Mat& q, const Mat& k, const Mat& v, const kernels::AttentionDims& d, const StateRef& k_cache,
                  const StateRef& v_cache, const Seqs& seqs, const Mat& o) override;
-  void mla(const Mat& q, const Mat& latent, const Weight& kv_b, const kernels::MlaDims& d, const StateRef& cache,
-           const Seqs& seqs, const Mat& o) override;
+  void mla(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& k_t, const kernels::MlaDims& d,
+           const StateRef& cache, const Seqs& seqs, const Mat& o) override;
 
  private:
   // A device copy of a small host array (token ids, offsets), valid until the next upload of its kind.

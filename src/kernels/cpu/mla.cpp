@@ -11,8 +11,8 @@
 namespace linfer::kernels {
 namespace {
 
-void check(const MlaDims& d, const TensorView& w, std::span<const int64_t> offsets,
-           std::span<const MlaCache> caches) {
+void check(const MlaDims& d, const MlaKv& kv, std::span<const int64_t> offsets, std::span<const MlaCache> caches) {
+  const TensorView& w = kv.kv_b;
   LINFER_CHECK(d.n_heads > 0 && d.kv_lora_rank > 0 && d.qk_nope_dim > 0 && d.qk_rope_dim >= 0 && d.v_dim > 0,
                "mla: bad dims (heads {}, rank {}, nope {}, rope {}, v {})", d.n_heads, d.kv_lora_rank, d.qk_nope_dim,
                d.qk_rope_dim, d.v_dim);
@@ -20,6 +20,9 @@ void check(const MlaDims& d, const TensorView& w, std::span<const int64_t> offse
                "mla: kv_b_proj must be [{}, {}] (heads × (nope + v), rank), got {}",
                d.n_heads * (d.qk_nope_dim + d.v_dim), d.kv_lora_rank, shape_str(w.shape()));
   LINFER_CHECK(w.contiguous(), "mla: kv_b_proj must be contiguous");
+  LINFER_CHECK(kv.k_t.ndim() == 2 && kv.k_t.dim(0) == d.n_heads * d.kv_lora_rank && kv.k_t.dim(1) == d.qk_nope_dim,
+               "mla: the transposed keys must be [{}, {}] (heads × rank, nope), got {}", d.n_heads * d.kv_lora_rank,
+               d.qk_nope_dim, shape_str(kv.k_t.shape()));
   LINFER_CHECK(caches.size() + 1 == offsets.size(), "mla: {} caches for {} sequences", caches.size(),
                offsets.size() - 1);
   for (size_t s = 0; s < caches.size(); ++s)
@@ -47,10 +50,29 @@ bool prefer_absorbed(const MlaDims& d, int64_t n, int64_t len) {
 
 }  // namespace
 
-void mla_attention_expanded(const float* q, const MlaDims& d, const TensorView& w_kv_b,
-                            std::span<const int64_t> offsets, std::span<const MlaCache> caches, float* o,
-                            SimdLevel level) {
-  check(d, w_kv_b, offsets, caches);
+Tensor mla_keys_transposed(const TensorView& w_kv_b, const MlaDims& d) {
+  const int64_t H = d.n_heads, r = d.kv_lora_rank, dn = d.qk_nope_dim, dv = d.v_dim;
+  LINFER_CHECK(w_kv_b.ndim() == 2 && w_kv_b.dim(0) == H * (dn + dv) && w_kv_b.dim(1) == r && w_kv_b.contiguous(),
+               "mla: kv_b_proj must be a contiguous [{}, {}] (heads × (nope + v), rank), got {}", H * (dn + dv), r,
+               shape_str(w_kv_b.shape()));
+  const DType dt = is_quantized(w_kv_b.dtype()) ? DType::F32 : w_kv_b.dtype();
+  const size_t es = dtype_size(dt);
+  Tensor out = Tensor::zeros({H * r, dn}, dt);
+  std::vector<std::byte> wk(size_t(dn * r) * es);  // W_k[h] [d_n, r] in dt
+  for (int64_t h = 0; h < H; ++h) {
+    const TensorView rows = head_rows(w_kv_b, h * (dn + dv), dn);
+    if (dt == w_kv_b.dtype()) std::memcpy(wk.data(), rows.data(), wk.size());
+    else to_f32(w_kv_b.dtype(), rows.data(), reinterpret_cast<float*>(wk.data()), size_t(dn * r));
+    auto* dst = static_cast<std::byte*>(out.view().data()) + size_t(h * r * dn) * es;
+    for (int64_t i = 0; i < dn; ++i)
+      for (int64_t j = 0; j < r; ++j) std::memcpy(dst + size_t(j * dn + i) * es, wk.data() + size_t(i * r + j) * es, es);
+  }
+  return out;
+}
+
+void mla_attention_expanded(const float* q, const MlaDims& d, const MlaKv& w, std::span<const int64_t> offsets,
+                            std::span<const MlaCache> caches, float* o, SimdLevel level) {
+  check(d, w, offsets, caches);
   const int64_t H = d.n_heads, r = d.kv_lora_rank, dn = d.qk_nope_dim, dr = d.qk_rope_dim, dv = d.v_dim;
   const int64_t dq = q_row(d), row = cache_row(d);
   for (size_t s = 0; s < caches.size(); ++s) {
@@ -58,7 +80,7 @@ void mla_attention_expanded(const float* q, const MlaDims& d, const TensorView& 
     const int64_t len = cache.len;
     std::vector<float> c(size_t(len * r)), kv(size_t(len * H * (dn + dv)));
     for (int64_t p = 0; p < len; ++p) std::memcpy(c.data() + p * r, cache.rows + p * row, size_t(r) * 4);
-    matmul(c.data(), len, w_kv_b, nullptr, kv.data(), level);  // [len, H, d_n + d_v]
+    matmul(c.data(), len, w.kv_b, nullptr, kv.data(), level);  // [len, H, d_n + d_v]
     std::vector<float> k(size_t(len * H * dq)), v(size_t(len * H * dv));
     parallel_for(0, len, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p)
@@ -76,22 +98,18 @@ void mla_attention_expanded(const float* q, const MlaDims& d, const TensorView& 
   }
 }
 
-void mla_attention_absorbed(const float* q, const MlaDims& d, const TensorView& w_kv_b,
-                            std::span<const int64_t> offsets, std::span<const MlaCache> caches, float* o,
-                            SimdLevel level) {
-  check(d, w_kv_b, offsets, caches);
+void mla_attention_absorbed(const float* q, const MlaDims& d, const MlaKv& w, std::span<const int64_t> offsets,
+                            std::span<const MlaCache> caches, float* o, SimdLevel level) {
+  check(d, w, offsets, caches);
   const int64_t H = d.n_heads, r = d.kv_lora_rank, dn = d.qk_nope_dim, dr = d.qk_rope_dim, dv = d.v_dim;
   const int64_t dq = q_row(d), row = cache_row(d), T = offsets.back();
   // q̃[t, h] = [W_k[h]ᵀ q_nope[t, h], q_r[t, h]]: queries over the latent row [r + d_r]
   std::vector<float> q_abs(size_t(T * H * row)), ctx(size_t(T * H * r));
   parallel_for(0, H, [&](int64_t h0, int64_t h1) {
-    std::vector<float> wk_t(size_t(r * dn)), wk(size_t(dn * r)), qh(size_t(T * dn)), out(size_t(T * std::max(r, dv)));
+    std::vector<float> qh(size_t(T * dn)), out(size_t(T * r));
     for (int64_t h = h0; h < h1; ++h) {
-      to_f32(w_kv_b.dtype(), head_rows(w_kv_b, h * (dn + dv), dn).data(), wk.data(), size_t(dn * r));
-      for (int64_t i = 0; i < dn; ++i)
-        for (int64_t j = 0; j < r; ++j) wk_t[j * dn + i] = wk[i * r + j];
       for (int64_t t = 0; t < T; ++t) std::memcpy(qh.data() + t * dn, q + (t * H + h) * dq, size_t(dn) * 4);
-      matmul(qh.data(), T, TensorView(wk_t.data(), DType::F32, {r, dn}), nullptr, out.data(), level);
+      matmul(qh.data(), T, head_rows(w.k_t, h * r, r), nullptr, out.data(), level);
       for (int64_t t = 0; t < T; ++t) {
         float* dst = q_abs.data() + (t * H + h) * row;
         std::memcpy(dst, out.data() + t * r, size_t(r) * 4);
@@ -108,25 +126,25 @@ void mla_attention_absorbed(const float* q, const MlaDims& d, const TensorView& 
     std::vector<float> ch(size_t(T * r)), out(size_t(T * dv));
     for (int64_t h = h0; h < h1; ++h) {
       for (int64_t t = 0; t < T; ++t) std::memcpy(ch.data() + t * r, ctx.data() + (t * H + h) * r, size_t(r) * 4);
-      matmul(ch.data(), T, head_rows(w_kv_b, h * (dn + dv) + dn, dv), nullptr, out.data(), level);
+      matmul(ch.data(), T, head_rows(w.kv_b, h * (dn + dv) + dn, dv), nullptr, out.data(), level);
       for (int64_t t = 0; t < T; ++t) std::memcpy(o + (t * H + h) * dv, out.data() + t * dv, size_t(dv) * 4);
     }
   });
 }
 
-void mla_attention(const float* q, const MlaDims& d, const TensorView& w_kv_b, std::span<const int64_t> offsets,
+void mla_attention(const float* q, const MlaDims& d, const MlaKv& w, std::span<const int64_t> offsets,
                    std::span<const MlaCache> caches, float* o, SimdLevel level) {
-  check(d, w_kv_b, offsets, caches);
+  check(d, w, offsets, caches);
   bool all_absorbed = true;
   for (size_t s = 0; s < caches.size(); ++s)
     all_absorbed = all_absorbed && prefer_absorbed(d, offsets[s + 1] - offsets[s], caches[s].len);
-  if (all_absorbed) return mla_attention_absorbed(q, d, w_kv_b, offsets, caches, o, level);
+  if (all_absorbed) return mla_attention_absorbed(q, d, w, offsets, caches, o, level);
   const int64_t dq = q_row(d), H = d.n_heads;
   for (size_t s = 0; s < caches.size(); ++s) {  // mixed batch: each sequence its own way
     const int64_t t0 = offsets[s], n = offsets[s + 1] - t0;
     const std::vector<int64_t> one = {0, n};
     auto form = prefer_absorbed(d, n, caches[s].len) ? mla_attention_absorbed : mla_attention_expanded;
-    form(q + t0 * H * dq, d, w_kv_b, one, caches.subspan(s, 1), o + t0 * H * d.v_dim, level);
+    form(q + t0 * H * dq, d, w, one, caches.subspan(s, 1), o + t0 * H * d.v_dim, level);
   }
 }
 

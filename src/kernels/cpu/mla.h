@@ -12,13 +12,16 @@
 // Two forms, equal up to float32 rounding:
 //   expanded: build k_nope, v for every cached row, then plain attention (cheaper for long prefill);
 //   absorbed: q̃ = W_k[h]ᵀ q_nope, scores = q̃·c + q_r·k_r over the latent, o = W_v[h] · Σ p·c
-//             (cheaper for decode: touches the cache once, r + d_r values per token).
+//             (cheaper for decode: touches the cache once, r + d_r values per token). q̃ is a plain
+//             matmul over W_k[h]ᵀ, which the model keeps beside kv_b_proj (mla_keys_transposed, made
+//             once at load: transposing per call cost a Kimi decode step half of its MLA time).
 // mla_attention picks the cheaper form per sequence.
 //
 //   MlaDims d{.n_heads = 32, .kv_lora_rank = 512, .qk_nope_dim = 128, .qk_rope_dim = 64,
 //                  .v_dim = 128, .scale = 1.0f / std::sqrt(192.0f)};
+//   Tensor k_t = mla_keys_transposed(w_kv_b, d);   // once, at load
 //   MlaCache c{latent_rows, len};            // this call's tokens already appended
-//   mla_attention(q, d, w_kv_b, offsets, {&c, 1}, o);
+//   mla_attention(q, d, {w_kv_b, k_t}, offsets, {&c, 1}, o);
 //
 // Thread-safety: reentrant; work runs on the global thread pool.
 
@@ -45,19 +48,26 @@ struct MlaCache {
   int64_t len = 0;
 };
 
+// kv_b_proj in the two forms' layouts.
+struct MlaKv {
+  TensorView kv_b;  // [H·(d_n + d_v), r] as stored (f32 / bf16 / f16 / quantized)
+  TensorView k_t;   // [H·r, d_n]: W_k[h]ᵀ of head h at rows [h·r, (h+1)·r) (mla_keys_transposed)
+};
+
+// W_k[h]ᵀ of every head from kv_b_proj: [H·r, d_n] in kv_b's dtype (float32 for a quantized kv_b).
+Tensor mla_keys_transposed(const TensorView& w_kv_b, const MlaDims& d);
+
 // Packed sequences as in attention.h: sequence i owns queries [offsets[i], offsets[i+1]), query j
-// at position caches[i].len − n_i + j. w_kv_b: [H·(d_n + d_v), r].
+// at position caches[i].len − n_i + j.
 void mla_attention(const float* q,  // [T, H, d_n + d_r], nope part first
-                   const MlaDims& d, const TensorView& w_kv_b, std::span<const int64_t> offsets,
+                   const MlaDims& d, const MlaKv& w, std::span<const int64_t> offsets,
                    std::span<const MlaCache> caches,
                    float* o,  // [T, H, d_v]
                    SimdLevel level = simd_level());
 
-void mla_attention_expanded(const float* q, const MlaDims& d, const TensorView& w_kv_b,
-                            std::span<const int64_t> offsets, std::span<const MlaCache> caches,
-                            float* o, SimdLevel level = simd_level());
-void mla_attention_absorbed(const float* q, const MlaDims& d, const TensorView& w_kv_b,
-                            std::span<const int64_t> offsets, std::span<const MlaCache> caches,
-                            float* o, SimdLevel level = simd_level());
+void mla_attention_expanded(const float* q, const MlaDims& d, const MlaKv& w, std::span<const int64_t> offsets,
+                            std::span<const MlaCache> caches, float* o, SimdLevel level = simd_level());
+void mla_attention_absorbed(const float* q, const MlaDims& d, const MlaKv& w, std::span<const int64_t> offsets,
+                            std::span<const MlaCache> caches, float* o, SimdLevel level = simd_level());
 
 }  // namespace linfer::kernels

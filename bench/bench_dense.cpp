@@ -158,7 +158,7 @@ BENCHMARK(BM_Gemv_quant)
     ->Unit(benchmark::kMicrosecond);
 
 // Small batches (decode of B sequences): the Highway GEMV (matmul_hwy.cpp, W streamed once for all
-// rows) vs the packed GEMM (matmul_avx2.cpp) at the detected path, W from DRAM as above. matmul()
+// rows) vs the packed GEMM (gemm_hwy.cpp) at the detected path, W from DRAM as above. matmul()
 // switches from the first to the second above kGemvMaxRows (matmul.cpp) — where this crosses.
 // args: M, N, K, gemv (0 packed GEMM, 1 GEMV)
 void BM_GemvVsGemm_bf16(benchmark::State& st) {
@@ -177,7 +177,7 @@ void BM_GemvVsGemm_bf16(benchmark::State& st) {
         hwy_paths::gemv_rows(level, x.data(), M, wm, nullptr, y.data(), 16 * b0, std::min(N, 16 * b1));
       });
     }
-    else avx2::gemm(x.data(), M, wm, nullptr, y.data());
+    else hwy_paths::gemm(level, x.data(), M, wm, nullptr, y.data());
   }
   st.SetBytesProcessed(int64_t(st.iterations()) * 2 * N * K);
   st.counters["flops"] = benchmark::Counter(double(st.iterations()) * 2 * M * N * K, benchmark::Counter::kIsRate);

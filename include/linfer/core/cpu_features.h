@@ -4,10 +4,12 @@
 // kernel takes by default. There is a level only where there are kernels (add the level, its kernels
 // and its row in kSimdLevels together):
 //   scalar  plain C++ (on aarch64 the compiler may still use Advanced SIMD, part of the base ISA);
-//   avx2    AVX2 + FMA + F16C: every kernel's *_avx2.cpp variant;
-//   avx512  AVX-512 F/BW/DQ/VL: the matmul GEMV (matmul_hwy.cpp); every other kernel runs its avx2
-//           variant;
-//   neon    aarch64 Advanced SIMD: the matmul (matmul_hwy.cpp); every other kernel its scalar code.
+//   avx2    AVX2 + FMA + F16C: every kernel's *_avx2.cpp variant, and Highway's AVX2 target of the
+//           matmul (matmul_hwy.cpp GEMV, gemm_hwy.cpp GEMM);
+//   avx512  AVX-512 F/BW/DQ/VL: the matmul GEMV and GEMM (matmul_hwy.cpp, gemm_hwy.cpp); every other
+//           kernel runs its avx2 variant;
+//   neon    aarch64 Advanced SIMD: the matmul (matmul_hwy.cpp, gemm_hwy.cpp); every other kernel its
+//           scalar code.
 //
 //   fmt::print("simd: {}\n", simd_level_name(simd_level()));   // what actually runs
 //

@@ -26,8 +26,9 @@ const void* row_ptr(const WeightMatrix& w, int64_t n) {
   return static_cast<const std::byte*>(w.data) + dtype_nbytes(w.dtype, n * w.ld);
 }
 
-// Rows of x up to which the x86 paths stream W through the GEMV rather than the packed GEMM
-// (docs/benchmarks.md, Dense kernels: on Zen 2 the GEMV is ahead up to M = 48, even at M = 64).
+// Rows of x up to which the SIMD paths stream W through the GEMV rather than the packed GEMM
+// (docs/benchmarks.md, Dense kernels: on Zen 2 the GEMV is ahead up to M = 48, even at M = 64; measured
+// for avx2 and avx512, taken as is for neon).
 constexpr int64_t kGemvMaxRows = 48;
 
 // Portable path: one weight row converted to float32 at a time, dotted with every x row.
@@ -61,12 +62,11 @@ struct Product {
 };
 
 // Whether the GEMV takes a product of M rows of x: decode and small batches stream W once for every
-// row (on avx512 with 512-bit vectors; on neon for every M); more rows go to the packed GEMM, on
-// AVX2 for avx512 too.
+// row; more rows go to the packed GEMM. Both are Highway code for the path's own vector width.
 bool use_gemv(SimdLevel level, int64_t M, DType dtype) {
 #if LINFER_HWY
   if (is_quantized(dtype)) return false;
-  return level == SimdLevel::Neon || (level >= SimdLevel::Avx2 && M <= kGemvMaxRows);
+  return level != SimdLevel::Scalar && M <= kGemvMaxRows;
 #else
   return false;
 #endif
@@ -120,8 +120,8 @@ void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, f
     const Product p{x, M, wm, bias, y};
     return gemv_many(level, {&p, 1});
   }
-#if LINFER_X86
-  if (level >= SimdLevel::Avx2) return avx2::gemm(x, M, wm, bias, y);
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) return hwy_paths::gemm(level, x, M, wm, bias, y);
 #endif
   matmul_scalar(x, M, wm, bias, y);
 }

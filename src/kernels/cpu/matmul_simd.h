@@ -15,13 +15,11 @@ struct WeightMatrix {
   int64_t N, K, ld;
 };
 
-namespace avx2 {
-// y[M, N] = x[M, K] · wᵀ (+ bias), the packed GEMM (matmul_avx2.cpp), parallel over the thread pool.
-// Needs AVX2 + FMA + F16C.
-void gemm(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y);
-}  // namespace avx2
-
 namespace hwy_paths {
+// y[M, N] = x[M, K] · wᵀ (+ bias), the packed GEMM (gemm_hwy.cpp: one Highway source compiled per target),
+// parallel over the thread pool. `level` as for gemv_rows below.
+void gemm(SimdLevel level, const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y);
+
 // y[M, n0:n1) = x[M, K] · w[n0:n1)ᵀ (+ bias), any M, on the calling thread; weights read once per 4 rows
 // of x (matmul_hwy.cpp: one Highway source compiled per target). matmul.cpp splits the weight rows
 // of one or several products over the pool. `level` names the target: avx2, avx512 (x86-64) or

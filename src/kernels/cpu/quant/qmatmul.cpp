@@ -38,15 +38,15 @@ void matmul_scalar(const float* x, int64_t M, const WeightMatrix& w, const float
   }, 8);
 }
 
-#if LINFER_X86
-// Rows of x above which a call runs as float32 panels through the packed GEMM (matmul_avx2.cpp): up to
+#if LINFER_X86 && LINFER_HWY
+// Rows of x above which a call runs as float32 panels through the packed GEMM (gemm_hwy.cpp): up to
 // here every row of a batch gets the bits it gets alone, as with bf16 weights (matmul.cpp).
 constexpr int64_t kRegisterMaxRows = 48;
 
 // Prefill: `panel` weight rows at a time dequantized to float32 (a bounded buffer, never the whole
 // matrix), multiplied by the packed GEMM into a [M, panel] buffer, copied into y's columns. The
 // dequantization (~1 ns per weight) is small beside the GEMM's 2·M flops per weight.
-void matmul_panels(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+void matmul_panels(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y, SimdLevel level) {
   const int64_t panel = std::min(w.N, std::max<int64_t>((int64_t(1) << 20) / w.K, 16));  // ~4 MiB of float32
   thread_local AlignedVector<float> f32_buf, out_buf;  // this thread's: workers see only the pointers
   f32_buf.resize(size_t(panel * w.K));
@@ -60,7 +60,7 @@ void matmul_panels(const float* x, int64_t M, const WeightMatrix& w, const float
         linfer::quant::dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_nbytes(w.dtype, (n0 + r) * w.ld),
                                       f32 + r * w.K, w.K);
     }, 8);
-    kernels::avx2::gemm(x, M, WeightMatrix{f32, DType::F32, nr, w.K, w.K}, bias ? bias + n0 : nullptr, out);
+    kernels::hwy_paths::gemm(level, x, M, WeightMatrix{f32, DType::F32, nr, w.K, w.K}, bias ? bias + n0 : nullptr, out);
     for (int64_t m = 0; m < M; ++m) std::copy_n(out + m * nr, nr, y + m * w.N + n0);
   }
 }
@@ -82,7 +82,9 @@ void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias,
                "quantized matmul: a {} weight needs K (here {}) and its row stride (here {}) to be whole "
                "blocks of {}", dtype_name(w.dtype), w.K, w.ld, dtype_block(w.dtype));
 #if LINFER_X86
-  if (level >= SimdLevel::Avx2 && M > kRegisterMaxRows) return matmul_panels(x, M, w, bias, y);
+#if LINFER_HWY
+  if (level >= SimdLevel::Avx2 && M > kRegisterMaxRows) return matmul_panels(x, M, w, bias, y, level);
+#endif
   if (level >= SimdLevel::Avx2) return avx2::matmul(x, M, w, bias, y);
 #endif
   matmul_scalar(x, M, w, bias, y);

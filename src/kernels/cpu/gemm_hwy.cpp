@@ -1,0 +1,240 @@
+// The packed GEMM for prefill (many rows of x; matmul.cpp sends decode rows to the GEMV, matmul_hwy.cpp),
+// written once over Google Highway and compiled per target (hwy/foreach_target.h re-includes this file:
+// AVX2 and AVX-512 on x86-64, NEON on aarch64). L = the target's float32 lanes (8, 16, 4).
+//
+// Weights stay as stored; bf16 / f16 are widened to float32 while packing: a block of NC weight rows × KC
+// columns becomes float32 panels [KC][NR] (NR = 2L output columns side by side, in L2) through L × L
+// in-register transposes, then an MR × NR register tile of y accumulates over the panel: 2·MR vector
+// accumulators, one broadcast of x and two panel loads per k. MR = 6 on AVX2 (16 vector registers), 12
+// on AVX-512 and NEON (32). Activations and sums stay float32; a y element is summed in k order within
+// each block of KC columns, blocks in order, so its value depends on K alone (not on M, N or threads).
+// It replaced a hand-written AVX2 GEMM of the same scheme, which was no faster on the avx2 path
+// (docs/benchmarks.md, "Prefill GEMM on Highway").
+
+// Only the targets a SimdLevel maps to (and Highway's baseline, which it always builds).
+#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128)
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/gemm_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+
+#include <hwy/highway.h>
+
+#include <algorithm>
+
+#include "kernels/cpu/matmul_simd.h"
+#include "linfer/core/aligned.h"
+#include "linfer/core/error.h"
+#include "linfer/core/thread_pool.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace linfer::kernels::HWY_NAMESPACE {
+namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+constexpr int64_t kL = int64_t(hn::MaxLanes(DF()));
+constexpr int64_t kNR = 2 * kL, kKC = 256, kNC = 128;  // kNC: a multiple of kNR on every target
+constexpr int kMR = (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_NEON) ? 12 : 6;
+
+template <DType T>
+struct Stored;  // the element type Highway loads for weights stored as T
+template <>
+struct Stored<DType::F32> { using type = float; };
+template <>
+struct Stored<DType::BF16> { using type = hwy::bfloat16_t; };
+template <>
+struct Stored<DType::F16> { using type = hwy::float16_t; };
+
+// L weights from k on, as float32.
+template <DType T>
+HWY_INLINE VF load_weights(DF df, const void* row, int64_t k) {
+  using S = typename Stored<T>::type;
+  const S* p = static_cast<const S*>(row) + k;
+  if constexpr (T == DType::F32) return hn::LoadU(df, p);
+  else return hn::PromoteTo(df, hn::LoadU(hn::Rebind<S, DF>(), p));
+}
+
+template <DType T>
+HWY_INLINE float weight(const void* row, int64_t k) {
+  if constexpr (T == DType::F32) return static_cast<const float*>(row)[k];
+  else if constexpr (T == DType::BF16) return bf16_to_f32(static_cast<const uint16_t*>(row)[k]);
+  else return f16_to_f32(static_cast<const uint16_t*>(row)[k]);
+}
+
+inline const void* row_ptr(const WeightMatrix& w, int64_t n) {
+  return static_cast<const std::byte*>(w.data) + n * w.ld * int64_t(dtype_size(w.dtype));
+}
+
+// In-register transpose of L rows of L floats: r[i][j] -> r[j][i]. Each of the log2(L) rounds takes the even
+// and the odd lanes of row pairs (one vpermt2ps on AVX-512, uzp1 / uzp2 on NEON), which rotates the bits of
+// (row, lane) by one; log2(L) rotations swap row and lane.
+HWY_INLINE void transpose(DF df, VF (&r)[kL]) {
+#if HWY_TARGET != HWY_SCALAR  // one lane (Highway's scalar baseline, never called): nothing to do
+  VF t[kL];
+  HWY_UNROLL(4)
+  for (int64_t s = 1; s < kL; s *= 2) {
+    HWY_UNROLL(16)
+    for (int64_t i = 0; i < kL / 2; ++i) {
+      t[i] = hn::ConcatEven(df, r[2 * i + 1], r[2 * i]);
+      t[i + kL / 2] = hn::ConcatOdd(df, r[2 * i + 1], r[2 * i]);
+    }
+    HWY_UNROLL(16)
+    for (int64_t i = 0; i < kL; ++i) r[i] = t[i];
+  }
+#endif
+}
+
+// panel[p][k][j] = W[n0 + NR·p + j, k0 + k] as float32 (zero past n0 + nc). Full groups of L rows × L
+// columns go through the transpose; edges element by element.
+template <DType T>
+void pack_panels(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int64_t kc, float* panel) {
+  const DF df;
+  for (int64_t p = 0; p < (nc + kNR - 1) / kNR; ++p) {
+    float* dst = panel + p * kc * kNR;
+    for (int64_t j0 = 0; j0 < kNR; j0 += kL) {
+      const int64_t first = n0 + p * kNR + j0, valid = std::clamp<int64_t>(n0 + nc - first, 0, kL);
+      int64_t k = 0;
+      if (valid == kL) {
+        const void* rows[kL];
+        for (int64_t i = 0; i < kL; ++i) rows[i] = row_ptr(w, first + i);
+        for (; k + kL <= kc; k += kL) {
+          VF r[kL];
+          HWY_UNROLL(16)
+          for (int64_t i = 0; i < kL; ++i) r[i] = load_weights<T>(df, rows[i], k0 + k);
+          transpose(df, r);
+          HWY_UNROLL(16)
+          for (int64_t i = 0; i < kL; ++i) hn::Store(r[i], df, dst + (k + i) * kNR + j0);
+        }
+      }
+      for (; k < kc; ++k)
+        for (int64_t j = 0; j < kL; ++j) dst[k * kNR + j0 + j] = j < valid ? weight<T>(row_ptr(w, first + j), k0 + k) : 0.0f;
+    }
+  }
+}
+
+// c[MR, ncols] += a · panel[kc, NR] (first ncols columns); a is packed [kc][kMR] (row i of the tile at
+// a[k * kMR + i]), so the tile's x values for one k share a cache line or two.
+template <int MR>
+HWY_NOINLINE void micro_kernel(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t kc, float* c,
+                               int64_t ldc, int64_t ncols) {
+  const DF df;
+  // Every loop over MR is unrolled in full: otherwise GCC keeps the tile in memory (a factor ~3).
+  VF acc0[MR], acc1[MR];
+  HWY_UNROLL(16)
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = hn::Zero(df);
+  for (int64_t k = 0; k < kc; ++k) {
+    const VF b0 = hn::Load(df, b + k * kNR), b1 = hn::Load(df, b + k * kNR + kL);
+    HWY_UNROLL(16)
+    for (int i = 0; i < MR; ++i) {
+      const VF av = hn::Set(df, a[k * kMR + i]);
+      acc0[i] = hn::MulAdd(av, b0, acc0[i]);
+      acc1[i] = hn::MulAdd(av, b1, acc1[i]);
+    }
+  }
+  if (ncols == kNR) {
+    HWY_UNROLL(16)
+    for (int i = 0; i < MR; ++i) {
+      float* ci = c + i * ldc;
+      hn::StoreU(hn::Add(hn::LoadU(df, ci), acc0[i]), df, ci);
+      hn::StoreU(hn::Add(hn::LoadU(df, ci + kL), acc1[i]), df, ci + kL);
+    }
+  } else {  // the last columns of y: through a buffer, only the valid ones added
+    HWY_ALIGN float tile[2 * kL];
+    HWY_UNROLL(16)
+    for (int i = 0; i < MR; ++i) {
+      hn::Store(acc0[i], df, tile);
+      hn::Store(acc1[i], df, tile + kL);
+      for (int64_t j = 0; j < ncols; ++j) c[i * ldc + j] += tile[j];
+    }
+  }
+}
+
+template <int MR = kMR>
+void micro_kernel_rows(int64_t mr, const float* a, const float* b, int64_t kc, float* c, int64_t ldc,
+                       int64_t ncols) {
+  if constexpr (MR > 1) {
+    if (mr < MR) return micro_kernel_rows<MR - 1>(mr, a, b, kc, c, ldc, ncols);
+  }
+  micro_kernel<MR>(a, b, kc, c, ldc, ncols);
+}
+
+// y[m0:m1, n0:n0+nc] for one task: its own panels, all of K.
+template <DType T>
+void gemm_block(const float* x, int64_t m0, int64_t m1, const WeightMatrix& w, int64_t n0, int64_t nc,
+                const float* bias, float* y) {
+  thread_local AlignedVector<float> panel, a_tile;  // [nc / NR][kc][NR], [kc][kMR]
+  panel.resize(size_t(kNC * kKC));
+  a_tile.resize(size_t(kMR * kKC));
+  const int64_t N = w.N, K = w.K;
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t n = n0; n < n0 + nc; ++n) y[m * N + n] = bias ? bias[n] : 0.0f;
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min(kKC, K - k0);
+    pack_panels<T>(w, n0, nc, k0, kc, panel.data());
+    for (int64_t m = m0; m < m1; m += kMR) {
+      const int64_t mr = std::min<int64_t>(kMR, m1 - m);
+      // x tile, interleaved (rows of x are K floats apart: L1 set conflicts); rows past mr are never read
+      for (int64_t i = 0; i < mr; ++i) {
+        const float* xi = x + (m + i) * K + k0;
+        for (int64_t k = 0; k < kc; ++k) a_tile[size_t(k * kMR + i)] = xi[k];
+      }
+      for (int64_t p = 0; p * kNR < nc; ++p) {
+        micro_kernel_rows(mr, a_tile.data(), panel.data() + p * kc * kNR, kc, y + m * N + n0 + p * kNR, N,
+                          std::min(kNR, nc - p * kNR));
+      }
+    }
+  }
+}
+
+template <DType T>
+void gemm_t(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+  const int64_t n_blocks = (w.N + kNC - 1) / kNC;
+  // Few column blocks (small N): split rows too, so every thread has work; each task packs its own
+  // panels, so splitting rows repeats the packing — only worth it when threads would idle.
+  const int64_t want_tasks = 3 * int64_t(num_threads());
+  const int64_t m_splits = std::clamp<int64_t>((want_tasks + n_blocks - 1) / n_blocks, 1, (M + 23) / 24);
+  const int64_t m_step = (M + m_splits - 1) / m_splits;
+  parallel_for(0, n_blocks * m_splits, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t nb = t / m_splits, ms = t % m_splits;
+      const int64_t n0 = nb * kNC, m0 = ms * m_step;
+      gemm_block<T>(x, m0, std::min(M, m0 + m_step), w, n0, std::min(kNC, w.N - n0), bias, y);
+    }
+  });
+}
+
+}  // namespace
+
+void gemm(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+  switch (w.dtype) {
+    case DType::BF16: return gemm_t<DType::BF16>(x, M, w, bias, y);
+    case DType::F16: return gemm_t<DType::F16>(x, M, w, bias, y);
+    default: return gemm_t<DType::F32>(x, M, w, bias, y);
+  }
+}
+
+}  // namespace linfer::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace linfer::kernels::hwy_paths {
+
+void gemm(SimdLevel level, const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+  switch (level) {
+#if HWY_TARGETS & HWY_AVX2
+    case SimdLevel::Avx2: return N_AVX2::gemm(x, M, w, bias, y);
+#endif
+#if HWY_TARGETS & HWY_AVX3
+    case SimdLevel::Avx512: return N_AVX3::gemm(x, M, w, bias, y);
+#endif
+#if HWY_TARGETS & HWY_NEON
+    case SimdLevel::Neon: return N_NEON::gemm(x, M, w, bias, y);
+#endif
+    default: fail("matmul: no Highway GEMM compiled for the {} path", simd_level_name(level));
+  }
+}
+
+}  // namespace linfer::kernels::hwy_paths
+#endif  // HWY_ONCE

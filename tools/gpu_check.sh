@@ -11,7 +11,8 @@
 # libpcre2-8-0 libicu-dev libicu72 libhiredis-dev libhiredis0.14 libboost1.74-dev libhwy-dev`, 30 MB),
 # unpacked here into $BUILD/prefix, runtime libraries included (Debian's ICU 72 beside the machine's own
 # ICU 74: another soname). The build mode follows what is there: full (every library: the CLI,
-# `linfer serve --device cuda` end to end, tests/e2e/test_serve_cuda, serving speed), models (xxhash only:
+# `linfer serve --device cuda` end to end, tests/e2e/test_serve_cuda, serving speed), models (xxhash, and
+# Highway's headers where carried — without them the CPU side's float matmul runs scalar code:
 # LINFER_MODELS_ONLY, whole-model tests and benchmarks), kernels (nothing: LINFER_KERNELS_ONLY). MODE=models
 # or MODE=kernels asks for less.
 # Environment: BUILD (default build-gpu), CUDA_ARCH (default 90a), NCU=0 skips the ncu profiles,
@@ -101,7 +102,7 @@ if [ "$mode" != kernels ] && lacks libxxhash-dev; then
 fi
 case $mode in
   full) only=(-DLINFER_TEST_DIRS=e2e "-DCMAKE_PREFIX_PATH=$prefix/usr") ;;  # Boost and Highway headers too
-  models) only=(-DLINFER_MODELS_ONLY=ON) ;;
+  models) only=(-DLINFER_MODELS_ONLY=ON "-DCMAKE_PREFIX_PATH=$prefix/usr") ;;  # Highway headers, where carried
   *) only=(-DLINFER_KERNELS_ONLY=ON) ;;
 esac
 

@@ -5,11 +5,11 @@
 // and its row in kSimdLevels together):
 //   scalar  plain C++ (on aarch64 the compiler may still use Advanced SIMD, part of the base ISA);
 //   avx2    AVX2 + FMA + F16C: every kernel's *_avx2.cpp variant, and Highway's AVX2 target of the
-//           matmul (matmul_hwy.cpp GEMV, gemm_hwy.cpp GEMM);
-//   avx512  AVX-512 F/BW/DQ/VL: the matmul GEMV and GEMM (matmul_hwy.cpp, gemm_hwy.cpp); every other
-//           kernel runs its avx2 variant;
-//   neon    aarch64 Advanced SIMD: the matmul (matmul_hwy.cpp, gemm_hwy.cpp); every other kernel its
-//           scalar code.
+//           matmul (matmul_hwy.cpp GEMV, gemm_hwy.cpp GEMM, quant/qmatmul_hwy.cpp quantized GEMV);
+//   avx512  AVX-512 F/BW/DQ/VL: the matmul GEMV, GEMM and quantized GEMV (matmul_hwy.cpp, gemm_hwy.cpp,
+//           quant/qmatmul_hwy.cpp); every other kernel runs its avx2 variant;
+//   neon    aarch64 Advanced SIMD: the matmul, dense and quantized (matmul_hwy.cpp, gemm_hwy.cpp,
+//           quant/qmatmul_hwy.cpp); every other kernel its scalar code.
 //
 //   fmt::print("simd: {}\n", simd_level_name(simd_level()));   // what actually runs
 //

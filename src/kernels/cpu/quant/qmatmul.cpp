@@ -66,6 +66,19 @@ void matmul_panels(const float* x, int64_t M, const WeightMatrix& w, const float
 }
 #endif
 
+#if LINFER_HWY
+// The Highway path: x's group sums once per call (formats with offsets), then weight rows over the pool.
+void matmul_registers(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y,
+                      SimdLevel level) {
+  thread_local std::vector<float> xs_buf;  // [M, K / 32]
+  const bool offsets = w.dtype != DType::Q8_0 && w.dtype != DType::Q6_K;
+  xs_buf.resize(offsets ? size_t(M * (w.K / 32)) : 1);
+  if (offsets) group_sums(x, M, w.K, xs_buf.data());
+  const float* xs = xs_buf.data();
+  parallel_for(0, w.N, [&](int64_t n0, int64_t n1) { hwy_paths::matmul_rows(level, x, xs, M, w, bias, y, n0, n1); }, 8);
+}
+#endif
+
 }  // namespace
 
 void group_sums(const float* x, int64_t M, int64_t K, float* xs) {
@@ -81,11 +94,11 @@ void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias,
   LINFER_CHECK(is_quantized(w.dtype) && w.K % dtype_block(w.dtype) == 0 && w.ld % dtype_block(w.dtype) == 0,
                "quantized matmul: a {} weight needs K (here {}) and its row stride (here {}) to be whole "
                "blocks of {}", dtype_name(w.dtype), w.K, w.ld, dtype_block(w.dtype));
-#if LINFER_X86
-#if LINFER_HWY
+#if LINFER_X86 && LINFER_HWY
   if (level >= SimdLevel::Avx2 && M > kRegisterMaxRows) return matmul_panels(x, M, w, bias, y, level);
 #endif
-  if (level >= SimdLevel::Avx2) return avx2::matmul(x, M, w, bias, y);
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) return matmul_registers(x, M, w, bias, y, level);
 #endif
   matmul_scalar(x, M, w, bias, y);
 }

@@ -2,7 +2,8 @@
 // Internal: y = x · wᵀ for block-quantized weights (core/quant_formats.h), reached through
 // kernels::matmul (kernels/cpu/matmul.h), which dispatches here on the weight's dtype. Activations are
 // float32. Up to 48 rows of x (decode, small batches): each weight block is dequantized in registers
-// (scalar path: into one block-sized buffer) and dotted with up to 4 rows of x at a time; a row's sums
+// (scalar path: into one block-sized buffer) and dotted with up to 4 rows of x at a time (avx2, avx512,
+// neon: Highway vectors of 8, 16, 4 lanes); a row's sums
 // never depend on the other rows of the call (batched decode gives each sequence the bits it gets
 // alone). More rows on x86 (prefill): panels of weight rows dequantized to a bounded float32 buffer and
 // multiplied by the packed GEMM. The matrix is never widened to a float32 copy as a whole.
@@ -23,9 +24,13 @@ void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias,
 // offsets (Q4_0's -8, Q4_1's m, the K-quants' mins ...) fold them into one product with these.
 void group_sums(const float* x, int64_t M, int64_t K, float* xs);
 
-namespace avx2 {
-// The AVX2 + FMA + F16C path (qmatmul_avx2.cpp), same contract as quant::matmul.
-void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y);
-}  // namespace avx2
+namespace hwy_paths {
+// y[M, n0:n1) for weight rows [n0, n1) on the calling thread (qmatmul_hwy.cpp: one Highway source compiled
+// per target); xs: x's group sums (group_sums; read only by formats with offsets). `level` names the
+// target: avx2, avx512 (x86-64) or neon (aarch64); the CPU must be able to run it. A row's result does not
+// depend on n0, n1 or M.
+void matmul_rows(SimdLevel level, const float* x, const float* xs, int64_t M, const WeightMatrix& w,
+                 const float* bias, float* y, int64_t n0, int64_t n1);
+}  // namespace hwy_paths
 
 }  // namespace linfer::kernels::quant

@@ -1,0 +1,313 @@
+// Quantized GEMV / small GEMM written once over Google Highway and compiled for every target this file is
+// built for (hwy/foreach_target.h re-includes it once per target: AVX2 and AVX-512 on x86-64, NEON on
+// aarch64); qmatmul.cpp calls the target of the SimdLevel. L float lanes per vector (8 on AVX2, 16 on
+// AVX-512, 4 on NEON; at most 16, so one vector never straddles a Q6_K sub-block of 16).
+//
+// Per weight block: the integers widened to int32 lanes straight from memory (L bytes per load), nibbles
+// split with an and and a shift (the fifth / sixth bits or'd in), converted to float and FMA'd with up to
+// R = 4 rows of x, so each block is unpacked once for R rows. Block scales multiply a block's partial sum
+// (one FMA per block and row; Q6_K: the 16-element sub-block scales multiply the weights, shared by the R
+// rows); offsets (Q4_0's -8, Q5_0's -16, Q4_1 / Q5_1's m, the K-quants' mins) are folded in as
+// offset · (sum of the 32 x values they apply to), from group_sums.
+//
+// Cost per 32 weights and row of x (R = 1), in vectors of L: Q8_0 32/L widening loads, converts and FMAs
+// + 1; Q4_0 and Q4_K 16/L widening loads, 32/L and/shift, converts and FMAs + 1: AVX-512 needs half the
+// instructions of AVX2. A row's arithmetic is the same whatever R, so a batched row gets the bits it gets
+// alone (on each path; the paths differ from each other in the order of their sums).
+
+// Only the targets a SimdLevel maps to (and Highway's baseline, which it always builds).
+#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128)
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/quant/qmatmul_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/quant_formats.h"
+#include "kernels/cpu/quant/qmatmul.h"
+#include "linfer/core/error.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace linfer::kernels::quant::HWY_NAMESPACE {
+namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::CappedTag<float, 16>;
+using DI = hn::RebindToSigned<DF>;
+using VF = hn::Vec<DF>;
+using VI = hn::Vec<DI>;
+constexpr int L = int(hn::MaxLanes(DF()));
+constexpr int NV = 32 / L;  // vectors per 32 weights
+static_assert(L <= 16 && 32 % L == 0);
+
+// The fp16 at p (any byte address), as float32: one hardware conversion where the target has one.
+HWY_INLINE float half(const uint8_t* p) {
+  const hn::CappedTag<float, 1> d1;
+  return hn::GetLane(hn::PromoteTo(d1, hn::LoadU(hn::Rebind<hwy::float16_t, decltype(d1)>(),
+                                                  reinterpret_cast<const hwy::float16_t*>(p))));
+}
+
+// L bytes from p widened to int32 lanes, unsigned or signed.
+HWY_INLINE VI u8s(const uint8_t* p) { return hn::PromoteTo(DI(), hn::LoadU(hn::Rebind<uint8_t, DI>(), p)); }
+HWY_INLINE VI i8s(const uint8_t* p) {
+  return hn::PromoteTo(DI(), hn::LoadU(hn::Rebind<int8_t, DI>(), reinterpret_cast<const int8_t*>(p)));
+}
+HWY_INLINE VF f(VI v) { return hn::ConvertTo(DF(), v); }
+
+// sum over c of w[c] · x[cL .. cL + L): the 32 weights of one block (or sub-block) against x. Two chains
+// when a block takes more than 4 vectors (NEON), so that the FMA latency overlaps.
+HWY_INLINE VF dot32(const VF (&w)[NV], const float* HWY_RESTRICT x) {
+  const DF df;
+  if constexpr (NV > 4) {
+    VF s0 = hn::Mul(w[0], hn::LoadU(df, x)), s1 = hn::Mul(w[1], hn::LoadU(df, x + L));
+    HWY_UNROLL(8)
+    for (int c = 2; c < NV; c += 2) {
+      s0 = hn::MulAdd(w[c], hn::LoadU(df, x + c * L), s0);
+      s1 = hn::MulAdd(w[c + 1], hn::LoadU(df, x + (c + 1) * L), s1);
+    }
+    return hn::Add(s0, s1);
+  } else {
+    VF s = hn::Mul(w[0], hn::LoadU(df, x));
+    HWY_UNROLL(8)
+    for (int c = 1; c < NV; ++c) s = hn::MulAdd(w[c], hn::LoadU(df, x + c * L), s);
+    return s;
+  }
+}
+
+// The R rows of x one call works on: x[r] [K], xs[r] [K / 32] group sums.
+template <int R>
+struct Rows {
+  const float* x[R];
+  const float* xs[R];
+};
+
+template <int R>
+HWY_INLINE void row_q8_0(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
+  const DF df;
+  VF acc[R];
+  HWY_UNROLL(8)
+  for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
+  for (int64_t b = 0; b < K / 32; ++b, w += 34) {
+    const VF d = hn::Set(df, half(w));
+    VF q[NV];
+    HWY_UNROLL(8)
+    for (int c = 0; c < NV; ++c) q[c] = f(i8s(w + 2 + c * L));
+    HWY_UNROLL(8)
+    for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(d, dot32(q, in.x[r] + 32 * b), acc[r]);
+  }
+  HWY_UNROLL(8)
+  for (int r = 0; r < R; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r]));
+}
+
+// The 32-element nibble formats (Q4_0, Q4_1, Q5_0, Q5_1): x = d · q + offset, the offset folded in as
+// offset · (sum of the block's 32 x values). Q5's fifth bits: bit i of the block's 32-bit qh for element i.
+template <int R, DType T>
+HWY_INLINE void row_q32(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
+  constexpr bool has_min = T == DType::Q4_1 || T == DType::Q5_1, five = T == DType::Q5_0 || T == DType::Q5_1;
+  constexpr float zero = T == DType::Q4_0 ? 8.0f : T == DType::Q5_0 ? 16.0f : 0.0f;  // subtracted from q
+  constexpr int qh_at = has_min ? 4 : 2, qs_at = qh_at + (five ? 4 : 0);
+  constexpr int64_t bytes = int64_t(dtype_block_bytes(T));
+  const DF df;
+  const DI di;
+  const VI low = hn::Set(di, 15), sixteen = hn::Set(di, 16);
+  VI bit[NV];  // lane l of vector c: 1 << (cL + l), element cL + l's bit of qh
+  HWY_UNROLL(8)
+  for (int c = 0; c < NV; ++c) bit[c] = hn::Shl(hn::Set(di, 1), hn::Iota(di, c * L));
+  VF acc[R];
+  float off[R] = {};
+  HWY_UNROLL(8)
+  for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
+  for (int64_t b = 0; b < K / 32; ++b, w += bytes) {
+    const float ds = half(w), os = (has_min ? half(w + 2) : 0.0f) - zero * ds;
+    const VF d = hn::Set(df, ds);
+    VI q[NV];  // element cL + l in lane l of q[c]: low nibbles of bytes 0-15, then their high nibbles
+    HWY_UNROLL(8)
+    for (int c = 0; c < NV / 2; ++c) {
+      const VI v = u8s(w + qs_at + c * L);
+      q[c] = hn::And(v, low);
+      q[c + NV / 2] = hn::ShiftRight<4>(v);
+    }
+    if constexpr (five) {
+      uint32_t qh;
+      std::memcpy(&qh, w + qh_at, 4);
+      const VI h = hn::Set(di, int32_t(qh));
+      HWY_UNROLL(8)
+      for (int c = 0; c < NV; ++c) q[c] = hn::Or(q[c], hn::IfThenElseZero(hn::TestBit(h, bit[c]), sixteen));
+    }
+    VF qf[NV];
+    HWY_UNROLL(8)
+    for (int c = 0; c < NV; ++c) qf[c] = f(q[c]);
+    HWY_UNROLL(8)
+    for (int r = 0; r < R; ++r) {
+      acc[r] = hn::MulAdd(d, dot32(qf, in.x[r] + 32 * b), acc[r]);
+      off[r] += os * in.xs[r][b];
+    }
+  }
+  HWY_UNROLL(8)
+  for (int r = 0; r < R; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r])) + off[r];
+}
+
+// Q4_K, and Q5_K (five: qh[32] between the scales and the nibbles, bit j of qh[l] the fifth bit of
+// element 32j + l).
+template <int R, bool five>
+HWY_INLINE void row_qk(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
+  constexpr int64_t bytes = five ? 176 : 144;
+  constexpr int qs_at = five ? 48 : 16;
+  const DF df;
+  const DI di;
+  const VI low = hn::Set(di, 15), one = hn::Set(di, 1);
+  VF acc[R];
+  float off[R] = {};
+  HWY_UNROLL(8)
+  for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
+  for (int64_t b = 0; b < K / 256; ++b, w += bytes) {
+    const float d = half(w), dmin = half(w + 2);
+    VI h[NV];  // qh[0..32) when five
+    if constexpr (five) {
+      HWY_UNROLL(8)
+      for (int c = 0; c < NV; ++c) h[c] = u8s(w + 16 + c * L);
+    }
+    for (int g = 0; g < 4; ++g) {
+      uint8_t sc0, m0, sc1, m1;
+      linfer::quant::q4k_scale_min(w + 4, 2 * g, sc0, m0);
+      linfer::quant::q4k_scale_min(w + 4, 2 * g + 1, sc1, m1);
+      const uint8_t* qs = w + qs_at + 32 * g;
+      VF lf[NV], hf[NV];  // sub-blocks 2g (low nibbles) and 2g + 1 (high nibbles)
+      HWY_UNROLL(8)
+      for (int c = 0; c < NV; ++c) {
+        const VI v = u8s(qs + c * L);
+        VI lo = hn::And(v, low), hi = hn::ShiftRight<4>(v);
+        if constexpr (five) {
+          lo = hn::Or(lo, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h[c], 2 * g), one)));
+          hi = hn::Or(hi, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h[c], 2 * g + 1), one)));
+        }
+        lf[c] = f(lo);
+        hf[c] = f(hi);
+      }
+      const VF d0 = hn::Set(df, d * float(sc0)), d1 = hn::Set(df, d * float(sc1));
+      const float o0 = dmin * float(m0), o1 = dmin * float(m1);
+      const int64_t e = 256 * b + 64 * g;  // first element of sub-block 2g
+      HWY_UNROLL(8)
+      for (int r = 0; r < R; ++r) {
+        acc[r] = hn::MulAdd(d0, dot32(lf, in.x[r] + e), acc[r]);
+        acc[r] = hn::MulAdd(d1, dot32(hf, in.x[r] + e + 32), acc[r]);
+        off[r] += o0 * in.xs[r][e / 32] + o1 * in.xs[r][e / 32 + 1];
+      }
+    }
+  }
+  HWY_UNROLL(8)
+  for (int r = 0; r < R; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r])) - off[r];
+}
+
+// Q6_K: per half of 128 elements, element l (+ 32j) from ql's nibbles and qh's bit pair j, scaled by its
+// 16-element sub-block's int8 scale. Two accumulator chains per row (j even / odd): the weights are
+// scaled before the FMAs, so nothing else breaks the chain.
+template <int R>
+HWY_INLINE void row_q6_k(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
+  const DF df;
+  const DI di;
+  const VI low = hn::Set(di, 15), two = hn::Set(di, 3), bias = hn::Set(di, 32);
+  VF acc[R][2];
+  HWY_UNROLL(8)
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = hn::Zero(df);
+  for (int64_t b = 0; b < K / 256; ++b, w += 210) {
+    const float d = half(w + 208);
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = w + 64 * h;
+      const uint8_t* qh = w + 128 + 32 * h;
+      const auto* sc = reinterpret_cast<const int8_t*>(w + 192 + 8 * h);
+      HWY_UNROLL(8)
+      for (int l = 0; l < 32; l += L) {
+        const VI a = u8s(ql + l), c = u8s(ql + l + 32), hb = u8s(qh + l);
+        auto q = [&](VI nib, int shift) {  // nibble | 2 high bits << 4, minus 32
+          const VI hi2 = hn::And(hn::ShiftRightSame(hb, shift), two);
+          return f(hn::Sub(hn::Or(nib, hn::ShiftLeft<4>(hi2)), bias));
+        };
+        const int s = l / 16;
+        const VF wq[4] = {hn::Mul(q(hn::And(a, low), 0), hn::Set(df, d * float(sc[s]))),
+                          hn::Mul(q(hn::And(c, low), 2), hn::Set(df, d * float(sc[s + 2]))),
+                          hn::Mul(q(hn::ShiftRight<4>(a), 4), hn::Set(df, d * float(sc[s + 4]))),
+                          hn::Mul(q(hn::ShiftRight<4>(c), 6), hn::Set(df, d * float(sc[s + 6])))};
+        const int64_t e = 256 * b + 128 * h + l;
+        HWY_UNROLL(8)
+        for (int r = 0; r < R; ++r)
+          HWY_UNROLL(8)
+          for (int j = 0; j < 4; ++j)
+            acc[r][j & 1] = hn::MulAdd(wq[j], hn::LoadU(df, in.x[r] + e + 32 * j), acc[r][j & 1]);
+      }
+    }
+  }
+  HWY_UNROLL(8)
+  for (int r = 0; r < R; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[r][0], acc[r][1])));
+}
+
+template <int R>
+void row(DType t, const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
+  switch (t) {
+    case DType::Q8_0: return row_q8_0<R>(w, K, in, out);
+    case DType::Q4_0: return row_q32<R, DType::Q4_0>(w, K, in, out);
+    case DType::Q4_1: return row_q32<R, DType::Q4_1>(w, K, in, out);
+    case DType::Q5_0: return row_q32<R, DType::Q5_0>(w, K, in, out);
+    case DType::Q5_1: return row_q32<R, DType::Q5_1>(w, K, in, out);
+    case DType::Q4_K: return row_qk<R, false>(w, K, in, out);
+    case DType::Q5_K: return row_qk<R, true>(w, K, in, out);
+    case DType::Q6_K: return row_q6_k<R>(w, K, in, out);
+    default: fail("quantized matmul: no kernel for {}", dtype_name(t));
+  }
+}
+
+// Rows m0 .. m0 + R of x against weight row n.
+template <int R>
+void rows_of_x(const float* x, const float* xs, int64_t m0, const WeightMatrix& w, const uint8_t* wrow, float* out) {
+  Rows<R> in;
+  for (int r = 0; r < R; ++r) in.x[r] = x + (m0 + r) * w.K, in.xs[r] = xs + (m0 + r) * (w.K / 32);
+  row<R>(w.dtype, wrow, w.K, in, out);
+}
+
+}  // namespace
+
+void matmul_rows(const float* x, const float* xs, int64_t M, const WeightMatrix& w, const float* bias, float* y,
+                 int64_t n0, int64_t n1) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const auto* wrow = static_cast<const uint8_t*>(w.data) + dtype_nbytes(w.dtype, n * w.ld);
+    for (int64_t m0 = 0; m0 < M; m0 += 4) {
+      float out[4];
+      const int64_t R = std::min<int64_t>(4, M - m0);
+      switch (R) {
+        case 4: rows_of_x<4>(x, xs, m0, w, wrow, out); break;
+        case 3: rows_of_x<3>(x, xs, m0, w, wrow, out); break;
+        case 2: rows_of_x<2>(x, xs, m0, w, wrow, out); break;
+        default: rows_of_x<1>(x, xs, m0, w, wrow, out); break;
+      }
+      for (int64_t r = 0; r < R; ++r) y[(m0 + r) * w.N + n] = out[r] + (bias ? bias[n] : 0.0f);
+    }
+  }
+}
+
+}  // namespace linfer::kernels::quant::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace linfer::kernels::quant::hwy_paths {
+
+void matmul_rows(SimdLevel level, const float* x, const float* xs, int64_t M, const WeightMatrix& w,
+                 const float* bias, float* y, int64_t n0, int64_t n1) {
+  switch (level) {
+#if HWY_TARGETS & HWY_AVX2
+    case SimdLevel::Avx2: return N_AVX2::matmul_rows(x, xs, M, w, bias, y, n0, n1);
+#endif
+#if HWY_TARGETS & HWY_AVX3
+    case SimdLevel::Avx512: return N_AVX3::matmul_rows(x, xs, M, w, bias, y, n0, n1);
+#endif
+#if HWY_TARGETS & HWY_NEON
+    case SimdLevel::Neon: return N_NEON::matmul_rows(x, xs, M, w, bias, y, n0, n1);
+#endif
+    default: fail("quantized matmul: no Highway kernel compiled for the {} path", simd_level_name(level));
+  }
+}
+
+}  // namespace linfer::kernels::quant::hwy_paths
+#endif  // HWY_ONCE

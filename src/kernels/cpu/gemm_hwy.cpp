@@ -11,8 +11,7 @@
 // It replaced a hand-written AVX2 GEMM of the same scheme, which was no faster on the avx2 path
 // (docs/benchmarks.md, "Prefill GEMM on Highway").
 
-// Only the targets a SimdLevel maps to (and Highway's baseline, which it always builds).
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128)
+#include "kernels/cpu/hwy_targets.h"  // before foreach_target.h
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/gemm_hwy.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -21,6 +20,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/hwy_weights-inl.h"
 #include "kernels/cpu/matmul_simd.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/error.h"
@@ -38,34 +38,7 @@ constexpr int64_t kL = int64_t(hn::MaxLanes(DF()));
 constexpr int64_t kNR = 2 * kL, kKC = 256, kNC = 128;  // kNC: a multiple of kNR on every target
 constexpr int kMR = (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_NEON) ? 12 : 6;
 
-template <DType T>
-struct Stored;  // the element type Highway loads for weights stored as T
-template <>
-struct Stored<DType::F32> { using type = float; };
-template <>
-struct Stored<DType::BF16> { using type = hwy::bfloat16_t; };
-template <>
-struct Stored<DType::F16> { using type = hwy::float16_t; };
-
-// L weights from k on, as float32.
-template <DType T>
-HWY_INLINE VF load_weights(DF df, const void* row, int64_t k) {
-  using S = typename Stored<T>::type;
-  const S* p = static_cast<const S*>(row) + k;
-  if constexpr (T == DType::F32) return hn::LoadU(df, p);
-  else return hn::PromoteTo(df, hn::LoadU(hn::Rebind<S, DF>(), p));
-}
-
-template <DType T>
-HWY_INLINE float weight(const void* row, int64_t k) {
-  if constexpr (T == DType::F32) return static_cast<const float*>(row)[k];
-  else if constexpr (T == DType::BF16) return bf16_to_f32(static_cast<const uint16_t*>(row)[k]);
-  else return f16_to_f32(static_cast<const uint16_t*>(row)[k]);
-}
-
-inline const void* row_ptr(const WeightMatrix& w, int64_t n) {
-  return static_cast<const std::byte*>(w.data) + n * w.ld * int64_t(dtype_size(w.dtype));
-}
+using hwy_weights::row_ptr;
 
 // In-register transpose of L rows of L floats: r[i][j] -> r[j][i]. Each of the log2(L) rounds takes the even
 // and the odd lanes of row pairs (one vpermt2ps on AVX-512, uzp1 / uzp2 on NEON), which rotates the bits of
@@ -102,14 +75,15 @@ void pack_panels(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int6
         for (; k + kL <= kc; k += kL) {
           VF r[kL];
           HWY_UNROLL(16)
-          for (int64_t i = 0; i < kL; ++i) r[i] = load_weights<T>(df, rows[i], k0 + k);
+          for (int64_t i = 0; i < kL; ++i) r[i] = hwy_weights::load<T>(df, rows[i], k0 + k);
           transpose(df, r);
           HWY_UNROLL(16)
           for (int64_t i = 0; i < kL; ++i) hn::Store(r[i], df, dst + (k + i) * kNR + j0);
         }
       }
       for (; k < kc; ++k)
-        for (int64_t j = 0; j < kL; ++j) dst[k * kNR + j0 + j] = j < valid ? weight<T>(row_ptr(w, first + j), k0 + k) : 0.0f;
+        for (int64_t j = 0; j < kL; ++j)
+          dst[k * kNR + j0 + j] = j < valid ? hwy_weights::one<T>(row_ptr(w, first + j), k0 + k) : 0.0f;
     }
   }
 }

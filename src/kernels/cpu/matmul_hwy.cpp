@@ -5,12 +5,11 @@
 // y[m, n] = x[m, :] · W[n, :] (+ bias[n]) for M rows of x. R weight rows at a time (R = 1 for short
 // rows and few x rows: rows_range says why), each loaded once per vector of K and multiplied into every
 // x row: W streams from memory once for all M rows (M <= kMaxRows; more rows go in groups, the weight
-// rows then come again from cache), and C × M × R independent FMA chains hide the FMA latency. bf16 / f16 weights are widened to float32 in
-// registers (bf16: a 16-bit shift; f16: the hardware conversion). Single-threaded over a range of
-// weight rows: matmul.cpp splits the rows of one or several products over the pool.
+// rows then come again from cache), and C × M × R independent FMA chains hide the FMA latency. bf16 / f16
+// weights are widened to float32 in registers (hwy_weights-inl.h). Single-threaded over a range of weight
+// rows: matmul.cpp splits the rows of one or several products over the pool.
 
-// Only the targets a SimdLevel maps to (and Highway's baseline, which it always builds).
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128)
+#include "kernels/cpu/hwy_targets.h"  // before foreach_target.h
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/matmul_hwy.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -19,6 +18,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/hwy_weights-inl.h"
 #include "kernels/cpu/matmul_simd.h"
 #include "linfer/core/error.h"
 
@@ -30,34 +30,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-template <DType T>
-struct Stored;  // the element type Highway loads for weights stored as T
-template <>
-struct Stored<DType::F32> { using type = float; };
-template <>
-struct Stored<DType::BF16> { using type = hwy::bfloat16_t; };
-template <>
-struct Stored<DType::F16> { using type = hwy::float16_t; };
-
-// Lanes(df) weights from k on, as float32.
-template <DType T>
-HWY_INLINE VF load_weights(DF df, const void* row, int64_t k) {
-  using S = typename Stored<T>::type;
-  const S* p = static_cast<const S*>(row) + k;
-  if constexpr (T == DType::F32) return hn::LoadU(df, p);
-  else return hn::PromoteTo(df, hn::LoadU(hn::Rebind<S, DF>(), p));
-}
-
-template <DType T>
-HWY_INLINE float weight(const void* row, int64_t k) {
-  if constexpr (T == DType::F32) return static_cast<const float*>(row)[k];
-  else if constexpr (T == DType::BF16) return bf16_to_f32(static_cast<const uint16_t*>(row)[k]);
-  else return f16_to_f32(static_cast<const uint16_t*>(row)[k]);
-}
-
-inline const void* row_ptr(const WeightMatrix& w, int64_t n) {
-  return static_cast<const std::byte*>(w.data) + n * w.ld * int64_t(dtype_size(w.dtype));
-}
+using hwy_weights::row_ptr;
 
 // acc[m][r] += W[row r, k .. k+L) · x[m, k .. k+L) for every x row m and weight row r.
 template <DType T, int M, int R>
@@ -68,7 +41,7 @@ HWY_INLINE void fma_step(DF df, const float* HWY_RESTRICT x, int64_t K, const vo
   for (int m = 0; m < M; ++m) xv[m] = hn::LoadU(df, x + m * K + k);
   HWY_UNROLL(8)
   for (int r = 0; r < R; ++r) {
-    const VF wv = load_weights<T>(df, rows[r], k);
+    const VF wv = hwy_weights::load<T>(df, rows[r], k);
     HWY_UNROLL(8)
     for (int m = 0; m < M; ++m) acc[m][r] = hn::MulAdd(wv, xv[m], acc[m][r]);
   }
@@ -107,7 +80,7 @@ HWY_INLINE void rows_tile(const float* HWY_RESTRICT x, const WeightMatrix& w, in
       HWY_UNROLL(8)
       for (int c = 1; c < C; ++c) sum = hn::Add(sum, acc[c][m][r]);
       float s = hn::GetLane(hn::SumOfLanes(df, sum));
-      for (int64_t kk = k; kk < K; ++kk) s += x[m * K + kk] * weight<T>(rows[r], kk);
+      for (int64_t kk = k; kk < K; ++kk) s += x[m * K + kk] * hwy_weights::one<T>(rows[r], kk);
       y[m * ldy + n + r] = s + (bias ? bias[n + r] : 0.0f);
     }
 }

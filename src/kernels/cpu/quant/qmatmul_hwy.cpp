@@ -15,8 +15,7 @@
 // instructions of AVX2. A row's arithmetic is the same whatever R, so a batched row gets the bits it gets
 // alone (on each path; the paths differ from each other in the order of their sums).
 
-// Only the targets a SimdLevel maps to (and Highway's baseline, which it always builds).
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128)
+#include "kernels/cpu/hwy_targets.h"  // before foreach_target.h
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/quant/qmatmul_hwy.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

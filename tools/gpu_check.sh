@@ -22,7 +22,8 @@
 # MODEL_SPEED="PROMPT GEN REPS" (default "512 128 3"), WHOLE_MODELS="kimi_linear qwen3next" (random ~1B
 # models of those presets made here, timed on CUDA alone and, where python3 has torch + transformers,
 # with transformers on the same GPU: tools/hf_model_speed.py; WHOLE_MODELS= skips them), HF_SPEED=0 skips
-# transformers, MAMBA2_SPEED=0 skips the Mamba2 CPU-vs-GPU run; full mode: SERVE_SPEED=0 skips
+# transformers, MAMBA2_SPEED=0 skips the Mamba2 CPU-vs-GPU run, OP_BY_OP=0 skips the second run of each
+# whole-model benchmark with LINFER_CUDA_GRAPHS=0 (decode steps op by op instead of CUDA graphs); full mode: SERVE_SPEED=0 skips
 # tools/serve_speed.py on the random Kimi model (SERVE_PREFILL="4096,16384" prompt lengths on the GPU,
 # SERVE_PREFILL_CPU="4096" on the CPU, SERVE_DECODE="1,8,32" concurrencies on the GPU, SERVE_DECODE_CPU="8").
 set -uo pipefail
@@ -180,6 +181,9 @@ if [ $models = 1 ] && [ "${MAMBA2_SPEED:-1}" != 0 ]; then
   fi
   # shellcheck disable=SC2086  # PROMPT GEN REPS
   step model_speed "$LOG/model_speed.txt" "$BUILD/gpu_model_speed" "$model" ${MODEL_SPEED:-512 128 3}
+  # shellcheck disable=SC2086
+  [ "${OP_BY_OP:-1}" != 0 ] && LINFER_CUDA_GRAPHS=0 MODEL_SPEED_DEVICES=cuda step "model_speed op by op" \
+    "$LOG/model_speed_op_by_op.txt" "$BUILD/gpu_model_speed" "$model" ${MODEL_SPEED:-512 128 3}
 fi
 if [ $models = 1 ]; then
   # Kimi-Linear- and Qwen3-Next-shaped random models (~1B, MoE): generated here (2 GB each, not carried),
@@ -193,6 +197,9 @@ if [ $models = 1 ]; then
     # shellcheck disable=SC2086  # PROMPT GEN REPS
     MODEL_SPEED_DEVICES=cuda step "speed $preset" "$LOG/speed_$preset.txt" "$BUILD/gpu_model_speed" "$dir" \
       ${MODEL_SPEED:-512 128 3}
+    # shellcheck disable=SC2086
+    [ "${OP_BY_OP:-1}" != 0 ] && LINFER_CUDA_GRAPHS=0 MODEL_SPEED_DEVICES=cuda step "speed $preset op by op" \
+      "$LOG/speed_${preset}_op_by_op.txt" "$BUILD/gpu_model_speed" "$dir" ${MODEL_SPEED:-512 128 3}
     if [ $hf = 1 ]; then
       # shellcheck disable=SC2086
       PYTHONUNBUFFERED=1 timeout "${HF_TIMEOUT:-300}" python3 tools/hf_model_speed.py "$dir" ${MODEL_SPEED:-512 128 3} \
@@ -217,10 +224,10 @@ fi
 [ "${DECODE_BENCH:-1}" != 0 ] && cat "$LOG/bench.txt"
 [ "${PREFILL_BENCH:-1}" != 0 ] && cat "$LOG/prefill_bench.txt" 2>/dev/null
 if [ $models = 1 ]; then
-  cat "$LOG/model_speed.txt" 2>/dev/null
+  cat "$LOG/model_speed.txt" "$LOG/model_speed_op_by_op.txt" 2>/dev/null
   cat "$LOG/serve_speed.txt" 2>/dev/null
   for preset in ${WHOLE_MODELS-kimi_linear qwen3next}; do
-    cat "$LOG/speed_$preset.txt" 2>/dev/null
+    cat "$LOG/speed_$preset.txt" "$LOG/speed_${preset}_op_by_op.txt" 2>/dev/null
     grep -E "^torch|parameters|^\| " "$LOG/hf_$preset.txt" 2>/dev/null | grep -v "^|---" | tail -6
   done
 fi

@@ -27,6 +27,7 @@
 #include "kernels/cpu/mamba2_ssd.h"
 #include "kernels/cpu/mla.h"
 #include "kernels/cpu/norm.h"
+#include "linfer/core/function_ref.h"
 #include "linfer/core/tensor.h"
 #include "linfer/device.h"
 #include "linfer/state.h"
@@ -141,6 +142,15 @@ class Backend {
   virtual float* scratch(int64_t n) = 0;
   // A pool of n sequence states in this backend's memory, laid out per `spec`.
   virtual std::unique_ptr<StateSlots> make_slots(const StateSpec& spec, int n) = 0;
+
+  // ---- recorded op sequences ----
+  // Runs `body`, a sequence of this backend's ops, and may record it to replay for later calls with the
+  // same key without running body's host code again (the CUDA backend: a CUDA graph; what one token's
+  // decode step is, at a given batch size and slot binding). The caller promises that the key determines
+  // every op body issues and every argument (pointers and sizes; not the memory's contents), and that body
+  // does nothing on the host that a replay would have to repeat (no downloads, no host arrays that change
+  // from call to call). A backend drops its recordings when memory they use moves. Default: runs body.
+  virtual void run_recorded(uint64_t key, FunctionRef<void()> body) { body(); }
 
   // ---- dense ops (float32 activations; y may alias x where an op says so) ----
   // y[M, N] = x[M, K] · wᵀ (+ bias[N]). x and y dense, not aliasing.

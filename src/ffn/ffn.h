@@ -29,6 +29,9 @@ class Ffn {
                        const Mat& x,  // [T, hidden]
                        const Mat& y   // [T, hidden]
                        ) const = 0;
+  // Mixer::step_replayable's promise for a decode batch's rows: the MLP, not the MoE (its routing runs on
+  // the host).
+  virtual bool step_replayable() const { return false; }
 };
 
 }  // namespace linfer

@@ -28,6 +28,7 @@ class Mamba2Mixer final : public Mixer {
   static void state_spec(const Mamba2Dims& d, int layer, std::vector<StateTensorSpec>& out);
   void declare_state(int layer, std::vector<StateTensorSpec>& out) const override { state_spec(d_, layer, out); }
   void forward(const Mat& x, const Mat& y, const MixerCall& call) const override;
+  bool step_replayable() const override { return true; }
 
  private:
   Mamba2Dims d_;

@@ -40,6 +40,11 @@ class Mixer {
   virtual void forward(const Mat& x,  // [T, hidden]
                        const Mat& y,  // [T, hidden]
                        const MixerCall& call) const = 0;
+  // Whether the step form (seqs.decode) issues backend ops whose arguments depend on nothing but the batch
+  // size and the call's slot binding, with no host-side work between them, so that a model may record the
+  // step once and replay it (Backend::run_recorded): the recurrent mixers. Attention and MLA are not (their
+  // caches move as they grow, and their steps take per-token positions from the host).
+  virtual bool step_replayable() const { return false; }
 };
 
 }  // namespace linfer

@@ -317,51 +317,80 @@ void LoadedModel::run(const Batch& batch, const CallStates& states, float* logit
   if (states.pool) binding = states.pool->bind(states.ids);
   MixerCall call{.be = &be, .T = T, .seqs = {.offsets = batch.offsets, .positions = positions, .decode = decode},
                  .states = states.host, .slots = states.pool ? &binding : nullptr};
-  for (size_t l = 0; l < layers_.size(); ++l) {
+  // The logits' rows. The CPU backend writes the caller's buffer directly; a device writes scratch (taken
+  // before the layers, so that a recorded step finds it where it was) and copies it back.
+  const int64_t rows = mode == Logits::Last ? n_seqs : T;
+  const Mat out = mode == Logits::None            ? Mat()
+                  : be.device() == Device::Cpu    ? Mat(logits, rows, cfg_.vocab)
+                                                  : tmp.mat(rows, cfg_.vocab);
+
+  // The pass in parts: 2l = layer l's mixer (and the residual add, and the FFN's norm), 2l + 1 = its FFN,
+  // 2L = the lm head.
+  const size_t n_parts = 2 * layers_.size() + 1;
+  auto run_part = [&](size_t part) {
+    const size_t l = part / 2;
+    if (part == n_parts - 1) {
+      if (mode == Logits::None) return;
+      ProfileScope p("lm head");
+      if (mode == Logits::Last) {
+        for (int64_t i = 0; i < n_seqs; ++i) be.copy(x.rows_of(batch.offsets[i + 1] - 1, 1), h.rows_of(i, 1));
+        norm(final_norm_, h.rows_of(0, rows), h.rows_of(0, rows));
+      } else {
+        norm(final_norm_, x, h);
+      }
+      dump("final_norm", h.rows_of(0, rows));
+      return be.matmul(h.rows_of(0, rows), lm_head_, {}, out);
+    }
     const Layer& layer = layers_[l];
     const LayerConfig& lc = cfg_.layers[l];
-    {
-      ProfileScope p("norms + residual");
-      norm(layer.in_norm, x, h);
-    }
-    call.first_tensor = layer.first_tensor;
-    {
-      ProfileScope p("mixer", mixer_name(lc.mixer));
-      layer.mixer->forward(h, y, call);
-    }
-    if (on_layer) (*on_layer)(int(l));  // the ffn reads no state: layer l's state is final here
-    if (layer.ffn) {
+    if (part % 2 == 0) {
       {
         ProfileScope p("norms + residual");
-        be.add(x, y);
-        norm(layer.post_norm, x, h);
+        norm(layer.in_norm, x, h);
       }
-      ProfileScope p("ffn", ffn_name(lc.ffn));
-      layer.ffn->forward(be, h, y);
-    }
-    {
+      call.first_tensor = layer.first_tensor;
+      {
+        ProfileScope p("mixer", mixer_name(lc.mixer));
+        layer.mixer->forward(h, y, call);
+      }
+      if (on_layer) (*on_layer)(int(l));  // the ffn reads no state: layer l's state is final here
+      ProfileScope p("norms + residual");
+      be.add(x, y);
+      if (layer.ffn) norm(layer.post_norm, x, h);
+    } else if (layer.ffn) {
+      {
+        ProfileScope p("ffn", ffn_name(lc.ffn));
+        layer.ffn->forward(be, h, y);
+      }
       ProfileScope p("norms + residual");
       be.add(x, y);
     }
-    dump(fmt::format("hidden_{}", l + 1), x);
+    if (part % 2 == 1 || !layer.ffn) dump(fmt::format("hidden_{}", l + 1), x);
+  };
+  // A decode step on a device pool: each run of parts whose ops depend only on the batch size and the slot
+  // binding is recorded once and replayed from then on (a CUDA graph: one launch instead of hundreds).
+  const bool replay = decode && states.pool && !on_layer && !dump_ && !profile_enabled();
+  auto replayable = [&](size_t part) {
+    if (part == n_parts - 1) return true;
+    const Layer& layer = layers_[part / 2];
+    return part % 2 == 0 ? layer.mixer->step_replayable() : !layer.ffn || layer.ffn->step_replayable();
+  };
+  for (size_t part = 0; part < n_parts;) {
+    if (!replay || !replayable(part)) {
+      run_part(part++);
+      continue;
+    }
+    size_t end = part;
+    while (end < n_parts && replayable(end)) ++end;
+    const uint64_t what[] = {part, end, uint64_t(n_seqs), uint64_t(mode), reinterpret_cast<uintptr_t>(states.pool)};
+    const uint64_t key = XXH3_64bits(what, sizeof what);
+    be.run_recorded(key, [&] {
+      for (size_t q = part; q < end; ++q) run_part(q);
+    });
+    part = end;
   }
   for (int64_t i = 0; i < n_seqs; ++i) states.advance(i, batch.offsets[i + 1] - batch.offsets[i]);
-
-  if (mode == Logits::None) return;
-  ProfileScope p("lm head");
-  int64_t rows = T;
-  if (mode == Logits::Last) {
-    rows = n_seqs;
-    for (int64_t i = 0; i < n_seqs; ++i) be.copy(x.rows_of(batch.offsets[i + 1] - 1, 1), h.rows_of(i, 1));
-    norm(final_norm_, h.rows_of(0, rows), h.rows_of(0, rows));
-  } else {
-    norm(final_norm_, x, h);
-  }
-  dump("final_norm", h.rows_of(0, rows));
-  // The CPU backend writes the caller's buffer directly; a device writes scratch and copies it back.
-  const Mat out = be.device() == Device::Cpu ? Mat(logits, rows, cfg_.vocab) : tmp.mat(rows, cfg_.vocab);
-  be.matmul(h.rows_of(0, rows), lm_head_, {}, out);
-  be.download(out, logits);
+  if (mode != Logits::None) be.download(out, logits);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "backend/cuda/cuda_backend.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include <algorithm>
 
@@ -49,10 +51,13 @@ CudaBackend::CudaBackend() {
   blas_check(cublasSetStream(blas_, stream_), "cublasSetStream");
   // Float32 GEMMs stay float32 (the default math mode takes no TF32 shortcut; the references are fp32).
   blas_check(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+  const char* graphs = std::getenv("LINFER_CUDA_GRAPHS");
+  graphs_ = !(graphs && std::string_view(graphs) == "0");
 }
 
 CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
+  forget_recordings();
   for (auto& [p, n] : scratch_) cudaFree(p);
   cudaFree(widened_);
   for (Staged* s : {&ids_, &offsets_, &positions_, &inv_freq_, &rows_, &row_w_, &attn_seqs_}) cudaFree(s->p);
@@ -131,6 +136,7 @@ float* CudaBackend::scratch(int64_t n) {
   auto& [p, cap] = scratch_[top_++];
   if (cap < n) {
     cuda_check(cudaStreamSynchronize(stream_), "scratch growth");  // queued kernels may still use the old one
+    forget_recordings();
     cudaFree(p);
     p = nullptr;
     cuda_check(cudaMalloc(&p, size_t(n) * sizeof(float)), "cudaMalloc of scratch");
@@ -143,6 +149,7 @@ const void* CudaBackend::stage(Staged& s, const void* host, size_t bytes) {
   if (s.last.size() == bytes && std::memcmp(s.last.data(), host, bytes) == 0) return s.p;
   if (s.bytes < bytes) {
     cuda_check(cudaStreamSynchronize(stream_), "staging growth");
+    forget_recordings();
     cudaFree(s.p);
     s.p = nullptr;
     cuda_check(cudaMalloc(&s.p, bytes), "cudaMalloc of staging");
@@ -169,6 +176,7 @@ void CudaBackend::matmul(const Mat& x, const Weight& w, const Param& bias, const
   if (w.view.dtype() != DType::F32) {
     if (widened_n_ < N * K) {
       cuda_check(cudaStreamSynchronize(stream_), "weight scratch growth");
+      forget_recordings();
       cudaFree(widened_);
       widened_ = nullptr;
       cuda_check(cudaMalloc(&widened_, size_t(N * K) * sizeof(float)), "cudaMalloc of weight scratch");

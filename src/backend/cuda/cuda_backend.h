@@ -7,12 +7,14 @@
 // kernel): a chunked prefill is a later step. Attention and MLA keep their caches in the pool's Growing
 // rows (cuda_slots.h) and attend with kernels/cuda/attention.h (MLA in its expanded form: K / V rebuilt
 // from the latent rows through kv_b by a GEMM each call); the MoE's routing runs on the host, its row
-// gathers and scatters here.
+// gathers and scatters here. run_recorded records a run of ops as a CUDA graph (cuda_recordings.cpp):
+// a decode step replays as one launch (LINFER_CUDA_GRAPHS=0 runs every op by op, for comparison).
 // One call at a time per backend object (one stream, one scratch stack).
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.h"
@@ -38,6 +40,10 @@ class CudaBackend final : public Backend {
   void scratch_release(size_t mark) override { top_ = mark; }
   float* scratch(int64_t n) override;
   std::unique_ptr<StateSlots> make_slots(const StateSpec& spec, int n) override;
+  void run_recorded(uint64_t key, FunctionRef<void()> body) override;
+  // Drops every recording: called before memory a recording may point at (scratch, staging, a slot pool's
+  // states or ids) is freed or moved.
+  void forget_recordings();
 
   void matmul(const Mat& x, const Weight& w, const Param& bias, const Mat& y) override;
   void embedding(const Weight& table, std::span<const int32_t> ids, const Mat& y) override;
@@ -91,6 +97,15 @@ class CudaBackend final : public Backend {
   void append(const StateRef& cache, int64_t i, const Mat& src, int64_t b, int64_t n);
 
   Staged ids_, offsets_, positions_, inv_freq_, rows_, row_w_, attn_seqs_;
+
+  // A recorded run of ops, by run_recorded's key and the scratch depth it started at.
+  struct Recording {
+    int eager_runs = 0;      // the first run goes op by op: it sizes the scratch the ops take
+    bool refused = false;    // capture failed once: op by op from then on
+    cudaGraphExec_t exec = nullptr;
+  };
+  std::unordered_map<uint64_t, Recording> recordings_;
+  bool graphs_ = true;  // LINFER_CUDA_GRAPHS=0: never record
 };
 
 }  // namespace linfer

@@ -30,6 +30,7 @@ CudaStateSlots::CudaStateSlots(CudaBackend& be, const StateSpec& spec, int n) : 
 
 CudaStateSlots::~CudaStateSlots() {
   cudaStreamSynchronize(be_.stream());
+  be_.forget_recordings();  // they point at this pool's states and ids
   for (Cache& c : caches_) cudaFree(c.p);
   cudaFree(base_);
   cudaFree(ids_);
@@ -145,6 +146,7 @@ void CudaStateSlots::reset(int slot) {
 SlotBinding CudaStateSlots::bind(std::span<const int32_t> ids) {
   if (ids_cap_ < ids.size()) {
     cuda_check(cudaStreamSynchronize(be_.stream()), "slot ids growth");
+    be_.forget_recordings();
     cudaFree(ids_);
     ids_ = nullptr;
     cuda_check(cudaMalloc(&ids_, ids.size_bytes()), "cudaMalloc of slot ids");

@@ -6,13 +6,15 @@
 //   - packed prefill of two prompts in slots 3 and 1 of a pool, then batched decode steps, match the CPU;
 //   - a state prefilled on the CPU decodes on the GPU, and one prefilled on the GPU decodes on the CPU,
 //     like all-CPU (logits within float32 tolerance, same greedy tokens);
-//   - forward() on host SequenceStates (staged through device slots) matches the CPU.
+//   - forward() on host SequenceStates (staged through device slots) matches the CPU;
+//   - decode steps replayed from CUDA graphs match the same steps run op by op, bit for bit.
 // Attention and MLA caches live in the device pool's Growing rows, so the state moves between devices
 // whole. Skips (with the reason) where no CUDA device is usable.
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include "../../golden/golden_cases.h"
@@ -185,6 +187,58 @@ TEST_P(CudaModel, ForwardOnHostStatesMatchesTheCpu) {
   const int32_t bad = int32_t(V_);
   EXPECT_THROW(gpu_->forward(Batch::single({&bad, 1}), {&gp, 1}, gl.data(), Logits::Last), linfer::Error);
   EXPECT_EQ(g.n_tokens(), before.n_tokens());
+}
+
+// Decode steps recorded as CUDA graphs and replayed (the default) against the same steps op by op
+// (LINFER_CUDA_GRAPHS=0): logits and states bit for bit, while the batch changes size and order, a longer
+// prefill in between grows the scratch (every recording is dropped and made again), and a batch of 10 takes
+// the cuBLAS products instead of the GEMV.
+TEST_P(CudaModel, RecordedDecodeStepsMatchOpByOp) {
+  ASSERT_EQ(setenv("LINFER_CUDA_GRAPHS", "0", 1), 0);
+  const auto plain = Model::load(dir_.string(), Device::Cuda);
+  ASSERT_EQ(unsetenv("LINFER_CUDA_GRAPHS"), 0);
+  auto gs = gpu_->make_slots(12), ps = plain->make_slots(12);
+  auto both = [&](const Batch& b, std::vector<int32_t> slots, Logits mode, const std::string& what) {
+    const size_t rows = mode == Logits::Last ? size_t(b.n_seqs()) : b.tokens.size();
+    std::vector<float> g(rows * size_t(V_)), p(rows * size_t(V_));
+    gpu_->forward_slots(b, *gs, slots, g.data(), mode);
+    plain->forward_slots(b, *ps, slots, p.data(), mode);
+    EXPECT_TRUE(g == p) << what << ": worst relative difference " << max_rel_err(g.data(), p.data(), int64_t(rows), V_);
+  };
+  testing::internal::CaptureStderr();  // a capture that fails says so there (and the step runs op by op)
+  const auto& a = cases_.front().prompt;
+  both(Batch::single(a), {3}, Logits::Last, "prefill of slot 3");
+  both(Batch::single({a.data(), std::min<size_t>(a.size(), 5)}), {1}, Logits::Last, "prefill of slot 1");
+  std::vector<int32_t> longer;
+  for (int r = 0; r < 4; ++r) longer.insert(longer.end(), a.begin(), a.end());
+  for (int step = 0; step < 14; ++step) {
+    if (step == 8) both(Batch::single(longer), {2}, Logits::Last, "longer prefill of slot 2");
+    const std::vector<int32_t> slots = step < 4   ? std::vector<int32_t>{3, 1}
+                                       : step < 6 ? std::vector<int32_t>{1}
+                                       : step < 8 ? std::vector<int32_t>{1, 3}
+                                       : step < 11 ? std::vector<int32_t>{3, 1, 2}
+                                                   : std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    std::vector<int32_t> next(slots.size());
+    std::vector<int64_t> offsets(slots.size() + 1);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      next[i] = int32_t((step * 31 + int(i) * 7 + 11) % V_);
+      offsets[i + 1] = int64_t(i + 1);
+    }
+    both(Batch{next, offsets}, slots, Logits::Last, "decode step " + std::to_string(step));
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err.find("could not be recorded"), std::string::npos) << err;
+  for (int slot = 0; slot < 10; ++slot) {
+    SequenceState g(gpu_->state_spec()), p(plain->state_spec());
+    gs->save(slot, g);
+    ps->save(slot, p);
+    ASSERT_EQ(g.n_tokens(), p.n_tokens()) << "slot " << slot;
+    for (size_t j = 0; j < g.n_tensors(); ++j) {
+      const int64_t n = g.rows(j) * g.row_elems(j);
+      ASSERT_EQ(n, p.rows(j) * p.row_elems(j));
+      EXPECT_TRUE(std::equal(g.data(j), g.data(j) + n, p.data(j))) << "slot " << slot << " state tensor " << j;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, CudaModel, ::testing::ValuesIn(kRunsOnCuda));

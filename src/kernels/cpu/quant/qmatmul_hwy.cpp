@@ -7,8 +7,9 @@
 // split with an and and a shift (the fifth / sixth bits or'd in), converted to float and FMA'd with up to
 // R = 4 rows of x, so each block is unpacked once for R rows. Block scales multiply a block's partial sum
 // (one FMA per block and row; Q6_K: the 16-element sub-block scales multiply the weights, shared by the R
-// rows); offsets (Q4_0's -8, Q5_0's -16, Q4_1 / Q5_1's m, the K-quants' mins) are folded in as
-// offset · (sum of the 32 x values they apply to), from group_sums.
+// rows; converted to float 16 at a time, once per block of 256); offsets (Q4_0's -8, Q5_0's -16, Q4_1 /
+// Q5_1's m, the K-quants' mins) are folded in as offset · (sum of the 32 x values they apply to), from
+// group_sums. One weight row per pass: four rows sharing each load of x ran slower (docs/benchmarks.md).
 //
 // Cost per 32 weights and row of x (R = 1), in vectors of L: Q8_0 32/L widening loads, converts and FMAs
 // + 1; Q4_0 and Q4_K 16/L widening loads, 32/L and/shift, converts and FMAs + 1: AVX-512 needs half the
@@ -46,6 +47,14 @@ static_assert(L <= 16 && 32 % L == 0);
 HWY_INLINE float half(const uint8_t* p) {
   const hn::CappedTag<float, 1> d1;
   return hn::GetLane(hn::PromoteTo(d1, hn::LoadU(hn::Rebind<hwy::float16_t, decltype(d1)>(),
+                                                  reinterpret_cast<const hwy::float16_t*>(p))));
+}
+
+// The same from a load of the 8 bytes at p (p + 8 must lie in the block): the four halves converted
+// in one piece (x86: a 64-bit load and a convert, where half() takes a 16-bit load, a move and a convert).
+HWY_INLINE float half8(const uint8_t* p) {
+  const hn::CappedTag<float, 4> d4;
+  return hn::GetLane(hn::PromoteTo(d4, hn::LoadU(hn::Rebind<hwy::float16_t, decltype(d4)>(),
                                                   reinterpret_cast<const hwy::float16_t*>(p))));
 }
 
@@ -90,7 +99,7 @@ HWY_INLINE void row_q8_0(const uint8_t* w, int64_t K, const Rows<R>& in, float* 
   HWY_UNROLL(8)
   for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
   for (int64_t b = 0; b < K / 32; ++b, w += 34) {
-    const VF d = hn::Set(df, half(w));
+    const VF d = hn::Set(df, half8(w));
     VF q[NV];
     HWY_UNROLL(8)
     for (int c = 0; c < NV; ++c) q[c] = f(i8s(w + 2 + c * L));
@@ -120,7 +129,7 @@ HWY_INLINE void row_q32(const uint8_t* w, int64_t K, const Rows<R>& in, float* o
   HWY_UNROLL(8)
   for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
   for (int64_t b = 0; b < K / 32; ++b, w += bytes) {
-    const float ds = half(w), os = (has_min ? half(w + 2) : 0.0f) - zero * ds;
+    const float ds = half8(w), os = (has_min ? half8(w + 2) : 0.0f) - zero * ds;
     const VF d = hn::Set(df, ds);
     VI q[NV];  // element cL + l in lane l of q[c]: low nibbles of bytes 0-15, then their high nibbles
     HWY_UNROLL(8)
@@ -163,16 +172,23 @@ HWY_INLINE void row_qk(const uint8_t* w, int64_t K, const Rows<R>& in, float* ou
   HWY_UNROLL(8)
   for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
   for (int64_t b = 0; b < K / 256; ++b, w += bytes) {
-    const float d = half(w), dmin = half(w + 2);
+    const float d = half8(w), dmin = half8(w + 2);
+    float scale[8];  // d · the 6-bit scale of sub-block j, unpacked before the vector work
+    for (int j = 0; j < 8; j += 2) {
+      uint8_t sc0, m0, sc1, m1;
+      linfer::quant::q4k_scale_min(w + 4, j, sc0, m0);
+      linfer::quant::q4k_scale_min(w + 4, j + 1, sc1, m1);
+      scale[j] = d * float(sc0), scale[j + 1] = d * float(sc1);
+      const float o0 = dmin * float(m0), o1 = dmin * float(m1);
+      HWY_UNROLL(8)
+      for (int r = 0; r < R; ++r) off[r] += o0 * in.xs[r][8 * b + j] + o1 * in.xs[r][8 * b + j + 1];
+    }
     VI h[NV];  // qh[0..32) when five
     if constexpr (five) {
       HWY_UNROLL(8)
       for (int c = 0; c < NV; ++c) h[c] = u8s(w + 16 + c * L);
     }
     for (int g = 0; g < 4; ++g) {
-      uint8_t sc0, m0, sc1, m1;
-      linfer::quant::q4k_scale_min(w + 4, 2 * g, sc0, m0);
-      linfer::quant::q4k_scale_min(w + 4, 2 * g + 1, sc1, m1);
       const uint8_t* qs = w + qs_at + 32 * g;
       VF lf[NV], hf[NV];  // sub-blocks 2g (low nibbles) and 2g + 1 (high nibbles)
       HWY_UNROLL(8)
@@ -186,14 +202,12 @@ HWY_INLINE void row_qk(const uint8_t* w, int64_t K, const Rows<R>& in, float* ou
         lf[c] = f(lo);
         hf[c] = f(hi);
       }
-      const VF d0 = hn::Set(df, d * float(sc0)), d1 = hn::Set(df, d * float(sc1));
-      const float o0 = dmin * float(m0), o1 = dmin * float(m1);
+      const VF d0 = hn::Set(df, scale[2 * g]), d1 = hn::Set(df, scale[2 * g + 1]);
       const int64_t e = 256 * b + 64 * g;  // first element of sub-block 2g
       HWY_UNROLL(8)
       for (int r = 0; r < R; ++r) {
         acc[r] = hn::MulAdd(d0, dot32(lf, in.x[r] + e), acc[r]);
         acc[r] = hn::MulAdd(d1, dot32(hf, in.x[r] + e + 32), acc[r]);
-        off[r] += o0 * in.xs[r][e / 32] + o1 * in.xs[r][e / 32 + 1];
       }
     }
   }
@@ -208,28 +222,28 @@ template <int R>
 HWY_INLINE void row_q6_k(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
   const DF df;
   const DI di;
-  const VI low = hn::Set(di, 15), two = hn::Set(di, 3), bias = hn::Set(di, 32);
+  const VI low = hn::Set(di, 15), high = hn::Set(di, 0x30), bias = hn::Set(di, 32);
   VF acc[R][2];
   HWY_UNROLL(8)
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = hn::Zero(df);
   for (int64_t b = 0; b < K / 256; ++b, w += 210) {
-    const float d = half(w + 208);
+    HWY_ALIGN float scale[16];  // d · the int8 scale of each 16-element sub-block, converted L at a time
+    const VF d = hn::Set(df, half(w + 208));
+    HWY_UNROLL(8)
+    for (int c = 0; c < 16; c += L) hn::Store(hn::Mul(f(i8s(w + 192 + c)), d), df, scale + c);
     for (int h = 0; h < 2; ++h) {
       const uint8_t* ql = w + 64 * h;
       const uint8_t* qh = w + 128 + 32 * h;
-      const auto* sc = reinterpret_cast<const int8_t*>(w + 192 + 8 * h);
       HWY_UNROLL(8)
       for (int l = 0; l < 32; l += L) {
         const VI a = u8s(ql + l), c = u8s(ql + l + 32), hb = u8s(qh + l);
-        auto q = [&](VI nib, int shift) {  // nibble | 2 high bits << 4, minus 32
-          const VI hi2 = hn::And(hn::ShiftRightSame(hb, shift), two);
-          return f(hn::Sub(hn::Or(nib, hn::ShiftLeft<4>(hi2)), bias));
+        const int s = 8 * h + l / 16;  // element l's sub-block; + 2j for element l + 32j
+        // element l + 32j: nibble | bit pair j of hb moved to bits 4-5, minus 32, times its scale
+        auto q = [&](VI nib, VI hi, int j) {
+          return hn::Mul(f(hn::Sub(hn::Or(nib, hn::And(hi, high)), bias)), hn::Set(df, scale[s + 2 * j]));
         };
-        const int s = l / 16;
-        const VF wq[4] = {hn::Mul(q(hn::And(a, low), 0), hn::Set(df, d * float(sc[s]))),
-                          hn::Mul(q(hn::And(c, low), 2), hn::Set(df, d * float(sc[s + 2]))),
-                          hn::Mul(q(hn::ShiftRight<4>(a), 4), hn::Set(df, d * float(sc[s + 4]))),
-                          hn::Mul(q(hn::ShiftRight<4>(c), 6), hn::Set(df, d * float(sc[s + 6])))};
+        const VF wq[4] = {q(hn::And(a, low), hn::ShiftLeft<4>(hb), 0), q(hn::And(c, low), hn::ShiftLeft<2>(hb), 1),
+                          q(hn::ShiftRight<4>(a), hb, 2), q(hn::ShiftRight<4>(c), hn::ShiftRight<2>(hb), 3)};
         const int64_t e = 256 * b + 128 * h + l;
         HWY_UNROLL(8)
         for (int r = 0; r < R; ++r)

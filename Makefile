@@ -52,7 +52,7 @@ bench: build
 fuzz: fuzz-deps deps
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DLINFER_FUZZ=ON -DLINFER_TESTS=OFF -DLINFER_BENCH=OFF
-	cmake --build build-fuzz -j $(JOBS)
+	cmake --build build-fuzz -j $(JOBS) --target $(call tests_in,fuzz)
 	@for f in build-fuzz/fuzz_*; do [ -x $$f ] || continue; mkdir -p build-fuzz/corpus/$$(basename $$f); \
 	  echo "== $$f ($(FUZZ_SECONDS) s)"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build-fuzz/corpus/$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) || exit 1; done

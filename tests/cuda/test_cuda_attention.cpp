@@ -1,7 +1,8 @@
 // Causal attention on the GPU (kernels/cuda/attention.h) against the float64 references: full attention
 // (ref::attention_prefill: grouped-query heads, packed sequences mixing a fresh prefill, decode steps on
 // long caches and a chunk appended to a cache, padded rows) and MLA's expanded form (ref::mla_attention:
-// the key [k_nope | shared k_r] in two parts, the k_r part read from the latent cache with head stride 0).
+// the key [k_nope | shared k_r] in two parts, the k_r part read from the latent cache with head stride 0) and
+// its absorbed decode (per-head GEMVs through W_k[h]ᵀ and W_v[h] in one launch each, attention over the latent).
 // Lengths cross the kernel's 128-key tiles; outputs are poisoned first and padding must stay untouched.
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 
 #include "cuda_test_util.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/dense.h"
 #include "kernels/reference/attention.h"
 #include "kernels/reference/mla.h"
 #include "linfer/core/error.h"
@@ -72,7 +74,6 @@ TEST_P(CudaAttention, MatchesReference) {
                          offsets, caches, ref_o.data());
 
   DeviceBuffer<float> d_q(q), d_k(k), d_v(v), d_o(T * o_ld);
-  d_o.fill_bytes(0xFF);
   std::vector<cuda::AttnSeq> seqs;
   for (int64_t i = 0; i < S; ++i)
     seqs.push_back({.k1 = d_k.data() + cache_at[i] * k_ld, .k2 = nullptr, .v = d_v.data() + cache_at[i] * v_ld,
@@ -83,19 +84,26 @@ TEST_P(CudaAttention, MatchesReference) {
   const cuda::AttnLayout l{.Hq = Hq, .Hkv = Hkv, .D1 = D, .D2 = 0, .Dv = Dv, .q_ld = q_ld, .o_ld = o_ld,
                            .k1_row = k_ld, .k1_head = D, .k2_row = 0, .k2_head = 0, .v_row = v_ld, .v_head = Dv,
                            .scale = scale};
-  cuda::attention(d_q.data(), reinterpret_cast<const cuda::AttnSeq*>(d_seqs.data()), S, max_n, l, d_o.data(), nullptr);
-  cuda::cuda_check(cudaDeviceSynchronize(), "attention");
-  const auto o = d_o.download();
-  std::vector<float> got(T * Hq * Dv);
-  size_t pad_written = 0;
-  for (int64_t t = 0; t < T; ++t) {
-    std::copy_n(o.data() + t * o_ld, Hq * Dv, got.data() + t * Hq * Dv);
-    for (int64_t p = Hq * Dv; p < o_ld; ++p) pad_written += !untouched(o[t * o_ld + p]);
+  // One block per (query, head, sequence), then the keys split into 3 and 7 ranges (flash-decoding; 7 leaves
+  // some ranges of the short caches empty).
+  for (const int64_t splits : {1, 3, 7}) {
+    d_o.fill_bytes(0xFF);
+    DeviceBuffer<float> partial(size_t(std::max<int64_t>(1, cuda::attention_partial_floats(l, S, max_n, splits))));
+    cuda::attention(d_q.data(), reinterpret_cast<const cuda::AttnSeq*>(d_seqs.data()), S, max_n, l, d_o.data(),
+                    nullptr, {.splits = splits, .partial = partial.data()});
+    cuda::cuda_check(cudaDeviceSynchronize(), "attention");
+    const auto o = d_o.download();
+    std::vector<float> got(T * Hq * Dv);
+    size_t pad_written = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      std::copy_n(o.data() + t * o_ld, Hq * Dv, got.data() + t * Hq * Dv);
+      for (int64_t p = Hq * Dv; p < o_ld; ++p) pad_written += !untouched(o[t * o_ld + p]);
+    }
+    const double err = rel_err(got, ref_o);
+    EXPECT_LT(err, 2e-3) << c.name << ", " << splits << " key ranges";
+    EXPECT_LT(err, 1e-5) << c.name << ", " << splits << " key ranges: float32 sums should land far under the 2e-3 bar";
+    EXPECT_EQ(pad_written, 0u) << splits << " key ranges";
   }
-  const double err = rel_err(got, ref_o);
-  EXPECT_LT(err, 2e-3) << c.name;
-  EXPECT_LT(err, 1e-5) << c.name << ": float32 sums should land far under the 2e-3 bar";
-  EXPECT_EQ(pad_written, 0u);
 }
 
 const AttnCase kCases[] = {
@@ -154,6 +162,61 @@ TEST(CudaAttentionMla, ExpandedFormMatchesReference) {
     cuda::attention(d_q.data(), reinterpret_cast<const cuda::AttnSeq*>(d_s.data()), 1, s.n, l, d_o.data(), nullptr);
     cuda::cuda_check(cudaDeviceSynchronize(), "mla attention");
   }
+  const double err = rel_err(d_o.download(), ref_o);
+  EXPECT_LT(err, 2e-3);
+  EXPECT_LT(err, 1e-5);
+}
+
+// MLA's decode as the CUDA backend runs it (CudaBackend::mla_absorbed): q̃[h] = W_k[h]ᵀ q_nope[h] for every head
+// in one gemv launch (GemvHeads), q_r beside it, attention over the latent rows (one KV head, key [c | k_r],
+// value c), o[h] = W_v[h] · ctx[h] in one more launch. d_n + d_r = 29 takes the gemv's scalar path, r = 40 its
+// 16-byte path.
+TEST(CudaAttentionMla, AbsorbedDecodeMatchesReference) {
+  LINFER_SKIP_WITHOUT_CUDA();
+  std::mt19937 rng(11);
+  const int64_t H = 3, r = 40, dn = 20, dr = 9, dv = 24, L = r + dr, dq = dn + dr, kv_row = H * (dn + dv);
+  const std::vector<int64_t> lens{150, 131, 9, 1};
+  const int64_t T = int64_t(lens.size());
+  const auto w = normal(rng, kv_row * r, 1.0f / std::sqrt(float(r)));
+  std::vector<float> k_t(H * r * dn);  // W_k[h]ᵀ: row h·r + j, column i = kv_b row h·(d_n + d_v) + i, column j
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t j = 0; j < r; ++j)
+      for (int64_t i = 0; i < dn; ++i) k_t[(h * r + j) * dn + i] = w[(h * (dn + dv) + i) * r + j];
+  const auto q = normal(rng, T * H * dq);
+  const float scale = 1.0f / std::sqrt(float(dq));
+  const MlaDims md{.n_heads = H, .kv_lora_rank = r, .qk_nope_dim = dn, .qk_rope_dim = dr, .v_dim = dv, .scale = scale};
+  std::vector<std::vector<float>> latents;
+  std::vector<MlaCache> caches;
+  std::vector<int64_t> offsets{0};
+  for (int64_t len : lens) latents.push_back(normal(rng, len * L)), offsets.push_back(offsets.back() + 1);
+  for (size_t i = 0; i < lens.size(); ++i) caches.push_back({latents[i].data(), lens[i]});
+  std::vector<float> ref_o(T * H * dv);
+  const linfer::TensorView wv(const_cast<float*>(w.data()), linfer::DType::F32, {kv_row, r});
+  ref::mla_attention(q.data(), md, wv, offsets, caches, ref_o.data());
+
+  DeviceBuffer<float> d_q(q), d_w(w), d_kt(k_t), d_qa(T * H * L), d_ctx(T * H * r), d_o(T * H * dv);
+  d_o.fill_bytes(0xFF);
+  cuda::gemv({d_q.data(), T, dn, H * dq}, d_kt.data(), linfer::DType::F32, r, dn, nullptr, {d_qa.data(), T, r, H * L},
+             nullptr, {.n = H, .x = dq, .w = r * dn, .y = L});
+  cuda::cuda_check(cudaMemcpy2D(d_qa.data() + r, L * sizeof(float), d_q.data() + dn, dq * sizeof(float),
+                                dr * sizeof(float), T * H, cudaMemcpyDeviceToDevice),
+                   "q_r");
+  const cuda::AttnLayout l{.Hq = H, .Hkv = 1, .D1 = r, .D2 = dr, .Dv = r, .q_ld = H * L, .o_ld = H * r, .k1_row = L,
+                           .k1_head = 0, .k2_row = L, .k2_head = 0, .v_row = L, .v_head = 0, .scale = scale};
+  std::vector<DeviceBuffer<float>> d_lat;
+  std::vector<cuda::AttnSeq> seqs;
+  for (size_t i = 0; i < lens.size(); ++i) {
+    d_lat.emplace_back(latents[i]);
+    seqs.push_back({.k1 = d_lat.back().data(), .k2 = d_lat.back().data() + r, .v = d_lat.back().data(),
+                    .len = lens[i], .q0 = int64_t(i), .n = 1});
+  }
+  std::vector<char> raw(seqs.size() * sizeof(cuda::AttnSeq));
+  std::memcpy(raw.data(), seqs.data(), raw.size());
+  DeviceBuffer<char> d_s(raw);
+  cuda::attention(d_qa.data(), reinterpret_cast<const cuda::AttnSeq*>(d_s.data()), T, 1, l, d_ctx.data(), nullptr);
+  cuda::gemv({d_ctx.data(), T, r, H * r}, d_w.data() + dn * r, linfer::DType::F32, dv, r, nullptr,
+             {d_o.data(), T, dv, H * dv}, nullptr, {.n = H, .x = r, .w = (dn + dv) * r, .y = dv});
+  cuda::cuda_check(cudaDeviceSynchronize(), "mla absorbed decode");
   const double err = rel_err(d_o.download(), ref_o);
   EXPECT_LT(err, 2e-3);
   EXPECT_LT(err, 1e-5);

@@ -368,14 +368,24 @@ void CudaBackend::attention(const Mat& q, const Mat& k, const Mat& v, const kern
   const kc::AttnLayout l{.Hq = d.n_heads, .Hkv = d.n_kv_heads, .D1 = d.qk_dim, .D2 = 0, .Dv = d.v_dim,
                          .q_ld = q.ld, .o_ld = o.ld, .k1_row = k.cols, .k1_head = d.qk_dim, .k2_row = 0,
                          .k2_head = 0, .v_row = v.cols, .v_head = d.v_dim, .scale = d.scale};
-  const auto* d_seqs = static_cast<const kc::AttnSeq*>(stage(attn_seqs_, as.data(), as.size() * sizeof(kc::AttnSeq)));
-  kc::attention(q.p, d_seqs, n_seqs, max_n, l, o.p, stream_);
+  attend(q.p, as, max_n, l, o.p);
 }
 
-// The expanded form for every call: per sequence, kv = c · kv_bᵀ over all its cached rows ([len, H, d_n + d_v]),
-// then attention with key [k_nope | k_r] (k_r read from the cache, shared by the heads) and value v. k_t, the
-// absorbed form's weight, is not used here.
-void CudaBackend::mla(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& /*k_t*/,
+void CudaBackend::attend(const float* q, std::span<const kc::AttnSeq> seqs, int64_t max_n, const kc::AttnLayout& l,
+                         float* o) {
+  int64_t max_len = 0;
+  for (const kc::AttnSeq& s : seqs) max_len = std::max(max_len, s.len);
+  const int64_t n_seqs = int64_t(seqs.size()), splits = kc::attention_splits(l, n_seqs, max_n, max_len);
+  Tmp tmp(*this);
+  float* partial = splits > 1 ? scratch(kc::attention_partial_floats(l, n_seqs, max_n, splits)) : nullptr;
+  const auto* d_seqs = static_cast<const kc::AttnSeq*>(stage(attn_seqs_, seqs.data(), seqs.size_bytes()));
+  kc::attention(q, d_seqs, n_seqs, max_n, l, o, stream_, {.splits = splits, .partial = partial});
+}
+
+// Prefill: the expanded form, per sequence kv = c · kv_bᵀ over all its cached rows ([len, H, d_n + d_v]), then
+// attention with key [k_nope | k_r] (k_r read from the cache, shared by the heads) and value v. Decode: the
+// absorbed form (mla_absorbed), which reads the cache once per step instead of rebuilding K / V from it.
+void CudaBackend::mla(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& k_t,
                       const kernels::MlaDims& d, const StateRef& cache, const Seqs& seqs, const Mat& o) {
   LINFER_CHECK(cache.pool, "cuda mla: the latent cache must be in a slot pool");
   const int64_t H = d.n_heads, r = d.kv_lora_rank, dn = d.qk_nope_dim, dr = d.qk_rope_dim, dv = d.v_dim;
@@ -384,6 +394,7 @@ void CudaBackend::mla(const Mat& q, const Mat& latent, const Weight& kv_b, const
                    kv_b.dim(1) == r,
                "cuda mla: latent [{}, {}], q [{}, {}], kv_b [{}, {}] do not match {} heads, rank {}, nope {}, rope {}, "
                "v {}", latent.rows, L, q.rows, q.cols, kv_b.dim(0), kv_b.dim(1), H, r, dn, dr, dv);
+  if (seqs.decode && r <= kc::kAttnMaxDv) return mla_absorbed(q, latent, kv_b, k_t, d, cache, seqs, o);
   const kc::AttnLayout l{.Hq = H, .Hkv = H, .D1 = dn, .D2 = dr, .Dv = dv, .q_ld = q.ld, .o_ld = o.ld,
                          .k1_row = kv_row, .k1_head = dn + dv, .k2_row = L, .k2_head = 0, .v_row = kv_row,
                          .v_head = dn + dv, .scale = d.scale};
@@ -397,8 +408,45 @@ void CudaBackend::mla(const Mat& q, const Mat& latent, const Weight& kv_b, const
     const Mat kv = tmp.mat(len, kv_row);
     matmul(Mat(rows0, len, r, L), kv_b, {}, kv);
     const kc::AttnSeq s{.k1 = kv.p, .k2 = rows0 + r, .v = kv.p + dn, .len = len, .q0 = b, .n = n};
-    const auto* d_seq = static_cast<const kc::AttnSeq*>(stage(attn_seqs_, &s, sizeof s));
-    kc::attention(q.p, d_seq, 1, n, l, o.p, stream_);
+    attend(q.p, {&s, 1}, n, l, o.p);
+  }
+}
+
+// One query per sequence: q̃[h] = W_k[h]ᵀ q_nope[h] (k_t) for every head in one GEMV launch, q_r beside it;
+// attention over the latent rows as they are cached — key [c | k_r] and value c, one KV head shared by all
+// H — gives ctx[h] = Σ p · c; o[h] = W_v[h] · ctx[h] (W_v[h]: kv_b's last d_v rows of head h), one launch.
+void CudaBackend::mla_absorbed(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& k_t,
+                               const kernels::MlaDims& d, const StateRef& cache, const Seqs& seqs, const Mat& o) {
+  const int64_t T = q.rows, H = d.n_heads, r = d.kv_lora_rank, dn = d.qk_nope_dim, dr = d.qk_rope_dim,
+                dv = d.v_dim, L = r + dr;
+  LINFER_CHECK(q.dense() && k_t.dim(0) == H * r && k_t.dim(1) == dn,
+               "cuda mla: q must be dense and k_t [{}, {}] (W_k[h]ᵀ per head), found [{}, {}]", H * r, dn, k_t.dim(0),
+               k_t.dim(1));
+  Tmp tmp(*this);
+  const Mat qa = tmp.mat(T, H * L), ctx = tmp.mat(T, H * r);
+  const void* w_v = static_cast<const std::byte*>(kv_b.view.data()) + size_t(dn * r) * dtype_size(kv_b.view.dtype());
+  for (int64_t t0 = 0; t0 < T; t0 += kc::kGemvMaxRows) {
+    const int64_t n = std::min(kc::kGemvMaxRows, T - t0);
+    kc::gemv({q.row(t0), n, dn, q.ld}, k_t.view.data(), k_t.view.dtype(), r, dn, nullptr, {qa.row(t0), n, r, qa.ld},
+             stream_, {.n = H, .x = dn + dr, .w = r * dn, .y = L});
+  }
+  copy(Mat(q.p + dn, T * H, dr, dn + dr), Mat(qa.p + r, T * H, dr, L));  // q_r of every (token, head)
+  thread_local std::vector<kc::AttnSeq> as;
+  as.resize(size_t(seqs.n()));
+  for (int64_t i = 0; i < seqs.n(); ++i) {
+    const int slot = cache.host_slots[size_t(i)];
+    append(cache, i, latent, seqs.offsets[i], 1);
+    const float* rows0 = cache.pool->rows_data(slot, cache.tensor);
+    as[size_t(i)] = {.k1 = rows0, .k2 = rows0 + r, .v = rows0, .len = cache.pool->rows(slot, cache.tensor),
+                     .q0 = seqs.offsets[i], .n = 1};
+  }
+  const kc::AttnLayout l{.Hq = H, .Hkv = 1, .D1 = r, .D2 = dr, .Dv = r, .q_ld = qa.ld, .o_ld = ctx.ld, .k1_row = L,
+                         .k1_head = 0, .k2_row = L, .k2_head = 0, .v_row = L, .v_head = 0, .scale = d.scale};
+  attend(qa.p, as, 1, l, ctx.p);
+  for (int64_t t0 = 0; t0 < T; t0 += kc::kGemvMaxRows) {
+    const int64_t n = std::min(kc::kGemvMaxRows, T - t0);
+    kc::gemv({ctx.row(t0), n, r, ctx.ld}, w_v, kv_b.view.dtype(), dv, r, nullptr, {o.row(t0), n, dv, o.ld}, stream_,
+             {.n = H, .x = r, .w = (dn + dv) * r, .y = dv});
   }
 }
 

@@ -5,8 +5,9 @@
 // activations stay float32 as on the CPU. States live in a slot pool (cuda_slots.cpp); the recurrent ops
 // use the decode kernels of kernels/cuda, and prefill runs them token by token (conv1d has a prefill
 // kernel): a chunked prefill is a later step. Attention and MLA keep their caches in the pool's Growing
-// rows (cuda_slots.h) and attend with kernels/cuda/attention.h (MLA in its expanded form: K / V rebuilt
-// from the latent rows through kv_b by a GEMM each call); the MoE's routing runs on the host, its row
+// rows (cuda_slots.h) and attend with kernels/cuda/attention.h (MLA's prefill in its expanded form: K / V
+// rebuilt from the latent rows through kv_b by a GEMM; its decode absorbed into q and o, the cache read as
+// it is); the MoE's routing runs on the host, its row
 // gathers and scatters here. run_recorded records a run of ops as a CUDA graph (cuda_recordings.cpp):
 // a decode step replays as one launch (LINFER_CUDA_GRAPHS=0 runs every op by op, for comparison).
 // One call at a time per backend object (one stream, one scratch stack).
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "kernels/cuda/attention.h"
 
 namespace linfer {
 
@@ -95,6 +97,11 @@ class CudaBackend final : public Backend {
   // Appends rows [b, b + n) of src to sequence i's Growing tensor `cache`; returns nothing, the rows are
   // then at the pool's rows_data().
   void append(const StateRef& cache, int64_t i, const Mat& src, int64_t b, int64_t n);
+  // kernels/cuda/attention.h over `seqs` (host; staged here), the keys split into ranges where that pays.
+  void attend(const float* q, std::span<const kernels::cuda::AttnSeq> seqs, int64_t max_n,
+              const kernels::cuda::AttnLayout& l, float* o);
+  void mla_absorbed(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& k_t, const kernels::MlaDims& d,
+                    const StateRef& cache, const Seqs& seqs, const Mat& o);
 
   Staged ids_, offsets_, positions_, inv_freq_, rows_, row_w_, attn_seqs_;
 

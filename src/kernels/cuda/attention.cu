@@ -1,5 +1,6 @@
 #include "kernels/cuda/attention.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cuda/cuda_check.h"
@@ -16,6 +17,7 @@ using detail::warp_sum;
 // terms go through shared memory and every thread accumulates its own output dims over the tile's value
 // rows (consecutive threads, consecutive dims: coalesced). Online softmax: running max m, sum l.
 constexpr int kThreads = 128, kTile = kThreads, kWarps = kThreads / 32, kMaxDvPerThread = 4;
+static_assert(kThreads * kMaxDvPerThread == kAttnMaxDv, "attention.h promises kAttnMaxDv value dims");
 
 __device__ __forceinline__ float warp_max(float x) {
 #pragma unroll
@@ -35,13 +37,24 @@ __device__ float block_reduce(float v, bool is_max, float* red) {
   return r;
 }
 
+// Where a split's partial softmax starts: [splits][n_seqs · max_n · Hq][Dv + 2] (max, sum, then the Dv sums).
+__device__ __forceinline__ int64_t partial_at(int64_t split, int64_t seq, int64_t j, int64_t h, int64_t max_n,
+                                              const AttnLayout& l) {
+  const int64_t rows = int64_t(gridDim.z) * max_n * l.Hq;
+  return (split * rows + (seq * max_n + j) * l.Hq + h) * (l.Dv + 2);
+}
+
+// blockIdx.x = query j · splits + key range.
 __global__ void __launch_bounds__(kThreads) attention_kernel(const float* __restrict__ q, const AttnSeq* seqs,
-                                                             AttnLayout l, float* __restrict__ o) {
+                                                             AttnLayout l, float* __restrict__ o, int64_t splits,
+                                                             int64_t max_n, float* __restrict__ partial) {
   const AttnSeq s = seqs[blockIdx.z];
-  const int64_t j = blockIdx.x, h = blockIdx.y;
+  const int64_t j = blockIdx.x / splits, split = blockIdx.x % splits, h = blockIdx.y;
   if (j >= s.n) return;  // the whole block: this sequence has fewer queries
   const int64_t g = h / (l.Hq / l.Hkv), Dq = l.D1 + l.D2;
-  const int64_t n_keys = s.len - s.n + j + 1;  // causal: rows [0, position]
+  const int64_t visible = s.len - s.n + j + 1;  // causal: rows [0, position]
+  const int64_t per = (visible + splits - 1) / splits, k_begin = split * per;
+  const int64_t n_keys = visible < k_begin + per ? visible : k_begin + per;  // this block's keys: [k_begin, n_keys)
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
 
   extern __shared__ float smem[];
@@ -57,7 +70,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const float* __rest
 
   float acc[kMaxDvPerThread] = {};
   float m = -INFINITY, sum = 0.0f;
-  for (int64_t t0 = 0; t0 < n_keys; t0 += kTile) {
+  for (int64_t t0 = k_begin; t0 < n_keys; t0 += kTile) {
     const int nt = int(n_keys - t0 < kTile ? n_keys - t0 : kTile);
     for (int kk = warp; kk < nt; kk += kWarps) {
       const int64_t key = t0 + kk;
@@ -96,6 +109,16 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const float* __rest
     }
     __syncthreads();  // ps is rewritten by the next tile
   }
+  if (splits > 1) {  // the partial softmax; an empty range leaves m = -inf, sum = 0
+    float* p = partial + partial_at(split, blockIdx.z, j, h, max_n, l);
+    if (tid == 0) p[0] = m, p[1] = sum;
+#pragma unroll
+    for (int i = 0; i < kMaxDvPerThread; ++i) {
+      const int64_t d = tid + int64_t(i) * kThreads;
+      if (d < l.Dv) p[2 + d] = acc[i];
+    }
+    return;
+  }
   float* out = o + (s.q0 + j) * l.o_ld + h * l.Dv;
   const float inv = 1.0f / sum;  // sum >= 1: the max term is exp(0)
 #pragma unroll
@@ -105,21 +128,76 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const float* __rest
   }
 }
 
+// One block per (query, head, sequence): o = Σ e^{m_s − M} acc_s / Σ e^{m_s − M} sum_s over the key ranges.
+__global__ void __launch_bounds__(kThreads) combine_kernel(const AttnSeq* seqs, AttnLayout l, float* __restrict__ o,
+                                                           int64_t splits, int64_t max_n,
+                                                           const float* __restrict__ partial) {
+  const AttnSeq s = seqs[blockIdx.z];
+  const int64_t j = blockIdx.x, h = blockIdx.y;
+  if (j >= s.n) return;
+  float M = -INFINITY;
+  for (int64_t sp = 0; sp < splits; ++sp)
+    M = fmaxf(M, partial[partial_at(sp, blockIdx.z, j, h, max_n, l)]);
+  float total = 0.0f, acc[kMaxDvPerThread] = {};
+  for (int64_t sp = 0; sp < splits; ++sp) {
+    const float* p = partial + partial_at(sp, blockIdx.z, j, h, max_n, l);
+    if (p[1] == 0.0f) continue;  // an empty range (its m is -inf)
+    const float w = expf(p[0] - M);
+    total += w * p[1];
+#pragma unroll
+    for (int i = 0; i < kMaxDvPerThread; ++i) {
+      const int64_t d = threadIdx.x + int64_t(i) * kThreads;
+      if (d < l.Dv) acc[i] += w * p[2 + d];
+    }
+  }
+  float* out = o + (s.q0 + j) * l.o_ld + h * l.Dv;
+#pragma unroll
+  for (int i = 0; i < kMaxDvPerThread; ++i) {
+    const int64_t d = threadIdx.x + int64_t(i) * kThreads;
+    if (d < l.Dv) out[d] = acc[i] / total;
+  }
+}
+
 }  // namespace
 
+int64_t attention_partial_floats(const AttnLayout& l, int64_t n_seqs, int64_t max_n, int64_t splits) {
+  return splits > 1 ? splits * n_seqs * max_n * l.Hq * (l.Dv + 2) : 0;
+}
+
+int64_t attention_splits(const AttnLayout& l, int64_t n_seqs, int64_t max_n, int64_t max_len) {
+  static const int64_t sms = [] {
+    int dev = 0, n = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    return n > 0 ? int64_t(n) : int64_t(132);
+  }();
+  constexpr int64_t kMinKeys = 256, kMaxSplits = 64;
+  const int64_t kBlocksWanted = 2 * sms, blocks = n_seqs * max_n * l.Hq;
+  if (blocks >= kBlocksWanted) return 1;
+  const int64_t by_blocks = (kBlocksWanted + blocks - 1) / blocks, by_keys = (max_len + kMinKeys - 1) / kMinKeys;
+  return std::max<int64_t>(1, std::min({by_blocks, by_keys, kMaxSplits}));
+}
+
 void attention(const float* q, const AttnSeq* seqs, int64_t n_seqs, int64_t max_n, const AttnLayout& l, float* o,
-               cudaStream_t stream) {
+               cudaStream_t stream, const AttnSplit& split) {
   LINFER_CUDA_CHECK(l.Hq > 0 && l.Hkv > 0 && l.Hq % l.Hkv == 0, "cuda attention: Hq ", l.Hq,
                     " must be a positive multiple of Hkv ", l.Hkv);
-  LINFER_CUDA_CHECK(l.D1 > 0 && l.D2 >= 0 && l.Dv > 0 && l.Dv <= kThreads * kMaxDvPerThread, "cuda attention: head dims ",
-                    l.D1, " + ", l.D2, ", v ", l.Dv, " (v at most ", kThreads * kMaxDvPerThread, ")");
+  LINFER_CUDA_CHECK(l.D1 > 0 && l.D2 >= 0 && l.Dv > 0 && l.Dv <= kAttnMaxDv, "cuda attention: head dims ", l.D1,
+                    " + ", l.D2, ", v ", l.Dv, " (v at most ", kAttnMaxDv, ")");
   const size_t smem = size_t(l.D1 + l.D2 + kTile + kWarps) * sizeof(float);
   LINFER_CUDA_CHECK(smem <= 48 * 1024, "cuda attention: key dim ", l.D1 + l.D2, " is too large");
   LINFER_CUDA_CHECK(n_seqs >= 0 && n_seqs <= 65535 && l.Hq <= 65535 && max_n < (int64_t(1) << 31),
                     "cuda attention: ", n_seqs, " sequences, ", l.Hq, " heads, ", max_n, " queries: grid too large");
+  LINFER_CUDA_CHECK(split.splits >= 1 && (split.splits == 1 || split.partial) && max_n * split.splits < (int64_t(1) << 31),
+                    "cuda attention: ", split.splits, " key ranges need partial scratch");
   if (n_seqs == 0 || max_n == 0) return;
-  attention_kernel<<<dim3(unsigned(max_n), unsigned(l.Hq), unsigned(n_seqs)), kThreads, smem, stream>>>(q, seqs, l, o);
+  const dim3 grid(unsigned(max_n * split.splits), unsigned(l.Hq), unsigned(n_seqs));
+  attention_kernel<<<grid, kThreads, smem, stream>>>(q, seqs, l, o, split.splits, max_n, split.partial);
   check_launch("cuda attention");
+  if (split.splits == 1) return;
+  combine_kernel<<<dim3(unsigned(max_n), unsigned(l.Hq), unsigned(n_seqs)), kThreads, 0, stream>>>(
+      seqs, l, o, split.splits, max_n, split.partial);
+  check_launch("cuda attention (combine)");
 }
 
 }  // namespace linfer::kernels::cuda

@@ -7,7 +7,8 @@
 //
 // A key row may come in two parts, concatenated: k1 (D1 floats per head) then k2 (D2 floats, D2 may be 0),
 // each with its own row and head strides. MLA's key is [k_nope of its head | the shared k_r]: k2 is the
-// latent cache's k_r with head stride 0. Plain attention uses k1 alone (D2 = 0).
+// latent cache's k_r with head stride 0. Plain attention uses k1 alone (D2 = 0). MLA's absorbed decode attends
+// over the latent rows themselves: one KV head, key [c | k_r], value c (Dv = r).
 //
 //   AttnLayout l{.Hq = 16, .Hkv = 2, .D1 = 256, .Dv = 256, .q_ld = 16 * 256, .o_ld = 16 * 256,
 //                .k1_row = 2 * 256, .k1_head = 256, .v_row = 2 * 256, .v_head = 256, .scale = 1 / 16.f};
@@ -19,6 +20,8 @@
 #include <cstdint>
 
 namespace linfer::kernels::cuda {
+
+constexpr int64_t kAttnMaxDv = 512;  // value dims per head the kernel takes
 
 struct AttnLayout {
   int64_t Hq = 0, Hkv = 0;       // Hq % Hkv == 0
@@ -37,8 +40,20 @@ struct AttnSeq {
   int64_t q0 = 0, n = 0;      // its queries: rows [q0, q0 + n) of q and o; n <= len
 };
 
+// Key ranges per (query, head, sequence): with splits > 1 each range is one block's (flash-decoding: a decode
+// step's few queries on a long cache would otherwise keep Hq · n_seqs blocks busy), and a second launch
+// combines their partial softmaxes from `partial`, attention_partial_floats() floats of device scratch.
+struct AttnSplit {
+  int64_t splits = 1;
+  float* partial = nullptr;
+};
+int64_t attention_partial_floats(const AttnLayout& l, int64_t n_seqs, int64_t max_n, int64_t splits);
+// How many key ranges pay for n_seqs sequences of max_n queries over caches of up to max_len rows: enough
+// blocks to fill the GPU twice over, at least 256 keys each; 1 for prefill-sized calls.
+int64_t attention_splits(const AttnLayout& l, int64_t n_seqs, int64_t max_n, int64_t max_len);
+
 // o = softmax(scale · q·kᵀ, causal) · v for every sequence; max_n >= the largest n (the grid's extent).
 void attention(const float* q, const AttnSeq* seqs, int64_t n_seqs, int64_t max_n, const AttnLayout& l, float* o,
-               cudaStream_t stream);
+               cudaStream_t stream, const AttnSplit& split = {});
 
 }  // namespace linfer::kernels::cuda

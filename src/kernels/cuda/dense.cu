@@ -47,11 +47,12 @@ __device__ __forceinline__ void load8(const float* w, float* out) {
 // VEC: K % 8 == 0 and every row of w and x 16-byte aligned: each lane takes 8 consecutive k per step.
 template <class WT, bool VEC>
 __global__ void gemv_kernel(const float* x, int64_t ldx, int M, const WT* w, int64_t N, int64_t K, const float* bias,
-                            float* y, int64_t ldy) {
+                            float* y, int64_t ldy, GemvHeads heads) {
   const int lane = threadIdx.x % 32;
   const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
   if (n >= N) return;
-  const WT* wr = w + n * K;
+  x += blockIdx.y * heads.x, y += blockIdx.y * heads.y;
+  const WT* wr = w + blockIdx.y * heads.w + n * K;
   float acc[kGemvMaxRows] = {};
   if constexpr (VEC) {
     for (int64_t k = int64_t(lane) * 8; k < K; k += 32 * 8) {
@@ -86,12 +87,12 @@ __global__ void gemv_kernel(const float* x, int64_t ldx, int M, const WT* w, int
 
 template <class WT>
 void launch_gemv(const Rows& x, const WT* w, int64_t N, int64_t K, const float* bias, const Rows& y,
-                 cudaStream_t stream) {
-  const bool vec = K % 8 == 0 && x.ld % 4 == 0 && reinterpret_cast<uintptr_t>(x.p) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  const dim3 grid(unsigned((N + kWarps - 1) / kWarps));
-  if (vec) gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, int(x.rows), w, N, K, bias, y.p, y.ld);
-  else gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, int(x.rows), w, N, K, bias, y.p, y.ld);
+                 cudaStream_t stream, const GemvHeads& h) {
+  const bool vec = K % 8 == 0 && x.ld % 4 == 0 && h.x % 4 == 0 && reinterpret_cast<uintptr_t>(x.p) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(w) % 16 == 0 && (h.w * int64_t(sizeof(WT))) % 16 == 0;
+  const dim3 grid(unsigned((N + kWarps - 1) / kWarps), unsigned(h.n));
+  if (vec) gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, int(x.rows), w, N, K, bias, y.p, y.ld, h);
+  else gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, int(x.rows), w, N, K, bias, y.p, y.ld, h);
 }
 
 template <class WT>
@@ -189,15 +190,17 @@ void launch_norm(int mode, const Rows& x, const Rows* g, const float* w, const R
 }  // namespace
 
 void gemv(const Rows& x, const void* w, DType wt, int64_t N, int64_t K, const float* bias, const Rows& y,
-          cudaStream_t stream) {
+          cudaStream_t stream, const GemvHeads& heads) {
   check_rows(x, "cuda gemv"), check_rows(y, "cuda gemv");
   LINFER_CUDA_CHECK(x.rows <= kGemvMaxRows && x.rows == y.rows && x.cols == K && y.cols == N && w, "cuda gemv: x [",
                     x.rows, ", ", x.cols, "] · w [", N, ", ", K, "]ᵀ -> y [", y.rows, ", ", y.cols, "]");
+  LINFER_CUDA_CHECK(heads.n >= 1 && heads.n <= 65535 && heads.x >= 0 && heads.w >= 0 && heads.y >= 0,
+                    "cuda gemv: bad heads (", heads.n, ")");
   if (x.rows == 0 || N == 0) return;
   switch (wt) {
-    case DType::F32: launch_gemv(x, static_cast<const float*>(w), N, K, bias, y, stream); break;
-    case DType::BF16: launch_gemv(x, static_cast<const uint16_t*>(w), N, K, bias, y, stream); break;
-    case DType::F16: launch_gemv(x, static_cast<const __half*>(w), N, K, bias, y, stream); break;
+    case DType::F32: launch_gemv(x, static_cast<const float*>(w), N, K, bias, y, stream, heads); break;
+    case DType::BF16: launch_gemv(x, static_cast<const uint16_t*>(w), N, K, bias, y, stream, heads); break;
+    case DType::F16: launch_gemv(x, static_cast<const __half*>(w), N, K, bias, y, stream, heads); break;
     default: throw_error("cuda gemv: weights must be f32, bf16 or f16");
   }
   check_launch("cuda gemv");

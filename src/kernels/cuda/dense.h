@@ -26,10 +26,16 @@ struct Rows {
 // Rows of x up to which gemv() is the way to multiply (decode); above, widen the weight and use a GEMM.
 constexpr int64_t kGemvMaxRows = 8;
 
+// Independent products side by side in one launch: product h reads x's columns from h·x, w from h·w
+// elements on, and writes y's columns from h·y (MLA's W_k[h]ᵀ and W_v[h] for every head h at once).
+struct GemvHeads {
+  int64_t n = 1, x = 0, w = 0, y = 0;
+};
+
 // y[M, N] = x[M, K] · wᵀ (+ bias[N]); w [N, K] row-major of dtype wt (F32, BF16, F16). M <= kGemvMaxRows.
-// One warp per output column, 16-byte weight loads where K and the pointers allow.
+// One warp per output column, 16-byte weight loads where K and the pointers allow; `heads` such products.
 void gemv(const Rows& x, const void* w, DType wt, int64_t N, int64_t K, const float* bias, const Rows& y,
-          cudaStream_t stream);
+          cudaStream_t stream, const GemvHeads& heads = {});
 // dst[n] = float(w[n]) for n elements of dtype wt.
 void widen(const void* w, DType wt, int64_t n, float* dst, cudaStream_t stream);
 // y[:, c] += bias[c].

@@ -50,14 +50,6 @@ HWY_INLINE float half(const uint8_t* p) {
                                                   reinterpret_cast<const hwy::float16_t*>(p))));
 }
 
-// The same from a load of the 8 bytes at p (p + 8 must lie in the block): the four halves converted
-// in one piece (x86: a 64-bit load and a convert, where half() takes a 16-bit load, a move and a convert).
-HWY_INLINE float half8(const uint8_t* p) {
-  const hn::CappedTag<float, 4> d4;
-  return hn::GetLane(hn::PromoteTo(d4, hn::LoadU(hn::Rebind<hwy::float16_t, decltype(d4)>(),
-                                                  reinterpret_cast<const hwy::float16_t*>(p))));
-}
-
 // L bytes from p widened to int32 lanes, unsigned or signed.
 HWY_INLINE VI u8s(const uint8_t* p) { return hn::PromoteTo(DI(), hn::LoadU(hn::Rebind<uint8_t, DI>(), p)); }
 HWY_INLINE VI i8s(const uint8_t* p) {
@@ -99,7 +91,7 @@ HWY_INLINE void row_q8_0(const uint8_t* w, int64_t K, const Rows<R>& in, float* 
   HWY_UNROLL(8)
   for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
   for (int64_t b = 0; b < K / 32; ++b, w += 34) {
-    const VF d = hn::Set(df, half8(w));
+    const VF d = hn::Set(df, half(w));
     VF q[NV];
     HWY_UNROLL(8)
     for (int c = 0; c < NV; ++c) q[c] = f(i8s(w + 2 + c * L));
@@ -129,7 +121,7 @@ HWY_INLINE void row_q32(const uint8_t* w, int64_t K, const Rows<R>& in, float* o
   HWY_UNROLL(8)
   for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
   for (int64_t b = 0; b < K / 32; ++b, w += bytes) {
-    const float ds = half8(w), os = (has_min ? half8(w + 2) : 0.0f) - zero * ds;
+    const float ds = half(w), os = (has_min ? half(w + 2) : 0.0f) - zero * ds;
     const VF d = hn::Set(df, ds);
     VI q[NV];  // element cL + l in lane l of q[c]: low nibbles of bytes 0-15, then their high nibbles
     HWY_UNROLL(8)
@@ -172,7 +164,7 @@ HWY_INLINE void row_qk(const uint8_t* w, int64_t K, const Rows<R>& in, float* ou
   HWY_UNROLL(8)
   for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
   for (int64_t b = 0; b < K / 256; ++b, w += bytes) {
-    const float d = half8(w), dmin = half8(w + 2);
+    const float d = half(w), dmin = half(w + 2);
     float scale[8];  // d · the 6-bit scale of sub-block j, unpacked before the vector work
     for (int j = 0; j < 8; j += 2) {
       uint8_t sc0, m0, sc1, m1;

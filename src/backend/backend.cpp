@@ -50,6 +50,7 @@ const char* op_name(Op op) {
     case Op::Rope: return "rope";
     case Op::Attention: return "attention";
     case Op::Mla: return "mla";
+    case Op::MoeRoute: return "moe_route";
   }
   return "?";
 }
@@ -83,6 +84,14 @@ void Backend::gather_rows(const Mat&, std::span<const int64_t>, const Mat&) { un
 void Backend::scatter_add_rows(const Mat&, std::span<const int64_t>, std::span<const float>, const Mat&) {
   unsupported(Op::ScatterAddRows);
 }
+ExpertTable Backend::expert_table(std::span<const Weight* const>, std::span<const Weight* const>) {
+  unsupported(Op::MoeRoute);
+}
+void Backend::moe_route(const Mat&, const MoeRouting&, const Param&, const Mat&, const Mat&) { unsupported(Op::MoeRoute); }
+void Backend::expert_matmul(const Mat&, int64_t, const ExpertTable&, const Mat&, const Mat&) {
+  unsupported(Op::MoeRoute);
+}
+void Backend::moe_combine(const Mat&, const Mat&, const Mat&) { unsupported(Op::MoeRoute); }
 void Backend::conv1d(const Mat&, const Param&, const Param&, int64_t, const StateRef&, const Seqs&, bool, const Mat&) {
   unsupported(Op::Conv1d);
 }

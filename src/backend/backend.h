@@ -22,6 +22,7 @@
 #include <span>
 #include <vector>
 
+#include "backend/moe_routing.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/delta_rule.h"
 #include "kernels/cpu/mamba2_ssd.h"
@@ -113,10 +114,22 @@ struct Seqs {
 enum class Op : uint8_t {
   Matmul, Embedding, RmsNorm, RmsNormGated, RmsNormGateFirst, Unary, Swiglu, Add, Mul, Copy, Fill,
   DecayGate, ScaleRowsSigmoid, GatherRows, ScatterAddRows, Conv1d, DeltaRule, Mamba2Ssd, Rope, Attention, Mla,
+  MoeRoute,  // moe_route, expert_table, expert_matmul and moe_combine: a MoE's routed experts without the host
 };
 const char* op_name(Op op);
 
 enum class Unary : uint8_t { Sigmoid, Softplus, Silu };
+
+// A MoE layer's routed experts as one table the backend indexes by expert id in its own memory: expert e's
+// weight [N, K] is the rows of first[e], then those of second[e] where given (gate then up). One dtype.
+struct ExpertTable {
+  int64_t experts = 0, N = 0, K = 0;
+  int64_t first_rows = 0;   // rows of each first[e]
+  DType dtype = DType::F32;
+  const void* p = nullptr;  // the backend's own layout
+  std::shared_ptr<const void> owner;
+  bool empty() const { return p == nullptr; }
+};
 
 // Mamba2's gates (kernels/cpu/mamba2_ssd.h's Mamba2Params on the backend).
 struct Mamba2Gates {
@@ -192,6 +205,18 @@ class Backend {
   virtual void gather_rows(const Mat& src, std::span<const int64_t> rows, const Mat& dst);
   virtual void scatter_add_rows(const Mat& src, std::span<const int64_t> rows, std::span<const float> w,
                                 const Mat& dst);
+
+  // ---- a MoE's routed experts, routed on the backend (Op::MoeRoute; no trip to the host) ----
+  virtual ExpertTable expert_table(std::span<const Weight* const> first, std::span<const Weight* const> second);
+  // Per token t of logits [T, E]: the top_k experts' ids (as floats, exact) in ids [T, top_k], best first, and
+  // their weights in weights [T, top_k]: ffn/moe.h's moe_route rule (bias: e_score_correction_bias or empty).
+  virtual void moe_route(const Mat& logits, const MoeRouting& r, const Param& bias, const Mat& ids,
+                         const Mat& weights);
+  // y[j, :] = x[j / x_every, :] · W[ids[j]]ᵀ for each row j of y, W expert ids[j]'s weight of `w` (ids read
+  // flat: a dense [T, top_k] Mat from moe_route).
+  virtual void expert_matmul(const Mat& x, int64_t x_every, const ExpertTable& w, const Mat& ids, const Mat& y);
+  // y[t, :] += Σ_i weights[t, i] · src[t · k + i, :], k = weights.cols, i in order.
+  virtual void moe_combine(const Mat& src, const Mat& weights, const Mat& y);
 
   // ---- sequence ops: read and advance each sequence's state (step form when seqs.decode) ----
   // Causal depthwise conv of width W over x [T, C] (a column slice is fine), windows [C, W-1] in `state`.

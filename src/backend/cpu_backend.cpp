@@ -51,8 +51,10 @@ Backend& cpu_backend() {
   return be;
 }
 
-bool CpuBackend::supports(Op, DType weights) const {
-  return weights == DType::F32 || weights == DType::BF16 || weights == DType::F16 || is_quantized(weights);
+bool CpuBackend::supports(Op op, DType weights) const {
+  // Op::MoeRoute is for backends across a bus from the host; here Moe::forward routes on the host anyway.
+  return op != Op::MoeRoute &&
+         (weights == DType::F32 || weights == DType::BF16 || weights == DType::F16 || is_quantized(weights));
 }
 
 Param CpuBackend::param(const Tensor& host) {

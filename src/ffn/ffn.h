@@ -6,20 +6,16 @@
 #include <cstdint>
 
 #include "backend/backend.h"
+#include "backend/moe_routing.h"
 
 namespace linfer {
 
-enum class RouterKind : uint8_t { Softmax, Sigmoid };
-
-struct MoeDims {
-  int64_t experts = 0, top_k = 0, intermediate = 0;
+// A MoE layer's dimensions: its routing rule (backend/moe_routing.h) and the experts' sizes.
+struct MoeDims : MoeRouting {
+  int64_t intermediate = 0;
   int64_t shared_intermediate = 0;  // 0: no shared expert
   bool shared_gate = false;         // Qwen3-Next: shared expert scaled by sigmoid(x·w_gate)
-  RouterKind router = RouterKind::Softmax;
-  bool renormalize = true;
   bool correction_bias = false;     // e_score_correction_bias added for selection only
-  double routed_scaling = 1.0;
-  int64_t groups = 1, topk_groups = 1;  // group-limited routing (DeepSeek style); 1, 1 = plain top-k
 };
 
 class Ffn {
@@ -29,9 +25,9 @@ class Ffn {
                        const Mat& x,  // [T, hidden]
                        const Mat& y   // [T, hidden]
                        ) const = 0;
-  // Mixer::step_replayable's promise for a decode batch's rows: the MLP, not the MoE (its routing runs on
-  // the host).
-  virtual bool step_replayable() const { return false; }
+  // Mixer::step_replayable's promise for a decode step of `rows` rows: the MLP always; the MoE where its
+  // routing runs on the backend (Moe::forward).
+  virtual bool step_replayable(int64_t rows) const = 0;
 };
 
 }  // namespace linfer

@@ -20,7 +20,7 @@ class Mlp final : public Ffn {
  public:
   explicit Mlp(MlpWeights w) : w_(std::move(w)) {}
   void forward(Backend& be, const Mat& x, const Mat& y) const override;
-  bool step_replayable() const override { return true; }
+  bool step_replayable(int64_t) const override { return true; }
 
  private:
   MlpWeights w_;

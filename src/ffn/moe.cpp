@@ -7,7 +7,7 @@
 
 namespace linfer {
 
-void moe_route(const MoeDims& d, const float* logits, const float* correction_bias, int64_t T, int32_t* ids,
+void moe_route(const MoeRouting& d, const float* logits, const float* correction_bias, int64_t T, int32_t* ids,
                float* weights) {
   const int64_t E = d.experts, k = d.top_k, G = d.groups, per_group = E / G;
   // Per-thread buffers: routing runs once per MoE layer per forward, so decode would otherwise
@@ -61,10 +61,63 @@ void moe_route(const MoeDims& d, const float* logits, const float* correction_bi
   }
 }
 
+void add_expert_tables(Backend& be, MoeWeights& w) {
+  if (!be.supports(Op::MoeRoute)) return;
+  std::vector<const Weight*> first, second, down;
+  for (const MlpWeights& e : w.experts) {
+    first.push_back(e.gate_up.empty() ? &e.gate : &e.gate_up);
+    if (e.gate_up.empty()) second.push_back(&e.up);
+    down.push_back(&e.down);
+  }
+  w.gate_up = be.expert_table(first, second);
+  w.down = be.expert_table(down, {});
+  w.bias = be.param(w.correction_bias);
+}
+
 void Moe::forward(Backend& be, const Mat& x, const Mat& y) const {
+  const int64_t T = x.rows;
+  const bool shared = !w_.shared.down.empty(), shared_gate = shared && !w_.shared_gate.empty();
+  Tmp tmp(be);
+  thread_local std::vector<Backend::MatmulCall> calls;
+  // Everything that reads x alone, in one call: the router, the shared expert's gate and up, its gate.
+  const Mat logits = tmp.mat(T, d_.experts);
+  float* h_shared = shared ? tmp.mat(T, 2 * w_.shared.intermediate()).p : nullptr;
+  const Mat g = shared_gate ? tmp.mat(T, 1) : Mat();
+  calls.clear();
+  calls.push_back({x, &w_.router, logits});
+  if (shared) swiglu_up_calls(w_.shared, x, h_shared, calls);
+  if (shared_gate) calls.push_back({x, &w_.shared_gate, g});
+  be.matmul_many(calls);
+  if (routed_on_backend(T)) return experts_on_backend(be, x, logits, h_shared, g, y);
+  experts_on_host(be, x, logits, h_shared, g, y);
+}
+
+// Per token, its top_k (token, expert) pairs side by side: h [T·k, 2·I] = each pair's gate / up, then its
+// down product into ys [T·k, hidden], summed into y with the routing weights after the shared expert.
+void Moe::experts_on_backend(Backend& be, const Mat& x, const Mat& logits, float* h_shared, const Mat& g,
+                             const Mat& y) const {
+  const int64_t T = x.rows, k = d_.top_k, I = d_.intermediate;
+  Tmp tmp(be);
+  const Mat ids = tmp.mat(T, k), wts = tmp.mat(T, k), h = tmp.mat(T * k, 2 * I), ys = tmp.mat(T * k, y.cols);
+  be.moe_route(logits, d_, w_.bias, ids, wts);
+  be.expert_matmul(x, k, w_.gate_up, ids, h);
+  const Mat act = h.cols_of(0, I);
+  be.swiglu(act, h.cols_of(I, I), act);
+  be.expert_matmul(act, 1, w_.down, ids, ys);
+  if (h_shared) {
+    be.matmul(swiglu_activate(be, w_.shared, T, h_shared), w_.shared.down, {}, y);
+    if (g.p) be.scale_rows_sigmoid(y, g);
+  } else {
+    be.fill(y, 0.0f);
+  }
+  be.moe_combine(ys, wts, y);
+}
+
+void Moe::experts_on_host(Backend& be, const Mat& x, const Mat& logits, float* h_shared, const Mat& g,
+                          const Mat& y) const {
   const int64_t T = x.rows, E = d_.experts, k = d_.top_k, I = d_.intermediate;
   const int64_t hidden = w_.router.dim(1);
-  const bool shared = !w_.shared.down.empty(), shared_gate = shared && !w_.shared_gate.empty();
+  const bool shared = h_shared != nullptr, shared_gate = g.p != nullptr;
   Tmp tmp(be);
   // Per-thread buffers (reused: decode allocates nothing once they have grown).
   thread_local std::vector<Backend::MatmulCall> calls;
@@ -73,16 +126,6 @@ void Moe::forward(Backend& be, const Mat& x, const Mat& y) const {
   thread_local std::vector<int64_t> by_expert, begin;    // slots t·k + i grouped by expert: begin[e] ..
   thread_local std::vector<int64_t> rows;                // their tokens, expert after expert
   thread_local std::vector<float> row_w;                 // their weights
-
-  // Everything that reads x alone, in one call: the router, the shared expert's gate and up, its gate.
-  Mat logits = tmp.mat(T, E);
-  float* h_shared = shared ? tmp.mat(T, 2 * w_.shared.intermediate()).p : nullptr;
-  Mat g = shared_gate ? tmp.mat(T, 1) : Mat();
-  calls.clear();
-  calls.push_back({x, &w_.router, logits});
-  if (shared) swiglu_up_calls(w_.shared, x, h_shared, calls);
-  if (shared_gate) calls.push_back({x, &w_.shared_gate, g});
-  be.matmul_many(calls);
 
   host_logits.resize(size_t(T * E));
   be.download(logits, host_logits.data());

@@ -5,8 +5,11 @@
 //             groups > 1, only the top topk_groups groups, ranked by the sum of their best two)
 //   weights = the chosen scores, renormalised to sum 1 when `renormalize`, × routed_scaling
 //   y = Σ weight_e · expert_e(x) + [sigmoid(x·w_sg)] · shared(x)
-// Tokens are grouped by expert so each expert runs one GEMM over its tokens. The router's logits come
-// to the host for the top-k (moe_route); the rest runs on the backend.
+// Two ways through, one rule. Where the backend routes (Op::MoeRoute: the GPU) and the call has at most
+// kRoutedOnBackendRows rows (decode), the top-k, each (token, expert) pair's products and the weighted sum
+// run there (no trip to the host: a decode step records as one CUDA graph). Otherwise the router's logits
+// come to the host for the top-k (moe_route) and tokens are grouped by expert, so that each expert runs
+// one GEMM over its tokens (prefill; the CPU).
 
 #include <vector>
 
@@ -18,25 +21,40 @@ namespace linfer {
 
 struct MoeWeights {
   Weight router;                  // [E, hidden]
-  Tensor correction_bias;         // f32 [E] or empty, on the host: routing runs there
+  Tensor correction_bias;         // f32 [E] or empty, on the host (routing on the host)
+  Param bias;                     // the same on the backend (routing there)
   std::vector<MlpWeights> experts;
   MlpWeights shared;              // down empty: no shared expert
   Weight shared_gate;             // [1, hidden] or empty
+  ExpertTable gate_up, down;      // the experts' tables where the backend routes (Op::MoeRoute), else empty
 };
+
+// Where `be` routes (Op::MoeRoute): w's experts as tables in be's memory, and the correction bias there.
+void add_expert_tables(Backend& be, MoeWeights& w);
 
 class Moe final : public Ffn {
  public:
   Moe(const MoeDims& dims, MoeWeights w) : d_(dims), w_(std::move(w)) {}
+  // Rows of a call that route on the backend where it can: a decode batch's. Above, host routing groups the
+  // tokens by expert (one GEMM per expert instead of a GEMV per token and expert).
+  static constexpr int64_t kRoutedOnBackendRows = 64;
   void forward(Backend& be, const Mat& x, const Mat& y) const override;
+  bool step_replayable(int64_t rows) const override { return routed_on_backend(rows); }
 
  private:
+  bool routed_on_backend(int64_t rows) const { return !w_.gate_up.empty() && rows <= kRoutedOnBackendRows; }
+  // The routed experts' part of forward, after the router's logits (and the shared expert's up products) ran.
+  void experts_on_host(Backend& be, const Mat& x, const Mat& logits, float* h_shared, const Mat& g, const Mat& y) const;
+  void experts_on_backend(Backend& be, const Mat& x, const Mat& logits, float* h_shared, const Mat& g,
+                          const Mat& y) const;
+
   MoeDims d_;
   MoeWeights w_;
 };
 
 // Routing alone (testable): for each token, top_k expert ids, best first (by score + bias; exact
 // ties go to the lower index), and their weights.
-void moe_route(const MoeDims& d, const float* logits,  // [T, E]
+void moe_route(const MoeRouting& d, const float* logits,  // [T, E]
                const float* correction_bias,            // [E] or null
                int64_t T, int32_t* ids,                 // [T, top_k]
                float* weights);                         // [T, top_k]

@@ -228,6 +228,7 @@ std::unique_ptr<Ffn> load_moe(Take& tk, const ModelConfig& m, const LayerConfig&
     w.shared = take_mlp(tk, sp, H, d.shared_intermediate);
   }
   if (d.shared_gate) w.shared_gate = tk.w(p + "shared_expert_gate.weight", {1, H});
+  add_expert_tables(tk.be, w);
   return std::make_unique<Moe>(d, std::move(w));
 }
 

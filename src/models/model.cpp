@@ -373,7 +373,7 @@ void LoadedModel::run(const Batch& batch, const CallStates& states, float* logit
   auto replayable = [&](size_t part) {
     if (part == n_parts - 1) return true;
     const Layer& layer = layers_[part / 2];
-    return part % 2 == 0 ? layer.mixer->step_replayable() : !layer.ffn || layer.ffn->step_replayable();
+    return part % 2 == 0 ? layer.mixer->step_replayable() : !layer.ffn || layer.ffn->step_replayable(n_seqs);
   };
   for (size_t part = 0; part < n_parts;) {
     if (!replay || !replayable(part)) {

@@ -1,6 +1,7 @@
 // The MoE's row moves on the GPU (kernels/cuda/dense.h: gather_rows, scatter_add_rows, scale_rows_sigmoid)
 // against plain float64 loops: random row picks out of a strided source, weighted scatter-adds into a
-// destination whose other rows must stay as they were.
+// destination whose other rows must stay as they were. And the GEMV over more rows than one launch takes,
+// for several heads at once (MLA's absorbed decode of a batch).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -52,6 +53,30 @@ TEST(CudaMoeRows, GatherScatterAndGateMatchLoops) {
   }
   EXPECT_LT(rel_err(body, want), 1e-6);
   EXPECT_EQ(pad_changed, 0u);
+}
+
+TEST(CudaGemv, ManyRowsAndHeadsMatchLoops) {
+  LINFER_SKIP_WITHOUT_CUDA();
+  std::mt19937 rng(12);
+  const int64_t M = 2 * cuda::kGemvMaxRows + 3, N = 37, K = 48, heads = 3;
+  const int64_t ldx = heads * K + 5, ldy = heads * N + 2;  // head h: x columns h·K.., w h·N·K.., y columns h·N..
+  const auto x = normal(rng, M * ldx), w = normal(rng, heads * N * K);
+  DeviceBuffer<float> d_x(x), d_w(w), d_y(M * ldy);
+  d_y.fill_bytes(0xFF);
+  cuda::gemv({d_x.data(), M, K, ldx}, d_w.data(), linfer::DType::F32, N, K, nullptr, {d_y.data(), M, N, ldy}, nullptr,
+             {.n = heads, .x = K, .w = N * K, .y = N});
+  cuda::cuda_check(cudaDeviceSynchronize(), "gemv");
+  const auto got = d_y.download();
+  std::vector<float> out;
+  std::vector<double> want;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t n = 0; n < N; ++n) {
+        double s = 0;
+        for (int64_t k = 0; k < K; ++k) s += double(x[m * ldx + h * K + k]) * w[(h * N + n) * K + k];
+        out.push_back(got[m * ldy + h * N + n]), want.push_back(s);
+      }
+  EXPECT_LT(rel_err(out, want), 1e-6);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "kernels/cuda/delta_rule_prefill.h"
 #include "kernels/cuda/dense.h"
 #include "kernels/cuda/linear_attn_decode.h"
+#include "kernels/cuda/moe_route.h"
 #include "kernels/cuda/rope.h"
 #include "linfer/core/error.h"
 
@@ -82,12 +83,13 @@ bool CudaBackend::supports(Op op, DType weights) const {
     case Op::Conv1d:
     case Op::DeltaRule:
     case Op::Mamba2Ssd:
-    case Op::ScaleRowsSigmoid:  // the MoE: its routing runs on the host
+    case Op::ScaleRowsSigmoid:
     case Op::GatherRows:
     case Op::ScatterAddRows:
     case Op::Rope:
     case Op::Attention:
-    case Op::Mla: return true;
+    case Op::Mla:
+    case Op::MoeRoute: return true;
   }
   return false;
 }
@@ -108,7 +110,7 @@ Weight CudaBackend::weight(const TensorView& host) {
 }
 
 Param CudaBackend::param(const Tensor& host) {
-  if (host.numel() == 0) return {};
+  if (host.view().empty() || host.numel() == 0) return {};  // a default Tensor: no data, shape {} (numel 1)
   void* p = nullptr;
   auto owner = device_alloc(host.nbytes(), &p);
   cuda_check(cudaMemcpy(p, host.f32(), host.nbytes(), cudaMemcpyHostToDevice), "upload of a parameter");
@@ -268,6 +270,55 @@ void CudaBackend::scatter_add_rows(const Mat& src, std::span<const int64_t> rs, 
   kc::scatter_add_rows(rows(src), d_rows, d_w, int64_t(rs.size()), rows(dst), stream_);
 }
 
+// ---- a MoE's routed experts ----
+
+ExpertTable CudaBackend::expert_table(std::span<const Weight* const> first, std::span<const Weight* const> second) {
+  const int64_t E = int64_t(first.size());
+  LINFER_CHECK(E > 0 && (second.empty() || int64_t(second.size()) == E),
+               "cuda expert_table: {} experts' first weights, {} second ones", E, second.size());
+  const TensorView& w0 = first[0]->view;
+  const int64_t n1 = w0.dim(0), n2 = second.empty() ? 0 : second[0]->dim(0), K = w0.dim(1);
+  std::vector<kc::ExpertRows> host(static_cast<size_t>(E));
+  for (int64_t e = 0; e < E; ++e) {
+    const Weight* a = first[e];
+    const Weight* b = second.empty() ? nullptr : second[e];
+    auto same = [&](const Weight* w, int64_t n) {
+      return w->view.dtype() == w0.dtype() && w->dim(0) == n && w->dim(1) == K &&
+             reinterpret_cast<uintptr_t>(w->view.data()) % 16 == 0;
+    };
+    LINFER_CHECK(same(a, n1) && (!b || same(b, n2)),
+                 "cuda expert_table: expert {}'s weights differ from expert 0's ({} [{}, {}] then [{}, {}]) in shape, "
+                 "dtype or alignment", e, dtype_name(w0.dtype()), n1, K, n2, K);
+    host[size_t(e)] = {a->view.data(), b ? b->view.data() : nullptr};
+  }
+  void* p = nullptr;
+  auto owner = device_alloc(host.size() * sizeof(kc::ExpertRows), &p);
+  cuda_check(cudaMemcpy(p, host.data(), host.size() * sizeof(kc::ExpertRows), cudaMemcpyHostToDevice),
+             "upload of an expert table");
+  return {.experts = E, .N = n1 + n2, .K = K, .first_rows = n1, .dtype = w0.dtype(), .p = p, .owner = owner};
+}
+
+void CudaBackend::moe_route(const Mat& logits, const MoeRouting& r, const Param& bias, const Mat& ids,
+                            const Mat& weights) {
+  LINFER_CHECK(logits.cols == r.experts && ids.rows == logits.rows && ids.cols == r.top_k &&
+                   weights.rows == logits.rows && weights.cols == r.top_k && (bias.empty() || bias.n == r.experts),
+               "cuda moe_route: logits [{}, {}], ids [{}, {}], weights [{}, {}], bias {} for {} experts, top {}",
+               logits.rows, logits.cols, ids.rows, ids.cols, weights.rows, weights.cols, bias.n, r.experts, r.top_k);
+  kc::moe_route(rows(logits), r, opt(bias), rows(ids), rows(weights), stream_);
+}
+
+void CudaBackend::expert_matmul(const Mat& x, int64_t x_every, const ExpertTable& w, const Mat& ids, const Mat& y) {
+  LINFER_CHECK(!w.empty() && ids.dense() && ids.size() == y.rows,
+               "cuda expert_matmul: {} expert ids (dense: {}) for {} rows of y, table {}", ids.size(), ids.dense(),
+               y.rows, w.empty() ? "empty" : "set");
+  kc::expert_gemv(rows(x), x_every, static_cast<const kc::ExpertRows*>(w.p), w.first_rows, w.dtype, w.N, w.K, ids.p,
+                  rows(y), stream_);
+}
+
+void CudaBackend::moe_combine(const Mat& src, const Mat& weights, const Mat& y) {
+  kc::moe_combine(rows(src), rows(weights), rows(y), stream_);
+}
+
 // ---- sequence ops ----
 
 void CudaBackend::conv1d(const Mat& x, const Param& w, const Param& bias, int64_t W, const StateRef& state,
@@ -425,11 +476,8 @@ void CudaBackend::mla_absorbed(const Mat& q, const Mat& latent, const Weight& kv
   Tmp tmp(*this);
   const Mat qa = tmp.mat(T, H * L), ctx = tmp.mat(T, H * r);
   const void* w_v = static_cast<const std::byte*>(kv_b.view.data()) + size_t(dn * r) * dtype_size(kv_b.view.dtype());
-  for (int64_t t0 = 0; t0 < T; t0 += kc::kGemvMaxRows) {
-    const int64_t n = std::min(kc::kGemvMaxRows, T - t0);
-    kc::gemv({q.row(t0), n, dn, q.ld}, k_t.view.data(), k_t.view.dtype(), r, dn, nullptr, {qa.row(t0), n, r, qa.ld},
-             stream_, {.n = H, .x = dn + dr, .w = r * dn, .y = L});
-  }
+  kc::gemv({q.p, T, dn, q.ld}, k_t.view.data(), k_t.view.dtype(), r, dn, nullptr, {qa.p, T, r, qa.ld}, stream_,
+           {.n = H, .x = dn + dr, .w = r * dn, .y = L});
   copy(Mat(q.p + dn, T * H, dr, dn + dr), Mat(qa.p + r, T * H, dr, L));  // q_r of every (token, head)
   thread_local std::vector<kc::AttnSeq> as;
   as.resize(size_t(seqs.n()));
@@ -443,11 +491,8 @@ void CudaBackend::mla_absorbed(const Mat& q, const Mat& latent, const Weight& kv
   const kc::AttnLayout l{.Hq = H, .Hkv = 1, .D1 = r, .D2 = dr, .Dv = r, .q_ld = qa.ld, .o_ld = ctx.ld, .k1_row = L,
                          .k1_head = 0, .k2_row = L, .k2_head = 0, .v_row = L, .v_head = 0, .scale = d.scale};
   attend(qa.p, as, 1, l, ctx.p);
-  for (int64_t t0 = 0; t0 < T; t0 += kc::kGemvMaxRows) {
-    const int64_t n = std::min(kc::kGemvMaxRows, T - t0);
-    kc::gemv({ctx.row(t0), n, r, ctx.ld}, w_v, kv_b.view.dtype(), dv, r, nullptr, {o.row(t0), n, dv, o.ld}, stream_,
-             {.n = H, .x = r, .w = (dn + dv) * r, .y = dv});
-  }
+  kc::gemv({ctx.p, T, r, ctx.ld}, w_v, kv_b.view.dtype(), dv, r, nullptr, {o.p, T, dv, o.ld}, stream_,
+           {.n = H, .x = r, .w = (dn + dv) * r, .y = dv});
 }
 
 }  // namespace linfer

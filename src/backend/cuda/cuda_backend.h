@@ -7,8 +7,8 @@
 // kernel): a chunked prefill is a later step. Attention and MLA keep their caches in the pool's Growing
 // rows (cuda_slots.h) and attend with kernels/cuda/attention.h (MLA's prefill in its expanded form: K / V
 // rebuilt from the latent rows through kv_b by a GEMM; its decode absorbed into q and o, the cache read as
-// it is); the MoE's routing runs on the host, its row
-// gathers and scatters here. run_recorded records a run of ops as a CUDA graph (cuda_recordings.cpp):
+// it is); the MoE routes here at decode (moe_route.h: top-k, expert GEMVs through a table of the experts'
+// weights, the weighted sum) and on the host for prefill, its row gathers and scatters here. run_recorded records a run of ops as a CUDA graph (cuda_recordings.cpp):
 // a decode step replays as one launch (LINFER_CUDA_GRAPHS=0 runs every op by op, for comparison).
 // One call at a time per backend object (one stream, one scratch stack).
 
@@ -65,6 +65,11 @@ class CudaBackend final : public Backend {
   void gather_rows(const Mat& src, std::span<const int64_t> rows, const Mat& dst) override;
   void scatter_add_rows(const Mat& src, std::span<const int64_t> rows, std::span<const float> w,
                         const Mat& dst) override;
+  ExpertTable expert_table(std::span<const Weight* const> first, std::span<const Weight* const> second) override;
+  void moe_route(const Mat& logits, const MoeRouting& r, const Param& bias, const Mat& ids,
+                 const Mat& weights) override;
+  void expert_matmul(const Mat& x, int64_t x_every, const ExpertTable& w, const Mat& ids, const Mat& y) override;
+  void moe_combine(const Mat& src, const Mat& weights, const Mat& y) override;
 
   void conv1d(const Mat& x, const Param& w, const Param& bias, int64_t W, const StateRef& state, const Seqs& seqs,
               bool silu, const Mat& y) override;

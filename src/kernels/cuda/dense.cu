@@ -44,16 +44,11 @@ __device__ __forceinline__ void load8(const float* w, float* out) {
   out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
 }
 
-// VEC: K % 8 == 0 and every row of w and x 16-byte aligned: each lane takes 8 consecutive k per step.
+// acc[m] += Σ_k wr[k] · x[m, k] over lane's share of k, for the M <= kGemvMaxRows rows of x. VEC: K % 8 == 0
+// and every row of w and x 16-byte aligned: each lane takes 8 consecutive k per step.
 template <class WT, bool VEC>
-__global__ void gemv_kernel(const float* x, int64_t ldx, int M, const WT* w, int64_t N, int64_t K, const float* bias,
-                            float* y, int64_t ldy, GemvHeads heads) {
-  const int lane = threadIdx.x % 32;
-  const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-  if (n >= N) return;
-  x += blockIdx.y * heads.x, y += blockIdx.y * heads.y;
-  const WT* wr = w + blockIdx.y * heads.w + n * K;
-  float acc[kGemvMaxRows] = {};
+__device__ __forceinline__ void dot_rows(const float* x, int64_t ldx, int M, const WT* wr, int64_t K, int lane,
+                                         float (&acc)[kGemvMaxRows]) {
   if constexpr (VEC) {
     for (int64_t k = int64_t(lane) * 8; k < K; k += 32 * 8) {
       float wv[8];
@@ -77,6 +72,17 @@ __global__ void gemv_kernel(const float* x, int64_t ldx, int M, const WT* w, int
       }
     }
   }
+}
+
+template <class WT, bool VEC>
+__global__ void gemv_kernel(const float* x, int64_t ldx, int M, const WT* w, int64_t N, int64_t K, const float* bias,
+                            float* y, int64_t ldy, GemvHeads heads) {
+  const int lane = threadIdx.x % 32;
+  const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
+  if (n >= N) return;
+  x += blockIdx.y * heads.x, y += blockIdx.y * heads.y;
+  float acc[kGemvMaxRows] = {};
+  dot_rows<WT, VEC>(x, ldx, M, w + blockIdx.y * heads.w + n * K, K, lane, acc);
 #pragma unroll
   for (int m = 0; m < kGemvMaxRows; ++m) {
     if (m >= M) break;
@@ -85,14 +91,50 @@ __global__ void gemv_kernel(const float* x, int64_t ldx, int M, const WT* w, int
   }
 }
 
+// Row j of y (blockIdx.y): x's row j / x_every times expert ids[j]'s weight; one warp per output column n.
+template <class WT, bool VEC>
+__global__ void expert_gemv_kernel(const float* x, int64_t ldx, int64_t x_every, const ExpertRows* table,
+                                   int64_t first_rows, const float* ids, int64_t N, int64_t K, float* y, int64_t ldy) {
+  const int lane = threadIdx.x % 32;
+  const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32, j = blockIdx.y;
+  if (n >= N) return;
+  const ExpertRows e = table[int64_t(ids[j])];
+  const WT* wr = n < first_rows ? static_cast<const WT*>(e.first) + n * K
+                                : static_cast<const WT*>(e.second) + (n - first_rows) * K;
+  float acc[kGemvMaxRows] = {};
+  dot_rows<WT, VEC>(x + j / x_every * ldx, ldx, 1, wr, K, lane, acc);
+  const float s = warp_sum(acc[0]);
+  if (lane == 0) y[j * ldy + n] = s;
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 template <class WT>
 void launch_gemv(const Rows& x, const WT* w, int64_t N, int64_t K, const float* bias, const Rows& y,
                  cudaStream_t stream, const GemvHeads& h) {
-  const bool vec = K % 8 == 0 && x.ld % 4 == 0 && h.x % 4 == 0 && reinterpret_cast<uintptr_t>(x.p) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(w) % 16 == 0 && (h.w * int64_t(sizeof(WT))) % 16 == 0;
-  const dim3 grid(unsigned((N + kWarps - 1) / kWarps), unsigned(h.n));
-  if (vec) gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, int(x.rows), w, N, K, bias, y.p, y.ld, h);
-  else gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, int(x.rows), w, N, K, bias, y.p, y.ld, h);
+  const bool vec = K % 8 == 0 && x.ld % 4 == 0 && h.x % 4 == 0 && aligned16(x.p) && aligned16(w) &&
+                   (h.w * int64_t(sizeof(WT))) % 16 == 0;
+  for (int64_t m0 = 0; m0 < x.rows; m0 += kGemvMaxRows) {
+    const int M = int(std::min(kGemvMaxRows, x.rows - m0));
+    const float* xm = x.p + m0 * x.ld;
+    float* ym = y.p + m0 * y.ld;
+    const dim3 grid(unsigned((N + kWarps - 1) / kWarps), unsigned(h.n));
+    if (vec) gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(xm, x.ld, M, w, N, K, bias, ym, y.ld, h);
+    else gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(xm, x.ld, M, w, N, K, bias, ym, y.ld, h);
+  }
+}
+
+template <class WT>
+void launch_expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_t first_rows, int64_t N,
+                        int64_t K, const float* ids, const Rows& y, cudaStream_t stream) {
+  const bool vec = K % 8 == 0 && x.ld % 4 == 0 && aligned16(x.p);  // the table's rows: expert_gemv's promise
+  const dim3 grid(unsigned((N + kWarps - 1) / kWarps), unsigned(y.rows));
+  if (vec)
+    expert_gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, x_every, table, first_rows, ids, N, K,
+                                                                     y.p, y.ld);
+  else
+    expert_gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, x_every, table, first_rows, ids, N, K,
+                                                                      y.p, y.ld);
 }
 
 template <class WT>
@@ -192,7 +234,7 @@ void launch_norm(int mode, const Rows& x, const Rows* g, const float* w, const R
 void gemv(const Rows& x, const void* w, DType wt, int64_t N, int64_t K, const float* bias, const Rows& y,
           cudaStream_t stream, const GemvHeads& heads) {
   check_rows(x, "cuda gemv"), check_rows(y, "cuda gemv");
-  LINFER_CUDA_CHECK(x.rows <= kGemvMaxRows && x.rows == y.rows && x.cols == K && y.cols == N && w, "cuda gemv: x [",
+  LINFER_CUDA_CHECK(x.rows == y.rows && x.cols == K && y.cols == N && w, "cuda gemv: x [",
                     x.rows, ", ", x.cols, "] · w [", N, ", ", K, "]ᵀ -> y [", y.rows, ", ", y.cols, "]");
   LINFER_CUDA_CHECK(heads.n >= 1 && heads.n <= 65535 && heads.x >= 0 && heads.w >= 0 && heads.y >= 0,
                     "cuda gemv: bad heads (", heads.n, ")");
@@ -204,6 +246,23 @@ void gemv(const Rows& x, const void* w, DType wt, int64_t N, int64_t K, const fl
     default: throw_error("cuda gemv: weights must be f32, bf16 or f16");
   }
   check_launch("cuda gemv");
+}
+
+void expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_t first_rows, DType wt, int64_t N,
+                 int64_t K, const float* ids, const Rows& y, cudaStream_t stream) {
+  check_rows(x, "cuda expert_gemv"), check_rows(y, "cuda expert_gemv");
+  LINFER_CUDA_CHECK(x_every >= 1 && (y.rows + x_every - 1) / x_every <= x.rows && x.cols == K && y.cols == N && table &&
+                        ids && first_rows >= 0 && first_rows <= N && y.rows <= 65535,
+                    "cuda expert_gemv: x [", x.rows, ", ", x.cols, "] (", x_every, " rows of y each) · w [", N, ", ",
+                    K, "]ᵀ -> y [", y.rows, ", ", y.cols, "]");
+  if (y.rows == 0 || N == 0) return;
+  switch (wt) {
+    case DType::F32: launch_expert_gemv<float>(x, x_every, table, first_rows, N, K, ids, y, stream); break;
+    case DType::BF16: launch_expert_gemv<uint16_t>(x, x_every, table, first_rows, N, K, ids, y, stream); break;
+    case DType::F16: launch_expert_gemv<__half>(x, x_every, table, first_rows, N, K, ids, y, stream); break;
+    default: throw_error("cuda expert_gemv: weights must be f32, bf16 or f16");
+  }
+  check_launch("cuda expert_gemv");
 }
 
 void widen(const void* w, DType wt, int64_t n, float* dst, cudaStream_t stream) {
@@ -337,6 +396,22 @@ void scale_rows_sigmoid(const Rows& y, const Rows& g, cudaStream_t stream) {
   const int64_t ly = y.ld, lg = g.ld;
   for_each(y.rows, y.cols, [=] __device__(int64_t r, int64_t c) { p[r * ly + c] *= sigmoid(gp[r * lg]); }, stream,
            "cuda scale_rows_sigmoid");
+}
+
+void moe_combine(const Rows& src, const Rows& w, const Rows& y, cudaStream_t stream) {
+  check_rows(src, "cuda moe_combine"), check_rows(w, "cuda moe_combine"), check_rows(y, "cuda moe_combine");
+  LINFER_CUDA_CHECK(w.rows == y.rows && src.rows == y.rows * w.cols && src.cols == y.cols, "cuda moe_combine: [",
+                    src.rows, ", ", src.cols, "] rows weighted by [", w.rows, ", ", w.cols, "] into [", y.rows, ", ",
+                    y.cols, "]");
+  const float* s = src.p;
+  const float* wp = w.p;
+  float* d = y.p;
+  const int64_t ls = src.ld, lw = w.ld, ly = y.ld, k = w.cols;
+  for_each(y.rows, y.cols, [=] __device__(int64_t t, int64_t c) {
+    float sum = 0.f;
+    for (int64_t i = 0; i < k; ++i) sum += wp[t * lw + i] * s[(t * k + i) * ls + c];
+    d[t * ly + c] += sum;
+  }, stream, "cuda moe_combine");
 }
 
 }  // namespace linfer::kernels::cuda

@@ -6,7 +6,7 @@
 // for bit. Every pointer is device memory; every call is asynchronous on `stream`.
 //
 //   Rows x{d_x, T, K, K}, y{d_y, T, N, N};
-//   gemv(x, d_w, DType::BF16, N, K, d_bias, y, stream);       // y = x · wᵀ + bias, T <= kGemvMaxRows
+//   gemv(x, d_w, DType::BF16, N, K, d_bias, y, stream);       // y = x · wᵀ + bias
 //   rms_norm(x, d_w, y, 1e-6f, false, stream);
 
 #include <cuda_runtime.h>
@@ -24,6 +24,7 @@ struct Rows {
 };
 
 // Rows of x up to which gemv() is the way to multiply (decode); above, widen the weight and use a GEMM.
+// gemv() takes any number of rows, kGemvMaxRows per launch.
 constexpr int64_t kGemvMaxRows = 8;
 
 // Independent products side by side in one launch: product h reads x's columns from h·x, w from h·w
@@ -32,10 +33,23 @@ struct GemvHeads {
   int64_t n = 1, x = 0, w = 0, y = 0;
 };
 
-// y[M, N] = x[M, K] · wᵀ (+ bias[N]); w [N, K] row-major of dtype wt (F32, BF16, F16). M <= kGemvMaxRows.
-// One warp per output column, 16-byte weight loads where K and the pointers allow; `heads` such products.
+// y[M, N] = x[M, K] · wᵀ (+ bias[N]); w [N, K] row-major of dtype wt (F32, BF16, F16). One warp per output
+// column, 16-byte weight loads where K and the pointers allow; `heads` such products.
 void gemv(const Rows& x, const void* w, DType wt, int64_t N, int64_t K, const float* bias, const Rows& y,
           cudaStream_t stream, const GemvHeads& heads = {});
+
+// A MoE's routed experts on the device: expert e's weight [N, K] is rows [0, first_rows) at first[e] and the
+// rest at second[e], row-major, every pointer 16-byte aligned (device allocations are).
+struct ExpertRows {
+  const void* first = nullptr;
+  const void* second = nullptr;
+};
+// y[j, :] = x[j / x_every, :] · W[ids[j]]ᵀ for each row j of y, W from `table` (ids: y.rows floats, exact
+// expert numbers, in device memory, as moe_route writes them). The GEMV above, one launch for all rows.
+void expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_t first_rows, DType wt, int64_t N,
+                 int64_t K, const float* ids, const Rows& y, cudaStream_t stream);
+// y[t, :] += Σ_i w[t, i] · src[t · k + i, :], k = w.cols, summed in i order (the routed experts' outputs).
+void moe_combine(const Rows& src, const Rows& w, const Rows& y, cudaStream_t stream);
 // dst[n] = float(w[n]) for n elements of dtype wt.
 void widen(const void* w, DType wt, int64_t n, float* dst, cudaStream_t stream);
 // y[:, c] += bias[c].

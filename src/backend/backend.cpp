@@ -64,6 +64,12 @@ void Backend::matmul_many(std::span<const MatmulCall> calls) {
   for (const MatmulCall& c : calls) matmul(c.x, *c.w, c.bias ? *c.bias : Param{}, c.y);
 }
 
+void Backend::add_rms_norm(const Mat& x, const Mat& r, const Param& w, const Mat& y, float eps,
+                           kernels::NormWeight mode) {
+  add(x, r);
+  rms_norm(x, w, y, eps, mode);
+}
+
 void Backend::embedding(const Weight&, std::span<const int32_t>, const Mat&) { unsupported(Op::Embedding); }
 void Backend::rms_norm(const Mat&, const Param&, const Mat&, float, kernels::NormWeight) { unsupported(Op::RmsNorm); }
 void Backend::rms_norm_gated(const Mat&, const Mat&, const Param&, const Mat&, float, kernels::GateAct) {

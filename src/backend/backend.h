@@ -182,6 +182,10 @@ class Backend {
   virtual void embedding(const Weight& table, std::span<const int32_t> ids, const Mat& y);
   // Per row: y = x / sqrt(mean(x²) + eps) · w (kernels/cpu/norm.h). y may alias x.
   virtual void rms_norm(const Mat& x, const Param& w, const Mat& y, float eps, kernels::NormWeight mode);
+  // x += r, then y = rms_norm(x): a residual add and the norm after it (one kernel on CUDA). Default: add(x, r)
+  // then rms_norm. y and r must not alias x.
+  virtual void add_rms_norm(const Mat& x, const Mat& r, const Param& w, const Mat& y, float eps,
+                            kernels::NormWeight mode);
   // Per row: y = norm(x) · w · act(gate). y may alias x.
   virtual void rms_norm_gated(const Mat& x, const Mat& gate, const Param& w, const Mat& y, float eps,
                               kernels::GateAct act);

@@ -121,9 +121,15 @@ class LoadedModel final : public Model {
   // on_layer reports it: the caller ships layer l while layer l + 1 runs on the device.
   void forward_staged(const Batch& batch, std::span<SequenceState* const> states, float* logits, Logits mode,
                       const FunctionRef<void(int)>* on_layer) const;
+  kernels::NormWeight norm_weight() const {
+    return cfg_.norm == NormKind::ZeroCentred ? kernels::NormWeight::OnePlus : kernels::NormWeight::Plain;
+  }
   void norm(const Param& w, const Mat& x, const Mat& y) const {
-    be_->rms_norm(x, w, y, float(cfg_.norm_eps),
-                  cfg_.norm == NormKind::ZeroCentred ? kernels::NormWeight::OnePlus : kernels::NormWeight::Plain);
+    be_->rms_norm(x, w, y, float(cfg_.norm_eps), norm_weight());
+  }
+  // x += r, then y = norm(x).
+  void add_norm(const Param& w, const Mat& x, const Mat& r, const Mat& y) const {
+    be_->add_rms_norm(x, r, w, y, float(cfg_.norm_eps), norm_weight());
   }
 
   std::string dir_;
@@ -324,8 +330,8 @@ void LoadedModel::run(const Batch& batch, const CallStates& states, float* logit
                   : be.device() == Device::Cpu    ? Mat(logits, rows, cfg_.vocab)
                                                   : tmp.mat(rows, cfg_.vocab);
 
-  // The pass in parts: 2l = layer l's mixer (and the residual add, and the FFN's norm), 2l + 1 = its FFN,
-  // 2L = the lm head.
+  // The pass in parts: 2l = layer l's mixer (and the residual add, and the norm after it), 2l + 1 = its FFN
+  // (and the same), 2L = the lm head.
   const size_t n_parts = 2 * layers_.size() + 1;
   auto run_part = [&](size_t part) {
     const size_t l = part / 2;
@@ -343,8 +349,16 @@ void LoadedModel::run(const Batch& batch, const CallStates& states, float* logit
     }
     const Layer& layer = layers_[l];
     const LayerConfig& lc = cfg_.layers[l];
+    // x += y, then h = the next norm of x: the FFN's, else the next layer's input norm (none after the last
+    // layer: the lm head norms only the rows it needs). One kernel on CUDA.
+    const Param* next_in_norm = l + 1 < layers_.size() ? &layers_[l + 1].in_norm : nullptr;
+    auto residual = [&](const Param* next_norm) {
+      ProfileScope p("norms + residual");
+      if (next_norm) add_norm(*next_norm, x, y, h);
+      else be.add(x, y);
+    };
     if (part % 2 == 0) {
-      {
+      if (l == 0) {
         ProfileScope p("norms + residual");
         norm(layer.in_norm, x, h);
       }
@@ -354,16 +368,13 @@ void LoadedModel::run(const Batch& batch, const CallStates& states, float* logit
         layer.mixer->forward(h, y, call);
       }
       if (on_layer) (*on_layer)(int(l));  // the ffn reads no state: layer l's state is final here
-      ProfileScope p("norms + residual");
-      be.add(x, y);
-      if (layer.ffn) norm(layer.post_norm, x, h);
+      residual(layer.ffn ? &layer.post_norm : next_in_norm);
     } else if (layer.ffn) {
       {
         ProfileScope p("ffn", ffn_name(lc.ffn));
         layer.ffn->forward(be, h, y);
       }
-      ProfileScope p("norms + residual");
-      be.add(x, y);
+      residual(next_in_norm);
     }
     if (part % 2 == 1 || !layer.ffn) dump(fmt::format("hidden_{}", l + 1), x);
   };

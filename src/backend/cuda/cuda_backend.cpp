@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include <algorithm>
+#include <array>
 
 #include "backend/cuda/cuda_slots.h"
 #include "kernels/cuda/attention.h"
@@ -195,6 +196,29 @@ void CudaBackend::matmul(const Mat& x, const Weight& w, const Param& bias, const
   if (!bias.empty()) kc::add_bias(rows(y), bias.p, stream_);
 }
 
+// Decode-sized products of one weight dtype in gemv_many launches (a layer's projections: one kernel); the
+// rest one by one.
+void CudaBackend::matmul_many(std::span<const MatmulCall> calls) {
+  const bool together = calls.size() > 1 && std::all_of(calls.begin(), calls.end(), [&](const MatmulCall& c) {
+    return c.x.rows == calls[0].x.rows && c.x.rows <= kc::kGemvMaxRows && c.w->view.dtype() == calls[0].w->view.dtype();
+  });
+  if (!together) return Backend::matmul_many(calls);
+  std::array<kc::GemvProduct, kc::kGemvManyMax> p;
+  for (size_t first = 0; first < calls.size(); first += p.size()) {
+    const size_t n = std::min(p.size(), calls.size() - first);
+    for (size_t i = 0; i < n; ++i) {
+      const MatmulCall& c = calls[first + i];
+      const int64_t N = c.w->dim(0), K = c.w->dim(1);
+      LINFER_CHECK(c.x.cols == K && c.y.rows == c.x.rows && c.y.cols == N,
+                   "cuda matmul_many: x [{}, {}] · w [{}, {}]ᵀ -> y [{}, {}]", c.x.rows, c.x.cols, N, K, c.y.rows,
+                   c.y.cols);
+      p[i] = {.x = c.x.p, .ldx = c.x.ld, .w = c.w->view.data(), .N = N, .K = K,
+              .bias = c.bias ? opt(*c.bias) : nullptr, .y = c.y.p, .ldy = c.y.ld};
+    }
+    kc::gemv_many(p.data(), int(n), calls[0].x.rows, calls[0].w->view.dtype(), stream_);
+  }
+}
+
 void CudaBackend::embedding(const Weight& table, std::span<const int32_t> ids, const Mat& y) {
   const auto* d_ids = static_cast<const int32_t*>(stage(ids_, ids.data(), ids.size_bytes()));
   kc::embedding(table.view.data(), table.view.dtype(), d_ids, rows(y), stream_);
@@ -202,6 +226,11 @@ void CudaBackend::embedding(const Weight& table, std::span<const int32_t> ids, c
 
 void CudaBackend::rms_norm(const Mat& x, const Param& w, const Mat& y, float eps, kernels::NormWeight mode) {
   kc::rms_norm(rows(x), opt(w), rows(y), eps, mode == kernels::NormWeight::OnePlus, stream_);
+}
+
+void CudaBackend::add_rms_norm(const Mat& x, const Mat& r, const Param& w, const Mat& y, float eps,
+                               kernels::NormWeight mode) {
+  kc::add_rms_norm(rows(x), rows(r), opt(w), rows(y), eps, mode == kernels::NormWeight::OnePlus, stream_);
 }
 
 void CudaBackend::rms_norm_gated(const Mat& x, const Mat& gate, const Param& w, const Mat& y, float eps,

@@ -48,8 +48,11 @@ class CudaBackend final : public Backend {
   void forget_recordings();
 
   void matmul(const Mat& x, const Weight& w, const Param& bias, const Mat& y) override;
+  void matmul_many(std::span<const MatmulCall> calls) override;
   void embedding(const Weight& table, std::span<const int32_t> ids, const Mat& y) override;
   void rms_norm(const Mat& x, const Param& w, const Mat& y, float eps, kernels::NormWeight mode) override;
+  void add_rms_norm(const Mat& x, const Mat& r, const Param& w, const Mat& y, float eps,
+                    kernels::NormWeight mode) override;
   void rms_norm_gated(const Mat& x, const Mat& gate, const Param& w, const Mat& y, float eps,
                       kernels::GateAct act) override;
   void rms_norm_gate_first(const Mat& x, const Mat& z, const Param& w, const Mat& y, int64_t group,

@@ -108,6 +108,34 @@ __global__ void expert_gemv_kernel(const float* x, int64_t ldx, int64_t x_every,
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+// gemv_many's products as a kernel argument: product p's columns are blocks [first[p], first[p + 1]).
+struct GemvManyArgs {
+  GemvProduct p[kGemvManyMax];
+  int first[kGemvManyMax + 1];
+  bool vec[kGemvManyMax];
+  int n, M;
+};
+
+template <class WT>
+__global__ void gemv_many_kernel(const GemvManyArgs a) {
+  int i = 0;
+  while (i + 1 < a.n && int(blockIdx.x) >= a.first[i + 1]) ++i;
+  const GemvProduct& g = a.p[i];
+  const int lane = threadIdx.x % 32;
+  const int64_t n = int64_t(blockIdx.x - a.first[i]) * kWarps + threadIdx.x / 32;
+  if (n >= g.N) return;
+  const WT* wr = static_cast<const WT*>(g.w) + n * g.K;
+  float acc[kGemvMaxRows] = {};
+  if (a.vec[i]) dot_rows<WT, true>(g.x, g.ldx, a.M, wr, g.K, lane, acc);
+  else dot_rows<WT, false>(g.x, g.ldx, a.M, wr, g.K, lane, acc);
+#pragma unroll
+  for (int m = 0; m < kGemvMaxRows; ++m) {
+    if (m >= a.M) break;
+    const float s = warp_sum(acc[m]);
+    if (lane == 0) g.y[m * g.ldy + n] = s + (g.bias ? g.bias[n] : 0.f);
+  }
+}
+
 
 template <class WT>
 void launch_gemv(const Rows& x, const WT* w, int64_t N, int64_t K, const float* bias, const Rows& y,
@@ -186,11 +214,12 @@ __device__ float block_sum(float v) {
   return total;
 }
 
-// mode 0: rms_norm (w, one_plus); 1: gated (act(gate) after w); 2: gate first (x · silu(z) before the sum).
-__global__ void norm_kernel(int mode, const float* x, int64_t ldx, const float* g, int64_t ldg, const float* w,
-                            float* y, int64_t ldy, int64_t n, int64_t group, float eps, bool one_plus, bool silu_gate) {
+// mode 0: rms_norm (w, one_plus); 1: gated (act(gate) after w); 2: gate first (x · silu(z) before the sum);
+// 3: residual first (x += g, then rms_norm of the sum into y).
+__global__ void norm_kernel(int mode, float* x, int64_t ldx, const float* g, int64_t ldg, const float* w, float* y,
+                            int64_t ldy, int64_t n, int64_t group, float eps, bool one_plus, bool silu_gate) {
   const int64_t r = blockIdx.x, c0 = int64_t(blockIdx.y) * group;
-  const float* xr = x + r * ldx + c0;
+  float* xr = x + r * ldx + c0;
   const float* gr = g ? g + r * ldg + c0 : nullptr;
   float* yr = y + r * ldy + c0;
   float ss = 0.f;
@@ -199,6 +228,9 @@ __global__ void norm_kernel(int mode, const float* x, int64_t ldx, const float* 
     if (mode == 2) {
       h *= silu(gr[i]);
       yr[i] = h;  // the same thread rescales it below
+    } else if (mode == 3) {
+      h += gr[i];
+      xr[i] = h;  // the same thread reads it back below
     }
     ss += h * h;
   }
@@ -246,6 +278,38 @@ void gemv(const Rows& x, const void* w, DType wt, int64_t N, int64_t K, const fl
     default: throw_error("cuda gemv: weights must be f32, bf16 or f16");
   }
   check_launch("cuda gemv");
+}
+
+void gemv_many(const GemvProduct* products, int n, int64_t M, DType wt, cudaStream_t stream) {
+  LINFER_CUDA_CHECK(n >= 0 && n <= kGemvManyMax && M >= 0, "cuda gemv_many: ", n, " products of ", M, " rows (at most ",
+                    kGemvManyMax, ")");
+  if (M == 0) return;
+  const size_t wsize = wt == DType::F32 ? 4 : 2;
+  for (int64_t m0 = 0; m0 < M; m0 += kGemvMaxRows) {
+    GemvManyArgs a{};
+    a.n = 0, a.M = int(std::min(kGemvMaxRows, M - m0));
+    int blocks = 0;
+    for (int i = 0; i < n; ++i) {
+      GemvProduct g = products[i];
+      LINFER_CUDA_CHECK(g.x && g.w && g.y && g.N >= 0 && g.K >= 0 && g.ldx >= g.K && g.ldy >= g.N,
+                        "cuda gemv_many: product ", i, " is malformed");
+      if (g.N == 0) continue;
+      g.x += m0 * g.ldx, g.y += m0 * g.ldy;
+      a.vec[a.n] = g.K % 8 == 0 && g.ldx % 4 == 0 && aligned16(g.x) && aligned16(g.w) && (g.K * wsize) % 16 == 0;
+      a.first[a.n] = blocks;
+      a.p[a.n++] = g;
+      blocks += int((g.N + kWarps - 1) / kWarps);
+    }
+    a.first[a.n] = blocks;
+    if (blocks == 0) return;
+    switch (wt) {
+      case DType::F32: gemv_many_kernel<float><<<unsigned(blocks), 32 * kWarps, 0, stream>>>(a); break;
+      case DType::BF16: gemv_many_kernel<uint16_t><<<unsigned(blocks), 32 * kWarps, 0, stream>>>(a); break;
+      case DType::F16: gemv_many_kernel<__half><<<unsigned(blocks), 32 * kWarps, 0, stream>>>(a); break;
+      default: throw_error("cuda gemv_many: weights must be f32, bf16 or f16");
+    }
+    check_launch("cuda gemv_many");
+  }
 }
 
 void expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_t first_rows, DType wt, int64_t N,
@@ -302,6 +366,12 @@ void embedding(const void* table, DType wt, const int32_t* ids, const Rows& y, c
 
 void rms_norm(const Rows& x, const float* w, const Rows& y, float eps, bool one_plus, cudaStream_t stream) {
   launch_norm(0, x, nullptr, w, y, x.cols, eps, one_plus, false, stream, "cuda rms_norm");
+}
+
+void add_rms_norm(const Rows& x, const Rows& r, const float* w, const Rows& y, float eps, bool one_plus,
+                  cudaStream_t stream) {
+  LINFER_CUDA_CHECK(x.p != y.p && x.p != r.p, "cuda add_rms_norm: y and r must not alias x");
+  launch_norm(3, x, &r, w, y, x.cols, eps, one_plus, false, stream, "cuda add_rms_norm");
 }
 
 void rms_norm_gated(const Rows& x, const Rows& gate, const float* w, const Rows& y, float eps, bool silu_gate,

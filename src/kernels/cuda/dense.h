@@ -38,6 +38,20 @@ struct GemvHeads {
 void gemv(const Rows& x, const void* w, DType wt, int64_t N, int64_t K, const float* bias, const Rows& y,
           cudaStream_t stream, const GemvHeads& heads = {});
 
+// Independent products y_p = x_p · w_pᵀ (+ bias_p) over the same number of rows M, weights of one dtype, in
+// one launch (a layer's projections of one input: one kernel instead of one each). At most kGemvManyMax.
+struct GemvProduct {
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  const void* w = nullptr;
+  int64_t N = 0, K = 0;
+  const float* bias = nullptr;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+constexpr int kGemvManyMax = 16;
+void gemv_many(const GemvProduct* products, int n, int64_t M, DType wt, cudaStream_t stream);
+
 // A MoE's routed experts on the device: expert e's weight [N, K] is rows [0, first_rows) at first[e] and the
 // rest at second[e], row-major, every pointer 16-byte aligned (device allocations are).
 struct ExpertRows {
@@ -59,6 +73,10 @@ void embedding(const void* table, DType wt, const int32_t* ids, const Rows& y, c
 
 // Per row: y = x / sqrt(mean(x²) + eps) · (one_plus ? 1 + w : w); w may be null. y may alias x.
 void rms_norm(const Rows& x, const float* w, const Rows& y, float eps, bool one_plus, cudaStream_t stream);
+// Per row: x += r, then y = norm(x) as rms_norm (the residual add and the next norm in one kernel). y and r
+// must not alias x.
+void add_rms_norm(const Rows& x, const Rows& r, const float* w, const Rows& y, float eps, bool one_plus,
+                  cudaStream_t stream);
 // Per row: y = norm(x) · w · act(gate), act sigmoid (silu_gate false) or SiLU. y may alias x.
 void rms_norm_gated(const Rows& x, const Rows& gate, const float* w, const Rows& y, float eps, bool silu_gate,
                     cudaStream_t stream);

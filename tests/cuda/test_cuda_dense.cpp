@@ -1,7 +1,8 @@
-// The MoE's row moves on the GPU (kernels/cuda/dense.h: gather_rows, scatter_add_rows, scale_rows_sigmoid)
-// against plain float64 loops: random row picks out of a strided source, weighted scatter-adds into a
-// destination whose other rows must stay as they were. And the GEMV over more rows than one launch takes,
-// for several heads at once (MLA's absorbed decode of a batch).
+// Dense ops of kernels/cuda/dense.h against plain float64 loops: the MoE's row moves (gather_rows,
+// scatter_add_rows, scale_rows_sigmoid: random row picks out of a strided source, weighted scatter-adds into
+// a destination whose other rows must stay as they were); the GEMV over more rows than one launch takes, for
+// several heads at once (MLA's absorbed decode of a batch); and products of different shapes in one launch
+// (gemv_many), on both of its load paths.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -77,6 +78,49 @@ TEST(CudaGemv, ManyRowsAndHeadsMatchLoops) {
         out.push_back(got[m * ldy + h * N + n]), want.push_back(s);
       }
   EXPECT_LT(rel_err(out, want), 1e-6);
+}
+
+TEST(CudaGemv, ManyProductsInOneLaunchMatchLoops) {
+  LINFER_SKIP_WITHOUT_CUDA();
+  std::mt19937 rng(13);
+  struct Shape {
+    int64_t N, K, ldx;
+  };
+  // Aligned K (16-byte loads) and odd K or ld (one element at a time); a 1-column product; 17 products run as two
+  // launches.
+  std::vector<Shape> shapes = {{37, 64, 64}, {1, 64, 68}, {130, 21, 21}, {8, 48, 51}};
+  for (int i = 0; i < 13; ++i) shapes.push_back({5 + 3 * i, 32, 32});
+  for (int64_t M : {int64_t(1), int64_t(3), cuda::kGemvMaxRows + 2}) {
+    std::vector<DeviceBuffer<float>> bufs;
+    bufs.reserve(3 * shapes.size());
+    std::vector<cuda::GemvProduct> products;
+    std::vector<std::vector<float>> xs, ws;
+    for (const Shape& s : shapes) {
+      xs.push_back(normal(rng, M * s.ldx)), ws.push_back(normal(rng, s.N * s.K));
+      bufs.emplace_back(xs.back()), bufs.emplace_back(ws.back()), bufs.emplace_back(M * (s.N + 1));
+      bufs.back().fill_bytes(0xFF);
+      const size_t b = bufs.size() - 3;
+      products.push_back({.x = bufs[b].data(), .ldx = s.ldx, .w = bufs[b + 1].data(), .N = s.N, .K = s.K,
+                          .bias = nullptr, .y = bufs[b + 2].data(), .ldy = s.N + 1});
+    }
+    cuda::gemv_many(products.data(), cuda::kGemvManyMax, M, linfer::DType::F32, nullptr);
+    cuda::gemv_many(products.data() + cuda::kGemvManyMax, int(shapes.size()) - cuda::kGemvManyMax, M,
+                    linfer::DType::F32, nullptr);
+    cuda::cuda_check(cudaDeviceSynchronize(), "gemv_many");
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const Shape& s = shapes[i];
+      const auto got = bufs[3 * i + 2].download();
+      std::vector<float> out;
+      std::vector<double> want;
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < s.N; ++n) {
+          double acc = 0;
+          for (int64_t k = 0; k < s.K; ++k) acc += double(xs[i][m * s.ldx + k]) * ws[i][n * s.K + k];
+          out.push_back(got[m * (s.N + 1) + n]), want.push_back(acc);
+        }
+      EXPECT_LT(rel_err(out, want), 1e-6) << "product " << i << ", M = " << M;
+    }
+  }
 }
 
 }  // namespace

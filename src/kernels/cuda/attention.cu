@@ -10,6 +10,7 @@ namespace linfer::kernels::cuda {
 
 namespace {
 
+using detail::warp_max;
 using detail::warp_sum;
 
 // One block per (query, head, sequence): 4 warps walk the visible keys in tiles of 128. Each warp makes
@@ -18,12 +19,6 @@ using detail::warp_sum;
 // rows (consecutive threads, consecutive dims: coalesced). Online softmax: running max m, sum l.
 constexpr int kThreads = 128, kTile = kThreads, kWarps = kThreads / 32, kMaxDvPerThread = 4;
 static_assert(kThreads * kMaxDvPerThread == kAttnMaxDv, "attention.h promises kAttnMaxDv value dims");
-
-__device__ __forceinline__ float warp_max(float x) {
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
 
 // The block's max (is_max) or sum of v; every thread gets it. red: kWarps floats of shared memory.
 __device__ float block_reduce(float v, bool is_max, float* red) {

@@ -71,6 +71,11 @@ __device__ __forceinline__ float warp_sum(float x) {
   return x;
 }
 
+__device__ __forceinline__ float warp_max(float x) {
+  for (int m = 16; m > 0; m >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, m));
+  return x;
+}
+
 // Key channels covered by a team (every shared key-channel vector is padded with zeros to this).
 __host__ __device__ constexpr int padded_keys(int nv4) { return nv4 * kTeam * 4; }
 

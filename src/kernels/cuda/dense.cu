@@ -284,7 +284,7 @@ void gemv_many(const GemvProduct* products, int n, int64_t M, DType wt, cudaStre
   LINFER_CUDA_CHECK(n >= 0 && n <= kGemvManyMax && M >= 0, "cuda gemv_many: ", n, " products of ", M, " rows (at most ",
                     kGemvManyMax, ")");
   if (M == 0) return;
-  const size_t wsize = wt == DType::F32 ? 4 : 2;
+  const int64_t wsize = int64_t(dtype_size(wt));
   for (int64_t m0 = 0; m0 < M; m0 += kGemvMaxRows) {
     GemvManyArgs a{};
     a.n = 0, a.M = int(std::min(kGemvMaxRows, M - m0));

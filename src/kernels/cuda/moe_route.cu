@@ -9,6 +9,7 @@ namespace linfer::kernels::cuda {
 
 namespace {
 
+using detail::warp_max;
 using detail::warp_sum;
 
 constexpr int kPerLane = int(kRouteMaxExperts / 32);  // expert lane + 32·j is lane's j-th
@@ -21,11 +22,6 @@ __device__ __forceinline__ void keep_better(float& v, int& i, float ov, int oi) 
 // The best (value, index) over the warp; every lane gets it.
 __device__ __forceinline__ void warp_best(float& v, int& i) {
   for (int m = 16; m > 0; m >>= 1) keep_better(v, i, __shfl_xor_sync(0xffffffffu, v, m), __shfl_xor_sync(0xffffffffu, i, m));
-}
-
-__device__ __forceinline__ float warp_max(float x) {
-  for (int m = 16; m > 0; m >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, m));
-  return x;
 }
 
 // One warp per token. Shared memory: the choices [E], then group scores [G] and kept flags [G] (groups > 1).

@@ -16,12 +16,15 @@
 // Thread-safety: a backend's ops may run on one thread at a time per backend object, except the CPU
 // backend's, which are reentrant (per-thread scratch).
 
+#include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
 
+#include "backend/cache_rows.h"
 #include "backend/moe_routing.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/delta_rule.h"
@@ -76,7 +79,7 @@ class DeviceStateSlots;
 // One state tensor of every sequence in a call, wherever the call's states live: host SequenceStates
 // (the CPU backend: tensor `tensor` of each) or a backend's slot pool (Fixed tensors: sequence i's at
 // base + slots[i] · stride floats, `slots` in the backend's memory; Growing tensors: through `pool`,
-// sequence i in slot host_slots[i]).
+// sequence i in slot host_slots[i], its rows at rows[i], this call's included).
 struct StateRef {
   std::span<SequenceState* const> seqs;
   size_t tensor = 0;
@@ -85,10 +88,12 @@ struct StateRef {
   const int32_t* slots = nullptr;
   DeviceStateSlots* pool = nullptr;
   std::span<const int32_t> host_slots = {};
+  const CacheRows* rows = nullptr;  // [n_seqs], the backend's memory (Growing tensors of a pool)
 };
 
-// A backend's slot pool bound to one call: Fixed state tensor j of sequence i at
-// base + offsets[j] + ids[i] · stride floats (ids in the backend's memory); Growing ones through pool.
+// A backend's slot pool bound to one call (DeviceStateSlots::bind): Fixed state tensor j of sequence i at
+// base + offsets[j] + ids[i] · stride floats; Growing ones at cache_rows[growing[j] · n_seqs + i], grown
+// by the call's rows already. Every pointer but the spans is in the backend's memory.
 struct SlotBinding {
   float* base = nullptr;
   int64_t stride = 0;
@@ -96,9 +101,14 @@ struct SlotBinding {
   const int32_t* ids = nullptr;
   DeviceStateSlots* pool = nullptr;
   std::span<const int32_t> host_ids = {};
+  const CacheRows* cache_rows = nullptr;  // [Growing tensor][sequence]
+  std::span<const int> growing = {};      // per state tensor: its index among the Growing ones, or -1
+  const int64_t* call_offsets = nullptr;  // the call's Seqs::offsets [n_seqs + 1] and positions [T]
+  const int64_t* call_positions = nullptr;
   StateRef tensor(size_t j) const {
     StateRef r;
     r.tensor = j, r.base = base + offsets[j], r.stride = stride, r.slots = ids, r.pool = pool, r.host_slots = host_ids;
+    if (j < growing.size() && growing[j] >= 0) r.rows = cache_rows + int64_t(growing[j]) * int64_t(host_ids.size());
     return r;
   }
 };
@@ -108,8 +118,21 @@ struct Seqs {
   std::span<const int64_t> offsets;    // n_seqs + 1, host
   std::span<const int64_t> positions;  // [T] absolute position of each token, host
   bool decode = false;                 // every sequence has exactly one token: the step form
+  // The same two in the backend's memory where the call is bound to a slot pool (SlotBinding), else null:
+  // ops that read them there issue the same launches at every step, so a decode step records as a graph.
+  const int64_t* device_offsets = nullptr;
+  const int64_t* device_positions = nullptr;
   int64_t n() const { return int64_t(offsets.size()) - 1; }
 };
+
+// The class of a cache length that a backend may split attention work by (the power of two at or above it,
+// at least 256), never by the length itself: a decode step recorded at one length then replays at every
+// length of its class, and a model keys its recordings by the class of its longest cache.
+inline int64_t cache_length_class(int64_t rows) {
+  return int64_t(std::bit_ceil(uint64_t(std::max<int64_t>(rows, 256))));
+}
+// MLA decode steps with a latent rank up to this issue the same ops at every step (the absorbed form).
+constexpr int64_t kMlaStepMaxRank = 512;
 
 enum class Op : uint8_t {
   Matmul, Embedding, RmsNorm, RmsNormGated, RmsNormGateFirst, Unary, Swiglu, Add, Mul, Copy, Fill,
@@ -240,10 +263,12 @@ class Backend {
   };
   virtual void mamba2_ssd(const kernels::Mamba2Dims& dims, const Mamba2Gates& gates, const Mamba2Io& io,
                           const StateRef& S, const Seqs& seqs);
-  // Rotates the first rotary_dim dims of each of the H heads of x [T, H·D] (inv_freq on the host).
+  // Rotates the first rotary_dim dims of each of the H heads of x [T, H·D] (inv_freq on the host; the
+  // positions on the device where seqs has them there).
   virtual void rope(const Mat& x, int64_t H, int64_t D, int64_t rotary_dim, const Seqs& seqs,
                     std::span<const float> inv_freq);
-  // Appends k, v [T, Hkv·D] to each sequence's cache (Growing states) and attends: o [T, Hq·Dv].
+  // Appends k, v [T, Hkv·D] to each sequence's cache (Growing states) and attends: o [T, Hq·Dv]. On a pool
+  // the rows were made by the binding; the op fills them.
   virtual void attention(const Mat& q, const Mat& k, const Mat& v, const kernels::AttentionDims& d,
                          const StateRef& k_cache, const StateRef& v_cache, const Seqs& seqs, const Mat& o);
   // Appends the latent rows [T, r + d_r] to each sequence's cache and attends through kv_b ([H·(d_n + d_v), r])

@@ -13,18 +13,18 @@ namespace linfer {
 class DeviceStateSlots : public StateSlots {
  public:
   virtual const Backend& backend() const = 0;  // whose memory the slots are in
-  // The pool bound to a call over `ids` (one slot per sequence, uploaded to the device); valid until the
-  // next bind.
-  virtual SlotBinding bind(std::span<const int32_t> ids) = 0;
+  // The pool bound to a call over `ids` (one slot per sequence) and `seqs` (their tokens): every Growing
+  // tensor of sequence i's slot grows by its tokens' rows (contents undefined until the call's ops write
+  // them), then the ids, the table of the caches' rows and seqs' offsets and positions go to the device in
+  // one upload. Valid until the next bind. Throws linfer::Error, changing nothing, when memory runs out.
+  virtual SlotBinding bind(std::span<const int32_t> ids, const Seqs& seqs) = 0;
   virtual void advance(int slot, int64_t n_tokens) = 0;  // the slot's sequence grew by n tokens
   // Copies state tensors [first, last) of the slot into `out` (host): Fixed ones whole, Growing ones the
   // rows past those `out` holds (it holds a prefix of the slot's rows: the state the slot was loaded
   // from, or an emptied one). Leaves out's token count alone. What a streamed prefill ships per layer.
   virtual void save_tensors(int slot, size_t first, size_t last, SequenceState& out) const = 0;
-  // Growing state tensor j of a slot (a KV or latent cache), rows in device memory: appends n rows (their
-  // contents undefined) and returns the first new one; the rows so far are then at rows_data() (which an
-  // append may move). Throws linfer::Error when device memory runs out.
-  virtual float* append_rows(int slot, size_t j, int64_t n) = 0;
+  // Growing state tensor j of a slot (a KV or latent cache): its rows in device memory (a bind may move
+  // them) and their count.
   virtual const float* rows_data(int slot, size_t j) const = 0;
   virtual int64_t rows(int slot, size_t j) const = 0;
 };

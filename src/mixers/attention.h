@@ -27,6 +27,7 @@ class AttentionMixer final : public Mixer {
   static void state_spec(const AttentionDims& d, int layer, std::vector<StateTensorSpec>& out);
   void declare_state(int layer, std::vector<StateTensorSpec>& out) const override { state_spec(d_, layer, out); }
   void forward(const Mat& x, const Mat& y, const MixerCall& call) const override;
+  bool step_replayable() const override { return true; }
 
  private:
   AttentionDims d_;

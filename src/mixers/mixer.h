@@ -42,9 +42,10 @@ class Mixer {
                        const MixerCall& call) const = 0;
   // Whether the step form (seqs.decode) issues backend ops whose arguments depend on nothing but the batch
   // size and the call's slot binding, with no host-side work between them, so that a model may record the
-  // step once and replay it (Backend::run_recorded): the recurrent mixers. Attention and MLA are not (their
-  // caches move as they grow, and their steps take per-token positions from the host).
-  virtual bool step_replayable() const { return false; }
+  // step once and replay it (Backend::run_recorded). Attention and MLA qualify through the binding: their
+  // caches' rows, the call's offsets and positions are read from the backend's memory, and their work split
+  // follows the class of the longest cache, which the model adds to the recording's key.
+  virtual bool step_replayable() const = 0;
 };
 
 }  // namespace linfer

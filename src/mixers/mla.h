@@ -29,6 +29,7 @@ class MlaMixer final : public Mixer {
   static void state_spec(const MlaDims& d, int layer, std::vector<StateTensorSpec>& out);
   void declare_state(int layer, std::vector<StateTensorSpec>& out) const override { state_spec(d_, layer, out); }
   void forward(const Mat& x, const Mat& y, const MixerCall& call) const override;
+  bool step_replayable() const override { return d_.kv_lora_rank <= kMlaStepMaxRank; }
 
  private:
   MlaDims d_;

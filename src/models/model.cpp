@@ -319,10 +319,13 @@ void LoadedModel::run(const Batch& batch, const CallStates& states, float* logit
   };
   dump("hidden_0", x);
 
+  Seqs seqs{.offsets = batch.offsets, .positions = positions, .decode = decode};
   SlotBinding binding;
-  if (states.pool) binding = states.pool->bind(states.ids);
-  MixerCall call{.be = &be, .T = T, .seqs = {.offsets = batch.offsets, .positions = positions, .decode = decode},
-                 .states = states.host, .slots = states.pool ? &binding : nullptr};
+  if (states.pool) {
+    binding = states.pool->bind(states.ids, seqs);
+    seqs.device_offsets = binding.call_offsets, seqs.device_positions = binding.call_positions;
+  }
+  MixerCall call{.be = &be, .T = T, .seqs = seqs, .states = states.host, .slots = states.pool ? &binding : nullptr};
   // The logits' rows. The CPU backend writes the caller's buffer directly; a device writes scratch (taken
   // before the layers, so that a recorded step finds it where it was) and copies it back.
   const int64_t rows = mode == Logits::Last ? n_seqs : T;
@@ -378,9 +381,15 @@ void LoadedModel::run(const Batch& batch, const CallStates& states, float* logit
     }
     if (part % 2 == 1 || !layer.ffn) dump(fmt::format("hidden_{}", l + 1), x);
   };
-  // A decode step on a device pool: each run of parts whose ops depend only on the batch size and the slot
-  // binding is recorded once and replayed from then on (a CUDA graph: one launch instead of hundreds).
+  // A decode step on a device pool: each run of parts whose ops depend only on the batch size, the slot
+  // binding and the class of the longest cache (cache_length_class) is recorded once and replayed from then
+  // on (a CUDA graph: one launch instead of hundreds).
   const bool replay = decode && states.pool && !on_layer && !dump_ && !profile_enabled();
+  const bool caches = std::ranges::any_of(spec_.tensors, [](const auto& t) { return t.kind == StateKind::Growing; });
+  int64_t length_class = 0;
+  if (replay && caches)
+    for (int64_t i = 0; i < n_seqs; ++i)
+      length_class = std::max(length_class, cache_length_class(states.n_tokens(i) + 1));
   auto replayable = [&](size_t part) {
     if (part == n_parts - 1) return true;
     const Layer& layer = layers_[part / 2];
@@ -393,7 +402,8 @@ void LoadedModel::run(const Batch& batch, const CallStates& states, float* logit
     }
     size_t end = part;
     while (end < n_parts && replayable(end)) ++end;
-    const uint64_t what[] = {part, end, uint64_t(n_seqs), uint64_t(mode), reinterpret_cast<uintptr_t>(states.pool)};
+    const uint64_t what[] = {part, end, uint64_t(n_seqs), uint64_t(mode), reinterpret_cast<uintptr_t>(states.pool),
+                             uint64_t(length_class)};
     const uint64_t key = XXH3_64bits(what, sizeof what);
     be.run_recorded(key, [&] {
       for (size_t q = part; q < end; ++q) run_part(q);

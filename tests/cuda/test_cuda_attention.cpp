@@ -12,6 +12,7 @@
 
 #include "cuda_test_util.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/cache_rows.h"
 #include "kernels/cuda/dense.h"
 #include "kernels/reference/attention.h"
 #include "kernels/reference/mla.h"
@@ -220,6 +221,52 @@ TEST(CudaAttentionMla, AbsorbedDecodeMatchesReference) {
   const double err = rel_err(d_o.download(), ref_o);
   EXPECT_LT(err, 2e-3);
   EXPECT_LT(err, 1e-5);
+}
+
+// A call's rows land at the end of each sequence's cache, found through the binding's table (sequences of
+// 3, 0, 1 and 5 new rows on caches of different lengths; the rows before them and the room after untouched),
+// and each sequence's attention view is made from the same table.
+TEST(CudaCacheRows, AppendAndViewFromTheTable) {
+  LINFER_SKIP_WITHOUT_CUDA();
+  std::mt19937 rng(11);
+  const int64_t cols = 37, ld = 41;
+  const std::vector<int64_t> offsets{0, 3, 3, 4, 9}, rows_after{7, 2, 1, 600};
+  const int64_t S = 4, T = offsets.back();
+  const auto src = normal(rng, size_t(T * ld));
+  std::vector<DeviceBuffer<float>> caches;
+  std::vector<std::vector<float>> before;
+  std::vector<linfer::CacheRows> table;
+  for (int64_t i = 0; i < S; ++i) {
+    before.push_back(normal(rng, size_t((rows_after[i] + 2) * cols)));
+    caches.emplace_back(before.back());
+    table.push_back({.p = caches.back().data(), .rows = rows_after[i]});
+  }
+  std::vector<char> raw(table.size() * sizeof(linfer::CacheRows));
+  std::memcpy(raw.data(), table.data(), raw.size());
+  DeviceBuffer<char> d_table(raw), d_seqs(size_t(S) * sizeof(cuda::AttnSeq));
+  DeviceBuffer<float> d_src(src);
+  const DeviceBuffer<int64_t> d_offsets(offsets);
+  const auto* rows = reinterpret_cast<const linfer::CacheRows*>(d_table.data());
+  cuda::append_to_caches({d_src.data(), T, cols, ld}, d_offsets.data(), rows, S, 5, nullptr);
+  cuda::attn_seqs_from_caches(rows, rows, 32, d_offsets.data(), S, reinterpret_cast<cuda::AttnSeq*>(d_seqs.data()),
+                              nullptr);
+  cuda::cuda_check(cudaDeviceSynchronize(), "append_to_caches");
+  for (int64_t i = 0; i < S; ++i) {
+    std::vector<float> want = before[size_t(i)];
+    const int64_t n = offsets[i + 1] - offsets[i];
+    for (int64_t t = 0; t < n; ++t)
+      std::copy_n(src.begin() + (offsets[i] + t) * ld, cols, want.begin() + (rows_after[i] - n + t) * cols);
+    EXPECT_EQ(caches[size_t(i)].download(), want) << "sequence " << i;
+  }
+  const auto got = d_seqs.download();
+  for (int64_t i = 0; i < S; ++i) {
+    cuda::AttnSeq s;
+    std::memcpy(&s, got.data() + i * int64_t(sizeof s), sizeof s);
+    const float* p = caches[size_t(i)].data();
+    EXPECT_TRUE(s.k1 == p && s.k2 == p + 32 && s.v == p && s.len == rows_after[i] && s.q0 == offsets[i] &&
+                s.n == offsets[i + 1] - offsets[i])
+        << "sequence " << i;
+  }
 }
 
 TEST(CudaAttentionArgs, BadShapesAreErrors) {

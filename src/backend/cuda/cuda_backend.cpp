@@ -9,6 +9,7 @@
 
 #include "backend/cuda/cuda_slots.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/cache_rows.h"
 #include "kernels/cuda/conv1d.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/delta_rule_decode.h"
@@ -410,56 +411,56 @@ void CudaBackend::rope(const Mat& x, int64_t H, int64_t D, int64_t rotary_dim, c
   LINFER_CHECK(int64_t(seqs.positions.size()) >= x.rows && int64_t(inv_freq.size()) == rotary_dim / 2,
                "cuda rope: {} positions for {} rows, {} inverse frequencies for rotary dim {}", seqs.positions.size(),
                x.rows, inv_freq.size(), rotary_dim);
-  const auto* d_pos = static_cast<const int64_t*>(stage(positions_, seqs.positions.data(), seqs.positions.size_bytes()));
+  const auto* d_pos = seqs.device_positions ? seqs.device_positions
+                                            : static_cast<const int64_t*>(stage(positions_, seqs.positions.data(),
+                                                                                seqs.positions.size_bytes()));
   const auto* d_inv = static_cast<const float*>(stage(inv_freq_, inv_freq.data(), inv_freq.size_bytes()));
   kc::rope(rows(x), H, D, rotary_dim, d_pos, d_inv, stream_);
 }
 
-void CudaBackend::append(const StateRef& cache, int64_t i, const Mat& src, int64_t b, int64_t n) {
-  float* dst = cache.pool->append_rows(cache.host_slots[size_t(i)], cache.tensor, n);
-  if (n == 0) return;
-  cuda_check(cudaMemcpy2DAsync(dst, src.cols * sizeof(float), src.row(b), src.ld * sizeof(float),
-                               src.cols * sizeof(float), n, cudaMemcpyDeviceToDevice, stream_),
-             "cache append");
+// The call's largest query count and longest cache (Growing tensor `cache`, this call's rows included).
+static std::pair<int64_t, int64_t> call_extent(const StateRef& cache, const Seqs& seqs) {
+  LINFER_CHECK(cache.pool && cache.rows && seqs.device_offsets,
+               "cuda attention: the caches must be in a slot pool bound to the call");
+  int64_t max_n = 0, max_len = 0;
+  for (int64_t i = 0; i < seqs.n(); ++i) {
+    max_n = std::max(max_n, seqs.offsets[size_t(i) + 1] - seqs.offsets[size_t(i)]);
+    max_len = std::max(max_len, cache.pool->rows(cache.host_slots[size_t(i)], cache.tensor));
+  }
+  return {max_n, max_len};
+}
+
+kc::AttnSeq* CudaBackend::attn_seqs(int64_t n) {
+  return reinterpret_cast<kc::AttnSeq*>(scratch((n * int64_t(sizeof(kc::AttnSeq)) + 3) / 4));
 }
 
 void CudaBackend::attention(const Mat& q, const Mat& k, const Mat& v, const kernels::AttentionDims& d,
                             const StateRef& k_cache, const StateRef& v_cache, const Seqs& seqs, const Mat& o) {
-  LINFER_CHECK(k_cache.pool && v_cache.pool, "cuda attention: the caches must be in a slot pool");
+  LINFER_CHECK(v_cache.rows, "cuda attention: the caches must be in a slot pool bound to the call");
   const int64_t n_seqs = seqs.n();
   LINFER_CHECK(k.cols == d.n_kv_heads * d.qk_dim && v.cols == d.n_kv_heads * d.v_dim &&
                    q.cols == d.n_heads * d.qk_dim && o.cols == d.n_heads * d.v_dim,
                "cuda attention: q [{}, {}], k [{}, {}], v [{}, {}], o [{}, {}] do not match {} / {} heads of {} / {}",
                q.rows, q.cols, k.rows, k.cols, v.rows, v.cols, o.rows, o.cols, d.n_heads, d.n_kv_heads, d.qk_dim,
                d.v_dim);
-  thread_local std::vector<kc::AttnSeq> as;
-  as.resize(size_t(n_seqs));
-  int64_t max_n = 0;
-  for (int64_t i = 0; i < n_seqs; ++i) {
-    const int64_t b = seqs.offsets[i], n = seqs.offsets[i + 1] - b;
-    const int slot = k_cache.host_slots[size_t(i)];
-    append(k_cache, i, k, b, n);
-    append(v_cache, i, v, b, n);
-    as[i] = {.k1 = k_cache.pool->rows_data(slot, k_cache.tensor), .k2 = nullptr,
-             .v = v_cache.pool->rows_data(slot, v_cache.tensor), .len = k_cache.pool->rows(slot, k_cache.tensor),
-             .q0 = b, .n = n};
-    max_n = std::max(max_n, n);
-  }
+  const auto [max_n, max_len] = call_extent(k_cache, seqs);
+  kc::append_to_caches(rows(k), seqs.device_offsets, k_cache.rows, n_seqs, max_n, stream_);
+  kc::append_to_caches(rows(v), seqs.device_offsets, v_cache.rows, n_seqs, max_n, stream_);
+  Tmp tmp(*this);
+  kc::AttnSeq* as = attn_seqs(n_seqs);
+  kc::attn_seqs_from_caches(k_cache.rows, v_cache.rows, -1, seqs.device_offsets, n_seqs, as, stream_);
   const kc::AttnLayout l{.Hq = d.n_heads, .Hkv = d.n_kv_heads, .D1 = d.qk_dim, .D2 = 0, .Dv = d.v_dim,
                          .q_ld = q.ld, .o_ld = o.ld, .k1_row = k.cols, .k1_head = d.qk_dim, .k2_row = 0,
                          .k2_head = 0, .v_row = v.cols, .v_head = d.v_dim, .scale = d.scale};
-  attend(q.p, as, max_n, l, o.p);
+  attend(q.p, as, n_seqs, max_n, max_len, l, o.p);
 }
 
-void CudaBackend::attend(const float* q, std::span<const kc::AttnSeq> seqs, int64_t max_n, const kc::AttnLayout& l,
-                         float* o) {
-  int64_t max_len = 0;
-  for (const kc::AttnSeq& s : seqs) max_len = std::max(max_len, s.len);
-  const int64_t n_seqs = int64_t(seqs.size()), splits = kc::attention_splits(l, n_seqs, max_n, max_len);
+void CudaBackend::attend(const float* q, const kc::AttnSeq* seqs, int64_t n_seqs, int64_t max_n, int64_t max_len,
+                         const kc::AttnLayout& l, float* o) {
+  const int64_t splits = kc::attention_splits(l, n_seqs, max_n, cache_length_class(max_len));
   Tmp tmp(*this);
   float* partial = splits > 1 ? scratch(kc::attention_partial_floats(l, n_seqs, max_n, splits)) : nullptr;
-  const auto* d_seqs = static_cast<const kc::AttnSeq*>(stage(attn_seqs_, seqs.data(), seqs.size_bytes()));
-  kc::attention(q, d_seqs, n_seqs, max_n, l, o, stream_, {.splits = splits, .partial = partial});
+  kc::attention(q, seqs, n_seqs, max_n, l, o, stream_, {.splits = splits, .partial = partial});
 }
 
 // Prefill: the expanded form, per sequence kv = c · kv_bᵀ over all its cached rows ([len, H, d_n + d_v]), then
@@ -467,36 +468,37 @@ void CudaBackend::attend(const float* q, std::span<const kc::AttnSeq> seqs, int6
 // absorbed form (mla_absorbed), which reads the cache once per step instead of rebuilding K / V from it.
 void CudaBackend::mla(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& k_t,
                       const kernels::MlaDims& d, const StateRef& cache, const Seqs& seqs, const Mat& o) {
-  LINFER_CHECK(cache.pool, "cuda mla: the latent cache must be in a slot pool");
   const int64_t H = d.n_heads, r = d.kv_lora_rank, dn = d.qk_nope_dim, dr = d.qk_rope_dim, dv = d.v_dim;
   const int64_t L = latent.cols, kv_row = H * (dn + dv);
   LINFER_CHECK(L == r + dr && q.cols == H * (dn + dr) && o.cols == H * dv && kv_b.dim(0) == kv_row &&
                    kv_b.dim(1) == r,
                "cuda mla: latent [{}, {}], q [{}, {}], kv_b [{}, {}] do not match {} heads, rank {}, nope {}, rope {}, "
                "v {}", latent.rows, L, q.rows, q.cols, kv_b.dim(0), kv_b.dim(1), H, r, dn, dr, dv);
-  if (seqs.decode && r <= kc::kAttnMaxDv) return mla_absorbed(q, latent, kv_b, k_t, d, cache, seqs, o);
+  const auto [max_n, max_len] = call_extent(cache, seqs);
+  kc::append_to_caches(rows(latent), seqs.device_offsets, cache.rows, seqs.n(), max_n, stream_);
+  static_assert(kMlaStepMaxRank <= kc::kAttnMaxDv, "the absorbed form attends with value dim r");
+  if (seqs.decode && r <= kMlaStepMaxRank) return mla_absorbed(q, kv_b, k_t, d, cache, seqs, max_len, o);
   const kc::AttnLayout l{.Hq = H, .Hkv = H, .D1 = dn, .D2 = dr, .Dv = dv, .q_ld = q.ld, .o_ld = o.ld,
                          .k1_row = kv_row, .k1_head = dn + dv, .k2_row = L, .k2_head = 0, .v_row = kv_row,
                          .v_head = dn + dv, .scale = d.scale};
   for (int64_t i = 0; i < seqs.n(); ++i) {
     const int64_t b = seqs.offsets[i], n = seqs.offsets[i + 1] - b;
     const int slot = cache.host_slots[size_t(i)];
-    append(cache, i, latent, b, n);
     const int64_t len = cache.pool->rows(slot, cache.tensor);
     float* rows0 = const_cast<float*>(cache.pool->rows_data(slot, cache.tensor));
     Tmp tmp(*this);
     const Mat kv = tmp.mat(len, kv_row);
     matmul(Mat(rows0, len, r, L), kv_b, {}, kv);
     const kc::AttnSeq s{.k1 = kv.p, .k2 = rows0 + r, .v = kv.p + dn, .len = len, .q0 = b, .n = n};
-    attend(q.p, {&s, 1}, n, l, o.p);
+    attend(q.p, static_cast<const kc::AttnSeq*>(stage(attn_seqs_, &s, sizeof s)), 1, n, len, l, o.p);
   }
 }
 
 // One query per sequence: q̃[h] = W_k[h]ᵀ q_nope[h] (k_t) for every head in one GEMV launch, q_r beside it;
 // attention over the latent rows as they are cached — key [c | k_r] and value c, one KV head shared by all
 // H — gives ctx[h] = Σ p · c; o[h] = W_v[h] · ctx[h] (W_v[h]: kv_b's last d_v rows of head h), one launch.
-void CudaBackend::mla_absorbed(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& k_t,
-                               const kernels::MlaDims& d, const StateRef& cache, const Seqs& seqs, const Mat& o) {
+void CudaBackend::mla_absorbed(const Mat& q, const Weight& kv_b, const Weight& k_t, const kernels::MlaDims& d,
+                               const StateRef& cache, const Seqs& seqs, int64_t max_len, const Mat& o) {
   const int64_t T = q.rows, H = d.n_heads, r = d.kv_lora_rank, dn = d.qk_nope_dim, dr = d.qk_rope_dim,
                 dv = d.v_dim, L = r + dr;
   LINFER_CHECK(q.dense() && k_t.dim(0) == H * r && k_t.dim(1) == dn,
@@ -508,18 +510,11 @@ void CudaBackend::mla_absorbed(const Mat& q, const Mat& latent, const Weight& kv
   kc::gemv({q.p, T, dn, q.ld}, k_t.view.data(), k_t.view.dtype(), r, dn, nullptr, {qa.p, T, r, qa.ld}, stream_,
            {.n = H, .x = dn + dr, .w = r * dn, .y = L});
   copy(Mat(q.p + dn, T * H, dr, dn + dr), Mat(qa.p + r, T * H, dr, L));  // q_r of every (token, head)
-  thread_local std::vector<kc::AttnSeq> as;
-  as.resize(size_t(seqs.n()));
-  for (int64_t i = 0; i < seqs.n(); ++i) {
-    const int slot = cache.host_slots[size_t(i)];
-    append(cache, i, latent, seqs.offsets[i], 1);
-    const float* rows0 = cache.pool->rows_data(slot, cache.tensor);
-    as[size_t(i)] = {.k1 = rows0, .k2 = rows0 + r, .v = rows0, .len = cache.pool->rows(slot, cache.tensor),
-                     .q0 = seqs.offsets[i], .n = 1};
-  }
+  kc::AttnSeq* as = attn_seqs(seqs.n());
+  kc::attn_seqs_from_caches(cache.rows, cache.rows, r, seqs.device_offsets, seqs.n(), as, stream_);
   const kc::AttnLayout l{.Hq = H, .Hkv = 1, .D1 = r, .D2 = dr, .Dv = r, .q_ld = qa.ld, .o_ld = ctx.ld, .k1_row = L,
                          .k1_head = 0, .k2_row = L, .k2_head = 0, .v_row = L, .v_head = 0, .scale = d.scale};
-  attend(qa.p, as, 1, l, ctx.p);
+  attend(qa.p, as, seqs.n(), 1, max_len, l, ctx.p);
   kc::gemv({ctx.p, T, r, ctx.ld}, w_v, kv_b.view.dtype(), dv, r, nullptr, {o.p, T, dv, o.ld}, stream_,
            {.n = H, .x = r, .w = (dn + dv) * r, .y = dv});
 }

@@ -102,14 +102,14 @@ class CudaBackend final : public Backend {
   size_t top_ = 0;
   float* widened_ = nullptr;  // a weight widened to float32 for cuBLAS
   int64_t widened_n_ = 0;
-  // Appends rows [b, b + n) of src to sequence i's Growing tensor `cache`; returns nothing, the rows are
-  // then at the pool's rows_data().
-  void append(const StateRef& cache, int64_t i, const Mat& src, int64_t b, int64_t n);
-  // kernels/cuda/attention.h over `seqs` (host; staged here), the keys split into ranges where that pays.
-  void attend(const float* q, std::span<const kernels::cuda::AttnSeq> seqs, int64_t max_n,
+  // Scratch for n sequences' kernels/cuda/attention.h views (a Tmp's scope).
+  kernels::cuda::AttnSeq* attn_seqs(int64_t n);
+  // kernels/cuda/attention.h over `seqs` (device), the keys split into ranges where that pays: as many as
+  // the class of the longest cache (max_len) asks for, so a recorded step's split holds for its class.
+  void attend(const float* q, const kernels::cuda::AttnSeq* seqs, int64_t n_seqs, int64_t max_n, int64_t max_len,
               const kernels::cuda::AttnLayout& l, float* o);
-  void mla_absorbed(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& k_t, const kernels::MlaDims& d,
-                    const StateRef& cache, const Seqs& seqs, const Mat& o);
+  void mla_absorbed(const Mat& q, const Weight& kv_b, const Weight& k_t, const kernels::MlaDims& d,
+                    const StateRef& cache, const Seqs& seqs, int64_t max_len, const Mat& o);
 
   Staged ids_, offsets_, positions_, inv_freq_, rows_, row_w_, attn_seqs_;
 

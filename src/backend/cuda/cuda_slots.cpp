@@ -1,6 +1,7 @@
 #include "backend/cuda/cuda_slots.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/host_slots.h"
@@ -33,7 +34,7 @@ CudaStateSlots::~CudaStateSlots() {
   be_.forget_recordings();  // they point at this pool's states and ids
   for (Cache& c : caches_) cudaFree(c.p);
   cudaFree(base_);
-  cudaFree(ids_);
+  cudaFree(call_);
 }
 
 const Backend& CudaStateSlots::backend() const { return be_; }
@@ -143,18 +144,51 @@ void CudaStateSlots::reset(int slot) {
   n_tokens_[size_t(slot)] = 0;
 }
 
-SlotBinding CudaStateSlots::bind(std::span<const int32_t> ids) {
-  if (ids_cap_ < ids.size()) {
-    cuda_check(cudaStreamSynchronize(be_.stream()), "slot ids growth");
-    be_.forget_recordings();
-    cudaFree(ids_);
-    ids_ = nullptr;
-    cuda_check(cudaMalloc(&ids_, ids.size_bytes()), "cudaMalloc of slot ids");
-    ids_cap_ = ids.size();
+SlotBinding CudaStateSlots::bind(std::span<const int32_t> ids, const Seqs& seqs) {
+  const int64_t n = int64_t(ids.size()), T = int64_t(seqs.positions.size());
+  LINFER_CHECK(seqs.n() == n, "bind: {} slots for {} sequences", n, seqs.n());
+  int n_growing = 0;
+  for (int g : growing_) n_growing += g >= 0;
+  // Room for every cache's new rows first, then the counts: running out of memory changes nothing.
+  for (int64_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < growing_.size(); ++j)
+      if (growing_[j] >= 0) {
+        Cache& c = cache(ids[size_t(i)], j);
+        reserve(c, j, c.rows + seqs.offsets[size_t(i) + 1] - seqs.offsets[size_t(i)]);
+      }
+  const size_t ids_bytes = (size_t(n) * sizeof(int32_t) + 7) / 8 * 8, offsets_at = ids_bytes,
+               positions_at = offsets_at + size_t(n + 1) * sizeof(int64_t),
+               rows_at = positions_at + size_t(T) * sizeof(int64_t),
+               bytes = rows_at + size_t(n_growing) * size_t(n) * sizeof(CacheRows);
+  call_host_.assign(bytes, std::byte{0});
+  std::memcpy(call_host_.data(), ids.data(), ids.size_bytes());
+  std::memcpy(call_host_.data() + offsets_at, seqs.offsets.data(), seqs.offsets.size_bytes());
+  std::memcpy(call_host_.data() + positions_at, seqs.positions.data(), seqs.positions.size_bytes());
+  auto* table = reinterpret_cast<CacheRows*>(call_host_.data() + rows_at);
+  for (int64_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < growing_.size(); ++j)
+      if (growing_[j] >= 0) {
+        Cache& c = cache(ids[size_t(i)], j);
+        c.rows += seqs.offsets[size_t(i) + 1] - seqs.offsets[size_t(i)];
+        table[int64_t(growing_[j]) * n + i] = {.p = c.p, .rows = c.rows};
+      }
+  if (call_cap_ < bytes) {
+    cuda_check(cudaStreamSynchronize(be_.stream()), "slot binding growth");
+    be_.forget_recordings();  // they read the binding where it was
+    const size_t cap = std::max(bytes, 2 * call_cap_);
+    cudaFree(call_);
+    call_ = nullptr;
+    call_cap_ = 0;
+    cuda_check(cudaMalloc(&call_, cap), "cudaMalloc of a slot binding");
+    call_cap_ = cap;
   }
-  cuda_check(cudaMemcpyAsync(ids_, ids.data(), ids.size_bytes(), cudaMemcpyHostToDevice, be_.stream()),
-             "upload of slot ids");
-  return {.base = base_, .stride = stride_, .offsets = offsets_, .ids = ids_, .pool = this, .host_ids = ids};
+  // Stream-ordered after the kernels that read the previous binding.
+  cuda_check(cudaMemcpyAsync(call_, call_host_.data(), bytes, cudaMemcpyHostToDevice, be_.stream()),
+             "upload of a slot binding");
+  return {.base = base_, .stride = stride_, .offsets = offsets_, .ids = reinterpret_cast<const int32_t*>(call_),
+          .pool = this, .host_ids = ids, .cache_rows = reinterpret_cast<const CacheRows*>(call_ + rows_at),
+          .growing = growing_, .call_offsets = reinterpret_cast<const int64_t*>(call_ + offsets_at),
+          .call_positions = reinterpret_cast<const int64_t*>(call_ + positions_at)};
 }
 
 }  // namespace linfer

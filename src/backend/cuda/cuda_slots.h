@@ -27,10 +27,9 @@ class CudaStateSlots final : public DeviceStateSlots {
   int64_t n_tokens(int slot) const override { return n_tokens_[size_t(check(slot))]; }
 
   const Backend& backend() const override;
-  SlotBinding bind(std::span<const int32_t> ids) override;
+  SlotBinding bind(std::span<const int32_t> ids, const Seqs& seqs) override;
   void advance(int slot, int64_t n) override { n_tokens_[size_t(check(slot))] += n; }
   void save_tensors(int slot, size_t first, size_t last, SequenceState& out) const override;
-  float* append_rows(int slot, size_t j, int64_t n) override;
   const float* rows_data(int slot, size_t j) const override { return cache(slot, j).p; }
   int64_t rows(int slot, size_t j) const override { return cache(slot, j).rows; }
 
@@ -43,6 +42,7 @@ class CudaStateSlots final : public DeviceStateSlots {
   Cache& cache(int slot, size_t j);
   const Cache& cache(int slot, size_t j) const { return const_cast<CudaStateSlots*>(this)->cache(slot, j); }
   void reserve(Cache& c, size_t j, int64_t rows);  // room for `rows` rows, contents kept
+  float* append_rows(int slot, size_t j, int64_t n);  // n more rows (contents undefined): the first of them
 
   CudaBackend& be_;
   StateSpec spec_;
@@ -50,8 +50,11 @@ class CudaStateSlots final : public DeviceStateSlots {
   std::vector<int> growing_;      // per state tensor: its index among the Growing ones, or -1
   int64_t stride_ = 0;            // floats per slot
   float* base_ = nullptr;
-  int32_t* ids_ = nullptr;        // bind()'s slot ids on the device
-  size_t ids_cap_ = 0;
+  // What bind() uploads, packed: slot ids (padded to 8 bytes), the call's offsets and positions, the
+  // table of cache rows. One host copy, one device copy (its capacity in bytes).
+  std::vector<std::byte> call_host_;
+  std::byte* call_ = nullptr;
+  size_t call_cap_ = 0;
   std::vector<int64_t> n_tokens_;
   std::vector<Cache> caches_;     // [slot][Growing tensor]
 };

@@ -77,12 +77,13 @@ TEST_P(CudaMixer, LayerZeroMatchesTheCpu) {
       for (int64_t t = offsets[i]; t < offsets[i + 1]; ++t) positions[t] = sa.n_tokens() + (t - offsets[i]);
     bool decode = true;
     for (size_t i = 0; i + 1 < offsets.size(); ++i) decode &= offsets[i + 1] - offsets[i] == 1;
-    const Seqs seqs{.offsets = offsets, .positions = positions, .decode = decode};
+    Seqs seqs{.offsets = offsets, .positions = positions, .decode = decode};
     auto x = normal(rng, size_t(T * Hd));
     std::vector<float> y_cpu(x.size()), y_gpu(x.size());
     cpu_mixer->forward(Mat(x.data(), T, Hd), Mat(y_cpu.data(), T, Hd),
                        {.be = &cpu, .T = T, .seqs = seqs, .states = host, .first_tensor = 0});
-    const SlotBinding binding = dev->bind(ids);
+    const SlotBinding binding = dev->bind(ids, seqs);
+    seqs.device_offsets = binding.call_offsets, seqs.device_positions = binding.call_positions;
     Tmp tmp(*gpu);
     const Mat dx = tmp.mat(T, Hd), dy = tmp.mat(T, Hd);
     gpu->upload(x.data(), dx);

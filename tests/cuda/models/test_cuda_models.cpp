@@ -191,8 +191,8 @@ TEST_P(CudaModel, ForwardOnHostStatesMatchesTheCpu) {
 
 // Decode steps recorded as CUDA graphs and replayed (the default) against the same steps op by op
 // (LINFER_CUDA_GRAPHS=0): logits and states bit for bit, while the batch changes size and order, a longer
-// prefill in between grows the scratch (every recording is dropped and made again), and a batch of 10 takes
-// the cuBLAS products instead of the GEMV.
+// prefill in between grows the scratch (every recording is dropped and made again), a batch of 10 takes
+// the cuBLAS products instead of the GEMV, and a cache crosses a length class.
 TEST_P(CudaModel, RecordedDecodeStepsMatchOpByOp) {
   ASSERT_EQ(setenv("LINFER_CUDA_GRAPHS", "0", 1), 0);
   const auto plain = Model::load(dir_.string(), Device::Cuda);
@@ -211,13 +211,7 @@ TEST_P(CudaModel, RecordedDecodeStepsMatchOpByOp) {
   both(Batch::single({a.data(), std::min<size_t>(a.size(), 5)}), {1}, Logits::Last, "prefill of slot 1");
   std::vector<int32_t> longer;
   for (int r = 0; r < 4; ++r) longer.insert(longer.end(), a.begin(), a.end());
-  for (int step = 0; step < 14; ++step) {
-    if (step == 8) both(Batch::single(longer), {2}, Logits::Last, "longer prefill of slot 2");
-    const std::vector<int32_t> slots = step < 4   ? std::vector<int32_t>{3, 1}
-                                       : step < 6 ? std::vector<int32_t>{1}
-                                       : step < 8 ? std::vector<int32_t>{1, 3}
-                                       : step < 11 ? std::vector<int32_t>{3, 1, 2}
-                                                   : std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  auto decode = [&](int step, const std::vector<int32_t>& slots) {
     std::vector<int32_t> next(slots.size());
     std::vector<int64_t> offsets(slots.size() + 1);
     for (size_t i = 0; i < slots.size(); ++i) {
@@ -225,7 +219,22 @@ TEST_P(CudaModel, RecordedDecodeStepsMatchOpByOp) {
       offsets[i + 1] = int64_t(i + 1);
     }
     both(Batch{next, offsets}, slots, Logits::Last, "decode step " + std::to_string(step));
+  };
+  for (int step = 0; step < 14; ++step) {
+    if (step == 8) both(Batch::single(longer), {2}, Logits::Last, "longer prefill of slot 2");
+    decode(step, step < 4    ? std::vector<int32_t>{3, 1}
+                 : step < 6  ? std::vector<int32_t>{1}
+                 : step < 8  ? std::vector<int32_t>{1, 3}
+                 : step < 11 ? std::vector<int32_t>{3, 1, 2}
+                             : std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
   }
+  // Caches that cross a length class (cache_length_class: 256 -> 512 rows): the attention's work split
+  // changes and the step is recorded again.
+  std::vector<int32_t> far;
+  while (far.size() < 250) far.insert(far.end(), a.begin(), a.end());
+  far.resize(250);
+  both(Batch::single(far), {4}, Logits::Last, "prefill of 250 tokens into slot 4");
+  for (int step = 14; step < 24; ++step) decode(step, {4, 1});
   const std::string err = testing::internal::GetCapturedStderr();
   EXPECT_EQ(err.find("could not be recorded"), std::string::npos) << err;
   for (int slot = 0; slot < 10; ++slot) {

@@ -5,7 +5,7 @@
 // activations stay float32 as on the CPU. States live in a slot pool (cuda_slots.cpp); the recurrent ops
 // use the decode kernels of kernels/cuda, and prefill runs them token by token (conv1d has a prefill
 // kernel): a chunked prefill is a later step. Attention and MLA keep their caches in the pool's Growing
-// rows (cuda_slots.h) and attend with kernels/cuda/attention.h (MLA's prefill in its expanded form: K / V
+// rows (cuda_slots.h), fill the rows the binding made through its table in device memory, and attend with kernels/cuda/attention.h (MLA's prefill in its expanded form: K / V
 // rebuilt from the latent rows through kv_b by a GEMM; its decode absorbed into q and o, the cache read as
 // it is); the MoE routes here at decode (moe_route.h: top-k, expert GEMVs through a table of the experts'
 // weights, the weighted sum) and on the host for prefill, its row gathers and scatters here. run_recorded records a run of ops as a CUDA graph (cuda_recordings.cpp):

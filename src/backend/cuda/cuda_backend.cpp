@@ -165,6 +165,10 @@ const void* CudaBackend::stage(Staged& s, const void* host, size_t bytes) {
   return s.p;
 }
 
+const int64_t* CudaBackend::on_device(Staged& s, std::span<const int64_t> host, const int64_t* bound) {
+  return bound ? bound : static_cast<const int64_t*>(stage(s, host.data(), host.size_bytes()));
+}
+
 std::unique_ptr<StateSlots> CudaBackend::make_slots(const StateSpec& spec, int n) {
   return std::make_unique<CudaStateSlots>(*this, spec, n);
 }
@@ -357,7 +361,7 @@ void CudaBackend::conv1d(const Mat& x, const Param& w, const Param& bias, int64_
   if (seqs.decode)
     return kc::conv1d_step(x.p, x.ld, w.p, opt(bias), x.cols, W, pool(state), state.slots, seqs.n(), silu, y.p,
                            stream_);
-  const auto* d_off = static_cast<const int64_t*>(stage(offsets_, seqs.offsets.data(), seqs.offsets.size_bytes()));
+  const int64_t* d_off = on_device(offsets_, seqs.offsets, seqs.device_offsets);
   kc::conv1d_prefill(x.p, x.ld, w.p, opt(bias), x.cols, W, d_off, seqs.n(), pool(state), state.slots, silu, y.p,
                      stream_);
 }
@@ -411,9 +415,7 @@ void CudaBackend::rope(const Mat& x, int64_t H, int64_t D, int64_t rotary_dim, c
   LINFER_CHECK(int64_t(seqs.positions.size()) >= x.rows && int64_t(inv_freq.size()) == rotary_dim / 2,
                "cuda rope: {} positions for {} rows, {} inverse frequencies for rotary dim {}", seqs.positions.size(),
                x.rows, inv_freq.size(), rotary_dim);
-  const auto* d_pos = seqs.device_positions ? seqs.device_positions
-                                            : static_cast<const int64_t*>(stage(positions_, seqs.positions.data(),
-                                                                                seqs.positions.size_bytes()));
+  const int64_t* d_pos = on_device(positions_, seqs.positions, seqs.device_positions);
   const auto* d_inv = static_cast<const float*>(stage(inv_freq_, inv_freq.data(), inv_freq.size_bytes()));
   kc::rope(rows(x), H, D, rotary_dim, d_pos, d_inv, stream_);
 }

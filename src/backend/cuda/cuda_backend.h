@@ -95,6 +95,9 @@ class CudaBackend final : public Backend {
     std::vector<char> last;  // what it holds, so an unchanged array is not uploaded again
   };
   const void* stage(Staged& s, const void* host, size_t bytes);
+  // A call's offsets or positions on the device: the slot binding's copy where the call has one (`bound`,
+  // Seqs::device_*), else staged in s.
+  const int64_t* on_device(Staged& s, std::span<const int64_t> host, const int64_t* bound);
 
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;

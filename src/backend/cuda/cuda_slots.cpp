@@ -147,8 +147,7 @@ void CudaStateSlots::reset(int slot) {
 SlotBinding CudaStateSlots::bind(std::span<const int32_t> ids, const Seqs& seqs) {
   const int64_t n = int64_t(ids.size()), T = int64_t(seqs.positions.size());
   LINFER_CHECK(seqs.n() == n, "bind: {} slots for {} sequences", n, seqs.n());
-  int n_growing = 0;
-  for (int g : growing_) n_growing += g >= 0;
+  const size_t n_growing = caches_.size() / size_t(n_slots());
   // Room for every cache's new rows first, then the counts: running out of memory changes nothing.
   for (int64_t i = 0; i < n; ++i)
     for (size_t j = 0; j < growing_.size(); ++j)
@@ -159,7 +158,7 @@ SlotBinding CudaStateSlots::bind(std::span<const int32_t> ids, const Seqs& seqs)
   const size_t ids_bytes = (size_t(n) * sizeof(int32_t) + 7) / 8 * 8, offsets_at = ids_bytes,
                positions_at = offsets_at + size_t(n + 1) * sizeof(int64_t),
                rows_at = positions_at + size_t(T) * sizeof(int64_t),
-               bytes = rows_at + size_t(n_growing) * size_t(n) * sizeof(CacheRows);
+               bytes = rows_at + n_growing * size_t(n) * sizeof(CacheRows);
   call_host_.assign(bytes, std::byte{0});
   std::memcpy(call_host_.data(), ids.data(), ids.size_bytes());
   std::memcpy(call_host_.data() + offsets_at, seqs.offsets.data(), seqs.offsets.size_bytes());

@@ -104,6 +104,36 @@ void Backend::conv1d(const Mat&, const Param&, const Param&, int64_t, const Stat
 void Backend::delta_rule(const kernels::DeltaRuleShape&, const DeltaIo&, const StateRef&, const Seqs&) {
   unsupported(Op::DeltaRule);
 }
+std::pair<size_t, int64_t> Backend::DeltaLayerIo::conv_channels(int64_t first, int64_t n) const {
+  size_t i = 0;
+  while (i < conv.size() && first >= conv[i].x.cols) first -= conv[i++].x.cols;
+  LINFER_CHECK(i < conv.size() && first + n <= conv[i].x.cols, "delta_layer: q, k and v must each lie within one conv");
+  return {i, first};
+}
+
+void Backend::delta_layer(const kernels::DeltaRuleShape& shape, const DeltaLayerIo& io, const StateRef& S,
+                          const Seqs& seqs) {
+  LINFER_CHECK(io.conv.size() <= 3, "delta_layer: {} convs for q, k and v", io.conv.size());
+  Tmp tmp(*this);
+  Mat out[3];  // each conv's output [T, C], dense
+  for (size_t i = 0; i < io.conv.size(); ++i) {
+    const DeltaConv& c = io.conv[i];
+    out[i] = tmp.mat(c.x.rows, c.x.cols);
+    conv1d(c.x, c.w, {}, io.conv_width, c.window, seqs, true, out[i]);
+  }
+  auto channels = [&](int64_t first, int64_t n) {  // channels [first, first + n) of the convs' outputs
+    const auto [i, at] = io.conv_channels(first, n);
+    return out[i].cols_of(at, n);
+  };
+  const int64_t kd = shape.H * shape.K, vd = shape.HV * shape.V;
+  decay_gate(io.g, io.dt_bias, io.A_log, shape.decay == kernels::DeltaDecay::PerKey ? shape.K : 1);
+  unary(Unary::Sigmoid, io.beta, io.beta);
+  delta_rule(shape, {.q = channels(0, kd), .k = channels(kd, kd), .v = channels(2 * kd, vd), .beta = io.beta,
+                     .g = io.g, .o = io.o},
+             S, seqs);
+  rms_norm_gated(io.o.split_rows(shape.V), io.gate.split_rows(shape.V), io.norm_w, io.o.split_rows(shape.V), io.eps,
+                 io.act);
+}
 void Backend::mamba2_ssd(const kernels::Mamba2Dims&, const Mamba2Gates&, const Mamba2Io&, const StateRef&,
                          const Seqs&) {
   unsupported(Op::Mamba2Ssd);

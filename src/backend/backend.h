@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "backend/cache_rows.h"
@@ -257,6 +258,34 @@ class Backend {
   };
   virtual void delta_rule(const kernels::DeltaRuleShape& shape, const DeltaIo& io, const StateRef& S,
                           const Seqs& seqs);
+  // A GDN / KDA layer's work between its projections and o_proj, in one call so that a backend can fuse it
+  // (CUDA decode: kernels/cuda/delta_rule_decode.h, one kernel):
+  //   q | k | v = SiLU(causal conv of width W)    the convs' channels in that order: one conv over all three
+  //                                               (GDN) or one each (KDA)
+  //   g = -exp(A_log[hv]) · softplus(g + dt_bias)  Scalar decay: [T, HV]; PerKey: [T, HV·K]
+  //   beta = sigmoid(beta)
+  //   o = the delta rule (delta_rule), then per value head rms_norm_gated(o, gate, norm_w, act)
+  // The default composes conv1d, decay_gate, unary, delta_rule and rms_norm_gated. Overwrites g and beta.
+  struct DeltaConv {
+    Mat x;            // [T, C] before the conv (a column slice is fine)
+    Param w;          // [C, W]
+    StateRef window;  // [C, W-1] per sequence
+  };
+  struct DeltaLayerIo {
+    std::span<const DeltaConv> conv;  // 2·H·K + HV·V channels in all
+    int64_t conv_width = 0;
+    Mat beta, g;                      // raw: logits [T, HV] and the gate before decay_gate, both dense
+    Param A_log, dt_bias;             // [HV]; Scalar [HV], PerKey [HV·K]
+    Mat gate;                         // [T, HV·V]
+    Param norm_w;                     // [V]
+    kernels::GateAct act = kernels::GateAct::Silu;
+    float eps = 1e-6f;
+    Mat o;                            // [T, HV·V], dense
+    // The conv that holds channels [first, first + n), and where they start in it (throws if none does).
+    std::pair<size_t, int64_t> conv_channels(int64_t first, int64_t n) const;
+  };
+  virtual void delta_layer(const kernels::DeltaRuleShape& shape, const DeltaLayerIo& io, const StateRef& S,
+                           const Seqs& seqs);
   struct Mamba2Io {
     Mat x, dt, B, C;  // [T, H·P], raw [T, H], [T, G·N], [T, G·N] (column slices are fine)
     Mat y;            // [T, H·P]

@@ -1,10 +1,11 @@
 #pragma once
 // Gated DeltaNet layer (Qwen3-Next). Per token, x = normed hidden:
-//   [q k v z] = in_proj_qkvz(x), [b a] = in_proj_ba(x)   both grouped per key head:
+//   [q k v z] = in_proj_qkvz(x), [b a] = in_proj_ba(x)   both grouped per key head in the checkpoint:
 //       key head j's block of in_proj_qkvz is [q_j (K) | k_j (K) | v (r·V) | z (r·V)], r = HV / H,
-//       and of in_proj_ba [b (r) | a (r)] (transformers' fix_query_key_value_ordering);
-//       or [q k v] = in_proj_qkv(x) already in conv channel order and z = in_proj_z(x) (llama.cpp's GGUF
-//       splits the checkpoint's in_proj_qkvz so, and may quantize the two parts to different types)
+//       and of in_proj_ba [b (r) | a (r)] (transformers' fix_query_key_value_ordering); the loader
+//       regroups the rows into in_proj_qkv ([all q | all k | all v], the conv's channel order), in_proj_z,
+//       in_proj_b and in_proj_a (llama.cpp's GGUF splits in_proj_qkvz so itself, and may quantize the two
+//       parts to different types)
 //   q, k, v = SiLU(ShortConv([q | k | v]))   one depthwise conv over 2·H·K + HV·V channels
 //   g = -exp(A_log) · softplus(a + dt_bias), β = sigmoid(b)   one scalar per value head
 //   o = GDN(l2norm(q) / √K, l2norm(k), v, g, β)               kernels/cpu/delta_rule.h
@@ -17,10 +18,12 @@
 namespace linfer {
 
 struct GdnWeights {
-  Weight in_proj_qkvz;  // [2·H·K + 2·HV·V, hidden], grouped per key head; or empty, and then
+  // The checkpoint's in_proj_qkvz / in_proj_ba (grouped per key head) regrouped at load into one product per
+  // part (models/load_layers.cpp), or llama.cpp's split in_proj_qkv / in_proj_z taken as they are.
   Weight in_proj_qkv;   // [2·H·K + HV·V, hidden], rows [all q | all k | all v] (the conv's channel order)
   Weight in_proj_z;     // [HV·V, hidden]
-  Weight in_proj_ba;    // [2·HV, hidden], grouped per key head
+  Weight in_proj_b;     // [HV, hidden]
+  Weight in_proj_a;     // [HV, hidden]
   Param conv;           // [2·H·K + HV·V, W]
   Param A_log, dt_bias; // [HV]
   Param norm;           // [V]

@@ -33,8 +33,8 @@ struct Take {
     return be.weight(v);
   }
   // A weight made at load from checkpoint tensors: the backend's copy, or (a host backend) the tensor itself.
-  Weight derived(Tensor t) {
-    Weight w = be.weight(t.view());
+  Weight derived(Tensor t, const std::string& name = "") {
+    Weight w = this->w(t.view(), name);
     if (!w.owner) w.owner = std::make_shared<Tensor>(std::move(t));
     return w;
   }
@@ -46,6 +46,27 @@ struct Take {
 Tensor rows_of(const Tensor& t, int64_t begin, int64_t n, int64_t cols) {
   Tensor out = Tensor::zeros({n, cols});
   std::memcpy(out.f32(), t.f32() + begin * cols, size_t(n * cols) * sizeof(float));
+  return out;
+}
+
+// A weight grouped in blocks of `every` rows, `count` blocks (grouped per head), regrouped by part: for each
+// part {first, n} in order, rows [first, first + n) of every block, block after block. As stored (any dtype:
+// each row is whole blocks of its format); a new [count · Σn, K] tensor.
+struct RowPart {
+  int64_t first, n;
+};
+Tensor regroup_rows(const TensorView& w, std::initializer_list<RowPart> parts, int64_t every, int64_t count) {
+  LINFER_CHECK(w.contiguous() && w.ndim() == 2 && every * count == w.dim(0), "regroup_rows: a matrix of {} x {} rows expected, found {}",
+               count, every, shape_str(w.shape()));
+  int64_t rows = 0;
+  for (const RowPart& part : parts) rows += part.n * count;
+  const size_t row = w.nbytes() / size_t(w.dim(0));
+  Tensor out = Tensor::zeros({rows, w.dim(1)}, w.dtype());
+  auto* dst = static_cast<std::byte*>(out.view().data());
+  const auto* src = static_cast<const std::byte*>(w.data());
+  for (const RowPart& part : parts)
+    for (int64_t j = 0; j < count; ++j, dst += size_t(part.n) * row)
+      std::memcpy(dst, src + size_t(j * every + part.first) * row, size_t(part.n) * row);
   return out;
 }
 
@@ -103,14 +124,24 @@ std::unique_ptr<Mixer> load_gdn(Take& tk, const ModelConfig& m, const LayerConfi
   WeightStore& ws = tk.ws;
   const auto& d = l.delta;
   const std::string p = l.prefix + l.mixer_prefix;
+  const int64_t H = d.heads, K = d.head_k, r = d.v_heads / d.heads, rV = r * d.head_v;
   GdnWeights w;
+  // The checkpoint's projections are grouped per key head ([q_j | k_j | v_j | z_j], [b_j | a_j]); their rows
+  // are regrouped here into one product per part, so that each lands in the layout its op reads.
   if (ws.has(p + "in_proj_qkvz.weight")) {
-    w.in_proj_qkvz = tk.w(p + "in_proj_qkvz.weight", {2 * d.key_dim() + 2 * d.value_dim(), m.hidden});
+    const std::string name = p + "in_proj_qkvz.weight";
+    const TensorView qkvz = ws.take(name, {2 * d.key_dim() + 2 * d.value_dim(), m.hidden});
+    const int64_t blk = 2 * K + 2 * rV;
+    w.in_proj_qkv = tk.derived(regroup_rows(qkvz, {{0, K}, {K, K}, {2 * K, rV}}, blk, H), name);
+    w.in_proj_z = tk.derived(regroup_rows(qkvz, {{2 * K + rV, rV}}, blk, H), name);
   } else {
-    w.in_proj_qkv = tk.w(p + "in_proj_qkv.weight", {2 * d.key_dim() + d.value_dim(), m.hidden});
+    w.in_proj_qkv = tk.w(p + "in_proj_qkv.weight", {d.conv_dim(), m.hidden});
     w.in_proj_z = tk.w(p + "in_proj_z.weight", {d.value_dim(), m.hidden});
   }
-  w.in_proj_ba = tk.w(p + "in_proj_ba.weight", {2 * d.v_heads, m.hidden});
+  const std::string ba_name = p + "in_proj_ba.weight";
+  const TensorView ba = ws.take(ba_name, {2 * d.v_heads, m.hidden});
+  w.in_proj_b = tk.derived(regroup_rows(ba, {{0, r}}, 2 * r, H), ba_name);
+  w.in_proj_a = tk.derived(regroup_rows(ba, {{r, r}}, 2 * r, H), ba_name);
   w.conv = tk.f32(take_conv(ws, p + "conv1d.weight", d.conv_dim(), d.conv_width));
   w.A_log = tk.f32(p + "A_log", d.v_heads);
   w.dt_bias = tk.f32(p + "dt_bias", d.v_heads);

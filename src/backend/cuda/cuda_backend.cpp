@@ -392,6 +392,32 @@ void CudaBackend::delta_rule(const kernels::DeltaRuleShape& shape, const DeltaIo
     }
 }
 
+void CudaBackend::delta_layer(const kernels::DeltaRuleShape& shape, const DeltaLayerIo& io, const StateRef& S,
+                              const Seqs& seqs) {
+  // A decode step is one kernel (delta_rule_decode with the conv, gates and norm fused); prefill composes.
+  if (!seqs.decode) return Backend::delta_layer(shape, io, S, seqs);
+  LINFER_CHECK(S.slots && io.beta.dense() && io.g.dense() && io.o.dense(),
+               "cuda delta_layer: beta, g and o must be dense and the states in a slot pool");
+  const int64_t W = io.conv_width;
+  // Channels [first, first + n) of the convs: the pre-conv input, the taps and the windows there.
+  auto conv_at = [&](int64_t first, int64_t n, const float*& x, int64_t& x_stride, kc::DecodeConv& conv) {
+    const auto [i, at] = io.conv_channels(first, n);
+    const DeltaConv& c = io.conv[i];
+    x = c.x.p + at, x_stride = c.x.ld;
+    conv = {c.w.p + at * W, {c.window.base + at * (W - 1), c.window.stride}};
+  };
+  const int64_t kd = shape.H * shape.K, vd = shape.HV * shape.V;
+  kc::DeltaDecodeArgs a{};
+  a.shape = shape, a.conv_width = W, a.A_log = io.A_log.p, a.dt_bias = opt(io.dt_bias), a.beta_logits = true;
+  a.norm_w = io.norm_w.p, a.norm_gate = io.gate.p, a.norm_gate_stride = io.gate.ld, a.norm_act = io.act;
+  a.norm_eps = io.eps;
+  a.in.beta = io.beta.p, a.in.g = io.g.p;
+  conv_at(0, kd, a.in.q, a.in.q_stride, a.conv_q);
+  conv_at(kd, kd, a.in.k, a.in.k_stride, a.conv_k);
+  conv_at(2 * kd, vd, a.in.v, a.in.v_stride, a.conv_v);
+  kc::delta_rule_decode(a, pool(S), S.slots, seqs.n(), io.o.p, stream_);
+}
+
 void CudaBackend::mamba2_ssd(const kernels::Mamba2Dims& dims, const Mamba2Gates& gates, const Mamba2Io& io,
                              const StateRef& S, const Seqs& seqs) {
   LINFER_CHECK(S.slots && io.y.dense(), "cuda mamba2_ssd: y must be dense and the states in a slot pool");

@@ -78,6 +78,8 @@ class CudaBackend final : public Backend {
               bool silu, const Mat& y) override;
   void delta_rule(const kernels::DeltaRuleShape& shape, const DeltaIo& io, const StateRef& S,
                   const Seqs& seqs) override;
+  void delta_layer(const kernels::DeltaRuleShape& shape, const DeltaLayerIo& io, const StateRef& S,
+                   const Seqs& seqs) override;
   void mamba2_ssd(const kernels::Mamba2Dims& dims, const Mamba2Gates& gates, const Mamba2Io& io, const StateRef& S,
                   const Seqs& seqs) override;
   void rope(const Mat& x, int64_t H, int64_t D, int64_t rotary_dim, const Seqs& seqs,

@@ -5,16 +5,21 @@
 //
 // Per weight block: the integers widened to int32 lanes straight from memory (L bytes per load), nibbles
 // split with an and and a shift (the fifth / sixth bits or'd in), converted to float and FMA'd with up to
-// R = 4 rows of x, so each block is unpacked once for R rows. Block scales multiply a block's partial sum
-// (one FMA per block and row; Q6_K: the 16-element sub-block scales multiply the weights, shared by the R
-// rows; converted to float 16 at a time, once per block of 256); offsets (Q4_0's -8, Q5_0's -16, Q4_1 /
-// Q5_1's m, the K-quants' mins) are folded in as offset · (sum of the 32 x values they apply to), from
-// group_sums. One weight row per pass: four rows sharing each load of x ran slower (docs/benchmarks.md).
+// R = 4 rows of x, so each block is unpacked once for R rows. Q4_0 and Q5_0 on AVX-512 take the nibble to
+// float through a 16-entry table held in one vector (a permute, not a convert), the table holding nibble -
+// zero so that their offset costs nothing; AVX2 and NEON convert (16 entries fill two of their vectors,
+// and the two lookups and a select lost to the convert). Block scales multiply a block's partial sum (one FMA
+// per block and row; Q6_K: the 16-element sub-block scales multiply the weights, shared by the R rows;
+// converted to float 16 at a time, once per block of 256); the other offsets (Q4_0's -8 and Q5_0's -16 on
+// AVX2 / NEON, Q4_1 / Q5_1's m, the K-quants' mins) are folded in as offset · (sum of the 32 x values they
+// apply to), from group_sums. One weight row per pass: four rows sharing each load of x ran slower
+// (docs/benchmarks.md).
 //
 // Cost per 32 weights and row of x (R = 1), in vectors of L: Q8_0 32/L widening loads, converts and FMAs
-// + 1; Q4_0 and Q4_K 16/L widening loads, 32/L and/shift, converts and FMAs + 1: AVX-512 needs half the
-// instructions of AVX2. A row's arithmetic is the same whatever R, so a batched row gets the bits it gets
-// alone (on each path; the paths differ from each other in the order of their sums).
+// + 1; Q4_0 and Q4_K 16/L widening loads, 32/L and/shift, converts (Q4_0 on AVX-512: permutes) and FMAs
+// + 1: AVX-512 needs half the instructions of AVX2. A row's arithmetic is the same whatever R, so a batched
+// row gets the bits it gets alone (on each path; the paths differ from each other in the order of their
+// sums, and AVX-512's Q4_0 / Q5_0 also in where the offset enters).
 
 #include "kernels/cpu/hwy_targets.h"  // before foreach_target.h
 #undef HWY_TARGET_INCLUDE
@@ -102,17 +107,26 @@ HWY_INLINE void row_q8_0(const uint8_t* w, int64_t K, const Rows<R>& in, float* 
   for (int r = 0; r < R; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r]));
 }
 
-// The 32-element nibble formats (Q4_0, Q4_1, Q5_0, Q5_1): x = d · q + offset, the offset folded in as
-// offset · (sum of the block's 32 x values). Q5's fifth bits: bit i of the block's 32-bit qh for element i.
+// The 32-element nibble formats (Q4_0, Q4_1, Q5_0, Q5_1): x = d · q + offset. Q5's fifth bits: bit i of the
+// block's 32-bit qh for element i. Q4_0 / Q5_0 on AVX-512 (table): a nibble becomes float through a lookup
+// in one vector, tab[n] = n - zero (one vpermps in place of a convert), so the offset is in the weights and
+// costs nothing per block; Q5's fifth bit then adds 16 to the float. The other offsets (-zero on AVX2 /
+// NEON, Q4_1 / Q5_1's m) are folded in as offset · (sum of the block's 32 x values). Measured (AVX-512,
+// docs/benchmarks.md): the gain is the dropped offset term; a table in place of the convert alone gained
+// nothing (Q4_1 / Q5_1 convert). AVX2 would hold the table in two vectors, two lookups and a select: half
+// the speed of the convert.
 template <int R, DType T>
 HWY_INLINE void row_q32(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
   constexpr bool has_min = T == DType::Q4_1 || T == DType::Q5_1, five = T == DType::Q5_0 || T == DType::Q5_1;
   constexpr float zero = T == DType::Q4_0 ? 8.0f : T == DType::Q5_0 ? 16.0f : 0.0f;  // subtracted from q
+  constexpr bool table = L == 16 && !has_min;  // only where it takes the offset (Q4_1 / Q5_1: no gain)
+  constexpr bool group_sums = !table;            // an offset left to fold in through xs
   constexpr int qh_at = has_min ? 4 : 2, qs_at = qh_at + (five ? 4 : 0);
   constexpr int64_t bytes = int64_t(dtype_block_bytes(T));
   const DF df;
   const DI di;
   const VI low = hn::Set(di, 15), sixteen = hn::Set(di, 16);
+  const VF tab = hn::Sub(hn::Iota(df, 0.0f), hn::Set(df, zero)), f16 = hn::Set(df, 16.0f);  // table: n - zero
   VI bit[NV];  // lane l of vector c: 1 << (cL + l), element cL + l's bit of qh
   HWY_UNROLL(8)
   for (int c = 0; c < NV; ++c) bit[c] = hn::Shl(hn::Set(di, 1), hn::Iota(di, c * L));
@@ -121,7 +135,7 @@ HWY_INLINE void row_q32(const uint8_t* w, int64_t K, const Rows<R>& in, float* o
   HWY_UNROLL(8)
   for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
   for (int64_t b = 0; b < K / 32; ++b, w += bytes) {
-    const float ds = half(w), os = (has_min ? half(w + 2) : 0.0f) - zero * ds;
+    const float ds = half(w), os = (has_min ? half(w + 2) : 0.0f) - (table ? 0.0f : zero) * ds;
     const VF d = hn::Set(df, ds);
     VI q[NV];  // element cL + l in lane l of q[c]: low nibbles of bytes 0-15, then their high nibbles
     HWY_UNROLL(8)
@@ -130,20 +144,28 @@ HWY_INLINE void row_q32(const uint8_t* w, int64_t K, const Rows<R>& in, float* o
       q[c] = hn::And(v, low);
       q[c + NV / 2] = hn::ShiftRight<4>(v);
     }
+    VI h = hn::Zero(di);  // five: the block's qh in every lane
     if constexpr (five) {
       uint32_t qh;
       std::memcpy(&qh, w + qh_at, 4);
-      const VI h = hn::Set(di, int32_t(qh));
-      HWY_UNROLL(8)
-      for (int c = 0; c < NV; ++c) q[c] = hn::Or(q[c], hn::IfThenElseZero(hn::TestBit(h, bit[c]), sixteen));
+      h = hn::Set(di, int32_t(qh));
     }
     VF qf[NV];
     HWY_UNROLL(8)
-    for (int c = 0; c < NV; ++c) qf[c] = f(q[c]);
+    for (int c = 0; c < NV; ++c) {
+      if constexpr (table) {
+        qf[c] = hn::TableLookupLanes(tab, hn::IndicesFromVec(df, q[c]));
+        if constexpr (five)
+          qf[c] = hn::IfThenElse(hn::RebindMask(df, hn::TestBit(h, bit[c])), hn::Add(qf[c], f16), qf[c]);
+      } else {
+        if constexpr (five) q[c] = hn::Or(q[c], hn::IfThenElseZero(hn::TestBit(h, bit[c]), sixteen));
+        qf[c] = f(q[c]);
+      }
+    }
     HWY_UNROLL(8)
     for (int r = 0; r < R; ++r) {
       acc[r] = hn::MulAdd(d, dot32(qf, in.x[r] + 32 * b), acc[r]);
-      off[r] += os * in.xs[r][b];
+      if constexpr (group_sums) off[r] += os * in.xs[r][b];
     }
   }
   HWY_UNROLL(8)

@@ -2,7 +2,8 @@
 // scatter_add_rows, scale_rows_sigmoid: random row picks out of a strided source, weighted scatter-adds into
 // a destination whose other rows must stay as they were); the GEMV over more rows than one launch takes, for
 // several heads at once (MLA's absorbed decode of a batch); and products of different shapes in one launch
-// (gemv_many), on both of its load paths.
+// (gemv_many), on both of its load paths; the routed experts' GEMV grouped by expert (as many rows as
+// experts or more) against the same rows one at a time, bit for bit, and float64 loops.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -78,6 +79,44 @@ TEST(CudaGemv, ManyRowsAndHeadsMatchLoops) {
         out.push_back(got[m * ldy + h * N + n]), want.push_back(s);
       }
   EXPECT_LT(rel_err(out, want), 1e-6);
+}
+
+TEST(CudaGemv, ExpertRowsGroupedByExpertMatchOneAtATime) {
+  LINFER_SKIP_WITHOUT_CUDA();
+  std::mt19937 rng(13);
+  for (const int64_t K : {int64_t(64), int64_t(50)}) {  // both load paths
+    const int64_t E = 5, N = 21, first_rows = 13, T = 7, k = 3, J = T * k, ldx = K + 4;
+    const auto x = normal(rng, T * ldx);
+    std::vector<DeviceBuffer<float>> first, second;
+    std::vector<std::vector<float>> w(E);
+    std::vector<cuda::ExpertRows> table(E);
+    for (int64_t e = 0; e < E; ++e) {
+      w[e] = normal(rng, N * K);
+      first.emplace_back(std::vector<float>(w[e].begin(), w[e].begin() + first_rows * K));
+      second.emplace_back(std::vector<float>(w[e].begin() + first_rows * K, w[e].end()));
+      table[e] = {first.back().data(), second.back().data()};
+    }
+    std::vector<float> ids(J);
+    for (auto& id : ids) id = float(std::uniform_int_distribution<int64_t>(0, E - 2)(rng));  // expert 4 unused
+    DeviceBuffer<float> d_x(x), d_ids(ids), d_grouped(J * N), d_one(J * N);
+    DeviceBuffer<cuda::ExpertRows> d_table(table);
+    cuda::expert_gemv({d_x.data(), T, K, ldx}, k, d_table.data(), E, first_rows, linfer::DType::F32, N, K,
+                      d_ids.data(), {d_grouped.data(), J, N, N}, nullptr);  // J >= E: grouped
+    for (int64_t j = 0; j < J; ++j)  // one row: per row
+      cuda::expert_gemv({d_x.data() + j / k * ldx, 1, K, ldx}, 1, d_table.data(), E, first_rows, linfer::DType::F32,
+                        N, K, d_ids.data() + j, {d_one.data() + j * N, 1, N, N}, nullptr);
+    cuda::cuda_check(cudaDeviceSynchronize(), "expert_gemv");
+    const auto grouped = d_grouped.download(), one = d_one.download();
+    EXPECT_EQ(grouped, one) << "K " << K;
+    std::vector<double> want;
+    for (int64_t j = 0; j < J; ++j)
+      for (int64_t n = 0; n < N; ++n) {
+        double s = 0;
+        for (int64_t c = 0; c < K; ++c) s += double(x[j / k * ldx + c]) * w[int64_t(ids[j])][n * K + c];
+        want.push_back(s);
+      }
+    EXPECT_LT(rel_err(grouped, want), 1e-6) << "K " << K;
+  }
 }
 
 TEST(CudaGemv, ManyProductsInOneLaunchMatchLoops) {

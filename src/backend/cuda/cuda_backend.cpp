@@ -29,6 +29,15 @@ namespace {
 
 kc::Rows rows(const Mat& m) { return {m.p, m.rows, m.cols, m.ld}; }
 kc::SlotPool pool(const StateRef& s) { return {s.base, s.stride}; }
+
+// Whether an M-row product with weights of dtype w runs as GEMVs (kGemvMaxRows rows per launch, each launch
+// reading the weight) rather than cuBLAS's float32 GEMM: one launch for any weight, two for a 2-byte weight,
+// which cuBLAS needs widened first. Measured on an H200 (docs/benchmarks.md, 2026-12-03): at 16 rows two GEMV
+// launches beat widening + GEMM by 1.2-1.3x in a whole decode step; at 32 rows four lost by 0.85-0.95x.
+bool gemv_wins(int64_t M, DType w) {
+  const int64_t passes = (M + kc::kGemvMaxRows - 1) / kc::kGemvMaxRows;
+  return passes <= 1 || (w != DType::F32 && passes <= 2);
+}
 const float* opt(const Param& p) { return p.empty() ? nullptr : p.p; }
 
 void blas_check(cublasStatus_t st, const char* what) {
@@ -179,7 +188,8 @@ void CudaBackend::matmul(const Mat& x, const Weight& w, const Param& bias, const
   const int64_t M = x.rows, N = w.dim(0), K = w.dim(1);
   LINFER_CHECK(x.cols == K && y.rows == M && y.cols == N, "cuda matmul: x [{}, {}] · w [{}, {}]ᵀ -> y [{}, {}]", M,
                x.cols, N, K, y.rows, y.cols);
-  if (M <= kc::kGemvMaxRows) return kc::gemv(rows(x), w.view.data(), w.view.dtype(), N, K, opt(bias), rows(y), stream_);
+  if (gemv_wins(M, w.view.dtype()))
+    return kc::gemv(rows(x), w.view.data(), w.view.dtype(), N, K, opt(bias), rows(y), stream_);
   const float* wf = w.view.as<float>();
   if (w.view.dtype() != DType::F32) {
     if (widened_n_ < N * K) {
@@ -201,11 +211,12 @@ void CudaBackend::matmul(const Mat& x, const Weight& w, const Param& bias, const
   if (!bias.empty()) kc::add_bias(rows(y), bias.p, stream_);
 }
 
-// Decode-sized products of one weight dtype in gemv_many launches (a layer's projections: one kernel); the
-// rest one by one.
+// Decode-sized products (gemv_wins) of one weight dtype in gemv_many launches (a layer's projections: one
+// kernel); the rest one by one.
 void CudaBackend::matmul_many(std::span<const MatmulCall> calls) {
   const bool together = calls.size() > 1 && std::all_of(calls.begin(), calls.end(), [&](const MatmulCall& c) {
-    return c.x.rows == calls[0].x.rows && c.x.rows <= kc::kGemvMaxRows && c.w->view.dtype() == calls[0].w->view.dtype();
+    return c.x.rows == calls[0].x.rows && gemv_wins(c.x.rows, c.w->view.dtype()) &&
+           c.w->view.dtype() == calls[0].w->view.dtype();
   });
   if (!together) return Backend::matmul_many(calls);
   std::array<kc::GemvProduct, kc::kGemvManyMax> p;
@@ -345,8 +356,8 @@ void CudaBackend::expert_matmul(const Mat& x, int64_t x_every, const ExpertTable
   LINFER_CHECK(!w.empty() && ids.dense() && ids.size() == y.rows,
                "cuda expert_matmul: {} expert ids (dense: {}) for {} rows of y, table {}", ids.size(), ids.dense(),
                y.rows, w.empty() ? "empty" : "set");
-  kc::expert_gemv(rows(x), x_every, static_cast<const kc::ExpertRows*>(w.p), w.first_rows, w.dtype, w.N, w.K, ids.p,
-                  rows(y), stream_);
+  kc::expert_gemv(rows(x), x_every, static_cast<const kc::ExpertRows*>(w.p), w.experts, w.first_rows, w.dtype, w.N,
+                  w.K, ids.p, rows(y), stream_);
 }
 
 void CudaBackend::moe_combine(const Mat& src, const Mat& weights, const Mat& y) {

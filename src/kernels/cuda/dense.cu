@@ -44,10 +44,25 @@ __device__ __forceinline__ void load8(const float* w, float* out) {
   out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
 }
 
-// acc[m] += Σ_k wr[k] · x[m, k] over lane's share of k, for the M <= kGemvMaxRows rows of x. VEC: K % 8 == 0
-// and every row of w and x 16-byte aligned: each lane takes 8 consecutive k per step.
-template <class WT, bool VEC>
-__device__ __forceinline__ void dot_rows(const float* x, int64_t ldx, int M, const WT* wr, int64_t K, int lane,
+// The rows of x a GEMV reads: row m at x + m · ld (Strided), or at x + (rows[m] / every) · ld (Listed: the
+// routed experts' rows of one expert, rows in shared memory).
+struct Strided {
+  const float* x;
+  int64_t ld;
+  __device__ const float* operator()(int m) const { return x + m * ld; }
+};
+struct Listed {
+  const float* x;
+  int64_t ld, every;
+  const int* rows;
+  __device__ const float* operator()(int m) const { return x + rows[m] / every * ld; }
+};
+
+// acc[m] += Σ_k wr[k] · x_m[k] over lane's share of k, for the M <= kGemvMaxRows rows x_m = xr(m). Each row's
+// sum is the same sequence of operations whatever M and the other rows are. VEC: K % 8 == 0 and every row of
+// w and x 16-byte aligned: each lane takes 8 consecutive k per step.
+template <class WT, bool VEC, class XR>
+__device__ __forceinline__ void dot_rows(XR xr, int M, const WT* wr, int64_t K, int lane,
                                          float (&acc)[kGemvMaxRows]) {
   if constexpr (VEC) {
     for (int64_t k = int64_t(lane) * 8; k < K; k += 32 * 8) {
@@ -56,8 +71,9 @@ __device__ __forceinline__ void dot_rows(const float* x, int64_t ldx, int M, con
 #pragma unroll
       for (int m = 0; m < kGemvMaxRows; ++m) {
         if (m >= M) break;
-        const float4 a = *reinterpret_cast<const float4*>(x + m * ldx + k);
-        const float4 b = *reinterpret_cast<const float4*>(x + m * ldx + k + 4);
+        const float* x = xr(m);
+        const float4 a = *reinterpret_cast<const float4*>(x + k);
+        const float4 b = *reinterpret_cast<const float4*>(x + k + 4);
         acc[m] += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y + wv[6] * b.z +
                   wv[7] * b.w;
       }
@@ -68,7 +84,7 @@ __device__ __forceinline__ void dot_rows(const float* x, int64_t ldx, int M, con
 #pragma unroll
       for (int m = 0; m < kGemvMaxRows; ++m) {
         if (m >= M) break;
-        acc[m] += wv * x[m * ldx + k];
+        acc[m] += wv * xr(m)[k];
       }
     }
   }
@@ -82,7 +98,7 @@ __global__ void gemv_kernel(const float* x, int64_t ldx, int M, const WT* w, int
   if (n >= N) return;
   x += blockIdx.y * heads.x, y += blockIdx.y * heads.y;
   float acc[kGemvMaxRows] = {};
-  dot_rows<WT, VEC>(x, ldx, M, w + blockIdx.y * heads.w + n * K, K, lane, acc);
+  dot_rows<WT, VEC>(Strided{x, ldx}, M, w + blockIdx.y * heads.w + n * K, K, lane, acc);
 #pragma unroll
   for (int m = 0; m < kGemvMaxRows; ++m) {
     if (m >= M) break;
@@ -102,9 +118,48 @@ __global__ void expert_gemv_kernel(const float* x, int64_t ldx, int64_t x_every,
   const WT* wr = n < first_rows ? static_cast<const WT*>(e.first) + n * K
                                 : static_cast<const WT*>(e.second) + (n - first_rows) * K;
   float acc[kGemvMaxRows] = {};
-  dot_rows<WT, VEC>(x + j / x_every * ldx, ldx, 1, wr, K, lane, acc);
+  dot_rows<WT, VEC>(Strided{x + j / x_every * ldx, ldx}, 1, wr, K, lane, acc);
   const float s = warp_sum(acc[0]);
   if (lane == 0) y[j * ldy + n] = s;
+}
+
+// The same products grouped by expert: block (column block, expert e) lists the rows j with ids[j] == e (warp 0,
+// in order) and reads each weight row once per kExpertRows of them. Dynamic shared memory: J ints.
+template <class WT, bool VEC>
+__global__ void expert_gemv_grouped_kernel(const float* x, int64_t ldx, int64_t x_every, const ExpertRows* table,
+                                           int64_t first_rows, const float* ids, int J, int64_t N, int64_t K,
+                                           float* y, int64_t ldy) {
+  extern __shared__ int rows[];
+  __shared__ int n_rows;
+  const int lane = threadIdx.x % 32, e = blockIdx.y;
+  if (threadIdx.x < 32) {
+    int count = 0;
+    for (int base = 0; base < J; base += 32) {
+      const bool mine = base + lane < J && int(ids[base + lane]) == e;
+      const unsigned m = __ballot_sync(0xffffffffu, mine);
+      if (mine) rows[count + __popc(m & ((1u << lane) - 1u))] = base + lane;
+      count += __popc(m);
+    }
+    if (lane == 0) n_rows = count;
+  }
+  __syncthreads();
+  const int R = n_rows;
+  const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
+  if (R == 0 || n >= N) return;
+  const ExpertRows ex = table[e];
+  const WT* wr = n < first_rows ? static_cast<const WT*>(ex.first) + n * K
+                                : static_cast<const WT*>(ex.second) + (n - first_rows) * K;
+  for (int r0 = 0; r0 < R; r0 += kGemvMaxRows) {
+    const int M = min(int(kGemvMaxRows), R - r0);
+    float acc[kGemvMaxRows] = {};
+    dot_rows<WT, VEC>(Listed{x, ldx, x_every, rows + r0}, M, wr, K, lane, acc);
+#pragma unroll
+    for (int m = 0; m < kGemvMaxRows; ++m) {
+      if (m >= M) break;
+      const float s = warp_sum(acc[m]);
+      if (lane == 0) y[rows[r0 + m] * ldy + n] = s;
+    }
+  }
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -126,8 +181,8 @@ __global__ void gemv_many_kernel(const GemvManyArgs a) {
   if (n >= g.N) return;
   const WT* wr = static_cast<const WT*>(g.w) + n * g.K;
   float acc[kGemvMaxRows] = {};
-  if (a.vec[i]) dot_rows<WT, true>(g.x, g.ldx, a.M, wr, g.K, lane, acc);
-  else dot_rows<WT, false>(g.x, g.ldx, a.M, wr, g.K, lane, acc);
+  if (a.vec[i]) dot_rows<WT, true>(Strided{g.x, g.ldx}, a.M, wr, g.K, lane, acc);
+  else dot_rows<WT, false>(Strided{g.x, g.ldx}, a.M, wr, g.K, lane, acc);
 #pragma unroll
   for (int m = 0; m < kGemvMaxRows; ++m) {
     if (m >= a.M) break;
@@ -153,10 +208,23 @@ void launch_gemv(const Rows& x, const WT* w, int64_t N, int64_t K, const float* 
 }
 
 template <class WT>
-void launch_expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_t first_rows, int64_t N,
-                        int64_t K, const float* ids, const Rows& y, cudaStream_t stream) {
+void launch_expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_t experts, int64_t first_rows,
+                        int64_t N, int64_t K, const float* ids, const Rows& y, cudaStream_t stream) {
   const bool vec = K % 8 == 0 && x.ld % 4 == 0 && aligned16(x.p);  // the table's rows: expert_gemv's promise
-  const dim3 grid(unsigned((N + kWarps - 1) / kWarps), unsigned(y.rows));
+  const unsigned col_blocks = unsigned((N + kWarps - 1) / kWarps);
+  if (y.rows >= experts && y.rows <= kExpertGroupMaxRows) {  // some expert serves several rows: group them
+    const dim3 grid(col_blocks, unsigned(experts));
+    const size_t smem = size_t(y.rows) * sizeof(int);
+    const int J = int(y.rows);
+    if (vec)
+      expert_gemv_grouped_kernel<WT, true><<<grid, 32 * kWarps, smem, stream>>>(x.p, x.ld, x_every, table, first_rows,
+                                                                                ids, J, N, K, y.p, y.ld);
+    else
+      expert_gemv_grouped_kernel<WT, false><<<grid, 32 * kWarps, smem, stream>>>(x.p, x.ld, x_every, table,
+                                                                                 first_rows, ids, J, N, K, y.p, y.ld);
+    return;
+  }
+  const dim3 grid(col_blocks, unsigned(y.rows));
   if (vec)
     expert_gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, x_every, table, first_rows, ids, N, K,
                                                                      y.p, y.ld);
@@ -312,18 +380,19 @@ void gemv_many(const GemvProduct* products, int n, int64_t M, DType wt, cudaStre
   }
 }
 
-void expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_t first_rows, DType wt, int64_t N,
-                 int64_t K, const float* ids, const Rows& y, cudaStream_t stream) {
+void expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_t experts, int64_t first_rows, DType wt,
+                 int64_t N, int64_t K, const float* ids, const Rows& y, cudaStream_t stream) {
   check_rows(x, "cuda expert_gemv"), check_rows(y, "cuda expert_gemv");
   LINFER_CUDA_CHECK(x_every >= 1 && (y.rows + x_every - 1) / x_every <= x.rows && x.cols == K && y.cols == N && table &&
-                        ids && first_rows >= 0 && first_rows <= N && y.rows <= 65535,
+                        ids && first_rows >= 0 && first_rows <= N && y.rows <= 65535 && experts >= 1 &&
+                        experts <= 65535,
                     "cuda expert_gemv: x [", x.rows, ", ", x.cols, "] (", x_every, " rows of y each) · w [", N, ", ",
-                    K, "]ᵀ -> y [", y.rows, ", ", y.cols, "]");
+                    K, "]ᵀ of ", experts, " experts -> y [", y.rows, ", ", y.cols, "]");
   if (y.rows == 0 || N == 0) return;
   switch (wt) {
-    case DType::F32: launch_expert_gemv<float>(x, x_every, table, first_rows, N, K, ids, y, stream); break;
-    case DType::BF16: launch_expert_gemv<uint16_t>(x, x_every, table, first_rows, N, K, ids, y, stream); break;
-    case DType::F16: launch_expert_gemv<__half>(x, x_every, table, first_rows, N, K, ids, y, stream); break;
+    case DType::F32: launch_expert_gemv<float>(x, x_every, table, experts, first_rows, N, K, ids, y, stream); break;
+    case DType::BF16: launch_expert_gemv<uint16_t>(x, x_every, table, experts, first_rows, N, K, ids, y, stream); break;
+    case DType::F16: launch_expert_gemv<__half>(x, x_every, table, experts, first_rows, N, K, ids, y, stream); break;
     default: throw_error("cuda expert_gemv: weights must be f32, bf16 or f16");
   }
   check_launch("cuda expert_gemv");

@@ -58,10 +58,13 @@ struct ExpertRows {
   const void* first = nullptr;
   const void* second = nullptr;
 };
-// y[j, :] = x[j / x_every, :] · W[ids[j]]ᵀ for each row j of y, W from `table` (ids: y.rows floats, exact
-// expert numbers, in device memory, as moe_route writes them). The GEMV above, one launch for all rows.
-void expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_t first_rows, DType wt, int64_t N,
-                 int64_t K, const float* ids, const Rows& y, cudaStream_t stream);
+// y[j, :] = x[j / x_every, :] · W[ids[j]]ᵀ for each row j of y, W from `table` of `experts` (ids: y.rows
+// floats, exact expert numbers, in device memory, as moe_route writes them). The GEMV above, one launch for
+// all rows; where there are at least as many rows as experts (up to kExpertGroupMaxRows), grouped by expert,
+// each weight row read once for up to kGemvMaxRows of them. Every row's sum is the same either way.
+constexpr int64_t kExpertGroupMaxRows = 4096;
+void expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_t experts, int64_t first_rows, DType wt,
+                 int64_t N, int64_t K, const float* ids, const Rows& y, cudaStream_t stream);
 // y[t, :] += Σ_i w[t, i] · src[t · k + i, :], k = w.cols, summed in i order (the routed experts' outputs).
 void moe_combine(const Rows& src, const Rows& w, const Rows& y, cudaStream_t stream);
 // dst[n] = float(w[n]) for n elements of dtype wt.

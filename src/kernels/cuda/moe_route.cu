@@ -1,5 +1,6 @@
 #include "kernels/cuda/moe_route.h"
 
+#include <bit>
 #include <climits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -12,7 +13,6 @@ namespace {
 using detail::warp_max;
 using detail::warp_sum;
 
-constexpr int kPerLane = int(kRouteMaxExperts / 32);  // expert lane + 32·j is lane's j-th
 
 // (v, i) becomes (ov, oi) where that is the better pick: higher value, or the same value and a lower index.
 __device__ __forceinline__ void keep_better(float& v, int& i, float ov, int oi) {
@@ -24,17 +24,20 @@ __device__ __forceinline__ void warp_best(float& v, int& i) {
   for (int m = 16; m > 0; m >>= 1) keep_better(v, i, __shfl_xor_sync(0xffffffffu, v, m), __shfl_xor_sync(0xffffffffu, i, m));
 }
 
-// One warp per token. Shared memory: the choices [E], then group scores [G] and kept flags [G] (groups > 1).
+// One warp per token, expert lane + 32·j in lane's j-th register (PL per lane: E <= 32·PL, a power of two, so
+// that a model with few experts keeps few registers). Shared memory: the choices [E], then group scores [G]
+// and kept flags [G] (groups > 1).
+template <int PL>
 __global__ void moe_route_kernel(const float* logits, int64_t ldl, int E, int k, bool softmax, bool renormalize,
                                  float scaling, int G, int topk_groups, const float* bias, float* ids, int64_t ldi,
                                  float* weights, int64_t ldw) {
   extern __shared__ float shared[];
   const int lane = threadIdx.x;
   const float* l = logits + int64_t(blockIdx.x) * ldl;
-  float score[kPerLane], choice[kPerLane];
+  float score[PL], choice[PL];
   float m = -INFINITY;
 #pragma unroll
-  for (int j = 0; j < kPerLane; ++j) {
+  for (int j = 0; j < PL; ++j) {
     const int e = lane + 32 * j;
     score[j] = e < E ? l[e] : -INFINITY;
     m = fmaxf(m, score[j]);
@@ -43,19 +46,19 @@ __global__ void moe_route_kernel(const float* logits, int64_t ldl, int E, int k,
     m = warp_max(m);
     float sum = 0.f;
 #pragma unroll
-    for (int j = 0; j < kPerLane; ++j) {
+    for (int j = 0; j < PL; ++j) {
       score[j] = lane + 32 * j < E ? expf(score[j] - m) : 0.f;
       sum += score[j];
     }
     const float inv = 1.0f / warp_sum(sum);
 #pragma unroll
-    for (int j = 0; j < kPerLane; ++j) score[j] *= inv;
+    for (int j = 0; j < PL; ++j) score[j] *= inv;
   } else {
 #pragma unroll
-    for (int j = 0; j < kPerLane; ++j) score[j] = 1.0f / (1.0f + expf(-score[j]));
+    for (int j = 0; j < PL; ++j) score[j] = 1.0f / (1.0f + expf(-score[j]));
   }
 #pragma unroll
-  for (int j = 0; j < kPerLane; ++j) {
+  for (int j = 0; j < PL; ++j) {
     const int e = lane + 32 * j;
     choice[j] = e < E ? score[j] + (bias ? bias[e] : 0.f) : -INFINITY;
   }
@@ -66,7 +69,7 @@ __global__ void moe_route_kernel(const float* logits, int64_t ldl, int E, int k,
     float* kept = group_score + G;
     const int per_group = E / G;
 #pragma unroll
-    for (int j = 0; j < kPerLane; ++j)
+    for (int j = 0; j < PL; ++j)
       if (lane + 32 * j < E) c[lane + 32 * j] = choice[j];
     __syncwarp();
     for (int g = lane; g < G; g += 32) {
@@ -89,7 +92,7 @@ __global__ void moe_route_kernel(const float* logits, int64_t ldl, int E, int k,
       __syncwarp();
     }
 #pragma unroll
-    for (int j = 0; j < kPerLane; ++j) {
+    for (int j = 0; j < PL; ++j) {
       const int e = lane + 32 * j;
       if (e < E && kept[e / per_group] == 0.f) choice[j] = -INFINITY;
     }
@@ -103,14 +106,14 @@ __global__ void moe_route_kernel(const float* logits, int64_t ldl, int E, int k,
     float v = -INFINITY;
     int i = INT_MAX;
 #pragma unroll
-    for (int j = 0; j < kPerLane; ++j) {
+    for (int j = 0; j < PL; ++j) {
       const int e = lane + 32 * j;
       if (e < E && !(taken >> j & 1u)) keep_better(v, i, choice[j], e);
     }
     warp_best(v, i);
     float s = 0.f;
 #pragma unroll
-    for (int j = 0; j < kPerLane; ++j)
+    for (int j = 0; j < PL; ++j)
       if (lane + 32 * j == i) taken |= 1u << j, s = score[j];
     s = __shfl_sync(0xffffffffu, s, i % 32);
     sum += s;
@@ -136,9 +139,21 @@ void moe_route(const Rows& logits, const MoeRouting& r, const float* bias, const
                     " kept), ids [", ids.rows, ", ", ids.cols, "], weights [", weights.rows, ", ", weights.cols, "]");
   if (T == 0) return;
   const size_t smem = G > 1 ? size_t(E + 2 * G) * sizeof(float) : 0;
-  moe_route_kernel<<<unsigned(T), 32, smem, stream>>>(
-      logits.p, logits.ld, int(E), int(r.top_k), r.router == RouterKind::Softmax, r.renormalize,
-      float(r.routed_scaling), int(G), int(r.topk_groups), bias, ids.p, ids.ld, weights.p, weights.ld);
+  const int per_lane = int(std::bit_ceil(uint64_t((E + 31) / 32)));
+  auto launch = [&](auto kernel) {
+    kernel<<<unsigned(T), 32, smem, stream>>>(logits.p, logits.ld, int(E), int(r.top_k),
+                                              r.router == RouterKind::Softmax, r.renormalize, float(r.routed_scaling),
+                                              int(G), int(r.topk_groups), bias, ids.p, ids.ld, weights.p, weights.ld);
+  };
+  static_assert(kRouteMaxExperts == 32 * 32);
+  switch (per_lane) {
+    case 1: launch(moe_route_kernel<1>); break;
+    case 2: launch(moe_route_kernel<2>); break;
+    case 4: launch(moe_route_kernel<4>); break;
+    case 8: launch(moe_route_kernel<8>); break;
+    case 16: launch(moe_route_kernel<16>); break;
+    default: launch(moe_route_kernel<32>); break;
+  }
   check_launch("cuda moe_route");
 }
 

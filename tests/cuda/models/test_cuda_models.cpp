@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <numeric>
 
 #include "../../golden/golden_cases.h"
 #include "kernels/cuda/cuda_check.h"
@@ -191,13 +192,15 @@ TEST_P(CudaModel, ForwardOnHostStatesMatchesTheCpu) {
 
 // Decode steps recorded as CUDA graphs and replayed (the default) against the same steps op by op
 // (LINFER_CUDA_GRAPHS=0): logits and states bit for bit, while the batch changes size and order, a longer
-// prefill in between grows the scratch (every recording is dropped and made again), a batch of 10 takes
-// the cuBLAS products instead of the GEMV, and a cache crosses a length class.
+// prefill in between grows the scratch (every recording is dropped and made again), a batch of 40 takes
+// the cuBLAS products instead of the GEMV (and the routed experts grouped by expert), and a cache crosses a
+// length class.
 TEST_P(CudaModel, RecordedDecodeStepsMatchOpByOp) {
   ASSERT_EQ(setenv("LINFER_CUDA_GRAPHS", "0", 1), 0);
   const auto plain = Model::load(dir_.string(), Device::Cuda);
   ASSERT_EQ(unsetenv("LINFER_CUDA_GRAPHS"), 0);
-  auto gs = gpu_->make_slots(12), ps = plain->make_slots(12);
+  constexpr int kSlots = 40;
+  auto gs = gpu_->make_slots(kSlots), ps = plain->make_slots(kSlots);
   auto both = [&](const Batch& b, std::vector<int32_t> slots, Logits mode, const std::string& what) {
     const size_t rows = mode == Logits::Last ? size_t(b.n_seqs()) : b.tokens.size();
     std::vector<float> g(rows * size_t(V_)), p(rows * size_t(V_));
@@ -220,13 +223,15 @@ TEST_P(CudaModel, RecordedDecodeStepsMatchOpByOp) {
     }
     both(Batch{next, offsets}, slots, Logits::Last, "decode step " + std::to_string(step));
   };
+  std::vector<int32_t> every_slot(kSlots);
+  std::iota(every_slot.begin(), every_slot.end(), 0);
   for (int step = 0; step < 14; ++step) {
     if (step == 8) both(Batch::single(longer), {2}, Logits::Last, "longer prefill of slot 2");
     decode(step, step < 4    ? std::vector<int32_t>{3, 1}
                  : step < 6  ? std::vector<int32_t>{1}
                  : step < 8  ? std::vector<int32_t>{1, 3}
                  : step < 11 ? std::vector<int32_t>{3, 1, 2}
-                             : std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+                             : every_slot);
   }
   // Caches that cross a length class (cache_length_class: 256 -> 512 rows): the attention's work split
   // changes and the step is recorded again.
@@ -237,7 +242,7 @@ TEST_P(CudaModel, RecordedDecodeStepsMatchOpByOp) {
   for (int step = 14; step < 24; ++step) decode(step, {4, 1});
   const std::string err = testing::internal::GetCapturedStderr();
   EXPECT_EQ(err.find("could not be recorded"), std::string::npos) << err;
-  for (int slot = 0; slot < 10; ++slot) {
+  for (int slot = 0; slot < kSlots; ++slot) {
     SequenceState g(gpu_->state_spec()), p(plain->state_spec());
     gs->save(slot, g);
     ps->save(slot, p);

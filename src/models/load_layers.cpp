@@ -56,8 +56,8 @@ struct RowPart {
   int64_t first, n;
 };
 Tensor regroup_rows(const TensorView& w, std::initializer_list<RowPart> parts, int64_t every, int64_t count) {
-  LINFER_CHECK(w.contiguous() && w.ndim() == 2 && every * count == w.dim(0), "regroup_rows: a matrix of {} x {} rows expected, found {}",
-               count, every, shape_str(w.shape()));
+  LINFER_CHECK(w.contiguous() && w.ndim() == 2 && every * count == w.dim(0),
+               "regroup_rows: a matrix of {} x {} rows expected, found {}", count, every, shape_str(w.shape()));
   int64_t rows = 0;
   for (const RowPart& part : parts) rows += part.n * count;
   const size_t row = w.nbytes() / size_t(w.dim(0));

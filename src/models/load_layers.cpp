@@ -42,13 +42,6 @@ struct Take {
   Param f32(const Tensor& t) { return be.param(t); }
 };
 
-// Rows [begin, begin + n) of a float32 [R, C] tensor, as a new [n, C] tensor.
-Tensor rows_of(const Tensor& t, int64_t begin, int64_t n, int64_t cols) {
-  Tensor out = Tensor::zeros({n, cols});
-  std::memcpy(out.f32(), t.f32() + begin * cols, size_t(n * cols) * sizeof(float));
-  return out;
-}
-
 // A weight grouped in blocks of `every` rows, `count` blocks (grouped per head), regrouped by part: for each
 // part {first, n} in order, rows [first, first + n) of every block, block after block. As stored (any dtype:
 // each row is whole blocks of its format); a new [count · Σn, K] tensor.
@@ -99,10 +92,12 @@ std::unique_ptr<Mixer> load_kda(Take& tk, const ModelConfig& m, const LayerConfi
     w.conv_k = tk.f32(take_conv(ws, p + "k_conv1d.weight", kd, W));
     w.conv_v = tk.f32(take_conv(ws, p + "v_conv1d.weight", vd, W));
   } else {  // transformers in memory: one conv over [q | k | v]
-    Tensor all = take_conv(ws, ws.pick({p + "conv1d.weight", p + "q_conv1d.weight"}), 2 * kd + vd, W);
-    w.conv_q = tk.f32(rows_of(all, 0, kd, W));
-    w.conv_k = tk.f32(rows_of(all, kd, kd, W));
-    w.conv_v = tk.f32(rows_of(all, 2 * kd, vd, W));
+    const int64_t C = 2 * kd + vd;
+    const Tensor t = take_conv(ws, ws.pick({p + "conv1d.weight", p + "q_conv1d.weight"}), C, W);
+    const TensorView all = t.view().reshape({C, W});
+    w.conv_q = tk.f32(regroup_rows(all, {{0, kd}}, C, 1));
+    w.conv_k = tk.f32(regroup_rows(all, {{kd, kd}}, C, 1));
+    w.conv_v = tk.f32(regroup_rows(all, {{2 * kd, vd}}, C, 1));
   }
   const auto f_a = ws.pick({p + "f_a_proj.weight", p + "forget_gate_down.weight", p + "forget_gate.f_a_proj.weight"});
   const auto f_b = ws.pick({p + "f_b_proj.weight", p + "forget_gate_up.weight", p + "forget_gate.f_b_proj.weight"});

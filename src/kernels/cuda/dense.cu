@@ -124,7 +124,7 @@ __global__ void expert_gemv_kernel(const float* x, int64_t ldx, int64_t x_every,
 }
 
 // The same products grouped by expert: block (column block, expert e) lists the rows j with ids[j] == e (warp 0,
-// in order) and reads each weight row once per kExpertRows of them. Dynamic shared memory: J ints.
+// in order) and reads each weight row once per kGemvMaxRows of them. Dynamic shared memory: J ints.
 template <class WT, bool VEC>
 __global__ void expert_gemv_grouped_kernel(const float* x, int64_t ldx, int64_t x_every, const ExpertRows* table,
                                            int64_t first_rows, const float* ids, int J, int64_t N, int64_t K,

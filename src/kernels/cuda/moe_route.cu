@@ -13,7 +13,6 @@ namespace {
 using detail::warp_max;
 using detail::warp_sum;
 
-
 // (v, i) becomes (ov, oi) where that is the better pick: higher value, or the same value and a lower index.
 __device__ __forceinline__ void keep_better(float& v, int& i, float ov, int oi) {
   if (ov > v || (ov == v && oi < i)) v = ov, i = oi;

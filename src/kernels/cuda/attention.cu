@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
 
 namespace linfer::kernels::cuda {
@@ -43,6 +44,7 @@ __device__ __forceinline__ int64_t partial_at(int64_t split, int64_t seq, int64_
 __global__ void __launch_bounds__(kThreads) attention_kernel(const float* __restrict__ q, const AttnSeq* seqs,
                                                              AttnLayout l, float* __restrict__ o, int64_t splits,
                                                              int64_t max_n, float* __restrict__ partial) {
+  pdl_enter();
   const AttnSeq s = seqs[blockIdx.z];
   const int64_t j = blockIdx.x / splits, split = blockIdx.x % splits, h = blockIdx.y;
   if (j >= s.n) return;  // the whole block: this sequence has fewer queries
@@ -127,6 +129,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const float* __rest
 __global__ void __launch_bounds__(kThreads) combine_kernel(const AttnSeq* seqs, AttnLayout l, float* __restrict__ o,
                                                            int64_t splits, int64_t max_n,
                                                            const float* __restrict__ partial) {
+  pdl_enter();
   const AttnSeq s = seqs[blockIdx.z];
   const int64_t j = blockIdx.x, h = blockIdx.y;
   if (j >= s.n) return;
@@ -187,12 +190,11 @@ void attention(const float* q, const AttnSeq* seqs, int64_t n_seqs, int64_t max_
                     "cuda attention: ", split.splits, " key ranges need partial scratch");
   if (n_seqs == 0 || max_n == 0) return;
   const dim3 grid(unsigned(max_n * split.splits), unsigned(l.Hq), unsigned(n_seqs));
-  attention_kernel<<<grid, kThreads, smem, stream>>>(q, seqs, l, o, split.splits, max_n, split.partial);
-  check_launch("cuda attention");
+  launch_kernel("cuda attention", {grid, kThreads, smem, stream}, attention_kernel, q, seqs, l, o, split.splits, max_n,
+         split.partial);
   if (split.splits == 1) return;
-  combine_kernel<<<dim3(unsigned(max_n), unsigned(l.Hq), unsigned(n_seqs)), kThreads, 0, stream>>>(
-      seqs, l, o, split.splits, max_n, split.partial);
-  check_launch("cuda attention (combine)");
+  launch_kernel("cuda attention (combine)", {dim3(unsigned(max_n), unsigned(l.Hq), unsigned(n_seqs)), kThreads, 0, stream},
+         combine_kernel, seqs, l, o, split.splits, max_n, split.partial);
 }
 
 }  // namespace linfer::kernels::cuda

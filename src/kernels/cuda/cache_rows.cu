@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace linfer::kernels::cuda {
 
@@ -13,6 +14,7 @@ constexpr int kThreads = 128, kMaxRowBlocks = 1024;
 // blockIdx.x = sequence; blockIdx.y strides over its rows.
 __global__ void append_kernel(const float* __restrict__ src, int64_t ld, int64_t cols, const int64_t* offsets,
                               const CacheRows* rows) {
+  pdl_enter();
   const int64_t i = blockIdx.x, b = offsets[i], n = offsets[i + 1] - b;
   const CacheRows c = rows[i];
   for (int64_t t = blockIdx.y; t < n; t += gridDim.y) {
@@ -24,6 +26,7 @@ __global__ void append_kernel(const float* __restrict__ src, int64_t ld, int64_t
 
 __global__ void attn_seqs_kernel(const CacheRows* k, const CacheRows* v, int64_t k2_offset, const int64_t* offsets,
                                  int64_t n_seqs, AttnSeq* seqs) {
+  pdl_enter();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n_seqs) return;
   const CacheRows kc = k[i];
@@ -39,16 +42,14 @@ void append_to_caches(const Rows& src, const int64_t* offsets, const CacheRows* 
                     " sequences of up to ", max_n, " rows");
   if (n_seqs == 0 || max_n == 0 || src.cols == 0) return;
   const dim3 grid(unsigned(n_seqs), unsigned(std::min<int64_t>(max_n, kMaxRowBlocks)));
-  append_kernel<<<grid, kThreads, 0, stream>>>(src.p, src.ld, src.cols, offsets, rows);
-  check_launch("cuda append_to_caches");
+  launch_kernel("cuda append_to_caches", {grid, kThreads, 0, stream}, append_kernel, src.p, src.ld, src.cols, offsets, rows);
 }
 
 void attn_seqs_from_caches(const CacheRows* k, const CacheRows* v, int64_t k2_offset, const int64_t* offsets,
                            int64_t n_seqs, AttnSeq* seqs, cudaStream_t stream) {
   if (n_seqs <= 0) return;
-  attn_seqs_kernel<<<unsigned((n_seqs + kThreads - 1) / kThreads), kThreads, 0, stream>>>(k, v, k2_offset, offsets,
-                                                                                          n_seqs, seqs);
-  check_launch("cuda attn_seqs_from_caches");
+  launch_kernel("cuda attn_seqs_from_caches", {unsigned((n_seqs + kThreads - 1) / kThreads), kThreads, 0, stream},
+         attn_seqs_kernel, k, v, k2_offset, offsets, n_seqs, seqs);
 }
 
 }  // namespace linfer::kernels::cuda

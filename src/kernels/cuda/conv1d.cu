@@ -1,6 +1,7 @@
 #include "kernels/cuda/conv1d.h"
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
 
 namespace linfer::kernels::cuda {
@@ -10,6 +11,7 @@ namespace {
 // One thread per (sequence, channel): the window of a channel is private to its thread.
 __global__ void conv1d_step_kernel(const float* x, int64_t xs, const float* w, const float* bias, int C, int W,
                                    SlotPool states, const int32_t* slots, int B, bool act, float* y) {
+  pdl_enter();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(B) * C) return;
   const int b = int(i / C), c = int(i % C);
@@ -24,6 +26,7 @@ __global__ void conv1d_step_kernel(const float* x, int64_t xs, const float* w, c
 __global__ void conv1d_prefill_kernel(const float* x, int64_t xs, const float* w, const float* bias, int C, int W,
                                       const int64_t* offsets, SlotPool states, const int32_t* slots, bool act,
                                       float* y) {
+  pdl_enter();
   const int c = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
   if (c >= C) return;
   float* win = detail::slot_ptr(states, slots, b) + int64_t(c) * (W - 1);
@@ -55,9 +58,8 @@ void conv1d_prefill(const float* x, int64_t x_stride, const float* w, const floa
                     "cuda conv1d_prefill: null pointer argument");
   const int threads = 128;
   const dim3 grid(unsigned((C + threads - 1) / threads), unsigned(n_seqs));
-  conv1d_prefill_kernel<<<grid, threads, 0, stream>>>(x, x_stride, w, bias, int(C), int(W), offsets, states, slots,
-                                                       silu, y);
-  check_launch("cuda conv1d_prefill");
+  launch_kernel("cuda conv1d_prefill", {grid, threads, 0, stream}, conv1d_prefill_kernel, x, x_stride, w, bias, int(C), int(W),
+         offsets, states, slots, silu, y);
 }
 
 void conv1d_step(const float* x, int64_t x_stride, const float* w, const float* bias, int64_t C, int64_t W,
@@ -72,9 +74,8 @@ void conv1d_step(const float* x, int64_t x_stride, const float* w, const float* 
   LINFER_CUDA_CHECK(x && w && y && slots && (W == 1 || states.base), "cuda conv1d_step: null pointer argument");
   const int threads = 256;
   const int blocks = int((B * C + threads - 1) / threads);
-  conv1d_step_kernel<<<blocks, threads, 0, stream>>>(x, x_stride, w, bias, int(C), int(W), states, slots, int(B),
-                                                      silu, y);
-  check_launch("cuda conv1d_step");
+  launch_kernel("cuda conv1d_step", {unsigned(blocks), threads, 0, stream}, conv1d_step_kernel, x, x_stride, w, bias, int(C),
+         int(W), states, slots, int(B), silu, y);
 }
 
 }  // namespace linfer::kernels::cuda

@@ -1,10 +1,8 @@
 #pragma once
 // CUDA runtime errors become linfer::Error (a message naming the call), never an abort: every runtime
-// call and every kernel launch of linfer's CUDA code goes through these.
+// call of linfer's CUDA code goes through these (kernels launch through launch.cuh, which checks too).
 //
 //   cuda_check(cudaMalloc(&p, bytes), "cudaMalloc of the state pool");
-//   my_kernel<<<grid, block, smem, stream>>>(...);
-//   check_launch("delta_rule_decode");
 
 #include <cuda_runtime.h>
 
@@ -15,9 +13,6 @@ namespace linfer::kernels::cuda {
 
 // Throws linfer::Error("<what>: <CUDA's error name and text>") unless err is cudaSuccess.
 void cuda_check(cudaError_t err, const char* what);
-
-// The launch's own error (bad configuration, no device), checked right after a <<<>>> launch.
-inline void check_launch(const char* kernel) { cuda_check(cudaGetLastError(), kernel); }
 
 // Argument checks in .cu files, whose compiler (nvcc's front end) cannot build fmt's compile-time format
 // strings (so no LINFER_CHECK there): throws linfer::Error(message parts joined) when cond is false.

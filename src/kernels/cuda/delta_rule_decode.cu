@@ -3,6 +3,7 @@
 #include <cooperative_groups.h>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
 
 namespace linfer::kernels::cuda {
@@ -63,6 +64,7 @@ struct SmemLayout {
 // shared memory.
 template <int NV4, bool VEC4>
 __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) delta_decode_kernel(const Params p) {
+  pdl_enter();
   constexpr int RPT = detail::rows_per_thread(NV4), KP = detail::padded_keys(NV4);
   namespace cg = cooperative_groups;
   const int split = p.split, h = blockIdx.x / split, rank = blockIdx.x % split, b = blockIdx.y;
@@ -232,16 +234,11 @@ int rows_per_block(const Params& p) { return (p.group * p.V + p.split - 1) / p.s
 template <int NV4, bool VEC4>
 void launch(const Params& p, int B, cudaStream_t stream) {
   const int rows = rows_per_block(p);
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(p.H * p.split, B);
-  cfg.blockDim = dim3(detail::block_threads(rows, detail::rows_per_thread(NV4), 128));  // >= 4 warps
-  cfg.dynamicSmemBytes = size_t(SmemLayout(p, detail::padded_keys(NV4), rows).total) * sizeof(float);
-  cfg.stream = stream;
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = p.split, cluster.val.clusterDim.y = 1, cluster.val.clusterDim.z = 1;
-  if (p.split > 1) cfg.attrs = &cluster, cfg.numAttrs = 1;
-  cuda_check(cudaLaunchKernelEx(&cfg, delta_decode_kernel<NV4, VEC4>, p), "cuda delta_rule_decode launch");
+  const LaunchShape shape{dim3(p.H * p.split, B),
+                          dim3(detail::block_threads(rows, detail::rows_per_thread(NV4), 128)),  // >= 4 warps
+                          size_t(SmemLayout(p, detail::padded_keys(NV4), rows).total) * sizeof(float), stream,
+                          unsigned(p.split)};
+  launch_kernel("cuda delta_rule_decode launch", shape, delta_decode_kernel<NV4, VEC4>, p);
 }
 
 template <int NV4>
@@ -300,7 +297,6 @@ void delta_rule_decode(const DeltaDecodeArgs& a, SlotPool state, const int32_t* 
   if (s.K <= 64) launch_vec<2>(p, int(B), stream);
   else if (s.K <= 128) launch_vec<4>(p, int(B), stream);
   else launch_vec<8>(p, int(B), stream);
-  check_launch("cuda delta_rule_decode");
 }
 
 }  // namespace linfer::kernels::cuda

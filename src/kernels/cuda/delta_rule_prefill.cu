@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
 
@@ -183,6 +184,7 @@ __host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
 // 69 KB of shared memory (three blocks per SM); PerKey: 103 KB (two).
 template <bool kSplit, Rule kRule>
 __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk_prepare(Params p) {
+  pdl_enter();
   constexpr bool kPerKey = kRule == Rule::PerKey, kSsd = kRule == Rule::Ssd;
   extern __shared__ float4 sm4[];
   float* sm = reinterpret_cast<float*>(sm4);
@@ -398,6 +400,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
 // and the output adds D v.
 template <bool kSplit, Rule kRule>
 __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
+  pdl_enter();
   constexpr bool kPerKey = kRule == Rule::PerKey, kSsd = kRule == Rule::Ssd;
   extern __shared__ float4 sm4[];
   float* sm = reinterpret_cast<float*>(sm4);
@@ -637,11 +640,10 @@ void launch(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stream) {
   cuda_check(cudaFuncSetAttribute(chunk_state_pass<kSplit, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(smem2)),
              "chunk_state_pass shared memory");
-  chunk_prepare<kSplit, kRule><<<dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream>>>(p);
-  check_launch("chunk_prepare");
-  chunk_state_pass<kSplit, kRule>
-      <<<dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kStateThreads, smem2, stream>>>(p);
-  check_launch("chunk_state_pass");
+  launch_kernel("chunk_prepare", {dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream},
+         chunk_prepare<kSplit, kRule>, p);
+  launch_kernel("chunk_state_pass", {dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kStateThreads, smem2, stream},
+         chunk_state_pass<kSplit, kRule>, p);
 }
 
 template <Rule kRule>

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
 
 namespace linfer::kernels::cuda {
@@ -93,6 +94,7 @@ __device__ __forceinline__ void dot_rows(XR xr, int M, const WT* wr, int64_t K, 
 template <class WT, bool VEC>
 __global__ void gemv_kernel(const float* x, int64_t ldx, int M, const WT* w, int64_t N, int64_t K, const float* bias,
                             float* y, int64_t ldy, GemvHeads heads) {
+  pdl_enter();
   const int lane = threadIdx.x % 32;
   const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
   if (n >= N) return;
@@ -111,6 +113,7 @@ __global__ void gemv_kernel(const float* x, int64_t ldx, int M, const WT* w, int
 template <class WT, bool VEC>
 __global__ void expert_gemv_kernel(const float* x, int64_t ldx, int64_t x_every, const ExpertRows* table,
                                    int64_t first_rows, const float* ids, int64_t N, int64_t K, float* y, int64_t ldy) {
+  pdl_enter();
   const int lane = threadIdx.x % 32;
   const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32, j = blockIdx.y;
   if (n >= N) return;
@@ -129,6 +132,7 @@ template <class WT, bool VEC>
 __global__ void expert_gemv_grouped_kernel(const float* x, int64_t ldx, int64_t x_every, const ExpertRows* table,
                                            int64_t first_rows, const float* ids, int J, int64_t N, int64_t K,
                                            float* y, int64_t ldy) {
+  pdl_enter();
   extern __shared__ int rows[];
   __shared__ int n_rows;
   const int lane = threadIdx.x % 32, e = blockIdx.y;
@@ -173,6 +177,7 @@ struct GemvManyArgs {
 
 template <class WT>
 __global__ void gemv_many_kernel(const GemvManyArgs a) {
+  pdl_enter();
   int i = 0;
   while (i + 1 < a.n && int(blockIdx.x) >= a.first[i + 1]) ++i;
   const GemvProduct& g = a.p[i];
@@ -202,8 +207,8 @@ void launch_gemv(const Rows& x, const WT* w, int64_t N, int64_t K, const float* 
     const float* xm = x.p + m0 * x.ld;
     float* ym = y.p + m0 * y.ld;
     const dim3 grid(unsigned((N + kWarps - 1) / kWarps), unsigned(h.n));
-    if (vec) gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(xm, x.ld, M, w, N, K, bias, ym, y.ld, h);
-    else gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(xm, x.ld, M, w, N, K, bias, ym, y.ld, h);
+    launch_kernel("cuda gemv", {grid, 32 * kWarps, 0, stream}, vec ? gemv_kernel<WT, true> : gemv_kernel<WT, false>, xm,
+                  x.ld, M, w, N, K, bias, ym, y.ld, h);
   }
 }
 
@@ -215,32 +220,26 @@ void launch_expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table,
   if (y.rows >= experts && y.rows <= kExpertGroupMaxRows) {  // some expert serves several rows: group them
     const dim3 grid(col_blocks, unsigned(experts));
     const size_t smem = size_t(y.rows) * sizeof(int);
-    const int J = int(y.rows);
-    if (vec)
-      expert_gemv_grouped_kernel<WT, true><<<grid, 32 * kWarps, smem, stream>>>(x.p, x.ld, x_every, table, first_rows,
-                                                                                ids, J, N, K, y.p, y.ld);
-    else
-      expert_gemv_grouped_kernel<WT, false><<<grid, 32 * kWarps, smem, stream>>>(x.p, x.ld, x_every, table,
-                                                                                 first_rows, ids, J, N, K, y.p, y.ld);
+    launch_kernel("cuda expert_gemv", {grid, 32 * kWarps, smem, stream},
+                  vec ? expert_gemv_grouped_kernel<WT, true> : expert_gemv_grouped_kernel<WT, false>, x.p, x.ld, x_every,
+                  table, first_rows, ids, int(y.rows), N, K, y.p, y.ld);
     return;
   }
-  const dim3 grid(col_blocks, unsigned(y.rows));
-  if (vec)
-    expert_gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, x_every, table, first_rows, ids, N, K,
-                                                                     y.p, y.ld);
-  else
-    expert_gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(x.p, x.ld, x_every, table, first_rows, ids, N, K,
-                                                                      y.p, y.ld);
+  launch_kernel("cuda expert_gemv", {dim3(col_blocks, unsigned(y.rows)), 32 * kWarps, 0, stream},
+                vec ? expert_gemv_kernel<WT, true> : expert_gemv_kernel<WT, false>, x.p, x.ld, x_every, table,
+                first_rows, ids, N, K, y.p, y.ld);
 }
 
 template <class WT>
 __global__ void widen_kernel(const WT* w, int64_t n, float* dst) {
+  pdl_enter();
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     dst[i] = widen1(w[i]);
 }
 
 template <class WT>
 __global__ void embedding_kernel(const WT* table, const int32_t* ids, int64_t D, float* y, int64_t ldy) {
+  pdl_enter();
   const WT* row = table + int64_t(ids[blockIdx.x]) * D;
   float* out = y + int64_t(blockIdx.x) * ldy;
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) out[d] = widen1(row[d]);
@@ -249,6 +248,7 @@ __global__ void embedding_kernel(const WT* table, const int32_t* ids, int64_t D,
 // Grid-stride loops over [rows, cols] with the column at hand.
 template <class F>
 __global__ void rows_kernel(int64_t rows, int64_t cols, F f) {
+  pdl_enter();
   const int64_t n = rows * cols;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     f(i / cols, i % cols);
@@ -260,8 +260,7 @@ void for_each(int64_t rows, int64_t cols, F f, cudaStream_t stream, const char* 
   if (n == 0) return;
   const int threads = 256;
   const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 65535);
-  rows_kernel<<<unsigned(blocks), threads, 0, stream>>>(rows, cols, f);
-  check_launch(what);
+  launch_kernel(what, {unsigned(blocks), threads, 0, stream}, rows_kernel<F>, rows, cols, f);
 }
 
 // ---- norms: one block per row (per row and group for gate-first) ----
@@ -286,6 +285,7 @@ __device__ float block_sum(float v) {
 // 3: residual first (x += g, then rms_norm of the sum into y).
 __global__ void norm_kernel(int mode, float* x, int64_t ldx, const float* g, int64_t ldg, const float* w, float* y,
                             int64_t ldy, int64_t n, int64_t group, float eps, bool one_plus, bool silu_gate) {
+  pdl_enter();
   const int64_t r = blockIdx.x, c0 = int64_t(blockIdx.y) * group;
   float* xr = x + r * ldx + c0;
   const float* gr = g ? g + r * ldg + c0 : nullptr;
@@ -324,9 +324,8 @@ void launch_norm(int mode, const Rows& x, const Rows* g, const float* w, const R
   LINFER_CUDA_CHECK(group > 0 && x.cols % group == 0 && x.rows < (int64_t(1) << 31), what, ": group ", group,
                     " does not divide ", x.cols);
   if (x.rows == 0) return;
-  norm_kernel<<<dim3(unsigned(x.rows), unsigned(x.cols / group)), kNormThreads, 0, stream>>>(
-      mode, x.p, x.ld, g ? g->p : nullptr, g ? g->ld : 0, w, y.p, y.ld, x.cols, group, eps, one_plus, silu_gate);
-  check_launch(what);
+  launch_kernel(what, {dim3(unsigned(x.rows), unsigned(x.cols / group)), kNormThreads, 0, stream}, norm_kernel, mode, x.p,
+                x.ld, g ? g->p : nullptr, g ? g->ld : 0, w, y.p, y.ld, x.cols, group, eps, one_plus, silu_gate);
 }
 
 }  // namespace
@@ -345,7 +344,6 @@ void gemv(const Rows& x, const void* w, DType wt, int64_t N, int64_t K, const fl
     case DType::F16: launch_gemv(x, static_cast<const __half*>(w), N, K, bias, y, stream, heads); break;
     default: throw_error("cuda gemv: weights must be f32, bf16 or f16");
   }
-  check_launch("cuda gemv");
 }
 
 void gemv_many(const GemvProduct* products, int n, int64_t M, DType wt, cudaStream_t stream) {
@@ -370,13 +368,13 @@ void gemv_many(const GemvProduct* products, int n, int64_t M, DType wt, cudaStre
     }
     a.first[a.n] = blocks;
     if (blocks == 0) return;
+    const LaunchShape shape{unsigned(blocks), 32 * kWarps, 0, stream};
     switch (wt) {
-      case DType::F32: gemv_many_kernel<float><<<unsigned(blocks), 32 * kWarps, 0, stream>>>(a); break;
-      case DType::BF16: gemv_many_kernel<uint16_t><<<unsigned(blocks), 32 * kWarps, 0, stream>>>(a); break;
-      case DType::F16: gemv_many_kernel<__half><<<unsigned(blocks), 32 * kWarps, 0, stream>>>(a); break;
+      case DType::F32: launch_kernel("cuda gemv_many", shape, gemv_many_kernel<float>, a); break;
+      case DType::BF16: launch_kernel("cuda gemv_many", shape, gemv_many_kernel<uint16_t>, a); break;
+      case DType::F16: launch_kernel("cuda gemv_many", shape, gemv_many_kernel<__half>, a); break;
       default: throw_error("cuda gemv_many: weights must be f32, bf16 or f16");
     }
-    check_launch("cuda gemv_many");
   }
 }
 
@@ -395,20 +393,19 @@ void expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_
     case DType::F16: launch_expert_gemv<__half>(x, x_every, table, experts, first_rows, N, K, ids, y, stream); break;
     default: throw_error("cuda expert_gemv: weights must be f32, bf16 or f16");
   }
-  check_launch("cuda expert_gemv");
 }
 
 void widen(const void* w, DType wt, int64_t n, float* dst, cudaStream_t stream) {
   if (n == 0) return;
   const int threads = 256;
   const unsigned blocks = unsigned(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
+  auto run = [&](auto kernel, auto* from) { launch_kernel("cuda widen", {blocks, threads, 0, stream}, kernel, from, n, dst); };
   switch (wt) {
-    case DType::BF16: widen_kernel<<<blocks, threads, 0, stream>>>(static_cast<const uint16_t*>(w), n, dst); break;
-    case DType::F16: widen_kernel<<<blocks, threads, 0, stream>>>(static_cast<const __half*>(w), n, dst); break;
-    case DType::F32: widen_kernel<<<blocks, threads, 0, stream>>>(static_cast<const float*>(w), n, dst); break;
+    case DType::BF16: run(widen_kernel<uint16_t>, static_cast<const uint16_t*>(w)); break;
+    case DType::F16: run(widen_kernel<__half>, static_cast<const __half*>(w)); break;
+    case DType::F32: run(widen_kernel<float>, static_cast<const float*>(w)); break;
     default: throw_error("cuda widen: weights must be f32, bf16 or f16");
   }
-  check_launch("cuda widen");
 }
 
 void add_bias(const Rows& y, const float* bias, cudaStream_t stream) {
@@ -423,14 +420,14 @@ void embedding(const void* table, DType wt, const int32_t* ids, const Rows& y, c
   check_rows(y, "cuda embedding");
   LINFER_CUDA_CHECK(y.rows < (int64_t(1) << 31), "cuda embedding: too many rows");
   if (y.rows == 0) return;
-  const unsigned grid = unsigned(y.rows);
+  const LaunchShape shape{unsigned(y.rows), 256, 0, stream};
+  auto run = [&](auto kernel, auto* t) { launch_kernel("cuda embedding", shape, kernel, t, ids, y.cols, y.p, y.ld); };
   switch (wt) {
-    case DType::F32: embedding_kernel<<<grid, 256, 0, stream>>>(static_cast<const float*>(table), ids, y.cols, y.p, y.ld); break;
-    case DType::BF16: embedding_kernel<<<grid, 256, 0, stream>>>(static_cast<const uint16_t*>(table), ids, y.cols, y.p, y.ld); break;
-    case DType::F16: embedding_kernel<<<grid, 256, 0, stream>>>(static_cast<const __half*>(table), ids, y.cols, y.p, y.ld); break;
+    case DType::F32: run(embedding_kernel<float>, static_cast<const float*>(table)); break;
+    case DType::BF16: run(embedding_kernel<uint16_t>, static_cast<const uint16_t*>(table)); break;
+    case DType::F16: run(embedding_kernel<__half>, static_cast<const __half*>(table)); break;
     default: throw_error("cuda embedding: the table must be f32, bf16 or f16");
   }
-  check_launch("cuda embedding");
 }
 
 void rms_norm(const Rows& x, const float* w, const Rows& y, float eps, bool one_plus, cudaStream_t stream) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
 
 namespace linfer::kernels::cuda {
@@ -32,6 +33,7 @@ int rows_per_block(const Params& p) { return (p.V + p.split - 1) / p.split; }
 template <int NV4, bool VEC4>
 __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4))
     linear_attn_decode_kernel(const Params p) {
+  pdl_enter();
   constexpr int RPT = detail::rows_per_thread(NV4), KP = detail::padded_keys(NV4);
   const int split = p.split, hv = blockIdx.x / split, rank = blockIdx.x % split, b = blockIdx.y;
   const int tid = threadIdx.x, nt = blockDim.x;
@@ -125,7 +127,8 @@ void launch(const Params& p, int B, cudaStream_t stream) {
   const int rows = rows_per_block(p);
   const int threads = detail::block_threads(rows, detail::rows_per_thread(NV4), 64);
   const size_t smem = size_t(3 * detail::padded_keys(NV4) + 2 * rows + 1) * sizeof(float);
-  linear_attn_decode_kernel<NV4, VEC4><<<dim3(p.HV * p.split, B), threads, smem, stream>>>(p);
+  launch_kernel("cuda linear_attn_decode", {dim3(p.HV * p.split, B), unsigned(threads), smem, stream},
+         linear_attn_decode_kernel<NV4, VEC4>, p);
 }
 
 template <int NV4>
@@ -151,7 +154,6 @@ void run(Params p, int64_t B, cudaStream_t stream, const char* what) {
   if (p.K <= 64) launch_vec<2>(p, int(B), stream);
   else if (p.K <= 128) launch_vec<4>(p, int(B), stream);
   else launch_vec<8>(p, int(B), stream);
-  check_launch(what);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
 
 namespace linfer::kernels::cuda {
@@ -30,6 +31,7 @@ template <int PL>
 __global__ void moe_route_kernel(const float* logits, int64_t ldl, int E, int k, bool softmax, bool renormalize,
                                  float scaling, int G, int topk_groups, const float* bias, float* ids, int64_t ldi,
                                  float* weights, int64_t ldw) {
+  pdl_enter();
   extern __shared__ float shared[];
   const int lane = threadIdx.x;
   const float* l = logits + int64_t(blockIdx.x) * ldl;
@@ -140,9 +142,9 @@ void moe_route(const Rows& logits, const MoeRouting& r, const float* bias, const
   const size_t smem = G > 1 ? size_t(E + 2 * G) * sizeof(float) : 0;
   const int per_lane = int(std::bit_ceil(uint64_t((E + 31) / 32)));
   auto launch = [&](auto kernel) {
-    kernel<<<unsigned(T), 32, smem, stream>>>(logits.p, logits.ld, int(E), int(r.top_k),
-                                              r.router == RouterKind::Softmax, r.renormalize, float(r.routed_scaling),
-                                              int(G), int(r.topk_groups), bias, ids.p, ids.ld, weights.p, weights.ld);
+    launch_kernel("cuda moe_route", {unsigned(T), 32, smem, stream}, kernel, logits.p, logits.ld, int(E), int(r.top_k),
+           r.router == RouterKind::Softmax, r.renormalize, float(r.routed_scaling), int(G), int(r.topk_groups), bias,
+           ids.p, ids.ld, weights.p, weights.ld);
   };
   static_assert(kRouteMaxExperts == 32 * 32);
   switch (per_lane) {
@@ -153,7 +155,6 @@ void moe_route(const Rows& logits, const MoeRouting& r, const float* bias, const
     case 16: launch(moe_route_kernel<16>); break;
     default: launch(moe_route_kernel<32>); break;
   }
-  check_launch("cuda moe_route");
 }
 
 }  // namespace linfer::kernels::cuda

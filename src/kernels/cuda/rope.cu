@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace linfer::kernels::cuda {
 
@@ -11,6 +12,7 @@ namespace {
 // One thread per (token, head, pair): a pair's two dims are read and written by that thread alone.
 __global__ void rope_kernel(float* x, int64_t ld, int64_t T, int64_t H, int64_t D, int64_t half,
                             const int64_t* positions, const float* inv_freq) {
+  pdl_enter();
   const int64_t n = T * H * half;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t i = e % half, h = (e / half) % H, t = e / (half * H);
@@ -33,8 +35,8 @@ void rope(const Rows& x, int64_t H, int64_t D, int64_t rotary_dim, const int64_t
   if (n == 0) return;
   const int threads = 256;
   const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 65535);
-  rope_kernel<<<unsigned(blocks), threads, 0, stream>>>(x.p, x.ld, x.rows, H, D, rotary_dim / 2, positions, inv_freq);
-  check_launch("cuda rope");
+  launch_kernel("cuda rope", {unsigned(blocks), threads, 0, stream}, rope_kernel, x.p, x.ld, x.rows, H, D, rotary_dim / 2,
+         positions, inv_freq);
 }
 
 }  // namespace linfer::kernels::cuda

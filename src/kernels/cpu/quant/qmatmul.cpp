@@ -67,11 +67,11 @@ void matmul_panels(const float* x, int64_t M, const WeightMatrix& w, const float
 #endif
 
 #if LINFER_HWY
-// The Highway path: x's group sums once per call (formats with offsets), then weight rows over the pool.
+// The Highway path: x's group sums once per call (where the path reads them), then weight rows over the pool.
 void matmul_registers(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y,
                       SimdLevel level) {
   thread_local std::vector<float> xs_buf;  // [M, K / 32]
-  const bool offsets = w.dtype != DType::Q8_0 && w.dtype != DType::Q6_K;
+  const bool offsets = hwy_paths::reads_group_sums(level, w.dtype);
   xs_buf.resize(offsets ? size_t(M * (w.K / 32)) : 1);
   if (offsets) group_sums(x, M, w.K, xs_buf.data());
   const float* xs = xs_buf.data();

@@ -31,6 +31,9 @@ namespace hwy_paths {
 // depend on n0, n1 or M.
 void matmul_rows(SimdLevel level, const float* x, const float* xs, int64_t M, const WeightMatrix& w,
                  const float* bias, float* y, int64_t n0, int64_t n1);
+// Whether matmul_rows reads xs for weights of type t on the `level` path (formats with offsets, but not
+// AVX-512's Q4_0 / Q5_0, whose table takes the offset).
+bool reads_group_sums(SimdLevel level, DType t);
 }  // namespace hwy_paths
 
 }  // namespace linfer::kernels::quant

@@ -115,11 +115,13 @@ HWY_INLINE void row_q8_0(const uint8_t* w, int64_t K, const Rows<R>& in, float* 
 // docs/benchmarks.md): the gain is the dropped offset term; a table in place of the convert alone gained
 // nothing (Q4_1 / Q5_1 convert). AVX2 would hold the table in two vectors, two lookups and a select: half
 // the speed of the convert.
+constexpr bool nibble_table(DType t) { return L == 16 && (t == DType::Q4_0 || t == DType::Q5_0); }
+
 template <int R, DType T>
 HWY_INLINE void row_q32(const uint8_t* w, int64_t K, const Rows<R>& in, float* out) {
   constexpr bool has_min = T == DType::Q4_1 || T == DType::Q5_1, five = T == DType::Q5_0 || T == DType::Q5_1;
   constexpr float zero = T == DType::Q4_0 ? 8.0f : T == DType::Q5_0 ? 16.0f : 0.0f;  // subtracted from q
-  constexpr bool table = L == 16 && !has_min;  // only where it takes the offset (Q4_1 / Q5_1: no gain)
+  constexpr bool table = nibble_table(T);  // only where it takes the offset (Q4_1 / Q5_1: no gain)
   constexpr bool group_sums = !table;            // an offset left to fold in through xs
   constexpr int qh_at = has_min ? 4 : 2, qs_at = qh_at + (five ? 4 : 0);
   constexpr int64_t bytes = int64_t(dtype_block_bytes(T));
@@ -296,6 +298,8 @@ void rows_of_x(const float* x, const float* xs, int64_t m0, const WeightMatrix& 
 
 }  // namespace
 
+bool reads_group_sums(DType t) { return t != DType::Q8_0 && t != DType::Q6_K && !nibble_table(t); }
+
 void matmul_rows(const float* x, const float* xs, int64_t M, const WeightMatrix& w, const float* bias, float* y,
                  int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; ++n) {
@@ -331,6 +335,21 @@ void matmul_rows(SimdLevel level, const float* x, const float* xs, int64_t M, co
 #endif
 #if HWY_TARGETS & HWY_NEON
     case SimdLevel::Neon: return N_NEON::matmul_rows(x, xs, M, w, bias, y, n0, n1);
+#endif
+    default: fail("quantized matmul: no Highway kernel compiled for the {} path", simd_level_name(level));
+  }
+}
+
+bool reads_group_sums(SimdLevel level, DType t) {
+  switch (level) {
+#if HWY_TARGETS & HWY_AVX2
+    case SimdLevel::Avx2: return N_AVX2::reads_group_sums(t);
+#endif
+#if HWY_TARGETS & HWY_AVX3
+    case SimdLevel::Avx512: return N_AVX3::reads_group_sums(t);
+#endif
+#if HWY_TARGETS & HWY_NEON
+    case SimdLevel::Neon: return N_NEON::reads_group_sums(t);
 #endif
     default: fail("quantized matmul: no Highway kernel compiled for the {} path", simd_level_name(level));
   }

@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace linfer::kernels::cuda {
 
@@ -191,10 +191,11 @@ void attention(const float* q, const AttnSeq* seqs, int64_t n_seqs, int64_t max_
   if (n_seqs == 0 || max_n == 0) return;
   const dim3 grid(unsigned(max_n * split.splits), unsigned(l.Hq), unsigned(n_seqs));
   launch_kernel("cuda attention", {grid, kThreads, smem, stream}, attention_kernel, q, seqs, l, o, split.splits, max_n,
-         split.partial);
+                split.partial);
   if (split.splits == 1) return;
-  launch_kernel("cuda attention (combine)", {dim3(unsigned(max_n), unsigned(l.Hq), unsigned(n_seqs)), kThreads, 0, stream},
-         combine_kernel, seqs, l, o, split.splits, max_n, split.partial);
+  launch_kernel("cuda attention (combine)",
+                {dim3(unsigned(max_n), unsigned(l.Hq), unsigned(n_seqs)), kThreads, 0, stream}, combine_kernel, seqs, l,
+                o, split.splits, max_n, split.partial);
 }
 
 }  // namespace linfer::kernels::cuda

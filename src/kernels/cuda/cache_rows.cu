@@ -42,14 +42,15 @@ void append_to_caches(const Rows& src, const int64_t* offsets, const CacheRows* 
                     " sequences of up to ", max_n, " rows");
   if (n_seqs == 0 || max_n == 0 || src.cols == 0) return;
   const dim3 grid(unsigned(n_seqs), unsigned(std::min<int64_t>(max_n, kMaxRowBlocks)));
-  launch_kernel("cuda append_to_caches", {grid, kThreads, 0, stream}, append_kernel, src.p, src.ld, src.cols, offsets, rows);
+  launch_kernel("cuda append_to_caches", {grid, kThreads, 0, stream}, append_kernel, src.p, src.ld, src.cols, offsets,
+                rows);
 }
 
 void attn_seqs_from_caches(const CacheRows* k, const CacheRows* v, int64_t k2_offset, const int64_t* offsets,
                            int64_t n_seqs, AttnSeq* seqs, cudaStream_t stream) {
   if (n_seqs <= 0) return;
   launch_kernel("cuda attn_seqs_from_caches", {unsigned((n_seqs + kThreads - 1) / kThreads), kThreads, 0, stream},
-         attn_seqs_kernel, k, v, k2_offset, offsets, n_seqs, seqs);
+                attn_seqs_kernel, k, v, k2_offset, offsets, n_seqs, seqs);
 }
 
 }  // namespace linfer::kernels::cuda

@@ -1,8 +1,8 @@
 #include "kernels/cuda/conv1d.h"
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace linfer::kernels::cuda {
 
@@ -58,8 +58,8 @@ void conv1d_prefill(const float* x, int64_t x_stride, const float* w, const floa
                     "cuda conv1d_prefill: null pointer argument");
   const int threads = 128;
   const dim3 grid(unsigned((C + threads - 1) / threads), unsigned(n_seqs));
-  launch_kernel("cuda conv1d_prefill", {grid, threads, 0, stream}, conv1d_prefill_kernel, x, x_stride, w, bias, int(C), int(W),
-         offsets, states, slots, silu, y);
+  launch_kernel("cuda conv1d_prefill", {grid, threads, 0, stream}, conv1d_prefill_kernel, x, x_stride, w, bias, int(C),
+                int(W), offsets, states, slots, silu, y);
 }
 
 void conv1d_step(const float* x, int64_t x_stride, const float* w, const float* bias, int64_t C, int64_t W,
@@ -74,8 +74,8 @@ void conv1d_step(const float* x, int64_t x_stride, const float* w, const float* 
   LINFER_CUDA_CHECK(x && w && y && slots && (W == 1 || states.base), "cuda conv1d_step: null pointer argument");
   const int threads = 256;
   const int blocks = int((B * C + threads - 1) / threads);
-  launch_kernel("cuda conv1d_step", {unsigned(blocks), threads, 0, stream}, conv1d_step_kernel, x, x_stride, w, bias, int(C),
-         int(W), states, slots, int(B), silu, y);
+  launch_kernel("cuda conv1d_step", {unsigned(blocks), threads, 0, stream}, conv1d_step_kernel, x, x_stride, w, bias,
+                int(C), int(W), states, slots, int(B), silu, y);
 }
 
 }  // namespace linfer::kernels::cuda

@@ -3,8 +3,8 @@
 #include <cooperative_groups.h>
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace linfer::kernels::cuda {
 

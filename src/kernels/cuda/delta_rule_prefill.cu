@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
 
 namespace linfer::kernels::cuda {
@@ -641,9 +641,10 @@ void launch(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stream) {
                                   int(smem2)),
              "chunk_state_pass shared memory");
   launch_kernel("chunk_prepare", {dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream},
-         chunk_prepare<kSplit, kRule>, p);
-  launch_kernel("chunk_state_pass", {dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kStateThreads, smem2, stream},
-         chunk_state_pass<kSplit, kRule>, p);
+                chunk_prepare<kSplit, kRule>, p);
+  launch_kernel("chunk_state_pass",
+                {dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kStateThreads, smem2, stream},
+                chunk_state_pass<kSplit, kRule>, p);
 }
 
 template <Rule kRule>

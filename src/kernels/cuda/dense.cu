@@ -5,8 +5,8 @@
 #include <algorithm>
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace linfer::kernels::cuda {
 
@@ -221,8 +221,8 @@ void launch_expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table,
     const dim3 grid(col_blocks, unsigned(experts));
     const size_t smem = size_t(y.rows) * sizeof(int);
     launch_kernel("cuda expert_gemv", {grid, 32 * kWarps, smem, stream},
-                  vec ? expert_gemv_grouped_kernel<WT, true> : expert_gemv_grouped_kernel<WT, false>, x.p, x.ld, x_every,
-                  table, first_rows, ids, int(y.rows), N, K, y.p, y.ld);
+                  vec ? expert_gemv_grouped_kernel<WT, true> : expert_gemv_grouped_kernel<WT, false>, x.p, x.ld,
+                  x_every, table, first_rows, ids, int(y.rows), N, K, y.p, y.ld);
     return;
   }
   launch_kernel("cuda expert_gemv", {dim3(col_blocks, unsigned(y.rows)), 32 * kWarps, 0, stream},
@@ -324,8 +324,8 @@ void launch_norm(int mode, const Rows& x, const Rows* g, const float* w, const R
   LINFER_CUDA_CHECK(group > 0 && x.cols % group == 0 && x.rows < (int64_t(1) << 31), what, ": group ", group,
                     " does not divide ", x.cols);
   if (x.rows == 0) return;
-  launch_kernel(what, {dim3(unsigned(x.rows), unsigned(x.cols / group)), kNormThreads, 0, stream}, norm_kernel, mode, x.p,
-                x.ld, g ? g->p : nullptr, g ? g->ld : 0, w, y.p, y.ld, x.cols, group, eps, one_plus, silu_gate);
+  launch_kernel(what, {dim3(unsigned(x.rows), unsigned(x.cols / group)), kNormThreads, 0, stream}, norm_kernel, mode,
+                x.p, x.ld, g ? g->p : nullptr, g ? g->ld : 0, w, y.p, y.ld, x.cols, group, eps, one_plus, silu_gate);
 }
 
 }  // namespace
@@ -399,7 +399,9 @@ void widen(const void* w, DType wt, int64_t n, float* dst, cudaStream_t stream) 
   if (n == 0) return;
   const int threads = 256;
   const unsigned blocks = unsigned(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
-  auto run = [&](auto kernel, auto* from) { launch_kernel("cuda widen", {blocks, threads, 0, stream}, kernel, from, n, dst); };
+  auto run = [&](auto kernel, auto* from) {
+    launch_kernel("cuda widen", {blocks, threads, 0, stream}, kernel, from, n, dst);
+  };
   switch (wt) {
     case DType::BF16: run(widen_kernel<uint16_t>, static_cast<const uint16_t*>(w)); break;
     case DType::F16: run(widen_kernel<__half>, static_cast<const __half*>(w)); break;

@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace linfer::kernels::cuda {
 
@@ -123,18 +123,18 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4))
 }
 
 template <int NV4, bool VEC4>
-void launch(const Params& p, int B, cudaStream_t stream) {
+void launch(const Params& p, int B, cudaStream_t stream, const char* what) {
   const int rows = rows_per_block(p);
   const int threads = detail::block_threads(rows, detail::rows_per_thread(NV4), 64);
   const size_t smem = size_t(3 * detail::padded_keys(NV4) + 2 * rows + 1) * sizeof(float);
-  launch_kernel("cuda linear_attn_decode", {dim3(p.HV * p.split, B), unsigned(threads), smem, stream},
-         linear_attn_decode_kernel<NV4, VEC4>, p);
+  launch_kernel(what, {dim3(p.HV * p.split, B), unsigned(threads), smem, stream}, linear_attn_decode_kernel<NV4, VEC4>,
+                p);
 }
 
 template <int NV4>
-void launch_vec(const Params& p, int B, cudaStream_t stream) {
-  if (detail::vec4_ok(p.K, p.S)) launch<NV4, true>(p, B, stream);
-  else launch<NV4, false>(p, B, stream);
+void launch_vec(const Params& p, int B, cudaStream_t stream, const char* what) {
+  if (detail::vec4_ok(p.K, p.S)) launch<NV4, true>(p, B, stream, what);
+  else launch<NV4, false>(p, B, stream, what);
 }
 
 void run(Params p, int64_t B, cudaStream_t stream, const char* what) {
@@ -151,9 +151,9 @@ void run(Params p, int64_t B, cudaStream_t stream, const char* what) {
   LINFER_CUDA_CHECK(p.decay == LinearAttnDecay::None || p.g, what, ": the decay needs g (Mamba2: dt)");
   LINFER_CUDA_CHECK(!p.normalize || p.Z.base, what, ": normalize needs the z pool");
   LINFER_CUDA_CHECK(!p.mamba2 || (p.A_log && p.dt_bias), what, ": null A_log / dt_bias");
-  if (p.K <= 64) launch_vec<2>(p, int(B), stream);
-  else if (p.K <= 128) launch_vec<4>(p, int(B), stream);
-  else launch_vec<8>(p, int(B), stream);
+  if (p.K <= 64) launch_vec<2>(p, int(B), stream, what);
+  else if (p.K <= 128) launch_vec<4>(p, int(B), stream, what);
+  else launch_vec<8>(p, int(B), stream, what);
 }
 
 }  // namespace

@@ -4,8 +4,8 @@
 #include <climits>
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/decode_common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace linfer::kernels::cuda {
 
@@ -143,8 +143,8 @@ void moe_route(const Rows& logits, const MoeRouting& r, const float* bias, const
   const int per_lane = int(std::bit_ceil(uint64_t((E + 31) / 32)));
   auto launch = [&](auto kernel) {
     launch_kernel("cuda moe_route", {unsigned(T), 32, smem, stream}, kernel, logits.p, logits.ld, int(E), int(r.top_k),
-           r.router == RouterKind::Softmax, r.renormalize, float(r.routed_scaling), int(G), int(r.topk_groups), bias,
-           ids.p, ids.ld, weights.p, weights.ld);
+                  r.router == RouterKind::Softmax, r.renormalize, float(r.routed_scaling), int(G), int(r.topk_groups),
+                  bias, ids.p, ids.ld, weights.p, weights.ld);
   };
   static_assert(kRouteMaxExperts == 32 * 32);
   switch (per_lane) {

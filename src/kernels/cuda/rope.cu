@@ -35,8 +35,8 @@ void rope(const Rows& x, int64_t H, int64_t D, int64_t rotary_dim, const int64_t
   if (n == 0) return;
   const int threads = 256;
   const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, 65535);
-  launch_kernel("cuda rope", {unsigned(blocks), threads, 0, stream}, rope_kernel, x.p, x.ld, x.rows, H, D, rotary_dim / 2,
-         positions, inv_freq);
+  launch_kernel("cuda rope", {unsigned(blocks), threads, 0, stream}, rope_kernel, x.p, x.ld, x.rows, H, D,
+                rotary_dim / 2, positions, inv_freq);
 }
 
 }  // namespace linfer::kernels::cuda

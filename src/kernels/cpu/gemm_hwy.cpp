@@ -21,6 +21,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/hwy_weights-inl.h"
+#include "kernels/cpu/hwy_dispatch.h"
 #include "kernels/cpu/matmul_simd.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/error.h"
@@ -196,18 +197,7 @@ HWY_AFTER_NAMESPACE();
 namespace linfer::kernels::hwy_paths {
 
 void gemm(SimdLevel level, const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
-  switch (level) {
-#if HWY_TARGETS & HWY_AVX2
-    case SimdLevel::Avx2: return N_AVX2::gemm(x, M, w, bias, y);
-#endif
-#if HWY_TARGETS & HWY_AVX3
-    case SimdLevel::Avx512: return N_AVX3::gemm(x, M, w, bias, y);
-#endif
-#if HWY_TARGETS & HWY_NEON
-    case SimdLevel::Neon: return N_NEON::gemm(x, M, w, bias, y);
-#endif
-    default: fail("matmul: no Highway GEMM compiled for the {} path", simd_level_name(level));
-  }
+  LINFER_HWY_DISPATCH(level, "matmul GEMM", gemm(x, M, w, bias, y));
 }
 
 }  // namespace linfer::kernels::hwy_paths

@@ -19,6 +19,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/hwy_weights-inl.h"
+#include "kernels/cpu/hwy_dispatch.h"
 #include "kernels/cpu/matmul_simd.h"
 #include "linfer/core/error.h"
 
@@ -157,18 +158,7 @@ namespace linfer::kernels::hwy_paths {
 
 void gemv_rows(SimdLevel level, const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y,
                int64_t n0, int64_t n1) {
-  switch (level) {
-#if HWY_TARGETS & HWY_AVX2
-    case SimdLevel::Avx2: return N_AVX2::gemv_rows(x, M, w, bias, y, n0, n1);
-#endif
-#if HWY_TARGETS & HWY_AVX3
-    case SimdLevel::Avx512: return N_AVX3::gemv_rows(x, M, w, bias, y, n0, n1);
-#endif
-#if HWY_TARGETS & HWY_NEON
-    case SimdLevel::Neon: return N_NEON::gemv_rows(x, M, w, bias, y, n0, n1);
-#endif
-    default: fail("matmul: no Highway GEMV compiled for the {} path", simd_level_name(level));
-  }
+  LINFER_HWY_DISPATCH(level, "matmul GEMV", gemv_rows(x, M, w, bias, y, n0, n1));
 }
 
 }  // namespace linfer::kernels::hwy_paths

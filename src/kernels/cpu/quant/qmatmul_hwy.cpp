@@ -32,6 +32,7 @@
 #include <cstring>
 
 #include "core/quant_formats.h"
+#include "kernels/cpu/hwy_dispatch.h"
 #include "kernels/cpu/quant/qmatmul.h"
 #include "linfer/core/error.h"
 
@@ -326,33 +327,11 @@ namespace linfer::kernels::quant::hwy_paths {
 
 void matmul_rows(SimdLevel level, const float* x, const float* xs, int64_t M, const WeightMatrix& w,
                  const float* bias, float* y, int64_t n0, int64_t n1) {
-  switch (level) {
-#if HWY_TARGETS & HWY_AVX2
-    case SimdLevel::Avx2: return N_AVX2::matmul_rows(x, xs, M, w, bias, y, n0, n1);
-#endif
-#if HWY_TARGETS & HWY_AVX3
-    case SimdLevel::Avx512: return N_AVX3::matmul_rows(x, xs, M, w, bias, y, n0, n1);
-#endif
-#if HWY_TARGETS & HWY_NEON
-    case SimdLevel::Neon: return N_NEON::matmul_rows(x, xs, M, w, bias, y, n0, n1);
-#endif
-    default: fail("quantized matmul: no Highway kernel compiled for the {} path", simd_level_name(level));
-  }
+  LINFER_HWY_DISPATCH(level, "quantized matmul", matmul_rows(x, xs, M, w, bias, y, n0, n1));
 }
 
 bool reads_group_sums(SimdLevel level, DType t) {
-  switch (level) {
-#if HWY_TARGETS & HWY_AVX2
-    case SimdLevel::Avx2: return N_AVX2::reads_group_sums(t);
-#endif
-#if HWY_TARGETS & HWY_AVX3
-    case SimdLevel::Avx512: return N_AVX3::reads_group_sums(t);
-#endif
-#if HWY_TARGETS & HWY_NEON
-    case SimdLevel::Neon: return N_NEON::reads_group_sums(t);
-#endif
-    default: fail("quantized matmul: no Highway kernel compiled for the {} path", simd_level_name(level));
-  }
+  LINFER_HWY_DISPATCH(level, "quantized matmul", reads_group_sums(t));
 }
 
 }  // namespace linfer::kernels::quant::hwy_paths

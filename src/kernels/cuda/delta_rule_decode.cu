@@ -64,7 +64,6 @@ struct SmemLayout {
 // shared memory.
 template <int NV4, bool VEC4>
 __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) delta_decode_kernel(const Params p) {
-  pdl_enter();
   constexpr int RPT = detail::rows_per_thread(NV4), KP = detail::padded_keys(NV4);
   namespace cg = cooperative_groups;
   const int split = p.split, h = blockIdx.x / split, rank = blockIdx.x % split, b = blockIdx.y;
@@ -79,6 +78,8 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) 
 
   const detail::TileRows tr;
   float* S0 = detail::slot_ptr(p.S, p.slots, b) + (int64_t(hv0) * V + br.r0) * K;
+  prefetch_l2(S0, int64_t(br.n) * K * sizeof(float), tid, nt);  // while the kernel before runs
+  pdl_enter();
   RowSlice<NV4, VEC4> st[RPT];
   auto load_tile = [&](int first) {
 #pragma unroll

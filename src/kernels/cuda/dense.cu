@@ -94,13 +94,15 @@ __device__ __forceinline__ void dot_rows(XR xr, int M, const WT* wr, int64_t K, 
 template <class WT, bool VEC>
 __global__ void gemv_kernel(const float* x, int64_t ldx, int M, const WT* w, int64_t N, int64_t K, const float* bias,
                             float* y, int64_t ldy, GemvHeads heads) {
-  pdl_enter();
   const int lane = threadIdx.x % 32;
   const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
+  const WT* wr = w + blockIdx.y * heads.w + min(n, N - 1) * K;
+  if (n < N) prefetch_l2(wr, K * int64_t(sizeof(WT)), lane, 32);  // the weight row, while the kernel before runs
+  pdl_enter();
   if (n >= N) return;
   x += blockIdx.y * heads.x, y += blockIdx.y * heads.y;
   float acc[kGemvMaxRows] = {};
-  dot_rows<WT, VEC>(Strided{x, ldx}, M, w + blockIdx.y * heads.w + n * K, K, lane, acc);
+  dot_rows<WT, VEC>(Strided{x, ldx}, M, wr, K, lane, acc);
 #pragma unroll
   for (int m = 0; m < kGemvMaxRows; ++m) {
     if (m >= M) break;
@@ -177,14 +179,15 @@ struct GemvManyArgs {
 
 template <class WT>
 __global__ void gemv_many_kernel(const GemvManyArgs a) {
-  pdl_enter();
   int i = 0;
   while (i + 1 < a.n && int(blockIdx.x) >= a.first[i + 1]) ++i;
   const GemvProduct& g = a.p[i];
   const int lane = threadIdx.x % 32;
   const int64_t n = int64_t(blockIdx.x - a.first[i]) * kWarps + threadIdx.x / 32;
+  const WT* wr = static_cast<const WT*>(g.w) + min(n, g.N - 1) * g.K;
+  if (n < g.N) prefetch_l2(wr, g.K * int64_t(sizeof(WT)), lane, 32);  // as gemv_kernel
+  pdl_enter();
   if (n >= g.N) return;
-  const WT* wr = static_cast<const WT*>(g.w) + n * g.K;
   float acc[kGemvMaxRows] = {};
   if (a.vec[i]) dot_rows<WT, true>(Strided{g.x, g.ldx}, a.M, wr, g.K, lane, acc);
   else dot_rows<WT, false>(Strided{g.x, g.ldx}, a.M, wr, g.K, lane, acc);

@@ -11,11 +11,12 @@
 //   launch_kernel("my_kernel", {grid, threads, smem, stream}, my_kernel, args...);
 //
 // A kernel launched by launch_kernel() must call pdl_enter() before it reads or writes memory the kernel
-// before it in the stream touches. Kernels launched otherwise (cuBLAS's) and copies are ordered as usual.
+// before it in the stream touches; before it, prefetch_l2() may start the fetch of what it reads first. Kernels launched otherwise (cuBLAS's) and copies are ordered as usual.
 // LINFER_CUDA_PDL=0 launches plainly (for comparisons and to rule it out when debugging).
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <string_view>
 #include <utility>
@@ -30,6 +31,19 @@ __device__ __forceinline__ void pdl_enter() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Asks L2 to fetch the bytes [p, p + bytes), thread i of n taking every n-th 128-byte line. A prefetch
+// is a hint that returns nothing, so a kernel may issue it before pdl_enter(): for what it reads first
+// that the kernel before it does not produce (weights, recurrent states), the fetch from HBM then
+// overlaps the kernel before instead of following it.
+__device__ __forceinline__ void prefetch_l2(const void* p, int64_t bytes, int i, int n) {
+#if defined(__CUDA_ARCH__)
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t(127);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + uintptr_t(bytes);
+  for (uintptr_t a = first + uintptr_t(i) * 128; a < end; a += uintptr_t(n) * 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
 #endif
 }
 

@@ -33,7 +33,6 @@ int rows_per_block(const Params& p) { return (p.V + p.split - 1) / p.split; }
 template <int NV4, bool VEC4>
 __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4))
     linear_attn_decode_kernel(const Params p) {
-  pdl_enter();
   constexpr int RPT = detail::rows_per_thread(NV4), KP = detail::padded_keys(NV4);
   const int split = p.split, hv = blockIdx.x / split, rank = blockIdx.x % split, b = blockIdx.y;
   const int tid = threadIdx.x, nt = blockDim.x;
@@ -49,6 +48,8 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4))
 
   const detail::TileRows tr;
   float* S0 = detail::slot_ptr(p.S, p.slots, b) + (int64_t(hv) * V + r0) * K;
+  prefetch_l2(S0, int64_t(n) * K * sizeof(float), tid, nt);  // while the kernel before runs
+  pdl_enter();
   RowSlice<NV4, VEC4> st[RPT];
   auto load_tile = [&](int first) {
 #pragma unroll

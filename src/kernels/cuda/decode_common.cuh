@@ -31,18 +31,32 @@ __host__ __device__ constexpr int block_threads(int rows, int rpt, int lo) {
   return t < lo ? lo : t > kMaxThreads ? kMaxThreads : t;
 }
 
-// Blocks per head for a decode call of `blocks` (sequence, head) pairs with `rows` state rows each: 2 when
-// the grid would fill less than half of the SMs (and each half keeps >= 32 rows), else 1. Measured on an
-// H200 (docs/gpu.md, split sweep): at 32 heads x 128, B = 1, 2 blocks per head took 5.3 us against 5.9 for
-// one; 4 and 8 were no better, and any split lost from B = 8 on (duplicated input work, more blocks).
-inline int pick_split(int64_t blocks, int rows) {
+// The device's SM count (132 where it cannot be read).
+inline int sm_count() {
   static const int sms = [] {
     int dev = 0, n = 0;
     cudaGetDevice(&dev);
     cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
     return n > 0 ? n : 132;
   }();
-  return 2 * blocks <= sms && rows >= 64 ? 2 : 1;
+  return sms;
+}
+
+// Blocks per head for a decode call of `blocks` (sequence, head) pairs with `rows` state rows each: 2 when
+// the grid would fill less than half of the SMs (and each half keeps >= 32 rows), else 1. Measured on an
+// H200 (docs/gpu.md, split sweep): at 32 heads x 128, B = 1, 2 blocks per head took 5.3 us against 5.9 for
+// one; 4 and 8 were no better, and any split lost from B = 8 on (duplicated input work, more blocks).
+inline int pick_split(int64_t blocks, int rows) { return 2 * blocks <= sm_count() && rows >= 64 ? 2 : 1; }
+
+// Whether a decode kernel's blocks start their state's fetch into L2 before pdl_enter() (launch.cuh), for a grid
+// of `blocks` blocks that reserve registers for `per_sm` blocks per SM (min_blocks): yes when the grid takes
+// at most one block per SM, so that its blocks find room beside the kernel before and the fetch overlaps it,
+// and when it takes several waves; not when it fills the device in one wave: then every block starts when the
+// kernel before has ended, and the prefetch only doubles the requests for the state it loads at once. H200, 32
+// heads x 128 x 128 (docs/gpu.md): with it B = 1 -1.0 us (of 4.3-5.0), B = 64 and 256 -1 to -4 %, B = 8 (one
+// wave) +5 to +9 %.
+inline bool prefetch_state(int64_t blocks, int per_sm) {
+  return blocks <= sm_count() || blocks > int64_t(per_sm) * sm_count();
 }
 
 // 16-byte state accesses need K % 4 == 0 and every slot's tensor 16-byte aligned.

@@ -14,6 +14,7 @@ using detail::RowSlice;
 
 struct Params {
   int H, HV, K, V, group, W, split;
+  bool prefetch;  // detail::prefetch_state
   DeltaDecay decay;
   bool l2norm, beta_logits, sigmoid_gate;
   float scale, eps;
@@ -78,7 +79,7 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) 
 
   const detail::TileRows tr;
   float* S0 = detail::slot_ptr(p.S, p.slots, b) + (int64_t(hv0) * V + br.r0) * K;
-  prefetch_l2(S0, int64_t(br.n) * K * sizeof(float), tid, nt);  // while the kernel before runs
+  if (p.prefetch) prefetch_l2(S0, int64_t(br.n) * K * sizeof(float), tid, nt);  // while the kernel before runs
   pdl_enter();
   RowSlice<NV4, VEC4> st[RPT];
   auto load_tile = [&](int first) {
@@ -239,7 +240,9 @@ void launch(const Params& p, int B, cudaStream_t stream) {
                           dim3(detail::block_threads(rows, detail::rows_per_thread(NV4), 128)),  // >= 4 warps
                           size_t(SmemLayout(p, detail::padded_keys(NV4), rows).total) * sizeof(float), stream,
                           unsigned(p.split)};
-  launch_kernel("cuda delta_rule_decode launch", shape, delta_decode_kernel<NV4, VEC4>, p);
+  Params q = p;
+  q.prefetch = detail::prefetch_state(int64_t(shape.grid.x) * B, detail::min_blocks(NV4));
+  launch_kernel("cuda delta_rule_decode launch", shape, delta_decode_kernel<NV4, VEC4>, q);
 }
 
 template <int NV4>

@@ -14,6 +14,7 @@ using detail::RowSlice;
 
 struct Params {
   int H, HV, K, V, split;
+  bool prefetch;  // detail::prefetch_state
   LinearAttnDecay decay;
   bool normalize, mamba2;
   float scale, eps, dt_min, dt_max;
@@ -48,7 +49,7 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4))
 
   const detail::TileRows tr;
   float* S0 = detail::slot_ptr(p.S, p.slots, b) + (int64_t(hv) * V + r0) * K;
-  prefetch_l2(S0, int64_t(n) * K * sizeof(float), tid, nt);  // while the kernel before runs
+  if (p.prefetch) prefetch_l2(S0, int64_t(n) * K * sizeof(float), tid, nt);  // while the kernel before runs
   pdl_enter();
   RowSlice<NV4, VEC4> st[RPT];
   auto load_tile = [&](int first) {
@@ -128,8 +129,10 @@ void launch(const Params& p, int B, cudaStream_t stream, const char* what) {
   const int rows = rows_per_block(p);
   const int threads = detail::block_threads(rows, detail::rows_per_thread(NV4), 64);
   const size_t smem = size_t(3 * detail::padded_keys(NV4) + 2 * rows + 1) * sizeof(float);
+  Params q = p;
+  q.prefetch = detail::prefetch_state(int64_t(p.HV) * p.split * B, detail::min_blocks(NV4));
   launch_kernel(what, {dim3(p.HV * p.split, B), unsigned(threads), smem, stream}, linear_attn_decode_kernel<NV4, VEC4>,
-                p);
+                q);
 }
 
 template <int NV4>

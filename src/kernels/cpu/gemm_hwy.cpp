@@ -20,8 +20,8 @@
 
 #include <algorithm>
 
-#include "kernels/cpu/hwy_weights-inl.h"
 #include "kernels/cpu/hwy_dispatch.h"
+#include "kernels/cpu/hwy_weights-inl.h"
 #include "kernels/cpu/matmul_simd.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/error.h"

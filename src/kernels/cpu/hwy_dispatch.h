@@ -7,8 +7,8 @@
 
 #include <hwy/highway.h>
 
-#include "linfer/core/error.h"
 #include "linfer/core/cpu_features.h"
+#include "linfer/core/error.h"
 
 #if HWY_TARGETS & HWY_AVX2
 #define LINFER_HWY_CASE_AVX2(call) \
@@ -29,10 +29,12 @@
 #define LINFER_HWY_CASE_NEON(call)
 #endif
 
-#define LINFER_HWY_DISPATCH(level, what, call)                                                       \
-  switch (level) {                                                                                   \
-    LINFER_HWY_CASE_AVX2(call)                                                                       \
-    LINFER_HWY_CASE_AVX3(call)                                                                       \
-    LINFER_HWY_CASE_NEON(call)                                                                       \
-    default: ::linfer::fail("{}: no Highway kernel compiled for the {} path", what, simd_level_name(level)); \
+#define LINFER_HWY_DISPATCH(level, what, call)                                                      \
+  switch (level) {                                                                                  \
+    LINFER_HWY_CASE_AVX2(call)                                                                      \
+    LINFER_HWY_CASE_AVX3(call)                                                                      \
+    LINFER_HWY_CASE_NEON(call)                                                                      \
+    default:                                                                                        \
+      ::linfer::fail("{}: no Highway kernel compiled for the {} path", what,                        \
+                     ::linfer::simd_level_name(level));                                             \
   }

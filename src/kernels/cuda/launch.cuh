@@ -11,7 +11,8 @@
 //   launch_kernel("my_kernel", {grid, threads, smem, stream}, my_kernel, args...);
 //
 // A kernel launched by launch_kernel() must call pdl_enter() before it reads or writes memory the kernel
-// before it in the stream touches; before it, prefetch_l2() may start the fetch of what it reads first. Kernels launched otherwise (cuBLAS's) and copies are ordered as usual.
+// before it in the stream touches; before it, prefetch_l2() may start the fetch of what it reads first.
+// Kernels launched otherwise (cuBLAS's) and copies are ordered as usual.
 // LINFER_CUDA_PDL=0 launches plainly (for comparisons and to rule it out when debugging).
 
 #include <cuda_runtime.h>

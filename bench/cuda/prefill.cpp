@@ -4,9 +4,9 @@
 // conv row [T, 5120 + 256], raw dt [T, 80]) and the same with 64 heads (the state pass's 2 blocks per head
 // fill 128 of the 132 SMs once; 80 heads need a second round for 28 blocks); float32 inputs and state, one
 // sequence of T tokens, timed with CUDA events:
-//   chunked   kernels/cuda/delta_rule_prefill.h, one TF32 product and 3xTF32 (median of 5 calls after a
-//             warm-up; the device memory pool keeps its memory between calls, so the scratch allocation is a
-//             pool hit, as in a serving loop)
+//   chunked   kernels/cuda/delta_rule_prefill.h, one TF32 product, 3xTF32 and one bf16 product (median of 5
+//             calls after a warm-up; the device memory pool keeps its memory between calls, so the scratch
+//             allocation is a pool hit, as in a serving loop)
 //   tokens    the decode kernel once per token (what the CUDA backend did for prefill before), one run
 // fla's chunk_gated_delta_rule / chunk_kda (bf16 inputs, same card) are from ../shared/NOTES.md; issue 11's
 // goals beside them.
@@ -83,11 +83,12 @@ void run(int64_t T, bool kda, bool tokens, cudaStream_t stream) {
     return median_ms([&] { cuda::delta_rule_prefill(shape, in, offsets, pool, slot.data(), o.data(), stream, math); },
                      stream);
   };
-  const double tf32_ms = chunked_ms(cuda::PrefillMath::Tf32), x3_ms = chunked_ms(cuda::PrefillMath::Tf32x3);
+  const double tf32_ms = chunked_ms(cuda::PrefillMath::Tf32), x3_ms = chunked_ms(cuda::PrefillMath::Tf32x3),
+               bf16_ms = chunked_ms(cuda::PrefillMath::Bf16);
   const char* mixer = kda ? "KDA" : "GDN";
   if (!tokens) {
-    std::printf("| %s | %6lld | %9.3f | %9.3f | %9.1f | - | - | - |\n", mixer, (long long)T, tf32_ms, x3_ms,
-                T / tf32_ms / 1e3);
+    std::printf("| %s | %6lld | %9.3f | %9.3f | %9.3f | %9.1f | - | - | - |\n", mixer, (long long)T, tf32_ms, x3_ms,
+                bf16_ms, T / x3_ms / 1e3);
     return;
   }
 
@@ -101,8 +102,8 @@ void run(int64_t T, bool kda, bool tokens, cudaStream_t stream) {
     }
   }, stream);
   const char* fla = T == 32768 ? (kda ? "3.97" : "1.95") : T == 8192 ? (kda ? "1.33" : "1.08") : "-";
-  std::printf("| %s | %6lld | %9.3f | %9.3f | %9.1f | %10.1f | %8s | %s |\n", mixer, (long long)T, tf32_ms, x3_ms,
-              T / tf32_ms / 1e3, token_ms, fla, T == 32768 ? (kda ? "<= 2.4" : "<= 1.3") : "-");
+  std::printf("| %s | %6lld | %9.3f | %9.3f | %9.3f | %9.1f | %10.1f | %8s | %s |\n", mixer, (long long)T, tf32_ms,
+              x3_ms, bf16_ms, T / x3_ms / 1e3, token_ms, fla, T == 32768 ? (kda ? "<= 2.4" : "<= 1.3") : "-");
 }
 
 constexpr int64_t kM2P = 64, kM2N = 128;  // mamba2-2.7b: d_inner 5120 = 80 heads x 64, one group
@@ -125,7 +126,8 @@ void run_mamba2(int64_t T, int64_t heads, bool tokens, cudaStream_t stream) {
     return median_ms([&] { cuda::mamba2_prefill(dims, params, in, offsets, pool, slot.data(), y.data(), stream, math); },
                      stream);
   };
-  const double tf32_ms = chunked_ms(cuda::PrefillMath::Tf32), x3_ms = chunked_ms(cuda::PrefillMath::Tf32x3);
+  const double tf32_ms = chunked_ms(cuda::PrefillMath::Tf32), x3_ms = chunked_ms(cuda::PrefillMath::Tf32x3),
+               bf16_ms = chunked_ms(cuda::PrefillMath::Bf16);
   double token_ms = -1;
   if (tokens)
     token_ms = time_ms([&] {
@@ -135,8 +137,8 @@ void run_mamba2(int64_t T, int64_t heads, bool tokens, cudaStream_t stream) {
         cuda::mamba2_decode(dims, params, a, pool, slot.data(), 1, y.data() + i * xd, stream);
       }
     }, stream);
-  std::printf("| Mamba2 %lld heads | %6lld | %9.3f | %9.3f | %9.1f | %10.1f |\n", (long long)heads, (long long)T,
-              tf32_ms, x3_ms, T / x3_ms / 1e3, token_ms);
+  std::printf("| Mamba2 %lld heads | %6lld | %9.3f | %9.3f | %9.3f | %9.1f | %10.1f |\n", (long long)heads,
+              (long long)T, tf32_ms, x3_ms, bf16_ms, T / x3_ms / 1e3, token_ms);
 }
 
 }  // namespace
@@ -156,8 +158,8 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   cuda_check(cudaGetDeviceProperties(&prop, 0), "device properties");
   std::printf("Delta-rule prefill, one sequence, 32 heads x 128 x 128, float32 inputs and state (%s)\n", prop.name);
-  std::printf("| mixer | T      | chunked tf32 ms | chunked 3xtf32 ms | M tok/s (tf32) | token-by-token ms | fla ms (bf16) | goal ms |\n");
-  std::printf("|-------|--------|-----------|-----------|-----------|------------|----------|--------|\n");
+  std::printf("| mixer | T      | chunked tf32 ms | chunked 3xtf32 ms | chunked bf16 ms | M tok/s (3xtf32) | token-by-token ms | fla ms (bf16) | goal ms |\n");
+  std::printf("|-------|--------|-----------|-----------|-----------|-----------|------------|----------|--------|\n");
   const std::string which = argc > 2 ? argv[2] : "";
   const bool chunked_only = argc > 3 && std::string(argv[3]) == "chunked";
   const std::vector<int64_t> lengths = argc > 1 ? std::vector<int64_t>{std::atoll(argv[1])} : std::vector<int64_t>{8192, 32768};
@@ -167,8 +169,8 @@ int main(int argc, char** argv) {
   if (which.empty() || which == "mamba2") {
     std::printf("\nMamba2 SSD prefill, one sequence, heads x P 64 x N 128, one group (80 heads: mamba2-2.7b) (%s)\n",
                 prop.name);
-    std::printf("| mixer | T      | chunked tf32 ms | chunked 3xtf32 ms | M tok/s (3xtf32) | token-by-token ms |\n");
-    std::printf("|-------|--------|-----------|-----------|-----------|------------|\n");
+    std::printf("| mixer | T      | chunked tf32 ms | chunked 3xtf32 ms | chunked bf16 ms | M tok/s (3xtf32) | token-by-token ms |\n");
+    std::printf("|-------|--------|-----------|-----------|-----------|-----------|------------|\n");
     for (int64_t heads : {80, 64})
       for (int64_t T : lengths) run_mamba2(T, heads, !chunked_only && heads == 80, stream);
   }

@@ -1,7 +1,7 @@
 // The chunked delta-rule prefill kernel (kernels/cuda/delta_rule_prefill.h) against the float64 reference
 // (reference::delta_rule, token by token): packed sequences of awkward lengths (not multiples of the chunk,
 // one empty) in random slots of a larger pool with a random initial state; outputs and final states must
-// match, every other slot must be untouched. Both tensor-core modes run on every case, each from the same
+// match, every other slot must be untouched. Every tensor-core mode runs on every case, each from the same
 // initial pool. Decay None (DeltaNet), Scalar (GDN) and PerKey (KDA: g [T, HV, K], strong enough per channel
 // that a chunk's cumulative decay underflows float32, beside channels that barely decay).
 #include <gtest/gtest.h>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cuda_test_util.h"
+#include "prefill_modes.h"
 #include "kernels/cuda/delta_rule_prefill.h"
 #include "kernels/reference/delta_rule.h"
 #include "linfer/core/error.h"
@@ -36,9 +37,6 @@ struct Case {
   int64_t pad = 0;  // extra floats per q/k/v row: inputs are slices of a wider row
 };
 
-// Float32 inputs. One TF32 product rounds both operands to 10-bit mantissas: issue 11's bound for chunked
-// prefill on tensor cores (5e-3, set for bf16 inputs) applies. 3xTF32 sums as float32 does: the float32 bound.
-double tolerance(cuda::PrefillMath math) { return math == cuda::PrefillMath::Tf32 ? 5e-3 : 2e-3; }
 
 TEST(CudaDeltaRulePrefill, RejectsUnsupportedShapesWithoutTouchingTheDevice) {
   const DeltaRuleInputs in{};
@@ -111,16 +109,15 @@ TEST_P(CudaDeltaPrefill, MatchesReference) {
   const DeltaRuleInputs in{.q = d_qkv.data(), .k = d_qkv.data() + kd, .v = d_qkv.data() + 2 * kd,
                            .beta = d_beta.data(), .g = c.decay == DeltaDecay::None ? nullptr : d_g.data(),
                            .q_stride = row, .k_stride = row, .v_stride = row};
-  for (const auto math : {cuda::PrefillMath::Tf32, cuda::PrefillMath::Tf32x3}) {
-    const char* mode = math == cuda::PrefillMath::Tf32 ? "tf32" : "3xtf32";
+  for (const auto& [math, mode, tolerance] : kPrefillModes) {
     S.upload();  // the initial pool again
     d_o.fill_bytes(0xFF);  // NaN: an unwritten output fails
     cuda::delta_rule_prefill(shape, in, offsets, S.device(), d_slots.data(), d_o.data(), nullptr, math);
     cuda::cuda_check(cudaDeviceSynchronize(), "delta_rule_prefill");
     const double err = rel_err(d_o.download(), o_ref);
     std::printf("%s %s: outputs rel err %.3g\n", c.name, mode, err);
-    EXPECT_LT(err, tolerance(math)) << mode << " outputs";
-    expect_pool(S.dev.download(), S_before, S_ref, S, slots, tolerance(math), std::string(mode) + " states");
+    EXPECT_LT(err, tolerance) << mode << " outputs";
+    expect_pool(S.dev.download(), S_before, S_ref, S, slots, tolerance, std::string(mode) + " states");
   }
 }
 

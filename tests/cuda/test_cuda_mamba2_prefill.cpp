@@ -3,7 +3,7 @@
 // 2049) in random slots of a larger pool with a random (nonzero) initial state, P and N not powers of two,
 // several groups of several heads, x / B / C as slices of one conv output row; strong decays (dt near 5, A
 // up to 16: a chunk's cumulative decay underflows float32), weak ones (dt near 1e-4) and clamped dt. Outputs
-// and final states must match, every other slot must be untouched; both tensor-core modes run on every case
+// and final states must match, every other slot must be untouched; every tensor-core mode runs on every case
 // from the same initial pool. Then one decode step (kernels/cuda/linear_attn_decode.h) continues from the
 // chunked states and must match the reference continuing from its own.
 #include <gtest/gtest.h>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cuda_test_util.h"
+#include "prefill_modes.h"
 #include "kernels/cuda/delta_rule_prefill.h"
 #include "kernels/cuda/linear_attn_decode.h"
 #include "kernels/reference/mamba2_ssd.h"
@@ -39,7 +40,6 @@ struct Case {
   float dt_min = 0.0f, dt_max = INFINITY;
 };
 
-double tolerance(cuda::PrefillMath math) { return math == cuda::PrefillMath::Tf32 ? 5e-3 : 2e-3; }
 
 std::vector<int64_t> one_token_each(int64_t B) {
   std::vector<int64_t> offsets(B + 1);
@@ -114,16 +114,15 @@ TEST_P(CudaMamba2Prefill, MatchesReferenceAndDecodeContinues) {
   const Mamba2Inputs d_in{.x = d_xbc.data(), .dt = d_dt.data(), .B = d_xbc.data() + H * P,
                           .C = d_xbc.data() + H * P + G * N, .x_stride = row, .dt_stride = H, .B_stride = row,
                           .C_stride = row};
-  for (const auto math : {cuda::PrefillMath::Tf32, cuda::PrefillMath::Tf32x3}) {
-    const char* mode = math == cuda::PrefillMath::Tf32 ? "tf32" : "3xtf32";
+  for (const auto& [math, mode, tolerance] : kPrefillModes) {
     S.upload();  // the initial pool again
     d_y.fill_bytes(0xFF);  // NaN: an unwritten output fails
     cuda::mamba2_prefill(dims, d_params, d_in, offsets, S.device(), d_slots.data(), d_y.data(), nullptr, math);
     cuda::cuda_check(cudaDeviceSynchronize(), "mamba2_prefill");
     const double err = rel_err(d_y.download(), y_ref);
     std::printf("%s %s: outputs rel err %.3g\n", c.name, mode, err);
-    EXPECT_LT(err, tolerance(math)) << mode << " outputs";
-    expect_pool(S.dev.download(), S_before, S_ref, S, slots, tolerance(math), std::string(mode) + " states");
+    EXPECT_LT(err, tolerance) << mode << " outputs";
+    expect_pool(S.dev.download(), S_before, S_ref, S, slots, tolerance, std::string(mode) + " states");
   }
 
   // Decode continues from the 3xTF32 states: one token per sequence (rows T .. T + n), same slots.
@@ -138,8 +137,8 @@ TEST_P(CudaMamba2Prefill, MatchesReferenceAndDecodeContinues) {
   cuda::cuda_check(cudaDeviceSynchronize(), "mamba2_decode after the chunked prefill");
   const double err = rel_err(d_y1.download(), y1_ref);
   std::printf("%s decode after prefill: outputs rel err %.3g\n", c.name, err);
-  EXPECT_LT(err, tolerance(cuda::PrefillMath::Tf32x3)) << "decode outputs";
-  expect_pool(S.dev.download(), S_before, S_ref, S, slots, tolerance(cuda::PrefillMath::Tf32x3),
+  EXPECT_LT(err, kFloat32Tolerance) << "decode outputs";
+  expect_pool(S.dev.download(), S_before, S_ref, S, slots, kFloat32Tolerance,
               "states after a decode step");
 }
 

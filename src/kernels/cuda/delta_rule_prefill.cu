@@ -7,131 +7,47 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/decode_common.cuh"
 #include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/mma_tf32.cuh"
+#include "kernels/cuda/delta_rule_prefill_impl.cuh"
+#include "kernels/cuda/mma.cuh"
 
 namespace linfer::kernels::cuda {
 
 namespace {
 
-constexpr int C = 64;                // chunk length
-constexpr int kThreads = 256;        // chunk_prepare: 8 warps
-constexpr int kStateThreads = 512;   // chunk_state_pass: 16 warps, 4 per scheduler, to hide the mma latency
-constexpr int BV = 32;         // value columns per state-pass block
-constexpr int kMaxK = 128, kMaxV = 256;
-// Row strides in shared memory, chosen so that the mma fragment loads hit 32 distinct banks: row-major A
-// tiles and transposed B tiles need a stride = 4 (mod 32), row-major B tiles one = 8 (mod 32).
-constexpr int MS = C + 4;   // [C][C] tiles
-constexpr int VS = BV + 8;  // [C][BV] tiles
-// Scratch of one (chunk, value head), written by chunk_prepare, read by chunk_state_pass (every part 16-byte
-// aligned):
-//   M [C][C]: T = (I + A_kk)^-1 strictly below the diagonal (its unit diagonal implied), A_qk transposed on and
-//             above it (M[j][i] = A_qk[i][j], j <= i)
-//   factors [nf]: a_q [C], a_k [C], d [C], beta [C], then the state's decay over the chunk:
-//     Scalar / None  a_q = scale e^{G_i} / |q_i|, a_k = e^{G_i} / |k_i|, d = e^{G_last - G_i} / |k_i|; e^{G_last}
-//                    padded to 8 floats (nf = 4 C + 8)
-//     PerKey         a_q = scale / |q_i|, a_k = d = 1 / |k_i| (the decay is per channel, in the tiles below);
-//                    e^{G_last,x} [KT] (nf = 4 C + KT)
-//   PerKey only, [C][KT] each, zero beyond K and past the sequence: q ⊙ e^{G}, k ⊙ e^{G}, k ⊙ e^{G_last - G}
-//                    (every exponent <= 0), the state pass's operands in place of q and k
-constexpr int kScalarFactors = 4 * C + 8;
-
-// The recurrence a launch runs: the delta rule with a scalar (or no) decay, with a decay per key channel, or
-// Mamba2's SSD (scalar decay, no delta correction: T = I, V' = dt x, gates from the raw dt, the D x skip).
-enum class Rule { Scalar, PerKey, Ssd };
-
-struct Params {
-  int H, HV, K, V, group;
-  int KT, QS;  // K rounded up to 16 (zero-padded); row stride of the q / k tiles and of the state tile
-  int nf;      // factor floats per (chunk, value head) in the scratch
-  int64_t sc_floats;  // scratch floats per (chunk, value head)
-  float scale;
-  bool l2norm, vec;  // vec: q, k, v rows 16-byte aligned (cp.async of 16 bytes), else 4-byte copies
-  const float *q, *k, *v, *beta, *g;  // g: Scalar [T, HV], PerKey [T, HV, K], null for None
-  int64_t qs, ks, vs;
-  const int64_t* offsets;     // [n + 1]
-  const int64_t* seq_chunk0;  // [n + 1] first chunk of each sequence
-  const int64_t* chunk_seq;   // [n_chunks]
-  float* scratch;             // [n_chunks][HV][sc_floats]
-  float* o;
-  SlotPool state;
-  const int32_t* slots;
-  // Ssd: g = dt · -exp(A_log), beta = dt with dt = clamp(softplus(dt_raw + dt_bias), dt_min, dt_max); o += D v
-  const float *dt_raw, *A_log, *dt_bias, *D;  // dt_raw [T] rows of stride dts; the others [HV], D may be null
-  int64_t dts;
-  float dt_min, dt_max;
-};
-
-__device__ inline float warp_sum(float x) {
-  for (int d = 16; d > 0; d >>= 1) x += __shfl_xor_sync(0xffffffffu, x, d);
-  return x;
-}
-
-// T(i, j) and A_qk(i, j) out of the packed M tile
-__device__ inline float t_at(const float* m, int i, int j) { return i > j ? m[i * MS + j] : i == j ? 1.f : 0.f; }
-__device__ inline float aqk_at(const float* m, int i, int j) { return j <= i ? m[j * MS + i] : 0.f; }
-
-// Rows [0, L) of a [C][n] tile (row r at src + r * stride) into dst (row stride QS), cp.async of 16 bytes when
-// vec (n, stride and src multiples of 4 floats), else of 4; rows >= L zero-filled. A warp per row; kN threads.
-template <int kN>
-__device__ void load_tile(const float* src, int64_t stride, int L, int n, bool vec, float* dst, int QS) {
-  const int lane = threadIdx.x & 31;
-  for (int r = threadIdx.x >> 5; r < C; r += kN / 32) {
-    const float* s = src + (r < L ? r : 0) * stride;
-    float* d = dst + r * QS;
-    if (vec)
-      for (int x = 4 * lane; x < n; x += 128) cp_async16(d + x, s + x, r < L);
-    else
-      for (int x = lane; x < n; x += 32) cp_async4(d + x, s + x, r < L);
-  }
-}
-
-// Rows [0, L) of a chunk's q and k (head h) into qb, kb [C][QS] (columns [0, K)); rows >= L zero-filled.
-template <int kN>
-__device__ void load_qk(const Params& p, int64_t h, int64_t tok0, int L, float* qb, float* kb) {
-  load_tile<kN>(p.q + tok0 * p.qs + h * p.K, p.qs, L, p.K, p.vec, qb, p.QS);
-  load_tile<kN>(p.k + tok0 * p.ks + h * p.K, p.ks, L, p.K, p.vec, kb, p.QS);
-}
+using namespace prefill;
 
 // acc[u] += A · V' over k in [0, k_end) for this warp's two 8-column tiles of V' (columns col0 + 8u + gid,
-// V' in shared memory already split into TF32 parts, row stride vs); A given by a_at(j0, j1, af), which
-// writes the thread's fragment: rows (gid, gid + 8) at columns j0 and j1 = j0 + 4.
-template <bool kSplit, class AAt>
+// V' in shared memory as planes, row stride vs); A given by a_at(r, j) for rows r = gid, gid + 8 of the tile.
+template <MmaMath M, class AAt>
 __device__ inline void mma_rows_vn(float (&acc)[2][4], int k_end, AAt&& a_at, const uint32_t* vn_hi,
                                    const uint32_t* vn_lo, int vs, int col0) {
-  const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+  const int gid = (threadIdx.x & 31) >> 2;
   float lo[2][4] = {};
-  for (int k0 = 0; k0 < k_end; k0 += 8) {
-    const int j0 = k0 + tig, j1 = j0 + 4;
-    float af[4];
-    a_at(j0, j1, af);
-    const auto fa = tf32_frag<kSplit>(af);
+  for (int k0 = 0; k0 < k_end; k0 += kMmaK<M>) {
+    const FragA fa = frag_a<M>(a_at, k0);
 #pragma unroll
     for (int u = 0; u < 2; ++u) {
       const int n = col0 + 8 * u + gid;
-      mma_tf32<kSplit>(acc[u], lo[u], fa, tf32_frag_split<kSplit>(vn_hi, vn_lo, j0 * vs + n, j1 * vs + n));
+      mma<M>(acc[u], lo[u], fa, frag_b_planes<M>(vn_hi, vn_lo, [&](int j) { return j * vs + n; }, k0));
     }
   }
-  fold<kSplit>(acc, lo);
+  fold<M>(acc, lo);
 }
 
 // acc[nt] += A · B over k in [0, kt), nt < n_tiles: A(r, k) = a_at(r, k) for 16 rows r, B(k, n) = bt_at(n, k) (B
-// given transposed), n in 8-column tiles. kt is a multiple of 16. The 3xTF32 small products go to lo (fold it
+// given transposed), n in 8-column tiles. kt is a multiple of 16. Tf32x3's small products go to lo (fold it
 // into acc after), or to acc itself when lo is acc (fewer registers, dependency chains three times as long).
-template <bool kSplit, int NT, class AAt, class BtAt>
+template <MmaMath M, int NT, class AAt, class BtAt>
 __device__ inline void mma_rows_bt(float (&acc)[NT][4], float (&lo)[NT][4], AAt&& a_at, BtAt&& bt_at, int kt,
                                    int n_tiles) {
-  const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+  const int gid = (threadIdx.x & 31) >> 2;
 #pragma unroll 2
-  for (int k0 = 0; k0 < kt; k0 += 8) {
-    const float af[4] = {a_at(gid, k0 + tig), a_at(gid + 8, k0 + tig), a_at(gid, k0 + tig + 4),
-                         a_at(gid + 8, k0 + tig + 4)};
-    const auto fa = tf32_frag<kSplit>(af);
+  for (int k0 = 0; k0 < kt; k0 += kMmaK<M>) {
+    const FragA fa = frag_a<M>(a_at, k0);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
-      if (nt < n_tiles) {
-        const float bf[2] = {bt_at(8 * nt + gid, k0 + tig), bt_at(8 * nt + gid, k0 + tig + 4)};
-        mma_tf32<kSplit>(acc[nt], lo[nt], fa, tf32_frag<kSplit>(bf));
-      }
+      if (nt < n_tiles)
+        mma<M>(acc[nt], lo[nt], fa, frag_b<M>([&](int k) { return bt_at(8 * nt + gid, k); }, k0));
   }
 }
 
@@ -182,7 +98,7 @@ __host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
 
 // One block per (chunk, value head): everything of a chunk that does not depend on the state. Scalar / None:
 // 69 KB of shared memory (three blocks per SM); PerKey: 103 KB (two).
-template <bool kSplit, Rule kRule>
+template <MmaMath M, Rule kRule>
 __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk_prepare(Params p) {
   pdl_enter();
   constexpr bool kPerKey = kRule == Rule::PerKey, kSsd = kRule == Rule::Ssd;
@@ -293,7 +209,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
     if constexpr (kPerKey) {
       const float* gr = gb + 16 * mt * QS;  // G of the reference row r
       if (mt > 0)
-        mma_rows_bt<kSplit, 8>(
+        mma_rows_bt<M, 8>(
             acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * mt + r) * QS + x] - gr[x]); },
             [&](int j, int x) { return kb[j * QS + x] * __expf(gr[x] - gb[j * QS + x]); }, KT, 2 * mt);
       // G -> e^{g} in place, a thread per channel and half: the half's first row needs the G above it
@@ -310,7 +226,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       if (warp & 1) diag_dots<1>(qb, kb, gb, QS, KT, diag);
       else diag_dots<0>(qb, kb, gb, QS, KT, diag);
     } else if (!kSsd || qk) {
-      mma_rows_bt<kSplit, 8>(
+      mma_rows_bt<M, 8>(
           acc, acc, [&](int r, int x) { return a[r * QS + x]; }, [&](int j, int x) { return kb[j * QS + x]; }, KT,
           2 * mt + 2);
     }
@@ -398,7 +314,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
 // state update needs, comes into k's place once phase A is done with it (no room for a third tile per stage);
 // the state decays by e^{G_last} per channel (row). Ssd: no k S (the k warps idle in phase A), V' = dt v,
 // and the output adds D v.
-template <bool kSplit, Rule kRule>
+template <MmaMath M, Rule kRule>
 __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
   pdl_enter();
   constexpr bool kPerKey = kRule == Rule::PerKey, kSsd = kRule == Rule::Ssd;
@@ -421,29 +337,10 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
 
   auto prefetch = [&](int64_t ch, int s) {
     float* qb = sm + s * stage_floats;
-    float* vb = qb + 2 * C * QS;
-    float* mb = vb + C * VS;
     const int64_t tok0 = off0 + C * (ch - ch0);
-    const int L = int(min(int64_t(C), off1 - tok0));
-    const float* sc = p.scratch + (ch * p.HV + hv) * p.sc_floats;
-    if constexpr (kPerKey) {  // whole tiles, zero-padded already
-      load_tile<kStateThreads>(sc + C * C + p.nf, KT, C, KT, true, qb, QS);
-      load_tile<kStateThreads>(sc + C * C + p.nf + C * KT, KT, C, KT, true, qb + C * QS, QS);
-    } else {
-      load_qk<kStateThreads>(p, h, tok0, L, qb, qb + C * QS);
-      if (vn_in_q)  // V' of two chunks ago went over q's zero columns [K, KT)
-        for (int idx = tid; idx < C * (KT - K); idx += kStateThreads) qb[idx / (KT - K) * QS + K + idx % (KT - K)] = 0.f;
-    }
-    const int per_row = p.vec ? BV / 4 : BV, c = (p.vec ? 4 : 1) * (tid % per_row);  // kStateThreads % per_row == 0
-    for (int r = tid / per_row; r < C; r += kStateThreads / per_row) {
-      const bool ok = r < L && v0 + c < V;
-      const float* src = p.v + (tok0 + (ok ? r : 0)) * p.vs + hv * V + v0 + (ok ? c : 0);
-      if (p.vec) cp_async16(vb + r * VS + c, src, ok);
-      else cp_async4(vb + r * VS + c, src, ok);
-    }
-    for (int r = tid >> 4; r < C; r += kStateThreads / 16)
-      cp_async16(mb + r * MS + 4 * (tid & 15), sc + r * C + 4 * (tid & 15), true);
-    if (tid < p.nf / 4) cp_async16(mb + C * MS + 4 * tid, sc + C * C + 4 * tid, true);
+    load_stage<kStateThreads, kPerKey>(p, ch, h, hv, tok0, int(min(int64_t(C), off1 - tok0)), v0, qb);
+    if (!kPerKey && vn_in_q)  // V' of two chunks ago went over q's zero columns [K, KT)
+      for (int idx = tid; idx < C * (KT - K); idx += kStateThreads) qb[idx / (KT - K) * QS + K + idx % (KT - K)] = 0.f;
     cp_async_commit();
   };
   if (ch0 < ch1) prefetch(ch0, 0);
@@ -475,7 +372,7 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
 #pragma unroll
     for (int u = 0; u < 2; ++u)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) tf32_split<kSplit>(sacc[u][e], St_hi[s_at(u, e)], St_lo[s_at(u, e)]);
+      for (int e = 0; e < 4; ++e) plane_split<M>(sacc[u][e], St_hi[s_at(u, e)], St_lo[s_at(u, e)]);
   };
   if (owns_s) store_state_split();
   // q row tile of warps 4-7 and 12-15 (phase A's q S, phase C's output): warps w and w + 8 share a scheduler
@@ -513,17 +410,15 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
       const float* a = (is_k ? kb : qb) + 16 * mt * QS;
       float acc[2][4] = {}, lo[2][4] = {};
 #pragma unroll 2
-      for (int k0 = 0; k0 < KT; k0 += 8) {
-        const float af[4] = {a[gid * QS + k0 + tig], a[(gid + 8) * QS + k0 + tig], a[gid * QS + k0 + tig + 4],
-                             a[(gid + 8) * QS + k0 + tig + 4]};
-        const auto fa = tf32_frag<kSplit>(af);
+      for (int k0 = 0; k0 < KT; k0 += kMmaK<M>) {
+        const FragA fa = frag_a<M>([&](int r, int x) { return a[r * QS + x]; }, k0);
 #pragma unroll
         for (int u = 0; u < 2; ++u) {
-          const int b = (8 * (2 * half + u) + gid) * QS + k0 + tig;
-          mma_tf32<kSplit>(acc[u], lo[u], fa, tf32_frag_split<kSplit>(St_hi, St_lo, b, b + 4));
+          const int n = (8 * (2 * half + u) + gid) * QS;
+          mma<M>(acc[u], lo[u], fa, frag_b_planes<M>(St_hi, St_lo, [&](int x) { return n + x; }, k0));
         }
       }
-      fold<kSplit>(acc, lo);
+      fold<M>(acc, lo);
       if (is_k) {
 #pragma unroll
         for (int u = 0; u < 2; ++u)
@@ -554,22 +449,19 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int i = i0 + 8 * (e >> 1), at = i * VS + 8 * nt + 2 * tig + (e & 1);
-        tf32_split<kSplit>(fbeta[i] * vb[at], Vn_hi[at], Vn_lo[at]);
+        plane_split<M>(fbeta[i] * vb[at], Vn_hi[at], Vn_lo[at]);
       }
     } else {
       const int nt = warp >> 2, mt = (warp + nt) & 3, i0 = 16 * mt + gid, i1 = i0 + 8, n = 8 * nt + gid;
       float acc[1][4] = {}, lo[1][4] = {};
-      for (int k0 = 0; k0 < 16 * (mt + 1); k0 += 8) {
-        const int j0 = k0 + tig, j1 = j0 + 4;
-        const float af[4] = {t_at(mb, i0, j0), t_at(mb, i1, j0), t_at(mb, i0, j1), t_at(mb, i1, j1)};
-        const float bf[2] = {vb[j0 * VS + n], vb[j1 * VS + n]};
-        mma_tf32<kSplit>(acc[0], lo[0], tf32_frag<kSplit>(af), tf32_frag<kSplit>(bf));
-      }
-      fold<kSplit>(acc, lo);
+      for (int k0 = 0; k0 < 16 * (mt + 1); k0 += kMmaK<M>)
+        mma<M>(acc[0], lo[0], frag_a<M>([&](int r, int j) { return t_at(mb, 16 * mt + r, j); }, k0),
+               frag_b<M>([&](int j) { return vb[j * VS + n]; }, k0));
+      fold<M>(acc, lo);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int at = (e < 2 ? i0 : i1) * VS + 8 * nt + 2 * tig + (e & 1);
-        tf32_split<kSplit>(acc[0][e], Vn_hi[at], Vn_lo[at]);
+        plane_split<M>(acc[0][e], Vn_hi[at], Vn_lo[at]);
       }
     }
     if constexpr (kPerKey) cp_async_wait<0>();  // (the next chunk's prefetch too: issued before phase A)
@@ -583,22 +475,14 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
       for (int u = 0; u < 2; ++u)
 #pragma unroll
         for (int e = 0; e < 4; ++e) sacc[u][e] *= decay[kPerKey ? m0 + 8 * (e >> 1) : 0];
-      mma_rows_vn<kSplit>(sacc, L,  // rows >= L of V' and d are zero
-                          [&](int j0, int j1, float (&af)[4]) {
-                            af[0] = kb[j0 * QS + m0] * fd[j0], af[1] = kb[j0 * QS + m0 + 8] * fd[j0];
-                            af[2] = kb[j1 * QS + m0] * fd[j1], af[3] = kb[j1 * QS + m0 + 8] * fd[j1];
-                          },
-                          Vn_hi, Vn_lo, VS, 16 * half);
+      mma_rows_vn<M>(sacc, L,  // rows >= L of V' and d are zero
+                     [&](int r, int j) { return kb[j * QS + 16 * rt + r] * fd[j]; }, Vn_hi, Vn_lo, VS, 16 * half);
       store_state_split();
     }
     if (rt >= 4) {
       const int i0 = 16 * mq + gid, i1 = i0 + 8;
-      mma_rows_vn<kSplit>(oacc, 16 * (mq + 1),
-                          [&](int j0, int j1, float (&af)[4]) {
-                            af[0] = aqk_at(mb, i0, j0), af[1] = aqk_at(mb, i1, j0);
-                            af[2] = aqk_at(mb, i0, j1), af[3] = aqk_at(mb, i1, j1);
-                          },
-                          Vn_hi, Vn_lo, VS, 16 * half);
+      mma_rows_vn<M>(oacc, 16 * (mq + 1), [&](int r, int j) { return aqk_at(mb, 16 * mq + r, j); }, Vn_hi, Vn_lo,
+                     VS, 16 * half);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int i = e < 2 ? i0 : i1;
@@ -631,26 +515,34 @@ size_t state_smem(const Params& p) {
          (2 * (2 * C * p.QS + C * VS + C * MS + p.nf) + 2 * BV * p.QS + (p.QS >= 2 * VS ? 0 : 2 * C * VS));
 }
 
-template <bool kSplit, Rule kRule>
+template <MmaMath M, Rule kRule>
 void launch(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stream) {
-  const size_t smem1 = prepare_smem(p, kRule == Rule::PerKey), smem2 = state_smem(p);
-  cuda_check(cudaFuncSetAttribute(chunk_prepare<kSplit, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  const size_t smem1 = prepare_smem(p, kRule == Rule::PerKey);
+  cuda_check(cudaFuncSetAttribute(chunk_prepare<M, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(smem1)),
              "chunk_prepare shared memory");
-  cuda_check(cudaFuncSetAttribute(chunk_state_pass<kSplit, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  launch_kernel("chunk_prepare", {dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream},
+                chunk_prepare<M, kRule>, p);
+  if constexpr (M == MmaMath::Bf16 && bf16_state_pass_takes(kRule)) {
+    launch_bf16_state_pass(p, kRule, n, stream);
+    return;
+  }
+  const size_t smem2 = state_smem(p);
+  cuda_check(cudaFuncSetAttribute(chunk_state_pass<M, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(smem2)),
              "chunk_state_pass shared memory");
-  launch_kernel("chunk_prepare", {dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream},
-                chunk_prepare<kSplit, kRule>, p);
   launch_kernel("chunk_state_pass",
                 {dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kStateThreads, smem2, stream},
-                chunk_state_pass<kSplit, kRule>, p);
+                chunk_state_pass<M, kRule>, p);
 }
 
 template <Rule kRule>
 void launch(const Params& p, int64_t n, int64_t n_chunks, PrefillMath math, cudaStream_t stream) {
-  if (math == PrefillMath::Tf32x3) launch<true, kRule>(p, n, n_chunks, stream);
-  else launch<false, kRule>(p, n, n_chunks, stream);
+  switch (math) {
+    case PrefillMath::Tf32: launch<MmaMath::Tf32, kRule>(p, n, n_chunks, stream); break;
+    case PrefillMath::Tf32x3: launch<MmaMath::Tf32x3, kRule>(p, n, n_chunks, stream); break;
+    case PrefillMath::Bf16: launch<MmaMath::Bf16, kRule>(p, n, n_chunks, stream); break;
+  }
 }
 
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }

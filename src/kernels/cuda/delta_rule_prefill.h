@@ -37,12 +37,15 @@
 // S <- e^{G_last} S + (dt ⊙ X)ᵀ (e^{G_last - G} ⊙ B). So the prepare pass computes only A_qk = C Bᵀ ⊙ L (no
 // A_kk, no inverse: T = I) and the state pass skips k S (V' = dt ⊙ x as it comes).
 //
-// The products are TF32 mma.sync (m16n8k8) with float32 accumulation: by default 3xTF32 (each operand a TF32
-// high part plus a TF32 remainder, three products), which matches float32 arithmetic (‖Δ‖/‖ref‖ ~1e-6 against
-// the float64 reference); PrefillMath::Tf32, one product, is ~1.2x faster end to end but ~4e-4 off, which
-// the Qwen3-Next golden fixtures amplify to 0.3 relative in the logits (H200, 2026-12-02): not for models.
-// Speed and the split between the two launches: docs/benchmarks.md, "GPU chunked GDN prefill" (and its KDA
-// table).
+// The products are mma.sync with float32 accumulation (kernels/cuda/mma.cuh): by default 3xTF32 (each operand
+// a TF32 high part plus a TF32 remainder, three products), which matches float32 arithmetic (‖Δ‖/‖ref‖ ~1e-6
+// against the float64 reference); PrefillMath::Tf32, one product, is ~1.3x faster end to end but ~5e-4 off,
+// which the Qwen3-Next golden fixtures amplify to 0.3 relative in the logits (H200, 2026-12-02): not for
+// models; PrefillMath::Bf16, one bf16 product on operands rounded to bf16 (~4e-3 off, issue 11's bound for bf16
+// inputs is 5e-3), is the fastest for GDN / DeltaNet and Mamba2, whose state pass then stores every operand
+// once as bf16 in shared memory and loads fragments with ldmatrix (delta_rule_prefill_bf16.cu); KDA's bf16 runs
+// the generic state pass and is slower than one TF32 product. Speed and the split between the two launches:
+// docs/benchmarks.md, "GPU chunked GDN prefill" (and its KDA table, and "bf16 operand tiles").
 // The scratch is taken with cudaMallocAsync on the stream and freed on it. `offsets` are on the host; every
 // other pointer is device memory.
 //
@@ -60,9 +63,11 @@
 
 namespace linfer::kernels::cuda {
 
-// How the chunk products run on the tensor cores (mma.sync m16n8k8, float32 accumulation): one TF32 product
-// (10-bit mantissas), or 3xTF32 (high + low TF32 parts, three products: float32-grade sums, 3x the tensor work).
-enum class PrefillMath { Tf32, Tf32x3 };
+// How the chunk products run on the tensor cores (mma.sync, float32 accumulation; kernels/cuda/mma.cuh): one
+// TF32 product (10-bit mantissas), 3xTF32 (high + low TF32 parts, three products: float32-grade sums, 3x the
+// tensor work), or one bf16 product (8-bit mantissas, k steps of 16: the operands, float32 in memory and in
+// shared memory, rounded to bf16 as fragments are built; accumulators and the state stay float32).
+enum class PrefillMath { Tf32, Tf32x3, Bf16 };
 
 // Whether delta_rule_prefill takes this shape: any decay (None, Scalar, PerKey), K <= 128 and a multiple of 4,
 // V <= 256, HV a multiple of H.

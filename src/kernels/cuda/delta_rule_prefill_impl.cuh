@@ -1,0 +1,143 @@
+#pragma once
+// What the chunked prefill's launches share (delta_rule_prefill.h has the algorithm): the chunk and tile
+// constants, the scratch layout, the launch parameters and the loads of a chunk's inputs into shared memory.
+// delta_rule_prefill.cu holds the prepare pass, the state pass for every PrefillMath and the entry points;
+// delta_rule_prefill_bf16.cu the state pass with bf16 operand tiles, which the bf16 mode takes where the rule
+// allows.
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/mma.cuh"
+#include "kernels/cuda/slot_pool.h"
+
+namespace linfer::kernels::cuda::prefill {
+
+constexpr int C = 64;                // chunk length
+constexpr int kThreads = 256;        // chunk_prepare: 8 warps
+constexpr int kStateThreads = 512;   // chunk_state_pass: 16 warps, 4 per scheduler, to hide the mma latency
+constexpr int BV = 32;         // value columns per state-pass block
+constexpr int kMaxK = 128, kMaxV = 256;
+// Row strides in shared memory, chosen so that the mma fragment loads hit 32 distinct banks: row-major A
+// tiles and transposed B tiles need a stride = 4 (mod 32), row-major B tiles one = 8 (mod 32).
+constexpr int MS = C + 4;   // [C][C] tiles
+constexpr int VS = BV + 8;  // [C][BV] tiles
+// Scratch of one (chunk, value head), written by chunk_prepare, read by chunk_state_pass (every part 16-byte
+// aligned):
+//   M [C][C]: T = (I + A_kk)^-1 strictly below the diagonal (its unit diagonal implied), A_qk transposed on and
+//             above it (M[j][i] = A_qk[i][j], j <= i)
+//   factors [nf]: a_q [C], a_k [C], d [C], beta [C], then the state's decay over the chunk:
+//     Scalar / None  a_q = scale e^{G_i} / |q_i|, a_k = e^{G_i} / |k_i|, d = e^{G_last - G_i} / |k_i|; e^{G_last}
+//                    padded to 8 floats (nf = 4 C + 8)
+//     PerKey         a_q = scale / |q_i|, a_k = d = 1 / |k_i| (the decay is per channel, in the tiles below);
+//                    e^{G_last,x} [KT] (nf = 4 C + KT)
+//   PerKey only, [C][KT] each, zero beyond K and past the sequence: q ⊙ e^{G}, k ⊙ e^{G}, k ⊙ e^{G_last - G}
+//                    (every exponent <= 0), the state pass's operands in place of q and k
+constexpr int kScalarFactors = 4 * C + 8;
+
+// The recurrence a launch runs: the delta rule with a scalar (or no) decay, with a decay per key channel, or
+// Mamba2's SSD (scalar decay, no delta correction: T = I, V' = dt x, gates from the raw dt, the D x skip).
+enum class Rule { Scalar, PerKey, Ssd };
+
+struct Params {
+  int H, HV, K, V, group;
+  int KT, QS;  // K rounded up to 16 (zero-padded); row stride of the q / k tiles and of the state tile
+  int nf;      // factor floats per (chunk, value head) in the scratch
+  int64_t sc_floats;  // scratch floats per (chunk, value head)
+  float scale;
+  bool l2norm, vec;  // vec: q, k, v rows 16-byte aligned (cp.async of 16 bytes), else 4-byte copies
+  const float *q, *k, *v, *beta, *g;  // g: Scalar [T, HV], PerKey [T, HV, K], null for None
+  int64_t qs, ks, vs;
+  const int64_t* offsets;     // [n + 1]
+  const int64_t* seq_chunk0;  // [n + 1] first chunk of each sequence
+  const int64_t* chunk_seq;   // [n_chunks]
+  float* scratch;             // [n_chunks][HV][sc_floats]
+  float* o;
+  SlotPool state;
+  const int32_t* slots;
+  // Ssd: g = dt · -exp(A_log), beta = dt with dt = clamp(softplus(dt_raw + dt_bias), dt_min, dt_max); o += D v
+  const float *dt_raw, *A_log, *dt_bias, *D;  // dt_raw [T] rows of stride dts; the others [HV], D may be null
+  int64_t dts;
+  float dt_min, dt_max;
+};
+
+__device__ inline float warp_sum(float x) {
+  for (int d = 16; d > 0; d >>= 1) x += __shfl_xor_sync(0xffffffffu, x, d);
+  return x;
+}
+
+// T(i, j) and A_qk(i, j) out of the packed M tile
+__device__ inline float t_at(const float* m, int i, int j) { return i > j ? m[i * MS + j] : i == j ? 1.f : 0.f; }
+__device__ inline float aqk_at(const float* m, int i, int j) { return j <= i ? m[j * MS + i] : 0.f; }
+
+// Rows [0, L) of a [C][n] tile (row r at src + r * stride, 1 <= L <= C, n <= 128) into dst (row stride QS),
+// cp.async of 16 bytes when vec (n, stride and src multiples of 4 floats), else of 4; rows >= L zero-filled (their
+// copies read row L - 1, which is mapped). A warp per row; kN threads. The source advances by a pointer step per
+// row: no 64-bit products in the loop.
+template <int kN>
+__device__ void load_tile(const float* src, int64_t stride, int L, int n, bool vec, float* dst, int QS) {
+  constexpr int kW = kN / 32;
+  static_assert(C % kW == 0);
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const float* s = src + min(w, L - 1) * stride;
+  float* d = dst + w * QS;
+  if (vec) {
+    if (4 * lane >= n) return;
+    s += 4 * lane, d += 4 * lane;
+#pragma unroll
+    for (int i = 0; i < C / kW; ++i, d += kW * QS) {  // row w + i kW
+      cp_async16(d, s, w + i * kW < L);
+      if (w + (i + 1) * kW < L) s += kW * stride;
+    }
+  } else {
+    for (int i = 0; i < C / kW; ++i, d += kW * QS) {
+      for (int x = lane; x < n; x += 32) cp_async4(d + x, s + x, w + i * kW < L);
+      if (w + (i + 1) * kW < L) s += kW * stride;
+    }
+  }
+}
+
+// Rows [0, L) of a chunk's q and k (head h) into qb, kb [C][QS] (columns [0, K)); rows >= L zero-filled.
+template <int kN>
+__device__ void load_qk(const Params& p, int64_t h, int64_t tok0, int L, float* qb, float* kb) {
+  load_tile<kN>(p.q + tok0 * p.qs + h * p.K, p.qs, L, p.K, p.vec, qb, p.QS);
+  load_tile<kN>(p.k + tok0 * p.ks + h * p.K, p.ks, L, p.K, p.vec, kb, p.QS);
+}
+
+// A chunk's inputs for the state pass (value head hv, q / k head h) into one stage of shared memory, as cp.async
+// copies (not committed):
+// q and k [C][QS] (PerKey: the scratch's decayed tiles; otherwise rows >= L zero-filled, columns [K, KT) left
+// as they are), v [C][VS] (BV columns from v0, zero past V and L), M [C][MS] and the factors after it.
+template <int kN, bool kPerKey>
+__device__ void load_stage(const Params& p, int64_t ch, int64_t h, int64_t hv, int64_t tok0, int L, int v0, float* qb) {
+  const int tid = threadIdx.x, KT = p.KT, QS = p.QS, V = p.V;
+  float* vb = qb + 2 * C * QS;
+  float* mb = vb + C * VS;
+  const float* sc = p.scratch + (ch * p.HV + hv) * p.sc_floats;
+  if constexpr (kPerKey) {  // whole tiles, zero-padded already
+    load_tile<kN>(sc + C * C + p.nf, KT, C, KT, true, qb, QS);
+    load_tile<kN>(sc + C * C + p.nf + C * KT, KT, C, KT, true, qb + C * QS, QS);
+  } else {
+    load_qk<kN>(p, h, tok0, L, qb, qb + C * QS);
+  }
+  static_assert(BV == 32 && kN % BV == 0);
+  const int shift = p.vec ? 3 : 5, c = (p.vec ? 4 : 1) * (tid & ((1 << shift) - 1));  // BV / 4 or BV threads a row
+  for (int r = tid >> shift; r < C; r += kN >> shift) {
+    const bool ok = r < L && v0 + c < V;
+    const float* src = p.v + (tok0 + (ok ? r : 0)) * p.vs + hv * V + v0 + (ok ? c : 0);
+    if (p.vec) cp_async16(vb + r * VS + c, src, ok);
+    else cp_async4(vb + r * VS + c, src, ok);
+  }
+  for (int r = tid >> 4; r < C; r += kN / 16)
+    cp_async16(mb + r * MS + 4 * (tid & 15), sc + r * C + 4 * (tid & 15), true);
+  if (tid < p.nf / 4) cp_async16(mb + C * MS + 4 * tid, sc + C * C + 4 * tid, true);
+}
+
+// The state pass with bf16 operand tiles (delta_rule_prefill_bf16.cu): PrefillMath::Bf16 takes it for these
+// rules, launched after chunk_prepare<Bf16, rule> on the stream; n sequences. (PerKey's three tiles per chunk
+// leave no room for it: the generic state pass runs KDA's bf16 mode.)
+constexpr bool bf16_state_pass_takes(Rule rule) { return rule != Rule::PerKey; }
+void launch_bf16_state_pass(const Params& p, Rule rule, int64_t n, cudaStream_t stream);
+
+}  // namespace linfer::kernels::cuda::prefill

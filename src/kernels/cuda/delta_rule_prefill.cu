@@ -164,15 +164,23 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
     gs[lane] = a;
     gs[lane + 32] = b;
   }
-  for (int r = warp; r < C; r += kThreads / 32) {
+  {  // the q / k row norms: four threads per row, 4 columns at a time (x = 4 (tid & 3) + 16 i; the columns
+     // [K, KT) are zero), then two shuffles
+    static_assert(kThreads == 4 * C);
+    const int r = tid >> 2;
     float sq = 0.f, sk = 0.f;
-    for (int x = lane; x < K; x += 32) {
-      sq = fmaf(qb[r * QS + x], qb[r * QS + x], sq);
-      sk = fmaf(kb[r * QS + x], kb[r * QS + x], sk);
+    for (int x = 4 * (tid & 3); x < KT; x += 16) {
+      const float4 a = *reinterpret_cast<const float4*>(qb + r * QS + x),
+                   b = *reinterpret_cast<const float4*>(kb + r * QS + x);
+      sq = fmaf(a.x, a.x, fmaf(a.y, a.y, fmaf(a.z, a.z, fmaf(a.w, a.w, sq))));
+      sk = fmaf(b.x, b.x, fmaf(b.y, b.y, fmaf(b.z, b.z, fmaf(b.w, b.w, sk))));
     }
-    sq = warp_sum(sq);
-    sk = warp_sum(sk);
-    if (lane == 0) {
+#pragma unroll
+    for (int d = 1; d < 4; d <<= 1) {
+      sq += __shfl_xor_sync(0xffffffffu, sq, d);
+      sk += __shfl_xor_sync(0xffffffffu, sk, d);
+    }
+    if ((tid & 3) == 0) {
       rq[r] = r < L ? (p.l2norm ? 1.f / sqrtf(sq + 1e-6f) : 1.f) * p.scale : 0.f;
       rk[r] = r < L ? (p.l2norm ? 1.f / sqrtf(sk + 1e-6f) : 1.f) : 0.f;
     }

@@ -62,11 +62,6 @@ struct Params {
   float dt_min, dt_max;
 };
 
-__device__ inline float warp_sum(float x) {
-  for (int d = 16; d > 0; d >>= 1) x += __shfl_xor_sync(0xffffffffu, x, d);
-  return x;
-}
-
 // T(i, j) and A_qk(i, j) out of the packed M tile
 __device__ inline float t_at(const float* m, int i, int j) { return i > j ? m[i * MS + j] : i == j ? 1.f : 0.f; }
 __device__ inline float aqk_at(const float* m, int i, int j) { return j <= i ? m[j * MS + i] : 0.f; }

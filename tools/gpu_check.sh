@@ -18,7 +18,8 @@
 # Environment: BUILD (default build-gpu), CUDA_ARCH (default 90a), NCU=0 skips the ncu profiles,
 # SANITIZE=0 skips compute-sanitizer (SANITIZE_TESTS / SANITIZE_TOOLS narrow it: default every GPU test,
 # memcheck and racecheck; SANITIZE_TIMEOUT seconds each, default 300), DECODE_BENCH=0 skips gpu_decode,
-# PREFILL_BENCH=0 skips gpu_prefill (chunked GDN, KDA and Mamba2 prefill vs token by token, T = 8K and 32K),
+# PREFILL_BENCH=0 skips gpu_prefill (chunked GDN, KDA and Mamba2 prefill vs token by token, T = 8K and 32K)
+# and, where python3 has torch, tools/sdpa_vs_chunked.py (the chunked prefill against PyTorch SDPA; SDPA=0 skips it),
 # MODEL_SPEED="PROMPT GEN REPS" (default "512 128 3"), WHOLE_MODELS="kimi_linear qwen3next" (random ~1B
 # models of those presets made here, timed on CUDA alone and, where python3 has torch + transformers,
 # with transformers on the same GPU: tools/hf_model_speed.py; WHOLE_MODELS= skips them), HF_SPEED=0 skips
@@ -158,6 +159,9 @@ fi
 # the chunked prefill kernel is new: a failure here is reported without stopping the cycle
 [ "${PREFILL_BENCH:-1}" != 0 ] && { "$BUILD/gpu_prefill" >"$LOG/prefill_bench.txt" 2>&1 ||
   { status=1; echo "gpu_check: gpu_prefill failed (log: $LOG/prefill_bench.txt)"; }; }
+[ "${PREFILL_BENCH:-1}" != 0 ] && [ "${SDPA:-1}" != 0 ] && python3 -c "import torch" 2>/dev/null && {
+  PYTHONUNBUFFERED=1 timeout 300 python3 tools/sdpa_vs_chunked.py "$BUILD/gpu_prefill" >"$LOG/sdpa.txt" 2>&1 ||
+    echo "gpu_check: sdpa_vs_chunked failed (log: $LOG/sdpa.txt)"; }
 # Where the decode kernels' time goes (hardware counters; ncu works on Firecracker machines, not gVisor):
 # one profiled call per case, clocks left as they are.
 if [ "${NCU:-1}" != 0 ] && [ "${DECODE_BENCH:-1}" != 0 ] && command -v ncu >/dev/null; then
@@ -222,7 +226,7 @@ if [ $mode = full ] && [ "${SERVE_SPEED:-1}" != 0 ]; then
   } >"$LOG/serve_speed.txt" 2>&1 || echo "gpu_check: serve_speed failed (log: $LOG/serve_speed.txt)"
 fi
 [ "${DECODE_BENCH:-1}" != 0 ] && cat "$LOG/bench.txt"
-[ "${PREFILL_BENCH:-1}" != 0 ] && cat "$LOG/prefill_bench.txt" 2>/dev/null
+[ "${PREFILL_BENCH:-1}" != 0 ] && cat "$LOG/prefill_bench.txt" "$LOG/sdpa.txt" 2>/dev/null
 if [ $models = 1 ]; then
   cat "$LOG/model_speed.txt" "$LOG/model_speed_op_by_op.txt" 2>/dev/null
   cat "$LOG/serve_speed.txt" 2>/dev/null

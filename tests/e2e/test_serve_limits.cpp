@@ -160,7 +160,10 @@ TEST(ServeLimits, AClientThatHangsUpFreesItsSlot) {
     c.hang_up();
     EXPECT_TRUE(metric_becomes(p, "linfer_state_pool_slots_in_use", 0)) << (stream ? "stream" : "whole");
   }
-  EXPECT_EQ(metric_now(p, "linfer_requests_total{outcome=\"cancelled\"}"), 2);
+  // Waited for, not read once: CI once read 1 here right after the slot gauge fell to 0 (2026-12-03, a 99 ms
+  // run; not reproduced in 100 local runs, cause not found); the server's log shows each request's outcome.
+  EXPECT_TRUE(metric_becomes(p, "linfer_requests_total{outcome=\"cancelled\"}", 2))
+      << metric_now(p, "linfer_requests_total{outcome=\"cancelled\"}") << " cancelled\n" << s.log();
   EXPECT_LT(metric_now(p, "linfer_generation_tokens_total"), 16000);
   EXPECT_EQ(metric_now(p, "linfer_kv_bytes_reserved"), 0);
   EXPECT_EQ(post(p, "/v1/completions", {{"prompt", "Hi"}, {"max_tokens", 2}}).status, 200);

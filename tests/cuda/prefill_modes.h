@@ -14,12 +14,12 @@ struct PrefillMode {
   double tolerance;
 };
 
-inline constexpr PrefillMode kPrefillModes[] = {
-    {linfer::kernels::cuda::PrefillMath::Tf32, "tf32", 5e-3},
-    {linfer::kernels::cuda::PrefillMath::Tf32x3, "3xtf32", 2e-3},
-    {linfer::kernels::cuda::PrefillMath::Bf16, "bf16", 5e-3},
-};
+inline constexpr double kFloat32Tolerance = 2e-3, kBf16Tolerance = 5e-3;
 
-inline constexpr double kFloat32Tolerance = 2e-3;
+inline constexpr PrefillMode kPrefillModes[] = {
+    {linfer::kernels::cuda::PrefillMath::Tf32, "tf32", kBf16Tolerance},
+    {linfer::kernels::cuda::PrefillMath::Tf32x3, "3xtf32", kFloat32Tolerance},
+    {linfer::kernels::cuda::PrefillMath::Bf16, "bf16", kBf16Tolerance},
+};
 
 }  // namespace cuda_test

@@ -7,7 +7,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/decode_common.cuh"
 #include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/delta_rule_prefill_impl.cuh"
+#include "kernels/cuda/delta_rule_prefill_bf16.cuh"
 #include "kernels/cuda/mma.cuh"
 
 namespace linfer::kernels::cuda {
@@ -313,6 +313,10 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
     const int r = idx >> 4, c = 4 * (idx & 15);
     *reinterpret_cast<float4*>(sc + r * C + c) = *reinterpret_cast<const float4*>(mb + r * MS + c);
   }
+  if constexpr (M == MmaMath::Bf16 && bf16_passes_take(kRule)) {
+    __syncthreads();  // M and the factors are in the scratch, and shared memory is free
+    wu_step<kRule>(p, chunk, hv, Chunk{h, tok0, L}, sm4);
+  }
 }
 
 // One block per (sequence, value head, BV value columns), walking the sequence's chunks; the next chunk's
@@ -524,24 +528,27 @@ size_t state_smem(const Params& p) {
 }
 
 template <MmaMath M, Rule kRule>
-void launch(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stream) {
-  const size_t smem1 = prepare_smem(p, kRule == Rule::PerKey);
+void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream) {
+  constexpr bool kBf16Passes = M == MmaMath::Bf16 && bf16_passes_take(kRule);
+  Params p = p_in;
+  if constexpr (kBf16Passes) p.bf = bf16_tiles(p, kRule, n_chunks, stream);
+  const size_t smem1 = std::max(prepare_smem(p, kRule == Rule::PerKey), kBf16Passes ? wu_smem(p, kRule) : 0);
   cuda_check(cudaFuncSetAttribute(chunk_prepare<M, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(smem1)),
              "chunk_prepare shared memory");
   launch_kernel("chunk_prepare", {dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream},
                 chunk_prepare<M, kRule>, p);
-  if constexpr (M == MmaMath::Bf16 && bf16_state_pass_takes(kRule)) {
-    launch_bf16_state_pass(p, kRule, n, stream);
-    return;
+  if constexpr (kBf16Passes) {
+    launch_bf16_passes(p, kRule, n, n_chunks, stream);
+  } else {
+    const size_t smem2 = state_smem(p);
+    cuda_check(cudaFuncSetAttribute(chunk_state_pass<M, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(smem2)),
+               "chunk_state_pass shared memory");
+    launch_kernel("chunk_state_pass",
+                  {dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kStateThreads, smem2, stream},
+                  chunk_state_pass<M, kRule>, p);
   }
-  const size_t smem2 = state_smem(p);
-  cuda_check(cudaFuncSetAttribute(chunk_state_pass<M, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  int(smem2)),
-             "chunk_state_pass shared memory");
-  launch_kernel("chunk_state_pass",
-                {dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kStateThreads, smem2, stream},
-                chunk_state_pass<M, kRule>, p);
 }
 
 template <Rule kRule>

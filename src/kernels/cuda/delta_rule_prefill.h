@@ -42,9 +42,11 @@
 // against the float64 reference); PrefillMath::Tf32, one product, is ~1.3x faster end to end but ~5e-4 off,
 // which the Qwen3-Next golden fixtures amplify to 0.3 relative in the logits (H200, 2026-12-02): not for
 // models; PrefillMath::Bf16, one bf16 product on operands rounded to bf16 (~4e-3 off, issue 11's bound for bf16
-// inputs is 5e-3), is the fastest for GDN / DeltaNet and Mamba2, whose state pass then stores every operand
-// once as bf16 in shared memory and loads fragments with ldmatrix (delta_rule_prefill_bf16.cu); KDA's bf16 runs
-// the generic state pass and is slower than one TF32 product. Speed and the split between the two launches:
+// inputs is 5e-3), is the fastest for GDN / DeltaNet and Mamba2, which it runs in three launches instead
+// (delta_rule_prefill_bf16.cu): the prepare pass also computes W = T (β a_k ⊙ k) and U = T (β ⊙ v), the state
+// pass does only V' = U - W S and S's update (two products per chunk) and stores each chunk's starting state,
+// and a third pass computes every chunk's output at once; every operand bf16 in shared memory, every fragment
+// one ldmatrix. KDA's bf16 runs the generic state pass and is slower than one TF32 product. Speed and the split between the two launches:
 // docs/benchmarks.md, "GPU chunked GDN prefill" (and its KDA table, and "bf16 operand tiles").
 // The scratch is taken with cudaMallocAsync on the stream and freed on it. `offsets` are on the host; every
 // other pointer is device memory.

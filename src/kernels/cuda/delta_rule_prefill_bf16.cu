@@ -1,300 +1,308 @@
-// The chunked prefill's state pass for PrefillMath::Bf16 with bf16 operand tiles (rules Scalar / None and Ssd;
-// delta_rule_prefill.h has the algorithm). Same blocks, warps and products as chunk_state_pass in
-// delta_rule_prefill.cu, but every operand a product reads is stored once in shared memory as bf16, so that
-// each fragment is one ldmatrix (no per-element loads and conversions at every use: the float32 tiles made
-// the bf16 products as slow as one TF32 product, H200 2026-12-03):
+// The chunked prefill of PrefillMath::Bf16 for rules Scalar / None and Ssd (delta_rule_prefill.h has the
+// algorithm): three launches that leave the sequential walk over the chunks only the two products it cannot do
+// without.
 //
-//   staging   the next chunk's q, k, v, M and factors, float32, streaming in by cp.async while this one runs
-//   working   q, k [C][KT] bf16, T and A_qk (transposed, zeros outside their triangles) [C][C] bf16, v and the
-//             factors float32: converted from the staging area once per chunk
-//   state     float32 in the mma accumulators of its owners, with a bf16 copy St [BV][KT] for phase A
-//   Y, V', d ⊙ V'  [C][BV] bf16, written by the warps that compute them
+//   prepare  chunk_prepare (delta_rule_prefill.cu), one block per (chunk, value head), all chunks at once; at its
+//            end the W / U step (delta_rule_prefill_bf16.cuh): with T = (I + A_kk)^-1, W = T (β a_k ⊙ k) [C][K],
+//            U = T (β ⊙ v) [C][V] and Kd = d ⊙ k [C][K], bf16 (Ssd: T = I, so U = dt ⊙ x and no W)
+//   state    one block of 8 warps per (sequence, value head, BV value columns) walking the chunks: it stores the
+//            state S at the chunk's start (bf16, H), then V' = U - W S (stored, bf16; Ssd: V' = U), then
+//            S <- e^{G_last} S + Kdᵀ V'. The state lives in the mma accumulators (warp w: rows 16 w .. + 16, all
+//            BV columns) with a bf16 copy in shared memory for the first product; the next chunk's W, Kd and U
+//            stream in by cp.async meanwhile, already laid out as shared memory wants them
+//   output   one block per (chunk, value head, 2 BV value columns), all chunks at once:
+//            O = a_q ⊙ (q S) + A_qk V' (Ssd: + D x)
 //
-// The state update (k ⊙ d)ᵀ V' is computed as kᵀ (d ⊙ V'), so that k's tile serves as it is (transposed by
-// ldmatrix). Row strides are odd multiples of 16 bytes: ldmatrix's eight rows fall in distinct banks.
+// Every product is one bf16 mma with float32 accumulation and every fragment one ldmatrix; the intermediates
+// (W, Kd, U, V' and H, ~110 KB per chunk and value head at K = V = 128: Bf16Tiles) live in one device
+// allocation for the call.
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/delta_rule_prefill_impl.cuh"
+#include "kernels/cuda/delta_rule_prefill_bf16.cuh"
 #include "kernels/cuda/launch.cuh"
 
 namespace linfer::kernels::cuda::prefill {
 
 namespace {
 
-using bf16 = __nv_bfloat16;
-
-constexpr int VB = BV + 8;  // row stride of the bf16 [C][BV] tiles (80 bytes)
-constexpr int MB = C + 8;   // of the bf16 [C][C] tiles (144 bytes); q, k and St: KB = KT + 8
-static_assert(kStateThreads == C * C / 8, "M is converted by a thread per 8 elements");
-
-// Byte offsets in shared memory.
-struct Layout {
-  int stage;      // float32: q | k [C][QS] | v [C][VS] | M [C][MS] | factors [nf] (load_stage's stage)
-  int qk;         // bf16 q [C][KB] then k [C][KB]
-  int v, f;       // float32 v [C][VS], factors [nf]
-  int t, a;       // bf16 [C][MB]: T, and At[j][i] = A_qk(i, j)
-  int s;          // bf16 St [BV][KB]
-  int y, vn, vd;  // bf16 [C][VB]: Y, V', d ⊙ V'
-  int total;
-};
-
-__host__ __device__ inline Layout layout(int QS, int KT, int nf) {
-  const int KB = KT + 8;
-  Layout l{};
-  int o = 0;
-  auto take = [&](int& at, int bytes) { at = o, o += bytes; };  // every size a multiple of 16 bytes
-  take(l.stage, 4 * (2 * C * QS + C * VS + C * MS + nf));
-  take(l.qk, 2 * 2 * C * KB);
-  take(l.v, 4 * C * VS);
-  take(l.f, 4 * nf);
-  take(l.t, 2 * C * MB);
-  take(l.a, 2 * C * MB);
-  take(l.s, 2 * BV * KB);
-  take(l.y, 2 * C * VB);
-  take(l.vn, 2 * C * VB);
-  take(l.vd, 2 * C * VB);
-  l.total = o;
-  return l;
+// Shared memory of the state pass: kStages stages of [W (Scalar) | Kd | U | e^{G_last} (16 bytes)], the
+// state's bf16 copy St [BV][KB] and V' [C][VB] (bf16 elements). The chunk kStages - 1 ahead streams in while a
+// chunk is computed (4 stages were not faster on the H200).
+constexpr int kStages = 2;
+__host__ __device__ inline int stage_elems(bool ssd, int KB) { return (ssd ? 1 : 2) * C * KB + C * VB + 8; }
+__host__ __device__ inline int state_smem_elems(bool ssd, int KB) {
+  return kStages * stage_elems(ssd, KB) + BV * KB + C * VB;
 }
 
-__device__ inline void mma2(float (&acc)[2][4], const uint32_t (&a)[4], const uint32_t (&b)[4]) {
-  const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
-  mma_bf16_raw(acc[0], a, b0);
-  mma_bf16_raw(acc[1], a, b1);
-}
-
-// One block of 16 warps per (sequence, value head, BV value columns), as chunk_state_pass: warp w owns state
-// rows [16 (w & 7), +16) x columns [16 (w >> 3), +16); in phase A warps with w & 7 < 4 compute k S, the others q S.
 template <Rule kRule>
-__global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass_bf16(Params p) {
+__global__ void __launch_bounds__(kThreads, 1) chunk_state_pass_bf16(Params p, Bf16Tiles t) {
   pdl_enter();
   constexpr bool kSsd = kRule == Rule::Ssd;
   extern __shared__ float4 sm4[];
-  char* sm = reinterpret_cast<char*>(sm4);
-  const int K = p.K, V = p.V, KT = p.KT, QS = p.QS, KB = KT + 8;
-  const Layout l = layout(QS, KT, p.nf);
-  float* stage = reinterpret_cast<float*>(sm + l.stage);
-  bf16* qb = reinterpret_cast<bf16*>(sm + l.qk);
-  bf16* kb = qb + C * KB;
-  float* vw = reinterpret_cast<float*>(sm + l.v);
-  float* fw = reinterpret_cast<float*>(sm + l.f);
-  bf16 *tb = reinterpret_cast<bf16*>(sm + l.t), *ab = reinterpret_cast<bf16*>(sm + l.a);
-  bf16* sb = reinterpret_cast<bf16*>(sm + l.s);
-  bf16 *yb = reinterpret_cast<bf16*>(sm + l.y), *vnb = reinterpret_cast<bf16*>(sm + l.vn),
-       *vdb = reinterpret_cast<bf16*>(sm + l.vd);
-  const float *fa_q = fw, *fa_k = fw + C, *fd = fw + 2 * C, *fbeta = fw + 3 * C;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3, mat = lane >> 3;
-  const int rt = warp & 7, half = warp >> 3;
-  const int64_t seq = blockIdx.x, hv = blockIdx.y, h = hv / p.group;
-  const int v0 = int(blockIdx.z) * BV;
+  bf16* sm = reinterpret_cast<bf16*>(sm4);
+  const int K = p.K, V = p.V, KT = p.KT, KB = t.KB, se = stage_elems(kSsd, KB);
+  const int wk = kSsd ? 0 : C * KB;  // where Kd starts in a stage
+  bf16* St = sm + kStages * se;
+  bf16* Vn = St + BV * KB;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
+  const int64_t seq = blockIdx.x, hv = blockIdx.y;
+  const int b = int(blockIdx.z), v0 = b * BV;
   float* st = p.state.base + int64_t(p.slots[seq]) * p.state.slot_stride + hv * int64_t(V) * K;
-  const int64_t ch0 = p.seq_chunk0[seq], ch1 = p.seq_chunk0[seq + 1], off0 = p.offsets[seq], off1 = p.offsets[seq + 1];
+  const int64_t ch0 = p.seq_chunk0[seq], ch1 = p.seq_chunk0[seq + 1], off1 = p.offsets[seq + 1];
 
-  auto prefetch = [&](int64_t ch) {
-    const int64_t tok0 = off0 + C * (ch - ch0);
-    load_stage<kStateThreads, false>(p, ch, h, hv, tok0, int(min(int64_t(C), off1 - tok0)), v0, stage);
+  auto prefetch = [&](int64_t ch, int s) {
+    bf16* d = sm + s * se;
+    const int64_t rec = ch * p.HV + hv;
+    if constexpr (!kSsd) copy_async(d, t.w + rec * t.k_size(), C * KB / 8);
+    copy_async(d + wk, t.kd + rec * t.k_size(), C * KB / 8);
+    copy_async(d + wk + C * KB, t.u + rec * t.v_size() + b * C * VB, C * VB / 8);
+    if (tid == 0)
+      cp_async16(reinterpret_cast<float*>(d + wk + C * KB + C * VB), p.scratch + rec * p.sc_floats + C * C + 4 * C,
+                 true);
     cp_async_commit();
   };
-  if (ch0 < ch1) prefetch(ch0);
-  const int pad = KT - K;  // columns [K, KT) of the staged q and k stay zero: cp.async never writes them
-  for (int idx = tid; idx < 2 * C * pad; idx += kStateThreads) stage[idx / pad * QS + K + idx % pad] = 0.f;
+  for (int i = 0; i < kStages - 1; ++i)  // one commit group per chunk, empty past the end
+    if (ch0 + i < ch1) prefetch(ch0 + i, i);
+    else cp_async_commit();
 
-  // This thread's state elements: rows x(e) = 16 rt + gid + 8 (e >> 1), columns c(u, e) = 16 half + 8 u + 2 tig +
-  // (e & 1), where those rows exist
-  const bool owns_s = rt < KT / 16;
-  auto xs = [&](int e) { return 16 * rt + gid + 8 * (e >> 1); };
-  auto cs = [&](int u, int e) { return 16 * half + 8 * u + 2 * tig + (e & 1); };
-  float sacc[2][4];
+  // This thread's state elements: rows x = 16 warp + gid + 8 (e >> 1), columns c = 16 g + 8 u + 2 tig + (e & 1)
+  const bool owns_s = warp < KT / 16;
+  auto xs = [&](int e) { return 16 * warp + gid + 8 * (e >> 1); };
+  auto cs = [&](int g, int u, int e) { return 16 * g + 8 * u + 2 * tig + (e & 1); };
+  float sacc[2][2][4];
 #pragma unroll
-  for (int u = 0; u < 2; ++u)
-#pragma unroll
-    for (int e = 0; e < 4; ++e)
-      sacc[u][e] = owns_s && xs(e) < K && v0 + cs(u, e) < V ? st[int64_t(v0 + cs(u, e)) * K + xs(e)] : 0.f;
-  auto store_state_bf16 = [&] {
+  for (int g = 0; g < 2; ++g)
 #pragma unroll
     for (int u = 0; u < 2; ++u)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) sb[cs(u, e) * KB + xs(e)] = __float2bfloat16_rn(sacc[u][e]);
+      for (int e = 0; e < 4; ++e)
+        sacc[g][u][e] =
+            owns_s && xs(e) < K && v0 + cs(g, u, e) < V ? st[int64_t(v0 + cs(g, u, e)) * K + xs(e)] : 0.f;
+  auto store_state_bf16 = [&] {
+#pragma unroll
+    for (int g = 0; g < 2; ++g)
+#pragma unroll
+      for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) St[cs(g, u, e) * KB + xs(e)] = __float2bfloat16_rn(sacc[g][u][e]);
   };
+  for (int i = tid; i < BV * KB; i += kThreads) St[i] = __float2bfloat16_rn(0.f);  // rows past K, padding
+  __syncthreads();
   if (owns_s) store_state_bf16();
-  const int mq = half ? 7 - rt : rt - 4;  // q row tile of warps 4-7 and 12-15 (as chunk_state_pass)
-  const float skip = kSsd && p.D ? p.D[hv] : 0.f;
+  cp_async_wait<kStages - 2>();
+  __syncthreads();
 
   for (int64_t ch = ch0; ch < ch1; ++ch) {
-    const int64_t tok0 = off0 + C * (ch - ch0);
-    const int L = int(min(int64_t(C), off1 - tok0));
-    cp_async_wait<0>();
-    __syncthreads();  // the chunk is staged, and the last one is done with the working tiles
-    {
-      const float* ms = stage + 2 * C * QS + C * VS;
-      const int x = 8 * (lane & 15);  // q, k: a half warp per row, 8 columns per lane
-      if (x < KT)
-#pragma unroll
-        for (int i = 0; i < 2 * C / (2 * kStateThreads / 32); ++i) {
-          const int r = 2 * warp + (lane >> 4) + i * (2 * kStateThreads / 32);
-          const float4 a = *reinterpret_cast<const float4*>(stage + r * QS + x),
-                       b = *reinterpret_cast<const float4*>(stage + r * QS + x + 4);
-          *reinterpret_cast<uint4*>(qb + r * KB + x) =
-              make_uint4(bf16_pair(a.x, a.y), bf16_pair(a.z, a.w), bf16_pair(b.x, b.y), bf16_pair(b.z, b.w));
-        }
-      {  // M (r, c): T below the diagonal, A_qk(c, r) on and above it; a thread per 8 elements
-        const int r = tid >> 3, c = 8 * (tid & 7);
-        const float4 m0 = *reinterpret_cast<const float4*>(ms + r * MS + c),
-                     m1 = *reinterpret_cast<const float4*>(ms + r * MS + c + 4);
-        const float m[8] = {m0.x, m0.y, m0.z, m0.w, m1.x, m1.y, m1.z, m1.w};
-        float t[8], a[8];
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          t[i] = r > c + i ? m[i] : r == c + i ? 1.f : 0.f;
-          a[i] = r <= c + i ? m[i] : 0.f;
-        }
-        *reinterpret_cast<uint4*>(tb + r * MB + c) =
-            make_uint4(bf16_pair(t[0], t[1]), bf16_pair(t[2], t[3]), bf16_pair(t[4], t[5]), bf16_pair(t[6], t[7]));
-        *reinterpret_cast<uint4*>(ab + r * MB + c) =
-            make_uint4(bf16_pair(a[0], a[1]), bf16_pair(a[2], a[3]), bf16_pair(a[4], a[5]), bf16_pair(a[6], a[7]));
-      }
-      const float* vs = stage + 2 * C * QS;
-      for (int idx = tid; idx < C * BV / 4; idx += kStateThreads) {
-        const int at = idx / (BV / 4) * VS + 4 * (idx % (BV / 4));
-        *reinterpret_cast<float4*>(vw + at) = *reinterpret_cast<const float4*>(vs + at);
-      }
-      for (int idx = tid; idx < p.nf; idx += kStateThreads) fw[idx] = ms[C * MS + idx];
+    const int i = int((ch - ch0) % kStages);
+    const bf16* cur = sm + i * se;
+    const int64_t rec = ch * p.HV + hv;
+    const int L = int(min(int64_t(C), off1 - (p.offsets[seq] + C * (ch - ch0))));
+    if (ch + kStages - 1 < ch1) prefetch(ch + kStages - 1, (i + kStages - 1) % kStages);  // chunk ch - 1's stage
+    else cp_async_commit();
+    {  // H: the state at the chunk's start
+      const uint4* s = reinterpret_cast<const uint4*>(St);
+      uint4* d = reinterpret_cast<uint4*>(t.h + rec * t.h_size() + b * BV * KB);
+      for (int i = tid; i < BV * KB / 8; i += kThreads) d[i] = s[i];
     }
-    __syncthreads();
-    if (ch + 1 < ch1) prefetch(ch + 1);
-
-    // A: Y = beta (v - a_k (k S)) for k rows 16 rt (rt < 4), a_q (q S) for q rows 16 mq (the others)
-    float oacc[2][4] = {};
-    if (!kSsd || rt >= 4) {
-      const bool is_k = rt < 4;
-      const int m0 = 16 * (is_k ? rt : mq);
-      const bf16* arow = (is_k ? kb : qb) + (m0 + (lane & 7) + (mat & 1) * 8) * KB + (mat >> 1) * 8;
-      const bf16* brow = sb + (16 * half + (lane & 7) + (mat >> 1) * 8) * KB + (mat & 1) * 8;
+    const bf16* vn = cur + wk + C * KB;  // Ssd: V' = U
+    if constexpr (!kSsd) {  // V' = U - W S: warp w rows 16 (w & 3), columns 16 (w >> 2)
+      const int m0 = 16 * (warp & 3), n0 = 16 * (warp >> 2);
+      const bf16 *ar = a_rows(cur, KB, m0), *br = b_rows(St, KB, n0);
       float acc[2][4] = {};
 #pragma unroll
       for (int k0 = 0; k0 < kMaxK; k0 += 16)
         if (k0 < KT) {
           uint32_t fa[4], fb[4];
-          ldmatrix_x4(fa, arow + k0, false);
-          ldmatrix_x4(fb, brow + k0, false);
+          ldmatrix_x4(fa, ar + k0, false);
+          ldmatrix_x4(fb, br + k0, false);
           mma2(acc, fa, fb);
         }
+      const bf16* u = cur + wk + C * KB;
 #pragma unroll
-      for (int u = 0; u < 2; ++u)
+      for (int j = 0; j < 2; ++j)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int r = m0 + gid + 8 * h, c = 16 * half + 8 * u + 2 * tig;
-          if (is_k) {
-            const float y0 = fbeta[r] * (vw[r * VS + c] - fa_k[r] * acc[u][2 * h]),
-                        y1 = fbeta[r] * (vw[r * VS + c + 1] - fa_k[r] * acc[u][2 * h + 1]);
-            *reinterpret_cast<uint32_t*>(yb + r * VB + c) = bf16_pair(y0, y1);
-          } else {
-            oacc[u][2 * h] = fa_q[r] * acc[u][2 * h];
-            oacc[u][2 * h + 1] = fa_q[r] * acc[u][2 * h + 1];
-          }
+        for (int e = 0; e < 2; ++e) {
+          const int r = m0 + gid + 8 * e, c = n0 + 8 * j + 2 * tig;
+          const float2 uu = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(u + r * VB + c));
+          acc[j][2 * e] = uu.x - acc[j][2 * e];
+          acc[j][2 * e + 1] = uu.y - acc[j][2 * e + 1];
         }
+      store_pairs(acc, Vn, VB, m0, n0);
+      store_pairs(acc, t.vn + rec * t.v_size() + b * C * VB, VB, m0, n0);
+      vn = Vn;
     }
     __syncthreads();
-
-    // B: V' = T Y (Ssd: beta v), warp: 16 rows x 8 columns, stored with d ⊙ V' beside it
-    {
-      const int nt = warp >> 2, mt = (warp + nt) & 3;
-      float acc[4] = {};
-      if constexpr (kSsd) {
+    if (owns_s) {  // S <- e^{G_last} S + Kdᵀ V'
+      const float decay = *reinterpret_cast<const float*>(cur + wk + C * KB + C * VB);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int i = 16 * mt + gid + 8 * (e >> 1);
-          acc[e] = fbeta[i] * vw[i * VS + 8 * nt + 2 * tig + (e & 1)];
-        }
-      } else {
-        const bf16* arow = tb + (16 * mt + (lane & 7) + (mat & 1) * 8) * MB + (mat >> 1) * 8;
-        const bf16* brow = yb + ((lane & 7) + (mat & 1) * 8) * VB + 8 * nt;
+      for (int g = 0; g < 2; ++g)
 #pragma unroll
-        for (int k0 = 0; k0 < C; k0 += 16)
-          if (k0 <= 16 * mt) {
-            uint32_t fa[4], fb[2];
-            ldmatrix_x4(fa, arow + k0, false);
-            ldmatrix_x2_trans(fb, brow + k0 * VB);
-            mma_bf16_raw(acc, fa, fb);
+        for (int u = 0; u < 2; ++u)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) sacc[g][u][e] *= decay;
+      const bf16* ar = a_cols(cur + wk, KB, 16 * warp);
+#pragma unroll
+      for (int k0 = 0; k0 < C; k0 += 16)
+        if (k0 < L) {  // rows >= L of Kd and V' are zero
+          uint32_t fa[4];
+          ldmatrix_x4(fa, ar + k0 * KB, true);
+#pragma unroll
+          for (int g = 0; g < 2; ++g) {
+            uint32_t fb[4];
+            ldmatrix_x4(fb, b_cols(vn, VB, 16 * g) + k0 * VB, true);
+            mma2(sacc[g], fa, fb);
           }
-      }
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int r = 16 * mt + gid + 8 * h, c = 8 * nt + 2 * tig;
-        *reinterpret_cast<uint32_t*>(vnb + r * VB + c) = bf16_pair(acc[2 * h], acc[2 * h + 1]);
-        *reinterpret_cast<uint32_t*>(vdb + r * VB + c) = bf16_pair(fd[r] * acc[2 * h], fd[r] * acc[2 * h + 1]);
-      }
-    }
-    __syncthreads();
-
-    // C: S <- e^{G_last} S + kᵀ (d ⊙ V') for the owners; O = a_q (q S) + A_qk V' for the q warps. A and B from
-    // [k][m] and [k][n] tiles: ldmatrix .trans, tiles (m | n 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15), ...
-    const int ta = (lane & 7) + (mat >> 1) * 8, tb_row = (lane & 7) + (mat & 1) * 8;
-    const bf16* brow_d = vdb + tb_row * VB + 16 * half + (mat >> 1) * 8;
-    if (owns_s) {
-      const float decay = fw[4 * C];
-#pragma unroll
-      for (int u = 0; u < 2; ++u)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) sacc[u][e] *= decay;
-      const bf16* arow = kb + ta * KB + 16 * rt + (mat & 1) * 8;
-#pragma unroll
-      for (int k0 = 0; k0 < C; k0 += 16)
-        if (k0 < L) {  // rows >= L of k and of d ⊙ V' are zero
-          uint32_t fa[4], fb[4];
-          ldmatrix_x4(fa, arow + k0 * KB, true);
-          ldmatrix_x4(fb, brow_d + k0 * VB, true);
-          mma2(sacc, fa, fb);
         }
-      store_state_bf16();  // read again only in the next chunk's phase A, after two barriers
+      store_state_bf16();
     }
-    if (rt >= 4) {
-      const bf16* arow = ab + ta * MB + 16 * mq + (mat & 1) * 8;
-      const bf16* brow = vnb + tb_row * VB + 16 * half + (mat >> 1) * 8;
-#pragma unroll
-      for (int k0 = 0; k0 < C; k0 += 16)
-        if (k0 <= 16 * mq) {
-          uint32_t fa[4], fb[4];
-          ldmatrix_x4(fa, arow + k0 * MB, true);
-          ldmatrix_x4(fb, brow + k0 * VB, true);
-          mma2(oacc, fa, fb);
-        }
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int i = 16 * mq + gid + 8 * (e >> 1);
-        if (i >= L) continue;
-        float* out = p.o + (tok0 + i) * p.HV * V + hv * V;
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          const int c = cs(u, e);
-          if (v0 + c < V) out[v0 + c] = kSsd ? oacc[u][e] + skip * vw[i * VS + c] : oacc[u][e];
-        }
-      }
-    }
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // St and the next chunk's stage are complete; this stage and V' are free
   }
   if (owns_s)
 #pragma unroll
-    for (int u = 0; u < 2; ++u)
+    for (int g = 0; g < 2; ++g)
 #pragma unroll
-      for (int e = 0; e < 4; ++e)
-        if (xs(e) < K && v0 + cs(u, e) < V) st[int64_t(v0 + cs(u, e)) * K + xs(e)] = sacc[u][e];
+      for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          if (xs(e) < K && v0 + cs(g, u, e) < V) st[int64_t(v0 + cs(g, u, e)) * K + xs(e)] = sacc[g][u][e];
+}
+
+// Shared memory of the output pass: q [C][KB], A_qk transposed [C][MB], H of two column blocks [2 BV][KB],
+// V' of them [2][C][VB] (bf16 elements), then a_q [C] (float).
+__host__ __device__ inline int output_smem_bytes(int KB) {
+  return 2 * (C * KB + C * MB + 2 * BV * KB + 2 * C * VB) + 4 * C;
 }
 
 template <Rule kRule>
-void launch_rule(const Params& p, int64_t n, cudaStream_t stream) {
-  const size_t smem = size_t(layout(p.QS, p.KT, p.nf).total);
-  cuda_check(cudaFuncSetAttribute(chunk_state_pass_bf16<kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  int(smem)),
-             "chunk_state_pass_bf16 shared memory");
-  launch_kernel("chunk_state_pass_bf16",
-                {dim3(unsigned(n), unsigned(p.HV), unsigned((p.V + BV - 1) / BV)), kStateThreads, smem, stream},
-                chunk_state_pass_bf16<kRule>, p);
+__global__ void __launch_bounds__(kThreads, 4) chunk_output(Params p, Bf16Tiles t) {
+  pdl_enter();
+  constexpr bool kSsd = kRule == Rule::Ssd;
+  extern __shared__ float4 sm4[];
+  const int KB = t.KB, KT = p.KT, V = p.V;
+  bf16* qb = reinterpret_cast<bf16*>(sm4);
+  bf16* ab = qb + C * KB;
+  bf16* hs = ab + C * MB;
+  bf16* vs = hs + 2 * BV * KB;
+  float* fq = reinterpret_cast<float*>(vs + 2 * C * VB);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
+  const int nz = (t.nvb + 1) / 2;  // the column pairs of a chunk are neighbours in the grid: q and M once from DRAM
+  const int64_t chunk = blockIdx.x / nz, hv = blockIdx.y, rec = chunk * p.HV + hv;
+  const int b0 = 2 * int(blockIdx.x % nz), nb = min(2, t.nvb - b0);
+  const Chunk c = chunk_at(p, chunk, hv);
+  const float* sc = p.scratch + rec * p.sc_floats;
+  copy_async(hs, t.h + rec * t.h_size() + b0 * BV * KB, nb * BV * KB / 8);
+  copy_async(vs, (kSsd ? t.u : t.vn) + rec * t.v_size() + b0 * C * VB, nb * C * VB / 8);
+  cp_async_commit();
+  for_pieces(p.q + c.tok0 * p.qs + c.h * p.K, p.qs, c.L, p.K, KT, p.vec,
+             [&](int r, int col, float4 x) { store4(qb + r * KB + col, 1.f, x); });
+  m_tile_bf16<false>(sc, ab);
+  if (tid < C) fq[tid] = sc[C * C + tid];
+  cp_async_wait<0>();
+  __syncthreads();
+  const int hb = warp >> 2, m0 = 16 * (warp & 3);  // column block b0 + hb, rows m0 .. + 16
+  if (hb >= nb) return;
+  float acc[2][2][4] = {};
+  {
+    const bf16* ar = a_rows(qb, KB, m0);
+#pragma unroll
+    for (int k0 = 0; k0 < kMaxK; k0 += 16)
+      if (k0 < KT) {
+        uint32_t fa[4];
+        ldmatrix_x4(fa, ar + k0, false);
+#pragma unroll
+        for (int g = 0; g < 2; ++g) {
+          uint32_t fb[4];
+          ldmatrix_x4(fb, b_rows(hs + hb * BV * KB, KB, 16 * g) + k0, false);
+          mma2(acc[g], fa, fb);
+        }
+      }
+  }
+#pragma unroll
+  for (int g = 0; g < 2; ++g)
+#pragma unroll
+    for (int u = 0; u < 2; ++u)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[g][u][e] *= fq[m0 + gid + 8 * (e >> 1)];
+  {
+    const bf16* ar = a_cols(ab, MB, m0);
+    for (int k0 = 0; k0 <= m0; k0 += 16) {
+      uint32_t fa[4];
+      ldmatrix_x4(fa, ar + k0 * MB, true);
+#pragma unroll
+      for (int g = 0; g < 2; ++g) {
+        uint32_t fb[4];
+        ldmatrix_x4(fb, b_cols(vs + hb * C * VB, VB, 16 * g) + k0 * VB, true);
+        mma2(acc[g], fa, fb);
+      }
+    }
+  }
+  const float skip = kSsd && p.D ? p.D[hv] : 0.f;
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int r = m0 + gid + 8 * (e >> 1);
+    if (r >= c.L) continue;
+    const int64_t row = (c.tok0 + r) * p.HV * V + hv * V;
+#pragma unroll
+    for (int g = 0; g < 2; ++g)
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const int col = (b0 + hb) * BV + 16 * g + 8 * u + 2 * tig + (e & 1);
+        if (col >= V) continue;
+        float y = acc[g][u][e];
+        if constexpr (kSsd) y += skip * p.v[(c.tok0 + r) * p.vs + hv * V + col];
+        p.o[row + col] = y;
+      }
+  }
+}
+
+template <class Kernel>
+void launch_pass(const char* name, Kernel kernel, dim3 grid, size_t smem, cudaStream_t stream, const Params& p) {
+  cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)), name);
+  launch_kernel(name, {grid, kThreads, smem, stream}, kernel, p, p.bf);
+}
+
+template <Rule kRule>
+void launch_rule(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stream) {
+  constexpr bool kSsd = kRule == Rule::Ssd;
+  const Bf16Tiles& t = p.bf;
+  const unsigned hv = unsigned(p.HV);
+  launch_pass("chunk_state_pass_bf16", chunk_state_pass_bf16<kRule>, dim3(unsigned(n), hv, unsigned(t.nvb)),
+              sizeof(bf16) * state_smem_elems(kSsd, t.KB), stream, p);
+  launch_pass("chunk_output", chunk_output<kRule>, dim3(unsigned(n_chunks * ((t.nvb + 1) / 2)), hv),
+              output_smem_bytes(t.KB), stream, p);
+  cuda_check(cudaFreeAsync(t.kd, stream), "cudaFreeAsync (bf16 chunked prefill tiles)");
 }
 
 }  // namespace
 
-void launch_bf16_state_pass(const Params& p, Rule rule, int64_t n, cudaStream_t stream) {
-  if (rule == Rule::Ssd) launch_rule<Rule::Ssd>(p, n, stream);
-  else launch_rule<Rule::Scalar>(p, n, stream);
+Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t stream) {
+  const bool ssd = rule == Rule::Ssd;
+  Bf16Tiles t{};
+  t.KB = p.KT + 8;
+  t.nvb = (p.V + BV - 1) / BV;
+  const int64_t recs = n_chunks * p.HV;
+  const int64_t per_rec = (ssd ? 1 : 2) * (t.k_size() + t.v_size()) + t.h_size();
+  bf16* at = nullptr;
+  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&at), size_t(recs * per_rec) * sizeof(bf16), stream),
+             "cudaMallocAsync (bf16 chunked prefill tiles)");
+  auto take = [&](bf16*& ptr, int64_t size) { ptr = at, at += recs * size; };
+  take(t.kd, t.k_size());  // first: the allocation's start
+  take(t.u, t.v_size());
+  take(t.h, t.h_size());
+  if (!ssd) {
+    take(t.w, t.k_size());
+    take(t.vn, t.v_size());
+  }
+  return t;
+}
+
+size_t wu_smem(const Params& p, Rule rule) {
+  return rule == Rule::Ssd ? 0 : wu_smem_bytes(p.KT + 8, (p.V + BV - 1) / BV);
+}
+
+void launch_bf16_passes(const Params& p, Rule rule, int64_t n, int64_t n_chunks, cudaStream_t stream) {
+  if (rule == Rule::Ssd) launch_rule<Rule::Ssd>(p, n, n_chunks, stream);
+  else launch_rule<Rule::Scalar>(p, n, n_chunks, stream);
 }
 
 }  // namespace linfer::kernels::cuda::prefill

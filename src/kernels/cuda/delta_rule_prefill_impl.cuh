@@ -2,8 +2,7 @@
 // What the chunked prefill's launches share (delta_rule_prefill.h has the algorithm): the chunk and tile
 // constants, the scratch layout, the launch parameters and the loads of a chunk's inputs into shared memory.
 // delta_rule_prefill.cu holds the prepare pass, the state pass for every PrefillMath and the entry points;
-// delta_rule_prefill_bf16.cu the state pass with bf16 operand tiles, which the bf16 mode takes where the rule
-// allows.
+// delta_rule_prefill_bf16.cu the passes that follow the prepare pass in the bf16 mode where the rule allows.
 
 #include <cuda_runtime.h>
 
@@ -40,6 +39,24 @@ constexpr int kScalarFactors = 4 * C + 8;
 // Mamba2's SSD (scalar decay, no delta correction: T = I, V' = dt x, gates from the raw dt, the D x skip).
 enum class Rule { Scalar, PerKey, Ssd };
 
+// PrefillMath::Bf16 (rules Scalar / None and Ssd; delta_rule_prefill_bf16.cu): the bf16 intermediates, each
+// [n_chunks][HV] records of the sizes below (bf16 elements), in one allocation starting at kd. Row strides are
+// odd multiples of 16 bytes (ldmatrix's eight rows in distinct banks), the same in global and shared memory, so
+// that a chunk's tiles are contiguous copies.
+constexpr int VB = BV + 8;  // row stride of the bf16 [C][BV] tiles (80 bytes)
+constexpr int MB = C + 8;   // of the bf16 [C][C] tiles (144 bytes); [.][K] tiles: KB = KT + 8
+struct Bf16Tiles {
+  int KB, nvb;          // row stride of [.][K] tiles; value-column blocks of BV
+  __nv_bfloat16* kd;    // [C][KB] Kd = d ⊙ k
+  __nv_bfloat16* u;     // [nvb][C][VB] U, block b holding columns [b BV, b BV + BV), zero past V
+  __nv_bfloat16* h;     // [nvb][BV][KB] the state at the chunk's start, transposed: h[b][c][x] = S[x][b BV + c]
+  __nv_bfloat16* w;     // [C][KB] W (Scalar only)
+  __nv_bfloat16* vn;    // [nvb][C][VB] V' (Scalar only; Ssd's V' is U)
+  __host__ __device__ int64_t k_size() const { return int64_t(C) * KB; }
+  __host__ __device__ int64_t v_size() const { return int64_t(nvb) * C * VB; }
+  __host__ __device__ int64_t h_size() const { return int64_t(nvb) * BV * KB; }
+};
+
 struct Params {
   int H, HV, K, V, group;
   int KT, QS;  // K rounded up to 16 (zero-padded); row stride of the q / k tiles and of the state tile
@@ -56,6 +73,7 @@ struct Params {
   float* o;
   SlotPool state;
   const int32_t* slots;
+  Bf16Tiles bf;  // PrefillMath::Bf16 with Scalar / Ssd: written by chunk_prepare's W / U step
   // Ssd: g = dt · -exp(A_log), beta = dt with dt = clamp(softplus(dt_raw + dt_bias), dt_min, dt_max); o += D v
   const float *dt_raw, *A_log, *dt_bias, *D;  // dt_raw [T] rows of stride dts; the others [HV], D may be null
   int64_t dts;
@@ -129,10 +147,13 @@ __device__ void load_stage(const Params& p, int64_t ch, int64_t h, int64_t hv, i
   if (tid < p.nf / 4) cp_async16(mb + C * MS + 4 * tid, sc + C * C + 4 * tid, true);
 }
 
-// The state pass with bf16 operand tiles (delta_rule_prefill_bf16.cu): PrefillMath::Bf16 takes it for these
-// rules, launched after chunk_prepare<Bf16, rule> on the stream; n sequences. (PerKey's three tiles per chunk
-// leave no room for it: the generic state pass runs KDA's bf16 mode.)
-constexpr bool bf16_state_pass_takes(Rule rule) { return rule != Rule::PerKey; }
-void launch_bf16_state_pass(const Params& p, Rule rule, int64_t n, cudaStream_t stream);
+// PrefillMath::Bf16 for these rules: chunk_prepare<Bf16, rule> ends with the W / U step (delta_rule_prefill_bf16.cuh)
+// into p.bf, allocated by bf16_tiles on the stream; then launch_bf16_passes runs the state pass of two products
+// per chunk and the outputs of all chunks at once, and frees p.bf. n sequences, n_chunks chunks. (PerKey's bf16
+// mode runs the generic state pass.)
+__host__ __device__ constexpr bool bf16_passes_take(Rule rule) { return rule != Rule::PerKey; }
+Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t stream);
+size_t wu_smem(const Params& p, Rule rule);  // shared memory the W / U step needs
+void launch_bf16_passes(const Params& p, Rule rule, int64_t n, int64_t n_chunks, cudaStream_t stream);
 
 }  // namespace linfer::kernels::cuda::prefill

@@ -1,0 +1,201 @@
+#pragma once
+// The bf16 tile helpers of the chunked prefill's PrefillMath::Bf16 passes (delta_rule_prefill_bf16.cu has the
+// design) and its W / U step, which chunk_prepare (delta_rule_prefill.cu) runs at its end: conversions of
+// float32 rows and of the packed M tile into bf16 tiles, ldmatrix fragment addresses, products with T.
+
+#include "kernels/cuda/delta_rule_prefill_impl.cuh"
+
+namespace linfer::kernels::cuda::prefill {
+
+using bf16 = __nv_bfloat16;
+
+
+__device__ inline void mma2(float (&acc)[2][4], const uint32_t (&a)[4], const uint32_t (&b)[4]) {
+  const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+  mma_bf16_raw(acc[0], a, b0);
+  mma_bf16_raw(acc[1], a, b1);
+}
+
+// n16 16-byte pieces from src (global) to dst (shared), cp.async, not committed.
+__device__ inline void copy_async(void* dst, const void* src, int64_t n16) {
+  for (int64_t i = threadIdx.x; i < n16; i += blockDim.x)
+    cp_async16(static_cast<float*>(dst) + 4 * i, static_cast<const float*>(src) + 4 * i, true);
+}
+
+// For each 4-column piece (r, c) of a [C][w] tile (w a multiple of 4): x = src[r stride + c .. + 3] in rows r < L
+// and columns < n, zeros elsewhere, handed to put(r, c, x). Each thread issues the loads of kBatch pieces before
+// their puts, so that they are in flight together. vec: src rows 16-byte aligned and n a multiple of 4.
+template <class Put>
+__device__ void for_pieces(const float* src, int64_t stride, int L, int n, int w, bool vec, Put&& put) {
+  constexpr int kBatch = 8;
+  const int per_row = w / 4, total = C * per_row, step = blockDim.x;
+  for (int i0 = threadIdx.x; i0 < total; i0 += kBatch * step) {
+    float4 x[kBatch];
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) {
+      const int i = i0 + j * step, r = i / per_row, c = 4 * (i % per_row);
+      x[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (i >= total || r >= L) continue;
+      const float* s = src + r * stride + c;
+      if (vec) {
+        if (c < n) x[j] = __ldg(reinterpret_cast<const float4*>(s));
+      } else {
+        x[j].x = c < n ? __ldg(s) : 0.f, x[j].y = c + 1 < n ? __ldg(s + 1) : 0.f;
+        x[j].z = c + 2 < n ? __ldg(s + 2) : 0.f, x[j].w = c + 3 < n ? __ldg(s + 3) : 0.f;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) {
+      const int i = i0 + j * step;
+      if (i < total) put(i / per_row, 4 * (i % per_row), x[j]);
+    }
+  }
+}
+
+// a x as four bf16 at dst (8-byte aligned)
+__device__ inline void store4(bf16* dst, float a, float4 x) {
+  *reinterpret_cast<uint2*>(dst) = make_uint2(bf16_pair(a * x.x, a * x.y), bf16_pair(a * x.z, a * x.w));
+}
+
+// Part of the packed M tile of the prepare pass's scratch as a bf16 [C][MB] tile: T (unit lower triangular) or,
+// transposed, A_qk (at[j][i] = A_qk(i, j), zero below the diagonal). 8 elements per thread step, kThreads
+// threads, every load issued before the first store.
+template <bool kT>
+__device__ void m_tile_bf16(const float* m, bf16* dst) {
+  constexpr int kSteps = C * C / 8 / kThreads;
+  float4 v[kSteps][2];
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+    const int i = threadIdx.x + s * kThreads, r = i >> 3, c = 8 * (i & 7);
+    v[s][0] = __ldg(reinterpret_cast<const float4*>(m + r * C + c));
+    v[s][1] = __ldg(reinterpret_cast<const float4*>(m + r * C + c + 4));
+  }
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+    const int i = threadIdx.x + s * kThreads, r = i >> 3, c = 8 * (i & 7);
+    const float e[8] = {v[s][0].x, v[s][0].y, v[s][0].z, v[s][0].w, v[s][1].x, v[s][1].y, v[s][1].z, v[s][1].w};
+    float x[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) x[j] = kT ? (r > c + j ? e[j] : r == c + j ? 1.f : 0.f) : (r <= c + j ? e[j] : 0.f);
+    *reinterpret_cast<uint4*>(dst + r * MB + c) =
+        make_uint4(bf16_pair(x[0], x[1]), bf16_pair(x[2], x[3]), bf16_pair(x[4], x[5]), bf16_pair(x[6], x[7]));
+  }
+}
+
+// Fragment addresses for ldmatrix_x4 (lane's row pointer into a bf16 tile with row stride ld): A of rows
+// m0 .. m0 + 15 from a row-major [m][k] tile; A from a [k][m] tile (.trans); B of columns n0 .. n0 + 15 (two
+// 8-column tiles: registers 0-1 and 2-3) from an [n][k] tile; B from a [k][n] tile (.trans). Add k0 (row-major
+// forms) or k0 ld (transposed forms) per product step.
+__device__ inline const bf16* a_rows(const bf16* t, int ld, int m0) {
+  const int lane = threadIdx.x & 31;
+  return t + (m0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 8;
+}
+__device__ inline const bf16* a_cols(const bf16* t, int ld, int m0) {
+  const int lane = threadIdx.x & 31;
+  return t + ((lane & 7) + (lane >> 4) * 8) * ld + m0 + ((lane >> 3) & 1) * 8;
+}
+__device__ inline const bf16* b_rows(const bf16* t, int ld, int n0) {
+  const int lane = threadIdx.x & 31;
+  return t + (n0 + (lane & 7) + (lane >> 4) * 8) * ld + ((lane >> 3) & 1) * 8;
+}
+__device__ inline const bf16* b_cols(const bf16* t, int ld, int n0) {
+  const int lane = threadIdx.x & 31;
+  return t + ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + n0 + (lane >> 4) * 8;
+}
+
+// acc = T B for this warp's 16 rows m0 and 16 columns n0 (T unit lower triangular [C][MB], B [C][ld] row-major)
+__device__ inline void t_times(const bf16* tb, const bf16* b, int ld, int m0, int n0, float (&acc)[2][4]) {
+  const bf16* ar = a_rows(tb, MB, m0);
+  const bf16* br = b_cols(b, ld, n0);
+  for (int k0 = 0; k0 <= m0; k0 += 16) {
+    uint32_t fa[4], fb[4];
+    ldmatrix_x4(fa, ar + k0, false);
+    ldmatrix_x4(fb, br + k0 * ld, true);
+    mma2(acc, fa, fb);
+  }
+}
+
+// Rows r = m0 + gid (+ 8) and columns c = n0 + 2 tig (+ 1) (+ 8) of a warp's [16][16] accumulators, as bf16 pairs
+// into dst (row stride ld).
+__device__ inline void store_pairs(const float (&acc)[2][4], bf16* dst, int ld, int m0, int n0) {
+  const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int u = 0; u < 2; ++u)
+#pragma unroll
+    for (int e = 0; e < 2; ++e)
+      *reinterpret_cast<uint32_t*>(dst + (m0 + gid + 8 * e) * ld + n0 + 8 * u + 2 * tig) =
+          bf16_pair(acc[u][2 * e], acc[u][2 * e + 1]);
+}
+
+struct Chunk {  // a chunk's place: its sequence's head h, first token and length
+  int64_t h, tok0;
+  int L;
+};
+__device__ inline Chunk chunk_at(const Params& p, int64_t chunk, int64_t hv) {
+  const int64_t seq = p.chunk_seq[chunk], tok0 = p.offsets[seq] + C * (chunk - p.seq_chunk0[seq]);
+  return {hv / p.group, tok0, int(min(int64_t(C), p.offsets[seq + 1] - tok0))};
+}
+
+// Shared memory of the wu pass (Scalar; Ssd needs none): T [C][MB], β a_k ⊙ k [C][KB], β ⊙ v [C][VW] (bf16,
+// VW = nvb BV + 8), then the factors β a_k, d, β [3][C] (float).
+__host__ __device__ inline int wu_smem_bytes(int KB, int nvb) {
+  return 2 * (C * MB + C * KB + C * (nvb * BV + 8)) + 4 * 3 * C;
+}
+
+// The W / U step of chunk (chunk, hv), run by chunk_prepare's block once the chunk's M and factors are in the
+// scratch (and visible to the block: a barrier after they were written): Kd, W and U into p.bf. smem: at least
+// wu_smem_bytes (Scalar; Ssd uses none), free to overwrite.
+template <Rule kRule>
+__device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk& c, float4* sm4) {
+  const Bf16Tiles& t = p.bf;
+  const int warp = threadIdx.x >> 5, KB = t.KB, KT = p.KT, VW = t.nvb * BV + 8;
+  const int64_t rec = chunk * p.HV + hv;
+  const float* sc = p.scratch + rec * p.sc_floats;
+  const float* k = p.k + c.tok0 * p.ks + c.h * p.K;
+  const float* v = p.v + c.tok0 * p.vs + hv * p.V;
+  bf16* kd = t.kd + rec * t.k_size();
+  bf16* u = t.u + rec * t.v_size();
+  auto put_u = [&](int r, int col, bf16* d, int ld) { return d + (col / BV) * C * ld + r * ld + col % BV; };
+  if constexpr (kRule == Rule::Ssd) {  // T = I: Kd = d ⊙ k and U = dt ⊙ x as they come
+    const float *fd = sc + C * C + 2 * C, *fdt = fd + C;
+    for_pieces(k, p.ks, c.L, p.K, KT, p.vec, [&](int r, int col, float4 x) { store4(kd + r * KB + col, fd[r], x); });
+    for_pieces(v, p.vs, c.L, p.V, t.nvb * BV, p.vec,
+               [&](int r, int col, float4 x) { store4(put_u(r, col, u, VB), fdt[r], x); });
+    return;
+  }
+  bf16* tb = reinterpret_cast<bf16*>(sm4);
+  bf16* kb = tb + C * MB;
+  bf16* vb = kb + C * KB;
+  float* fk = reinterpret_cast<float*>(vb + C * VW);  // β a_k, d, β
+  const float *fd = fk + C, *fbeta = fk + 2 * C;
+  if (threadIdx.x < C) {
+    const float* f = sc + C * C;  // a_q, a_k, d, β
+    fk[threadIdx.x] = f[3 * C + threadIdx.x] * f[C + threadIdx.x];
+    fk[C + threadIdx.x] = f[2 * C + threadIdx.x];
+    fk[2 * C + threadIdx.x] = f[3 * C + threadIdx.x];
+  }
+  m_tile_bf16<true>(sc, tb);
+  __syncthreads();
+  for_pieces(k, p.ks, c.L, p.K, KT, p.vec, [&](int r, int col, float4 x) {
+    store4(kd + r * KB + col, fd[r], x);
+    store4(kb + r * KB + col, fk[r], x);
+  });
+  for_pieces(v, p.vs, c.L, p.V, t.nvb * BV, p.vec,
+             [&](int r, int col, float4 x) { store4(vb + r * VW + col, fbeta[r], x); });
+  __syncthreads();
+  // W = T (β a_k ⊙ k) and U = T (β ⊙ v), 16 columns at a time: warp w rows 16 (w & 3), every other column group
+  const int m0 = 16 * (warp & 3), wg = KT / 16;
+  for (int g = warp >> 2; g < wg + 2 * t.nvb; g += 2) {
+    float acc[2][4] = {};
+    if (g < wg) {
+      t_times(tb, kb, KB, m0, 16 * g, acc);
+      store_pairs(acc, t.w + rec * t.k_size(), KB, m0, 16 * g);
+    } else {
+      const int n0 = 16 * (g - wg);
+      t_times(tb, vb, VW, m0, n0, acc);
+      store_pairs(acc, u + (n0 / BV) * C * VB, VB, m0, n0 % BV);
+    }
+  }
+}
+
+}  // namespace linfer::kernels::cuda::prefill

@@ -554,9 +554,9 @@ void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream
 template <Rule kRule>
 void launch(const Params& p, int64_t n, int64_t n_chunks, PrefillMath math, cudaStream_t stream) {
   switch (math) {
-    case PrefillMath::Tf32: launch<MmaMath::Tf32, kRule>(p, n, n_chunks, stream); break;
-    case PrefillMath::Tf32x3: launch<MmaMath::Tf32x3, kRule>(p, n, n_chunks, stream); break;
-    case PrefillMath::Bf16: launch<MmaMath::Bf16, kRule>(p, n, n_chunks, stream); break;
+    case MmaMath::Tf32: launch<MmaMath::Tf32, kRule>(p, n, n_chunks, stream); break;
+    case MmaMath::Tf32x3: launch<MmaMath::Tf32x3, kRule>(p, n, n_chunks, stream); break;
+    case MmaMath::Bf16: launch<MmaMath::Bf16, kRule>(p, n, n_chunks, stream); break;
   }
 }
 

@@ -61,15 +61,14 @@
 
 #include "kernels/cpu/delta_rule.h"
 #include "kernels/cpu/mamba2_ssd.h"
+#include "kernels/cuda/mma_math.h"
 #include "kernels/cuda/slot_pool.h"
 
 namespace linfer::kernels::cuda {
 
-// How the chunk products run on the tensor cores (mma.sync, float32 accumulation; kernels/cuda/mma.cuh): one
-// TF32 product (10-bit mantissas), 3xTF32 (high + low TF32 parts, three products: float32-grade sums, 3x the
-// tensor work), or one bf16 product (8-bit mantissas, k steps of 16: the operands, float32 in memory and in
-// shared memory, rounded to bf16 as fragments are built; accumulators and the state stay float32).
-enum class PrefillMath { Tf32, Tf32x3, Bf16 };
+// How the chunk products run on the tensor cores (kernels/cuda/mma_math.h): one TF32 product, 3xTF32 or one bf16
+// product, float32 accumulation; inputs, outputs and the state stay float32 in every mode.
+using PrefillMath = MmaMath;
 
 // Whether delta_rule_prefill takes this shape: any decay (None, Scalar, PerKey), K <= 128 and a multiple of 4,
 // V <= 256, HV a multiple of H.

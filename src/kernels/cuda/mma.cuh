@@ -20,9 +20,9 @@
 
 #include <cstdint>
 
-namespace linfer::kernels::cuda {
+#include "kernels/cuda/mma_math.h"
 
-enum class MmaMath { Tf32, Tf32x3, Bf16 };
+namespace linfer::kernels::cuda {
 
 // The k extent of one product step.
 template <MmaMath M>

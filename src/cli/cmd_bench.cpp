@@ -1,12 +1,14 @@
-// linfer bench --model DIR [-p 512[,4096]] [-n 128] [-b 1[,8]] [-r 3] [--json] [--profile] [--device cpu|cuda]
+// linfer bench --model DIR [-p 512[,4096]] [-n 128] [-b 1[,8]] [-r 3] [--ubatch N] [--json] [--profile]
+//              [--device cpu|cuda]
 // End-to-end speed, like llama-bench: for each prompt length pp, prefill pp random tokens into an
-// empty sequence (one forward, logits of the last token only) -> "ppN"; for each generation length
-// tg and batch B, decode tg tokens one at a time in each of B sequences from empty ones, the B
-// sequences together (one forward per step, logits of every sequence) -> "tgN" (B = 1) or "tgN x B";
-// tokens/s counts every sequence's tokens, as a server decoding B users would. Each test
-// runs once untimed (warm-up: page in the mmap'd weights, grow scratch buffers), then r times; the
-// median tokens/s is reported, with every sample in --json. Threads: the global --threads option.
-// Random-weight models of realistic shape: tools/make_random_model.py.
+// empty sequence (in chunks of --ubatch tokens as `generate` does, runtime/prefill_chunks.h; logits of
+// the last token only) -> "ppN"; for each generation length tg and batch B, decode tg tokens one at a
+// time in each of B sequences from empty ones, the B sequences together (one forward per step, logits
+// of every sequence) -> "tgN" (B = 1) or "tgN x B"; tokens/s counts every sequence's tokens, as a
+// server decoding B users would. Each test runs once untimed (warm-up: page in the mmap'd weights,
+// grow scratch buffers), then r times; the median tokens/s is reported, with every sample in --json.
+// Threads: the global --threads option. Random-weight models of realistic shape:
+// tools/make_random_model.py.
 // --profile adds the wall time per part of the forward pass (mixer / FFN kind, head; see
 // models/profile.h), summed over the timed repetitions.
 
@@ -55,7 +57,7 @@ double process_cpu_seconds() {
 }
 
 // One run of a test on fresh sequences, kept where the model runs (state slots); returns wall seconds.
-double run_once(const Model& model, const BenchTest& test, std::mt19937& rng) {
+double run_once(const Model& model, const BenchTest& test, int64_t ubatch, std::mt19937& rng) {
   const int64_t V = model.info().vocab_size, B = test.batch;
   std::uniform_int_distribution<int32_t> tok(0, int32_t(V - 1));
   auto slots = model.make_slots(int(B));
@@ -66,7 +68,7 @@ double run_once(const Model& model, const BenchTest& test, std::mt19937& rng) {
     std::vector<int32_t> ids(size_t(test.n_prompt));
     for (auto& id : ids) id = tok(rng);
     const auto t0 = clock::now();
-    model.forward_slots(Batch::single(ids), *slots, {&slot, 1}, logits.data(), Logits::Last);
+    forward_chunked(model, ids, *slots, slot, logits.data(), Logits::Last, ubatch);
     return std::chrono::duration<double>(clock::now() - t0).count();
   }
   // One token per sequence per step; the batch is built once (the loop times the model alone).
@@ -94,6 +96,7 @@ void add_bench(CLI::App& app) {
     std::string model, device;
     std::vector<int64_t> pp{512}, tg{128}, batch{1};
     int reps = 3;
+    int64_t ubatch = -1;  // -1: the device's default
     bool json = false, profile = false;
     uint32_t seed = 1;
   };
@@ -107,6 +110,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("-r,--repetitions", a->reps, "timed repetitions per test (the median is reported)")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--seed", a->seed, "seed of the random token ids");
+  add_ubatch_option(cmd, a->ubatch);
   cmd->add_flag("--json", a->json, "print the results as JSON instead of a table");
   cmd->add_flag("--profile", a->profile, "also report the time per part of the forward pass");
   add_device_option(cmd, a->device);
@@ -126,14 +130,15 @@ void add_bench(CLI::App& app) {
     }
     LINFER_CHECK(!tests.empty(), "bench: nothing to run (every -p and -n is 0)");
 
+    const int64_t ubatch = ubatch_for(a->ubatch, model->device());
     std::mt19937 rng(a->seed);
     for (auto& t : tests) {
-      run_once(*model, t, rng);  // warm-up
+      run_once(*model, t, ubatch, rng);  // warm-up
       profile_reset();
       profile_enable(a->profile);
       for (int r = 0; r < a->reps; ++r) {
         const double cpu0 = process_cpu_seconds();
-        t.seconds.push_back(run_once(*model, t, rng));
+        t.seconds.push_back(run_once(*model, t, ubatch, rng));
         t.cpu_seconds.push_back(process_cpu_seconds() - cpu0);
         fmt::print(stderr, "{} {} rep {}: {:.1f} tokens/s\n", model->info().architecture, t.name, r + 1,
                    double(t.tokens()) / t.seconds.back());
@@ -154,7 +159,8 @@ void add_bench(CLI::App& app) {
                          {"weights", weight_types},   {"bits_per_weight", weights.bits_per_weight()},
                          {"device", device_name(model->device())},
                          {"test", t.name},            {"n_prompt", t.n_prompt},
-                         {"n_gen", t.n_gen},          {"batch", t.batch}, {"repetitions", t.seconds.size()},
+                         {"n_gen", t.n_gen},          {"batch", t.batch}, {"ubatch", ubatch},
+                         {"repetitions", t.seconds.size()},
                          {"samples_s", t.seconds},    {"cpu_samples_s", t.cpu_seconds},
                          {"median_s", median(t.seconds)},
                          {"tokens_per_s", double(t.tokens()) / median(t.seconds)},

@@ -1,7 +1,8 @@
-// linfer eval --model DIR --text-file F [--window N]
+// linfer eval --model DIR --text-file F [--window N] [--ubatch N]
 // Mean negative log-likelihood (nats/token) of a text: the file is tokenized, cut into consecutive
 // windows of N tokens, and tokens 1..N-1 of each window are scored given the tokens before them in
-// the window (a last partial window of at least 2 tokens is scored too).
+// the window (a last partial window of at least 2 tokens is scored too). A window runs through the
+// model in chunks of --ubatch tokens (runtime/prefill_chunks.h).
 
 #include <cmath>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/model_args.h"
 #include "linfer/core/error.h"
 #include "linfer/model.h"
 #include "linfer/tokenizer.h"
@@ -21,11 +23,13 @@ void add_eval(CLI::App& app) {
   struct Args {
     std::string model, file;
     int64_t window = 512;
+    int64_t ubatch = -1;  // -1: the CPU's default
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model folder")->required();
   cmd->add_option("--text-file", a->file, "UTF-8 text to score")->required();
   cmd->add_option("--window", a->window, "tokens per window")->check(CLI::Range(int64_t(2), int64_t(1) << 30));
+  add_ubatch_option(cmd, a->ubatch);
   cmd->callback([a] {
     std::ifstream f(a->file, std::ios::binary);
     LINFER_CHECK(f, "cannot open --text-file {}", a->file);
@@ -42,9 +46,9 @@ void add_eval(CLI::App& app) {
       const int64_t len = std::min(a->window, n - b);
       if (len < 2) break;
       SequenceState s(model->state_spec());
-      SequenceState* sp = &s;
       logits.resize(size_t(len * V));
-      model->forward(Batch::single({ids.data() + b, size_t(len)}), {&sp, 1}, logits.data(), Logits::All);
+      forward_chunked(*model, {ids.data() + b, size_t(len)}, s, logits.data(), Logits::All,
+                      ubatch_for(a->ubatch, model->device()));
       for (int64_t t = 1; t < len; ++t) {
         const float* row = logits.data() + (t - 1) * V;
         double m = row[0];

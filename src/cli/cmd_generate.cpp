@@ -1,10 +1,12 @@
 // linfer generate [--model DIR] (--prompt TEXT | --prompt-ids 5,17,42) [-n N] [--greedy]
-//                 [--temperature T] [--top-k K] [--top-p P] [--seed S] [--print-ids] [--device cpu|cuda]
-// Prefills the prompt, then decodes one token per step. With --prompt the text is tokenized and
-// the continuation is printed as it is generated (stopping at EOS); with --prompt-ids exactly n ids
-// are generated. --print-ids prints the generated ids comma-separated on one stdout line. Without
-// --model the embedded demo model is used. Speed goes to stderr. --load-state FILE (from
-// `linfer prefill`) continues a saved sequence; the prompt, if any, is the tokens that follow it.
+//                 [--temperature T] [--top-k K] [--top-p P] [--seed S] [--print-ids] [--ubatch N]
+//                 [--device cpu|cuda]
+// Prefills the prompt (in chunks of --ubatch tokens: runtime/prefill_chunks.h), then decodes one token
+// per step. With --prompt the text is tokenized and the continuation is printed as it is generated
+// (stopping at EOS); with --prompt-ids exactly n ids are generated. --print-ids prints the generated
+// ids comma-separated on one stdout line. Without --model the embedded demo model is used. Speed goes
+// to stderr. --load-state FILE (from `linfer prefill`) continues a saved sequence; the prompt, if any,
+// is the tokens that follow it.
 
 #include <chrono>
 #include <cstdio>
@@ -26,6 +28,7 @@ void add_generate(CLI::App& app) {
   struct Args {
     std::string model, prompt, ids, load_state, device;
     int n = 64;
+    int64_t ubatch = -1;  // -1: the device's default
     bool print_ids = false, ignore_eos = false, other_weights = false;
     SamplingParams sp{.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .seed = 0};
   };
@@ -45,6 +48,7 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("--state-other-weights", a->other_weights,
                 "accept a --load-state written by other weights of this architecture (e.g. the bf16 model's state "
                 "into its quantized copy; docs/state-format.md says what it costs)");
+  add_ubatch_option(cmd, a->ubatch);
   add_device_option(cmd, a->device);
   cmd->callback([a] {
     const std::string dir = a->model.empty() ? demo_model_dir() : a->model;
@@ -91,7 +95,8 @@ void add_generate(CLI::App& app) {
                    a->load_state);
       if (prompt.empty()) row = std::move(loaded.logits);
     }
-    if (!prompt.empty()) model->forward_slots(Batch::single(prompt), *slots, {&slot, 1}, row.data(), Logits::Last);
+    if (!prompt.empty())
+      forward_chunked(*model, prompt, *slots, slot, row.data(), Logits::Last, ubatch_for(a->ubatch, model->device()));
     const auto t1 = clock::now();
     std::vector<int32_t> out;
     for (int i = 0; i < a->n; ++i) {

@@ -1,7 +1,7 @@
 // linfer prefill [--model DIR] (--prompt-ids 5,17,42 | --prompt TEXT) --save-state FILE
-//                [--state-dtype f32|bf16] [--compress] [--device cpu|cuda]
-// Runs the prompt through the model and saves the resulting state, with the last token's logits,
-// in the wire format (docs/state-format.md). `linfer generate --load-state FILE` continues from it
+//                [--state-dtype f32|bf16] [--compress] [--ubatch N] [--device cpu|cuda]
+// Runs the prompt through the model (in chunks of --ubatch tokens: runtime/prefill_chunks.h) and saves
+// the resulting state, with the last token's logits, in the wire format (docs/state-format.md). `linfer generate --load-state FILE` continues from it
 // exactly as if the prompt had been given to generate (on any device: the file is the host state). A
 // summary goes to stderr.
 
@@ -24,6 +24,7 @@ void add_prefill(CLI::App& app) {
   struct Args {
     std::string model, prompt, ids, out, dtype = "f32", device;
     bool compress = false;
+    int64_t ubatch = -1;  // -1: the device's default
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model folder (default: the embedded demo model)");
@@ -33,6 +34,7 @@ void add_prefill(CLI::App& app) {
   cmd->add_option("--state-dtype", a->dtype, "storage type of float32 state tensors")
       ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_flag("--compress", a->compress, "zstd-compress each record");
+  add_ubatch_option(cmd, a->ubatch);
   add_device_option(cmd, a->device);
   cmd->callback([a] {
     const std::string dir = a->model.empty() ? demo_model_dir() : a->model;
@@ -44,10 +46,9 @@ void add_prefill(CLI::App& app) {
     LINFER_CHECK(!prompt.empty(), "prefill: the prompt has no tokens");
 
     SequenceState s(model->state_spec());
-    SequenceState* sp = &s;
     std::vector<float> logits(size_t(model->info().vocab_size));
     const auto t0 = std::chrono::steady_clock::now();
-    model->forward(Batch::single(prompt), {&sp, 1}, logits.data(), Logits::Last);
+    forward_chunked(*model, prompt, s, logits.data(), Logits::Last, ubatch_for(a->ubatch, model->device()));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     save_state_file(a->out, *model, tok.get(), s, logits,

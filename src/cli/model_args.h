@@ -9,6 +9,7 @@
 
 #include "linfer/core/error.h"
 #include "linfer/device.h"
+#include "runtime/prefill_chunks.h"
 
 namespace linfer::cli {
 
@@ -35,6 +36,15 @@ inline void add_device_option(CLI::App* cmd, std::string& device) {
   cmd->add_option("--device", device, "where the model runs: cpu, or cuda (a build with -DLINFER_CUDA=ON and an "
                   "NVIDIA GPU)")->default_val("cpu");
 }
+
+// --ubatch N on a command that prefills a prompt (runtime/prefill_chunks.h). `ubatch` starts at -1 (not
+// given); ubatch_for() turns that into the device's default.
+inline void add_ubatch_option(CLI::App* cmd, int64_t& ubatch) {
+  cmd->add_option("--ubatch", ubatch, "prefill in chunks of at most N tokens, each continuing the state, so memory "
+                  "follows N instead of the prompt's length (0: the whole prompt in one pass; default: 512 on the "
+                  "CPU, one pass on CUDA)")->check(CLI::NonNegativeNumber);
+}
+inline int64_t ubatch_for(int64_t given, Device device) { return given >= 0 ? given : default_ubatch(device); }
 
 // The embedded demo model's folder, for commands run without --model: $LINFER_DEMO_MODEL, else
 // <exe>/../share/linfer/demo (installed), <exe dir>/models/demo, models/demo in the source tree.

@@ -1,5 +1,6 @@
 // The model commands end to end (the `linfer` binary), on the golden fixtures:
-//   - logits / generate / inspect on a good checkpoint give the reference numbers;
+//   - logits / generate / inspect on a good checkpoint give the reference numbers, with the prompt in
+//     one pass and in chunks (--ubatch; prefill --ubatch, then generate --load-state, too);
 //   - broken checkpoints (renamed tensor, wrong shape, truncated file, unknown model_type, a header
 //     whose offsets lie) make `linfer logits` exit non-zero with a message naming the problem.
 
@@ -82,29 +83,42 @@ class BrokenCheckpoint : public ::testing::Test {
 };
 
 TEST(CliModels, LogitsMatchTheFixture) {
-  const auto c = cases()["cases"][1];
+  const auto c = cases()["cases"][1];  // 63 tokens: in chunks of 7, the last one short
   const fs::path out = fs::temp_directory_path() / ("linfer_logits_" + std::to_string(::getpid()) + ".npy");
-  CliRun r = run("logits --model " + kFixture.string() + " --prompt-ids " + ids_arg(c["prompt_ids"]) + " --out " +
-              out.string());
-  ASSERT_EQ(r.status, 0) << r.out;
-  auto got = linfer::read_npy(out.string());
-  auto ref = linfer::read_npy((kFixture / c["logits"].get<std::string>()).string());
-  ASSERT_EQ(got.shape(), ref.shape());
-  double d = 0, n = 0;
-  for (int64_t i = 0; i < got.numel(); ++i) {
-    d += double(got.f32()[i] - ref.f32()[i]) * (got.f32()[i] - ref.f32()[i]);
-    n += double(ref.f32()[i]) * ref.f32()[i];
+  for (const std::string ubatch : {"", " --ubatch 7", " --ubatch 0"}) {
+    CliRun r = run("logits --model " + kFixture.string() + " --prompt-ids " + ids_arg(c["prompt_ids"]) + " --out " +
+                   out.string() + ubatch);
+    ASSERT_EQ(r.status, 0) << ubatch << r.out;
+    auto got = linfer::read_npy(out.string());
+    auto ref = linfer::read_npy((kFixture / c["logits"].get<std::string>()).string());
+    ASSERT_EQ(got.shape(), ref.shape());
+    double d = 0, n = 0;
+    for (int64_t i = 0; i < got.numel(); ++i) {
+      d += double(got.f32()[i] - ref.f32()[i]) * (got.f32()[i] - ref.f32()[i]);
+      n += double(ref.f32()[i]) * ref.f32()[i];
+    }
+    EXPECT_LT(std::sqrt(d / n), 1e-4) << ubatch;
   }
-  EXPECT_LT(std::sqrt(d / n), 1e-4);
   fs::remove(out);
 }
 
 TEST(CliModels, GreedyGenerateMatchesTransformers) {
   const auto c = cases()["cases"][2];
-  CliRun r = run("generate --model " + kFixture.string() + " --prompt-ids " + ids_arg(c["prompt_ids"]) + " -n " +
-              std::to_string(c["greedy_ids"].size()) + " --greedy --print-ids");
-  ASSERT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find(ids_arg(c["greedy_ids"]) + "\n"), std::string::npos) << r.out;
+  const std::string n = " -n " + std::to_string(c["greedy_ids"].size()) + " --greedy --print-ids";
+  for (const std::string ubatch : {"", " --ubatch 5"}) {
+    CliRun r = run("generate --model " + kFixture.string() + " --prompt-ids " + ids_arg(c["prompt_ids"]) + n + ubatch);
+    ASSERT_EQ(r.status, 0) << ubatch << r.out;
+    EXPECT_NE(r.out.find(ids_arg(c["greedy_ids"]) + "\n"), std::string::npos) << ubatch << r.out;
+  }
+  // The prompt prefilled in chunks into a state file, then continued by another process.
+  const fs::path state = fs::temp_directory_path() / ("linfer_ubatch_" + std::to_string(::getpid()) + ".state");
+  CliRun p = run("prefill --model " + kFixture.string() + " --prompt-ids " + ids_arg(c["prompt_ids"]) +
+                 " --ubatch 5 --save-state " + state.string());
+  ASSERT_EQ(p.status, 0) << p.out;
+  CliRun g = run("generate --model " + kFixture.string() + " --load-state " + state.string() + n);
+  ASSERT_EQ(g.status, 0) << g.out;
+  EXPECT_NE(g.out.find(ids_arg(c["greedy_ids"]) + "\n"), std::string::npos) << g.out;
+  fs::remove(state);
 }
 
 TEST(CliModels, InspectDescribesTheModel) {

@@ -1,5 +1,5 @@
 // `linfer bench` end to end on a tiny fixture model: the tests it runs, the JSON it prints, the
-// profile parts, and a clear error when there is nothing to run. (Speed itself is never asserted.)
+// profile parts, prompts in chunks of --ubatch, and a clear error when there is nothing to run. (Speed itself is never asserted.)
 
 #include "../cli_run.h"
 #include <gtest/gtest.h>
@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -63,6 +65,19 @@ TEST(Bench, BatchDecodesSequencesTogether) {
   const CliRun bad = run("bench --model " + kModel.string() + " -p 0 -n 3 -b 0", true);
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.out.find("-b 0"), std::string::npos) << bad.out;
+}
+
+TEST(Bench, PromptRunsInChunksOfUbatch) {
+  // -p 20 in chunks of 8 is three forward calls a run (8 + 8 + 4); 0 and the CPU's default (512) are one.
+  const std::vector<std::tuple<std::string, int, int>> runs = {{" --ubatch 8", 8, 3}, {"", 512, 1}, {" --ubatch 0", 0, 1}};
+  for (const auto& [option, ubatch, calls] : runs) {
+    const CliRun r = run("bench --model " + kModel.string() + " -p 20 -n 0 -r 2 --json --profile" + option, false);
+    ASSERT_EQ(r.status, 0) << option << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j.size(), 1u) << r.out;
+    EXPECT_EQ(j[0]["ubatch"], ubatch) << option;
+    EXPECT_EQ(j[0]["profile"]["embed"]["calls"], 2 * calls) << option;
+  }
 }
 
 TEST(Bench, TableByDefault) {

@@ -130,6 +130,10 @@ const Case kCases[] = {
     {"gdn_small_heads",  2, 2,  32,  40, DeltaDecay::Scalar, {3, 64, 100, 31},                   Gates::Mild},
     {"gdn_v256",         1, 1,  64, 256, DeltaDecay::Scalar, {90},                               Gates::Mild},
     {"deltanet",         2, 2,  64,  50, DeltaDecay::None,   {70, 129},                          Gates::Mild},
+    // more blocks than any GPU has SMs (40 x 4 x 4 column blocks): the bf16 state pass's two-blocks-per-SM form
+    {"gdn_many_seqs",    2, 4, 128, 128, DeltaDecay::Scalar,
+     {64, 17, 65, 1, 3, 129, 3, 64, 1, 129, 40, 1, 3, 65, 65, 3, 40, 3, 129, 65,
+      1, 3, 40, 1, 65, 1, 40, 1, 129, 17, 63, 65, 17, 129, 3, 63, 129, 17, 3, 40}, Gates::Mild},
     {"kda_packed",       2, 4, 128, 128, DeltaDecay::PerKey, {1, 63, 64, 65, 0, 200, 130},       Gates::Mild},
     {"kda_strong",       2, 4, 128, 128, DeltaDecay::PerKey, {129, 7, 300},                      Gates::Strong},
     {"kda_mixed",        3, 6, 100,  72, DeltaDecay::PerKey, {77, 1, 191, 0},                    Gates::Mixed, 5},

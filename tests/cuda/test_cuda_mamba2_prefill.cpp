@@ -151,6 +151,9 @@ const Case kCases[] = {
     {"clamped",        6, 40,  68, 3, {77, 1, 191},                      Dt::Mild,     1, true, 0.05f, 0.5f},
     {"small_state",    8, 64,  16, 4, {3, 64, 100, 31},                  Dt::Mild},
     {"p256",           2, 256, 32, 1, {130, 5},                          Dt::Strong},
+    // more blocks than any GPU has SMs (40 x 8 x 2 column blocks): the bf16 state pass's two-blocks-per-SM form
+    {"many_seqs",      8, 64,  64, 2, {64, 17, 65, 1, 3, 129, 3, 64, 1, 129, 40, 1, 3, 65, 65, 3, 40, 3, 129, 65,
+      1, 3, 40, 1, 65, 1, 40, 1, 129, 17, 63, 65, 17, 129, 3, 63, 129, 17, 3, 40}, Dt::Mild},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaMamba2Prefill, ::testing::ValuesIn(kCases),

@@ -1,7 +1,8 @@
 // How much of writing the state the layer-by-layer streaming hides behind the prefill compute, on the
 // demo model (kimi_linear, 6 KDA + 2 MLA layers). For each prompt length and sink:
 //   sequential: forward over the whole prompt, then write_state of the finished state;
-//   streamed:   prefill_streamed (layer l's records written while layer l + 1 computes).
+//   streamed:   prefill_streamed (layer l's records written while layer l + 1 computes); ubatch 512: the
+//               tokens before the last 512 in chunks first, unstreamed, only the last 512 streamed.
 // Sinks: memory, and a sink paced to 1 Gbit/s and to 100 Mbit/s (a network link's rate, no delay).
 // Time is the streamed run's total; counters: forward_s, write_busy_s, hidden (the fraction of the
 // writer's work done while the forward ran), tail_s (what the caller still waited for after the
@@ -49,6 +50,7 @@ void BM_PrefillStream(benchmark::State& st) {
   const Model& m = demo();
   const int64_t T = st.range(0);
   const double rate = double(st.range(1)) * 1e6 / 8;  // Mbit/s -> bytes/s; 0: memory
+  const int64_t ubatch = st.range(2);
   std::mt19937 rng(1);
   std::vector<int32_t> ids(static_cast<size_t>(T));
   for (auto& x : ids) x = int32_t(rng() % uint32_t(m.info().vocab_size));
@@ -70,7 +72,7 @@ void BM_PrefillStream(benchmark::State& st) {
     SequenceState* states[] = {&s};
     PacedSink out(rate);
     Sink* sinks[] = {&out};
-    auto r = prefill_streamed(m, Batch::single(ids), states, sinks, id, {}, logits.data());
+    auto r = prefill_streamed(m, Batch::single(ids), states, sinks, id, {}, logits.data(), ubatch);
     st.SetIterationTime(r.total_s);
     sum.forward_s += r.forward_s;
     sum.write_busy_s += r.write_busy_s;
@@ -90,8 +92,8 @@ void BM_PrefillStream(benchmark::State& st) {
 }  // namespace
 
 BENCHMARK(BM_PrefillStream)
-    ->ArgNames({"T", "Mbit"})
-    ->ArgsProduct({{1024, 4096}, {0, 1000, 100}})
+    ->ArgNames({"T", "Mbit", "ubatch"})
+    ->ArgsProduct({{1024, 4096}, {0, 1000, 100}, {0, 512}})
     ->Iterations(2)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);

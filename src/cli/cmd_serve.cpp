@@ -61,6 +61,7 @@ void add_serve(CLI::App& app) {
     double shutdown_timeout = 30;
     std::string role, state_store;  // prefill as a service (docs/prefill-as-a-service.md)
     int prefill_queue = 16;
+    int64_t prefill_ubatch = 0;
     std::string prefill_urls;
     int64_t prefill_threshold = 1024;
     double prefill_timeout = 60;
@@ -99,6 +100,10 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--state-store", a->state_store, "redis://HOST:PORT: prefix states shared by every node");
   cmd->add_option("--prefill-queue", a->prefill_queue, "prefills that may wait (prefill role); more get 429")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--prefill-ubatch", a->prefill_ubatch, "prefill role: run each prompt but its last N tokens "
+                  "in chunks of N first, unstreamed, so memory follows N instead of the prompt (0: the whole "
+                  "prompt in the streamed pass, which hides the most writing)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--prefill-url", a->prefill_urls, "prefill nodes or their balancer, comma-separated (decode role)");
   cmd->add_option("--prefill-threshold", a->prefill_threshold, "prompts longer than this go to a prefill node")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -202,7 +207,8 @@ void add_serve(CLI::App& app) {
     if (a->role == "prefill") {
       prefill = std::make_unique<server::PrefillApi>(
           model, tok.get(), server::PrefillApiConfig{.model_name = name, .max_context = o.max_context,
-                                                     .max_queue = a->prefill_queue, .store = store.get()});
+                                                     .max_queue = a->prefill_queue, .store = store.get(),
+                                                     .ubatch = a->prefill_ubatch});
       fmt::print(stderr, "linfer serve: prefill role: POST /v1/prefill streams states of model {} (format version {}); "
                  "state store: {}\n", model->fingerprint(), kStateFormatVersion,
                  a->state_store.empty() ? "none" : a->state_store);

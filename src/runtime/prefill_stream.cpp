@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "linfer/core/error.h"
+#include "runtime/prefill_chunks.h"
 
 namespace linfer {
 
@@ -64,13 +65,35 @@ class LayerQueue {
 
 }  // namespace
 
-StreamedPrefillStats prefill_streamed(const Model& model, const Batch& batch, std::span<SequenceState* const> states,
+StreamedPrefillStats prefill_streamed(const Model& model, const Batch& whole, std::span<SequenceState* const> states,
                                       std::span<Sink* const> sinks, const StateIdentity& id,
-                                      const StateWriteOptions& options, float* logits) {
-  const int n_seqs = batch.n_seqs();
+                                      const StateWriteOptions& options, float* logits, int64_t ubatch) {
+  const int n_seqs = whole.n_seqs();
   LINFER_CHECK(n_seqs >= 1 && int(states.size()) == n_seqs && int(sinks.size()) == n_seqs,
                "prefill_streamed: {} sequences, {} states, {} sinks", n_seqs, states.size(), sinks.size());
+  LINFER_CHECK(ubatch >= 0, "prefill_streamed: ubatch {} must be >= 0 (0: whole prompts streamed)", ubatch);
   const int64_t vocab = model.info().vocab_size;
+  const auto t0 = Clock::now();
+
+  // Each sequence's tokens before its last `ubatch`, in chunks, unstreamed; `batch` is what is left.
+  Batch batch = whole;
+  std::vector<int32_t> tail;
+  if (ubatch > 0 && whole.offsets.back() > ubatch) {
+    for (size_t t = 0; t < whole.tokens.size(); ++t)
+      LINFER_CHECK(whole.tokens[t] >= 0 && whole.tokens[t] < vocab,
+                   "forward: token id {} (token {}) is outside the vocabulary [0, {})", whole.tokens[t], t, vocab);
+    batch.offsets = {0};
+    for (int i = 0; i < n_seqs; ++i) {
+      LINFER_CHECK(states[i], "prefill_streamed: sequence {} has no state", i);
+      const int64_t from = whole.offsets[i], to = whole.offsets[i + 1], head = std::max<int64_t>(0, to - from - ubatch);
+      if (head > 0)
+        forward_chunked(model, whole.tokens.subspan(size_t(from), size_t(head)), *states[i], nullptr, Logits::None,
+                        ubatch);
+      tail.insert(tail.end(), whole.tokens.begin() + from + head, whole.tokens.begin() + to);
+      batch.offsets.push_back(int64_t(tail.size()));
+    }
+    batch.tokens = tail;
+  }
 
   // Headers are planned from the states as they are before the forward changes them.
   std::vector<std::unique_ptr<StateWriter>> writers;
@@ -83,7 +106,6 @@ StreamedPrefillStats prefill_streamed(const Model& model, const Batch& batch, st
     start_bytes.push_back(sinks[i]->n_bytes());
   }
 
-  const auto t0 = Clock::now();
   LayerQueue queue;
   std::exception_ptr write_error;
   std::vector<std::pair<Clock::time_point, Clock::time_point>> busy;  // the writer's working spans

@@ -1,7 +1,10 @@
 #pragma once
-// Prefill that ships the state while it is being produced: one forward over the whole prompt, layer
-// by layer (Model::forward_layerwise), and a writer thread that serializes layer l's records into
-// each sequence's sink while layer l + 1 computes. Each sink receives exactly the bytes write_state
+// Prefill that ships the state while it is being produced: one forward over the prompt, layer by layer
+// (Model::forward_layerwise), and a writer thread that serializes layer l's records into each sequence's
+// sink while layer l + 1 computes. With a ubatch, only each sequence's last `ubatch` tokens go through that
+// layerwise forward; the tokens before them run first in chunks of at most `ubatch` (runtime/prefill_chunks.h),
+// unstreamed, since a layer's state is final only once it has seen every token: memory then follows the
+// ubatch instead of the prompt, and the writing has only the last chunk's compute to hide behind. Each sink receives exactly the bytes write_state
 // would give for the finished state (tested), so a receiver checks record by record as they arrive.
 //
 //   SequenceState s(model->state_spec());
@@ -26,7 +29,7 @@
 namespace linfer {
 
 struct StreamedPrefillStats {
-  double forward_s = 0;      // from the call to the end of the last layer (and the logits)
+  double forward_s = 0;      // from the call to the end of the last layer (and the logits), chunks before included
   double write_busy_s = 0;   // time the writer spent writing (serializing, compressing, in the sinks)
   double write_hidden_s = 0; // the part of write_busy_s spent while the forward was still running
   double tail_s = 0;         // from the end of the forward to the last byte: what streaming did not hide
@@ -34,13 +37,14 @@ struct StreamedPrefillStats {
   std::vector<uint64_t> bytes;  // written to each sink
 };
 
-// Advances states[i] by sequence i of `batch` (one forward call, whole prompts: a layer's state is
-// final only once it has seen every token) and writes each finished state to sinks[i]. `logits`:
+// Advances states[i] by sequence i of `batch` and writes each finished state to sinks[i]. `logits`:
 // [n_seqs, vocab] floats, filled with each sequence's last-token logits, which also go into its
-// stream as the logits record; null: no logits record. Errors of the forward or of any sink are
-// rethrown once the forward is over (a failed sink stops only the writing; states are advanced).
+// stream as the logits record; null: no logits record. ubatch: 0 streams whole prompts from one
+// layerwise forward; N > 0 runs each sequence's tokens before its last N in chunks of N first. Token ids
+// are checked before any state changes. Errors of the forward or of any sink are rethrown once the
+// forward is over (a failed sink stops only the writing; states are advanced).
 StreamedPrefillStats prefill_streamed(const Model& model, const Batch& batch, std::span<SequenceState* const> states,
                                       std::span<Sink* const> sinks, const StateIdentity& id,
-                                      const StateWriteOptions& options, float* logits);
+                                      const StateWriteOptions& options, float* logits, int64_t ubatch = 0);
 
 }  // namespace linfer

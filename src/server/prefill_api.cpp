@@ -152,7 +152,7 @@ void PrefillApi::run(Job& job) {
       SequenceState* states[] = {&s};
       Sink* sinks[] = {&sink};
       st = prefill_streamed(*model_, Batch::single(std::span(job.ids).subspan(size_t(from_store))), states, sinks, id_,
-                            job.options, logits.data());
+                            job.options, logits.data(), config_.ubatch);
     }
   } catch (const std::exception& e) {
     outcome = *job.gone ? "cancelled" : "error";

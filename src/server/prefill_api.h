@@ -42,6 +42,7 @@ struct PrefillApiConfig {
   int64_t max_context = 32768;    // longest prompt + 1
   int max_queue = 16;             // prefills waiting for the worker; more get 429
   RedisStateStore* store = nullptr;  // optional shared prefix-state store
+  int64_t ubatch = 0;             // prefill_streamed's: tokens before each prompt's last `ubatch` run in chunks
 };
 
 class PrefillApi {

@@ -1,12 +1,13 @@
-// `linfer serve --role prefill` end to end. The reference is `linfer prefill --save-state` (one
+// `linfer serve --role prefill` end to end. The reference is `linfer prefill --ubatch 0 --save-state` (one
 // forward over the prompt, then the state saved): POST /v1/prefill must stream exactly that file's
 // bytes (demo model with a text prompt, qwen3_next and mamba2 fixtures with token ids; f32 / bf16,
 // with and without zstd). A requester expecting another model or format version gets a 409 JSON
 // error, never state bytes. fetch_prefill (the decode side) reads and checks the stream, gets the
 // reference state, and refuses a node that runs another model. The state's first byte arrives long
 // before its last on a long prompt (layers are sent as they finish). Two nodes behind the repo's
-// nginx config: requests spread over both and survive one dying. With --state-store (Redis) a second
-// identical request is served from the store, and Redis dying changes nothing but the counters.
+// nginx config: requests spread over both and survive one dying. --prefill-ubatch streams the whole prompt's
+// state. With --state-store (Redis) a second identical request is served from the store, and Redis dying
+// changes nothing but the counters.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -53,7 +54,7 @@ std::vector<int32_t> random_ids(size_t n, int64_t vocab, uint32_t seed) {
 std::string reference(const std::string& model, const std::string& prompt_arg, bool bf16, bool zstd) {
   test_proc::TempDir dir("prefill_ref");
   const std::string out = dir / "ref.lstate";
-  CliRun r = run_linfer(fmt::format("prefill --model {} {} --save-state {}{}{}", model, prompt_arg, out,
+  CliRun r = run_linfer(fmt::format("prefill --model {} {} --ubatch 0 --save-state {}{}{}", model, prompt_arg, out,
                                     bf16 ? " --state-dtype bf16" : "", zstd ? " --compress" : ""),
                         "2>&1");
   EXPECT_EQ(r.status, 0) << r.out;
@@ -182,16 +183,47 @@ TEST(ServePrefill, FetchPrefillReadsTheStreamAndChecksTheModel) {
   EXPECT_EQ(node.stop(), 0);
 }
 
+// What a node started with `serve_args` streams for n random ids of the demo model (read and checked by
+// fetch_prefill).
+struct Fetched {
+  std::shared_ptr<const Model> model;
+  std::vector<int32_t> ids;
+  server::RemoteState got;
+};
+Fetched fetch_random(ServeProcess& node, const std::string& serve_args, size_t n, uint32_t seed) {
+  EXPECT_TRUE(node.start(serve_args)) << node.log();
+  Fetched f{Model::load(kDemo), {}, {}};
+  f.ids = random_ids(n, f.model->info().vocab_size, seed);
+  const auto target = server::PrefillTarget::from_url(fmt::format("http://127.0.0.1:{}", node.port()));
+  f.got = server::fetch_prefill(target, f.ids, *f.model, nullptr, {.timeout = std::chrono::seconds(300)});
+  return f;
+}
+
 TEST(ServePrefill, TheStateStartsArrivingLongBeforeTheLastLayer) {
   ServeProcess node;
-  ASSERT_TRUE(node.start("serve --role prefill")) << node.log();
-  auto model = Model::load(kDemo);
-  const auto ids = random_ids(3000, model->info().vocab_size, 5);
-  const auto target = server::PrefillTarget::from_url(fmt::format("http://127.0.0.1:{}", node.port()));
-  server::RemoteState got = server::fetch_prefill(target, ids, *model, nullptr, {.timeout = std::chrono::seconds(300)});
+  const server::RemoteState got = fetch_random(node, "serve --role prefill", 3000, 5).got;
   // The header goes out with layer 0's records; 8 layers, so it comes after about 1/8 of the forward.
   EXPECT_LT(got.first_byte_s, 0.6 * got.seconds) << "first byte " << got.first_byte_s << " s of " << got.seconds;
   EXPECT_EQ(got.state.n_tokens(), 3000);
+  EXPECT_EQ(node.stop(), 0);
+}
+
+// --prefill-ubatch: the tokens before the prompt's last N in chunks first, the last N streamed. The state that
+// arrives is the whole prompt's, within float32 rounding of one forward over it.
+TEST(ServePrefill, PrefillUbatchStreamsTheWholePromptsState) {
+  ServeProcess node;
+  const Fetched f = fetch_random(node, "serve --role prefill --prefill-ubatch 64", 300, 11);
+  const server::RemoteState& got = f.got;
+  SequenceState ref(f.model->state_spec());
+  SequenceState* rp[] = {&ref};
+  f.model->forward(Batch::single(f.ids), rp, nullptr, Logits::None);
+  ASSERT_EQ(got.state.n_tokens(), 300);
+  for (size_t t = 0; t < ref.n_tensors(); ++t) {
+    ASSERT_EQ(got.state.rows(t), ref.rows(t));
+    const int64_t n = ref.rows(t) * ref.row_elems(t);
+    for (int64_t k = 0; k < n; ++k)
+      ASSERT_NEAR(got.state.data(t)[k], ref.data(t)[k], 1e-4 + 1e-4 * std::abs(ref.data(t)[k])) << "tensor " << t;
+  }
   EXPECT_EQ(node.stop(), 0);
 }
 

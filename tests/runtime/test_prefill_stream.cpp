@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "linfer/core/error.h"
+#include "runtime/prefill_chunks.h"
 #include "runtime/prefill_stream.h"
 
 using namespace linfer;
@@ -83,6 +84,26 @@ std::vector<std::string> model_dirs() {
   return {kSource + "/models/demo", kSource + "/tests/golden/qwen3_next_a", kSource + "/tests/golden/mamba2_a"};
 }
 
+// Prompts packed into one batch, each sequence with its own fresh state and sink.
+struct Packed {
+  std::vector<int32_t> tokens;
+  Batch batch{{}, {0}};
+  std::vector<SequenceState> states;
+  std::vector<BufferSink> sinks;
+  std::vector<SequenceState*> state_ptrs;
+  std::vector<Sink*> sink_ptrs;
+
+  Packed(const Model& m, const std::vector<std::vector<int32_t>>& prompts)
+      : states(prompts.size(), SequenceState(m.state_spec())), sinks(prompts.size()) {
+    for (const auto& p : prompts) {
+      tokens.insert(tokens.end(), p.begin(), p.end());
+      batch.offsets.push_back(int64_t(tokens.size()));
+    }
+    batch.tokens = tokens;
+    for (size_t i = 0; i < prompts.size(); ++i) state_ptrs.push_back(&states[i]), sink_ptrs.push_back(&sinks[i]);
+  }
+};
+
 }  // namespace
 
 TEST(PrefillStream, BytesEqualSaveAfterPrefillOnEveryArchitecture) {
@@ -123,28 +144,76 @@ TEST(PrefillStream, ContinuesAStateThatHoldsAPrefix) {
   }
 }
 
+// With a ubatch, a prompt's tokens before its last `ubatch` run first in chunks (forward_chunked), then the
+// last `ubatch` in the streamed layerwise pass: the stream must be exactly the state those two steps give
+// (forward_chunked's own test bounds how far chunks move it from one pass), packed sequences each their own.
+TEST(PrefillStream, UbatchStreamsTheStateOfChunksThenTheLastUbatch) {
+  for (const auto& dir : model_dirs()) {
+    auto m = Model::load(dir);
+    SCOPED_TRACE(m->info().architecture);
+    const StateIdentity id{m->fingerprint(), ""};
+    const int64_t V = m->info().vocab_size;
+    const std::vector<std::vector<int32_t>> prompts = {random_ids(300, V, 11), random_ids(40, V, 12),
+                                                       random_ids(129, V, 13)};
+    for (int64_t ubatch : {7, 64}) {
+      SCOPED_TRACE(fmt::format("ubatch {}", ubatch));
+      Packed run(*m, prompts);
+      auto& states = run.states;
+      std::vector<float> logits(prompts.size() * size_t(V));
+      prefill_streamed(*m, run.batch, run.state_ptrs, run.sink_ptrs, id, {}, logits.data(), ubatch);
+      // Packed and single forwards of the last ubatch agree to rounding: the bytes are checked against the
+      // state this call produced, the state against the two steps run alone.
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        SCOPED_TRACE(fmt::format("sequence {}", i));
+        const auto lg = std::span<const float>(logits).subspan(i * size_t(V), size_t(V));
+        BufferSink again;
+        write_state(again, states[i], id, {}, lg);
+        EXPECT_EQ(run.sinks[i].bytes(), again.bytes());
+        const auto ids = std::span<const int32_t>(prompts[i]);
+        const size_t head = ids.size() > size_t(ubatch) ? ids.size() - size_t(ubatch) : 0;
+        SequenceState ref(m->state_spec());
+        if (head > 0) forward_chunked(*m, ids.first(head), ref, nullptr, Logits::None, ubatch);
+        std::vector<float> ref_logits(static_cast<size_t>(V));
+        SequenceState* rp[] = {&ref};
+        m->forward(Batch::single(ids.subspan(head)), rp, ref_logits.data(), Logits::Last);
+        ASSERT_EQ(states[i].n_tokens(), int64_t(ids.size()));
+        for (size_t t = 0; t < ref.n_tensors(); ++t) {
+          ASSERT_EQ(states[i].rows(t), ref.rows(t));
+          const int64_t n = ref.rows(t) * ref.row_elems(t);
+          for (int64_t k = 0; k < n; ++k)
+            ASSERT_NEAR(states[i].data(t)[k], ref.data(t)[k], 1e-4 + 1e-4 * std::abs(ref.data(t)[k])) << "tensor " << t;
+        }
+        for (int64_t k = 0; k < V; ++k)
+          ASSERT_NEAR(lg[size_t(k)], ref_logits[size_t(k)], 1e-3 + 1e-4 * std::abs(ref_logits[size_t(k)]));
+      }
+    }
+  }
+}
+
+TEST(PrefillStream, UbatchRefusesABadIdBeforeAnyStateChanges) {
+  auto m = Model::load(kSource + "/models/demo");
+  std::vector<int32_t> ids = random_ids(200, m->info().vocab_size, 14);
+  ids.push_back(int32_t(m->info().vocab_size));  // out of the vocabulary, in the streamed tail
+  SequenceState s(m->state_spec());
+  BufferSink b;
+  SequenceState* st[] = {&s};
+  Sink* sinks[] = {&b};
+  EXPECT_THROW(prefill_streamed(*m, Batch::single(ids), st, sinks, {m->fingerprint(), ""}, {}, nullptr, 64), Error);
+  EXPECT_EQ(s.n_tokens(), 0);
+  EXPECT_EQ(b.bytes().size(), 0u);
+}
+
 TEST(PrefillStream, PackedBatchGivesEachSequenceItsOwnStream) {
   auto m = Model::load(kSource + "/models/demo");
   const StateIdentity id{m->fingerprint(), ""};
   const int64_t V = m->info().vocab_size;
   std::vector<std::vector<int32_t>> prompts = {random_ids(65, V, 3), random_ids(1, V, 4), random_ids(200, V, 5)};
-  std::vector<int32_t> packed;
-  Batch batch{{}, {0}};
-  for (const auto& p : prompts) {
-    packed.insert(packed.end(), p.begin(), p.end());
-    batch.offsets.push_back(int64_t(packed.size()));
-  }
-  batch.tokens = packed;
-  std::vector<SequenceState> states(prompts.size(), SequenceState(m->state_spec()));
-  std::vector<BufferSink> sinks(prompts.size());
-  std::vector<SequenceState*> sp;
-  std::vector<Sink*> kp;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    sp.push_back(&states[i]);
-    kp.push_back(&sinks[i]);
-  }
+  Packed run(*m, prompts);
+  auto& states = run.states;
+  auto& sinks = run.sinks;
   std::vector<float> logits(prompts.size() * size_t(V));
-  prefill_streamed(*m, batch, sp, kp, id, {.dtype = DType::BF16, .compress = true}, logits.data());
+  prefill_streamed(*m, run.batch, run.state_ptrs, run.sink_ptrs, id, {.dtype = DType::BF16, .compress = true},
+                   logits.data());
   for (size_t i = 0; i < prompts.size(); ++i) {
     SequenceState fresh(m->state_spec());
     // Packed and single forwards agree to rounding, not bit for bit: compare decoded states instead of

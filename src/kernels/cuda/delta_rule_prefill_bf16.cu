@@ -170,9 +170,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
 }
 
 // Shared memory of the output pass: q [C][KB], A_qk transposed [C][MB], H of two column blocks [2 BV][KB],
-// V' of them [2][C][VB] (bf16 elements), then a_q [C] (float).
-__host__ __device__ inline int output_smem_bytes(int KB) {
-  return 2 * (C * KB + C * MB + 2 * BV * KB + 2 * C * VB) + 4 * C;
+// V' of them [2][C][VB] (bf16 elements), then a_q [C] and, Ssd, x of the two blocks [C][XS] (float), which
+// streams in with H and V' for the D x skip instead of being read element by element after the products.
+constexpr int XS = 2 * BV + 4;
+__host__ __device__ inline int output_smem_bytes(int KB, bool ssd) {
+  return 2 * (C * KB + C * MB + 2 * BV * KB + 2 * C * VB) + 4 * C + (ssd ? 4 * C * XS : 0);
 }
 
 template <Rule kRule>
@@ -186,6 +188,7 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_output(Params p, Bf16Tiles 
   bf16* hs = ab + C * MB;
   bf16* vs = hs + 2 * BV * KB;
   float* fq = reinterpret_cast<float*>(vs + 2 * C * VB);
+  float* xs = fq + C;  // Ssd
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
   const int nz = (t.nvb + 1) / 2;  // the column pairs of a chunk are neighbours in the grid: q and M once from DRAM
   const int64_t chunk = blockIdx.x / nz, hv = blockIdx.y, rec = chunk * p.HV + hv;
@@ -194,6 +197,8 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_output(Params p, Bf16Tiles 
   const float* sc = p.scratch + rec * p.sc_floats;
   copy_async(hs, t.h + rec * t.h_size() + b0 * BV * KB, nb * BV * KB / 8);
   copy_async(vs, (kSsd ? t.u : t.vn) + rec * t.v_size() + b0 * C * VB, nb * C * VB / 8);
+  if constexpr (kSsd)
+    load_tile<kThreads>(p.v + c.tok0 * p.vs + hv * V + b0 * BV, p.vs, c.L, min(2 * BV, V - b0 * BV), p.vec, xs, XS);
   cp_async_commit();
   for_pieces(p.q + c.tok0 * p.qs + c.h * p.K, p.qs, c.L, p.K, KT, p.vec,
              [&](int r, int col, float4 x) { store4(qb + r * KB + col, 1.f, x); });
@@ -251,7 +256,7 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_output(Params p, Bf16Tiles 
         const int col = (b0 + hb) * BV + 16 * g + 8 * u + 2 * tig + (e & 1);
         if (col >= V) continue;
         float y = acc[g][u][e];
-        if constexpr (kSsd) y += skip * p.v[(c.tok0 + r) * p.vs + hv * V + col];
+        if constexpr (kSsd) y += skip * xs[r * XS + col - b0 * BV];
         p.o[row + col] = y;
       }
   }
@@ -280,7 +285,7 @@ void launch_rule(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stre
   else
     launch_pass("chunk_state_pass_bf16", chunk_state_pass_bf16<kRule, 1>, grid, smem, stream, p);
   launch_pass("chunk_output", chunk_output<kRule>, dim3(unsigned(n_chunks * ((t.nvb + 1) / 2)), hv),
-              output_smem_bytes(t.KB), stream, p);
+              output_smem_bytes(t.KB, kSsd), stream, p);
   cuda_check(cudaFreeAsync(t.kd, stream), "cudaFreeAsync (bf16 chunked prefill tiles)");
 }
 

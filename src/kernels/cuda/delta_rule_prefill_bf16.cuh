@@ -9,7 +9,6 @@ namespace linfer::kernels::cuda::prefill {
 
 using bf16 = __nv_bfloat16;
 
-
 __device__ inline void mma2(float (&acc)[2][4], const uint32_t (&a)[4], const uint32_t (&b)[4]) {
   const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
   mma_bf16_raw(acc[0], a, b0);
@@ -76,7 +75,7 @@ __device__ void m_tile_bf16(const float* m, bf16* dst) {
     const float e[8] = {v[s][0].x, v[s][0].y, v[s][0].z, v[s][0].w, v[s][1].x, v[s][1].y, v[s][1].z, v[s][1].w};
     float x[8];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) x[j] = kT ? (r > c + j ? e[j] : r == c + j ? 1.f : 0.f) : (r <= c + j ? e[j] : 0.f);
+    for (int j = 0; j < 8; ++j) x[j] = kT ? t_of(e[j], r, c + j) : aqk_of(e[j], r, c + j);
     *reinterpret_cast<uint4*>(dst + r * MB + c) =
         make_uint4(bf16_pair(x[0], x[1]), bf16_pair(x[2], x[3]), bf16_pair(x[4], x[5]), bf16_pair(x[6], x[7]));
   }
@@ -136,7 +135,7 @@ __device__ inline Chunk chunk_at(const Params& p, int64_t chunk, int64_t hv) {
   return {hv / p.group, tok0, int(min(int64_t(C), p.offsets[seq + 1] - tok0))};
 }
 
-// Shared memory of the wu pass (Scalar; Ssd needs none): T [C][MB], β a_k ⊙ k [C][KB], β ⊙ v [C][VW] (bf16,
+// Shared memory of the W / U step (Scalar; Ssd needs none): T [C][MB], β a_k ⊙ k [C][KB], β ⊙ v [C][VW] (bf16,
 // VW = nvb BV + 8), then the factors β a_k, d, β [3][C] (float).
 __host__ __device__ inline int wu_smem_bytes(int KB, int nvb) {
   return 2 * (C * MB + C * KB + C * (nvb * BV + 8)) + 4 * 3 * C;
@@ -155,12 +154,12 @@ __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk&
   const float* v = p.v + c.tok0 * p.vs + hv * p.V;
   bf16* kd = t.kd + rec * t.k_size();
   bf16* u = t.u + rec * t.v_size();
-  auto put_u = [&](int r, int col, bf16* d, int ld) { return d + (col / BV) * C * ld + r * ld + col % BV; };
+  auto u_at = [&](int r, int col) { return u + (col / BV) * C * VB + r * VB + col % BV; };  // U(r, col)
   if constexpr (kRule == Rule::Ssd) {  // T = I: Kd = d ⊙ k and U = dt ⊙ x as they come
     const float *fd = sc + C * C + 2 * C, *fdt = fd + C;
     for_pieces(k, p.ks, c.L, p.K, KT, p.vec, [&](int r, int col, float4 x) { store4(kd + r * KB + col, fd[r], x); });
     for_pieces(v, p.vs, c.L, p.V, t.nvb * BV, p.vec,
-               [&](int r, int col, float4 x) { store4(put_u(r, col, u, VB), fdt[r], x); });
+               [&](int r, int col, float4 x) { store4(u_at(r, col), fdt[r], x); });
     return;
   }
   bf16* tb = reinterpret_cast<bf16*>(sm4);

@@ -80,8 +80,12 @@ struct Params {
   float dt_min, dt_max;
 };
 
-// T(i, j) and A_qk(i, j) out of the packed M tile
-__device__ inline float t_at(const float* m, int i, int j) { return i > j ? m[i * MS + j] : i == j ? 1.f : 0.f; }
+// The packed M tile's element M[r][c] as T(r, c) (T below the diagonal, its unit diagonal implied) and as
+// A_qk(c, r) (A_qk transposed on and above the diagonal), for a value already loaded; then T(i, j) and
+// A_qk(i, j) out of the tile in shared memory (row stride MS), loading only inside the triangles.
+__device__ inline float t_of(float m_rc, int r, int c) { return r > c ? m_rc : r == c ? 1.f : 0.f; }
+__device__ inline float aqk_of(float m_rc, int r, int c) { return r <= c ? m_rc : 0.f; }
+__device__ inline float t_at(const float* m, int i, int j) { return i > j ? m[i * MS + j] : t_of(0.f, i, j); }
 __device__ inline float aqk_at(const float* m, int i, int j) { return j <= i ? m[j * MS + i] : 0.f; }
 
 // Rows [0, L) of a [C][n] tile (row r at src + r * stride, 1 <= L <= C, n <= 128) into dst (row stride QS),

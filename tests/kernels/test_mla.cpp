@@ -1,6 +1,6 @@
 // kernels/cpu/mla.h against kernels/reference/mla.h (expand the latent per head, then attend):
 // the expanded and absorbed forms and the automatic choice, every weight dtype, packed sequences
-// with nonzero cache lengths, decode, Kimi-like and odd dims.
+// with nonzero cache lengths, decode, Kimi-like and odd dims; the cost model's choice between them.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -70,7 +70,45 @@ TEST_P(MlaPath, AbsorbedEqualsExpandedOnLongPrefill) {
   check_mla(path(), d, DType::BF16, {10}, {300}, 71);
 }
 
+TEST_P(MlaPath, ChooserPicksEachFormWhereTheCostSays) {
+  // awkward dims (3 heads, r = 24, d_r = 5, d_n ≠ d_v; crossover n* ≈ 52): calls on either side of it, check
+  // mla_form follows mla_cost there, and run every form on them against the reference
+  const MlaDims d{3, 24, 8, 5, 12, 0.3f};
+  bool seen[2] = {false, false};
+  uint32_t seed = 80;
+  for (int64_t past : {0, 9, 150})
+    for (int64_t n : {1, 3, 17, 64, 200}) {
+      const MlaCost c = mla_cost(d, n, past + n);
+      const MlaForm form = mla_form(d, n, past + n);
+      EXPECT_EQ(form, c.expanded < c.absorbed ? MlaForm::Expanded : MlaForm::Absorbed) << "n " << n << " past " << past;
+      if (seen[int(form)]) continue;
+      seen[int(form)] = true;
+      check_mla(path(), d, DType::BF16, {past}, {n}, seed++);
+    }
+  EXPECT_TRUE(seen[int(MlaForm::Expanded)] && seen[int(MlaForm::Absorbed)]);
+}
+
 INSTANTIATE_TEST_SUITE_P(Simd, MlaPath, SimdPaths(), SimdPathName);
+
+TEST(Mla, CostModelAtKimiShape) {
+  // the random kimi_linear's MLA (docs/benchmarks.md "MLA form by cost"): decode and short chunks
+  // absorbed over any cache, 512-token chunks and whole prompts expanded, the crossover near n = 250
+  const MlaDims kimi{8, 512, 128, 64, 128, float(1.0 / std::sqrt(192.0))};
+  for (int64_t len : {1024, 4096, 16384, 50000}) {
+    EXPECT_EQ(mla_form(kimi, 1, len), MlaForm::Absorbed) << len;
+    EXPECT_EQ(mla_form(kimi, 200, len), MlaForm::Absorbed) << len;
+    EXPECT_EQ(mla_form(kimi, 512, len), MlaForm::Expanded) << len;
+  }
+  EXPECT_EQ(mla_form(kimi, 16384, 16384), MlaForm::Expanded);
+  EXPECT_EQ(mla_cost(kimi, 512, 16384).expanded_bytes, int64_t(16384) * 5120 * 4);  // 20 KiB per cached row
+  // past the scratch cap (1 GiB: 52,428 rows here) the absorbed form runs even where it costs more
+  const int64_t big = kMlaExpandedScratchCap / (5120 * 4) + 1;
+  const MlaCost c = mla_cost(kimi, 4096, big);
+  EXPECT_LT(c.expanded, c.absorbed);
+  EXPECT_GT(c.expanded_bytes, kMlaExpandedScratchCap);
+  EXPECT_EQ(mla_form(kimi, 4096, big), MlaForm::Absorbed);
+  EXPECT_EQ(mla_form(kimi, 4096, big - 1), MlaForm::Expanded);
+}
 
 TEST(Mla, RejectsWrongKvBShape) {
   const MlaDims d{2, 8, 4, 2, 4, 1.0f};

@@ -37,18 +37,27 @@ TensorView head_rows(const TensorView& w, int64_t row0, int64_t n) { return w.sl
 int64_t cache_row(const MlaDims& d) { return d.kv_lora_rank + d.qk_rope_dim; }
 int64_t q_row(const MlaDims& d) { return d.qk_nope_dim + d.qk_rope_dim; }
 
-// Expanded costs about len·H·(d_n + d_v)·r to build K/V plus n·len·H·(d_q + d_v) for attention;
-// absorbed about n·len·H·(2r + d_r). Prefer absorbed when it does less work or K/V would be huge.
-bool prefer_absorbed(const MlaDims& d, int64_t n, int64_t len) {
-  const double r = double(d.kv_lora_rank), H = double(d.n_heads);
-  const double expanded = double(len) * H * (d.qk_nope_dim + d.v_dim) * r +
-                          double(n) * double(len) * H * (q_row(d) + d.v_dim);
-  const double absorbed = double(n) * double(len) * H * (2 * r + d.qk_rope_dim);
-  const double expanded_bytes = double(len) * H * (q_row(d) + d.v_dim) * 4;
-  return absorbed <= expanded || expanded_bytes > 1e9;
+}  // namespace
+
+MlaCost mla_cost(const MlaDims& d, int64_t n, int64_t len) {
+  const double H = double(d.n_heads), r = double(d.kv_lora_rank), dn = double(d.qk_nope_dim), dv = double(d.v_dim);
+  // query-key pairs under the causal mask: query j of n sees len - n + j + 1 rows
+  const double pairs = double(n) * double(len) - double(n) * double(n - 1) / 2;
+  MlaCost c;
+  c.expanded = double(len) * H * (dn + dv) * r +                              // K_nope, V = c · kv_bᵀ
+               kMlaExpandedAttentionWeight * pairs * H * double(q_row(d) + d.v_dim);  // q·k, p·v
+  c.absorbed = double(n) * H * dn * r +                                      // q̃ = W_k[h]ᵀ q_nope
+               pairs * H * double(cache_row(d) + d.kv_lora_rank) +           // q̃·[c, k_r], p·c
+               double(n) * H * r * dv;                                       // o = W_v[h] · ctx
+  c.expanded_bytes = len * (d.kv_lora_rank + d.n_heads * (d.qk_nope_dim + d.v_dim) + d.n_heads * (q_row(d) + d.v_dim)) *
+                     int64_t(sizeof(float));  // c, kv, K, V
+  return c;
 }
 
-}  // namespace
+MlaForm mla_form(const MlaDims& d, int64_t n, int64_t len) {
+  const MlaCost c = mla_cost(d, n, len);
+  return c.expanded < c.absorbed && c.expanded_bytes <= kMlaExpandedScratchCap ? MlaForm::Expanded : MlaForm::Absorbed;
+}
 
 Tensor mla_keys_transposed(const TensorView& w_kv_b, const MlaDims& d) {
   const int64_t H = d.n_heads, r = d.kv_lora_rank, dn = d.qk_nope_dim, dv = d.v_dim;
@@ -137,13 +146,13 @@ void mla_attention(const float* q, const MlaDims& d, const MlaKv& w, std::span<c
   check(d, w, offsets, caches);
   bool all_absorbed = true;
   for (size_t s = 0; s < caches.size(); ++s)
-    all_absorbed = all_absorbed && prefer_absorbed(d, offsets[s + 1] - offsets[s], caches[s].len);
+    all_absorbed = all_absorbed && mla_form(d, offsets[s + 1] - offsets[s], caches[s].len) == MlaForm::Absorbed;
   if (all_absorbed) return mla_attention_absorbed(q, d, w, offsets, caches, o, level);
   const int64_t dq = q_row(d), H = d.n_heads;
   for (size_t s = 0; s < caches.size(); ++s) {  // mixed batch: each sequence its own way
     const int64_t t0 = offsets[s], n = offsets[s + 1] - t0;
     const std::vector<int64_t> one = {0, n};
-    auto form = prefer_absorbed(d, n, caches[s].len) ? mla_attention_absorbed : mla_attention_expanded;
+    auto form = mla_form(d, n, caches[s].len) == MlaForm::Absorbed ? mla_attention_absorbed : mla_attention_expanded;
     form(q + t0 * H * dq, d, w, one, caches.subspan(s, 1), o + t0 * H * d.v_dim, level);
   }
 }

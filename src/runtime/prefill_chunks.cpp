@@ -22,9 +22,7 @@ void run_chunks(const Model& model, std::span<const int32_t> ids, float* logits,
   // One pass, and forward's own checks, for an empty prompt too.
   if (ubatch == 0 || T <= ubatch) return forward(Batch::single(ids), logits, mode);
   // The checks forward would make on a later chunk, before the first one changes the state.
-  for (int64_t t = 0; t < T; ++t)
-    LINFER_CHECK(ids[t] >= 0 && ids[t] < V, "forward: token id {} (token {}) is outside the vocabulary [0, {})",
-                 ids[t], t, V);
+  check_token_ids(ids, V);
   LINFER_CHECK(logits || mode == Logits::None, "forward: logits buffer is null");
   for (int64_t first = 0; first < T; first += ubatch) {
     const int64_t n = std::min(ubatch, T - first);
@@ -35,6 +33,12 @@ void run_chunks(const Model& model, std::span<const int32_t> ids, float* logits,
 }
 
 }  // namespace
+
+void check_token_ids(std::span<const int32_t> ids, int64_t vocab) {
+  for (size_t t = 0; t < ids.size(); ++t)
+    LINFER_CHECK(ids[t] >= 0 && ids[t] < vocab, "forward: token id {} (token {}) is outside the vocabulary [0, {})",
+                 ids[t], t, vocab);
+}
 
 void forward_chunked(const Model& model, std::span<const int32_t> ids, SequenceState& state, float* logits,
                      Logits mode, int64_t ubatch) {

@@ -35,6 +35,10 @@ namespace linfer {
 inline constexpr int64_t kDefaultUbatchCpu = 512;
 inline int64_t default_ubatch(Device device) { return device == Device::Cpu ? kDefaultUbatchCpu : 0; }
 
+// Throws linfer::Error naming the first id of `ids` outside [0, vocab): what Model::forward checks, for
+// callers that split a prompt into several forward calls and must refuse it before the first one.
+void check_token_ids(std::span<const int32_t> ids, int64_t vocab);
+
 // Advances `state` by `ids` in chunks of at most `ubatch` tokens (0, or >= ids.size(): one forward call).
 void forward_chunked(const Model& model, std::span<const int32_t> ids, SequenceState& state, float* logits,
                      Logits mode, int64_t ubatch);

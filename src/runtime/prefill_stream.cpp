@@ -79,9 +79,7 @@ StreamedPrefillStats prefill_streamed(const Model& model, const Batch& whole, st
   Batch batch = whole;
   std::vector<int32_t> tail;
   if (ubatch > 0 && whole.offsets.back() > ubatch) {
-    for (size_t t = 0; t < whole.tokens.size(); ++t)
-      LINFER_CHECK(whole.tokens[t] >= 0 && whole.tokens[t] < vocab,
-                   "forward: token id {} (token {}) is outside the vocabulary [0, {})", whole.tokens[t], t, vocab);
+    check_token_ids(whole.tokens, vocab);
     batch.offsets = {0};
     for (int i = 0; i < n_seqs; ++i) {
       LINFER_CHECK(states[i], "prefill_streamed: sequence {} has no state", i);

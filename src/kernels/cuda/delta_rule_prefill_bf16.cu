@@ -262,6 +262,8 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_output(Params p, Bf16Tiles 
   }
 }
 
+// The tiles go to the kernels as an argument of their own beside p (which holds them too): read through p.bf
+// the state pass took 78 registers instead of 138 and 1.37 ms instead of 1.09 (ncu, H200, GDN 32K).
 template <class Kernel>
 void launch_pass(const char* name, Kernel kernel, dim3 grid, size_t smem, cudaStream_t stream, const Params& p) {
   cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)), name);

@@ -117,10 +117,10 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   float* rq = bs + C;          // [C] scale / |q_i| (0 for padding rows)
   float* rk = rq + C;          // [C] 1 / |k_i|
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
-  const int64_t chunk = blockIdx.x, hv = blockIdx.y, h = hv / p.group;
-  const int64_t seq = p.chunk_seq[chunk];
-  const int64_t tok0 = p.offsets[seq] + C * (chunk - p.seq_chunk0[seq]);
-  const int L = int(min(int64_t(C), p.offsets[seq + 1] - tok0));
+  const int64_t chunk = blockIdx.x, hv = blockIdx.y;
+  const Chunk here = chunk_at(p, chunk, hv);
+  const int64_t h = here.h, tok0 = here.tok0;
+  const int L = here.L;
   float* sc = p.scratch + (chunk * p.HV + hv) * p.sc_floats;
 
   load_qk<kThreads>(p, h, tok0, L, qb, kb);
@@ -188,18 +188,27 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   __syncthreads();
 
   if constexpr (kPerKey) {  // the state pass's decayed operands and the per-channel decay of the state
-    float* tiles = sc + C * C + p.nf;  // q ⊙ e^G | k ⊙ e^G | k ⊙ e^{G_last - G}, [C][KT] each
     auto at = [](const float* b, int i) { return *reinterpret_cast<const float4*>(b + i); };
+    auto mul = [](float4 a, float4 b) { return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w); };
+    const Bf16Tiles& t = p.bf;
+    const int64_t rec = chunk * p.HV + hv;
     for (int r = warp; r < C; r += kThreads / 32)  // a warp per row, 4 channels per lane
       for (int x = 4 * lane; x < KT; x += 128) {
         const float4 G = at(gb, r * QS + x), GL = at(gb, (C - 1) * QS + x), q = at(qb, r * QS + x),
                      k = at(kb, r * QS + x);
         const float4 eg = make_float4(__expf(G.x), __expf(G.y), __expf(G.z), __expf(G.w));
         const float4 ed = make_float4(__expf(GL.x - G.x), __expf(GL.y - G.y), __expf(GL.z - G.z), __expf(GL.w - G.w));
-        float* t = tiles + r * KT + x;
-        *reinterpret_cast<float4*>(t) = make_float4(q.x * eg.x, q.y * eg.y, q.z * eg.z, q.w * eg.w);
-        *reinterpret_cast<float4*>(t + C * KT) = make_float4(k.x * eg.x, k.y * eg.y, k.z * eg.z, k.w * eg.w);
-        *reinterpret_cast<float4*>(t + 2 * C * KT) = make_float4(k.x * ed.x, k.y * ed.y, k.z * ed.z, k.w * ed.w);
+        if constexpr (M == MmaMath::Bf16) {  // the bf16 passes' tiles: the output pass's q, Kd, W's operand
+          const int64_t off = rec * t.k_size() + r * t.KB + x;
+          store4(t.q + off, 1.f, mul(q, eg));
+          store4(t.kd + off, rk[r], mul(k, ed));
+          store4(t.w + off, bs[r] * rk[r], mul(k, eg));
+        } else {
+          float* d = sc + C * C + p.nf + r * KT + x;  // q ⊙ e^G | k ⊙ e^G | k ⊙ e^{G_last - G}, [C][KT] each
+          *reinterpret_cast<float4*>(d) = mul(q, eg);
+          *reinterpret_cast<float4*>(d + C * KT) = mul(k, eg);
+          *reinterpret_cast<float4*>(d + 2 * C * KT) = mul(k, ed);
+        }
       }
     if (tid < KT) sc[C * C + 4 * C + tid] = expf(gb[(C - 1) * QS + tid]);
   }
@@ -313,9 +322,9 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
     const int r = idx >> 4, c = 4 * (idx & 15);
     *reinterpret_cast<float4*>(sc + r * C + c) = *reinterpret_cast<const float4*>(mb + r * MS + c);
   }
-  if constexpr (M == MmaMath::Bf16 && bf16_passes_take(kRule)) {
+  if constexpr (M == MmaMath::Bf16) {
     __syncthreads();  // M and the factors are in the scratch, and shared memory is free
-    wu_step<kRule>(p, chunk, hv, Chunk{h, tok0, L}, sm4);
+    wu_step<kRule>(p, chunk, hv, here, sm4);
   }
 }
 
@@ -529,7 +538,7 @@ size_t state_smem(const Params& p) {
 
 template <MmaMath M, Rule kRule>
 void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream) {
-  constexpr bool kBf16Passes = M == MmaMath::Bf16 && bf16_passes_take(kRule);
+  constexpr bool kBf16Passes = M == MmaMath::Bf16;
   Params p = p_in;
   if constexpr (kBf16Passes) p.bf = bf16_tiles(p, kRule, n_chunks, stream);
   const size_t smem1 = std::max(prepare_smem(p, kRule == Rule::PerKey), kBf16Passes ? wu_smem(p, kRule) : 0);
@@ -592,7 +601,7 @@ void run(Params p, Rule rule, const ChunkTable& t, PrefillMath math, cudaStream_
   p.QS = (p.KT + 31) / 32 * 32 + 4;
   const bool per_key = rule == Rule::PerKey;
   p.nf = per_key ? 4 * C + p.KT : kScalarFactors;
-  p.sc_floats = C * C + p.nf + (per_key ? 3 * C * p.KT : 0);
+  p.sc_floats = C * C + p.nf + (per_key && math != PrefillMath::Bf16 ? 3 * C * p.KT : 0);
   int64_t* d_table = nullptr;
   cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&d_table), t.table.size() * sizeof(int64_t), stream),
              "cudaMallocAsync (chunked prefill chunk table)");

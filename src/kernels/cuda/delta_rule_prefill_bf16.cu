@@ -1,6 +1,7 @@
-// The chunked prefill of PrefillMath::Bf16 for rules Scalar / None and Ssd (delta_rule_prefill.h has the
-// algorithm): three launches that leave the sequential walk over the chunks only the two products it cannot do
-// without.
+// The chunked prefill of PrefillMath::Bf16 (delta_rule_prefill.h has the algorithm): three launches that leave
+// the sequential walk over the chunks only the two products it cannot do without. PerKey (KDA) takes the
+// prepare pass's decayed tiles for k and q (k ⊙ e^{G} into W, k ⊙ e^{G_last - G} into Kd, q ⊙ e^{G} into the
+// output) and decays the state per key channel.
 //
 //   prepare  chunk_prepare (delta_rule_prefill.cu), one block per (chunk, value head), all chunks at once; at its
 //            end the W / U step (delta_rule_prefill_bf16.cuh): with T = (I + A_kk)^-1, W = T (β a_k ⊙ k) [C][K],
@@ -24,13 +25,16 @@ namespace linfer::kernels::cuda::prefill {
 
 namespace {
 
-// Shared memory of the state pass: kStages stages of [W (Scalar) | Kd | U | e^{G_last} (16 bytes)], the
-// state's bf16 copy St [BV][KB] and V' [C][VB] (bf16 elements). The chunk kStages - 1 ahead streams in while a
-// chunk is computed (4 stages were not faster on the H200).
+// Shared memory of the state pass: kStages stages of [W (not Ssd) | Kd | U | e^{G_last}: 16 bytes, PerKey KT
+// floats], the state's bf16 copy St [BV][KB] and V' [C][VB] (bf16 elements). The chunk kStages - 1 ahead streams
+// in while a chunk is computed (4 stages were not faster on the H200).
 constexpr int kStages = 2;
-__host__ __device__ inline int stage_elems(bool ssd, int KB) { return (ssd ? 1 : 2) * C * KB + C * VB + 8; }
-__host__ __device__ inline int state_smem_elems(bool ssd, int KB) {
-  return kStages * stage_elems(ssd, KB) + BV * KB + C * VB;
+__host__ __device__ inline int decay_elems(Rule rule, int KB) { return rule == Rule::PerKey ? 2 * (KB - 8) : 8; }
+__host__ __device__ inline int stage_elems(Rule rule, int KB) {
+  return (rule == Rule::Ssd ? 1 : 2) * C * KB + C * VB + decay_elems(rule, KB);
+}
+__host__ __device__ inline int state_smem_elems(Rule rule, int KB) {
+  return kStages * stage_elems(rule, KB) + BV * KB + C * VB;
 }
 
 // kMinBlocks: blocks per SM the registers must allow (1: up to 255 registers; 2: 128, so that a grid of more
@@ -38,10 +42,10 @@ __host__ __device__ inline int state_smem_elems(bool ssd, int KB) {
 template <Rule kRule, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Params p, Bf16Tiles t) {
   pdl_enter();
-  constexpr bool kSsd = kRule == Rule::Ssd;
+  constexpr bool kSsd = kRule == Rule::Ssd, kPerKey = kRule == Rule::PerKey;
   extern __shared__ float4 sm4[];
   bf16* sm = reinterpret_cast<bf16*>(sm4);
-  const int K = p.K, V = p.V, KT = p.KT, KB = t.KB, se = stage_elems(kSsd, KB);
+  const int K = p.K, V = p.V, KT = p.KT, KB = t.KB, se = stage_elems(kRule, KB);
   const int wk = kSsd ? 0 : C * KB;  // where Kd starts in a stage
   bf16* St = sm + kStages * se;
   bf16* Vn = St + BV * KB;
@@ -49,7 +53,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
   const int64_t seq = blockIdx.x, hv = blockIdx.y;
   const int b = int(blockIdx.z), v0 = b * BV;
   float* st = p.state.base + int64_t(p.slots[seq]) * p.state.slot_stride + hv * int64_t(V) * K;
-  const int64_t ch0 = p.seq_chunk0[seq], ch1 = p.seq_chunk0[seq + 1], off1 = p.offsets[seq + 1];
+  const int64_t ch0 = p.seq_chunk0[seq], ch1 = p.seq_chunk0[seq + 1], off0 = p.offsets[seq], off1 = p.offsets[seq + 1];
 
   auto prefetch = [&](int64_t ch, int s) {
     bf16* d = sm + s * se;
@@ -57,9 +61,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
     if constexpr (!kSsd) copy_async(d, t.w + rec * t.k_size(), C * KB / 8);
     copy_async(d + wk, t.kd + rec * t.k_size(), C * KB / 8);
     copy_async(d + wk + C * KB, t.u + rec * t.v_size() + b * C * VB, C * VB / 8);
-    if (tid == 0)
-      cp_async16(reinterpret_cast<float*>(d + wk + C * KB + C * VB), p.scratch + rec * p.sc_floats + C * C + 4 * C,
-                 true);
+    copy_async(d + wk + C * KB + C * VB, p.scratch + rec * p.sc_floats + C * C + 4 * C, kPerKey ? KT / 4 : 1);
     cp_async_commit();
   };
   for (int i = 0; i < kStages - 1; ++i)  // one commit group per chunk, empty past the end
@@ -97,7 +99,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
     const int i = int((ch - ch0) % kStages);
     const bf16* cur = sm + i * se;
     const int64_t rec = ch * p.HV + hv;
-    const int L = int(min(int64_t(C), off1 - (p.offsets[seq] + C * (ch - ch0))));
+    const int L = int(min(int64_t(C), off1 - (off0 + C * (ch - ch0))));
     if (ch + kStages - 1 < ch1) prefetch(ch + kStages - 1, (i + kStages - 1) % kStages);  // chunk ch - 1's stage
     else cp_async_commit();
     {  // H: the state at the chunk's start
@@ -133,14 +135,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
       vn = Vn;
     }
     __syncthreads();
-    if (owns_s) {  // S <- e^{G_last} S + Kdᵀ V'
-      const float decay = *reinterpret_cast<const float*>(cur + wk + C * KB + C * VB);
+    if (owns_s) {  // S <- e^{G_last} S + Kdᵀ V' (PerKey: e^{G_last} per state row, the key channel)
+      const float* decay = reinterpret_cast<const float*>(cur + wk + C * KB + C * VB);
 #pragma unroll
       for (int g = 0; g < 2; ++g)
 #pragma unroll
         for (int u = 0; u < 2; ++u)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) sacc[g][u][e] *= decay;
+          for (int e = 0; e < 4; ++e) sacc[g][u][e] *= decay[kPerKey ? xs(e) : 0];
       const bf16* ar = a_cols(cur + wk, KB, 16 * warp);
 #pragma unroll
       for (int k0 = 0; k0 < C; k0 += 16)
@@ -199,9 +201,11 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_output(Params p, Bf16Tiles 
   copy_async(vs, (kSsd ? t.u : t.vn) + rec * t.v_size() + b0 * C * VB, nb * C * VB / 8);
   if constexpr (kSsd)
     load_tile<kThreads>(p.v + c.tok0 * p.vs + hv * V + b0 * BV, p.vs, c.L, min(2 * BV, V - b0 * BV), p.vec, xs, XS);
+  if constexpr (kRule == Rule::PerKey) copy_async(qb, t.q + rec * t.k_size(), C * KB / 8);  // q ⊙ e^{G}
   cp_async_commit();
-  for_pieces(p.q + c.tok0 * p.qs + c.h * p.K, p.qs, c.L, p.K, KT, p.vec,
-             [&](int r, int col, float4 x) { store4(qb + r * KB + col, 1.f, x); });
+  if constexpr (kRule != Rule::PerKey)
+    for_pieces(p.q + c.tok0 * p.qs + c.h * p.K, p.qs, c.L, p.K, KT, p.vec,
+               [&](int r, int col, float4 x) { store4(qb + r * KB + col, 1.f, x); });
   m_tile_bf16<false>(sc, ab);
   if (tid < C) fq[tid] = sc[C * C + tid];
   cp_async_wait<0>();
@@ -278,7 +282,7 @@ void launch_rule(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stre
   // One block per SM unless the grid has more blocks than SMs (mamba2-2.7b: 80 heads x 2): then two, with fewer
   // registers (H200, T = 32K: 80 heads 5.18 -> 4.74 ms; with 128 blocks two per SM were slower, GDN 3.25 -> 3.69)
   const dim3 grid(unsigned(n), hv, unsigned(t.nvb));
-  const size_t smem = sizeof(bf16) * state_smem_elems(kSsd, t.KB);
+  const size_t smem = sizeof(bf16) * state_smem_elems(kRule, t.KB);
   int device = 0, sms = 0;
   cuda_check(cudaGetDevice(&device), "cudaGetDevice");
   cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "SM count");
@@ -299,7 +303,7 @@ Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t 
   t.KB = p.KT + 8;
   t.nvb = (p.V + BV - 1) / BV;
   const int64_t recs = n_chunks * p.HV;
-  const int64_t per_rec = (ssd ? 1 : 2) * (t.k_size() + t.v_size()) + t.h_size();
+  const int64_t per_rec = (ssd ? 1 : 2) * (t.k_size() + t.v_size()) + t.h_size() + (rule == Rule::PerKey ? t.k_size() : 0);
   bf16* at = nullptr;
   cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&at), size_t(recs * per_rec) * sizeof(bf16), stream),
              "cudaMallocAsync (bf16 chunked prefill tiles)");
@@ -311,6 +315,7 @@ Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t 
     take(t.w, t.k_size());
     take(t.vn, t.v_size());
   }
+  if (rule == Rule::PerKey) take(t.q, t.k_size());
   return t;
 }
 
@@ -319,8 +324,11 @@ size_t wu_smem(const Params& p, Rule rule) {
 }
 
 void launch_bf16_passes(const Params& p, Rule rule, int64_t n, int64_t n_chunks, cudaStream_t stream) {
-  if (rule == Rule::Ssd) launch_rule<Rule::Ssd>(p, n, n_chunks, stream);
-  else launch_rule<Rule::Scalar>(p, n, n_chunks, stream);
+  switch (rule) {
+    case Rule::Scalar: launch_rule<Rule::Scalar>(p, n, n_chunks, stream); break;
+    case Rule::PerKey: launch_rule<Rule::PerKey>(p, n, n_chunks, stream); break;
+    case Rule::Ssd: launch_rule<Rule::Ssd>(p, n, n_chunks, stream); break;
+  }
 }
 
 }  // namespace linfer::kernels::cuda::prefill

@@ -126,24 +126,16 @@ __device__ inline void store_pairs(const float (&acc)[2][4], bf16* dst, int ld, 
           bf16_pair(acc[u][2 * e], acc[u][2 * e + 1]);
 }
 
-struct Chunk {  // a chunk's place: its sequence's head h, first token and length
-  int64_t h, tok0;
-  int L;
-};
-__device__ inline Chunk chunk_at(const Params& p, int64_t chunk, int64_t hv) {
-  const int64_t seq = p.chunk_seq[chunk], tok0 = p.offsets[seq] + C * (chunk - p.seq_chunk0[seq]);
-  return {hv / p.group, tok0, int(min(int64_t(C), p.offsets[seq + 1] - tok0))};
-}
-
-// Shared memory of the W / U step (Scalar; Ssd needs none): T [C][MB], β a_k ⊙ k [C][KB], β ⊙ v [C][VW] (bf16,
-// VW = nvb BV + 8), then the factors β a_k, d, β [3][C] (float).
+// Shared memory of the W / U step (Scalar, PerKey; Ssd needs none): T [C][MB], β a_k ⊙ k [C][KB], β ⊙ v [C][VW]
+// (bf16, VW = nvb BV + 8), then the factors β a_k, d, β [3][C] (float).
 __host__ __device__ inline int wu_smem_bytes(int KB, int nvb) {
   return 2 * (C * MB + C * KB + C * (nvb * BV + 8)) + 4 * 3 * C;
 }
 
 // The W / U step of chunk (chunk, hv), run by chunk_prepare's block once the chunk's M and factors are in the
-// scratch (and visible to the block: a barrier after they were written): Kd, W and U into p.bf. smem: at least
-// wu_smem_bytes (Scalar; Ssd uses none), free to overwrite.
+// scratch (and visible to the block: a barrier after they were written): Kd, W and U into p.bf. PerKey: Kd and
+// W's operand β a_k ⊙ k ⊙ e^{G} are in p.bf already (chunk_prepare wrote them from its decay tiles), W = T times
+// that operand replaces it. smem: at least wu_smem_bytes (Scalar, PerKey; Ssd uses none), free to overwrite.
 template <Rule kRule>
 __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk& c, float4* sm4) {
   const Bf16Tiles& t = p.bf;
@@ -173,12 +165,19 @@ __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk&
     fk[C + threadIdx.x] = f[2 * C + threadIdx.x];
     fk[2 * C + threadIdx.x] = f[3 * C + threadIdx.x];
   }
+  if constexpr (kRule == Rule::PerKey) {
+    copy_async(kb, t.w + rec * t.k_size(), C * KB / 8);  // through L2: written by this block
+    cp_async_commit();
+  }
   m_tile_bf16<true>(sc, tb);
   __syncthreads();
-  for_pieces(k, p.ks, c.L, p.K, KT, p.vec, [&](int r, int col, float4 x) {
-    store4(kd + r * KB + col, fd[r], x);
-    store4(kb + r * KB + col, fk[r], x);
-  });
+  if constexpr (kRule == Rule::PerKey)
+    cp_async_wait<0>();
+  else
+    for_pieces(k, p.ks, c.L, p.K, KT, p.vec, [&](int r, int col, float4 x) {
+      store4(kd + r * KB + col, fd[r], x);
+      store4(kb + r * KB + col, fk[r], x);
+    });
   for_pieces(v, p.vs, c.L, p.V, t.nvb * BV, p.vec,
              [&](int r, int col, float4 x) { store4(vb + r * VW + col, fbeta[r], x); });
   __syncthreads();

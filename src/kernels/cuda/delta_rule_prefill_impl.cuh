@@ -32,14 +32,15 @@ constexpr int VS = BV + 8;  // [C][BV] tiles
 //     PerKey         a_q = scale / |q_i|, a_k = d = 1 / |k_i| (the decay is per channel, in the tiles below);
 //                    e^{G_last,x} [KT] (nf = 4 C + KT)
 //   PerKey only, [C][KT] each, zero beyond K and past the sequence: q ⊙ e^{G}, k ⊙ e^{G}, k ⊙ e^{G_last - G}
-//                    (every exponent <= 0), the state pass's operands in place of q and k
+//                    (every exponent <= 0), the state pass's operands in place of q and k (PrefillMath::Bf16
+//                    writes them as bf16 tiles into Bf16Tiles instead: no float32 copies)
 constexpr int kScalarFactors = 4 * C + 8;
 
 // The recurrence a launch runs: the delta rule with a scalar (or no) decay, with a decay per key channel, or
 // Mamba2's SSD (scalar decay, no delta correction: T = I, V' = dt x, gates from the raw dt, the D x skip).
 enum class Rule { Scalar, PerKey, Ssd };
 
-// PrefillMath::Bf16 (rules Scalar / None and Ssd; delta_rule_prefill_bf16.cu): the bf16 intermediates, each
+// PrefillMath::Bf16 (delta_rule_prefill_bf16.cu): the bf16 intermediates, each
 // [n_chunks][HV] records of the sizes below (bf16 elements), in one allocation starting at kd. Row strides are
 // odd multiples of 16 bytes (ldmatrix's eight rows in distinct banks), the same in global and shared memory, so
 // that a chunk's tiles are contiguous copies.
@@ -47,11 +48,12 @@ constexpr int VB = BV + 8;  // row stride of the bf16 [C][BV] tiles (80 bytes)
 constexpr int MB = C + 8;   // of the bf16 [C][C] tiles (144 bytes); [.][K] tiles: KB = KT + 8
 struct Bf16Tiles {
   int KB, nvb;          // row stride of [.][K] tiles; value-column blocks of BV
-  __nv_bfloat16* kd;    // [C][KB] Kd = d ⊙ k
+  __nv_bfloat16* kd;    // [C][KB] Kd = d ⊙ k (PerKey: d ⊙ k ⊙ e^{G_last - G})
   __nv_bfloat16* u;     // [nvb][C][VB] U, block b holding columns [b BV, b BV + BV), zero past V
   __nv_bfloat16* h;     // [nvb][BV][KB] the state at the chunk's start, transposed: h[b][c][x] = S[x][b BV + c]
-  __nv_bfloat16* w;     // [C][KB] W (Scalar only)
-  __nv_bfloat16* vn;    // [nvb][C][VB] V' (Scalar only; Ssd's V' is U)
+  __nv_bfloat16* w;     // [C][KB] W (not Ssd; PerKey: β a_k ⊙ k ⊙ e^{G} until the W / U step makes it W)
+  __nv_bfloat16* vn;    // [nvb][C][VB] V' (not Ssd: Ssd's V' is U)
+  __nv_bfloat16* q;     // [C][KB] q ⊙ e^{G} (PerKey only; the others' output pass reads q itself)
   __host__ __device__ int64_t k_size() const { return int64_t(C) * KB; }
   __host__ __device__ int64_t v_size() const { return int64_t(nvb) * C * VB; }
   __host__ __device__ int64_t h_size() const { return int64_t(nvb) * BV * KB; }
@@ -73,12 +75,21 @@ struct Params {
   float* o;
   SlotPool state;
   const int32_t* slots;
-  Bf16Tiles bf;  // PrefillMath::Bf16 with Scalar / Ssd: written by chunk_prepare's W / U step
+  Bf16Tiles bf;  // PrefillMath::Bf16: written by chunk_prepare (PerKey's decayed tiles) and its W / U step
   // Ssd: g = dt · -exp(A_log), beta = dt with dt = clamp(softplus(dt_raw + dt_bias), dt_min, dt_max); o += D v
   const float *dt_raw, *A_log, *dt_bias, *D;  // dt_raw [T] rows of stride dts; the others [HV], D may be null
   int64_t dts;
   float dt_min, dt_max;
 };
+
+struct Chunk {  // a chunk's place: its sequence's head h, first token and length
+  int64_t h, tok0;
+  int L;
+};
+__device__ inline Chunk chunk_at(const Params& p, int64_t chunk, int64_t hv) {
+  const int64_t seq = p.chunk_seq[chunk], tok0 = p.offsets[seq] + C * (chunk - p.seq_chunk0[seq]);
+  return {hv / p.group, tok0, int(min(int64_t(C), p.offsets[seq + 1] - tok0))};
+}
 
 // The packed M tile's element M[r][c] as T(r, c) (T below the diagonal, its unit diagonal implied) and as
 // A_qk(c, r) (A_qk transposed on and above the diagonal), for a value already loaded; then T(i, j) and
@@ -151,11 +162,9 @@ __device__ void load_stage(const Params& p, int64_t ch, int64_t h, int64_t hv, i
   if (tid < p.nf / 4) cp_async16(mb + C * MS + 4 * tid, sc + C * C + 4 * tid, true);
 }
 
-// PrefillMath::Bf16 for these rules: chunk_prepare<Bf16, rule> ends with the W / U step (delta_rule_prefill_bf16.cuh)
-// into p.bf, allocated by bf16_tiles on the stream; then launch_bf16_passes runs the state pass of two products
-// per chunk and the outputs of all chunks at once, and frees p.bf. n sequences, n_chunks chunks. (PerKey's bf16
-// mode runs the generic state pass.)
-__host__ __device__ constexpr bool bf16_passes_take(Rule rule) { return rule != Rule::PerKey; }
+// PrefillMath::Bf16: chunk_prepare<Bf16, rule> ends with the W / U step (delta_rule_prefill_bf16.cuh) into p.bf,
+// allocated by bf16_tiles on the stream; then launch_bf16_passes runs the state pass of two products per chunk
+// and the outputs of all chunks at once, and frees p.bf. n sequences, n_chunks chunks.
 Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t stream);
 size_t wu_smem(const Params& p, Rule rule);  // shared memory the W / U step needs
 void launch_bf16_passes(const Params& p, Rule rule, int64_t n, int64_t n_chunks, cudaStream_t stream);

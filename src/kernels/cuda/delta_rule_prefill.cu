@@ -90,6 +90,8 @@ __device__ inline void diag_dots(const float* qb, const float* kb, const float* 
   }
 }
 
+constexpr float kMidDecay = 20.f;  // PerKey: the largest e-fold a Gram product's decay factor may take (e^20)
+
 // chunk_prepare's shared memory: q and k (PerKey: and G) until the Gram products are done, then A_kk, M, the
 // inversion's block products and T's diagonal blocks over them; then G (Scalar), beta and the norms.
 __host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
@@ -187,6 +189,17 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   }
   __syncthreads();
 
+  // PerKey: a row tile's Gram products take the decay through its middle row r = 16 mt + 8 (factors e^{G_i - G_r}
+  // and e^{G_r - G_j}, at most e^{kMidDecay}) unless some channel decays by more than kMidDecay over half a tile
+  // (a factor could overflow, or a zero factor hide a term its partner scaled back up): then, for the whole chunk,
+  // the off-diagonal blocks about their first row (factors <= 1) and the diagonal ones element by element.
+  bool steep = false;
+  if constexpr (kPerKey)
+    steep = __syncthreads_or(tid < KT && [&] {
+      for (int r = 0; r < C; r += 8)  // G_r - G_{r+8} bounds both factors of the tiles about rows r and r + 8
+        if (gb[r * QS + tid] - gb[min(r + 8, C - 1) * QS + tid] > kMidDecay) return true;
+      return false;
+    }());
   if constexpr (kPerKey) {  // the state pass's decayed operands and the per-channel decay of the state
     auto at = [](const float* b, int i) { return *reinterpret_cast<const float4*>(b + i); };
     auto mul = [](float4 a, float4 b) { return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w); };
@@ -214,16 +227,22 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   }
 
   // Gram products on the tensor cores: warps 0-3 K Kᵀ, warps 4-7 Q Kᵀ, 16 rows each, tiles left of the diagonal
-  // (and, Scalar / None, on it); then the decay mask and the norms. PerKey: tile (i, j) of rows 16 mt.. and an
-  // earlier column j takes the decay through the block's first row r = 16 mt: (a_i ⊙ e^{G_i - G_r}) ·
-  // (k_j ⊙ e^{G_r - G_j}), both factors <= 1 (never e^{G_i} e^{-G_j}: that overflows); the diagonal blocks come
-  // element by element (diag_dots). Ssd: no A_kk, so warps 0-3 skip their product.
+  // and on it; then the decay mask and the norms. PerKey: the decay between rows i >= j of row tile mt goes
+  // through a reference row r, (a_i ⊙ e^{G_i - G_r}) · (k_j ⊙ e^{G_r - G_j}) (never e^{G_i} e^{-G_j}: that
+  // overflows): r = 16 mt + 8 where the chunk's decay allows (steep above), else r = 16 mt for the tiles left of
+  // the diagonal (both factors <= 1) and the diagonal blocks element by element (diag_dots). Ssd: no A_kk, so
+  // warps 0-3 skip their product.
   {
     const int mt = warp & 3;
     const bool qk = warp >= 4;
     const float* a = (qk ? qb : kb) + 16 * mt * QS;
     float acc[8][4] = {}, diag[8];
-    if constexpr (kPerKey) {
+    if (kPerKey && !steep) {  // one product per row tile, its diagonal block included, about its middle row
+      const float* gr = gb + (16 * mt + 8) * QS;
+      mma_rows_bt<M, 8>(
+          acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * mt + r) * QS + x] - gr[x]); },
+          [&](int j, int x) { return kb[j * QS + x] * __expf(gr[x] - gb[j * QS + x]); }, KT, 2 * mt + 2);
+    } else if constexpr (kPerKey) {
       const float* gr = gb + 16 * mt * QS;  // G of the reference row r
       if (mt > 0)
         mma_rows_bt<M, 8>(
@@ -250,7 +269,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
     __syncthreads();  // q, k (and G) are read: A_kk and M go over them
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt)
-      if (nt < 2 * mt + (kPerKey ? 0 : 2))
+      if (nt < 2 * mt + (kPerKey && steep ? 0 : 2))
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int i = 16 * mt + gid + 8 * (e >> 1), j = 8 * nt + 2 * tig + (e & 1);
@@ -260,7 +279,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
           if (qk) mb[j * MS + i] = x * rq[i];
           else akk[i * MS + j] = j < i ? x * bs[i] * rk[i] : 0.f;
         }
-    if constexpr (kPerKey)
+    if (kPerKey && steep)
 #pragma unroll
       for (int t = 0; t < 8; ++t) {
         const int i = 8 * warp + t, j = (i & ~15) + (lane & 15);

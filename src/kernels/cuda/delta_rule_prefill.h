@@ -13,12 +13,13 @@
 //             blocks, then block products); T and A_qk packed in one 64x64 tile plus per-row factors
 //             (17 KB of scratch per chunk and value head)
 //             KDA (decay per key channel, g [T, HV, K]): G is a cumsum down each channel, so the decay between
-//             tokens j <= i is e^{G_i - G_j} per channel inside the dot product: an off-diagonal 16x16 block
-//             (rows in sub-block b, columns in an earlier one) is a tensor-core product of (q | k)_i ⊙ e^{G_i - G_r}
-//             and k_j ⊙ e^{G_r - G_j} with r the first row of b (both factors <= 1; e^{G_i} e^{-G_j} would
-//             overflow, a chunk's decay reaching e^-300), the diagonal blocks element by element; the state
-//             pass's operands q ⊙ e^G, k ⊙ e^G, k ⊙ e^{G_last - G} go to the scratch too (+96 KB per chunk and
-//             value head at K = 128), and the norms stay row factors
+//             tokens j <= i is e^{G_i - G_j} per channel inside the dot product: the products of a 16-row
+//             sub-block b are one tensor-core product of (q | k)_i ⊙ e^{G_i - G_r} and k_j ⊙ e^{G_r - G_j} with
+//             r the middle row of b (e^{G_i} e^{-G_j} would overflow, a chunk's decay reaching e^-300), where no
+//             channel decays by more than e^20 over 8 tokens; in steeper chunks r is b's first row for the
+//             blocks left of the diagonal (both factors <= 1) and the diagonal blocks go element by element; the
+//             state pass's operands q ⊙ e^G, k ⊙ e^G, k ⊙ e^{G_last - G} go to the scratch too (+96 KB per chunk
+//             and value head at K = 128; bf16 tiles in the bf16 mode), and the norms stay row factors
 //   state     one block of 16 warps per (sequence, value head, 32 value columns), walking the sequence's chunks
 //             with its state tile in registers (mma accumulators, a 16x16 piece per warp: 4 warps per scheduler
 //             hide the latency of the dependent products) and shared memory, the next chunk's q, k, v tile and
@@ -42,11 +43,11 @@
 // against the float64 reference); PrefillMath::Tf32, one product, is ~1.3x faster end to end but ~5e-4 off,
 // which the Qwen3-Next golden fixtures amplify to 0.3 relative in the logits (H200, 2026-12-02): not for
 // models; PrefillMath::Bf16, one bf16 product on operands rounded to bf16 (~4e-3 off, issue 11's bound for bf16
-// inputs is 5e-3), is the fastest for GDN / DeltaNet and Mamba2, which it runs in three launches instead
+// inputs is 5e-3), is the fastest for every rule, which it runs in three launches instead
 // (delta_rule_prefill_bf16.cu): the prepare pass also computes W = T (β a_k ⊙ k) and U = T (β ⊙ v), the state
 // pass does only V' = U - W S and S's update (two products per chunk) and stores each chunk's starting state,
 // and a third pass computes every chunk's output at once; every operand bf16 in shared memory, every fragment
-// one ldmatrix. KDA's bf16 runs the generic state pass and is slower than one TF32 product. Speed and the split between the two launches:
+// one ldmatrix. Speed and the split between the launches:
 // docs/benchmarks.md, "GPU chunked GDN prefill" (and its KDA table, and "bf16 operand tiles").
 // The scratch is taken with cudaMallocAsync on the stream and freed on it. `offsets` are on the host; every
 // other pointer is device memory.

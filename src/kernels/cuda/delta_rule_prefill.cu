@@ -92,6 +92,11 @@ __device__ inline void diag_dots(const float* qb, const float* kb, const float* 
 
 constexpr float kMidDecay = 20.f;  // PerKey: the largest e-fold a Gram product's decay factor may take (e^20)
 
+// A warp's share of chunk_prepare's Gram products: row tile mt, column tiles of 8 [n0, n0 + n).
+struct GramPart {
+  int mt, n0, n;
+};
+
 // chunk_prepare's shared memory: q and k (PerKey: and G) until the Gram products are done, then A_kk, M, the
 // inversion's block products and T's diagonal blocks over them; then G (Scalar), beta and the norms.
 __host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
@@ -233,19 +238,62 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   // the diagonal (both factors <= 1) and the diagonal blocks element by element (diag_dots). Ssd: no A_kk, so
   // warps 0-3 skip their product.
   {
-    const int mt = warp & 3;
     const bool qk = warp >= 4;
-    const float* a = (qk ? qb : kb) + 16 * mt * QS;
-    float acc[8][4] = {}, diag[8];
-    if (kPerKey && !steep) {  // one product per row tile, its diagonal block included, about its middle row
-      const float* gr = gb + (16 * mt + 8) * QS;
-      mma_rows_bt<M, 8>(
-          acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * mt + r) * QS + x] - gr[x]); },
-          [&](int j, int x) { return kb[j * QS + x] * __expf(gr[x] - gb[j * QS + x]); }, KT, 2 * mt + 2);
-    } else if constexpr (kPerKey) {
+    // Element (i, j <= i) of a product as A_kk (k warps) or A_qk (q warps, transposed into M): the decay mask
+    // (Scalar: masked before the exp, exponents <= 0) and the norms
+    auto put = [&](int i, int j, float dot) {
+      const float x = dot * (kPerKey ? 1.f : expf(gs[i] - gs[j])) * rk[j];
+      if (qk) mb[j * MS + i] = x * rq[i];
+      else akk[i * MS + j] = j < i ? x * bs[i] * rk[i] : 0.f;
+    };
+    if (!(kPerKey && steep)) {
+      // Row tile mt has 2 mt + 2 column tiles of 8 up to its diagonal; each warp of a group of four takes five:
+      // tile 3's first five; its last three and tile 0's two; tile 2's first five; its last one and tile 1's four
+      // (one row tile per warp left the warps of tile 0 idle at the barrier below for three quarters of the work)
+      const int s4 = warp & 3, big = 3 - s4 / 2;
+      const GramPart part[2] = {{big, s4 % 2 ? 5 : 0, s4 % 2 ? 2 * big - 3 : 5}, {3 - big, 0, s4 % 2 ? 8 - 2 * big : 0}};
+      float acc0[5][4] = {}, acc1[4][4] = {};
+      auto gram = [&](const GramPart& g, auto& acc) {
+        const float* a = (qk ? qb : kb) + 16 * g.mt * QS;
+        if constexpr (kPerKey) {  // the decay through the tile's middle row
+          const float* gr = gb + (16 * g.mt + 8) * QS;
+          mma_rows_bt<M>(
+              acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * g.mt + r) * QS + x] - gr[x]); },
+              [&](int j, int x) { return kb[(j + 8 * g.n0) * QS + x] * __expf(gr[x] - gb[(j + 8 * g.n0) * QS + x]); },
+              KT, g.n);
+        } else {
+          mma_rows_bt<M>(
+              acc, acc, [&](int r, int x) { return a[r * QS + x]; },
+              [&](int j, int x) { return kb[(j + 8 * g.n0) * QS + x]; }, KT, g.n);
+        }
+      };
+      auto store = [&](const GramPart& g, const auto& acc) {
+#pragma unroll
+        for (int nt = 0; nt < int(sizeof(acc) / sizeof(acc[0])); ++nt)
+          if (nt < g.n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int i = 16 * g.mt + gid + 8 * (e >> 1), j = 8 * (g.n0 + nt) + 2 * tig + (e & 1);
+              if (j <= i) put(i, j, acc[nt][e]);
+            }
+      };
+      const bool works = !kSsd || qk;  // Ssd: no A_kk, so warps 0-3 skip their products
+      if (works) {
+        gram(part[0], acc0);
+        if (part[1].n) gram(part[1], acc1);
+      }
+      __syncthreads();  // q, k (and G) are read: A_kk and M go over them
+      if (works) {
+        store(part[0], acc0);
+        store(part[1], acc1);
+      }
+    } else if constexpr (kPerKey) {  // steep: about the first row left of the diagonal, diagonal blocks apart
+      const int mt = warp & 3;
+      const float* a = (qk ? qb : kb) + 16 * mt * QS;
       const float* gr = gb + 16 * mt * QS;  // G of the reference row r
+      float acc[8][4] = {}, diag[8];
       if (mt > 0)
-        mma_rows_bt<M, 8>(
+        mma_rows_bt<M>(
             acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * mt + r) * QS + x] - gr[x]); },
             [&](int j, int x) { return kb[j * QS + x] * __expf(gr[x] - gb[j * QS + x]); }, KT, 2 * mt);
       // G -> e^{g} in place, a thread per channel and half: the half's first row needs the G above it
@@ -261,31 +309,19 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       __syncthreads();
       if (warp & 1) diag_dots<1>(qb, kb, gb, QS, KT, diag);
       else diag_dots<0>(qb, kb, gb, QS, KT, diag);
-    } else if (!kSsd || qk) {
-      mma_rows_bt<M, 8>(
-          acc, acc, [&](int r, int x) { return a[r * QS + x]; }, [&](int j, int x) { return kb[j * QS + x]; }, KT,
-          2 * mt + 2);
-    }
-    __syncthreads();  // q, k (and G) are read: A_kk and M go over them
+      __syncthreads();  // q, k and G are read: A_kk and M go over them
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
-      if (nt < 2 * mt + (kPerKey && steep ? 0 : 2))
+      for (int nt = 0; nt < 8; ++nt)
+        if (nt < 2 * mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int i = 16 * mt + gid + 8 * (e >> 1), j = 8 * nt + 2 * tig + (e & 1);
-          if (j > i) continue;
-          // masked before the exp: exponents <= 0
-          const float x = acc[nt][e] * (kPerKey ? 1.f : expf(gs[i] - gs[j])) * rk[j];
-          if (qk) mb[j * MS + i] = x * rq[i];
-          else akk[i * MS + j] = j < i ? x * bs[i] * rk[i] : 0.f;
-        }
-    if (kPerKey && steep)
+          for (int e = 0; e < 4; ++e) put(16 * mt + gid + 8 * (e >> 1), 8 * nt + 2 * tig + (e & 1), acc[nt][e]);
 #pragma unroll
       for (int t = 0; t < 8; ++t) {
         const int i = 8 * warp + t, j = (i & ~15) + (lane & 15);
         if (lane < 16) akk[i * MS + j] = j < i ? diag[t] * bs[i] * rk[i] * rk[j] : 0.f;
         else if (j <= i) mb[j * MS + i] = diag[t] * rq[i] * rk[j];
       }
+    }
   }
   __syncthreads();
 

@@ -16,7 +16,7 @@
 #   --out DIR              raw outputs and results.tsv (default: a new directory under /tmp)
 #
 # What each test is, on each side (one timed run per round and engine, after each tool's own warm-up):
-#   ppN      prefill N random tokens into an empty sequence. linfer: `bench -p N` (one forward pass);
+#   ppN      prefill N random tokens into an empty sequence. linfer: `bench -p N` (chunks of --ubatch, 512 by default);
 #            llama-bench: `-p N` (default batch 2048 / ubatch 512, so pp4096 runs in 512-token ubatches).
 #   tg128    decode 128 tokens one at a time from an empty sequence. linfer `bench -n 128`; llama-bench `-n 128`.
 #   tg128x8  8 sequences decoded together, 128 steps of one token each (one batch of 8 per step), tokens/s

@@ -108,6 +108,11 @@ case $mode in
   *) only=(-DLINFER_KERNELS_ONLY=ON) ;;
 esac
 
+# A build directory configured for another mode keeps that mode's cached findings (Highway found under a prefix
+# this mode does not pass, say): configure it afresh.
+[ -f "$BUILD/gpu_check_mode" ] && [ "$(cat "$BUILD/gpu_check_mode")" != "$mode" ] &&
+  rm -rf "$BUILD/CMakeCache.txt" "$BUILD/CMakeFiles"
+echo "$mode" >"$BUILD/gpu_check_mode"
 step configure "$LOG/configure.log" cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DLINFER_CUDA=ON "${only[@]}" -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}"
 models=$([ $mode = kernels ] && echo 0 || echo 1)

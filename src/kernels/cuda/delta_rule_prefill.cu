@@ -251,7 +251,8 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       // tile 3's first five; its last three and tile 0's two; tile 2's first five; its last one and tile 1's four
       // (one row tile per warp left the warps of tile 0 idle at the barrier below for three quarters of the work)
       const int s4 = warp & 3, big = 3 - s4 / 2;
-      const GramPart part[2] = {{big, s4 % 2 ? 5 : 0, s4 % 2 ? 2 * big - 3 : 5}, {3 - big, 0, s4 % 2 ? 8 - 2 * big : 0}};
+      const GramPart part[2] = {{big, s4 % 2 ? 5 : 0, s4 % 2 ? 2 * big - 3 : 5},
+                                {3 - big, 0, s4 % 2 ? 8 - 2 * big : 0}};
       float acc0[5][4] = {}, acc1[4][4] = {};
       auto gram = [&](const GramPart& g, auto& acc) {
         const float* a = (qk ? qb : kb) + 16 * g.mt * QS;

@@ -303,7 +303,8 @@ Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t 
   t.KB = p.KT + 8;
   t.nvb = (p.V + BV - 1) / BV;
   const int64_t recs = n_chunks * p.HV;
-  const int64_t per_rec = (ssd ? 1 : 2) * (t.k_size() + t.v_size()) + t.h_size() + (rule == Rule::PerKey ? t.k_size() : 0);
+  const int64_t per_rec =
+      (ssd ? 1 : 2) * (t.k_size() + t.v_size()) + t.h_size() + (rule == Rule::PerKey ? t.k_size() : 0);
   bf16* at = nullptr;
   cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&at), size_t(recs * per_rec) * sizeof(bf16), stream),
              "cudaMallocAsync (bf16 chunked prefill tiles)");

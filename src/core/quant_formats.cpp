@@ -50,11 +50,10 @@ void qk(const uint8_t* b, float* y, bool five) {
   const uint8_t* scales = b + 4;
   const uint8_t* qh = b + 16;
   const uint8_t* qs = b + (five ? 48 : 16);
+  uint8_t sc[8], m[8];
+  q4k_scales_mins(scales, sc, m);
   for (int g = 0; g < 4; ++g) {
-    uint8_t sc0, m0, sc1, m1;
-    q4k_scale_min(scales, 2 * g, sc0, m0);
-    q4k_scale_min(scales, 2 * g + 1, sc1, m1);
-    const float d0 = d * sc0, o0 = dmin * m0, d1 = d * sc1, o1 = dmin * m1;
+    const float d0 = d * sc[2 * g], o0 = dmin * m[2 * g], d1 = d * sc[2 * g + 1], o1 = dmin * m[2 * g + 1];
     for (int l = 0; l < 32; ++l) {
       const int h0 = five ? (qh[l] >> (2 * g)) & 1 : 0, h1 = five ? (qh[l] >> (2 * g + 1)) & 1 : 0;
       y[64 * g + l] = d0 * float((qs[32 * g + l] & 15) | h0 << 4) - o0;

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string_view>
 
@@ -71,7 +72,7 @@ static_assert(sizeof(BlockQ5_1) == 24);
 // ---- Q4_K: 256 elements, 144 bytes (4.5 bits per weight) ----------------------------------------
 // Eight sub-blocks of 32, sub-block j with a 6-bit scale sc[j] and a 6-bit min m[j]:
 //   x = d · sc[j] · q - dmin · m[j],  q in [0, 15]
-// scales[12] packs the 16 six-bit values (see q4k_scale_min):
+// scales[12] packs the 16 six-bit values (see q4k_scales_mins):
 //   j < 4:  sc[j] = scales[j] & 63,                            m[j] = scales[j + 4] & 63
 //   j >= 4: sc[j] = (scales[j + 4] & 15) | (scales[j - 4] >> 6) << 4,
 //           m[j]  = (scales[j + 4] >> 4) | (scales[j] >> 6) << 4
@@ -122,15 +123,19 @@ static_assert(dtype_block_bytes(DType::Q5_0) == sizeof(BlockQ5_0) && dtype_block
 static_assert(dtype_block_bytes(DType::Q5_1) == sizeof(BlockQ5_1) && dtype_block(DType::Q5_1) == 32);
 static_assert(dtype_block_bytes(DType::Q5_K) == sizeof(BlockQ5_K) && dtype_block(DType::Q5_K) == 256);
 
-// Sub-block j's (scale, min) of a Q4_K or Q5_K block, both in [0, 63].
-inline void q4k_scale_min(const uint8_t* scales, int j, uint8_t& sc, uint8_t& m) {
-  if (j < 4) {
-    sc = scales[j] & 63;
-    m = scales[j + 4] & 63;
-  } else {
-    sc = uint8_t((scales[j + 4] & 15) | ((scales[j - 4] >> 6) << 4));
-    m = uint8_t((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
-  }
+// The eight (scale, min) pairs of a Q4_K or Q5_K block, each in [0, 63], unpacked all at once with
+// 32-bit word operations (a few instructions for the sixteen values, where one at a time took ~10
+// each): sc[j] = scales[j] & 63 and m[j] = scales[j + 4] & 63 for j < 4; for j >= 4 the low four bits
+// come from scales[j + 4] (scale: low nibble, min: high nibble) and bits 4-5 from the top two bits of
+// scales[j - 4] (scale) or scales[j] (min).
+inline void q4k_scales_mins(const uint8_t* scales, uint8_t (&sc)[8], uint8_t (&m)[8]) {
+  uint32_t u[3];  // little-endian words: bytes 0-3, 4-7, 8-11
+  std::memcpy(u, scales, 12);
+  const uint32_t lo6 = 0x3F3F3F3Fu, lo4 = 0x0F0F0F0Fu, b45 = 0x30303030u;
+  const uint32_t words[4] = {u[0] & lo6, (u[2] & lo4) | ((u[0] >> 2) & b45),          // sc[0..4), sc[4..8)
+                             u[1] & lo6, ((u[2] >> 4) & lo4) | ((u[1] >> 2) & b45)};  // m[0..4), m[4..8)
+  std::memcpy(sc, words, 8);
+  std::memcpy(m, words + 2, 8);
 }
 
 // GGML's type ids (the GGUF tensor-info "type" field) of the types linfer reads; nullopt for others.

@@ -63,6 +63,16 @@ HWY_INLINE VI i8s(const uint8_t* p) {
 }
 HWY_INLINE VF f(VI v) { return hn::ConvertTo(DF(), v); }
 
+// Up to 8 float lanes (the eight sub-blocks of a K-quant block): 8 on AVX2 and AVX-512, 4 on NEON.
+using D8 = hn::CappedTag<float, 8>;
+using V8 = hn::Vec<D8>;
+constexpr int L8 = int(hn::MaxLanes(D8()));
+// L8 bytes from p (unsigned) as floats.
+HWY_INLINE V8 bytes8(const uint8_t* p) {
+  const hn::RebindToSigned<D8> d32;
+  return hn::ConvertTo(D8(), hn::PromoteTo(d32, hn::LoadU(hn::Rebind<uint8_t, decltype(d32)>(), p)));
+}
+
 // sum over c of w[c] · x[cL .. cL + L): the 32 weights of one block (or sub-block) against x. Two chains
 // when a block takes more than 4 vectors (NEON), so that the FMA latency overlaps.
 HWY_INLINE VF dot32(const VF (&w)[NV], const float* HWY_RESTRICT x) {
@@ -184,21 +194,22 @@ HWY_INLINE void row_qk(const uint8_t* w, int64_t K, const Rows<R>& in, float* ou
   const DF df;
   const DI di;
   const VI low = hn::Set(di, 15), one = hn::Set(di, 1);
+  const D8 d8;
   VF acc[R];
-  float off[R] = {};
+  V8 off[R];  // lane-wise sums of dmin · m[j] · (sum of sub-block j's x values)
   HWY_UNROLL(8)
-  for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
+  for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df), off[r] = hn::Zero(d8);
   for (int64_t b = 0; b < K / 256; ++b, w += bytes) {
-    const float d = half(w), dmin = half(w + 2);
-    float scale[8];  // d · the 6-bit scale of sub-block j, unpacked before the vector work
-    for (int j = 0; j < 8; j += 2) {
-      uint8_t sc0, m0, sc1, m1;
-      linfer::quant::q4k_scale_min(w + 4, j, sc0, m0);
-      linfer::quant::q4k_scale_min(w + 4, j + 1, sc1, m1);
-      scale[j] = d * float(sc0), scale[j + 1] = d * float(sc1);
-      const float o0 = dmin * float(m0), o1 = dmin * float(m1);
+    uint8_t sc8[8], m8[8];
+    linfer::quant::q4k_scales_mins(w + 4, sc8, m8);
+    HWY_ALIGN float scale[8];  // d · the 6-bit scale of sub-block j, unpacked before the vector work
+    const V8 d = hn::Set(d8, half(w)), dmin = hn::Set(d8, half(w + 2));
+    HWY_UNROLL(8)
+    for (int c = 0; c < 8; c += L8) {
+      hn::Store(hn::Mul(bytes8(sc8 + c), d), d8, scale + c);
+      const V8 o = hn::Mul(bytes8(m8 + c), dmin);
       HWY_UNROLL(8)
-      for (int r = 0; r < R; ++r) off[r] += o0 * in.xs[r][8 * b + j] + o1 * in.xs[r][8 * b + j + 1];
+      for (int r = 0; r < R; ++r) off[r] = hn::MulAdd(o, hn::LoadU(d8, in.xs[r] + 8 * b + c), off[r]);
     }
     VI h[NV];  // qh[0..32) when five
     if constexpr (five) {
@@ -229,7 +240,8 @@ HWY_INLINE void row_qk(const uint8_t* w, int64_t K, const Rows<R>& in, float* ou
     }
   }
   HWY_UNROLL(8)
-  for (int r = 0; r < R; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r])) - off[r];
+  for (int r = 0; r < R; ++r)
+    out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r])) - hn::GetLane(hn::SumOfLanes(d8, off[r]));
 }
 
 // Q6_K: per half of 128 elements, element l (+ 32j) from ql's nibbles and qh's bit pair j, scaled by its

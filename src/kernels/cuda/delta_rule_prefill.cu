@@ -216,16 +216,16 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
                      k = at(kb, r * QS + x);
         const float4 eg = make_float4(__expf(G.x), __expf(G.y), __expf(G.z), __expf(G.w));
         const float4 ed = make_float4(__expf(GL.x - G.x), __expf(GL.y - G.y), __expf(GL.z - G.z), __expf(GL.w - G.w));
-        if constexpr (M == MmaMath::Bf16) {  // the bf16 passes' tiles: the output pass's q, Kd, W's operand
-          const int64_t off = rec * t.k_size() + r * t.KB + x;
-          store4(t.q + off, 1.f, mul(q, eg));
-          store4(t.kd + off, rk[r], mul(k, ed));
-          store4(t.w + off, bs[r] * rk[r], mul(k, eg));
-        } else {
+        if constexpr (float_decay_tiles(kRule, M)) {
           float* d = sc + C * C + p.nf + r * KT + x;  // q ⊙ e^G | k ⊙ e^G | k ⊙ e^{G_last - G}, [C][KT] each
           *reinterpret_cast<float4*>(d) = mul(q, eg);
           *reinterpret_cast<float4*>(d + C * KT) = mul(k, eg);
           *reinterpret_cast<float4*>(d + 2 * C * KT) = mul(k, ed);
+        } else {  // the bf16 passes' tiles: the output pass's q, Kd, W's operand
+          const int64_t off = rec * t.k_size() + r * t.KB + x;
+          store4(t.q + off, 1.f, mul(q, eg));
+          store4(t.kd + off, rk[r], mul(k, ed));
+          store4(t.w + off, bs[r] * rk[r], mul(k, eg));
         }
       }
     if (tid < KT) sc[C * C + 4 * C + tid] = expf(gb[(C - 1) * QS + tid]);
@@ -657,7 +657,7 @@ void run(Params p, Rule rule, const ChunkTable& t, PrefillMath math, cudaStream_
   p.QS = (p.KT + 31) / 32 * 32 + 4;
   const bool per_key = rule == Rule::PerKey;
   p.nf = per_key ? 4 * C + p.KT : kScalarFactors;
-  p.sc_floats = C * C + p.nf + (per_key && math != PrefillMath::Bf16 ? 3 * C * p.KT : 0);
+  p.sc_floats = C * C + p.nf + (float_decay_tiles(rule, math) ? 3 * C * p.KT : 0);
   int64_t* d_table = nullptr;
   cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&d_table), t.table.size() * sizeof(int64_t), stream),
              "cudaMallocAsync (chunked prefill chunk table)");

@@ -157,12 +157,14 @@ __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk&
   bf16* tb = reinterpret_cast<bf16*>(sm4);
   bf16* kb = tb + C * MB;
   bf16* vb = kb + C * KB;
-  float* fk = reinterpret_cast<float*>(vb + C * VW);  // β a_k, d, β
+  float* fk = reinterpret_cast<float*>(vb + C * VW);  // β a_k, d (Scalar: PerKey's are in its tiles), β
   const float *fd = fk + C, *fbeta = fk + 2 * C;
   if (threadIdx.x < C) {
     const float* f = sc + C * C;  // a_q, a_k, d, β
-    fk[threadIdx.x] = f[3 * C + threadIdx.x] * f[C + threadIdx.x];
-    fk[C + threadIdx.x] = f[2 * C + threadIdx.x];
+    if constexpr (kRule == Rule::Scalar) {
+      fk[threadIdx.x] = f[3 * C + threadIdx.x] * f[C + threadIdx.x];
+      fk[C + threadIdx.x] = f[2 * C + threadIdx.x];
+    }
     fk[2 * C + threadIdx.x] = f[3 * C + threadIdx.x];
   }
   if constexpr (kRule == Rule::PerKey) {

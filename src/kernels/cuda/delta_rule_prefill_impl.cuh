@@ -40,6 +40,12 @@ constexpr int kScalarFactors = 4 * C + 8;
 // Mamba2's SSD (scalar decay, no delta correction: T = I, V' = dt x, gates from the raw dt, the D x skip).
 enum class Rule { Scalar, PerKey, Ssd };
 
+// Whether the scratch holds PerKey's three decayed [C][KT] operands as float32 (after M and the factors): with every
+// arithmetic but bf16, whose passes take them as bf16 tiles (Bf16Tiles below) instead.
+__host__ __device__ constexpr bool float_decay_tiles(Rule rule, MmaMath m) {
+  return rule == Rule::PerKey && m != MmaMath::Bf16;
+}
+
 // PrefillMath::Bf16 (delta_rule_prefill_bf16.cu): the bf16 intermediates, each
 // [n_chunks][HV] records of the sizes below (bf16 elements), in one allocation starting at kd. Row strides are
 // odd multiples of 16 bytes (ldmatrix's eight rows in distinct banks), the same in global and shared memory, so

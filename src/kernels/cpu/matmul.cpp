@@ -19,6 +19,10 @@ WeightMatrix weight_matrix(const TensorView& w, const char* op) {
   LINFER_CHECK(w.strides()[1] == 1 && w.strides()[0] >= w.dim(1),
                "{}: weight rows must be contiguous (shape {}, strides {})", op, shape_str(w.shape()),
                shape_str(w.strides()));
+  LINFER_CHECK(!is_quantized(w.dtype()) || (w.dim(1) % dtype_block(w.dtype()) == 0 &&
+                                             w.strides()[0] % dtype_block(w.dtype()) == 0),
+               "{}: a {} weight needs K (here {}) and its row stride (here {}) to be whole blocks of {}", op,
+               dtype_name(w.dtype()), w.dim(1), w.strides()[0], dtype_block(w.dtype()));
   return {w.data(), w.dtype(), w.dim(0), w.dim(1), w.strides()[0]};
 }
 
@@ -62,12 +66,13 @@ struct Product {
 };
 
 // Whether the GEMV takes a product of M rows of x: decode and small batches stream W once for every
-// row; more rows go to the packed GEMM. Both are Highway code for the path's own vector width.
-bool use_gemv(SimdLevel level, int64_t M, DType dtype) {
+// row; more rows go to the packed GEMM (block-quantized weights: to quant::matmul's float32 panels). Both
+// are Highway code for the path's own vector width.
+bool use_gemv(SimdLevel level, int64_t M) {
 #if LINFER_HWY
-  if (is_quantized(dtype)) return false;
   return level != SimdLevel::Scalar && M <= kGemvMaxRows;
 #else
+  (void)level, (void)M;
   return false;
 #endif
 }
@@ -78,11 +83,25 @@ constexpr int64_t kMinTaskBytes = int64_t(32) << 10;
 // Every product's weight rows, split over the pool in one parallel call. The rows of all products form
 // one sequence, cut into tasks of equal cost (weight bytes × passes over them: one pass per 4 rows of
 // x) at multiples of 4 rows, so a 1-row gate and a 32000-row head share the threads evenly and the pool
-// wakes once for the lot.
+// wakes once for the lot. Block-quantized weights take the quantized GEMV (quant/qmatmul.h), their x's
+// group sums made first where the format reads them.
 void gemv_many(SimdLevel level, std::span<const Product> ps) {
 #if LINFER_HWY
-  thread_local std::vector<int64_t> start_buf;  // per thread, reused
+  thread_local std::vector<int64_t> start_buf, sums_at_buf;  // per thread, reused
+  thread_local std::vector<float> sums_buf;
   std::vector<int64_t>& start = start_buf;      // the caller's, also in the workers: cost before product j
+  std::vector<int64_t>& sums_at = sums_at_buf;  // where product j's group sums start in sums_buf
+  auto n_sums = [&](const Product& p) {  // group sums product p's kernel reads
+    const bool reads = is_quantized(p.w.dtype) && quant::hwy_paths::reads_group_sums(level, p.w.dtype);
+    return reads ? p.M * (p.w.K / 32) : 0;
+  };
+  sums_at.resize(ps.size() + 1);
+  sums_at[0] = 0;
+  for (size_t j = 0; j < ps.size(); ++j) sums_at[j + 1] = sums_at[j] + n_sums(ps[j]);
+  sums_buf.resize(size_t(std::max<int64_t>(sums_at[ps.size()], 1)));
+  for (size_t j = 0; j < ps.size(); ++j)
+    if (n_sums(ps[j]) > 0) quant::group_sums(ps[j].x, ps[j].M, ps[j].w.K, sums_buf.data() + sums_at[j]);
+  const float* sums = sums_buf.data();
   start.resize(ps.size() + 1);
   auto row_cost = [](const Product& p) {
     return std::max<int64_t>(1, int64_t(dtype_nbytes(p.w.dtype, p.w.K)) * ((p.M + 3) / 4));
@@ -104,7 +123,11 @@ void gemv_many(SimdLevel level, std::span<const Product> ps) {
       if (start[j + 1] <= c0 || start[j] >= c1) continue;
       const int64_t n0 = row_at(j, c0), n1 = row_at(j, c1);
       const Product& p = ps[j];
-      if (n0 < n1) hwy_paths::gemv_rows(level, p.x, p.M, p.w, p.bias, p.y, n0, n1);
+      if (n0 >= n1) continue;
+      if (is_quantized(p.w.dtype))
+        quant::hwy_paths::matmul_rows(level, p.x, sums + sums_at[j], p.M, p.w, p.bias, p.y, n0, n1);
+      else
+        hwy_paths::gemv_rows(level, p.x, p.M, p.w, p.bias, p.y, n0, n1);
     }
   });
 #endif
@@ -115,11 +138,11 @@ void gemv_many(SimdLevel level, std::span<const Product> ps) {
 void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, float* y, SimdLevel level) {
   const WeightMatrix wm = weight_matrix(w, "matmul");
   if (M <= 0 || wm.N == 0) return;
-  if (is_quantized(wm.dtype)) return quant::matmul(x, M, wm, bias, y, level);  // kernels/cpu/quant
-  if (use_gemv(level, M, wm.dtype)) {
+  if (use_gemv(level, M)) {
     const Product p{x, M, wm, bias, y};
     return gemv_many(level, {&p, 1});
   }
+  if (is_quantized(wm.dtype)) return quant::matmul(x, M, wm, bias, y, level);  // kernels/cpu/quant
 #if LINFER_HWY
   if (level != SimdLevel::Scalar) return hwy_paths::gemm(level, x, M, wm, bias, y);
 #endif
@@ -132,7 +155,7 @@ void matmul_many(std::span<const MatmulArgs> products, SimdLevel level) {
   for (const MatmulArgs& a : products) {
     const WeightMatrix wm = weight_matrix(*a.w, "matmul");
     if (a.M <= 0 || wm.N == 0) continue;
-    if (use_gemv(level, a.M, wm.dtype)) streamed.push_back({a.x, a.M, wm, a.bias, a.y});
+    if (use_gemv(level, a.M)) streamed.push_back({a.x, a.M, wm, a.bias, a.y});
     else matmul(a.x, a.M, *a.w, a.bias, a.y, level);
   }
   gemv_many(level, streamed);

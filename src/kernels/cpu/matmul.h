@@ -35,8 +35,9 @@ struct MatmulArgs {
 };
 
 // Independent products (no y is another's x) in one parallel region: a layer's projections of the
-// same input, a MoE layer's experts. Decode-sized products (the GEMV) share one split of all their
-// weight rows over the pool, balanced by bytes, so the pool wakes once instead of once per product;
+// same input, a MoE layer's experts. Decode-sized products (the GEMV, float and block-quantized weights
+// alike) share one split of all their weight rows over the pool, balanced by bytes, so the pool wakes
+// once instead of once per product;
 // the rest run one by one as matmul(). Results are bit-identical to one matmul() per product.
 //
 //   const MatmulArgs qkv[] = {{x, 1, &wq, nullptr, q}, {x, 1, &wk, nullptr, k}, {x, 1, &wv, nullptr, v}};

@@ -91,9 +91,6 @@ void group_sums(const float* x, int64_t M, int64_t K, float* xs) {
 }
 
 void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y, SimdLevel level) {
-  LINFER_CHECK(is_quantized(w.dtype) && w.K % dtype_block(w.dtype) == 0 && w.ld % dtype_block(w.dtype) == 0,
-               "quantized matmul: a {} weight needs K (here {}) and its row stride (here {}) to be whole "
-               "blocks of {}", dtype_name(w.dtype), w.K, w.ld, dtype_block(w.dtype));
 #if LINFER_X86 && LINFER_HWY
   if (level >= SimdLevel::Avx2 && M > kRegisterMaxRows) return matmul_panels(x, M, w, bias, y, level);
 #endif

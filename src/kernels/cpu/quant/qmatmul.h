@@ -1,12 +1,13 @@
 #pragma once
 // Internal: y = x · wᵀ for block-quantized weights (core/quant_formats.h), reached through
-// kernels::matmul (kernels/cpu/matmul.h), which dispatches here on the weight's dtype. Activations are
-// float32. Up to 48 rows of x (decode, small batches): each weight block is dequantized in registers
-// (scalar path: into one block-sized buffer) and dotted with up to 4 rows of x at a time (avx2, avx512,
-// neon: Highway vectors of 8, 16, 4 lanes); a row's sums
-// never depend on the other rows of the call (batched decode gives each sequence the bits it gets
-// alone). More rows on x86 (prefill): panels of weight rows dequantized to a bounded float32 buffer and
-// multiplied by the packed GEMM. The matrix is never widened to a float32 copy as a whole.
+// kernels::matmul / matmul_many (kernels/cpu/matmul.h). Activations are float32. Up to 48 rows of x (decode,
+// small batches): each weight block is dequantized in registers (scalar path: into one block-sized buffer)
+// and dotted with up to 4 rows of x at a time (avx2, avx512, neon: Highway vectors of 8, 16, 4 lanes; on
+// those paths matmul.cpp's GEMV calls hwy_paths::matmul_rows itself, so a layer's products share one split
+// of the pool whatever their weights' types); a row's sums never depend on the other rows of the call
+// (batched decode gives each sequence the bits it gets alone). More rows on x86 (prefill): panels of weight
+// rows dequantized to a bounded float32 buffer and multiplied by the packed GEMM. The matrix is never
+// widened to a float32 copy as a whole.
 // Thread-safety: reentrant; parallel over N on the thread pool.
 
 #include <cstdint>

@@ -28,6 +28,7 @@
 #include "linfer/core/aligned.h"
 #include "linfer/core/cpu_features.h"
 #include "linfer/core/dtype.h"
+#include "linfer/core/quant_activations.h"
 #include "linfer/core/thread_pool.h"
 
 using namespace linfer;
@@ -124,7 +125,7 @@ BENCHMARK(BM_Gemv_bf16)
 
 // Block-quantized weights (kernels/cpu/quant), one row of x: random blocks (their fp16 scales set to
 // 0.01), several copies so W comes from DRAM. bytes_per_second counts the weight's bytes.
-// args: N, K, type (index into kQuantTypes), simd
+// args: N, K, type (index into kQuantTypes), simd, acts (0: float32 activations, 1: int8, QuantActivations::Q8)
 constexpr DType kQuantTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 void BM_Gemv_quant(benchmark::State& st) {
@@ -147,13 +148,15 @@ void BM_Gemv_quant(benchmark::State& st) {
   auto x = randn(size_t(K), 1.0f, 1);
   AlignedVector<float> y(static_cast<size_t>(N));
   const SimdLevel level = level_arg(st, 3);
+  set_quant_activations(st.range(4) ? QuantActivations::Q8 : QuantActivations::F32);
   int i = 0;
   for (auto _ : st) matmul(x.data(), 1, TensorView(w[size_t(i++ % copies)].data(), t, {N, K}), nullptr, y.data(), level);
+  set_quant_activations(QuantActivations::F32);
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(bytes));
 }
 BENCHMARK(BM_Gemv_quant)
-    ->ArgNames({"N", "K", "type", "simd"})
-    ->ArgsProduct({{4096}, {4096}, {0, 1, 2, 3, 4, 5}, {1}})
+    ->ArgNames({"N", "K", "type", "simd", "acts"})
+    ->ArgsProduct({{4096}, {4096}, {0, 1, 2, 3, 4, 5}, {1}, {0, 1}})
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -26,6 +26,7 @@
 #include "cli/weight_summary.h"
 #include "cli/model_args.h"
 #include "linfer/core/error.h"
+#include "linfer/core/quant_activations.h"
 #include "linfer/core/thread_pool.h"
 #include "linfer/model.h"
 #include "models/profile.h"
@@ -151,12 +152,15 @@ void add_bench(CLI::App& app) {
     const int threads = num_threads();
     const WeightSummary weights = summarize_folder(a->model);
     const std::string weight_types = weights.known() ? weights.types_short() : "?";
+    // What the quantized weights multiply (linfer/core/quant_activations.h): a CPU setting only
+    const QuantActivations acts = model->device() == Device::Cpu ? quant_activations() : QuantActivations::F32;
     if (a->json) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& t : tests) {
         nlohmann::json j{{"model", a->model},        {"architecture", info.architecture},
                          {"n_params", info.n_params}, {"threads", threads},
                          {"weights", weight_types},   {"bits_per_weight", weights.bits_per_weight()},
+                         {"activations", quant_activations_name(acts)},
                          {"device", device_name(model->device())},
                          {"test", t.name},            {"n_prompt", t.n_prompt},
                          {"n_gen", t.n_gen},          {"batch", t.batch}, {"ubatch", ubatch},
@@ -181,8 +185,9 @@ void add_bench(CLI::App& app) {
     for (const auto& t : tests) {
       const auto [lo, hi] = std::minmax_element(t.seconds.begin(), t.seconds.end());
       const double n = double(t.tokens());
-      fmt::print("| {} | {} | {} ({:.2f} bits/weight) | {} | {} | {} | {:.1f} | {:.1f}..{:.1f} | {:.1f} |\n",
+      fmt::print("| {} | {} | {} ({:.2f} bits/weight{}) | {} | {} | {} | {:.1f} | {:.1f}..{:.1f} | {:.1f} |\n",
                  info.architecture, human_params(info.n_params), weight_types, weights.bits_per_weight(),
+                 acts == QuantActivations::Q8 ? ", int8 activations" : "",
                  device_name(model->device()), threads, t.name, n / median(t.seconds), n / *hi, n / *lo,
                  n / median(t.cpu_seconds));
     }

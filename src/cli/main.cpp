@@ -4,9 +4,11 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/commands.h"
 #include "linfer/core/error.h"
+#include "linfer/core/quant_activations.h"
 #include "linfer/core/thread_pool.h"
 
 int main(int argc, char** argv) {
@@ -15,7 +17,16 @@ int main(int argc, char** argv) {
   app.fallthrough();
   int threads = 0;
   app.add_option("--threads", threads, "worker threads including the caller: 1..4x cores (default 0: all cores)");
-  app.parse_complete_callback([&] { linfer::set_num_threads(threads); });
+  std::string activations = "f32";
+  app.add_option("--activations", activations,
+                 "what the CPU multiplies Q8_0 / Q4_0 / Q4_K / Q6_K weights with in decode-sized products: f32 (the "
+                 "activations as they are) or q8 (rounded to int8 per run of 32, as llama.cpp does: faster, less "
+                 "exact; docs/quantization.md)")
+      ->check(CLI::IsMember({"f32", "q8"}));
+  app.parse_complete_callback([&] {
+    linfer::set_num_threads(threads);
+    linfer::set_quant_activations(*linfer::parse_quant_activations(activations));
+  });
   for (auto add : linfer::cli::kCommands) add(app);
   try {
     app.parse(argc, argv);

@@ -90,6 +90,8 @@ static std::span<const char* const> extensions_of(SimdLevel level) {
   return {};
 }
 
+bool cpu_has(std::string_view extension) { return has(extension); }
+
 bool cpu_supports(SimdLevel level) {
   const auto needed = extensions_of(level);
   return in_build(level) && std::all_of(needed.begin(), needed.end(), has);

@@ -66,3 +66,15 @@ TEST(CpuFeatures, UnusedExtensionsAreTheCpusBeyondThePath) {
     EXPECT_FALSE(listed("asimd"));
   }
 }
+
+TEST(CpuFeatures, HasAnExtensionAsCpuinfoNamesIt) {
+  const auto flags = cpuinfo_flags();
+  if (flags.empty()) GTEST_SKIP() << "no /proc/cpuinfo of this architecture to compare with";
+#if LINFER_X86
+  for (const char* e : {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512vnni"})
+    EXPECT_EQ(cpu_has(e), flags.count(e) > 0) << e;
+#elif defined(__aarch64__)
+  EXPECT_EQ(cpu_has("asimd"), flags.count("asimd") > 0);
+#endif
+  EXPECT_FALSE(cpu_has("no-such-extension"));
+}

@@ -12,7 +12,9 @@
 // fixtures amplify float32 rounding differences to ~1e-4); on the trained demo model, the logit error
 // stays within loose multiples of what the formats' step sizes predict (q8_0 2%, 4-bit 15%; a broken
 // kernel or layout gives errors of order 1), and its nats/token on the validation snippet within 0.005
-// (q8_0) or 0.05 (4-bit) of bf16's.
+// (q8_0) or 0.05 (4-bit) of bf16's. Where the int8-activation kernels run (x86-64), each type is measured
+// again with activations rounded to int8 (--activations q8; prompts in chunks of 16 tokens, so that every
+// product is decode-sized and takes them), its rows marked so, under the same bounds on the demo model.
 
 #include "../cli_run.h"
 #include <gtest/gtest.h>
@@ -31,6 +33,8 @@
 
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
+#include "linfer/core/cpu_features.h"
+#include "linfer/core/quant_activations.h"
 #include "linfer/model.h"
 #include "linfer/state.h"
 
@@ -59,11 +63,17 @@ fs::path model_of(const fs::path& fixture) {
   return j.contains("model_dir") ? fs::path(LINFER_SOURCE_DIR) / j["model_dir"].get<std::string>() : fixture;
 }
 
-std::vector<float> logits_all(const Model& m, const std::vector<int32_t>& ids) {
+// Logits at every position of ids, the prompt run in chunks of `chunk` tokens each continuing the state (0:
+// one pass). Chunks of up to 48 tokens keep the products decode-sized, where int8 activations apply.
+std::vector<float> logits_all(const Model& m, const std::vector<int32_t>& ids, size_t chunk = 0) {
   SequenceState s(m.state_spec());
   SequenceState* sp = &s;
-  std::vector<float> out(ids.size() * size_t(m.info().vocab_size));
-  m.forward(Batch::single(ids), {&sp, 1}, out.data(), Logits::All);
+  const size_t V = size_t(m.info().vocab_size), step = chunk ? chunk : ids.size();
+  std::vector<float> out(ids.size() * V);
+  for (size_t i = 0; i < ids.size(); i += step) {
+    const size_t n = std::min(step, ids.size() - i);
+    m.forward(Batch::single({ids.data() + i, n}), {&sp, 1}, out.data() + i * V, Logits::All);
+  }
   return out;
 }
 
@@ -88,12 +98,13 @@ struct Measured {
   int64_t positions = 0, top1 = 0, greedy_same = 0, greedy_total = 0;
 };
 
-Measured compare(const Model& ref, const Model& q, const std::vector<Prompt>& prompts) {
+// `chunk`: the quantized model's prompts in chunks of that many tokens (logits_all).
+Measured compare(const Model& ref, const Model& q, const std::vector<Prompt>& prompts, size_t chunk = 0) {
   Measured m;
   const int64_t V = ref.info().vocab_size;
   double sum_sq = 0;
   for (const auto& p : prompts) {
-    const auto a = logits_all(ref, p.ids), b = logits_all(q, p.ids);
+    const auto a = logits_all(ref, p.ids), b = logits_all(q, p.ids, chunk);
     for (size_t t = 0; t < p.ids.size(); ++t) {
       double d = 0, r = 0;
       for (int64_t v = 0; v < V; ++v) {
@@ -149,9 +160,12 @@ double worst_rel(const Model& a, const Model& b, const std::vector<Prompt>& prom
 }
 
 // `linfer eval` of the demo's validation snippet as one window (tests/golden/demo/eval.json's setting).
-double eval_nats(const fs::path& model) {
+// `global`: options before the command; `extra`: eval's own (--ubatch 16 keeps the products decode-sized).
+double eval_nats(const fs::path& model, const std::string& global = "", const std::string& extra = "") {
   const fs::path text = kGolden / "demo/val_snippet.txt";
-  const CliRun r = run_linfer("eval --model " + model.string() + " --text-file " + text.string() + " --window 1180", "");
+  const CliRun r = run_linfer(global + "eval --model " + model.string() + " --text-file " + text.string() +
+                                  " --window 1180" + extra,
+                              "");
   double nats = NAN;
   if (r.status != 0 || std::sscanf(r.out.c_str(), "%lf nats/token", &nats) != 1) ADD_FAILURE() << r.out;
   return nats;
@@ -168,6 +182,8 @@ TEST_P(QuantAccuracy, LogitErrorAndGreedyAgreement) {
   const fs::path tmp = fs::temp_directory_path() / ("linfer_quant_acc_" + std::to_string(::getpid()) + "_" + GetParam());
   fs::remove_all(tmp);
   fs::create_directories(tmp);
+  // int8 activations (linfer/core/quant_activations.h) exist where their kernels run: x86-64 with AVX2
+  const bool q8_kernels_run = LINFER_X86 && simd_level() != SimdLevel::Scalar;
   for (const char* type : {"q8_0", "q4_0", "q4_k"}) {
     const fs::path out = tmp / type;
     const std::string bits = std::string(type) == "q8_0" ? "8" : "4";
@@ -186,6 +202,20 @@ TEST_P(QuantAccuracy, LogitErrorAndGreedyAgreement) {
       const double q_nats = eval_nats(out), ref_nats = eval_nats(src);
       std::printf("demo %s: %.6f nats/token (bf16 %.6f)\n", type, q_nats, ref_nats);
       EXPECT_LT(std::fabs(q_nats - ref_nats), bits == "8" ? 0.005 : 0.05) << type;
+    }
+    if (q8_kernels_run) {  // the same weights against int8 activations (--activations q8)
+      set_quant_activations(QuantActivations::Q8);
+      const Measured a = compare(*ref, *q, prompts, 16);
+      set_quant_activations(QuantActivations::F32);
+      std::printf("| %s | %s, q8 activations | %.4f | %.4f | %lld/%lld | %lld/%lld |\n", GetParam().c_str(), type,
+                  a.rms_rel, a.worst_rel, (long long)a.top1, (long long)a.positions, (long long)a.greedy_same,
+                  (long long)a.greedy_total);
+      if (GetParam() == "demo") {
+        EXPECT_LT(a.rms_rel, bits == "8" ? 0.02 : 0.15) << type << ", q8 activations";
+        const double a_nats = eval_nats(out, "--activations q8 ", " --ubatch 16"), ref_nats = eval_nats(src);
+        std::printf("demo %s, q8 activations: %.6f nats/token (bf16 %.6f)\n", type, a_nats, ref_nats);
+        EXPECT_LT(std::fabs(a_nats - ref_nats), bits == "8" ? 0.005 : 0.05) << type << ", q8 activations";
+      }
     }
     write_dequantized(out, tmp / (std::string(type) + "_f32"));
     const auto deq = Model::load((tmp / (std::string(type) + "_f32")).string());

@@ -10,9 +10,11 @@
 #include "core/quant_formats.h"
 #include "dense_test_util.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quant/qmatmul_q8.h"
 #include "kernels/cpu/quant/quantize.h"
 #include "kernels/reference/quant.h"
 #include "linfer/core/error.h"
+#include "linfer/core/quant_activations.h"
 
 using namespace linfer;
 using namespace dense_test;
@@ -330,3 +332,138 @@ TEST(QuantMatmul, QuantizedEmbeddingRows) {
     }
   }
 }
+
+#if LINFER_X86
+// QuantActivations::Q8: x rounded to int8 per run of 32 (q8_activations.h) and the int8 kernels of each
+// instruction set this CPU runs (qmatmul_q8.h), against float64 products of the dequantized weights with
+// the rounded x (what they compute, up to float32 rounding); kernels::matmul takes them when the setting
+// says so, a row of x gets the same bits whatever the batch.
+namespace {
+
+constexpr DType kQ8Types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
+
+std::vector<std::pair<const char*, kernels::quant::Q8RowsFn>> q8_kernels() {
+  std::vector<std::pair<const char*, kernels::quant::Q8RowsFn>> out;
+  if (cpu_supports(SimdLevel::Avx2)) out.push_back({"avx2", kernels::quant::q8_rows_avx2});
+  if (cpu_has("avx512vnni") && cpu_has("avx512vl") && cpu_has("avx512bw"))
+    out.push_back({"avx512vnni", kernels::quant::q8_rows_avx512vnni});
+  return out;
+}
+
+struct Rounded {  // quantize_q8's arrays for x [M, K]
+  std::vector<int8_t> q;
+  std::vector<float> d, gs;
+  std::vector<int32_t> s4;
+  Rounded(const std::vector<float>& x, int64_t M, int64_t K)
+      : q(size_t(M * K)), d(size_t(M * K / 32)), gs(size_t(M * K / 32)), s4(size_t(M * K / 4)) {
+    kernels::quant::quantize_q8(x.data(), M, K, q.data(), d.data(), s4.data(), gs.data());
+  }
+  kernels::quant::Q8Acts acts() const { return {q.data(), d.data(), s4.data(), gs.data()}; }
+};
+
+struct ActivationsGuard {  // restores float32 activations however the test ends
+  explicit ActivationsGuard(QuantActivations a) { set_quant_activations(a); }
+  ~ActivationsGuard() { set_quant_activations(QuantActivations::F32); }
+};
+
+}  // namespace
+
+TEST(QuantQ8, RoundsEachRunOf32) {
+  if (!cpu_supports(SimdLevel::Avx2)) GTEST_SKIP() << "the int8 activations need AVX2";
+  std::mt19937 rng(11);
+  const int64_t K = 7 * 32;
+  auto x = random_vec(rng, size_t(2 * K), 3.0f);
+  for (int i = 0; i < 32; ++i) x[size_t(32 + i)] = 0.0f;      // run 1: all zero
+  x[size_t(64 + 5)] = NAN;                                     // run 2: a NaN
+  x[size_t(96 + 31)] = INFINITY;                               // run 3: an infinity
+  for (int i = 0; i < 32; ++i) x[size_t(128 + i)] *= 1e-30f;   // run 4: tiny
+  for (int i = 0; i < 32; ++i) x[size_t(160 + i)] *= 1e30f;    // run 5: huge
+  x[size_t(192 + 3)] = 127.0f, x[size_t(192 + 4)] = -0.5f;     // run 6: a tie (0.5 · 127 / 127)
+  const Rounded r(x, 2, K);
+  for (int64_t run = 0; run < 2 * K / 32; ++run) {
+    const float* xr = x.data() + 32 * run;
+    const int8_t* qr = r.q.data() + 32 * run;
+    if (run == 2 || run == 3) {
+      EXPECT_TRUE(std::isnan(r.d[size_t(run)])) << "run " << run << ": a non-finite run must give NaN products";
+      for (int i = 0; i < 32; ++i) EXPECT_EQ(qr[i], 0) << run;
+      continue;
+    }
+    float amax = 0.0f;
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xr[i])), sum += qr[i];
+    EXPECT_EQ(r.d[size_t(run)], amax / 127.0f) << run;
+    for (int i = 0; i < 32; ++i) {
+      EXPECT_LE(std::abs(int(qr[i])), 127);
+      EXPECT_LE(std::fabs(double(xr[i]) - double(r.d[size_t(run)]) * qr[i]), 0.5001 * double(r.d[size_t(run)]))
+          << "run " << run << " element " << i;
+    }
+    for (int i = 0; i < 8; ++i)
+      EXPECT_EQ(r.s4[size_t(8 * run + i)], qr[4 * i] + qr[4 * i + 1] + qr[4 * i + 2] + qr[4 * i + 3]) << run;
+    EXPECT_EQ(r.gs[size_t(run)], r.d[size_t(run)] * float(sum)) << run;
+  }
+}
+
+TEST(QuantQ8, KernelsMatchDequantizedProducts) {
+  const auto isas = q8_kernels();
+  if (isas.empty()) GTEST_SKIP() << "the int8 kernels need AVX2";
+  uint32_t seed = 100;
+  for (const auto& [isa, fn] : isas)
+    for (DType t : kQ8Types) {
+      const int64_t bs = dtype_block(t);
+      for (int64_t M : {1, 2, 3, 4, 5, 9})
+        for (int64_t N : {1, 7, 33})
+          for (int64_t K : {bs, 3 * bs}) {
+            std::mt19937 rng(++seed);
+            const auto wb = random_blocks(rng, t, N * K);
+            const auto x = random_vec(rng, size_t(M * K));
+            const auto bias = random_vec(rng, size_t(N));
+            const Rounded r(x, M, K);
+            const kernels::WeightMatrix w{wb.data(), t, N, K, K};
+            std::vector<float> y(size_t(M * N), NAN), y2(size_t(M * N), NAN);
+            fn(r.acts(), M, w, bias.data(), y.data(), 0, N);
+            fn(r.acts(), M, w, bias.data(), y2.data(), 0, N / 2);  // rows in two calls: the same bits
+            fn(r.acts(), M, w, bias.data(), y2.data(), N / 2, N);
+            double num = 0, den = 0;
+            for (int64_t n = 0; n < N; ++n) {
+              const auto wn = kernels::ref::dequantize_f64(t, wb.data() + dtype_nbytes(t, n * K), K);
+              for (int64_t m = 0; m < M; ++m) {
+                double ref = bias[size_t(n)], mag = std::fabs(bias[size_t(n)]);
+                for (int64_t k = 0; k < K; ++k) {
+                  const double xk = double(r.d[size_t((m * K + k) / 32)]) * r.q[size_t(m * K + k)];
+                  ref += wn[size_t(k)] * xk, mag += std::fabs(wn[size_t(k)] * xk);
+                }
+                const double got = y[size_t(m * N + n)];
+                num += (got - ref) * (got - ref), den += mag * mag;
+                ASSERT_EQ(y2[size_t(m * N + n)], y[size_t(m * N + n)]) << isa << " " << dtype_name(t);
+              }
+            }
+            EXPECT_LT(std::sqrt(num / den), 1e-6) << isa << " " << dtype_name(t) << " M=" << M << " N=" << N
+                                                  << " K=" << K;
+          }
+    }
+}
+
+TEST(QuantQ8, MatmulTakesThemWhenSet) {
+  const SimdLevel level = simd_level();
+  if (level < SimdLevel::Avx2) GTEST_SKIP() << "the int8 kernels need the avx2 or avx512 path";
+  const ActivationsGuard q8(QuantActivations::Q8);
+  std::mt19937 rng(5);
+  for (DType t : kQ8Types) {
+    const int64_t M = 3, N = 20, K = 2 * 256;
+    const auto wb = random_blocks(rng, t, N * K);
+    const TensorView wv(const_cast<uint8_t*>(wb.data()), t, {N, K});
+    const auto x = random_vec(rng, size_t(M * K));
+    std::vector<float> y(static_cast<size_t>(M * N)), expect(y.size()), one(static_cast<size_t>(N)), f32(y.size());
+    kernels::matmul(x.data(), M, wv, nullptr, y.data(), level);
+    const Rounded r(x, M, K);
+    kernels::quant::q8_kernel_for(level, t)(r.acts(), M, {wb.data(), t, N, K, K}, nullptr, expect.data(), 0, N);
+    EXPECT_EQ(y, expect) << dtype_name(t) << ": matmul must take the int8 kernel";
+    kernels::matmul(x.data() + 2 * K, 1, wv, nullptr, one.data(), level);  // row 2 alone: its bits in the batch
+    for (int64_t n = 0; n < N; ++n) ASSERT_EQ(one[size_t(n)], y[size_t(2 * N + n)]) << dtype_name(t);
+    set_quant_activations(QuantActivations::F32);
+    kernels::matmul(x.data(), M, wv, nullptr, f32.data(), level);
+    set_quant_activations(QuantActivations::Q8);
+    EXPECT_LT(rel_err(y, f32), 0.02) << dtype_name(t) << ": int8 activations far from float32 ones";
+  }
+}
+#endif  // LINFER_X86

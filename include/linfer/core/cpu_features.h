@@ -22,6 +22,7 @@
 // whole engine on one path); any other value is an error. Thread-safe.
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -52,6 +53,10 @@ SimdLevel simd_level();
 // Whether this CPU can run `level` (LINFER_SIMD aside); false for a path this build does not have.
 bool cpu_supports(SimdLevel level);
 const char* simd_level_name(SimdLevel level);
+// Whether this CPU has a vector extension, by the name /proc/cpuinfo gives it (x86: avx2, fma, f16c, bmi2,
+// avx512f, avx512bw, avx512vl, avx512dq, avx512bf16, avx512vnni, avx512fp16; aarch64: asimd, asimddp, sve,
+// sve2, bf16); false for any other name. For kernels that need more than their SimdLevel promises.
+bool cpu_has(std::string_view extension);
 
 // The vector extensions this CPU has that the kernels of `level` do not use (e.g. avx512f,
 // avx512bf16 on an AVX-512 CPU running the avx2 path), for `linfer version`.

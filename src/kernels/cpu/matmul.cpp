@@ -5,7 +5,9 @@
 
 #include "kernels/cpu/matmul_simd.h"
 #include "kernels/cpu/quant/qmatmul.h"
+#include "kernels/cpu/quant/qmatmul_q8.h"
 #include "linfer/core/error.h"
+#include "linfer/core/quant_activations.h"
 #include "linfer/core/thread_pool.h"
 
 namespace linfer::kernels {
@@ -80,28 +82,73 @@ bool use_gemv(SimdLevel level, int64_t M) {
 // Weight bytes a task should have at least: below this a second thread costs more to wake than it saves.
 constexpr int64_t kMinTaskBytes = int64_t(32) << 10;
 
+#if LINFER_HWY
+// What the products of one gemv_many call read besides x, made before the parallel region into buffers
+// of the calling thread: block-quantized weights' group sums of x (the formats that read them), or x
+// rounded to int8 where QuantActivations::Q8 is set and the format has an int8 kernel (x86-64).
+class QuantInputs {
+ public:
+  void prepare(SimdLevel level, std::span<const Product> ps) {
+    const bool q8 = quant_activations() == QuantActivations::Q8;
+    at_.resize(ps.size() + 1);
+    q8_.resize(ps.size());
+    at_[0] = 0;
+    for (size_t j = 0; j < ps.size(); ++j) {
+      const Product& p = ps[j];
+      const bool quantized = is_quantized(p.w.dtype);
+      q8_[j] = quantized && q8 ? quant::q8_kernel_for(level, p.w.dtype) : nullptr;
+      const bool reads = q8_[j] || (quantized && quant::hwy_paths::reads_group_sums(level, p.w.dtype));
+      at_[j + 1] = at_[j] + (reads ? p.M * p.w.K : 0);  // elements of x; a multiple of 32
+    }
+    const size_t n = size_t(at_[ps.size()]);
+    gs_.resize(n / 32 + 1);
+    if (q8) q_.resize(n + 1), d_.resize(n / 32 + 1), s4_.resize(n / 4 + 1);
+    for (size_t j = 0; j < ps.size(); ++j) {
+      const Product& p = ps[j];
+      if (at_[j + 1] == at_[j]) continue;
+#if LINFER_X86
+      if (q8_[j]) {
+        const int64_t e = at_[j];
+        quant::quantize_q8(p.x, p.M, p.w.K, q_.data() + e, d_.data() + e / 32, s4_.data() + e / 4, gs_.data() + e / 32);
+        continue;
+      }
+#endif
+      quant::group_sums(p.x, p.M, p.w.K, gs_.data() + at_[j] / 32);
+    }
+  }
+
+  // Rows [n0, n1) of product j.
+  void rows(SimdLevel level, const Product& p, size_t j, int64_t n0, int64_t n1) const {
+    const int64_t e = at_[j];
+    if (q8_[j])
+      q8_[j]({q_.data() + e, d_.data() + e / 32, s4_.data() + e / 4, gs_.data() + e / 32}, p.M, p.w, p.bias, p.y, n0, n1);
+    else if (is_quantized(p.w.dtype))
+      quant::hwy_paths::matmul_rows(level, p.x, gs_.data() + e / 32, p.M, p.w, p.bias, p.y, n0, n1);
+    else
+      hwy_paths::gemv_rows(level, p.x, p.M, p.w, p.bias, p.y, n0, n1);
+  }
+
+ private:
+  std::vector<int64_t> at_;              // [products + 1] where product j's inputs start, in elements of x
+  std::vector<quant::Q8RowsFn> q8_;      // [products] the int8 kernel, or null
+  std::vector<float> gs_;                // group sums (or the rounded x's: Q8Acts::gs), at at_ / 32
+  std::vector<int8_t> q_;                // Q8Acts::q at at_
+  std::vector<float> d_;                 // Q8Acts::d at at_ / 32
+  std::vector<int32_t> s4_;              // Q8Acts::s4 at at_ / 4
+};
+#endif
+
 // Every product's weight rows, split over the pool in one parallel call. The rows of all products form
 // one sequence, cut into tasks of equal cost (weight bytes × passes over them: one pass per 4 rows of
 // x) at multiples of 4 rows, so a 1-row gate and a 32000-row head share the threads evenly and the pool
-// wakes once for the lot. Block-quantized weights take the quantized GEMV (quant/qmatmul.h), their x's
-// group sums made first where the format reads them.
+// wakes once for the lot. Block-quantized weights take the quantized GEMV (quant/qmatmul.h).
 void gemv_many(SimdLevel level, std::span<const Product> ps) {
 #if LINFER_HWY
-  thread_local std::vector<int64_t> start_buf, sums_at_buf;  // per thread, reused
-  thread_local std::vector<float> sums_buf;
-  std::vector<int64_t>& start = start_buf;      // the caller's, also in the workers: cost before product j
-  std::vector<int64_t>& sums_at = sums_at_buf;  // where product j's group sums start in sums_buf
-  auto n_sums = [&](const Product& p) {  // group sums product p's kernel reads
-    const bool reads = is_quantized(p.w.dtype) && quant::hwy_paths::reads_group_sums(level, p.w.dtype);
-    return reads ? p.M * (p.w.K / 32) : 0;
-  };
-  sums_at.resize(ps.size() + 1);
-  sums_at[0] = 0;
-  for (size_t j = 0; j < ps.size(); ++j) sums_at[j + 1] = sums_at[j] + n_sums(ps[j]);
-  sums_buf.resize(size_t(std::max<int64_t>(sums_at[ps.size()], 1)));
-  for (size_t j = 0; j < ps.size(); ++j)
-    if (n_sums(ps[j]) > 0) quant::group_sums(ps[j].x, ps[j].M, ps[j].w.K, sums_buf.data() + sums_at[j]);
-  const float* sums = sums_buf.data();
+  thread_local std::vector<int64_t> start_buf;  // per thread, reused
+  thread_local QuantInputs inputs_buf;
+  std::vector<int64_t>& start = start_buf;  // the caller's, also in the workers: cost before product j
+  QuantInputs& inputs = inputs_buf;
+  inputs.prepare(level, ps);
   start.resize(ps.size() + 1);
   auto row_cost = [](const Product& p) {
     return std::max<int64_t>(1, int64_t(dtype_nbytes(p.w.dtype, p.w.K)) * ((p.M + 3) / 4));
@@ -122,14 +169,11 @@ void gemv_many(SimdLevel level, std::span<const Product> ps) {
     for (size_t j = 0; j < ps.size(); ++j) {
       if (start[j + 1] <= c0 || start[j] >= c1) continue;
       const int64_t n0 = row_at(j, c0), n1 = row_at(j, c1);
-      const Product& p = ps[j];
-      if (n0 >= n1) continue;
-      if (is_quantized(p.w.dtype))
-        quant::hwy_paths::matmul_rows(level, p.x, sums + sums_at[j], p.M, p.w, p.bias, p.y, n0, n1);
-      else
-        hwy_paths::gemv_rows(level, p.x, p.M, p.w, p.bias, p.y, n0, n1);
+      if (n0 < n1) inputs.rows(level, ps[j], j, n0, n1);
     }
   });
+#else
+  (void)level, (void)ps;
 #endif
 }
 

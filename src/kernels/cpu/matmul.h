@@ -1,6 +1,7 @@
 #pragma once
-// Linear layers and embedding lookup over weights as stored in the checkpoint (f32 / bf16 / f16).
-// Activations are float32; bf16 / f16 weights are converted to float32 in registers, never copied.
+// Linear layers and embedding lookup over weights as stored in the checkpoint (f32 / bf16 / f16, and the
+// block-quantized types of core/quant_formats.h for matmul). Activations are float32; bf16 / f16 and
+// quantized weights are converted to float32 in registers, never copied.
 //
 //   TensorView w = weights.get("model.layers.0.mlp.down_proj.weight");   // [N, K] bf16
 //   matmul(x, M, w, /*bias=*/nullptr, y);                            // y[M, N] = x · wᵀ
@@ -18,8 +19,9 @@
 namespace linfer::kernels {
 
 // y[M, N] = x[M, K] · wᵀ (+ bias[N]). w: 2-D [N, K] with contiguous rows (row stride may exceed K,
-// e.g. a column slice is not allowed but a row slice is), dtype f32 / bf16 / f16. bias may be null.
-// x and y must not overlap. Throws linfer::Error on a bad dtype or shape.
+// e.g. a column slice is not allowed but a row slice is), dtype f32 / bf16 / f16 or block-quantized (K
+// and the row stride whole blocks). bias may be null. x and y must not overlap. Throws linfer::Error on
+// a bad dtype or shape.
 void matmul(const float* x,  // [M, K]
             int64_t M, const TensorView& w, const float* bias,
             float* y,  // [M, N]

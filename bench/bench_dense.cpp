@@ -150,7 +150,8 @@ void BM_Gemv_quant(benchmark::State& st) {
   const SimdLevel level = level_arg(st, 3);
   set_quant_activations(st.range(4) ? QuantActivations::Q8 : QuantActivations::F32);
   int i = 0;
-  for (auto _ : st) matmul(x.data(), 1, TensorView(w[size_t(i++ % copies)].data(), t, {N, K}), nullptr, y.data(), level);
+  for (auto _ : st)
+    matmul(x.data(), 1, TensorView(w[size_t(i++ % copies)].data(), t, {N, K}), nullptr, y.data(), level);
   set_quant_activations(QuantActivations::F32);
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(bytes));
 }

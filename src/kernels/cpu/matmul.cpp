@@ -109,7 +109,8 @@ class QuantInputs {
 #if LINFER_X86
       if (q8_[j]) {
         const int64_t e = at_[j];
-        quant::quantize_q8(p.x, p.M, p.w.K, q_.data() + e, d_.data() + e / 32, s4_.data() + e / 4, gs_.data() + e / 32);
+        quant::quantize_q8(p.x, p.M, p.w.K, q_.data() + e, d_.data() + e / 32, s4_.data() + e / 4,
+                           gs_.data() + e / 32);
         continue;
       }
 #endif
@@ -121,7 +122,7 @@ class QuantInputs {
   void rows(SimdLevel level, const Product& p, size_t j, int64_t n0, int64_t n1) const {
     const int64_t e = at_[j];
     if (q8_[j])
-      q8_[j]({q_.data() + e, d_.data() + e / 32, s4_.data() + e / 4, gs_.data() + e / 32}, p.M, p.w, p.bias, p.y, n0, n1);
+      q8_[j](q8_acts(e), p.M, p.w, p.bias, p.y, n0, n1);
     else if (is_quantized(p.w.dtype))
       quant::hwy_paths::matmul_rows(level, p.x, gs_.data() + e / 32, p.M, p.w, p.bias, p.y, n0, n1);
     else
@@ -129,6 +130,11 @@ class QuantInputs {
   }
 
  private:
+  // The rounded x of the product whose inputs start at element e.
+  quant::Q8Acts q8_acts(int64_t e) const {
+    return {q_.data() + e, d_.data() + e / 32, s4_.data() + e / 4, gs_.data() + e / 32};
+  }
+
   std::vector<int64_t> at_;              // [products + 1] where product j's inputs start, in elements of x
   std::vector<quant::Q8RowsFn> q8_;      // [products] the int8 kernel, or null
   std::vector<float> gs_;                // group sums (or the rounded x's: Q8Acts::gs), at at_ / 32

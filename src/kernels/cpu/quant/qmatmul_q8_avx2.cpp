@@ -6,7 +6,9 @@
 namespace linfer::kernels::quant {
 namespace {
 struct Dot {
-  static __m256i dot(__m256i u, __m256i s) { return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)); }
+  static __m256i dot(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+  }
 };
 }  // namespace
 }  // namespace linfer::kernels::quant

@@ -178,7 +178,8 @@ void rows_q8(const Q8Acts& x, int64_t M, const void* data, DType t, int64_t K, i
         Rows8<kR> in;
         for (int r = 0; r < kR; ++r) {
           const int64_t m = m0 + r;
-          in.q[r] = x.q + m * K, in.d[r] = x.d + m * (K / 32), in.s4[r] = x.s4 + m * (K / 4), in.gs[r] = x.gs + m * (K / 32);
+          in.q[r] = x.q + m * K, in.s4[r] = x.s4 + m * (K / 4);
+          in.d[r] = x.d + m * (K / 32), in.gs[r] = x.gs + m * (K / 32);
         }
         Kernels<Dot, kR>::row(t, wrow, K, in, out);
       };

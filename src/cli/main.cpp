@@ -20,8 +20,8 @@ int main(int argc, char** argv) {
   std::string activations = "f32";
   app.add_option("--activations", activations,
                  "what the CPU multiplies Q8_0 / Q4_0 / Q4_K / Q6_K weights with in decode-sized products: f32 (the "
-                 "activations as they are) or q8 (rounded to int8 per run of 32, as llama.cpp does: faster, less "
-                 "exact; docs/quantization.md)")
+                 "activations as they are) or q8 (rounded to int8 per run of 32, as llama.cpp does: faster decode of "
+                 "one sequence at 4 bits, slower batched decode, less exact; docs/quantization.md)")
       ->check(CLI::IsMember({"f32", "q8"}));
   app.parse_complete_callback([&] {
     linfer::set_num_threads(threads);

@@ -5,6 +5,10 @@
 namespace linfer {
 
 int64_t shape_numel(const Shape& shape) {
+  // A zero anywhere makes the count 0 whatever the order: a file may declare [0, 2^62, 146], whose product
+  // taken left to right from the other end would overflow first (fuzz_gguf found one).
+  for (int64_t d : shape)
+    if (d == 0) return 0;
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;

@@ -50,6 +50,14 @@ TEST(DType, F16RoundsToNearest) {
   }
 }
 
+TEST(Tensor, NumelIsZeroWithAZeroDimWhateverTheOthers) {
+  // left to right, 146 · 2^62 would overflow before the 0 (undefined behaviour, reported by UBSan)
+  EXPECT_EQ(shape_numel({146, int64_t(1) << 62, 0}), 0);
+  EXPECT_EQ(shape_numel({0, int64_t(1) << 62, 146}), 0);
+  EXPECT_EQ(shape_numel({2, 3, 4}), 24);
+  EXPECT_EQ(shape_numel({}), 1);
+}
+
 TEST(Tensor, SliceAndConvert) {
   Tensor t = Tensor::zeros({4, 3}, DType::BF16);
   auto* p = t.view().as<uint16_t>();

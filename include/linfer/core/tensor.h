@@ -21,6 +21,8 @@ namespace linfer {
 
 using Shape = std::vector<int64_t>;
 
+// The product of the dims; 0 when any dim is 0. Readers check the product of a file's dims for overflow
+// (in any order: with every dim >= 1 no partial product exceeds the whole).
 int64_t shape_numel(const Shape& shape);
 std::string shape_str(const Shape& shape);  // "[2, 3, 4]"
 

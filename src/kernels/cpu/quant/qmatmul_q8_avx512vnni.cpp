@@ -18,7 +18,7 @@ namespace linfer::kernels::quant {
 
 void q8_rows_avx512vnni(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0,
                         int64_t n1) {
-  rows_q8<Dot>(x, M, w.data, w.dtype, w.K, w.ld, w.N, bias, y, n0, n1);
+  rows_q8<Dot>(x, M, w, bias, y, n0, n1);
 }
 
 }  // namespace linfer::kernels::quant

@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "core/quant_formats.h"
+#include "kernels/cpu/matmul_simd.h"
 #include "kernels/cpu/quant/q8_activations.h"
 #include "linfer/core/dtype.h"
 
@@ -167,10 +168,11 @@ struct Kernels {
 
 // y[M, n0:n1) for weight rows [n0, n1): each weight row against up to 4 rows of x at a time.
 template <class Dot>
-void rows_q8(const Q8Acts& x, int64_t M, const void* data, DType t, int64_t K, int64_t ld, int64_t N,
-             const float* bias, float* y, int64_t n0, int64_t n1) {
+void rows_q8(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0, int64_t n1) {
+  const DType t = w.dtype;
+  const int64_t K = w.K, N = w.N;
   for (int64_t n = n0; n < n1; ++n) {
-    const auto* wrow = static_cast<const uint8_t*>(data) + dtype_nbytes(t, n * ld);
+    const auto* wrow = static_cast<const uint8_t*>(w.data) + dtype_nbytes(t, n * w.ld);
     for (int64_t m0 = 0; m0 < M; m0 += 4) {
       float out[4];
       const int64_t R = M - m0 < 4 ? M - m0 : 4;

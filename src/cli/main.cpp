@@ -22,7 +22,14 @@ int main(int argc, char** argv) {
                  "what the CPU multiplies Q8_0 / Q4_0 / Q4_K / Q6_K weights with in decode-sized products: f32 (the "
                  "activations as they are) or q8 (rounded to int8 per run of 32, as llama.cpp does: faster decode of "
                  "one sequence at 4 bits, slower batched decode, less exact; docs/quantization.md)")
-      ->check(CLI::IsMember({"f32", "q8"}));
+      ->check(CLI::Validator(
+          [](std::string& name) {
+            using linfer::QuantActivations, linfer::quant_activations_name;
+            if (linfer::parse_quant_activations(name)) return std::string();
+            return fmt::format("{} or {} expected", quant_activations_name(QuantActivations::F32),
+                               quant_activations_name(QuantActivations::Q8));
+          },
+          ""));
   app.parse_complete_callback([&] {
     linfer::set_num_threads(threads);
     linfer::set_quant_activations(*linfer::parse_quant_activations(activations));

@@ -412,7 +412,7 @@ TEST(QuantQ8, KernelsMatchDequantizedProducts) {
       const int64_t bs = dtype_block(t);
       for (int64_t M : {1, 2, 3, 4, 5, 9})
         for (int64_t N : {1, 7, 33})
-          for (int64_t K : {bs, 3 * bs}) {
+          for (int64_t K : {bs, 2 * bs, 3 * bs}) {
             std::mt19937 rng(++seed);
             const auto wb = random_blocks(rng, t, N * K);
             const auto x = random_vec(rng, size_t(M * K));

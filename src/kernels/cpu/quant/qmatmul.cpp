@@ -56,9 +56,10 @@ void matmul_panels(const float* x, int64_t M, const WeightMatrix& w, const float
   for (int64_t n0 = 0; n0 < w.N; n0 += panel) {
     const int64_t nr = std::min(panel, w.N - n0);
     parallel_for(0, nr, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        linfer::quant::dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_nbytes(w.dtype, (n0 + r) * w.ld),
-                                      f32 + r * w.K, w.K);
+      for (int64_t r = r0; r < r1; ++r) {
+        const auto* row = static_cast<const uint8_t*>(w.data) + dtype_nbytes(w.dtype, (n0 + r) * w.ld);
+        linfer::quant::dequantize_row(w.dtype, row, f32 + r * w.K, w.K);
+      }
     }, 8);
     kernels::hwy_paths::gemm(level, x, M, WeightMatrix{f32, DType::F32, nr, w.K, w.K}, bias ? bias + n0 : nullptr, out);
     for (int64_t m = 0; m < M; ++m) std::copy_n(out + m * nr, nr, y + m * w.N + n0);

@@ -1,7 +1,7 @@
 #pragma once
 // Internal: block-quantized weights times int8-rounded activations (linfer/core/quant_activations.h,
 // QuantActivations::Q8), for the decode-sized products of kernels/cpu/quant/qmatmul.cpp. x86-64 only: AVX2
-// (vpmaddubsw) and, on CPUs with AVX-512 VNNI, vpdpbusd (qmatmul_q8_kernels.h, one source for both).
+// (vpmaddubsw, 256-bit vectors) and, on CPUs with AVX-512 VNNI, vpdpbusd on 512-bit ones (qmatmul_q8_rows.h).
 // Thread-safety: reentrant.
 
 #include <cstdint>

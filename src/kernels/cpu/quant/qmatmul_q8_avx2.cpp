@@ -1,25 +1,140 @@
-// The int8-activation kernels with AVX2's byte products (compiled with -mavx2 -mfma -mf16c).
-#include "kernels/cpu/quant/qmatmul_q8.h"
-
+// The int8-activation kernels on 256-bit vectors with AVX2's byte products (compiled with -mavx2 -mfma
+// -mf16c); qmatmul_q8_rows.h has what they compute.
 #include <immintrin.h>
+
+#include "kernels/cpu/quant/qmatmul_q8.h"
+#include "kernels/cpu/quant/qmatmul_q8_rows.h"
 
 namespace linfer::kernels::quant {
 namespace {
-struct Dot {
-  static __m256i dot(__m256i u, __m256i s) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+
+// Lane i = the sum over j < 4 of u[4i + j] · s[4i + j]; u unsigned bytes (at most 128), s signed bytes in
+// [-127, 127]: vpmaddubsw adds byte pairs in 16 bits (2 · 128 · 127 fits, so nothing saturates).
+inline __m256i dot(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// The 8 signed bytes at p as float lanes.
+inline __m256 i8_floats(const uint8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+template <int R>
+struct Kernels {
+  // Q8_0 (34 bytes: fp16 d, 32 int8): |q| against x with q's sign.
+  static void q8_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < K / 32; ++b, w += 34) {
+      const float dw = half_at(w);
+      const __m256i v = bytes32(w + 2), a = _mm256_abs_epi8(v);
+      for (int r = 0; r < R; ++r) {
+        const __m256i p = dot(a, _mm256_sign_epi8(bytes32(x.q[r] + 32 * b), v));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * x.d[r][b]), acc[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]);
+  }
+
+  // Q4_0 (18 bytes: fp16 d, 16 bytes of nibbles; element i the low nibble of byte i, i + 16 its high one):
+  // d · Σ (n - 8) q = d · (Σ n q - 8 Σ q).
+  static void q4_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    const __m256i low = _mm256_set1_epi8(15);
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < K / 32; ++b, w += 18) {
+      const float dw = half_at(w);
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
+      const __m256i n = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(a, 4), a), low);
+      for (int r = 0; r < R; ++r) {
+        const __m256i p = _mm256_sub_epi32(dot(n, bytes32(x.q[r] + 32 * b)),
+                                           _mm256_slli_epi32(bytes32(x.s4[r] + 8 * b), 3));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * x.d[r][b]), acc[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]);
+  }
+
+  // Q4_K (144 bytes per 256: fp16 d, dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; group g
+  // of 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones): Σ_j d sc_j Σ n q·dx - dmin m_j gs_j.
+  static void q4_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    const __m256i low = _mm256_set1_epi8(15);
+    __m256 acc[R], off[R];
+    for (int r = 0; r < R; ++r) acc[r] = off[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < K / 256; ++b, w += 144) {
+      uint8_t sc[8], m[8];
+      linfer::quant::q4k_scales_mins(w + 4, sc, m);
+      const __m256 scale = _mm256_mul_ps(u8_floats(sc), _mm256_set1_ps(half_at(w)));
+      const __m256 mins = _mm256_mul_ps(u8_floats(m), _mm256_set1_ps(half_at(w + 2)));
+      alignas(32) float f[R][8];  // d sc_j · x's scale of sub-block j
+      for (int r = 0; r < R; ++r) {
+        off[r] = _mm256_fmadd_ps(mins, _mm256_loadu_ps(x.gs[r] + 8 * b), off[r]);
+        _mm256_store_ps(f[r], _mm256_mul_ps(scale, _mm256_loadu_ps(x.d[r] + 8 * b)));
+      }
+      for (int g = 0; g < 4; ++g) {
+        const __m256i v = bytes32(w + 16 + 32 * g);
+        const __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        for (int r = 0; r < R; ++r) {
+          const int8_t* q = x.q[r] + 256 * b + 64 * g;
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot(lo, bytes32(q))), _mm256_set1_ps(f[r][2 * g]), acc[r]);
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot(hi, bytes32(q + 32))), _mm256_set1_ps(f[r][2 * g + 1]),
+                                   acc[r]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]) - sum8(off[r]);
+  }
+
+  // Q6_K (210 bytes per 256: ql[128], qh[64], 16 int8 scales, fp16 d): per half h of 128, element 32j + l
+  // (l < 32) is ql's nibble | qh's bit pair j << 4, minus 32, scaled by its 16-element sub-block's scale
+  // 8h + 2j + l / 16.
+  static void q6_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    const __m256i low = _mm256_set1_epi8(15), high = _mm256_set1_epi8(0x30);
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < K / 256; ++b, w += 210) {
+      alignas(32) float sc[16];  // d · the int8 sub-block scales
+      const __m256 d = _mm256_set1_ps(half_at(w + 208));
+      _mm256_store_ps(sc, _mm256_mul_ps(i8_floats(w + 192), d));
+      _mm256_store_ps(sc + 8, _mm256_mul_ps(i8_floats(w + 200), d));
+      for (int h = 0; h < 2; ++h) {
+        const uint8_t* ql = w + 64 * h;
+        const __m256i a = bytes32(ql), c = bytes32(ql + 32), hb = bytes32(w + 128 + 32 * h);
+        auto six = [&](__m256i nib, __m256i hi) { return _mm256_or_si256(nib, _mm256_and_si256(hi, high)); };
+        const __m256i n[4] = {six(_mm256_and_si256(a, low), _mm256_slli_epi16(hb, 4)),
+                              six(_mm256_and_si256(c, low), _mm256_slli_epi16(hb, 2)),
+                              six(_mm256_and_si256(_mm256_srli_epi16(a, 4), low), hb),
+                              six(_mm256_and_si256(_mm256_srli_epi16(c, 4), low), _mm256_srli_epi16(hb, 2))};
+        for (int j = 0; j < 4; ++j) {
+          const int s = 8 * h + 2 * j;
+          const __m256 sub = _mm256_set_m128(_mm_set1_ps(sc[s + 1]), _mm_set1_ps(sc[s]));  // lanes 0-3, 4-7
+          const int64_t e = 256 * b + 128 * h + 32 * j;
+          for (int r = 0; r < R; ++r) {
+            const __m256i p = _mm256_sub_epi32(dot(n[j], bytes32(x.q[r] + e)),
+                                               _mm256_slli_epi32(bytes32(x.s4[r] + e / 4), 5));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sub, _mm256_set1_ps(x.d[r][e / 32])), acc[r]);
+          }
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]);
+  }
+
+  static void row(DType t, const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    switch (t) {
+      case DType::Q8_0: return q8_0(w, K, x, out);
+      case DType::Q4_0: return q4_0(w, K, x, out);
+      case DType::Q4_K: return q4_k(w, K, x, out);
+      default: return q6_k(w, K, x, out);  // q8_kernel_for() admits no other type
+    }
   }
 };
+
 }  // namespace
-}  // namespace linfer::kernels::quant
-
-#include "kernels/cpu/quant/qmatmul_q8_kernels.h"
-
-namespace linfer::kernels::quant {
 
 void q8_rows_avx2(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0,
                   int64_t n1) {
-  rows_q8<Dot>(x, M, w, bias, y, n0, n1);
+  rows_q8<Kernels>(x, M, w, bias, y, n0, n1);
 }
 
 }  // namespace linfer::kernels::quant

@@ -1,24 +1,174 @@
-// The int8-activation kernels with AVX-512 VNNI's vpdpbusd on 256-bit vectors (compiled with -mavx512vnni
-// -mavx512vl; run only where the CPU has both).
-#include "kernels/cpu/quant/qmatmul_q8.h"
-
+// The int8-activation kernels on 512-bit vectors with AVX-512 VNNI (compiled with -mavx512f -mavx512bw
+// -mavx512vl -mavx512vnni; run only where the CPU has them); qmatmul_q8_rows.h has what they compute. One
+// vpdpbusd takes two runs of 32 at once: Q8_0 and Q4_0 two blocks (an odd last block alone, the upper half
+// zero), Q4_K a group's low and high nibbles, Q6_K two of a half's four 32-element runs. The float scales of
+// the two runs sit in the vector's two halves (Q6_K: its four quarters, one 16-element sub-block each).
 #include <immintrin.h>
+
+#include "kernels/cpu/quant/qmatmul_q8.h"
+#include "kernels/cpu/quant/qmatmul_q8_rows.h"
+
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as their unused merge operands, which it then reports
+// as "may be used uninitialized" once they are inlined here: don't-care values, not a defect of this file.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace linfer::kernels::quant {
 namespace {
-struct Dot {
-  static __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+
+// Lane i = the sum over j < 4 of u[4i + j] · s[4i + j] (u unsigned bytes, s signed).
+inline __m512i dot(__m512i u, __m512i s) { return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s); }
+// a in the low 256 bits, b in the high ones.
+inline __m512i join(__m256i a, __m256i b) { return _mm512_inserti64x4(_mm512_zextsi256_si512(a), b, 1); }
+inline float sum16(__m512 v) { return _mm512_reduce_add_ps(v); }
+// Lanes 0-7 p[0], lanes 8-15 p[1]; with one = true p[1] is not read and lanes 8-15 are 0.
+inline __m512 halves(const float* p, bool one) {
+  const __m128 v = one ? _mm_load_ss(p) : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+  return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                               _mm512_zextps128_ps512(v));
+}
+// Lane i = v[base + i / 8]: the per-run scales of 8 runs spread over two runs' lanes.
+inline __m512 spread8(__m256 v, int base) {
+  return _mm512_permutexvar_ps(
+      _mm512_add_epi32(_mm512_set1_epi32(base), _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)),
+      _mm512_zextps256_ps512(v));
+}
+
+template <int R>
+struct Kernels {
+  // Q8_0 (34 bytes: fp16 d, 32 int8), blocks b and b + 1 at once: |q| against x with q's sign.
+  static void q8_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    const int64_t nb = K / 32;
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2, w += 68) {
+      const bool one = b + 1 == nb;
+      const __m512i v = join(bytes32(w + 2), one ? _mm256_setzero_si256() : bytes32(w + 36));
+      const float dw[2] = {half_at(w), one ? 0.0f : half_at(w + 34)};
+      const __m512 scale = halves(dw, one);
+      const __mmask64 neg = _mm512_movepi8_mask(v), valid = one ? 0xFFFFFFFFull : ~0ull;
+      const __m512i a = _mm512_abs_epi8(v);
+      for (int r = 0; r < R; ++r) {
+        const __m512i q = _mm512_maskz_loadu_epi8(valid, x.q[r] + 32 * b);
+        const __m512i p = dot(a, _mm512_mask_sub_epi8(q, neg, _mm512_setzero_si512(), q));
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(scale, halves(x.d[r] + b, one)), acc[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
+  }
+
+  // Q4_0 (18 bytes: fp16 d, 16 bytes of nibbles; element i the low nibble of byte i, i + 16 its high one),
+  // blocks b and b + 1 at once: d · (Σ n q - 8 Σ q).
+  static void q4_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    const int64_t nb = K / 32;
+    const __m512i low = _mm512_set1_epi8(15);
+    auto nibbles = [](const uint8_t* p) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      return _mm256_set_m128i(_mm_srli_epi16(a, 4), a);
+    };
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2, w += 36) {
+      const bool one = b + 1 == nb;
+      const __m512i n = _mm512_and_si512(join(nibbles(w + 2), one ? _mm256_setzero_si256() : nibbles(w + 20)), low);
+      const float dw[2] = {half_at(w), one ? 0.0f : half_at(w + 18)};
+      const __m512 scale = halves(dw, one);
+      const __mmask64 valid = one ? 0xFFFFFFFFull : ~0ull;
+      const __mmask16 valid4 = one ? 0xFF : 0xFFFF;
+      for (int r = 0; r < R; ++r) {
+        const __m512i q = _mm512_maskz_loadu_epi8(valid, x.q[r] + 32 * b);
+        const __m512i s4 = _mm512_maskz_loadu_epi32(valid4, x.s4[r] + 8 * b);
+        const __m512i p = _mm512_sub_epi32(dot(n, q), _mm512_slli_epi32(s4, 3));
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(scale, halves(x.d[r] + b, one)), acc[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
+  }
+
+  // Q4_K (144 bytes per 256: fp16 d, dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; group g
+  // of 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones, one vector):
+  // Σ_j d sc_j Σ n q·dx - dmin m_j gs_j.
+  static void q4_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    const __m512i low = _mm512_set1_epi8(15);
+    __m512 acc[R];
+    __m256 off[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), off[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < K / 256; ++b, w += 144) {
+      uint8_t sc[8], m[8];
+      linfer::quant::q4k_scales_mins(w + 4, sc, m);
+      const __m256 scale = _mm256_mul_ps(u8_floats(sc), _mm256_set1_ps(half_at(w)));
+      const __m256 mins = _mm256_mul_ps(u8_floats(m), _mm256_set1_ps(half_at(w + 2)));
+      __m256 f[R];  // d sc_j · x's scale of sub-block j
+      for (int r = 0; r < R; ++r) {
+        off[r] = _mm256_fmadd_ps(mins, _mm256_loadu_ps(x.gs[r] + 8 * b), off[r]);
+        f[r] = _mm256_mul_ps(scale, _mm256_loadu_ps(x.d[r] + 8 * b));
+      }
+      for (int g = 0; g < 4; ++g) {
+        const __m256i v = bytes32(w + 16 + 32 * g);
+        const __m512i n = _mm512_and_si512(join(v, _mm256_srli_epi16(v, 4)), low);
+        for (int r = 0; r < R; ++r) {
+          const __m512i p = dot(n, _mm512_loadu_si512(x.q[r] + 256 * b + 64 * g));
+          acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread8(f[r], 2 * g), acc[r]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]) - sum8(off[r]);
+  }
+
+  // Q6_K (210 bytes per 256: ql[128], qh[64], 16 int8 scales, fp16 d): per half h of 128, element 32j + l
+  // (l < 32) is ql's nibble | qh's bit pair j << 4, minus 32, scaled by its 16-element sub-block's scale
+  // 8h + 2j + l / 16. Runs j = 0, 1 in one vector, 2, 3 in another.
+  static void q6_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    const __m512i low = _mm512_set1_epi8(15), high = _mm512_set1_epi8(0x30);
+    // The bit pairs of runs (0, 1): qh << 4, << 2; of runs (2, 3): qh, >> 2 (shifts per 256-bit half).
+    const __m512i shl01 = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4), shr23 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+    // Lane i of the vector of runs (2p, 2p + 1) in half h: sub-block 8h + 4p + i / 4.
+    const __m512i quarter = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < K / 256; ++b, w += 210) {
+      const __m512 sc = _mm512_mul_ps(
+          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)))),
+          _mm512_set1_ps(half_at(w + 208)));  // d · the int8 sub-block scales
+      __m256 dx[R];
+      for (int r = 0; r < R; ++r) dx[r] = _mm256_loadu_ps(x.d[r] + 8 * b);
+      for (int h = 0; h < 2; ++h) {
+        const __m512i ql = join(bytes32(w + 64 * h), bytes32(w + 64 * h + 32));
+        const __m256i hb = bytes32(w + 128 + 32 * h);
+        const __m512i qh = join(hb, hb);
+        const __m512i n[2] = {
+            _mm512_or_si512(_mm512_and_si512(ql, low), _mm512_and_si512(_mm512_sllv_epi64(qh, shl01), high)),
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low),
+                            _mm512_and_si512(_mm512_srlv_epi64(qh, shr23), high))};
+        for (int p = 0; p < 2; ++p) {
+          const __m512 wscale = _mm512_permutexvar_ps(_mm512_add_epi32(quarter, _mm512_set1_epi32(8 * h + 4 * p)), sc);
+          const int64_t e = 256 * b + 128 * h + 64 * p;
+          for (int r = 0; r < R; ++r) {
+            const __m512i s = _mm512_sub_epi32(dot(n[p], _mm512_loadu_si512(x.q[r] + e)),
+                                               _mm512_slli_epi32(_mm512_loadu_si512(x.s4[r] + e / 4), 5));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wscale, spread8(dx[r], 4 * h + 2 * p)),
+                                     acc[r]);
+          }
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
+  }
+
+  static void row(DType t, const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    switch (t) {
+      case DType::Q8_0: return q8_0(w, K, x, out);
+      case DType::Q4_0: return q4_0(w, K, x, out);
+      case DType::Q4_K: return q4_k(w, K, x, out);
+      default: return q6_k(w, K, x, out);  // q8_kernel_for() admits no other type
+    }
+  }
 };
+
 }  // namespace
-}  // namespace linfer::kernels::quant
-
-#include "kernels/cpu/quant/qmatmul_q8_kernels.h"
-
-namespace linfer::kernels::quant {
 
 void q8_rows_avx512vnni(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0,
                         int64_t n1) {
-  rows_q8<Dot>(x, M, w, bias, y, n0, n1);
+  rows_q8<Kernels>(x, M, w, bias, y, n0, n1);
 }
 
 }  // namespace linfer::kernels::quant

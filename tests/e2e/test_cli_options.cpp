@@ -1,5 +1,6 @@
-// --threads from the command line: out-of-range counts and a system that refuses threads end with a
-// clear error and exit status 1, never a hang or a crash.
+// The global options from the command line: out-of-range --threads counts and a system that refuses threads
+// end with a clear error and exit status 1, an unknown --activations name with CLI11's usage error; never a
+// hang or a crash.
 
 #include <gtest/gtest.h>
 
@@ -32,6 +33,16 @@ TEST(CliThreads, RefusedThreadCreationIsAnError) {
   expect_error(run_shell(std::string("ulimit -s 1000000 && ulimit -v 3000000 && exec ") + LINFER_BIN +
                          " --threads 8 version 2>&1"),
                "could not start thread");
+}
+
+TEST(CliActivations, TakesTheNamesItDocumentsAndRefusesOthers) {
+  for (const char* good : {"f32", "q8"})
+    EXPECT_EQ(run_linfer(std::string("--activations ") + good + " version", "2>&1").status, 0) << good;
+  for (const char* bad : {"q4", "F32", ""}) {
+    const CliRun r = run_linfer(std::string("--activations '") + bad + "' version", "2>&1");
+    EXPECT_NE(r.status, 0) << bad;
+    EXPECT_NE(r.out.find("f32 or q8 expected"), std::string::npos) << r.out;
+  }
 }
 
 }  // namespace

@@ -128,13 +128,23 @@ SimdLevel simd_level() {
   return level;
 }
 
+// Extensions a path's kernels use where the CPU has them, beyond what the path needs: the avx512 path's
+// int8-activation kernels (kernels/cpu/quant/qmatmul_q8.h) take vpdpbusd from AVX-512 VNNI.
+static std::span<const char* const> optional_extensions_of(SimdLevel level) {
+  static constexpr const char* kAvx512[] = {"avx512vnni"};
+  if (level == SimdLevel::Avx512) return kAvx512;
+  return {};
+}
+
 std::vector<std::string> cpu_extensions_unused(SimdLevel level) {
   std::vector<std::string> unused;
   for (const Extension& e : extensions()) {
     bool used = false;
     for (SimdLevel l : kSimdLevels)
-      if (l <= level)
+      if (l <= level) {
         for (const char* name : extensions_of(l)) used |= std::string_view(name) == e.name;
+        for (const char* name : optional_extensions_of(l)) used |= std::string_view(name) == e.name;
+      }
     if (e.present && !used) unused.push_back(e.name);
   }
   return unused;

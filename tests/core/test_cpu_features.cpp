@@ -57,6 +57,9 @@ TEST(CpuFeatures, UnusedExtensionsAreTheCpusBeyondThePath) {
       EXPECT_TRUE(listed(e)) << e << " not reported";
     }
   }
+  if (flags.count("avx512vnni")) {  // the avx512 path's int8-activation kernels take it
+    EXPECT_EQ(listed("avx512vnni"), level != SimdLevel::Avx512);
+  }
   if (level == SimdLevel::Avx2 || level == SimdLevel::Avx512) {
     for (const char* e : {"avx2", "fma", "f16c", "bmi2"}) {
       EXPECT_FALSE(listed(e)) << e << " is used by the path";

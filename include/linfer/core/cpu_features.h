@@ -59,7 +59,8 @@ const char* simd_level_name(SimdLevel level);
 bool cpu_has(std::string_view extension);
 
 // The vector extensions this CPU has that the kernels of `level` do not use (e.g. avx512f,
-// avx512bf16 on an AVX-512 CPU running the avx2 path), for `linfer version`.
+// avx512bf16 on an AVX-512 CPU running the avx2 path), for `linfer version`. The avx512 path counts
+// avx512vnni as used (its int8-activation kernels, `--activations q8`).
 std::vector<std::string> cpu_extensions_unused(SimdLevel level);
 
 }  // namespace linfer

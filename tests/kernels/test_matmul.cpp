@@ -33,7 +33,7 @@ class MatmulPath : public SimdPathTest {};
 TEST_P(MatmulPath, AwkwardSizesEveryDtype) {
   uint32_t seed = 1;
   for (DType dt : {DType::F32, DType::BF16, DType::F16})
-    for (int64_t M : {1, 2, 3, 4, 5, 7, 13, 49})
+    for (int64_t M : {1, 2, 3, 4, 5, 7, 13, 49, 150})
       for (int64_t N : {1, 7, 16, 63, 65, 257})
         for (int64_t K : {1, 7, 63, 65, 257}) {
           check_matmul(path(), dt, M, N, K, seed % 2 == 0, seed);

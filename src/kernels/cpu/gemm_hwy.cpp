@@ -89,8 +89,8 @@ void pack_panels(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int6
   }
 }
 
-// c[MR, ncols] += a · panel[kc, NR] (first ncols columns); a is packed [kc][kMR] (row i of the tile at
-// a[k * kMR + i]), so the tile's x values for one k share a cache line or two.
+// c[MR, ncols] += a · panel[kc, NR] (first ncols columns); a is a tile of pack_rows: [kc][kMR], row i at
+// a[k * kMR + i].
 template <int MR>
 HWY_NOINLINE void micro_kernel(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t kc, float* c,
                                int64_t ldc, int64_t ncols) {
@@ -135,13 +135,30 @@ void micro_kernel_rows(int64_t mr, const float* a, const float* b, int64_t kc, f
   micro_kernel<MR>(a, b, kc, c, ldc, ncols);
 }
 
-// y[m0:m1, n0:n0+nc] for one task: its own panels, all of K.
+// x [M, K] as tiles of kMR rows, [ceil(M / kMR)][K][kMR]: row i of tile t, column k at a[(t·K + k)·kMR + i],
+// so a tile's x values for one k share a cache line or two (rows of x are K floats apart: L1 set conflicts).
+// Made once per product; every column block reads it. Rows past M in the last tile are never read. A
+// thread of its own for 64K floats or more (less copies faster than a wake-up: a MoE expert's few rows).
+void pack_rows(const float* x, int64_t M, int64_t K, float* a) {
+  const int64_t grain = ((int64_t(1) << 16) + kMR * K - 1) / (kMR * K);
+  auto tiles = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* at = a + t * K * kMR;
+      for (int64_t i = 0; i < std::min<int64_t>(kMR, M - t * kMR); ++i) {
+        const float* xi = x + (t * kMR + i) * K;
+        for (int64_t k = 0; k < K; ++k) at[k * kMR + i] = xi[k];
+      }
+    }
+  };
+  parallel_for(0, (M + kMR - 1) / kMR, tiles, grain);
+}
+
+// y[m0:m1, n0:n0+nc] for one task (m0 a multiple of kMR): its own panels, all of K; a = pack_rows(x).
 template <DType T>
-void gemm_block(const float* x, int64_t m0, int64_t m1, const WeightMatrix& w, int64_t n0, int64_t nc,
+void gemm_block(const float* a, int64_t m0, int64_t m1, const WeightMatrix& w, int64_t n0, int64_t nc,
                 const float* bias, float* y) {
-  thread_local AlignedVector<float> panel, a_tile;  // [nc / NR][kc][NR], [kc][kMR]
+  thread_local AlignedVector<float> panel;  // [nc / NR][kc][NR]
   panel.resize(size_t(kNC * kKC));
-  a_tile.resize(size_t(kMR * kKC));
   const int64_t N = w.N, K = w.K;
   for (int64_t m = m0; m < m1; ++m)
     for (int64_t n = n0; n < n0 + nc; ++n) y[m * N + n] = bias ? bias[n] : 0.0f;
@@ -150,13 +167,9 @@ void gemm_block(const float* x, int64_t m0, int64_t m1, const WeightMatrix& w, i
     pack_panels<T>(w, n0, nc, k0, kc, panel.data());
     for (int64_t m = m0; m < m1; m += kMR) {
       const int64_t mr = std::min<int64_t>(kMR, m1 - m);
-      // x tile, interleaved (rows of x are K floats apart: L1 set conflicts); rows past mr are never read
-      for (int64_t i = 0; i < mr; ++i) {
-        const float* xi = x + (m + i) * K + k0;
-        for (int64_t k = 0; k < kc; ++k) a_tile[size_t(k * kMR + i)] = xi[k];
-      }
+      const float* a_tile = a + (m / kMR * K + k0) * kMR;
       for (int64_t p = 0; p * kNR < nc; ++p) {
-        micro_kernel_rows(mr, a_tile.data(), panel.data() + p * kc * kNR, kc, y + m * N + n0 + p * kNR, N,
+        micro_kernel_rows(mr, a_tile, panel.data() + p * kc * kNR, kc, y + m * N + n0 + p * kNR, N,
                           std::min(kNR, nc - p * kNR));
       }
     }
@@ -165,17 +178,20 @@ void gemm_block(const float* x, int64_t m0, int64_t m1, const WeightMatrix& w, i
 
 template <DType T>
 void gemm_t(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+  thread_local AlignedVector<float> a_buf;  // the caller's, read by every task
+  a_buf.resize(size_t((M + kMR - 1) / kMR * kMR * w.K));
+  const float* a = a_buf.data();
+  pack_rows(x, M, w.K, a_buf.data());
   const int64_t n_blocks = (w.N + kNC - 1) / kNC;
   // Few column blocks (small N): split rows too, so every thread has work; each task packs its own
   // panels, so splitting rows repeats the packing — only worth it when threads would idle.
   const int64_t want_tasks = 3 * int64_t(num_threads());
   const int64_t m_splits = std::clamp<int64_t>((want_tasks + n_blocks - 1) / n_blocks, 1, (M + 23) / 24);
-  const int64_t m_step = (M + m_splits - 1) / m_splits;
+  const int64_t m_step = (M + m_splits * kMR - 1) / (m_splits * kMR) * kMR;  // whole tiles
   parallel_for(0, n_blocks * m_splits, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t nb = t / m_splits, ms = t % m_splits;
-      const int64_t n0 = nb * kNC, m0 = ms * m_step;
-      gemm_block<T>(x, m0, std::min(M, m0 + m_step), w, n0, std::min(kNC, w.N - n0), bias, y);
+      const int64_t nb = t / m_splits, m0 = t % m_splits * m_step, n0 = nb * kNC;
+      if (m0 < M) gemm_block<T>(a, m0, std::min(M, m0 + m_step), w, n0, std::min(kNC, w.N - n0), bias, y);
     }
   });
 }

@@ -1,10 +1,12 @@
 // linfer — command-line entry point. Logs go to stderr; results (ids, text, tables) to stdout.
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "linfer/core/error.h"
@@ -19,15 +21,16 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "worker threads including the caller: 1..4x cores (default 0: all cores)");
   std::string activations = "f32";
   app.add_option("--activations", activations,
-                 "what the CPU multiplies Q8_0 / Q4_0 / Q4_K / Q6_K weights with in decode-sized products: f32 (the "
-                 "activations as they are) or q8 (rounded to int8 per run of 32, as llama.cpp does: faster decode of "
-                 "one sequence at 4 bits, slower batched decode, less exact; docs/quantization.md)")
+                 "what the CPU rounds activations to before multiplying lower-precision weights: f32 (nothing, the "
+                 "default), q8 (Q8_0 / Q4_0 / Q4_K / Q6_K weights in decode-sized products: int8 per run of 32, as "
+                 "llama.cpp does; faster decode of one sequence at 4 bits, less exact; docs/quantization.md) or bf16 "
+                 "(BF16 weights in the prefill GEMM, on AVX-512 BF16 CPUs: faster prefill, less exact)")
       ->check(CLI::Validator(
           [](std::string& name) {
-            using linfer::QuantActivations, linfer::quant_activations_name;
             if (linfer::parse_quant_activations(name)) return std::string();
-            return fmt::format("{} or {} expected", quant_activations_name(QuantActivations::F32),
-                               quant_activations_name(QuantActivations::Q8));
+            std::vector<std::string> names;
+            for (auto a : linfer::kQuantActivations) names.emplace_back(linfer::quant_activations_name(a));
+            return fmt::format("one of {} expected", fmt::join(names, ", "));
           },
           ""));
   app.parse_complete_callback([&] {

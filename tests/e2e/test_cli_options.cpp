@@ -36,12 +36,12 @@ TEST(CliThreads, RefusedThreadCreationIsAnError) {
 }
 
 TEST(CliActivations, TakesTheNamesItDocumentsAndRefusesOthers) {
-  for (const char* good : {"f32", "q8"})
+  for (const char* good : {"f32", "q8", "bf16"})
     EXPECT_EQ(run_linfer(std::string("--activations ") + good + " version", "2>&1").status, 0) << good;
-  for (const char* bad : {"q4", "F32", ""}) {
+  for (const char* bad : {"q4", "F32", "bf", ""}) {
     const CliRun r = run_linfer(std::string("--activations '") + bad + "' version", "2>&1");
     EXPECT_NE(r.status, 0) << bad;
-    EXPECT_NE(r.out.find("f32 or q8 expected"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("one of f32, q8, bf16 expected"), std::string::npos) << r.out;
   }
 }
 

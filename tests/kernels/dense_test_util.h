@@ -12,6 +12,7 @@
 
 #include "linfer/core/cpu_features.h"
 #include "linfer/core/dtype.h"
+#include "linfer/core/quant_activations.h"
 
 namespace linfer {
 // gtest prints a parameter as this (found by argument-dependent lookup), not as raw bytes.
@@ -71,5 +72,11 @@ inline StoredWeights store_as(linfer::DType t, const std::vector<float>& v) {
   linfer::to_f32(t, s.bytes.data(), s.values.data(), v.size());
   return s;
 }
+
+// Sets the process-wide activations setting for a test and restores float32 however the test ends.
+struct ActivationsGuard {
+  explicit ActivationsGuard(linfer::QuantActivations a) { linfer::set_quant_activations(a); }
+  ~ActivationsGuard() { linfer::set_quant_activations(linfer::QuantActivations::F32); }
+};
 
 }  // namespace dense_test

@@ -361,11 +361,6 @@ struct Rounded {  // quantize_q8's arrays for x [M, K]
   kernels::quant::Q8Acts acts() const { return {q.data(), d.data(), s4.data(), gs.data()}; }
 };
 
-struct ActivationsGuard {  // restores float32 activations however the test ends
-  explicit ActivationsGuard(QuantActivations a) { set_quant_activations(a); }
-  ~ActivationsGuard() { set_quant_activations(QuantActivations::F32); }
-};
-
 }  // namespace
 
 TEST(QuantQ8, RoundsEachRunOf32) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/matmul_simd.h"
 #include "kernels/cpu/quant/qmatmul.h"
 #include "kernels/cpu/quant/qmatmul_q8.h"
@@ -193,6 +194,8 @@ void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, f
     return gemv_many(level, {&p, 1});
   }
   if (is_quantized(wm.dtype)) return quant::matmul(x, M, wm, bias, y, level);  // kernels/cpu/quant
+  if (wm.dtype == DType::BF16 && quant_activations() == QuantActivations::BF16)
+    if (const GemmBf16Fn bf16_dot = gemm_bf16_dot_for(level)) return bf16_dot(x, M, wm, bias, y);
 #if LINFER_HWY
   if (level != SimdLevel::Scalar) return hwy_paths::gemm(level, x, M, wm, bias, y);
 #endif

@@ -1,0 +1,183 @@
+// The prefill GEMM of BF16 weights with bf16-rounded x on AVX-512 BF16 (compiled with -mavx512f -mavx512bw
+// -mavx512vl -mavx512bf16; run only where the CPU has them); gemm_bf16.h has what it computes. The blocking of
+// gemm_hwy.cpp's float32 GEMM, in pairs of k: x packed once per product into tiles [K/2][MR] of bf16 pairs,
+// each task's weights into panels [KC/2][NR] of bf16 pairs (16 × 16 transposes of 32-bit pairs, no widening),
+// then an MR × NR tile of y in 2·MR registers: per pair of k, one broadcast of x's pair and two panel loads
+// per row of the tile, two vdpbf16ps.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/cpu/gemm_bf16.h"
+#include "linfer/core/aligned.h"
+#include "linfer/core/thread_pool.h"
+
+namespace linfer::kernels {
+namespace {
+
+constexpr int kMR = 12;  // rows of y per tile: 24 accumulators, 2 panel vectors and a broadcast in 32 registers
+constexpr int64_t kNR = 32, kKCP = 128, kNC = 128;  // columns per panel, pairs of k per block, columns per task
+
+// The n floats at p (n <= 32 read; the rest 0) as 16 pairs of bf16, nearest even.
+inline __m512i bf16_pairs(const float* p, int64_t n) {
+  const __mmask16 lo = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+  const __mmask16 hi = n >= 32 ? __mmask16(0xFFFF) : n <= 16 ? __mmask16(0) : __mmask16((1u << (n - 16)) - 1);
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, p + 16), _mm512_maskz_loadu_ps(lo, p));
+}
+
+// x [M, K] as tiles of kMR rows of bf16 pairs, [ceil(M / kMR)][ceil(K / 2)][kMR]: row i of tile t, pair kp
+// (x[2kp], x[2kp + 1]; 0 past K) at a[(t·Kp + kp)·kMR + i]. Rows past M in the last tile are never read.
+void pack_rows(const float* x, int64_t M, int64_t K, uint32_t* a) {
+  const int64_t Kp = (K + 1) / 2;
+  const int64_t grain = ((int64_t(1) << 16) + kMR * K - 1) / (kMR * K);  // as gemm_hwy.cpp's pack_rows
+  auto tiles = [&](int64_t t0, int64_t t1) {
+    alignas(64) uint32_t pairs[16];
+    for (int64_t t = t0; t < t1; ++t) {
+      uint32_t* at = a + t * Kp * kMR;
+      for (int64_t i = 0; i < std::min<int64_t>(kMR, M - t * kMR); ++i) {
+        const float* xi = x + (t * kMR + i) * K;
+        for (int64_t k = 0; k < K; k += 32) {
+          _mm512_store_si512(pairs, bf16_pairs(xi + k, K - k));
+          for (int64_t j = 0; j < std::min<int64_t>(16, Kp - k / 2); ++j) at[(k / 2 + j) * kMR + i] = pairs[j];
+        }
+      }
+    }
+  };
+  parallel_for(0, (M + kMR - 1) / kMR, tiles, grain);
+}
+
+// r[i] lane j -> r[j] lane i, for 16 × 16 32-bit values: four rounds of taking the even and the odd lanes of
+// row pairs, each a rotation by one of the bits of (row, lane).
+inline void transpose16(__m512i (&r)[16]) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  __m512i t[16];
+#pragma GCC unroll 4
+  for (int s = 0; s < 4; ++s) {
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      t[i] = _mm512_permutex2var_epi32(r[2 * i], even, r[2 * i + 1]);
+      t[i + 8] = _mm512_permutex2var_epi32(r[2 * i], odd, r[2 * i + 1]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) r[i] = t[i];
+  }
+}
+
+// panel[p][kp][j] = the pair (W[n, 2(k0 + kp)], W[n, 2(k0 + kp) + 1]) of row n = n0 + NR·p + j; 0 past n0 + nc
+// and past K. Whole groups of 16 rows × 16 pairs through the transpose; edges pair by pair.
+void pack_panels(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int64_t kcp, uint32_t* panel) {
+  const auto* base = static_cast<const uint16_t*>(w.data);
+  const int64_t K = w.K;
+  auto pair_at = [&](int64_t n, int64_t kp) {
+    const uint16_t* row = base + n * w.ld;
+    return uint32_t(row[2 * kp]) | (2 * kp + 1 < K ? uint32_t(row[2 * kp + 1]) << 16 : 0u);
+  };
+  for (int64_t p = 0; p < (nc + kNR - 1) / kNR; ++p) {
+    uint32_t* dst = panel + p * kcp * kNR;
+    for (int64_t j0 = 0; j0 < kNR; j0 += 16) {
+      const int64_t first = n0 + p * kNR + j0, valid = std::clamp<int64_t>(n0 + nc - first, 0, 16);
+      int64_t kp = 0;
+      if (valid == 16) {
+        for (; kp + 16 <= kcp && 2 * (k0 + kp + 16) <= K; kp += 16) {
+          __m512i r[16];
+#pragma GCC unroll 16
+          for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(base + (first + i) * w.ld + 2 * (k0 + kp));
+          transpose16(r);
+#pragma GCC unroll 16
+          for (int i = 0; i < 16; ++i) _mm512_storeu_si512(dst + (kp + i) * kNR + j0, r[i]);
+        }
+      }
+      for (; kp < kcp; ++kp)
+        for (int64_t j = 0; j < 16; ++j) dst[kp * kNR + j0 + j] = j < valid ? pair_at(first + j, k0 + kp) : 0u;
+    }
+  }
+}
+
+// c[MR, ncols] += a · panel (first ncols of its NR columns) over kcp pairs of k; a is a tile of pack_rows.
+template <int MR>
+__attribute__((noinline)) void micro_kernel(const uint32_t* a, const uint32_t* b, int64_t kcp, float* c,
+                                            int64_t ldc, int64_t ncols) {
+  __m512 acc0[MR], acc1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+  for (int64_t kp = 0; kp < kcp; ++kp) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + kp * kNR);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + kp * kNR + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(int(a[kp * kMR + i]));
+      acc0[i] = _mm512_dpbf16_ps(acc0[i], av, b0);
+      acc1[i] = _mm512_dpbf16_ps(acc1[i], av, b1);
+    }
+  }
+  if (ncols == kNR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      float* ci = c + i * ldc;
+      _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), acc0[i]));
+      _mm512_storeu_ps(ci + 16, _mm512_add_ps(_mm512_loadu_ps(ci + 16), acc1[i]));
+    }
+  } else {  // the last columns of y: only the valid ones added
+    const __mmask16 m0 = ncols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << ncols) - 1);
+    const __mmask16 m1 = ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      float* ci = c + i * ldc;
+      _mm512_mask_storeu_ps(ci, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), acc0[i]));
+      _mm512_mask_storeu_ps(ci + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), acc1[i]));
+    }
+  }
+}
+
+template <int MR = kMR>
+void micro_kernel_rows(int64_t mr, const uint32_t* a, const uint32_t* b, int64_t kcp, float* c, int64_t ldc,
+                       int64_t ncols) {
+  if constexpr (MR > 1) {
+    if (mr < MR) return micro_kernel_rows<MR - 1>(mr, a, b, kcp, c, ldc, ncols);
+  }
+  micro_kernel<MR>(a, b, kcp, c, ldc, ncols);
+}
+
+// y[m0:m1, n0:n0+nc] for one task (m0 a multiple of kMR): its own panels, all of K; a = pack_rows(x).
+void gemm_block(const uint32_t* a, int64_t m0, int64_t m1, const WeightMatrix& w, int64_t n0, int64_t nc,
+                const float* bias, float* y) {
+  thread_local AlignedVector<uint32_t> panel;  // [nc / NR][kcp][NR]
+  panel.resize(size_t(kNC * kKCP));
+  const int64_t N = w.N, Kp = (w.K + 1) / 2;
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t n = n0; n < n0 + nc; ++n) y[m * N + n] = bias ? bias[n] : 0.0f;
+  for (int64_t k0 = 0; k0 < Kp; k0 += kKCP) {
+    const int64_t kcp = std::min(kKCP, Kp - k0);
+    pack_panels(w, n0, nc, k0, kcp, panel.data());
+    for (int64_t m = m0; m < m1; m += kMR) {
+      const uint32_t* a_tile = a + (m / kMR * Kp + k0) * kMR;
+      for (int64_t p = 0; p * kNR < nc; ++p)
+        micro_kernel_rows(std::min<int64_t>(kMR, m1 - m), a_tile, panel.data() + p * kcp * kNR, kcp,
+                          y + m * N + n0 + p * kNR, N, std::min(kNR, nc - p * kNR));
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_bf16_avx512bf16(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
+  thread_local AlignedVector<uint32_t> a_buf;  // the caller's, read by every task
+  const int64_t Kp = (w.K + 1) / 2;
+  a_buf.resize(size_t((M + kMR - 1) / kMR * kMR * Kp));
+  const uint32_t* a = a_buf.data();
+  pack_rows(x, M, w.K, a_buf.data());
+  // Tasks as gemm_hwy.cpp's: column blocks, and row splits in whole tiles when there are few of them.
+  const int64_t n_blocks = (w.N + kNC - 1) / kNC;
+  const int64_t want_tasks = 3 * int64_t(num_threads());
+  const int64_t m_splits = std::clamp<int64_t>((want_tasks + n_blocks - 1) / n_blocks, 1, (M + 23) / 24);
+  const int64_t m_step = (M + m_splits * kMR - 1) / (m_splits * kMR) * kMR;
+  parallel_for(0, n_blocks * m_splits, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t nb = t / m_splits, m0 = t % m_splits * m_step, n0 = nb * kNC;
+      if (m0 < M) gemm_block(a, m0, std::min(M, m0 + m_step), w, n0, std::min(kNC, w.N - n0), bias, y);
+    }
+  });
+}
+
+}  // namespace linfer::kernels

@@ -40,7 +40,7 @@ TEST(GemmBf16Dot, MatchesTheProductOfTheRoundedX) {
   uint32_t seed = 1;
   for (int threads : {1, 3}) {
     set_num_threads(threads);
-    for (int64_t M : {1, 12, 13, 49, 150})
+    for (int64_t M : {1, 12, 13, 49, 150, 1100})  // 1100: three passes of rows
       for (int64_t N : {1, 17, 32, 33, 129, 300})
         for (int64_t K : {1, 2, 31, 33, 64, 257, 300}) {
           std::mt19937 rng(++seed);

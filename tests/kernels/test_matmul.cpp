@@ -30,6 +30,16 @@ class MatmulPath : public SimdPathTest {};
 
 }  // namespace
 
+TEST_P(MatmulPath, PromptsLongerThanOnePassOfTheGemm) {  // kGemmRowsPerPass rows of x packed at a time
+  uint32_t seed = 500;
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t M : {516, 517, 1100})
+      for (int64_t N : {5, 300}) {
+        ++seed;
+        check_matmul(path(), dt, M, N, 37, seed % 2 == 0, seed);
+      }
+}
+
 TEST_P(MatmulPath, AwkwardSizesEveryDtype) {
   uint32_t seed = 1;
   for (DType dt : {DType::F32, DType::BF16, DType::F16})

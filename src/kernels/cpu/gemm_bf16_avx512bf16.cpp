@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/gemm_tasks.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/thread_pool.h"
 
@@ -163,21 +164,14 @@ void gemm_block(const uint32_t* a, int64_t m0, int64_t m1, const WeightMatrix& w
 
 void gemm_bf16_avx512bf16(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y) {
   thread_local AlignedVector<uint32_t> a_buf;  // the caller's, read by every task
-  const int64_t Kp = (w.K + 1) / 2;
-  a_buf.resize(size_t((M + kMR - 1) / kMR * kMR * Kp));
-  const uint32_t* a = a_buf.data();
-  pack_rows(x, M, w.K, a_buf.data());
-  // Tasks as gemm_hwy.cpp's: column blocks, and row splits in whole tiles when there are few of them.
-  const int64_t n_blocks = (w.N + kNC - 1) / kNC;
-  const int64_t want_tasks = 3 * int64_t(num_threads());
-  const int64_t m_splits = std::clamp<int64_t>((want_tasks + n_blocks - 1) / n_blocks, 1, (M + 23) / 24);
-  const int64_t m_step = (M + m_splits * kMR - 1) / (m_splits * kMR) * kMR;
-  parallel_for(0, n_blocks * m_splits, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t nb = t / m_splits, m0 = t % m_splits * m_step, n0 = nb * kNC;
-      if (m0 < M) gemm_block(a, m0, std::min(M, m0 + m_step), w, n0, std::min(kNC, w.N - n0), bias, y);
-    }
-  });
+  const int64_t N = w.N, K = w.K, Kp = (K + 1) / 2;
+  a_buf.resize(size_t(std::min(M, kGemmRowsPerPass) + kMR - 1) / kMR * kMR * size_t(Kp));
+  uint32_t* const a = a_buf.data();
+  gemm_passes(
+      M, N, kMR, kNC, [&](int64_t r0, int64_t rows) { pack_rows(x + r0 * K, rows, K, a); },
+      [&](int64_t r0, int64_t m0, int64_t m1, int64_t n0, int64_t nc) {
+        gemm_block(a, m0, m1, w, n0, nc, bias, y + r0 * N);
+      });
 }
 
 }  // namespace linfer::kernels

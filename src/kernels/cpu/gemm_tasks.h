@@ -1,0 +1,38 @@
+#pragma once
+// Internal: how the prefill GEMMs (gemm_hwy.cpp, gemm_bf16_avx512bf16.cpp) split y [M, N] over the pool.
+// Rows go in passes of at most kGemmRowsPerPass, each packing its rows of x once (so the packed copy stays a
+// few MiB whatever the prompt's length); within a pass the tasks are blocks of `nc` columns, and where those
+// are few (small N), also row ranges in whole tiles of `mr` rows, so every thread has work. Each task packs
+// its own weight panels, so a row split repeats that packing: only worth it when threads would idle.
+//
+//   gemm_passes(M, N, kMR, kNC, [&](int64_t r0, int64_t rows) { pack x rows [r0, r0 + rows) },
+//               [&](int64_t r0, int64_t m0, int64_t m1, int64_t n0, int64_t nc) { y rows r0 + [m0, m1) });
+
+#include <algorithm>
+#include <cstdint>
+
+#include "linfer/core/thread_pool.h"
+
+namespace linfer::kernels {
+
+inline constexpr int64_t kGemmRowsPerPass = 516;  // a multiple of every GEMM's tile height (6, 12)
+
+template <class Pack, class Block>
+void gemm_passes(int64_t M, int64_t N, int64_t mr, int64_t nc, Pack&& pack, Block&& block) {
+  const int64_t n_blocks = (N + nc - 1) / nc;
+  const int64_t want_tasks = 3 * int64_t(num_threads());
+  for (int64_t r0 = 0; r0 < M; r0 += kGemmRowsPerPass) {
+    const int64_t rows = std::min(kGemmRowsPerPass, M - r0);
+    pack(r0, rows);
+    const int64_t m_splits = std::clamp<int64_t>((want_tasks + n_blocks - 1) / n_blocks, 1, (rows + 23) / 24);
+    const int64_t m_step = (rows + m_splits * mr - 1) / (m_splits * mr) * mr;  // whole tiles
+    parallel_for(0, n_blocks * m_splits, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t m0 = t % m_splits * m_step, n0 = t / m_splits * nc;
+        if (m0 < rows) block(r0, m0, std::min(rows, m0 + m_step), n0, std::min(nc, N - n0));
+      }
+    });
+  }
+}
+
+}  // namespace linfer::kernels

@@ -131,15 +131,6 @@ __attribute__((noinline)) void micro_kernel(const uint32_t* a, const uint32_t* b
   }
 }
 
-template <int MR = kMR>
-void micro_kernel_rows(int64_t mr, const uint32_t* a, const uint32_t* b, int64_t kcp, float* c, int64_t ldc,
-                       int64_t ncols) {
-  if constexpr (MR > 1) {
-    if (mr < MR) return micro_kernel_rows<MR - 1>(mr, a, b, kcp, c, ldc, ncols);
-  }
-  micro_kernel<MR>(a, b, kcp, c, ldc, ncols);
-}
-
 // y[m0:m1, n0:n0+nc] for one task (m0 a multiple of kMR): its own panels, all of K; a = pack_rows(x).
 void gemm_block(const uint32_t* a, int64_t m0, int64_t m1, const WeightMatrix& w, int64_t n0, int64_t nc,
                 const float* bias, float* y) {
@@ -154,8 +145,10 @@ void gemm_block(const uint32_t* a, int64_t m0, int64_t m1, const WeightMatrix& w
     for (int64_t m = m0; m < m1; m += kMR) {
       const uint32_t* a_tile = a + (m / kMR * Kp + k0) * kMR;
       for (int64_t p = 0; p * kNR < nc; ++p)
-        micro_kernel_rows(std::min<int64_t>(kMR, m1 - m), a_tile, panel.data() + p * kcp * kNR, kcp,
-                          y + m * N + n0 + p * kNR, N, std::min(kNR, nc - p * kNR));
+        with_tile_rows<kMR>(std::min<int64_t>(kMR, m1 - m), [&]<int R>() {
+          micro_kernel<R>(a_tile, panel.data() + p * kcp * kNR, kcp, y + m * N + n0 + p * kNR, N,
+                          std::min(kNR, nc - p * kNR));
+        });
     }
   }
 }

@@ -127,15 +127,6 @@ HWY_NOINLINE void micro_kernel(const float* HWY_RESTRICT a, const float* HWY_RES
   }
 }
 
-template <int MR = kMR>
-void micro_kernel_rows(int64_t mr, const float* a, const float* b, int64_t kc, float* c, int64_t ldc,
-                       int64_t ncols) {
-  if constexpr (MR > 1) {
-    if (mr < MR) return micro_kernel_rows<MR - 1>(mr, a, b, kc, c, ldc, ncols);
-  }
-  micro_kernel<MR>(a, b, kc, c, ldc, ncols);
-}
-
 // x [M, K] as tiles of kMR rows, [ceil(M / kMR)][K][kMR]: row i of tile t, column k at a[(t·K + k)·kMR + i],
 // so a tile's x values for one k share a cache line or two (rows of x are K floats apart: L1 set conflicts).
 // Made once per product; every column block reads it. Rows past M in the last tile are never read. A
@@ -170,8 +161,10 @@ void gemm_block(const float* a, int64_t m0, int64_t m1, const WeightMatrix& w, i
       const int64_t mr = std::min<int64_t>(kMR, m1 - m);
       const float* a_tile = a + (m / kMR * K + k0) * kMR;
       for (int64_t p = 0; p * kNR < nc; ++p) {
-        micro_kernel_rows(mr, a_tile, panel.data() + p * kc * kNR, kc, y + m * N + n0 + p * kNR, N,
+        with_tile_rows<kMR>(mr, [&]<int R>() {
+          micro_kernel<R>(a_tile, panel.data() + p * kc * kNR, kc, y + m * N + n0 + p * kNR, N,
                           std::min(kNR, nc - p * kNR));
+        });
       }
     }
   }

@@ -1,5 +1,6 @@
 #pragma once
-// Internal: how the prefill GEMMs (gemm_hwy.cpp, gemm_bf16_avx512bf16.cpp) split y [M, N] over the pool.
+// Internal: how the prefill GEMMs (gemm_hwy.cpp, gemm_bf16_avx512bf16.cpp) split y [M, N] over the pool,
+// and pick the micro kernel for a tile's height.
 // Rows go in passes of at most kGemmRowsPerPass, each packing its rows of x once (so the packed copy stays a
 // few MiB whatever the prompt's length); within a pass the tasks are blocks of `nc` columns, and where those
 // are few (small N), also row ranges in whole tiles of `mr` rows, so every thread has work. Each task packs
@@ -14,6 +15,16 @@
 #include "linfer/core/thread_pool.h"
 
 namespace linfer::kernels {
+
+// f.template operator()<R>() with R = mr, for a run-time mr in [1, MR]: a tile's micro kernel compiled for
+// each height, so a tile of fewer rows keeps its accumulators in registers.
+template <int MR, class F>
+void with_tile_rows(int64_t mr, F&& f) {
+  if constexpr (MR > 1) {
+    if (mr < MR) return with_tile_rows<MR - 1>(mr, f);
+  }
+  f.template operator()<MR>();
+}
 
 inline constexpr int64_t kGemmRowsPerPass = 516;  // a multiple of every GEMM's tile height (6, 12)
 

@@ -119,15 +119,6 @@ struct Kernels {
     }
     for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]);
   }
-
-  static void row(DType t, const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
-    switch (t) {
-      case DType::Q8_0: return q8_0(w, K, x, out);
-      case DType::Q4_0: return q4_0(w, K, x, out);
-      case DType::Q4_K: return q4_k(w, K, x, out);
-      default: return q6_k(w, K, x, out);  // q8_kernel_for() admits no other type
-    }
-  }
 };
 
 }  // namespace

@@ -1,8 +1,8 @@
 #pragma once
 // Internal: what the int8-activation kernels (q8_activations.h) of each instruction set share: the rows of x
 // one call works on, small helpers, and the loop over weight rows. Each instruction set's file defines
-// `template <int R> struct Kernels { static void row(DType, const uint8_t* w, int64_t K, const Rows8<R>&,
-// float* out); }` (one weight row against R rows of x) and calls rows_q8<Kernels>: qmatmul_q8_avx2.cpp on
+// `template <int R> struct Kernels` with static q8_0, q4_0, q4_k and q6_k(const uint8_t* w, int64_t K,
+// const Rows8<R>& x, float* out) (one weight row against R rows of x) and calls rows_q8<Kernels>: qmatmul_q8_avx2.cpp on
 // 256-bit vectors (vpmaddubsw + vpmaddwd), qmatmul_q8_avx512vnni.cpp on 512-bit ones (vpdpbusd). Everything
 // here has internal linkage, so each instruction set gets its own copy.
 //
@@ -68,7 +68,13 @@ void rows_q8(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bia
           in.q[r] = x.q + m * K, in.s4[r] = x.s4 + m * (K / 4);
           in.d[r] = x.d + m * (K / 32), in.gs[r] = x.gs + m * (K / 32);
         }
-        Kernels<kR>::row(t, wrow, K, in, out);
+        using Row = Kernels<kR>;
+        switch (t) {
+          case DType::Q8_0: return Row::q8_0(wrow, K, in, out);
+          case DType::Q4_0: return Row::q4_0(wrow, K, in, out);
+          case DType::Q4_K: return Row::q4_k(wrow, K, in, out);
+          default: return Row::q6_k(wrow, K, in, out);  // q8_kernel_for() admits no other type
+        }
       };
       switch (R) {
         case 4: run.template operator()<4>(); break;

@@ -12,8 +12,8 @@
 namespace linfer::cli {
 
 // The SIMD path the kernels run (core/cpu_features.h), not the best the CPU has: LINFER_SIMD can
-// lower the path, and no path uses AVX-512 BF16 or FP16 (the avx512 path uses VNNI where present, in
-// its int8-activation kernels). What the CPU has beyond the path is listed as unused.
+// lower the path, and no path uses AVX-512 FP16 (the avx512 path uses VNNI and BF16 where present, in
+// its int8-activation kernels and bf16 prefill GEMM). What the CPU has beyond the path is listed as unused.
 static std::string simd_report() {
   const SimdLevel level = simd_level();
   const char* cap = std::getenv("LINFER_SIMD");

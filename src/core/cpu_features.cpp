@@ -129,9 +129,10 @@ SimdLevel simd_level() {
 }
 
 // Extensions a path's kernels use where the CPU has them, beyond what the path needs: the avx512 path's
-// int8-activation kernels (kernels/cpu/quant/qmatmul_q8.h) take vpdpbusd from AVX-512 VNNI.
+// int8-activation kernels (kernels/cpu/quant/qmatmul_q8.h) take vpdpbusd from AVX-512 VNNI, its bf16 prefill
+// GEMM (kernels/cpu/gemm_bf16.h) vdpbf16ps from AVX-512 BF16.
 static std::span<const char* const> optional_extensions_of(SimdLevel level) {
-  static constexpr const char* kAvx512[] = {"avx512vnni"};
+  static constexpr const char* kAvx512[] = {"avx512vnni", "avx512bf16"};
   if (level == SimdLevel::Avx512) return kAvx512;
   return {};
 }

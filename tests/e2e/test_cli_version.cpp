@@ -1,6 +1,6 @@
 // `linfer version` reports the SIMD path the kernels run — compared with /proc/cpuinfo, so an
-// AVX-512 CPU must read "avx512" and list AVX-512 BF16 as unused where it has it — and LINFER_SIMD
-// accepts only paths that exist in this build.
+// AVX-512 CPU must read "avx512" and list AVX-512 FP16 as unused where it has it, and an avx2 path on an
+// AVX-512 BF16 CPU the extensions it leaves — and LINFER_SIMD accepts only paths that exist in this build.
 
 #include <gtest/gtest.h>
 
@@ -28,9 +28,14 @@ TEST(CliVersion, ReportsThePathThatRuns) {
   const CliRun r = run_shell(std::string("env -u LINFER_SIMD ") + LINFER_BIN + " version 2>&1");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(reported_path(r.out), best_simd_path(flags)) << r.out;
-  if (flags.count("avx512bf16")) {
-    EXPECT_NE(r.out.find("avx512bf16"), std::string::npos) << r.out;
+  if (flags.count("avx512fp16")) {
+    EXPECT_NE(r.out.find("avx512fp16"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("no linfer kernels use them"), std::string::npos) << r.out;
+  }
+  if (flags.count("avx512bf16")) {  // the avx512 path's bf16 GEMM uses it; the avx2 path leaves it
+    EXPECT_EQ(r.out.find("avx512bf16"), std::string::npos) << r.out;
+    const CliRun avx2 = run_shell(std::string("LINFER_SIMD=avx2 ") + LINFER_BIN + " version 2>&1");
+    EXPECT_NE(avx2.out.find("avx512bf16"), std::string::npos) << avx2.out;
   }
 }
 

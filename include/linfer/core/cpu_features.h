@@ -60,7 +60,8 @@ bool cpu_has(std::string_view extension);
 
 // The vector extensions this CPU has that the kernels of `level` do not use (e.g. avx512f,
 // avx512bf16 on an AVX-512 CPU running the avx2 path), for `linfer version`. The avx512 path counts
-// avx512vnni as used (its int8-activation kernels, `--activations q8`).
+// avx512vnni and avx512bf16 as used (its int8-activation kernels and bf16 prefill GEMM, `--activations q8`
+// and `bf16`).
 std::vector<std::string> cpu_extensions_unused(SimdLevel level);
 
 }  // namespace linfer

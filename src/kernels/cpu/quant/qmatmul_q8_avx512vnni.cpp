@@ -5,6 +5,8 @@
 // the two runs sit in the vector's two halves (Q6_K: its four quarters, one 16-element sub-block each).
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "kernels/cpu/quant/qmatmul_q8.h"
 #include "kernels/cpu/quant/qmatmul_q8_rows.h"
 
@@ -42,12 +44,16 @@ struct Kernels {
   // first block's, 8-15 the second's (kOne: 0).
   template <bool kOne, int64_t kBytes>
   static __m512 pair_scales(const uint8_t* w, const float* dx) {
-    __m128i h = _mm_cvtsi32_si128(*reinterpret_cast<const uint16_t*>(w));
+    uint16_t h16[2] = {0, 0};  // (memcpy: the scales sit at any even address, x's at any 4-byte one)
+    std::memcpy(h16, w, 2);
     __m128 d = _mm_load_ss(dx);
     if constexpr (!kOne) {
-      h = _mm_insert_epi16(h, *reinterpret_cast<const uint16_t*>(w + kBytes), 1);
-      d = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(dx)));
+      std::memcpy(h16 + 1, w + kBytes, 2);
+      d = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(dx)));  // unaligned 8 bytes
     }
+    uint32_t hh;
+    std::memcpy(&hh, h16, 4);
+    const __m128i h = _mm_cvtsi32_si128(int(hh));
     return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
                                  _mm512_zextps128_ps512(_mm_mul_ps(_mm_cvtph_ps(h), d)));
   }

@@ -4,8 +4,9 @@
 //
 // Weights stay as stored; bf16 / f16 are widened to float32 while packing: a block of NC weight rows × KC
 // columns becomes float32 panels [KC][NR] (NR = 2L output columns side by side, in L2) through L × L
-// in-register transposes, then an MR × NR register tile of y accumulates over the panel: 2·MR vector
-// accumulators, one broadcast of x and two panel loads per k. MR = 6 on AVX2 (16 vector registers), 12
+// in-register transposes; x is packed once per pass of rows (gemm_tasks.h) into tiles [K][MR]; then an
+// MR × NR register tile of y accumulates over the panel: 2·MR vector accumulators, one broadcast of x and
+// two panel loads per k. MR = 6 on AVX2 (16 vector registers), 12
 // on AVX-512 and NEON (32). Activations and sums stay float32; a y element is summed in k order within
 // each block of KC columns, blocks in order, so its value depends on K alone (not on M, N or threads).
 // It replaced a hand-written AVX2 GEMM of the same scheme, which was no faster on the avx2 path

@@ -2,9 +2,9 @@
 // Internal: what the int8-activation kernels (q8_activations.h) of each instruction set share: the rows of x
 // one call works on, small helpers, and the loop over weight rows. Each instruction set's file defines
 // `template <int R> struct Kernels` with static q8_0, q4_0, q4_k and q6_k(const uint8_t* w, int64_t K,
-// const Rows8<R>& x, float* out) (one weight row against R rows of x) and calls rows_q8<Kernels>: qmatmul_q8_avx2.cpp on
-// 256-bit vectors (vpmaddubsw + vpmaddwd), qmatmul_q8_avx512vnni.cpp on 512-bit ones (vpdpbusd). Everything
-// here has internal linkage, so each instruction set gets its own copy.
+// const Rows8<R>& x, float* out) (one weight row against R rows of x) and calls rows_q8<Kernels>:
+// qmatmul_q8_avx2.cpp on 256-bit vectors (vpmaddubsw + vpmaddwd), qmatmul_q8_avx512vnni.cpp on 512-bit ones
+// (vpdpbusd). Everything here has internal linkage, so each instruction set gets its own copy.
 //
 // What every form computes: each weight block is unpacked once into unsigned integer bytes in the order of
 // x's elements (Q8_0: |q|, the sign moved onto x), multiplied with up to R = 4 rows of x, and each run of 32

@@ -25,7 +25,7 @@
 #include "cli/commands.h"
 #include "cli/weight_summary.h"
 #include "cli/model_args.h"
-#include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/matmul.h"
 #include "linfer/core/error.h"
 #include "linfer/core/quant_activations.h"
 #include "linfer/core/thread_pool.h"
@@ -153,10 +153,15 @@ void add_bench(CLI::App& app) {
     const int threads = num_threads();
     const WeightSummary weights = summarize_folder(a->model);
     const std::string weight_types = weights.known() ? weights.types_short() : "?";
-    // What the weights multiply (linfer/core/quant_activations.h): a CPU setting only, and bf16 only where
-    // the CPU has the bf16 GEMM (elsewhere the products stay float32)
-    QuantActivations acts = model->device() == Device::Cpu ? quant_activations() : QuantActivations::F32;
-    if (acts == QuantActivations::BF16 && !kernels::gemm_bf16_dot_for(simd_level())) acts = QuantActivations::F32;
+    // What the weights multiply (linfer/core/quant_activations.h): a CPU setting only, and only where this
+    // CPU has the kernels it asks for (elsewhere the products stay float32)
+    using kernels::ActivationRounding;
+    const ActivationRounding rounds =
+        model->device() == Device::Cpu ? kernels::activation_rounding(quant_activations()) : ActivationRounding{};
+    const QuantActivations acts =
+        rounds.bf16_prefill || rounds.int8_decode ? quant_activations() : QuantActivations::F32;
+    const std::string acts_label = std::string(rounds.int8_decode ? ", int8 activations in decode" : "") +
+                                   (rounds.bf16_prefill ? ", bf16 activations in prefill" : "");
     if (a->json) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& t : tests) {
@@ -190,9 +195,7 @@ void add_bench(CLI::App& app) {
       const double n = double(t.tokens());
       fmt::print("| {} | {} | {} ({:.2f} bits/weight{}) | {} | {} | {} | {:.1f} | {:.1f}..{:.1f} | {:.1f} |\n",
                  info.architecture, human_params(info.n_params), weight_types, weights.bits_per_weight(),
-                 acts == QuantActivations::Q8     ? ", int8 activations"
-                 : acts == QuantActivations::BF16 ? ", bf16 activations in prefill"
-                                                  : "",
+                 acts_label,
                  device_name(model->device()), threads, t.name, n / median(t.seconds), n / *hi, n / *lo,
                  n / median(t.cpu_seconds));
     }

@@ -1,11 +1,14 @@
-// The prefill GEMM with bf16-rounded x (kernels/cpu/gemm_bf16.h, --activations bf16) against the float64
-// product of the rounded x with the weights, at sizes on both sides of every tile, panel and block edge, and
-// its wiring into matmul(): taken only when the setting asks for it, for BF16 weights above the GEMV's rows.
+// The prefill GEMM with bf16-rounded x (kernels/cpu/gemm_bf16.h, --activations bf16 and q8) against the
+// float64 product of the rounded x with the (rounded) weights, at sizes on both sides of every tile, panel and
+// block edge, for BF16 and block-quantized weights, and its wiring into matmul(): taken only when the setting
+// asks for it, for products above the GEMV's rows.
 #include <gtest/gtest.h>
 
+#include "core/quant_formats.h"
 #include "dense_test_util.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quant/quantize.h"
 #include "linfer/core/thread_pool.h"
 
 using namespace linfer;
@@ -17,19 +20,28 @@ kernels::GemmBf16Fn kernel_or_null() {
   return cpu_supports(SimdLevel::Avx512) ? kernels::gemm_bf16_dot_for(SimdLevel::Avx512) : nullptr;
 }
 
-// y = bf16(x) · wᵀ + bias in float64, w as stored (bf16).
-std::vector<float> reference(const std::vector<float>& x, int64_t M, const StoredWeights& w, int64_t N,
+// y = bf16(x) · bf16(w)ᵀ + bias in float64, w [N, K] as float32 values.
+std::vector<float> reference(const std::vector<float>& x, int64_t M, const std::vector<float>& w, int64_t N,
                              int64_t K, const float* bias) {
-  const auto* wb = reinterpret_cast<const uint16_t*>(w.bytes.data());
+  auto r = [](float v) { return double(bf16_to_f32(f32_to_bf16(v))); };
   std::vector<float> y(size_t(M * N));
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
       double s = bias ? bias[n] : 0.0;
-      for (int64_t k = 0; k < K; ++k)
-        s += double(bf16_to_f32(f32_to_bf16(x[size_t(m * K + k)]))) * double(bf16_to_f32(wb[n * K + k]));
+      for (int64_t k = 0; k < K; ++k) s += r(x[size_t(m * K + k)]) * r(w[size_t(n * K + k)]);
       y[size_t(m * N + n)] = float(s);
     }
   return y;
+}
+
+// Random weights [N, K] quantized to t: the bytes and their float32 values (core's dequantizer, what the
+// kernel reads them through).
+StoredWeights quantized(std::mt19937& rng, DType t, int64_t N, int64_t K) {
+  const auto w = random_vec(rng, size_t(N * K), 0.1f);
+  StoredWeights q{std::vector<uint8_t>(dtype_nbytes(t, N * K)), std::vector<float>(size_t(N * K))};
+  kernels::quantize_row(t, w.data(), q.bytes.data(), N * K);
+  linfer::quant::dequantize_row(t, q.bytes.data(), q.values.data(), N * K);
+  return q;
 }
 
 }  // namespace
@@ -50,10 +62,34 @@ TEST(GemmBf16Dot, MatchesTheProductOfTheRoundedX) {
           const float* b = seed % 2 ? bias.data() : nullptr;
           std::vector<float> y(size_t(M * N), NAN);
           fn(x.data(), M, {w.bytes.data(), DType::BF16, N, K, K}, b, y.data());
-          EXPECT_LT(rel_err(y, reference(x, M, w, N, K, b)), 2e-6)
+          EXPECT_LT(rel_err(y, reference(x, M, w.values, N, K, b)), 2e-6)
               << "M=" << M << " N=" << N << " K=" << K << ", " << threads << " threads";
         }
   }
+  set_num_threads(0);
+}
+
+// Quantized weights are dequantized a block of K at a time (256 values: whole blocks of every format) and
+// rounded to bf16: K across several such blocks and a short last one.
+TEST(GemmBf16Dot, QuantizedWeights) {
+  const auto fn = kernel_or_null();
+  if (!fn) GTEST_SKIP() << "needs the avx512 path on a CPU with AVX-512 BF16";
+  uint32_t seed = 50;
+  set_num_threads(2);
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K})
+    for (int64_t M : {1, 13, 150})
+      for (int64_t N : {1, 33, 130})
+        for (int64_t K : {256, 512, 768 + (dtype_block(t) == 32 ? 96 : 256)}) {
+          std::mt19937 rng(++seed);
+          const auto x = random_vec(rng, size_t(M * K));
+          const StoredWeights w = quantized(rng, t, N, K);
+          const auto bias = random_vec(rng, size_t(N));
+          const float* b = seed % 2 ? bias.data() : nullptr;
+          std::vector<float> y(size_t(M * N), NAN);
+          fn(x.data(), M, {w.bytes.data(), t, N, K, K}, b, y.data());
+          EXPECT_LT(rel_err(y, reference(x, M, w.values, N, K, b)), 2e-6)
+              << dtype_name(t) << " M=" << M << " N=" << N << " K=" << K;
+        }
   set_num_threads(0);
 }
 
@@ -77,4 +113,27 @@ TEST(GemmBf16Dot, MatmulTakesItOnlyWhenSet) {
   kernels::matmul(x.data(), M, wv, nullptr, f32.data(), SimdLevel::Avx512);
   EXPECT_NE(f32, direct) << "float32 activations must not round x";
   EXPECT_LT(rel_err(direct, f32), 1e-2) << "bf16 rounding of x far from float32";
+}
+
+// Quantized products above the GEMV's rows take it under bf16 and q8 (q8 rounds prefill to bf16 too), not f32.
+TEST(GemmBf16Dot, QuantizedMatmulTakesItWhenSet) {
+  const auto fn = kernel_or_null();
+  if (!fn) GTEST_SKIP() << "needs the avx512 path on a CPU with AVX-512 BF16";
+  std::mt19937 rng(8);
+  const int64_t M = 60, N = 70, K = 512;
+  const auto x = random_vec(rng, size_t(M * K));
+  for (DType t : {DType::Q8_0, DType::Q4_K}) {
+    const StoredWeights w = quantized(rng, t, N, K);
+    const TensorView wv(const_cast<uint8_t*>(w.bytes.data()), t, {N, K});
+    std::vector<float> direct(size_t(M * N)), via(direct.size()), f32(direct.size());
+    fn(x.data(), M, {w.bytes.data(), t, N, K, K}, nullptr, direct.data());
+    for (QuantActivations a : {QuantActivations::BF16, QuantActivations::Q8}) {
+      const ActivationsGuard set(a);
+      kernels::matmul(x.data(), M, wv, nullptr, via.data(), SimdLevel::Avx512);
+      EXPECT_EQ(via, direct) << dtype_name(t) << ", " << quant_activations_name(a) << ": the bf16 GEMM expected";
+    }
+    kernels::matmul(x.data(), M, wv, nullptr, f32.data(), SimdLevel::Avx512);
+    EXPECT_NE(f32, direct) << dtype_name(t) << ": float32 activations must not round x";
+    EXPECT_LT(rel_err(direct, f32), 1e-2) << dtype_name(t) << ": bf16 rounding far from float32";
+  }
 }

@@ -1,13 +1,15 @@
-// The prefill GEMM of BF16 weights with bf16-rounded x on AVX-512 BF16 (compiled with -mavx512f -mavx512bw
-// -mavx512vl -mavx512bf16; run only where the CPU has them); gemm_bf16.h has what it computes. The blocking of
-// gemm_hwy.cpp's float32 GEMM, in pairs of k: x packed once per product into tiles [K/2][MR] of bf16 pairs,
-// each task's weights into panels [KC/2][NR] of bf16 pairs (16 × 16 transposes of 32-bit pairs, no widening),
+// The prefill GEMM of bf16-rounded x with BF16 or block-quantized weights on AVX-512 BF16 (compiled with
+// -mavx512f -mavx512bw -mavx512vl -mavx512bf16; run only where the CPU has them); gemm_bf16.h has what it
+// computes. The blocking of gemm_hwy.cpp's float32 GEMM, in pairs of k: x packed once per product into tiles
+// [K/2][MR] of bf16 pairs, each task's weights into panels [KC/2][NR] of bf16 pairs (16 × 16 transposes of
+// 32-bit pairs, no widening; quantized rows first dequantized and rounded to bf16 a block of K at a time),
 // then an MR × NR tile of y in 2·MR registers: per pair of k, one broadcast of x's pair and two panel loads
 // per row of the tile, two vdpbf16ps.
 #include <immintrin.h>
 
 #include <algorithm>
 
+#include "core/quant_formats.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_tasks.h"
 #include "linfer/core/aligned.h"
@@ -95,6 +97,20 @@ void pack_panels(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int6
   }
 }
 
+// Rows [n0, n0 + nc) of quantized w, values [2·k0, 2·k0 + 2·kcp) (whole blocks: k0 is a multiple of kKCP and
+// K of the block), dequantized and rounded to bf16 into rows of kKCP pairs: a BF16 view for pack_panels.
+WeightMatrix stage_quantized(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int64_t kcp, uint16_t* rows) {
+  const int64_t k_first = 2 * k0, n_k = std::min(2 * kcp, w.K - k_first);
+  alignas(64) float f32[2 * kKCP];
+  for (int64_t r = 0; r < nc; ++r) {
+    const auto* src = static_cast<const uint8_t*>(w.data) + dtype_nbytes(w.dtype, (n0 + r) * w.ld + k_first);
+    linfer::quant::dequantize_row(w.dtype, src, f32, n_k);
+    for (int64_t k = 0; k < n_k; k += 32)
+      _mm512_storeu_si512(rows + r * 2 * kKCP + k, bf16_pairs(f32 + k, n_k - k));
+  }
+  return WeightMatrix{rows, DType::BF16, nc, n_k, 2 * kKCP};
+}
+
 // c[MR, ncols] += a · panel (first ncols of its NR columns) over kcp pairs of k; a is a tile of pack_rows.
 template <int MR>
 __attribute__((noinline)) void micro_kernel(const uint32_t* a, const uint32_t* b, int64_t kcp, float* c,
@@ -135,13 +151,17 @@ __attribute__((noinline)) void micro_kernel(const uint32_t* a, const uint32_t* b
 void gemm_block(const uint32_t* a, int64_t m0, int64_t m1, const WeightMatrix& w, int64_t n0, int64_t nc,
                 const float* bias, float* y) {
   thread_local AlignedVector<uint32_t> panel;  // [nc / NR][kcp][NR]
+  thread_local AlignedVector<uint16_t> staged;  // quantized weights only: [nc][2·kKCP] bf16
   panel.resize(size_t(kNC * kKCP));
+  const bool quantized = is_quantized(w.dtype);
+  if (quantized) staged.resize(size_t(kNC * 2 * kKCP));
   const int64_t N = w.N, Kp = (w.K + 1) / 2;
   for (int64_t m = m0; m < m1; ++m)
     for (int64_t n = n0; n < n0 + nc; ++n) y[m * N + n] = bias ? bias[n] : 0.0f;
   for (int64_t k0 = 0; k0 < Kp; k0 += kKCP) {
     const int64_t kcp = std::min(kKCP, Kp - k0);
-    pack_panels(w, n0, nc, k0, kcp, panel.data());
+    if (quantized) pack_panels(stage_quantized(w, n0, nc, k0, kcp, staged.data()), 0, nc, 0, kcp, panel.data());
+    else pack_panels(w, n0, nc, k0, kcp, panel.data());
     for (int64_t m = m0; m < m1; m += kMR) {
       const uint32_t* a_tile = a + (m / kMR * Kp + k0) * kMR;
       for (int64_t p = 0; p * kNR < nc; ++p)

@@ -90,7 +90,7 @@ constexpr int64_t kMinTaskBytes = int64_t(32) << 10;
 class QuantInputs {
  public:
   void prepare(SimdLevel level, std::span<const Product> ps) {
-    const bool q8 = quant_activations() == QuantActivations::Q8;
+    const bool q8 = rounds_decode_to_int8(quant_activations());
     at_.resize(ps.size() + 1);
     q8_.resize(ps.size());
     at_[0] = 0;
@@ -194,12 +194,17 @@ void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, f
     return gemv_many(level, {&p, 1});
   }
   if (is_quantized(wm.dtype)) return quant::matmul(x, M, wm, bias, y, level);  // kernels/cpu/quant
-  if (wm.dtype == DType::BF16 && quant_activations() == QuantActivations::BF16)
+  if (wm.dtype == DType::BF16 && rounds_prefill_to_bf16(quant_activations()))
     if (const GemmBf16Fn bf16_dot = gemm_bf16_dot_for(level)) return bf16_dot(x, M, wm, bias, y);
 #if LINFER_HWY
   if (level != SimdLevel::Scalar) return hwy_paths::gemm(level, x, M, wm, bias, y);
 #endif
   matmul_scalar(x, M, wm, bias, y);
+}
+
+ActivationRounding activation_rounding(QuantActivations a, SimdLevel level) {
+  return {rounds_prefill_to_bf16(a) && gemm_bf16_dot_for(level) != nullptr,
+          rounds_decode_to_int8(a) && quant::q8_kernel_for(level, DType::Q8_0) != nullptr};
 }
 
 void matmul_many(std::span<const MatmulArgs> products, SimdLevel level) {

@@ -4,8 +4,10 @@
 #include <vector>
 
 #include "core/quant_formats.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/error.h"
+#include "linfer/core/quant_activations.h"
 #include "linfer/core/thread_pool.h"
 
 namespace linfer::kernels::quant {
@@ -93,7 +95,11 @@ void group_sums(const float* x, int64_t M, int64_t K, float* xs) {
 
 void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y, SimdLevel level) {
 #if LINFER_X86 && LINFER_HWY
-  if (level >= SimdLevel::Avx2 && M > kRegisterMaxRows) return matmul_panels(x, M, w, bias, y, level);
+  if (level >= SimdLevel::Avx2 && M > kRegisterMaxRows) {
+    if (rounds_prefill_to_bf16(quant_activations()))
+      if (const GemmBf16Fn bf16_dot = gemm_bf16_dot_for(level)) return bf16_dot(x, M, w, bias, y);
+    return matmul_panels(x, M, w, bias, y, level);
+  }
 #endif
 #if LINFER_HWY
   if (level != SimdLevel::Scalar) return matmul_registers(x, M, w, bias, y, level);

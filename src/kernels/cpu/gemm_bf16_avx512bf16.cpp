@@ -28,25 +28,17 @@ inline __m512i bf16_pairs(const float* p, int64_t n) {
   return (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, p + 16), _mm512_maskz_loadu_ps(lo, p));
 }
 
-// x [M, K] as tiles of kMR rows of bf16 pairs, [ceil(M / kMR)][ceil(K / 2)][kMR]: row i of tile t, pair kp
-// (x[2kp], x[2kp + 1]; 0 past K) at a[(t·Kp + kp)·kMR + i]. Rows past M in the last tile are never read.
+// x [M, K] as tiles of kMR rows of bf16 pairs, [ceil(M / kMR)][ceil(K / 2)][kMR] (pack_row_tiles): row i of
+// tile t, pair kp (x[2kp], x[2kp + 1]; 0 past K) at a[(t·Kp + kp)·kMR + i].
 void pack_rows(const float* x, int64_t M, int64_t K, uint32_t* a) {
   const int64_t Kp = (K + 1) / 2;
-  const int64_t grain = ((int64_t(1) << 16) + kMR * K - 1) / (kMR * K);  // as gemm_hwy.cpp's pack_rows
-  auto tiles = [&](int64_t t0, int64_t t1) {
+  pack_row_tiles(x, M, K, Kp, kMR, a, [&](const float* xi, uint32_t* dst) {
     alignas(64) uint32_t pairs[16];
-    for (int64_t t = t0; t < t1; ++t) {
-      uint32_t* at = a + t * Kp * kMR;
-      for (int64_t i = 0; i < std::min<int64_t>(kMR, M - t * kMR); ++i) {
-        const float* xi = x + (t * kMR + i) * K;
-        for (int64_t k = 0; k < K; k += 32) {
-          _mm512_store_si512(pairs, bf16_pairs(xi + k, K - k));
-          for (int64_t j = 0; j < std::min<int64_t>(16, Kp - k / 2); ++j) at[(k / 2 + j) * kMR + i] = pairs[j];
-        }
-      }
+    for (int64_t k = 0; k < K; k += 32) {
+      _mm512_store_si512(pairs, bf16_pairs(xi + k, K - k));
+      for (int64_t j = 0; j < std::min<int64_t>(16, Kp - k / 2); ++j) dst[(k / 2 + j) * kMR] = pairs[j];
     }
-  };
-  parallel_for(0, (M + kMR - 1) / kMR, tiles, grain);
+  });
 }
 
 // r[i] lane j -> r[j] lane i, for 16 × 16 32-bit values: four rounds of taking the even and the odd lanes of

@@ -128,22 +128,12 @@ HWY_NOINLINE void micro_kernel(const float* HWY_RESTRICT a, const float* HWY_RES
   }
 }
 
-// x [M, K] as tiles of kMR rows, [ceil(M / kMR)][K][kMR]: row i of tile t, column k at a[(t·K + k)·kMR + i],
-// so a tile's x values for one k share a cache line or two (rows of x are K floats apart: L1 set conflicts).
-// Made once per product; every column block reads it. Rows past M in the last tile are never read. A
-// thread of its own for 64K floats or more (less copies faster than a wake-up: a MoE expert's few rows).
+// x [M, K] as tiles of kMR rows, [ceil(M / kMR)][K][kMR] (pack_row_tiles): row i of tile t, column k at
+// a[(t·K + k)·kMR + i]. Made once per pass of rows; every column block reads it.
 void pack_rows(const float* x, int64_t M, int64_t K, float* a) {
-  const int64_t grain = ((int64_t(1) << 16) + kMR * K - 1) / (kMR * K);
-  auto tiles = [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      float* at = a + t * K * kMR;
-      for (int64_t i = 0; i < std::min<int64_t>(kMR, M - t * kMR); ++i) {
-        const float* xi = x + (t * kMR + i) * K;
-        for (int64_t k = 0; k < K; ++k) at[k * kMR + i] = xi[k];
-      }
-    }
-  };
-  parallel_for(0, (M + kMR - 1) / kMR, tiles, grain);
+  pack_row_tiles(x, M, K, K, kMR, a, [&](const float* xi, float* dst) {
+    for (int64_t k = 0; k < K; ++k) dst[k * kMR] = xi[k];
+  });
 }
 
 // y[m0:m1, n0:n0+nc] for one task (m0 a multiple of kMR): its own panels, all of K; a = pack_rows(x).

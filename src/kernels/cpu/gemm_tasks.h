@@ -26,6 +26,20 @@ void with_tile_rows(int64_t mr, F&& f) {
   f.template operator()<MR>();
 }
 
+// x [M, K] packed as tiles of mr rows for a micro kernel: element kp of row i of tile t at a[(t·Kp + kp)·mr + i]
+// (Kp elements per row: K floats, or K/2 pairs of bf16), so a tile's values for one kp share a cache line or two
+// (rows of x are K floats apart: L1 set conflicts). put_row(xi, dst) writes row xi's Kp elements at dst[kp·mr].
+// Rows past M in the last tile are never written nor read. A thread of its own for 64K floats or more (less
+// copies faster than a wake-up: a MoE expert's few rows).
+template <class T, class PutRow>
+void pack_row_tiles(const float* x, int64_t M, int64_t K, int64_t Kp, int64_t mr, T* a, PutRow&& put_row) {
+  const int64_t grain = ((int64_t(1) << 16) + mr * K - 1) / (mr * K);
+  parallel_for(0, (M + mr - 1) / mr, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      for (int64_t i = 0; i < std::min(mr, M - t * mr); ++i) put_row(x + (t * mr + i) * K, a + t * Kp * mr + i);
+  }, grain);
+}
+
 inline constexpr int64_t kGemmRowsPerPass = 516;  // a multiple of every GEMM's tile height (6, 12)
 
 template <class Pack, class Block>

@@ -40,22 +40,24 @@ struct Kernels {
     for (; b + 1 < nb; b += 2, w += 2 * kBytes) body.template operator()<false>(b, w);
     if (b < nb) body.template operator()<true>(b, w);
   }
-  // The two blocks' fp16 scales at w and w + kBytes times x's scales of runs b, b + 1 (row r): lanes 0-7 the
-  // first block's, 8-15 the second's (kOne: 0).
+  // The two blocks' fp16 scales at w and w + kBytes as floats in lanes 0 and 1 (kOne: lane 1 is 0): once per
+  // pair of blocks, for all rows of x.
   template <bool kOne, int64_t kBytes>
-  static __m512 pair_scales(const uint8_t* w, const float* dx) {
-    uint16_t h16[2] = {0, 0};  // (memcpy: the scales sit at any even address, x's at any 4-byte one)
+  static __m128 w_scales(const uint8_t* w) {
+    uint16_t h16[2] = {0, 0};  // (memcpy: the scales sit at any even address)
     std::memcpy(h16, w, 2);
-    __m128 d = _mm_load_ss(dx);
-    if constexpr (!kOne) {
-      std::memcpy(h16 + 1, w + kBytes, 2);
-      d = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(dx)));  // unaligned 8 bytes
-    }
+    if constexpr (!kOne) std::memcpy(h16 + 1, w + kBytes, 2);
     uint32_t hh;
     std::memcpy(&hh, h16, 4);
-    const __m128i h = _mm_cvtsi32_si128(int(hh));
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(int(hh)));
+  }
+  // w_scales times x's scales of runs b, b + 1 (row r) at dx: lanes 0-7 the first block's, 8-15 the second's.
+  template <bool kOne>
+  static __m512 pair_scales(__m128 ws, const float* dx) {
+    const __m128 d = kOne ? _mm_load_ss(dx)  // x's scales at any 4-byte address: an unaligned 8-byte load
+                          : _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(dx)));
     return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-                                 _mm512_zextps128_ps512(_mm_mul_ps(_mm_cvtph_ps(h), d)));
+                                 _mm512_zextps128_ps512(_mm_mul_ps(ws, d)));
   }
   // The 64 bytes of x at p (kOne: the first 32, the rest 0).
   template <bool kOne>
@@ -71,10 +73,11 @@ struct Kernels {
       const __m512i v = join(bytes32(wb + 2), kOne ? _mm256_setzero_si256() : bytes32(wb + 36));
       const __mmask64 neg = _mm512_movepi8_mask(v);
       const __m512i a = _mm512_abs_epi8(v);
+      const __m128 ws = w_scales<kOne, 34>(wb);
       for (int r = 0; r < R; ++r) {
         const __m512i q = x_bytes<kOne>(x.q[r] + 32 * b);
         const __m512i p = dot(a, _mm512_mask_sub_epi8(q, neg, _mm512_setzero_si512(), q));
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_scales<kOne, 34>(wb, x.d[r] + b), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_scales<kOne>(ws, x.d[r] + b), acc[r]);
       }
     });
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
@@ -92,11 +95,12 @@ struct Kernels {
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     pairs<18>(w, K, [&]<bool kOne>(int64_t b, const uint8_t* wb) {
       const __m512i n = _mm512_and_si512(join(nibbles(wb + 2), kOne ? _mm256_setzero_si256() : nibbles(wb + 20)), low);
+      const __m128 ws = w_scales<kOne, 18>(wb);
       for (int r = 0; r < R; ++r) {
         const __m512i s4 = kOne ? _mm512_zextsi256_si512(bytes32(x.s4[r] + 8 * b))
                                 : _mm512_loadu_si512(x.s4[r] + 8 * b);
         const __m512i p = _mm512_sub_epi32(dot(n, x_bytes<kOne>(x.q[r] + 32 * b)), _mm512_slli_epi32(s4, 3));
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_scales<kOne, 18>(wb, x.d[r] + b), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_scales<kOne>(ws, x.d[r] + b), acc[r]);
       }
     });
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);

@@ -405,7 +405,7 @@ TEST(QuantQ8, KernelsMatchDequantizedProducts) {
   for (const auto& [isa, fn] : isas)
     for (DType t : kQ8Types) {
       const int64_t bs = dtype_block(t);
-      for (int64_t M : {1, 2, 3, 4, 5, 9})
+      for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 17})  // every R of both instruction sets, and past it
         for (int64_t N : {1, 7, 33})
           for (int64_t K : {bs, 2 * bs, 3 * bs}) {
             std::mt19937 rng(++seed);

@@ -125,7 +125,7 @@ struct Kernels {
 
 void q8_rows_avx2(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0,
                   int64_t n1) {
-  rows_q8<Kernels>(x, M, w, bias, y, n0, n1);
+  rows_q8<Kernels, 4>(x, M, w, bias, y, n0, n1);
 }
 
 }  // namespace linfer::kernels::quant

@@ -7,11 +7,11 @@
 // (vpdpbusd). Everything here has internal linkage, so each instruction set gets its own copy.
 //
 // What every form computes: each weight block is unpacked once into unsigned integer bytes in the order of
-// x's elements (Q8_0: |q|, the sign moved onto x), multiplied with up to R = 4 rows of x, and each run of 32
-// (Q6_K: 16) products is scaled by (weight scale) · (x's scale) in float32. Offsets: Q4_0's 8 and Q6_K's 32
-// as integers through x's sums of 4; the K-quants' mins through x's sums of 32 (gs). The result is the
-// float32 dot product of the dequantized weights with the rounded x (x ≈ d · q), in an order that depends on
-// K only: a row of x gets the same bits whatever the other rows of its call.
+// x's elements (Q8_0: |q|, the sign moved onto x), multiplied with up to R rows of x (AVX2: 4, AVX-512: 8),
+// and each run of 32 (Q6_K: 16) products is scaled by (weight scale) · (x's scale) in float32. Offsets: Q4_0's
+// 8 and Q6_K's 32 as integers through x's sums of 4; the K-quants' mins through x's sums of 32 (gs). The
+// result is the float32 dot product of the dequantized weights with the rounded x (x ≈ d · q), in an order
+// that depends on K only: a row of x gets the same bits whatever the other rows of its call.
 
 #include <immintrin.h>
 
@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "core/quant_formats.h"
+#include "kernels/cpu/gemm_tasks.h"
 #include "kernels/cpu/matmul_simd.h"
 #include "kernels/cpu/quant/q8_activations.h"
 #include "linfer/core/dtype.h"
@@ -51,16 +52,17 @@ struct Rows8 {
   const float* gs[R];
 };
 
-// y[M, n0:n1) for weight rows [n0, n1): each weight row against up to 4 rows of x at a time.
-template <template <int> class Kernels>
+// y[M, n0:n1) for weight rows [n0, n1): each weight row against up to kMaxRows rows of x at a time (as many as
+// the instruction set's registers hold: each row keeps its own accumulators).
+template <template <int> class Kernels, int kMaxRows>
 void rows_q8(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0, int64_t n1) {
   const DType t = w.dtype;
   const int64_t K = w.K, N = w.N;
   for (int64_t n = n0; n < n1; ++n) {
     const auto* wrow = static_cast<const uint8_t*>(w.data) + dtype_nbytes(t, n * w.ld);
-    for (int64_t m0 = 0; m0 < M; m0 += 4) {
-      float out[4];
-      const int64_t R = M - m0 < 4 ? M - m0 : 4;
+    for (int64_t m0 = 0; m0 < M; m0 += kMaxRows) {
+      float out[kMaxRows];
+      const int64_t R = M - m0 < kMaxRows ? M - m0 : kMaxRows;
       auto run = [&]<int kR>() {
         Rows8<kR> in;
         for (int r = 0; r < kR; ++r) {
@@ -76,12 +78,7 @@ void rows_q8(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bia
           default: return Row::q6_k(wrow, K, in, out);  // q8_kernel_for() admits no other type
         }
       };
-      switch (R) {
-        case 4: run.template operator()<4>(); break;
-        case 3: run.template operator()<3>(); break;
-        case 2: run.template operator()<2>(); break;
-        default: run.template operator()<1>(); break;
-      }
+      with_tile_rows<kMaxRows>(R, run);
       for (int64_t r = 0; r < R; ++r) y[(m0 + r) * N + n] = out[r] + (bias ? bias[n] : 0.0f);
     }
   }

@@ -71,11 +71,13 @@ struct Product {
 // Whether the GEMV takes a product of M rows of x: decode and small batches stream W once for every
 // row; more rows go to the packed GEMM (block-quantized weights: to quant::matmul's float32 panels). Both
 // are Highway code for the path's own vector width.
-bool use_gemv(SimdLevel level, int64_t M) {
+// Whether a product of M rows of x with weights of type t streams W through the GEMV: decode-sized products on
+// the SIMD paths, and block-quantized products of any size on a path with no quantized GEMM (NEON).
+bool use_gemv(SimdLevel level, int64_t M, DType t) {
 #if LINFER_HWY
-  return level != SimdLevel::Scalar && M <= kGemvMaxRows;
+  return level != SimdLevel::Scalar && (M <= kGemvMaxRows || (is_quantized(t) && !quant::has_gemm(level)));
 #else
-  (void)level, (void)M;
+  (void)level, (void)M, (void)t;
   return false;
 #endif
 }
@@ -189,7 +191,7 @@ void gemv_many(SimdLevel level, std::span<const Product> ps) {
 void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, float* y, SimdLevel level) {
   const WeightMatrix wm = weight_matrix(w, "matmul");
   if (M <= 0 || wm.N == 0) return;
-  if (use_gemv(level, M)) {
+  if (use_gemv(level, M, wm.dtype)) {
     const Product p{x, M, wm, bias, y};
     return gemv_many(level, {&p, 1});
   }
@@ -213,7 +215,7 @@ void matmul_many(std::span<const MatmulArgs> products, SimdLevel level) {
   for (const MatmulArgs& a : products) {
     const WeightMatrix wm = weight_matrix(*a.w, "matmul");
     if (a.M <= 0 || wm.N == 0) continue;
-    if (use_gemv(level, a.M)) streamed.push_back({a.x, a.M, wm, a.bias, a.y});
+    if (use_gemv(level, a.M, wm.dtype)) streamed.push_back({a.x, a.M, wm, a.bias, a.y});
     else matmul(a.x, a.M, *a.w, a.bias, a.y, level);
   }
   gemv_many(level, streamed);

@@ -41,10 +41,6 @@ void matmul_scalar(const float* x, int64_t M, const WeightMatrix& w, const float
 }
 
 #if LINFER_X86 && LINFER_HWY
-// Rows of x above which a call runs as float32 panels through the packed GEMM (gemm_hwy.cpp): up to
-// here every row of a batch gets the bits it gets alone, as with bf16 weights (matmul.cpp).
-constexpr int64_t kRegisterMaxRows = 48;
-
 // Prefill: `panel` weight rows at a time dequantized to float32 (a bounded buffer, never the whole
 // matrix), multiplied by the packed GEMM into a [M, panel] buffer, copied into y's columns. The
 // dequantization (~1 ns per weight) is small beside the GEMM's 2·M flops per weight.
@@ -69,19 +65,6 @@ void matmul_panels(const float* x, int64_t M, const WeightMatrix& w, const float
 }
 #endif
 
-#if LINFER_HWY
-// The Highway path: x's group sums once per call (where the path reads them), then weight rows over the pool.
-void matmul_registers(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y,
-                      SimdLevel level) {
-  thread_local std::vector<float> xs_buf;  // [M, K / 32]
-  const bool offsets = hwy_paths::reads_group_sums(level, w.dtype);
-  xs_buf.resize(offsets ? size_t(M * (w.K / 32)) : 1);
-  if (offsets) group_sums(x, M, w.K, xs_buf.data());
-  const float* xs = xs_buf.data();
-  parallel_for(0, w.N, [&](int64_t n0, int64_t n1) { hwy_paths::matmul_rows(level, x, xs, M, w, bias, y, n0, n1); }, 8);
-}
-#endif
-
 }  // namespace
 
 void group_sums(const float* x, int64_t M, int64_t K, float* xs) {
@@ -93,16 +76,22 @@ void group_sums(const float* x, int64_t M, int64_t K, float* xs) {
     }
 }
 
+bool has_gemm(SimdLevel level) {
+#if LINFER_X86 && LINFER_HWY
+  return level >= SimdLevel::Avx2;
+#else
+  (void)level;
+  return false;
+#endif
+}
+
 void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y, SimdLevel level) {
 #if LINFER_X86 && LINFER_HWY
-  if (level >= SimdLevel::Avx2 && M > kRegisterMaxRows) {
+  if (has_gemm(level)) {
     if (rounds_prefill_to_bf16(quant_activations()))
       if (const GemmBf16Fn bf16_dot = gemm_bf16_dot_for(level)) return bf16_dot(x, M, w, bias, y);
     return matmul_panels(x, M, w, bias, y, level);
   }
-#endif
-#if LINFER_HWY
-  if (level != SimdLevel::Scalar) return matmul_registers(x, M, w, bias, y, level);
 #endif
   matmul_scalar(x, M, w, bias, y);
 }

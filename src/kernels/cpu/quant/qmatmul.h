@@ -1,13 +1,15 @@
 #pragma once
 // Internal: y = x · wᵀ for block-quantized weights (core/quant_formats.h), reached through
-// kernels::matmul / matmul_many (kernels/cpu/matmul.h). Activations are float32. Up to 48 rows of x (decode,
-// small batches): each weight block is dequantized in registers (scalar path: into one block-sized buffer)
-// and dotted with up to 4 rows of x at a time (avx2, avx512, neon: Highway vectors of 8, 16, 4 lanes; on
-// those paths matmul.cpp's GEMV calls hwy_paths::matmul_rows itself, so a layer's products share one split
-// of the pool whatever their weights' types); a row's sums never depend on the other rows of the call
-// (batched decode gives each sequence the bits it gets alone). More rows on x86 (prefill): panels of weight
-// rows dequantized to a bounded float32 buffer and multiplied by the packed GEMM. The matrix is never
-// widened to a float32 copy as a whole.
+// kernels::matmul / matmul_many (kernels/cpu/matmul.h). Up to 48 rows of x (decode, small batches) on the
+// SIMD paths, and every size on a path without a quantized GEMM (NEON), matmul.cpp's GEMV calls
+// hwy_paths::matmul_rows (each weight block dequantized in registers and dotted with up to 4 rows of x at a
+// time: Highway vectors of 8, 16, 4 lanes on avx2, avx512, neon), so a layer's products share one split of
+// the pool whatever their weights' types; a row's sums never depend on the other rows of the call (batched
+// decode gives each sequence the bits it gets alone). matmul() below takes the rest: more rows on x86
+// (prefill), on the bf16 GEMM where the activations setting rounds x to bf16 and the CPU has it (weights
+// dequantized and rounded to bf16 a block of K at a time: gemm_bf16.h), else panels of weight rows
+// dequantized to a bounded float32 buffer for the packed float32 GEMM; and the scalar path (each block into
+// a block-sized buffer). The matrix is never widened to a float32 copy as a whole.
 // Thread-safety: reentrant; parallel over N on the thread pool.
 
 #include <cstdint>
@@ -17,8 +19,12 @@
 
 namespace linfer::kernels::quant {
 
-// y[M, N] = x[M, K] · wᵀ (+ bias[N]); w.dtype quantized, K % dtype_block(w.dtype) == 0 and ld a
-// multiple of the block (matmul.cpp checks).
+// Whether matmul() has a GEMM for the `level` path (x86-64's avx2 and avx512); elsewhere the GEMV takes
+// products of every size.
+bool has_gemm(SimdLevel level);
+
+// y[M, N] = x[M, K] · wᵀ (+ bias[N]) on has_gemm's GEMM or the scalar path (level Scalar); w.dtype quantized,
+// K % dtype_block(w.dtype) == 0 and ld a multiple of the block (matmul.cpp checks).
 void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y, SimdLevel level);
 
 // Sums of each run of 32 consecutive values of the M rows of x [M, K]: xs[M, K / 32]. Formats with

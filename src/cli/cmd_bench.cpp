@@ -154,10 +154,12 @@ void add_bench(CLI::App& app) {
     const WeightSummary weights = summarize_folder(a->model);
     const std::string weight_types = weights.known() ? weights.types_short() : "?";
     // What the weights multiply (linfer/core/quant_activations.h): a CPU setting only, and only where this
-    // CPU has the kernels it asks for (elsewhere the products stay float32)
+    // CPU has the kernels it asks for, for these weights' types (elsewhere the products stay float32)
     using kernels::ActivationRounding;
-    const ActivationRounding rounds =
-        model->device() == Device::Cpu ? kernels::activation_rounding(quant_activations()) : ActivationRounding{};
+    const std::vector<DType> dtypes = weights.dtypes();
+    const ActivationRounding rounds = model->device() == Device::Cpu
+                                          ? kernels::activation_rounding(quant_activations(), dtypes)
+                                          : ActivationRounding{};
     const QuantActivations acts =
         rounds.bf16_prefill || rounds.int8_decode ? quant_activations() : QuantActivations::F32;
     const std::string acts_label = std::string(rounds.int8_decode ? ", int8 activations in decode" : "") +

@@ -20,6 +20,7 @@ namespace linfer::cli {
 
 struct WeightSummary {
   struct PerType {
+    DType dtype = DType::F32;
     int tensors = 0;
     int64_t params = 0;
     double bytes = 0;
@@ -36,6 +37,11 @@ struct WeightSummary {
     for (const auto& [p, name] : by_params())
       s += fmt::format("{}{} {:.0f}%", s.empty() ? "" : " + ", name, 100.0 * double(p) / double(params));
     return fmt::format("{} of parameters, {:.2f} bits/weight", s, bits_per_weight());
+  }
+  std::vector<DType> dtypes() const {
+    std::vector<DType> v;
+    for (const auto& [name, t] : types) v.push_back(t.dtype);
+    return v;
   }
   // "q4_k+q4_0+bf16": the types, most parameters first.
   std::string types_short() const {
@@ -61,6 +67,7 @@ WeightSummary summarize_weights(const Files& files) {
     if (!e.dtype) continue;
     const int64_t n = shape_numel(e.shape);
     auto& t = w.types[std::string(dtype_name(*e.dtype))];
+    t.dtype = *e.dtype;
     ++t.tensors;
     t.params += n;
     t.bytes += double(dtype_nbytes(*e.dtype, n));

@@ -8,6 +8,7 @@
 #include "dense_test_util.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quant/qmatmul_q8.h"
 #include "kernels/cpu/quant/quantize.h"
 #include "linfer/core/thread_pool.h"
 
@@ -136,4 +137,25 @@ TEST(GemmBf16Dot, QuantizedMatmulTakesItWhenSet) {
     EXPECT_NE(f32, direct) << dtype_name(t) << ": float32 activations must not round x";
     EXPECT_LT(rel_err(direct, f32), 1e-2) << dtype_name(t) << ": bf16 rounding far from float32";
   }
+}
+
+// What linfer bench reports: each rounding only for the types and paths that have its kernel.
+TEST(ActivationRounding, FollowsTheSettingTheTypesAndThePath) {
+  using A = QuantActivations;
+  const SimdLevel level = simd_level();
+  const bool bf16 = kernels::gemm_bf16_dot_for(level) != nullptr;
+  const bool int8 = kernels::quant::q8_kernel_for(level, DType::Q4_K) != nullptr;
+  auto r = [&](A a, std::vector<DType> types, SimdLevel l) { return kernels::activation_rounding(a, types, l); };
+  const auto f32 = r(A::F32, {DType::BF16, DType::Q4_K}, level);
+  EXPECT_FALSE(f32.bf16_prefill || f32.int8_decode);
+  EXPECT_EQ(r(A::BF16, {DType::BF16}, level).bf16_prefill, bf16);
+  EXPECT_EQ(r(A::BF16, {DType::Q4_K, DType::F32}, level).bf16_prefill, bf16);
+  EXPECT_FALSE(r(A::BF16, {DType::Q4_K}, level).int8_decode);
+  EXPECT_FALSE(r(A::BF16, {DType::F32}, level).bf16_prefill) << "no bf16 or quantized weight to round for";
+  EXPECT_EQ(r(A::Q8, {DType::Q4_K}, level).int8_decode, int8);
+  EXPECT_EQ(r(A::Q8, {DType::Q4_K}, level).bf16_prefill, bf16);
+  EXPECT_FALSE(r(A::Q8, {DType::BF16}, level).int8_decode) << "no quantized weight";
+  EXPECT_FALSE(r(A::Q8, {DType::Q5_K}, level).int8_decode) << "Q5_K has no int8 kernel";
+  const auto scalar = r(A::Q8, {DType::BF16, DType::Q4_K}, SimdLevel::Scalar);
+  EXPECT_FALSE(scalar.bf16_prefill || scalar.int8_decode);
 }

@@ -204,9 +204,13 @@ void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, f
   matmul_scalar(x, M, wm, bias, y);
 }
 
-ActivationRounding activation_rounding(QuantActivations a, SimdLevel level) {
-  return {rounds_prefill_to_bf16(a) && gemm_bf16_dot_for(level) != nullptr,
-          rounds_decode_to_int8(a) && quant::q8_kernel_for(level, DType::Q8_0) != nullptr};
+ActivationRounding activation_rounding(QuantActivations a, std::span<const DType> weight_types, SimdLevel level) {
+  ActivationRounding r;
+  for (DType t : weight_types) {
+    r.bf16_prefill |= (t == DType::BF16 || is_quantized(t)) && rounds_prefill_to_bf16(a) && gemm_bf16_dot_for(level);
+    r.int8_decode |= rounds_decode_to_int8(a) && quant::q8_kernel_for(level, t) != nullptr;
+  }
+  return r;
 }
 
 void matmul_many(std::span<const MatmulArgs> products, SimdLevel level) {

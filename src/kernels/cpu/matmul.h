@@ -47,13 +47,15 @@ struct MatmulArgs {
 //   matmul_many(qkv);
 void matmul_many(std::span<const MatmulArgs> products, SimdLevel level = simd_level());
 
-// What an activations setting (linfer/core/quant_activations.h) changes on the `level` path of this CPU: each
-// rounding needs its kernel (bf16 prefill: the bf16 GEMM, avx512 path with AVX-512 BF16; int8 decode: the
-// int8 kernels of block-quantized weights, x86-64 with AVX2); without it the products stay float32.
+// What an activations setting (linfer/core/quant_activations.h) changes on the `level` path of this CPU for
+// weights of the given types: each rounding needs its kernel (bf16 prefill: the bf16 GEMM, avx512 path with
+// AVX-512 BF16, for BF16 or block-quantized weights; int8 decode: an int8 kernel for one of the types, x86-64
+// with AVX2); without it the products stay float32.
 struct ActivationRounding {
   bool bf16_prefill = false, int8_decode = false;
 };
-ActivationRounding activation_rounding(QuantActivations a, SimdLevel level = simd_level());
+ActivationRounding activation_rounding(QuantActivations a, std::span<const DType> weight_types,
+                                       SimdLevel level = simd_level());
 
 // out[i, :] = float32(table[ids[i], :]). table: 2-D [V, D], f32 / bf16 / f16. Throws linfer::Error
 // naming the id when ids[i] is outside [0, V).

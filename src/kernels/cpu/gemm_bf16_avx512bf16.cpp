@@ -8,12 +8,17 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/quant_formats.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_tasks.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/thread_pool.h"
+
+// GCC 12's AVX-512 intrinsics pass undefined merge operands and then report them as "may be used
+// uninitialized" once inlined (as in quant/qmatmul_q8_avx512vnni.cpp): don't-care values.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace linfer::kernels {
 namespace {
@@ -89,17 +94,78 @@ void pack_panels(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int6
   }
 }
 
+// 16 bytes at p as float lanes, unsigned or signed.
+inline __m512 u8x16(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
+inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+inline float half_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+// Two runs of 16 floats as 32 bf16 at dst (nearest even).
+inline void put_bf16(uint16_t* dst, __m512 lo, __m512 hi) {
+  _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+}
+
+// n values of a quantized row from its block at src, dequantized as core's dequantize_row does (the same
+// float32 products and sums, vectorized: Q8_0, Q4_0, Q4_K; the other formats through core's own code) and
+// rounded to bf16 at dst.
+void dequantize_bf16(DType t, const uint8_t* src, int64_t n, uint16_t* dst) {
+  switch (t) {
+    case DType::Q8_0:
+      for (int64_t i = 0; i < n; i += 32, src += 34) {
+        const __m512 d = _mm512_set1_ps(half_at(src));
+        const __m128i* q = reinterpret_cast<const __m128i*>(src + 2);
+        put_bf16(dst + i, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q)))),
+                 _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q + 1)))));
+      }
+      return;
+    case DType::Q4_0:  // element l the low nibble of byte l, l + 16 its high one; d · q - 8 d
+      for (int64_t i = 0; i < n; i += 32, src += 18) {
+        const float df = half_at(src);
+        const __m512 d = _mm512_set1_ps(df), m = _mm512_set1_ps(-8.0f * df);
+        const __m128i v = load16(src + 2), low = _mm_set1_epi8(15);
+        put_bf16(dst + i, _mm512_add_ps(_mm512_mul_ps(d, u8x16(_mm_and_si128(v, low))), m),
+                 _mm512_add_ps(_mm512_mul_ps(d, u8x16(_mm_and_si128(_mm_srli_epi16(v, 4), low))), m));
+      }
+      return;
+    case DType::Q4_K:  // group g of 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones
+      for (int64_t i = 0; i < n; i += 256, src += 144) {
+        const float d = half_at(src), dmin = half_at(src + 2);
+        uint8_t sc[8], mn[8];
+        linfer::quant::q4k_scales_mins(src + 4, sc, mn);
+        const __m128i low = _mm_set1_epi8(15);
+        for (int g = 0; g < 4; ++g) {
+          const uint8_t* qs = src + 16 + 32 * g;
+          for (int h = 0; h < 2; ++h) {  // sub-block 2g + h
+            const __m512 dj = _mm512_set1_ps(d * float(sc[2 * g + h])), oj = _mm512_set1_ps(dmin * float(mn[2 * g + h]));
+            const __m128i a = load16(qs), b = load16(qs + 16);
+            const __m128i qa = h ? _mm_and_si128(_mm_srli_epi16(a, 4), low) : _mm_and_si128(a, low);
+            const __m128i qb = h ? _mm_and_si128(_mm_srli_epi16(b, 4), low) : _mm_and_si128(b, low);
+            put_bf16(dst + i + 64 * g + 32 * h, _mm512_sub_ps(_mm512_mul_ps(dj, u8x16(qa)), oj),
+                     _mm512_sub_ps(_mm512_mul_ps(dj, u8x16(qb)), oj));
+          }
+        }
+      }
+      return;
+    default: {
+      alignas(64) float f32[2 * kKCP];
+      for (int64_t i = 0; i < n; i += 2 * kKCP) {
+        const int64_t c = std::min(n - i, 2 * kKCP);
+        linfer::quant::dequantize_row(t, src + dtype_nbytes(t, i), f32, c);
+        for (int64_t k = 0; k < c; k += 32) _mm512_storeu_si512(dst + i + k, bf16_pairs(f32 + k, c - k));
+      }
+    }
+  }
+}
+
 // Rows [n0, n0 + nc) of quantized w, values [2·k0, 2·k0 + 2·kcp) (whole blocks: k0 is a multiple of kKCP and
 // K of the block), dequantized and rounded to bf16 into rows of kKCP pairs: a BF16 view for pack_panels.
 WeightMatrix stage_quantized(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int64_t kcp, uint16_t* rows) {
   const int64_t k_first = 2 * k0, n_k = std::min(2 * kcp, w.K - k_first);
-  alignas(64) float f32[2 * kKCP];
-  for (int64_t r = 0; r < nc; ++r) {
-    const auto* src = static_cast<const uint8_t*>(w.data) + dtype_nbytes(w.dtype, (n0 + r) * w.ld + k_first);
-    linfer::quant::dequantize_row(w.dtype, src, f32, n_k);
-    for (int64_t k = 0; k < n_k; k += 32)
-      _mm512_storeu_si512(rows + r * 2 * kKCP + k, bf16_pairs(f32 + k, n_k - k));
-  }
+  for (int64_t r = 0; r < nc; ++r)
+    dequantize_bf16(w.dtype, static_cast<const uint8_t*>(w.data) + dtype_nbytes(w.dtype, (n0 + r) * w.ld + k_first),
+                    n_k, rows + r * 2 * kKCP);
   return WeightMatrix{rows, DType::BF16, nc, n_k, 2 * kKCP};
 }
 

@@ -39,16 +39,16 @@ std::vector<float> reference(const std::vector<float>& x, int64_t M, const std::
 
 // Random weights [N, K] quantized to t: the bytes and their float32 values (core's dequantizer, what the
 // kernel reads them through).
-// Q6_K (which linfer does not write): random bytes with a small scale d.
+// Q6_K and Q5_K (which linfer does not write): random bytes with small scales.
 StoredWeights quantized(std::mt19937& rng, DType t, int64_t N, int64_t K) {
   StoredWeights q{std::vector<uint8_t>(dtype_nbytes(t, N * K)), std::vector<float>(size_t(N * K))};
-  if (t == DType::Q6_K) {
+  if (t == DType::Q6_K || t == DType::Q5_K) {
     std::uniform_int_distribution<int> byte(0, 255);
     for (auto& b : q.bytes) b = uint8_t(byte(rng));
-    for (size_t off = 0; off < q.bytes.size(); off += 210) {
-      const uint16_t d = f32_to_f16(0.002f);
-      std::memcpy(q.bytes.data() + off + 208, &d, 2);
-    }
+    const uint16_t d = f32_to_f16(0.002f);
+    for (size_t off = 0; off < q.bytes.size(); off += dtype_block_bytes(t))  // Q6_K: d last; Q5_K: d, dmin first
+      for (size_t at : t == DType::Q6_K ? std::vector<size_t>{208} : std::vector<size_t>{0, 2})
+        std::memcpy(q.bytes.data() + off + at, &d, 2);
   } else {
     const auto w = random_vec(rng, size_t(N * K), 0.1f);
     kernels::quantize_row(t, w.data(), q.bytes.data(), N * K);
@@ -83,14 +83,14 @@ TEST(GemmBf16Dot, MatchesTheProductOfTheRoundedX) {
 }
 
 // Quantized weights are dequantized a block of K at a time (256 values: whole blocks of every format) and
-// rounded to bf16 (Q8_0, Q4_0, Q4_K by the kernel's own code, Q6_K through core's dequantizer): K across
-// several such blocks and a short last one.
+// rounded to bf16 (Q8_0, Q4_0, Q4_K, Q6_K by the kernel's own code, Q5_K through core's dequantizer): K
+// across several such blocks and a short last one.
 TEST(GemmBf16Dot, QuantizedWeights) {
   const auto fn = kernel_or_null();
   if (!fn) GTEST_SKIP() << "needs the avx512 path on a CPU with AVX-512 BF16";
   uint32_t seed = 50;
   set_num_threads(2);
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q5_K})
     for (int64_t M : {1, 13, 150})
       for (int64_t N : {1, 33, 130})
         for (int64_t K : {256, 512, 768 + (dtype_block(t) == 32 ? 96 : 256)}) {

@@ -108,8 +108,8 @@ inline void put_bf16(uint16_t* dst, __m512 lo, __m512 hi) {
 }
 
 // n values of a quantized row from its block at src, dequantized as core's dequantize_row does (the same
-// float32 products and sums, vectorized: Q8_0, Q4_0, Q4_K; the other formats through core's own code) and
-// rounded to bf16 at dst.
+// float32 products and sums, vectorized: Q8_0, Q4_0, Q4_K, Q6_K; the other formats through core's own code)
+// and rounded to bf16 at dst.
 void dequantize_bf16(DType t, const uint8_t* src, int64_t n, uint16_t* dst) {
   switch (t) {
     case DType::Q8_0:
@@ -144,6 +144,29 @@ void dequantize_bf16(DType t, const uint8_t* src, int64_t n, uint16_t* dst) {
             const __m128i qb = h ? _mm_and_si128(_mm_srli_epi16(b, 4), low) : _mm_and_si128(b, low);
             put_bf16(dst + i + 64 * g + 32 * h, _mm512_sub_ps(_mm512_mul_ps(dj, u8x16(qa)), oj),
                      _mm512_sub_ps(_mm512_mul_ps(dj, u8x16(qb)), oj));
+          }
+        }
+      }
+      return;
+    case DType::Q6_K:  // per half of 128: run j of 32 from ql's nibbles and qh's bit pair j; 16-value sub-blocks
+      for (int64_t i = 0; i < n; i += 256, src += 210) {
+        const float d = half_at(src + 208);
+        const __m128i low = _mm_set1_epi8(15), three = _mm_set1_epi8(3);
+        for (int h = 0; h < 2; ++h) {
+          const uint8_t* ql = src + 64 * h;
+          const uint8_t* qh = src + 128 + 32 * h;
+          const auto* sc = reinterpret_cast<const int8_t*>(src + 192 + 8 * h);
+          for (int j = 0; j < 4; ++j) {
+            __m512 f[2];
+            for (int half16 = 0; half16 < 2; ++half16) {  // l in [16 half16, 16 half16 + 16): sub-block 2j + half16
+              const int l0 = 16 * half16;
+              const __m128i q4 = load16(ql + l0 + (j % 2 ? 32 : 0)), bits = load16(qh + l0);
+              const __m128i nib = j < 2 ? _mm_and_si128(q4, low) : _mm_and_si128(_mm_srli_epi16(q4, 4), low);
+              const __m128i hb = _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(bits, 2 * j), three), 4);
+              const __m512i q = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_or_si128(nib, hb)), _mm512_set1_epi32(32));
+              f[half16] = _mm512_mul_ps(_mm512_set1_ps(d * float(sc[half16 + 2 * j])), _mm512_cvtepi32_ps(q));
+            }
+            put_bf16(dst + i + 128 * h + 32 * j, f[0], f[1]);
           }
         }
       }

@@ -138,7 +138,8 @@ void dequantize_bf16(DType t, const uint8_t* src, int64_t n, uint16_t* dst) {
         for (int g = 0; g < 4; ++g) {
           const uint8_t* qs = src + 16 + 32 * g;
           for (int h = 0; h < 2; ++h) {  // sub-block 2g + h
-            const __m512 dj = _mm512_set1_ps(d * float(sc[2 * g + h])), oj = _mm512_set1_ps(dmin * float(mn[2 * g + h]));
+            const __m512 dj = _mm512_set1_ps(d * float(sc[2 * g + h]));
+            const __m512 oj = _mm512_set1_ps(dmin * float(mn[2 * g + h]));
             const __m128i a = load16(qs), b = load16(qs + 16);
             const __m128i qa = h ? _mm_and_si128(_mm_srli_epi16(a, 4), low) : _mm_and_si128(a, low);
             const __m128i qb = h ? _mm_and_si128(_mm_srli_epi16(b, 4), low) : _mm_and_si128(b, low);

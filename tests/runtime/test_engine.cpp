@@ -5,9 +5,11 @@
 // cancelled request frees its slots; the prefix cache resumes a later turn and changes nothing.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "linfer/model.h"
 #include "linfer/tokenizer.h"
@@ -267,6 +269,9 @@ TEST(Engine, ACancelledSlotGoesToTheNextRequestInTheSameIteration) {
                      [&](const EngineEvent& e) {
                        inner(e);
                        if (e.kind == EngineEvent::Kind::Token && !cancelled && a.ids[0].size() >= 3) {
+                         // A's tokens may come before submit() has returned its id: wait for it (the engine
+                         // thread runs callbacks outside its locks), or the cancel would name no request.
+                         while (id == 0) std::this_thread::yield();
                          cancelled = true;
                          engine.submit({.prompt = prompt, .max_tokens = 5, .ignore_eos = true, .sampling = greedy()},
                                        b.callback());

@@ -94,7 +94,7 @@ void pack_panels(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int6
   }
 }
 
-// 16 bytes at p as float lanes, unsigned or signed.
+// 16 unsigned bytes as float lanes.
 inline __m512 u8x16(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
 inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 inline float half_at(const uint8_t* p) {

@@ -353,12 +353,18 @@ std::vector<std::pair<const char*, kernels::quant::Q8RowsFn>> q8_kernels() {
 struct Rounded {  // quantize_q8's arrays for x [M, K]
   std::vector<int8_t> q;
   std::vector<float> d, gs;
-  std::vector<int32_t> s4;
+  std::vector<int32_t> off_q4_0, off_q6_k;
+  int64_t ld;
   Rounded(const std::vector<float>& x, int64_t M, int64_t K)
-      : q(size_t(M * K)), d(size_t(M * K / 32)), gs(size_t(M * K / 32)), s4(size_t(M * K / 4)) {
-    kernels::quant::quantize_q8(x.data(), M, K, q.data(), d.data(), s4.data(), gs.data());
+      : q(size_t(M * kernels::quant::q8_ld(K))), d(size_t(M * K / 32)), gs(size_t(M * K / 32)),
+        off_q4_0(q.size() / 4), off_q6_k(q.size() / 4), ld(kernels::quant::q8_ld(K)) {
+    kernels::quant::quantize_q8(x.data(), M, K, q.data(), d.data(), off_q4_0.data(), off_q6_k.data(), gs.data());
   }
-  kernels::quant::Q8Acts acts() const { return {q.data(), d.data(), s4.data(), gs.data()}; }
+  kernels::quant::Q8Acts acts() const {
+    return {ld, q.data(), d.data(), off_q4_0.data(), off_q6_k.data(), gs.data()};
+  }
+  // Where run j of x's row m starts in q.
+  size_t at(int64_t m, int64_t j) const { return size_t(m * ld + 32 * j); }
 };
 
 }  // namespace
@@ -377,7 +383,8 @@ TEST(QuantQ8, RoundsEachRunOf32) {
   const Rounded r(x, 2, K);
   for (int64_t run = 0; run < 2 * K / 32; ++run) {
     const float* xr = x.data() + 32 * run;
-    const int8_t* qr = r.q.data() + 32 * run;
+    const size_t e = r.at(run / (K / 32), run % (K / 32));
+    const int8_t* qr = r.q.data() + e;
     if (run == 2 || run == 3) {
       EXPECT_TRUE(std::isnan(r.d[size_t(run)])) << "run " << run << ": a non-finite run must give NaN products";
       for (int i = 0; i < 32; ++i) EXPECT_EQ(qr[i], 0) << run;
@@ -392,8 +399,12 @@ TEST(QuantQ8, RoundsEachRunOf32) {
       EXPECT_LE(std::fabs(double(xr[i]) - double(r.d[size_t(run)]) * qr[i]), 0.5001 * double(r.d[size_t(run)]))
           << "run " << run << " element " << i;
     }
-    for (int i = 0; i < 8; ++i)
-      EXPECT_EQ(r.s4[size_t(8 * run + i)], qr[4 * i] + qr[4 * i + 1] + qr[4 * i + 2] + qr[4 * i + 3]) << run;
+    int32_t half[2] = {0, 0};
+    for (int i = 0; i < 32; ++i) half[i / 16] += qr[i];
+    for (int i = 0; i < 8; ++i) {
+      EXPECT_EQ(r.off_q4_0[e / 4 + size_t(i)], -sum) << run;
+      EXPECT_EQ(r.off_q6_k[e / 4 + size_t(i)], -8 * half[i / 4]) << run;
+    }
     EXPECT_EQ(r.gs[size_t(run)], r.d[size_t(run)] * float(sum)) << run;
   }
 }
@@ -424,7 +435,7 @@ TEST(QuantQ8, KernelsMatchDequantizedProducts) {
               for (int64_t m = 0; m < M; ++m) {
                 double ref = bias[size_t(n)], mag = std::fabs(bias[size_t(n)]);
                 for (int64_t k = 0; k < K; ++k) {
-                  const double xk = double(r.d[size_t((m * K + k) / 32)]) * r.q[size_t(m * K + k)];
+                  const double xk = double(r.d[size_t((m * K + k) / 32)]) * r.q[r.at(m, 0) + size_t(k)];
                   ref += wn[size_t(k)] * xk, mag += std::fabs(wn[size_t(k)] * xk);
                 }
                 const double got = y[size_t(m * N + n)];

@@ -101,19 +101,19 @@ class QuantInputs {
       const bool quantized = is_quantized(p.w.dtype);
       q8_[j] = quantized && q8 ? quant::q8_kernel_for(level, p.w.dtype) : nullptr;
       const bool reads = q8_[j] || (quantized && quant::hwy_paths::reads_group_sums(level, p.w.dtype));
-      at_[j + 1] = at_[j] + (reads ? p.M * p.w.K : 0);  // elements of x; a multiple of 32
+      at_[j + 1] = at_[j] + (reads ? p.M * quant::q8_ld(p.w.K) : 0);  // rows of x with room for Q8Acts::ld
     }
     const size_t n = size_t(at_[ps.size()]);
     gs_.resize(n / 32 + 1);
-    if (q8) q_.resize(n + 1), d_.resize(n / 32 + 1), s4_.resize(n / 4 + 1);
+    if (q8) q_.resize(n + 1), d_.resize(n / 32 + 1), off_.resize(n / 2 + 1);
     for (size_t j = 0; j < ps.size(); ++j) {
       const Product& p = ps[j];
       if (at_[j + 1] == at_[j]) continue;
 #if LINFER_X86
       if (q8_[j]) {
         const int64_t e = at_[j];
-        quant::quantize_q8(p.x, p.M, p.w.K, q_.data() + e, d_.data() + e / 32, s4_.data() + e / 4,
-                           gs_.data() + e / 32);
+        quant::quantize_q8(p.x, p.M, p.w.K, q_.data() + e, d_.data() + e / 32, off_.data() + e / 2,
+                           off_.data() + e / 2 + (at_[j + 1] - e) / 4, gs_.data() + e / 32);
         continue;
       }
 #endif
@@ -125,7 +125,7 @@ class QuantInputs {
   void rows(SimdLevel level, const Product& p, size_t j, int64_t n0, int64_t n1) const {
     const int64_t e = at_[j];
     if (q8_[j])
-      q8_[j](q8_acts(e), p.M, p.w, p.bias, p.y, n0, n1);
+      q8_[j](q8_acts(j, p.w.K), p.M, p.w, p.bias, p.y, n0, n1);
     else if (is_quantized(p.w.dtype))
       quant::hwy_paths::matmul_rows(level, p.x, gs_.data() + e / 32, p.M, p.w, p.bias, p.y, n0, n1);
     else
@@ -133,9 +133,11 @@ class QuantInputs {
   }
 
  private:
-  // The rounded x of the product whose inputs start at element e.
-  quant::Q8Acts q8_acts(int64_t e) const {
-    return {q_.data() + e, d_.data() + e / 32, s4_.data() + e / 4, gs_.data() + e / 32};
+  // The rounded x of product j.
+  quant::Q8Acts q8_acts(size_t j, int64_t K) const {
+    const int64_t e = at_[j];
+    const int32_t* off = off_.data() + e / 2;
+    return {quant::q8_ld(K), q_.data() + e, d_.data() + e / 32, off, off + (at_[j + 1] - e) / 4, gs_.data() + e / 32};
   }
 
   std::vector<int64_t> at_;              // [products + 1] where product j's inputs start, in elements of x
@@ -143,7 +145,7 @@ class QuantInputs {
   std::vector<float> gs_;                // group sums (or the rounded x's: Q8Acts::gs), at at_ / 32
   std::vector<int8_t> q_;                // Q8Acts::q at at_
   std::vector<float> d_;                 // Q8Acts::d at at_ / 32
-  std::vector<int32_t> s4_;              // Q8Acts::s4 at at_ / 4
+  std::vector<int32_t> off_;             // Q8Acts::off_q4_0 at at_ / 2, then off_q6_k
 };
 #endif
 

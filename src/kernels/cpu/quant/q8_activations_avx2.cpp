@@ -8,12 +8,14 @@
 
 namespace linfer::kernels::quant {
 
-void quantize_q8(const float* x, int64_t M, int64_t K, int8_t* q, float* d, int32_t* s4, float* gs) {
-  const int64_t runs = M * (K / 32);
+void quantize_q8(const float* x, int64_t M, int64_t K, int8_t* q, float* d, int32_t* off_q4_0, int32_t* off_q6_k,
+                 float* gs) {
+  const int64_t runs = M * (K / 32), ld = q8_ld(K);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), ones8 = _mm256_set1_epi8(1);
   for (int64_t r = 0; r < runs; ++r) {
     const float* xr = x + 32 * r;
+    const int64_t e = r / (K / 32) * ld + 32 * (r % (K / 32));  // where the run's q start
     __m256 v[4], amax = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
     for (int i = 0; i < 4; ++i) {
       v[i] = _mm256_loadu_ps(xr + 8 * i);
@@ -30,12 +32,15 @@ void quantize_q8(const float* x, int64_t M, int64_t K, int8_t* q, float* d, int3
     for (int i = 0; i < 4; ++i) n[i] = finite ? _mm256_cvtps_epi32(_mm256_mul_ps(v[i], inv)) : _mm256_setzero_si256();
     const __m256i b = _mm256_permutevar8x32_epi32(
         _mm256_packs_epi16(_mm256_packs_epi32(n[0], n[1]), _mm256_packs_epi32(n[2], n[3])), order);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * r), b);
-    const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, b), _mm256_set1_epi16(1));  // per 4
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(s4 + 8 * r), sums);
-    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + e), b);
+    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, b), _mm256_set1_epi16(1));  // per 4
+    s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0x4E));
+    s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0xB1));  // each half's 16, in all its lanes
+    const __m256i all = _mm256_add_epi32(s, _mm256_permute2x128_si256(s, s, 1));
+    const __m256i zero = _mm256_setzero_si256();
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(off_q4_0 + e / 4), _mm256_sub_epi32(zero, all));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(off_q6_k + e / 4), _mm256_sub_epi32(zero, _mm256_slli_epi32(s, 3)));
+    const __m128i t = _mm256_castsi256_si128(all);
     d[r] = dr;
     gs[r] = dr * float(_mm_cvtsi128_si32(t));
   }

@@ -24,15 +24,18 @@ struct Kernels {
   // Q8_0 (34 bytes: fp16 d, 32 int8): |q| against x with q's sign.
   static void q8_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
     __m256 acc[R];
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 32; ++b, w += 34) {
       const float dw = half_at(w);
       const __m256i v = bytes32(w + 2), a = _mm256_abs_epi8(v);
+      #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const __m256i p = dot(a, _mm256_sign_epi8(bytes32(x.q[r] + 32 * b), v));
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * x.d[r][b]), acc[r]);
       }
     }
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]);
   }
 
@@ -41,17 +44,19 @@ struct Kernels {
   static void q4_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
     const __m256i low = _mm256_set1_epi8(15);
     __m256 acc[R];
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 32; ++b, w += 18) {
       const float dw = half_at(w);
       const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
       const __m256i n = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(a, 4), a), low);
+      #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        const __m256i p = _mm256_sub_epi32(dot(n, bytes32(x.q[r] + 32 * b)),
-                                           _mm256_slli_epi32(bytes32(x.s4[r] + 8 * b), 3));
+        const __m256i p = _mm256_add_epi32(dot(n, bytes32(x.q[r] + 32 * b)), bytes32(x.off_q4_0[r] + 8 * b));
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * x.d[r][b]), acc[r]);
       }
     }
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]);
   }
 
@@ -60,6 +65,7 @@ struct Kernels {
   static void q4_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
     const __m256i low = _mm256_set1_epi8(15);
     __m256 acc[R], off[R];
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = off[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 256; ++b, w += 144) {
       uint8_t sc[8], m[8];
@@ -67,6 +73,7 @@ struct Kernels {
       const __m256 scale = _mm256_mul_ps(u8_floats(sc), _mm256_set1_ps(half_at(w)));
       const __m256 mins = _mm256_mul_ps(u8_floats(m), _mm256_set1_ps(half_at(w + 2)));
       alignas(32) float f[R][8];  // d sc_j · x's scale of sub-block j
+      #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         off[r] = _mm256_fmadd_ps(mins, _mm256_loadu_ps(x.gs[r] + 8 * b), off[r]);
         _mm256_store_ps(f[r], _mm256_mul_ps(scale, _mm256_loadu_ps(x.d[r] + 8 * b)));
@@ -74,6 +81,7 @@ struct Kernels {
       for (int g = 0; g < 4; ++g) {
         const __m256i v = bytes32(w + 16 + 32 * g);
         const __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           const int8_t* q = x.q[r] + 256 * b + 64 * g;
           acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot(lo, bytes32(q))), _mm256_set1_ps(f[r][2 * g]), acc[r]);
@@ -82,6 +90,7 @@ struct Kernels {
         }
       }
     }
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]) - sum8(off[r]);
   }
 
@@ -91,6 +100,7 @@ struct Kernels {
   static void q6_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
     const __m256i low = _mm256_set1_epi8(15), high = _mm256_set1_epi8(0x30);
     __m256 acc[R];
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 256; ++b, w += 210) {
       alignas(32) float sc[16];  // d · the int8 sub-block scales
@@ -109,14 +119,15 @@ struct Kernels {
           const int s = 8 * h + 2 * j;
           const __m256 sub = _mm256_set_m128(_mm_set1_ps(sc[s + 1]), _mm_set1_ps(sc[s]));  // lanes 0-3, 4-7
           const int64_t e = 256 * b + 128 * h + 32 * j;
+          #pragma GCC unroll 8
           for (int r = 0; r < R; ++r) {
-            const __m256i p = _mm256_sub_epi32(dot(n[j], bytes32(x.q[r] + e)),
-                                               _mm256_slli_epi32(bytes32(x.s4[r] + e / 4), 5));
+            const __m256i p = _mm256_add_epi32(dot(n[j], bytes32(x.q[r] + e)), bytes32(x.off_q6_k[r] + e / 4));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sub, _mm256_set1_ps(x.d[r][e / 32])), acc[r]);
           }
         }
       }
     }
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]);
   }
 };

@@ -59,6 +59,13 @@ struct Kernels {
     return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
                                  _mm512_zextps128_ps512(_mm_mul_ps(ws, d)));
   }
+  // x's scales of runs b, b + 1 at dx: lanes 0-7 the first, 8-15 the second (kOne: 0).
+  template <bool kOne>
+  static __m512 dx_pair(const float* dx) {
+    const __m128 d = kOne ? _mm_load_ss(dx) : _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(dx)));
+    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                                 _mm512_zextps128_ps512(d));
+  }
   // The 64 bytes of x at p (kOne: the first 32, the rest 0).
   template <bool kOne>
   static __m512i x_bytes(const int8_t* p) {
@@ -68,41 +75,49 @@ struct Kernels {
   // Q8_0 (34 bytes: fp16 d, 32 int8), blocks b and b + 1 at once: |q| against x with q's sign.
   static void q8_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
     __m512 acc[R];
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     pairs<34>(w, K, [&]<bool kOne>(int64_t b, const uint8_t* wb) {
       const __m512i v = join(bytes32(wb + 2), kOne ? _mm256_setzero_si256() : bytes32(wb + 36));
       const __mmask64 neg = _mm512_movepi8_mask(v);
       const __m512i a = _mm512_abs_epi8(v);
       const __m128 ws = w_scales<kOne, 34>(wb);
+      #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const __m512i q = x_bytes<kOne>(x.q[r] + 32 * b);
         const __m512i p = dot(a, _mm512_mask_sub_epi8(q, neg, _mm512_setzero_si512(), q));
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_scales<kOne>(ws, x.d[r] + b), acc[r]);
       }
     });
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
   }
 
   // Q4_0 (18 bytes: fp16 d, 16 bytes of nibbles; element i the low nibble of byte i, i + 16 its high one),
-  // blocks b and b + 1 at once: d · (Σ n q - 8 Σ q).
+  // blocks b and b + 1 at once: d · (Σ n q - 8 Σ q), the offset added to the products' lanes first.
   static void q4_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
     const __m512i low = _mm512_set1_epi8(15);
-    auto nibbles = [](const uint8_t* p) {
-      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-      return _mm256_set_m128i(_mm_srli_epi16(a, 4), a);
-    };
+    // Each 128-bit lane of nibble bytes in the order of x's elements: lanes 1 and 3 shifted (per 64 bits: the
+    // bits a byte takes from its neighbour fall outside the low nibble).
+    const __m512i shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     __m512 acc[R];
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     pairs<18>(w, K, [&]<bool kOne>(int64_t b, const uint8_t* wb) {
-      const __m512i n = _mm512_and_si512(join(nibbles(wb + 2), kOne ? _mm256_setzero_si256() : nibbles(wb + 20)), low);
-      const __m128 ws = w_scales<kOne, 18>(wb);
+      __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 2)));
+      if constexpr (!kOne) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 20)));
+      const __m512i n = _mm512_and_si512(_mm512_srlv_epi64(v, shift), low);
+      const __m512 ws = _mm512_permutexvar_ps(spread, _mm512_zextps128_ps512(w_scales<kOne, 18>(wb)));
+      #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        const __m512i s4 = kOne ? _mm512_zextsi256_si512(bytes32(x.s4[r] + 8 * b))
-                                : _mm512_loadu_si512(x.s4[r] + 8 * b);
-        const __m512i p = _mm512_sub_epi32(dot(n, x_bytes<kOne>(x.q[r] + 32 * b)), _mm512_slli_epi32(s4, 3));
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_scales<kOne>(ws, x.d[r] + b), acc[r]);
+        const int32_t* o = x.off_q4_0[r] + 8 * b;
+        const __m512i p = _mm512_dpbusd_epi32(kOne ? _mm512_zextsi256_si512(bytes32(o)) : _mm512_loadu_si512(o), n,
+                                              x_bytes<kOne>(x.q[r] + 32 * b));
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws, dx_pair<kOne>(x.d[r] + b)), acc[r]);
       }
     });
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
   }
 
@@ -113,6 +128,7 @@ struct Kernels {
     const __m512i low = _mm512_set1_epi8(15);
     __m512 acc[R];
     __m256 off[R];
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), off[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 256; ++b, w += 144) {
       uint8_t sc[8], m[8];
@@ -120,6 +136,7 @@ struct Kernels {
       const __m256 scale = _mm256_mul_ps(u8_floats(sc), _mm256_set1_ps(half_at(w)));
       const __m256 mins = _mm256_mul_ps(u8_floats(m), _mm256_set1_ps(half_at(w + 2)));
       __m256 f[R];  // d sc_j · x's scale of sub-block j
+      #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         off[r] = _mm256_fmadd_ps(mins, _mm256_loadu_ps(x.gs[r] + 8 * b), off[r]);
         f[r] = _mm256_mul_ps(scale, _mm256_loadu_ps(x.d[r] + 8 * b));
@@ -128,12 +145,14 @@ struct Kernels {
       for (int g = 0; g < 4; ++g) {
         const __m256i v = bytes32(w + 16 + 32 * g);
         const __m512i n = _mm512_and_si512(join(v, _mm256_srli_epi16(v, 4)), low);
+        #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           const __m512i p = dot(n, _mm512_loadu_si512(x.q[r] + 256 * b + 64 * g));
           acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), spread8(f[r], 2 * g), acc[r]);
         }
       }
     }
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]) - sum8(off[r]);
   }
 
@@ -147,12 +166,14 @@ struct Kernels {
     // Lane i of the vector of runs (2p, 2p + 1) in half h: sub-block 8h + 4p + i / 4.
     const __m512i quarter = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     __m512 acc[R];
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     for (int64_t b = 0; b < K / 256; ++b, w += 210) {
       const __m512 sc = _mm512_mul_ps(
           _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)))),
           _mm512_set1_ps(half_at(w + 208)));  // d · the int8 sub-block scales
       __m256 dx[R];
+      #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) dx[r] = _mm256_loadu_ps(x.d[r] + 8 * b);
       for (int h = 0; h < 2; ++h) {
         const __m512i ql = join(bytes32(w + 64 * h), bytes32(w + 64 * h + 32));
@@ -165,15 +186,17 @@ struct Kernels {
         for (int p = 0; p < 2; ++p) {
           const __m512 wscale = _mm512_permutexvar_ps(_mm512_add_epi32(quarter, _mm512_set1_epi32(8 * h + 4 * p)), sc);
           const int64_t e = 256 * b + 128 * h + 64 * p;
+          #pragma GCC unroll 8
           for (int r = 0; r < R; ++r) {
-            const __m512i s = _mm512_sub_epi32(dot(n[p], _mm512_loadu_si512(x.q[r] + e)),
-                                               _mm512_slli_epi32(_mm512_loadu_si512(x.s4[r] + e / 4), 5));
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.off_q6_k[r] + e / 4), n[p],
+                                                  _mm512_loadu_si512(x.q[r] + e));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wscale, spread8(dx[r], 4 * h + 2 * p)),
                                      acc[r]);
           }
         }
       }
     }
+    #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
   }
 };

@@ -9,7 +9,8 @@
 // What every form computes: each weight block is unpacked once into unsigned integer bytes in the order of
 // x's elements (Q8_0: |q|, the sign moved onto x), multiplied with up to R rows of x (AVX2: 4, AVX-512: 8),
 // and each run of 32 (Q6_K: 16) products is scaled by (weight scale) · (x's scale) in float32. Offsets: Q4_0's
-// 8 and Q6_K's 32 as integers through x's sums of 4; the K-quants' mins through x's sums of 32 (gs). The
+// 8 and Q6_K's 32 as integers, x's share per lane of 4 products added to the lane (Q8Acts::off_*); the
+// K-quants' mins through x's sums of 32 (gs). The
 // result is the float32 dot product of the dequantized weights with the rounded x (x ≈ d · q), in an order
 // that depends on K only: a row of x gets the same bits whatever the other rows of its call.
 
@@ -48,7 +49,8 @@ template <int R>
 struct Rows8 {
   const int8_t* q[R];
   const float* d[R];
-  const int32_t* s4[R];
+  const int32_t* off_q4_0[R];
+  const int32_t* off_q6_k[R];
   const float* gs[R];
 };
 
@@ -67,7 +69,8 @@ void rows_q8(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bia
         Rows8<kR> in;
         for (int r = 0; r < kR; ++r) {
           const int64_t m = m0 + r;
-          in.q[r] = x.q + m * K, in.s4[r] = x.s4 + m * (K / 4);
+          in.q[r] = x.q + m * x.ld;
+          in.off_q4_0[r] = x.off_q4_0 + m * (x.ld / 4), in.off_q6_k[r] = x.off_q6_k + m * (x.ld / 4);
           in.d[r] = x.d + m * (K / 32), in.gs[r] = x.gs + m * (K / 32);
         }
         using Row = Kernels<kR>;

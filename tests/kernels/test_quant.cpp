@@ -352,17 +352,15 @@ std::vector<std::pair<const char*, kernels::quant::Q8RowsFn>> q8_kernels() {
 
 struct Rounded {  // quantize_q8's arrays for x [M, K]
   std::vector<int8_t> q;
-  std::vector<float> d, gs;
-  std::vector<int32_t> off_q4_0, off_q6_k;
+  std::vector<float> d, gs16, gs;
+  std::vector<int32_t> off_q4_0;
   int64_t ld;
   Rounded(const std::vector<float>& x, int64_t M, int64_t K)
-      : q(size_t(M * kernels::quant::q8_ld(K))), d(size_t(M * K / 32)), gs(size_t(M * K / 32)),
-        off_q4_0(q.size() / 4), off_q6_k(q.size() / 4), ld(kernels::quant::q8_ld(K)) {
-    kernels::quant::quantize_q8(x.data(), M, K, q.data(), d.data(), off_q4_0.data(), off_q6_k.data(), gs.data());
+      : q(size_t(M * kernels::quant::q8_ld(K))), d(size_t(M * K / 32)), gs16(size_t(M * K / 16)),
+        gs(size_t(M * K / 32)), off_q4_0(q.size() / 4), ld(kernels::quant::q8_ld(K)) {
+    kernels::quant::quantize_q8(x.data(), M, K, q.data(), d.data(), off_q4_0.data(), gs16.data(), gs.data());
   }
-  kernels::quant::Q8Acts acts() const {
-    return {ld, q.data(), d.data(), off_q4_0.data(), off_q6_k.data(), gs.data()};
-  }
+  kernels::quant::Q8Acts acts() const { return {ld, q.data(), d.data(), off_q4_0.data(), gs16.data(), gs.data()}; }
   // Where run j of x's row m starts in q.
   size_t at(int64_t m, int64_t j) const { return size_t(m * ld + 32 * j); }
 };
@@ -401,10 +399,8 @@ TEST(QuantQ8, RoundsEachRunOf32) {
     }
     int32_t half[2] = {0, 0};
     for (int i = 0; i < 32; ++i) half[i / 16] += qr[i];
-    for (int i = 0; i < 8; ++i) {
-      EXPECT_EQ(r.off_q4_0[e / 4 + size_t(i)], -sum) << run;
-      EXPECT_EQ(r.off_q6_k[e / 4 + size_t(i)], -8 * half[i / 4]) << run;
-    }
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(r.off_q4_0[e / 4 + size_t(i)], -sum) << run;
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(r.gs16[size_t(2 * run + i)], r.d[size_t(run)] * float(half[i])) << run;
     EXPECT_EQ(r.gs[size_t(run)], r.d[size_t(run)] * float(sum)) << run;
   }
 }

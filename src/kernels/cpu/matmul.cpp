@@ -105,15 +105,15 @@ class QuantInputs {
     }
     const size_t n = size_t(at_[ps.size()]);
     gs_.resize(n / 32 + 1);
-    if (q8) q_.resize(n + 1), d_.resize(n / 32 + 1), off_.resize(n / 2 + 1);
+    if (q8) q_.resize(n + 1), d_.resize(n / 32 + 1), off_.resize(n / 4 + 1), gs16_.resize(n / 16 + 1);
     for (size_t j = 0; j < ps.size(); ++j) {
       const Product& p = ps[j];
       if (at_[j + 1] == at_[j]) continue;
 #if LINFER_X86
       if (q8_[j]) {
         const int64_t e = at_[j];
-        quant::quantize_q8(p.x, p.M, p.w.K, q_.data() + e, d_.data() + e / 32, off_.data() + e / 2,
-                           off_.data() + e / 2 + (at_[j + 1] - e) / 4, gs_.data() + e / 32);
+        quant::quantize_q8(p.x, p.M, p.w.K, q_.data() + e, d_.data() + e / 32, off_.data() + e / 4,
+                           gs16_.data() + e / 16, gs_.data() + e / 32);
         continue;
       }
 #endif
@@ -136,8 +136,8 @@ class QuantInputs {
   // The rounded x of product j.
   quant::Q8Acts q8_acts(size_t j, int64_t K) const {
     const int64_t e = at_[j];
-    const int32_t* off = off_.data() + e / 2;
-    return {quant::q8_ld(K), q_.data() + e, d_.data() + e / 32, off, off + (at_[j + 1] - e) / 4, gs_.data() + e / 32};
+    return {quant::q8_ld(K), q_.data() + e, d_.data() + e / 32, off_.data() + e / 4, gs16_.data() + e / 16,
+            gs_.data() + e / 32};
   }
 
   std::vector<int64_t> at_;              // [products + 1] where product j's inputs start, in elements of x
@@ -145,7 +145,8 @@ class QuantInputs {
   std::vector<float> gs_;                // group sums (or the rounded x's: Q8Acts::gs), at at_ / 32
   std::vector<int8_t> q_;                // Q8Acts::q at at_
   std::vector<float> d_;                 // Q8Acts::d at at_ / 32
-  std::vector<int32_t> off_;             // Q8Acts::off_q4_0 at at_ / 2, then off_q6_k
+  std::vector<int32_t> off_;             // Q8Acts::off_q4_0 at at_ / 4
+  std::vector<float> gs16_;              // Q8Acts::gs16 at at_ / 16
 };
 #endif
 

@@ -8,7 +8,7 @@
 
 namespace linfer::kernels::quant {
 
-void quantize_q8(const float* x, int64_t M, int64_t K, int8_t* q, float* d, int32_t* off_q4_0, int32_t* off_q6_k,
+void quantize_q8(const float* x, int64_t M, int64_t K, int8_t* q, float* d, int32_t* off_q4_0, float* gs16,
                  float* gs) {
   const int64_t runs = M * (K / 32), ld = q8_ld(K);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
@@ -36,13 +36,11 @@ void quantize_q8(const float* x, int64_t M, int64_t K, int8_t* q, float* d, int3
     __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, b), _mm256_set1_epi16(1));  // per 4
     s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0x4E));
     s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0xB1));  // each half's 16, in all its lanes
-    const __m256i all = _mm256_add_epi32(s, _mm256_permute2x128_si256(s, s, 1));
-    const __m256i zero = _mm256_setzero_si256();
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(off_q4_0 + e / 4), _mm256_sub_epi32(zero, all));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(off_q6_k + e / 4), _mm256_sub_epi32(zero, _mm256_slli_epi32(s, 3)));
-    const __m128i t = _mm256_castsi256_si128(all);
+    const int32_t h0 = _mm256_extract_epi32(s, 0), h1 = _mm256_extract_epi32(s, 4);
+    gs16[2 * r] = dr * float(h0), gs16[2 * r + 1] = dr * float(h1);
+    gs[r] = dr * float(h0 + h1);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(off_q4_0 + e / 4), _mm256_set1_epi32(-(h0 + h1)));
     d[r] = dr;
-    gs[r] = dr * float(_mm_cvtsi128_si32(t));
   }
 }
 

@@ -99,14 +99,19 @@ struct Kernels {
   // 8h + 2j + l / 16.
   static void q6_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
     const __m256i low = _mm256_set1_epi8(15), high = _mm256_set1_epi8(0x30);
-    __m256 acc[R];
+    __m256 acc[R], off[R];
     #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int r = 0; r < R; ++r) acc[r] = off[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 256; ++b, w += 210) {
       alignas(32) float sc[16];  // d · the int8 sub-block scales
       const __m256 d = _mm256_set1_ps(half_at(w + 208));
       _mm256_store_ps(sc, _mm256_mul_ps(i8_floats(w + 192), d));
       _mm256_store_ps(sc + 8, _mm256_mul_ps(i8_floats(w + 200), d));
+      #pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {  // the offset 32 per sub-block
+        off[r] = _mm256_fmadd_ps(_mm256_load_ps(sc), _mm256_loadu_ps(x.gs16[r] + 16 * b), off[r]);
+        off[r] = _mm256_fmadd_ps(_mm256_load_ps(sc + 8), _mm256_loadu_ps(x.gs16[r] + 16 * b + 8), off[r]);
+      }
       for (int h = 0; h < 2; ++h) {
         const uint8_t* ql = w + 64 * h;
         const __m256i a = bytes32(ql), c = bytes32(ql + 32), hb = bytes32(w + 128 + 32 * h);
@@ -121,14 +126,14 @@ struct Kernels {
           const int64_t e = 256 * b + 128 * h + 32 * j;
           #pragma GCC unroll 8
           for (int r = 0; r < R; ++r) {
-            const __m256i p = _mm256_add_epi32(dot(n[j], bytes32(x.q[r] + e)), bytes32(x.off_q6_k[r] + e / 4));
+            const __m256i p = dot(n[j], bytes32(x.q[r] + e));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sub, _mm256_set1_ps(x.d[r][e / 32])), acc[r]);
           }
         }
       }
     }
     #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]);
+    for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]) - 32.0f * sum8(off[r]);
   }
 };
 

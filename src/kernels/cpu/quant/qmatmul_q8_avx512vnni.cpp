@@ -165,13 +165,15 @@ struct Kernels {
     const __m512i shl01 = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4), shr23 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
     // Lane i of the vector of runs (2p, 2p + 1) in half h: sub-block 8h + 4p + i / 4.
     const __m512i quarter = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    __m512 acc[R];
+    __m512 acc[R], off[R];
     #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) acc[r] = off[r] = _mm512_setzero_ps();
     for (int64_t b = 0; b < K / 256; ++b, w += 210) {
       const __m512 sc = _mm512_mul_ps(
           _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)))),
           _mm512_set1_ps(half_at(w + 208)));  // d · the int8 sub-block scales
+      #pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) off[r] = _mm512_fmadd_ps(sc, _mm512_loadu_ps(x.gs16[r] + 16 * b), off[r]);
       __m256 dx[R];
       #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) dx[r] = _mm256_loadu_ps(x.d[r] + 8 * b);
@@ -188,8 +190,7 @@ struct Kernels {
           const int64_t e = 256 * b + 128 * h + 64 * p;
           #pragma GCC unroll 8
           for (int r = 0; r < R; ++r) {
-            const __m512i s = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.off_q6_k[r] + e / 4), n[p],
-                                                  _mm512_loadu_si512(x.q[r] + e));
+            const __m512i s = dot(n[p], _mm512_loadu_si512(x.q[r] + e));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wscale, spread8(dx[r], 4 * h + 2 * p)),
                                      acc[r]);
           }
@@ -197,7 +198,7 @@ struct Kernels {
       }
     }
     #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
+    for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]) - 32.0f * sum16(off[r]);
   }
 };
 

@@ -8,9 +8,9 @@
 //
 // What every form computes: each weight block is unpacked once into unsigned integer bytes in the order of
 // x's elements (Q8_0: |q|, the sign moved onto x), multiplied with up to R rows of x (AVX2: 4, AVX-512: 8),
-// and each run of 32 (Q6_K: 16) products is scaled by (weight scale) · (x's scale) in float32. Offsets: Q4_0's
-// 8 and Q6_K's 32 as integers, x's share per lane of 4 products added to the lane (Q8Acts::off_*); the
-// K-quants' mins through x's sums of 32 (gs). The
+// and each run of 32 (Q6_K: 16) products is scaled by (weight scale) · (x's scale) in float32. Offsets (Q4_0's
+// 8 as an integer per lane; Q6_K's 32 and the K-quants' mins apart, in float32, through x's sums of 16 (gs16)
+// or 32 (gs). The
 // result is the float32 dot product of the dequantized weights with the rounded x (x ≈ d · q), in an order
 // that depends on K only: a row of x gets the same bits whatever the other rows of its call.
 
@@ -50,7 +50,7 @@ struct Rows8 {
   const int8_t* q[R];
   const float* d[R];
   const int32_t* off_q4_0[R];
-  const int32_t* off_q6_k[R];
+  const float* gs16[R];
   const float* gs[R];
 };
 
@@ -69,9 +69,8 @@ void rows_q8(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bia
         Rows8<kR> in;
         for (int r = 0; r < kR; ++r) {
           const int64_t m = m0 + r;
-          in.q[r] = x.q + m * x.ld;
-          in.off_q4_0[r] = x.off_q4_0 + m * (x.ld / 4), in.off_q6_k[r] = x.off_q6_k + m * (x.ld / 4);
-          in.d[r] = x.d + m * (K / 32), in.gs[r] = x.gs + m * (K / 32);
+          in.q[r] = x.q + m * x.ld, in.off_q4_0[r] = x.off_q4_0 + m * (x.ld / 4);
+          in.d[r] = x.d + m * (K / 32), in.gs[r] = x.gs + m * (K / 32), in.gs16[r] = x.gs16 + m * (K / 16);
         }
         using Row = Kernels<kR>;
         switch (t) {

@@ -40,16 +40,16 @@ struct Kernels {
     for (; b + 1 < nb; b += 2, w += 2 * kBytes) body.template operator()<false>(b, w);
     if (b < nb) body.template operator()<true>(b, w);
   }
-  // The two blocks' fp16 scales at w and w + kBytes as floats in lanes 0 and 1 (kOne: lane 1 is 0): once per
-  // pair of blocks, for all rows of x.
+  // The two blocks' fp16 scales at w and w + kBytes as floats in lanes 0 and 1 (kOne: lane 1 is 0; lanes 2
+  // and 3 hold whatever the bytes after the scales make): once per pair of blocks, for all rows of x.
   template <bool kOne, int64_t kBytes>
   static __m128 w_scales(const uint8_t* w) {
-    uint16_t h16[2] = {0, 0};  // (memcpy: the scales sit at any even address)
-    std::memcpy(h16, w, 2);
-    if constexpr (!kOne) std::memcpy(h16 + 1, w + kBytes, 2);
-    uint32_t hh;
-    std::memcpy(&hh, h16, 4);
-    return _mm_cvtph_ps(_mm_cvtsi32_si128(int(hh)));
+    auto at = [](const uint8_t* p) {  // (memcpy: the scales sit at any even address)
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      return _mm_cvtsi32_si128(v);
+    };
+    return _mm_cvtph_ps(_mm_unpacklo_epi16(at(w), kOne ? _mm_setzero_si128() : at(w + kBytes)));
   }
   // w_scales times x's scales of runs b, b + 1 (row r) at dx: lanes 0-7 the first block's, 8-15 the second's.
   template <bool kOne>
@@ -58,13 +58,6 @@ struct Kernels {
                           : _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(dx)));
     return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
                                  _mm512_zextps128_ps512(_mm_mul_ps(ws, d)));
-  }
-  // x's scales of runs b, b + 1 at dx: lanes 0-7 the first, 8-15 the second (kOne: 0).
-  template <bool kOne>
-  static __m512 dx_pair(const float* dx) {
-    const __m128 d = kOne ? _mm_load_ss(dx) : _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(dx)));
-    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-                                 _mm512_zextps128_ps512(d));
   }
   // The 64 bytes of x at p (kOne: the first 32, the rest 0).
   template <bool kOne>
@@ -100,7 +93,6 @@ struct Kernels {
     // Each 128-bit lane of nibble bytes in the order of x's elements: lanes 1 and 3 shifted (per 64 bits: the
     // bits a byte takes from its neighbour fall outside the low nibble).
     const __m512i shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
-    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     __m512 acc[R];
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -108,13 +100,13 @@ struct Kernels {
       __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 2)));
       if constexpr (!kOne) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 20)));
       const __m512i n = _mm512_and_si512(_mm512_srlv_epi64(v, shift), low);
-      const __m512 ws = _mm512_permutexvar_ps(spread, _mm512_zextps128_ps512(w_scales<kOne, 18>(wb)));
+      const __m128 ws = w_scales<kOne, 18>(wb);
       #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const int32_t* o = x.off_q4_0[r] + 8 * b;
         const __m512i p = _mm512_dpbusd_epi32(kOne ? _mm512_zextsi256_si512(bytes32(o)) : _mm512_loadu_si512(o), n,
                                               x_bytes<kOne>(x.q[r] + 32 * b));
-        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws, dx_pair<kOne>(x.d[r] + b)), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_scales<kOne>(ws, x.d[r] + b), acc[r]);
       }
     });
     #pragma GCC unroll 8

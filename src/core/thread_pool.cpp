@@ -48,7 +48,7 @@ struct Job {
   FunctionRef<void(int64_t)> task;
   int64_t n_tasks;
   std::atomic<int64_t> next{0};  // next unclaimed task index
-  std::exception_ptr error;      // the first exception a task threw; guarded by Pool::mu_
+  std::exception_ptr error{};    // the first exception a task threw; guarded by Pool::mu_
 };
 
 class Pool {

@@ -8,11 +8,11 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "core/quant_formats.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_tasks.h"
+#include "kernels/cpu/half_at.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/thread_pool.h"
 
@@ -97,11 +97,6 @@ void pack_panels(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int6
 // 16 unsigned bytes as float lanes.
 inline __m512 u8x16(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
 inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
-inline float half_at(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
 // Two runs of 16 floats as 32 bf16 at dst (nearest even).
 inline void put_bf16(uint16_t* dst, __m512 lo, __m512 hi) {
   _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));

@@ -17,10 +17,10 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "core/quant_formats.h"
 #include "kernels/cpu/gemm_tasks.h"
+#include "kernels/cpu/half_at.h"
 #include "kernels/cpu/matmul_simd.h"
 #include "kernels/cpu/quant/q8_activations.h"
 #include "linfer/core/dtype.h"
@@ -28,11 +28,6 @@
 namespace linfer::kernels::quant {
 namespace {
 
-inline float half_at(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
 inline __m256i bytes32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline float sum8(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

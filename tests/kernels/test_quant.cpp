@@ -340,7 +340,7 @@ TEST(QuantMatmul, QuantizedEmbeddingRows) {
 // says so, a row of x gets the same bits whatever the batch.
 namespace {
 
-constexpr DType kQ8Types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
+constexpr DType kQ8Types[] = {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 std::vector<std::pair<const char*, kernels::quant::Q8RowsFn>> q8_kernels() {
   std::vector<std::pair<const char*, kernels::quant::Q8RowsFn>> out;

@@ -4,7 +4,8 @@ namespace linfer::kernels::quant {
 
 Q8RowsFn q8_kernel_for(SimdLevel level, DType t) {
 #if LINFER_X86
-  const bool has = t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q6_K;
+  const bool has = t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q5_0 || t == DType::Q4_K || t == DType::Q5_K ||
+                   t == DType::Q6_K;
   if (!has || level < SimdLevel::Avx2) return nullptr;
   static const bool vnni = cpu_has("avx512vnni") && cpu_has("avx512vl") && cpu_has("avx512bw");
   return level >= SimdLevel::Avx512 && vnni ? q8_rows_avx512vnni : q8_rows_avx2;

@@ -2,6 +2,8 @@
 // -mf16c); qmatmul_q8_rows.h has what they compute.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "kernels/cpu/quant/qmatmul_q8.h"
 #include "kernels/cpu/quant/qmatmul_q8_rows.h"
 
@@ -12,6 +14,15 @@ namespace {
 // [-127, 127]: vpmaddubsw adds byte pairs in 16 bits (2 · 128 · 127 fits, so nothing saturates).
 inline __m256i dot(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// Byte i = 16 where bit i of h is set, else 0 (Q5_0's fifth bits).
+inline __m256i fifth_bits(uint32_t h) {
+  const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(int(h)),  // byte i = byte i / 8 of h
+                                            _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202,
+                                                               0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201));  // byte i: bit i % 8
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit), _mm256_set1_epi8(16));
 }
 
 // The 8 signed bytes at p as float lanes.
@@ -39,35 +50,51 @@ struct Kernels {
     for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]);
   }
 
-  // Q4_0 (18 bytes: fp16 d, 16 bytes of nibbles; element i the low nibble of byte i, i + 16 its high one):
-  // d · Σ (n - 8) q = d · (Σ n q - 8 Σ q).
-  static void q4_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+  // Q4_0 (18 bytes: fp16 d, 16 bytes of nibbles; element i the low nibble of byte i, i + 16 its high one) and
+  // Q5_0 (kFive; 22 bytes: fp16 d, 32 fifth bits, the nibbles as Q4_0): d · Σ (n - o) q = d · (Σ n q - o Σ q),
+  // o = 8 (16), the offset added to the products' lanes first (x's -Σ q per lane, o / 8 times).
+  template <bool kFive>
+  static void q32(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    constexpr int64_t kBytes = kFive ? 22 : 18, kNibbles = kFive ? 6 : 2;
     const __m256i low = _mm256_set1_epi8(15);
     __m256 acc[R];
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < K / 32; ++b, w += 18) {
+    for (int64_t b = 0; b < K / 32; ++b, w += kBytes) {
       const float dw = half_at(w);
-      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
-      const __m256i n = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(a, 4), a), low);
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + kNibbles));
+      __m256i n = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(a, 4), a), low);
+      if constexpr (kFive) {
+        uint32_t h;
+        std::memcpy(&h, w + 2, 4);
+        n = _mm256_or_si256(n, fifth_bits(h));
+      }
       #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        const __m256i p = _mm256_add_epi32(dot(n, bytes32(x.q[r] + 32 * b)), bytes32(x.off_q4_0[r] + 8 * b));
+        const __m256i off = bytes32(x.off_q4_0[r] + 8 * b);
+        __m256i p = _mm256_add_epi32(dot(n, bytes32(x.q[r] + 32 * b)), off);
+        if constexpr (kFive) p = _mm256_add_epi32(p, off);
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * x.d[r][b]), acc[r]);
       }
     }
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]);
   }
+  static void q4_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { q32<false>(w, K, x, out); }
+  static void q5_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { q32<true>(w, K, x, out); }
 
   // Q4_K (144 bytes per 256: fp16 d, dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; group g
-  // of 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones): Σ_j d sc_j Σ n q·dx - dmin m_j gs_j.
-  static void q4_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
-    const __m256i low = _mm256_set1_epi8(15);
+  // of 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones) and Q5_K (kFive; 176 bytes: qh[32]
+  // before the nibbles, bit 2g of qh[l] the fifth of element 64g + l, bit 2g + 1 of 64g + 32 + l):
+  // Σ_j d sc_j Σ n q·dx - dmin m_j gs_j.
+  template <bool kFive>
+  static void qk(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    constexpr int64_t kBytes = kFive ? 176 : 144, kNibbles = kFive ? 48 : 16;
+    const __m256i low = _mm256_set1_epi8(15), fifth = _mm256_set1_epi8(16);
     __m256 acc[R], off[R];
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = off[r] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < K / 256; ++b, w += 144) {
+    for (int64_t b = 0; b < K / 256; ++b, w += kBytes) {
       uint8_t sc[8], m[8];
       linfer::quant::q4k_scales_mins(w + 4, sc, m);
       const __m256 scale = _mm256_mul_ps(u8_floats(sc), _mm256_set1_ps(half_at(w)));
@@ -78,9 +105,15 @@ struct Kernels {
         off[r] = _mm256_fmadd_ps(mins, _mm256_loadu_ps(x.gs[r] + 8 * b), off[r]);
         _mm256_store_ps(f[r], _mm256_mul_ps(scale, _mm256_loadu_ps(x.d[r] + 8 * b)));
       }
+      const __m256i qh = kFive ? bytes32(w + 16) : _mm256_setzero_si256();
       for (int g = 0; g < 4; ++g) {
-        const __m256i v = bytes32(w + 16 + 32 * g);
-        const __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        const __m256i v = bytes32(w + kNibbles + 32 * g);
+        __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        if constexpr (kFive) {  // bits 2g and 2g + 1 of qh to bit 4
+          const __m256i t = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * g));
+          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(t, 4), fifth));
+          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(t, 3), fifth));
+        }
         #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           const int8_t* q = x.q[r] + 256 * b + 64 * g;
@@ -93,6 +126,8 @@ struct Kernels {
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum8(acc[r]) - sum8(off[r]);
   }
+  static void q4_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { qk<false>(w, K, x, out); }
+  static void q5_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { qk<true>(w, K, x, out); }
 
   // Q6_K (210 bytes per 256: ql[128], qh[64], 16 int8 scales, fp16 d): per half h of 128, element 32j + l
   // (l < 32) is ql's nibble | qh's bit pair j << 4, minus 32, scaled by its 16-element sub-block's scale

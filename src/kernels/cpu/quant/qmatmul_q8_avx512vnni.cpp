@@ -1,8 +1,9 @@
 // The int8-activation kernels on 512-bit vectors with AVX-512 VNNI (compiled with -mavx512f -mavx512bw
 // -mavx512vl -mavx512vnni; run only where the CPU has them); qmatmul_q8_rows.h has what they compute. One
-// vpdpbusd takes two runs of 32 at once: Q8_0 and Q4_0 two blocks (an odd last block alone, the upper half
-// zero), Q4_K a group's low and high nibbles, Q6_K two of a half's four 32-element runs. The float scales of
-// the two runs sit in the vector's two halves (Q6_K: its four quarters, one 16-element sub-block each).
+// vpdpbusd takes two runs of 32 at once: Q8_0, Q4_0 and Q5_0 two blocks (an odd last block alone, the upper
+// half zero), Q4_K and Q5_K a group's low and high nibbles, Q6_K two of a half's four 32-element runs. The
+// float scales of the two runs sit in the vector's two halves (Q6_K: its four quarters, one 16-element
+// sub-block each).
 #include <immintrin.h>
 
 #include <cstring>
@@ -86,43 +87,60 @@ struct Kernels {
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
   }
 
-  // Q4_0 (18 bytes: fp16 d, 16 bytes of nibbles; element i the low nibble of byte i, i + 16 its high one),
-  // blocks b and b + 1 at once: d · (Σ n q - 8 Σ q), the offset added to the products' lanes first.
-  static void q4_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
-    const __m512i low = _mm512_set1_epi8(15);
+  // Q4_0 (18 bytes: fp16 d, 16 bytes of nibbles; element i the low nibble of byte i, i + 16 its high one) and
+  // Q5_0 (kFive; 22 bytes: fp16 d, 32 fifth bits, the nibbles as Q4_0), blocks b and b + 1 at once:
+  // d · (Σ n q - o Σ q), o = 8 (16), the offset added to the products' lanes first (x's -Σ q per lane, o / 8 times).
+  template <bool kFive>
+  static void q32(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    constexpr int64_t kBytes = kFive ? 22 : 18, kNibbles = kFive ? 6 : 2;
+    const __m512i low = _mm512_set1_epi8(15), fifth = _mm512_set1_epi8(16);
     // Each 128-bit lane of nibble bytes in the order of x's elements: lanes 1 and 3 shifted (per 64 bits: the
     // bits a byte takes from its neighbour fall outside the low nibble).
     const __m512i shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
     __m512 acc[R];
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-    pairs<18>(w, K, [&]<bool kOne>(int64_t b, const uint8_t* wb) {
-      __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 2)));
-      if constexpr (!kOne) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 20)));
-      const __m512i n = _mm512_and_si512(_mm512_srlv_epi64(v, shift), low);
-      const __m128 ws = w_scales<kOne, 18>(wb);
+    pairs<kBytes>(w, K, [&]<bool kOne>(int64_t b, const uint8_t* wb) {
+      __m512i v = _mm512_broadcast_i32x4(load16(wb + kNibbles));
+      if constexpr (!kOne) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, load16(wb + kBytes + kNibbles));
+      __m512i n = _mm512_and_si512(_mm512_srlv_epi64(v, shift), low);
+      if constexpr (kFive) {  // bit i of qh is element i's fifth: one mask bit per byte of n
+        uint32_t h[2] = {0, 0};
+        std::memcpy(h, wb + 2, 4);
+        if constexpr (!kOne) std::memcpy(h + 1, wb + kBytes + 2, 4);
+        n = _mm512_or_si512(n, _mm512_maskz_mov_epi8(_cvtu64_mask64(h[0] | uint64_t(h[1]) << 32), fifth));
+      }
+      const __m128 ws = w_scales<kOne, kBytes>(wb);
       #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const int32_t* o = x.off_q4_0[r] + 8 * b;
-        const __m512i p = _mm512_dpbusd_epi32(kOne ? _mm512_zextsi256_si512(bytes32(o)) : _mm512_loadu_si512(o), n,
-                                              x_bytes<kOne>(x.q[r] + 32 * b));
+        const __m512i off = kOne ? _mm512_zextsi256_si512(bytes32(o)) : _mm512_loadu_si512(o);
+        __m512i p = _mm512_dpbusd_epi32(off, n, x_bytes<kOne>(x.q[r] + 32 * b));
+        if constexpr (kFive) p = _mm512_add_epi32(p, off);
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_scales<kOne>(ws, x.d[r] + b), acc[r]);
       }
     });
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
   }
+  static void q4_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { q32<false>(w, K, x, out); }
+  static void q5_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { q32<true>(w, K, x, out); }
 
   // Q4_K (144 bytes per 256: fp16 d, dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; group g
-  // of 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones, one vector):
+  // of 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones, one vector) and Q5_K (kFive; 176
+  // bytes: qh[32] before the nibbles, bit 2g of qh[l] the fifth of element 64g + l, bit 2g + 1 of 64g + 32 + l):
   // Σ_j d sc_j Σ n q·dx - dmin m_j gs_j.
-  static void q4_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
-    const __m512i low = _mm512_set1_epi8(15);
+  template <bool kFive>
+  static void qk(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
+    constexpr int64_t kBytes = kFive ? 176 : 144, kNibbles = kFive ? 48 : 16;
+    const __m512i low = _mm512_set1_epi8(15), fifth = _mm512_set1_epi8(16);
+    const __m512i up = _mm512_set_epi64(3, 3, 3, 3, 4, 4, 4, 4);  // bit 2g of qh to bit 4; 2g + 1 (high half)
     __m512 acc[R];
     __m256 off[R];
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), off[r] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < K / 256; ++b, w += 144) {
+    for (int64_t b = 0; b < K / 256; ++b, w += kBytes) {
       uint8_t sc[8], m[8];
       linfer::quant::q4k_scales_mins(w + 4, sc, m);
       const __m256 scale = _mm256_mul_ps(u8_floats(sc), _mm256_set1_ps(half_at(w)));
@@ -133,10 +151,15 @@ struct Kernels {
         off[r] = _mm256_fmadd_ps(mins, _mm256_loadu_ps(x.gs[r] + 8 * b), off[r]);
         f[r] = _mm256_mul_ps(scale, _mm256_loadu_ps(x.d[r] + 8 * b));
       }
+      __m512i qh = _mm512_setzero_si512();
+      if constexpr (kFive) qh = join(bytes32(w + 16), bytes32(w + 16));
 #pragma GCC unroll 4  // constant permute indices; measured ~8 % faster on Zen 4 than GCC 12's loop
       for (int g = 0; g < 4; ++g) {
-        const __m256i v = bytes32(w + 16 + 32 * g);
-        const __m512i n = _mm512_and_si512(join(v, _mm256_srli_epi16(v, 4)), low);
+        const __m256i v = bytes32(w + kNibbles + 32 * g);
+        __m512i n = _mm512_and_si512(join(v, _mm256_srli_epi16(v, 4)), low);
+        if constexpr (kFive)
+          n = _mm512_or_si512(
+              n, _mm512_and_si512(_mm512_sllv_epi64(_mm512_srl_epi16(qh, _mm_cvtsi32_si128(2 * g)), up), fifth));
         #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           const __m512i p = dot(n, _mm512_loadu_si512(x.q[r] + 256 * b + 64 * g));
@@ -147,6 +170,8 @@ struct Kernels {
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]) - sum8(off[r]);
   }
+  static void q4_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { qk<false>(w, K, x, out); }
+  static void q5_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { qk<true>(w, K, x, out); }
 
   // Q6_K (210 bytes per 256: ql[128], qh[64], 16 int8 scales, fp16 d): per half h of 128, element 32j + l
   // (l < 32) is ql's nibble | qh's bit pair j << 4, minus 32, scaled by its 16-element sub-block's scale

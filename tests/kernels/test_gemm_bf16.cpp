@@ -39,16 +39,19 @@ std::vector<float> reference(const std::vector<float>& x, int64_t M, const std::
 
 // Random weights [N, K] quantized to t: the bytes and their float32 values (core's dequantizer, what the
 // kernel reads them through).
-// Q6_K and Q5_K (which linfer does not write): random bytes with small scales.
+// The formats linfer does not write (Q6_K, Q5_K, Q5_0, Q4_1): random bytes with small fp16 scales.
 StoredWeights quantized(std::mt19937& rng, DType t, int64_t N, int64_t K) {
   StoredWeights q{std::vector<uint8_t>(dtype_nbytes(t, N * K)), std::vector<float>(size_t(N * K))};
-  if (t == DType::Q6_K || t == DType::Q5_K) {
+  const std::vector<size_t> scales = t == DType::Q6_K                        ? std::vector<size_t>{208}
+                                     : t == DType::Q5_K || t == DType::Q4_1 ? std::vector<size_t>{0, 2}
+                                     : t == DType::Q5_0                     ? std::vector<size_t>{0}
+                                                                            : std::vector<size_t>{};
+  if (!scales.empty()) {
     std::uniform_int_distribution<int> byte(0, 255);
     for (auto& b : q.bytes) b = uint8_t(byte(rng));
     const uint16_t d = f32_to_f16(0.002f);
-    for (size_t off = 0; off < q.bytes.size(); off += dtype_block_bytes(t))  // Q6_K: d last; Q5_K: d, dmin first
-      for (size_t at : t == DType::Q6_K ? std::vector<size_t>{208} : std::vector<size_t>{0, 2})
-        std::memcpy(q.bytes.data() + off + at, &d, 2);
+    for (size_t off = 0; off < q.bytes.size(); off += dtype_block_bytes(t))
+      for (size_t at : scales) std::memcpy(q.bytes.data() + off + at, &d, 2);
   } else {
     const auto w = random_vec(rng, size_t(N * K), 0.1f);
     kernels::quantize_row(t, w.data(), q.bytes.data(), N * K);
@@ -83,14 +86,14 @@ TEST(GemmBf16Dot, MatchesTheProductOfTheRoundedX) {
 }
 
 // Quantized weights are dequantized a block of K at a time (256 values: whole blocks of every format) and
-// rounded to bf16 (Q8_0, Q4_0, Q4_K, Q6_K by the kernel's own code, Q5_K through core's dequantizer): K
-// across several such blocks and a short last one.
+// rounded to bf16 (Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K by the kernel's own code, Q4_1 through core's
+// dequantizer): K across several such blocks and a short last one.
 TEST(GemmBf16Dot, QuantizedWeights) {
   const auto fn = kernel_or_null();
   if (!fn) GTEST_SKIP() << "needs the avx512 path on a CPU with AVX-512 BF16";
   uint32_t seed = 50;
   set_num_threads(2);
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q5_K})
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q4_1})
     for (int64_t M : {1, 13, 150})
       for (int64_t N : {1, 33, 130})
         for (int64_t K : {256, 512, 768 + (dtype_block(t) == 32 ? 96 : 256)}) {
@@ -168,7 +171,8 @@ TEST(ActivationRounding, FollowsTheSettingTheTypesAndThePath) {
   EXPECT_EQ(r(A::Q8, {DType::Q4_K}, level).int8_decode, int8);
   EXPECT_EQ(r(A::Q8, {DType::Q4_K}, level).bf16_prefill, bf16);
   EXPECT_FALSE(r(A::Q8, {DType::BF16}, level).int8_decode) << "no quantized weight";
-  EXPECT_FALSE(r(A::Q8, {DType::Q5_K}, level).int8_decode) << "Q5_K has no int8 kernel";
+  EXPECT_FALSE(r(A::Q8, {DType::Q5_1}, level).int8_decode) << "Q5_1 has no int8 kernel";
+  EXPECT_EQ(r(A::Q8, {DType::Q5_K}, level).int8_decode, int8);
   const auto scalar = r(A::Q8, {DType::BF16, DType::Q4_K}, SimdLevel::Scalar);
   EXPECT_FALSE(scalar.bf16_prefill || scalar.int8_decode);
 }

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/quant_formats.h"
 #include "kernels/cpu/gemm_bf16.h"
@@ -103,8 +104,8 @@ inline void put_bf16(uint16_t* dst, __m512 lo, __m512 hi) {
 }
 
 // n values of a quantized row from its block at src, dequantized as core's dequantize_row does (the same
-// float32 products and sums, vectorized: Q8_0, Q4_0, Q4_K, Q6_K; the other formats through core's own code)
-// and rounded to bf16 at dst.
+// float32 products and sums, vectorized: Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K; Q4_1 and Q5_1 through core's
+// own code) and rounded to bf16 at dst.
 void dequantize_bf16(DType t, const uint8_t* src, int64_t n, uint16_t* dst) {
   switch (t) {
     case DType::Q8_0:
@@ -116,34 +117,54 @@ void dequantize_bf16(DType t, const uint8_t* src, int64_t n, uint16_t* dst) {
       }
       return;
     case DType::Q4_0:  // element l the low nibble of byte l, l + 16 its high one; d · q - 8 d
-      for (int64_t i = 0; i < n; i += 32, src += 18) {
+    case DType::Q5_0: {  // Q5_0: the fifth bit of element l bit l of the 32-bit qh before the nibbles; d · q - 16 d
+      const bool five = t == DType::Q5_0;
+      const int64_t bytes = five ? 22 : 18;
+      const float zero = five ? -16.0f : -8.0f;
+      for (int64_t i = 0; i < n; i += 32, src += bytes) {
         const float df = half_at(src);
-        const __m512 d = _mm512_set1_ps(df), m = _mm512_set1_ps(-8.0f * df);
-        const __m128i v = load16(src + 2), low = _mm_set1_epi8(15);
-        put_bf16(dst + i, _mm512_add_ps(_mm512_mul_ps(d, u8x16(_mm_and_si128(v, low))), m),
-                 _mm512_add_ps(_mm512_mul_ps(d, u8x16(_mm_and_si128(_mm_srli_epi16(v, 4), low))), m));
+        uint32_t qh = 0;
+        if (five) std::memcpy(&qh, src + 2, 4);
+        const __m512 d = _mm512_set1_ps(df), m = _mm512_set1_ps(zero * df);
+        const __m128i v = load16(src + (five ? 6 : 2)), low = _mm_set1_epi8(15), fifth = _mm_set1_epi8(16);
+        const __m128i qa = _mm_or_si128(_mm_and_si128(v, low), _mm_maskz_mov_epi8(__mmask16(qh), fifth));
+        const __m128i qb =
+            _mm_or_si128(_mm_and_si128(_mm_srli_epi16(v, 4), low), _mm_maskz_mov_epi8(__mmask16(qh >> 16), fifth));
+        put_bf16(dst + i, _mm512_add_ps(_mm512_mul_ps(d, u8x16(qa)), m),
+                 _mm512_add_ps(_mm512_mul_ps(d, u8x16(qb)), m));
       }
       return;
+    }
     case DType::Q4_K:  // group g of 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones
-      for (int64_t i = 0; i < n; i += 256, src += 144) {
+    case DType::Q5_K: {  // Q5_K: qh[32] before the nibbles, bit 2g + h of qh[l] the fifth of element 64g + 32h + l
+      const bool five = t == DType::Q5_K;
+      const int64_t bytes = five ? 176 : 144;
+      for (int64_t i = 0; i < n; i += 256, src += bytes) {
         const float d = half_at(src), dmin = half_at(src + 2);
         uint8_t sc[8], mn[8];
         linfer::quant::q4k_scales_mins(src + 4, sc, mn);
-        const __m128i low = _mm_set1_epi8(15);
+        const __m128i low = _mm_set1_epi8(15), one = _mm_set1_epi8(1);
+        const __m128i none = _mm_setzero_si128();
+        const __m128i qh[2] = {five ? load16(src + 16) : none, five ? load16(src + 32) : none};
         for (int g = 0; g < 4; ++g) {
-          const uint8_t* qs = src + 16 + 32 * g;
+          const uint8_t* qs = src + (five ? 48 : 16) + 32 * g;
           for (int h = 0; h < 2; ++h) {  // sub-block 2g + h
             const __m512 dj = _mm512_set1_ps(d * float(sc[2 * g + h]));
             const __m512 oj = _mm512_set1_ps(dmin * float(mn[2 * g + h]));
-            const __m128i a = load16(qs), b = load16(qs + 16);
-            const __m128i qa = h ? _mm_and_si128(_mm_srli_epi16(a, 4), low) : _mm_and_si128(a, low);
-            const __m128i qb = h ? _mm_and_si128(_mm_srli_epi16(b, 4), low) : _mm_and_si128(b, low);
-            put_bf16(dst + i + 64 * g + 32 * h, _mm512_sub_ps(_mm512_mul_ps(dj, u8x16(qa)), oj),
-                     _mm512_sub_ps(_mm512_mul_ps(dj, u8x16(qb)), oj));
+            const __m128i bit = _mm_cvtsi32_si128(2 * g + h);
+            __m128i q[2];
+            for (int c = 0; c < 2; ++c) {  // l in [16c, 16c + 16)
+              const __m128i a = load16(qs + 16 * c);
+              q[c] = _mm_or_si128(h ? _mm_and_si128(_mm_srli_epi16(a, 4), low) : _mm_and_si128(a, low),
+                                  _mm_slli_epi16(_mm_and_si128(_mm_srl_epi16(qh[c], bit), one), 4));
+            }
+            put_bf16(dst + i + 64 * g + 32 * h, _mm512_sub_ps(_mm512_mul_ps(dj, u8x16(q[0])), oj),
+                     _mm512_sub_ps(_mm512_mul_ps(dj, u8x16(q[1])), oj));
           }
         }
       }
       return;
+    }
     case DType::Q6_K:  // per half of 128: run j of 32 from ql's nibbles and qh's bit pair j; 16-value sub-blocks
       for (int64_t i = 0; i < n; i += 256, src += 210) {
         const float d = half_at(src + 208);

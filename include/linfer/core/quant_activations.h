@@ -7,7 +7,7 @@
 //         that have it (Zen 4 and later, Sapphire Rapids); elsewhere, and for decode, F32. +55-63 % prefill
 //         tokens/s on Zen 4 (BF16 files); accuracy (demo logits within 1.4e-3 relative of F32):
 //         docs/benchmarks.md, "Prefill on Zen 4: x packed once per product, and --activations bf16".
-//   Q8    BF16's prefill, and for block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K ...) at decode and small
+//   Q8    BF16's prefill, and for block-quantized weights (Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K) at decode and small
 //         batches (up to 48 rows of x per product): each run of 32 activations rounded to int8 with a float
 //         scale (max |x| / 127), as llama.cpp's CPU backend does, and multiplied as integers (AVX2:
 //         vpmaddubsw; AVX-512 VNNI: vpdpbusd): 1.3-1.5x the weight rows per second of one core (Zen 4), so

@@ -11,8 +11,8 @@
 
 namespace linfer::kernels::quant {
 
-// The int8 kernel for weights of type t on the `level` path, or null where there is none (formats other than
-// Q8_0, Q4_0, Q4_K, Q6_K; the scalar and NEON paths): then the product stays float32.
+// The int8 kernel for weights of type t on the `level` path, or null where there is none (Q4_1, Q5_1; the
+// scalar and NEON paths): then the product stays float32.
 using Q8RowsFn = void (*)(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y,
                           int64_t n0, int64_t n1);
 Q8RowsFn q8_kernel_for(SimdLevel level, DType t);

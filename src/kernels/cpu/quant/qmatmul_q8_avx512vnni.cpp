@@ -32,7 +32,7 @@ inline __m512 spread8(__m256 v, int base) {
 
 template <int R>
 struct Kernels {
-  // Blocks of 32 (Q8_0, Q4_0) two at a time: body.template operator()<kOne>(b, w) for blocks b and b + 1 at
+  // Blocks of 32 (Q8_0, Q4_0, Q5_0) two at a time: body.template operator()<kOne>(b, w) for blocks b and b + 1 at
   // w (kOne: block b alone, the last of an odd count).
   template <int64_t kBytes, class Body>
   static void pairs(const uint8_t* w, int64_t K, Body&& body) {
@@ -66,7 +66,7 @@ struct Kernels {
     return kOne ? _mm512_zextsi256_si512(bytes32(p)) : _mm512_loadu_si512(p);
   }
 
-  // Q8_0 (34 bytes: fp16 d, 32 int8), blocks b and b + 1 at once: |q| against x with q's sign.
+  // Q8_0, blocks b and b + 1 at once: |q| against x with q's sign.
   static void q8_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
     __m512 acc[R];
     #pragma GCC unroll 8
@@ -87,9 +87,7 @@ struct Kernels {
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
   }
 
-  // Q4_0 (18 bytes: fp16 d, 16 bytes of nibbles; element i the low nibble of byte i, i + 16 its high one) and
-  // Q5_0 (kFive; 22 bytes: fp16 d, 32 fifth bits, the nibbles as Q4_0), blocks b and b + 1 at once:
-  // d · (Σ n q - o Σ q), o = 8 (16), the offset added to the products' lanes first (x's -Σ q per lane, o / 8 times).
+  // Q4_0, Q5_0 (kFive), blocks b and b + 1 at once: d · (Σ n q - o Σ q), o = 8 (16).
   template <bool kFive>
   static void q32(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
     constexpr int64_t kBytes = kFive ? 22 : 18, kNibbles = kFive ? 6 : 2;
@@ -124,13 +122,8 @@ struct Kernels {
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]);
   }
-  static void q4_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { q32<false>(w, K, x, out); }
-  static void q5_0(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { q32<true>(w, K, x, out); }
 
-  // Q4_K (144 bytes per 256: fp16 d, dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; group g
-  // of 32 bytes: sub-block 2g in the low nibbles, 2g + 1 in the high ones, one vector) and Q5_K (kFive; 176
-  // bytes: qh[32] before the nibbles, bit 2g of qh[l] the fifth of element 64g + l, bit 2g + 1 of 64g + 32 + l):
-  // Σ_j d sc_j Σ n q·dx - dmin m_j gs_j.
+  // Q4_K, Q5_K (kFive), group g of 64 (sub-blocks 2g and 2g + 1) as one vector: Σ_j d sc_j Σ n q·dx - dmin m_j gs_j.
   template <bool kFive>
   static void qk(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
     constexpr int64_t kBytes = kFive ? 176 : 144, kNibbles = kFive ? 48 : 16;
@@ -170,12 +163,9 @@ struct Kernels {
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) out[r] = sum16(acc[r]) - sum8(off[r]);
   }
-  static void q4_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { qk<false>(w, K, x, out); }
-  static void q5_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) { qk<true>(w, K, x, out); }
 
-  // Q6_K (210 bytes per 256: ql[128], qh[64], 16 int8 scales, fp16 d): per half h of 128, element 32j + l
-  // (l < 32) is ql's nibble | qh's bit pair j << 4, minus 32, scaled by its 16-element sub-block's scale
-  // 8h + 2j + l / 16. Runs j = 0, 1 in one vector, 2, 3 in another.
+  // Q6_K, per half h of 128: runs of 32 j = 0, 1 in one vector, 2, 3 in another (element 32j + l: ql's nibble
+  // | qh's bit pair j << 4, minus 32, scaled by its 16-element sub-block's scale 8h + 2j + l / 16).
   static void q6_k(const uint8_t* w, int64_t K, const Rows8<R>& x, float* out) {
     const __m512i low = _mm512_set1_epi8(15), high = _mm512_set1_epi8(0x30);
     // The bit pairs of runs (0, 1): qh << 4, << 2; of runs (2, 3): qh, >> 2 (shifts per 256-bit half).

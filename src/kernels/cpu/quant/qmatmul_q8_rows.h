@@ -1,18 +1,20 @@
 #pragma once
 // Internal: what the int8-activation kernels (q8_activations.h) of each instruction set share: the rows of x
 // one call works on, small helpers, and the loop over weight rows. Each instruction set's file defines
-// `template <int R> struct Kernels` with static q8_0, q4_0, q5_0, q4_k, q5_k and q6_k(const uint8_t* w,
-// int64_t K, const Rows8<R>& x, float* out) (one weight row against R rows of x) and calls rows_q8<Kernels>:
-// qmatmul_q8_avx2.cpp on 256-bit vectors (vpmaddubsw + vpmaddwd), qmatmul_q8_avx512vnni.cpp on 512-bit ones
-// (vpdpbusd). Everything here has internal linkage, so each instruction set gets its own copy.
+// `template <int R> struct Kernels` with static q8_0, q32<kFive> (Q4_0; Q5_0), qk<kFive> (Q4_K; Q5_K) and q6_k,
+// each (const uint8_t* w, int64_t K, const Rows8<R>& x, float* out): one weight row against R rows of x (block
+// layouts in core/quant_formats.h). It calls rows_q8<Kernels>: qmatmul_q8_avx2.cpp on 256-bit vectors
+// (vpmaddubsw + vpmaddwd), qmatmul_q8_avx512vnni.cpp on 512-bit ones (vpdpbusd). Everything here has internal
+// linkage, so each instruction set gets its own copy.
 //
 // What every form computes: each weight block is unpacked once into unsigned integer bytes in the order of
-// x's elements (Q8_0: |q|, the sign moved onto x), multiplied with up to R rows of x (AVX2: 4, AVX-512: 8),
-// and each run of 32 (Q6_K: 16) products is scaled by (weight scale) · (x's scale) in float32. Offsets: Q4_0's
-// 8 and Q5_0's 16 as integers per lane, Q6_K's 32 and the K-quants' mins apart, in float32, through x's sums
-// of 16 (gs16) or 32 (gs). The result is the float32 dot product of the dequantized weights with the rounded x
-// (x ≈ d · q), in an order that depends on K only: a row of x gets the same bits whatever the other rows of
-// its call.
+// x's elements (Q8_0: |q|, the sign moved onto x; Q5_0 / Q5_K: the nibble with its fifth bit from qh at bit
+// 4), multiplied with up to R rows of x (AVX2: 4, AVX-512: 8), and each run of 32 (Q6_K: 16) products is
+// scaled by (weight scale) · (x's scale) in float32. Offsets: Q4_0's 8 and Q5_0's 16 as integers per lane
+// (x's -Σ q per lane, once or twice, where the product starts), Q6_K's 32 and the K-quants' mins apart, in
+// float32, through x's sums of 16 (gs16) or 32 (gs). The result is the float32 dot product of the dequantized
+// weights with the rounded x (x ≈ d · q), in an order that depends on K only: a row of x gets the same bits
+// whatever the other rows of its call.
 
 #include <immintrin.h>
 
@@ -70,10 +72,10 @@ void rows_q8(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bia
         using Row = Kernels<kR>;
         switch (t) {
           case DType::Q8_0: return Row::q8_0(wrow, K, in, out);
-          case DType::Q4_0: return Row::q4_0(wrow, K, in, out);
-          case DType::Q5_0: return Row::q5_0(wrow, K, in, out);
-          case DType::Q4_K: return Row::q4_k(wrow, K, in, out);
-          case DType::Q5_K: return Row::q5_k(wrow, K, in, out);
+          case DType::Q4_0: return Row::template q32<false>(wrow, K, in, out);
+          case DType::Q5_0: return Row::template q32<true>(wrow, K, in, out);
+          case DType::Q4_K: return Row::template qk<false>(wrow, K, in, out);
+          case DType::Q5_K: return Row::template qk<true>(wrow, K, in, out);
           default: return Row::q6_k(wrow, K, in, out);  // q8_kernel_for() admits no other type
         }
       };

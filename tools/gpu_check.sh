@@ -20,6 +20,8 @@
 # memcheck and racecheck; SANITIZE_TIMEOUT seconds each, default 300), DECODE_BENCH=0 skips gpu_decode,
 # PREFILL_BENCH=0 skips gpu_prefill (chunked GDN, KDA and Mamba2 prefill vs token by token, T = 8K and 32K)
 # and, where python3 has torch, tools/sdpa_vs_chunked.py (the chunked prefill against PyTorch SDPA; SDPA=0 skips it),
+# FLA_BENCH=0 skips tools/fla_side_by_side.py (flash-linear-attention's kernels timed like ours; runs where FLA,
+# default .device/py, holds fla's and einops' Python sources and python3 has torch and Triton),
 # MODEL_SPEED="PROMPT GEN REPS" (default "512 128 3"), WHOLE_MODELS="kimi_linear qwen3next" (random ~1B
 # models of those presets made here, timed on CUDA alone and, where python3 has torch + transformers,
 # with transformers on the same GPU: tools/hf_model_speed.py; WHOLE_MODELS= skips them), HF_SPEED=0 skips
@@ -167,6 +169,12 @@ fi
 [ "${PREFILL_BENCH:-1}" != 0 ] && [ "${SDPA:-1}" != 0 ] && python3 -c "import torch" 2>/dev/null && {
   PYTHONUNBUFFERED=1 timeout 300 python3 tools/sdpa_vs_chunked.py "$BUILD/gpu_prefill" >"$LOG/sdpa.txt" 2>&1 ||
     echo "gpu_check: sdpa_vs_chunked failed (log: $LOG/sdpa.txt)"; }
+# flash-linear-attention's decode and chunked prefill kernels on the same GPU, where its source is carried
+# (FLA: a folder holding fla/ and einops/, default .device/py; never committed).
+fla=${FLA:-.device/py}
+[ "${FLA_BENCH:-1}" != 0 ] && [ -d "$fla/fla" ] && python3 -c "import torch, triton" 2>/dev/null && {
+  PYTHONPATH=$fla${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 timeout 600 python3 tools/fla_side_by_side.py \
+    >"$LOG/fla.txt" 2>&1 || echo "gpu_check: fla_side_by_side failed (log: $LOG/fla.txt)"; }
 # Where the decode kernels' time goes (hardware counters; ncu works on Firecracker machines, not gVisor):
 # one profiled call per case, clocks left as they are.
 if [ "${NCU:-1}" != 0 ] && [ "${DECODE_BENCH:-1}" != 0 ] && command -v ncu >/dev/null; then
@@ -232,6 +240,7 @@ if [ $mode = full ] && [ "${SERVE_SPEED:-1}" != 0 ]; then
 fi
 [ "${DECODE_BENCH:-1}" != 0 ] && cat "$LOG/bench.txt"
 [ "${PREFILL_BENCH:-1}" != 0 ] && cat "$LOG/prefill_bench.txt" "$LOG/sdpa.txt" 2>/dev/null
+cat "$LOG/fla.txt" 2>/dev/null
 if [ $models = 1 ]; then
   cat "$LOG/model_speed.txt" "$LOG/model_speed_op_by_op.txt" 2>/dev/null
   cat "$LOG/serve_speed.txt" 2>/dev/null

@@ -6,7 +6,8 @@
 //   same  every call uses the same slots: at B <= 8 the 2-16 MiB of state stays in the 60 MB L2
 // Bandwidth counts the recurrent state only: read + written once per call, 2 · B · 32 · 128 · 128 · 4 bytes.
 // fla's figures are from ../shared/NOTES.md (same card, fla @ bc3b101 inside a CUDA graph of 20 calls).
-// The launch floor is the smallest kernel (conv1d_step of one channel) in the same kind of graph.
+// The launch floor is the smallest kernel (conv1d_step of one channel) in the same kind of graph; the state
+// copy floor, B states moved by cudaMemcpyAsync in the same kind of graph.
 //   gpu_decode                 all tables
 //   gpu_decode KERNEL B        only 20 calls of one kernel at batch B (e.g. under ncu), no output
 #include <cuda_runtime.h>
@@ -37,19 +38,18 @@ constexpr int64_t kHeads = 32, kDim = 128, kConvW = 4;
 constexpr int64_t kStateFloats = kHeads * kDim * kDim;  // one sequence, one layer
 constexpr int64_t kConvFloats = 3 * kHeads * kDim * (kConvW - 1);
 
-// One call of a kernel for B sequences whose slots start at slots[set * B].
-using Call = std::function<void(const int32_t* slots, cudaStream_t)>;
+// Call i of a graph (a kernel for B sequences, say, on slot set i % sets).
+using Call = std::function<void(int i, cudaStream_t)>;
 
 struct Timing {
   double us = 0;  // median per call
 };
 
-// Median over replays of a graph of n_calls calls (call i uses slot set i % n_sets), per call.
-Timing time_graph(const Call& call, const DeviceBuffer<int32_t>& slots, int64_t B, int n_sets, int n_calls,
-                  cudaStream_t stream) {
+// Median over replays of a graph of calls 0 .. n_calls - 1, per call.
+Timing time_graph(const Call& call, int n_calls, cudaStream_t stream) {
   cudaGraph_t graph;
   cuda_check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
-  for (int i = 0; i < n_calls; ++i) call(slots.data() + (i % n_sets) * B, stream);
+  for (int i = 0; i < n_calls; ++i) call(i, stream);
   cuda_check(cudaStreamEndCapture(stream, &graph), "end capture");
   cudaGraphExec_t exec;
   cuda_check(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
@@ -213,8 +213,8 @@ int main(int argc, char** argv) {
     const DeviceBuffer<int32_t> slots = slot_sets(B, n_sets);
     fn(B, slots.data(), stream);  // argument errors surface here, outside the capture
     cuda_check(cudaStreamSynchronize(stream), "first call");
-    const Call call = [&, B](const int32_t* sl, cudaStream_t s) { fn(B, sl, s); };
-    const Timing t = time_graph(call, slots, B, n_sets, std::max(20, n_sets), stream);
+    const Call call = [&, B, n_sets](int i, cudaStream_t s) { fn(B, slots.data() + (i % n_sets) * B, s); };
+    const Timing t = time_graph(call, std::max(20, n_sets), stream);
     return std::pair{t.us, 2.0 * B * kStateFloats * sizeof(float) / (t.us * 1e-6) / 1e12};
   };
 
@@ -251,6 +251,27 @@ int main(int argc, char** argv) {
       if (f.us > 0) std::printf(" %9.1f %7.1f\n", f.us, f.tbps);
       else std::printf(" %9s %7s\n", "-", "-");
     }
+  }
+
+  // The same bytes without a kernel of ours: B states (read + written) moved by one cudaMemcpyAsync per call,
+  // in a graph of 20; hbm: call i copies set i of the pool's first half to its mirror in the second half,
+  // same: every call set 0 (source and destination, 2 B states, in L2 up to B = 8).
+  std::printf("\nstate copy floor (cudaMemcpyAsync of B states; us per call)\n%-11s %4s | %9s %7s | %9s %7s\n",
+              "copy", "B", "hbm us", "TB/s", "same us", "TB/s");
+  for (int64_t B : {1, 8, 64, 256}) {
+    const int64_t set_floats = B * kStateFloats, half = max_slots / B / 2;
+    std::printf("%-11s %4lld |", "copy", (long long)B);
+    for (bool hbm : {true, false}) {
+      const Call copy = [&, hbm](int i, cudaStream_t s) {
+        float* src = pool.data() + (hbm ? i % half : 0) * set_floats;
+        cuda_check(cudaMemcpyAsync(src + half * set_floats, src, set_floats * sizeof(float),
+                                   cudaMemcpyDeviceToDevice, s),
+                   "state copy");
+      };
+      const double us = time_graph(copy, 20, stream).us;
+      std::printf(" %9.1f %7.2f |", us, 2.0 * set_floats * sizeof(float) / (us * 1e-6) / 1e12);
+    }
+    std::printf("\n");
   }
 
   // Blocks per head (delta_rule_decode's split) against the automatic choice: hbm placement, us per call.

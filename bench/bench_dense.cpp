@@ -125,7 +125,8 @@ BENCHMARK(BM_Gemv_bf16)
 
 // Block-quantized weights (kernels/cpu/quant), one row of x: random blocks (their fp16 scales set to
 // 0.01), several copies so W comes from DRAM. bytes_per_second counts the weight's bytes.
-// args: N, K, type (index into kQuantTypes), simd, acts (0: float32 activations, 1: int8, QuantActivations::Q8)
+// args: N, K, type (index into kQuantTypes), simd, acts (0: float32 activations, 1: int8, QuantActivations::Q8);
+// 4096 x 4096 for every type, and Q4_0 at a MoE expert's shapes (512 / 1024 rows of 512 / 1024) with int8 x.
 constexpr DType kQuantTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 void BM_Gemv_quant(benchmark::State& st) {
@@ -158,6 +159,7 @@ void BM_Gemv_quant(benchmark::State& st) {
 BENCHMARK(BM_Gemv_quant)
     ->ArgNames({"N", "K", "type", "simd", "acts"})
     ->ArgsProduct({{4096}, {4096}, {0, 1, 2, 3, 4, 5}, {1}, {0, 1}})
+    ->ArgsProduct({{512, 1024}, {512, 1024}, {1}, {1}, {1}})
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMicrosecond);
 

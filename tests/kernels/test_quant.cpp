@@ -361,6 +361,11 @@ struct Rounded {  // quantize_q8's arrays for x [M, K]
     kernels::quant::quantize_q8(x.data(), M, K, q.data(), d.data(), off_q4_0.data(), gs16.data(), gs.data());
   }
   kernels::quant::Q8Acts acts() const { return {ld, q.data(), d.data(), off_q4_0.data(), gs16.data(), gs.data()}; }
+  // Row m alone, as a call of one row sees it.
+  kernels::quant::Q8Acts row(int64_t m, int64_t K) const {
+    return {ld, q.data() + m * ld, d.data() + m * K / 32, off_q4_0.data() + m * ld / 4, gs16.data() + m * K / 16,
+            gs.data() + m * K / 32};
+  }
   // Where run j of x's row m starts in q.
   size_t at(int64_t m, int64_t j) const { return size_t(m * ld + 32 * j); }
 };
@@ -412,9 +417,12 @@ TEST(QuantQ8, KernelsMatchDequantizedProducts) {
   for (const auto& [isa, fn] : isas)
     for (DType t : kQ8Types) {
       const int64_t bs = dtype_block(t);
+      // K: 1-3 blocks, and for blocks of 32 past the 8 AVX-512's Q4_0 sums at a time (8 + 3, 2 · 8 + 1)
+      std::vector<int64_t> Ks = {bs, 2 * bs, 3 * bs};
+      if (bs == 32) Ks.insert(Ks.end(), {11 * bs, 17 * bs});
       for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 17})  // every R of both instruction sets, and past it
         for (int64_t N : {1, 7, 33})
-          for (int64_t K : {bs, 2 * bs, 3 * bs}) {
+          for (int64_t K : Ks) {
             std::mt19937 rng(++seed);
             const auto wb = random_blocks(rng, t, N * K);
             const auto x = random_vec(rng, size_t(M * K));
@@ -425,6 +433,10 @@ TEST(QuantQ8, KernelsMatchDequantizedProducts) {
             fn(r.acts(), M, w, bias.data(), y.data(), 0, N);
             fn(r.acts(), M, w, bias.data(), y2.data(), 0, N / 2);  // rows in two calls: the same bits
             fn(r.acts(), M, w, bias.data(), y2.data(), N / 2, N);
+            std::vector<float> alone(size_t(N), NAN);  // the last row of x in a call of its own: the same bits
+            fn(r.row(M - 1, K), 1, w, bias.data(), alone.data(), 0, N);
+            for (int64_t n = 0; n < N; ++n)
+              ASSERT_EQ(alone[size_t(n)], y[size_t((M - 1) * N + n)]) << isa << " " << dtype_name(t) << " M=" << M;
             double num = 0, den = 0;
             for (int64_t n = 0; n < N; ++n) {
               const auto wn = kernels::ref::dequantize_f64(t, wb.data() + dtype_nbytes(t, n * K), K);

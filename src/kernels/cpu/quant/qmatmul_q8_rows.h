@@ -10,9 +10,10 @@
 // What every form computes: each weight block is unpacked once into unsigned integer bytes in the order of
 // x's elements (Q8_0: |q|, the sign moved onto x; Q5_0 / Q5_K: the nibble with its fifth bit from qh at bit
 // 4), multiplied with up to R rows of x (AVX2: 4, AVX-512: 8), and each run of 32 (Q6_K: 16) products is
-// scaled by (weight scale) · (x's scale) in float32. Offsets: Q4_0's 8 and Q5_0's 16 as integers per lane
-// (x's -Σ q per lane, once or twice, where the product starts), Q6_K's 32 and the K-quants' mins apart, in
-// float32, through x's sums of 16 (gs16) or 32 (gs). The result is the float32 dot product of the dequantized
+// scaled by (weight scale) · (x's scale) in float32 (Q4_0: 8 blocks at a time, each block's products summed as
+// integers first). Offsets: Q4_0's 8 and Q5_0's 16 as integers per lane (x's -Σ q per lane, once or twice,
+// where the product starts; AVX2's Q4_0 in float32 through gs per 8 blocks), Q6_K's 32 and the K-quants' mins
+// apart, in float32, through x's sums of 16 (gs16) or 32 (gs). The result is the float32 dot product of the dequantized
 // weights with the rounded x (x ≈ d · q), in an order that depends on K only: a row of x gets the same bits
 // whatever the other rows of its call.
 

@@ -17,6 +17,7 @@ state, q/k L2 norm in the kernel, initial and final state; CUDA graph where capt
 import argparse
 
 import torch
+from cuda_graph_timing import graph_ms_per_call, median_ms
 from fla.ops.gated_delta_rule import chunk_gated_delta_rule
 from fla.ops.gated_delta_rule.fused_recurrent import fused_recurrent_gated_delta_rule_fwd
 from fla.ops.kda import chunk_kda
@@ -24,31 +25,6 @@ from fla.ops.kda.fused_recurrent import fused_recurrent_kda_fwd
 
 H, D, POOL = 32, 128, 512
 STATE_BYTES = H * D * D * 4
-
-
-def graph_per_call_us(calls, reps=15):
-    """Median µs per call of a CUDA graph holding every closure of `calls` once."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for c in calls[:2]:
-            c()  # Triton compiles and autotunes outside the capture
-    torch.cuda.current_stream().wait_stream(side)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for c in calls:
-            c()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    graph.replay()
-    times = []
-    for _ in range(reps):
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3 / len(calls))
-    return sorted(times)[reps // 2]
 
 
 def decode_inputs(B, per_key):
@@ -71,7 +47,7 @@ def kda_decode_us(pool, B, hbm):
         return lambda: fused_recurrent_kda_fwd(q, k, v, g, beta, initial_state=pool, inplace_final_state=True,
                                                ssm_state_indices=sets[i], use_qk_l2norm_in_kernel=True, out=out)
 
-    return graph_per_call_us([call(i % n_sets) for i in range(max(20, n_sets))])
+    return graph_ms_per_call([call(i % n_sets) for i in range(max(20, n_sets))]) * 1e3
 
 
 def gdn_decode_us(pool, B, hbm):
@@ -84,7 +60,7 @@ def gdn_decode_us(pool, B, hbm):
                                                             initial_state=states[i], output_final_state=True,
                                                             use_qk_l2norm_in_kernel=True)
 
-    return graph_per_call_us([call(i % n_sets) for i in range(max(20, n_sets))])
+    return graph_ms_per_call([call(i % n_sets) for i in range(max(20, n_sets))]) * 1e3
 
 
 def prefill_ms(T, per_key):
@@ -99,21 +75,13 @@ def prefill_ms(T, per_key):
         return fn(q, k, v, g, beta, initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True)
 
     try:
-        return graph_per_call_us([call], reps=5) * 1e-3, "graph"
+        return graph_ms_per_call([call], reps=5, warmup=1), "graph"
     except Exception as e:  # capture refused (a host sync inside): time eager calls
         print(f"(fla {'chunk_kda' if per_key else 'chunk_gated_delta_rule'} T = {T}: no CUDA graph: "
               f"{type(e).__name__}; eager calls timed)")
         torch.cuda.synchronize()
         call()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        times = []
-        for _ in range(5):
-            start.record()
-            call()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        return sorted(times)[2], "eager"
+        return median_ms(call, 5), "eager"
 
 
 def main():

@@ -10,28 +10,12 @@ import sys
 
 import torch
 import torch.nn.functional as F
+from cuda_graph_timing import graph_ms_per_call
 
 
 def sdpa_ms(T, dtype, reps=20):
     q, k, v = (torch.randn(1, 32, T, 128, device="cuda", dtype=dtype) for _ in range(3))
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(reps):
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return sorted(times)[reps // 2]
+    return graph_ms_per_call([lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)], reps, warmup=3)
 
 
 def chunked_ms(binary, T, mixer):

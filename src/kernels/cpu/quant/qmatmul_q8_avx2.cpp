@@ -65,7 +65,7 @@ struct Kernels {
     constexpr int64_t kBytes = kFive ? 22 : 18, kNibbles = kFive ? 6 : 2;
     const __m256i low = _mm256_set1_epi8(15);
     auto nibbles = [&](const uint8_t* wb) {  // block wb's 32 nibbles in the order of x's elements
-      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + kNibbles));
+      const __m128i a = bytes16(wb + kNibbles);
       return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(a, 4), a), low);
     };
     __m256 acc[R];

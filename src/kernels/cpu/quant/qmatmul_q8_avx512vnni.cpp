@@ -108,11 +108,10 @@ struct Kernels {
     // Each 128-bit lane of nibble bytes in the order of x's elements: lanes 1 and 3 shifted (per 64 bits: the
     // bits a byte takes from its neighbour fall outside the low nibble).
     const __m512i shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
-    auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
     // Blocks b and b + 1 (kOne: b alone) at wb as unsigned bytes in the order of x's elements.
     auto unpack = [&]<bool kOne>(const uint8_t* wb) {
-      __m512i v = _mm512_broadcast_i32x4(load16(wb + kNibbles));
-      if constexpr (!kOne) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, load16(wb + kBytes + kNibbles));
+      __m512i v = _mm512_broadcast_i32x4(bytes16(wb + kNibbles));
+      if constexpr (!kOne) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, bytes16(wb + kBytes + kNibbles));
       __m512i n = _mm512_and_si512(_mm512_srlv_epi64(v, shift), low);
       if constexpr (kFive) {  // bit i of qh is element i's fifth: one mask bit per byte of n
         uint32_t h[2] = {0, 0};
@@ -227,7 +226,7 @@ struct Kernels {
     for (int r = 0; r < R; ++r) acc[r] = off[r] = _mm512_setzero_ps();
     for (int64_t b = 0; b < K / 256; ++b, w += 210) {
       const __m512 sc = _mm512_mul_ps(
-          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)))),
+          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes16(w + 192))),
           _mm512_set1_ps(half_at(w + 208)));  // d · the int8 sub-block scales
       #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) off[r] = _mm512_fmadd_ps(sc, _mm512_loadu_ps(x.gs16[r] + 16 * b), off[r]);

@@ -79,15 +79,15 @@ struct Kernels {
       const __m256 eight = _mm256_set1_ps(8.0f);
       for (; b + 8 <= K / 32; b += 8, w += 8 * kBytes) {
         __m256i n[8];
-        __m128i h = _mm_setzero_si128();
         #pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) {
-          n[j] = nibbles(w + j * kBytes);
-          uint16_t d16;
-          std::memcpy(&d16, w + j * kBytes, 2);
-          h = _mm_insert_epi16(h, d16, j);
-        }
-        const __m256 dw = _mm256_cvtph_ps(h);
+        for (int j = 0; j < 8; ++j) n[j] = nibbles(w + j * kBytes);
+        auto d16 = [&](int j) {  // block j's fp16 scale
+          int16_t v;
+          std::memcpy(&v, w + j * kBytes, 2);
+          return v;
+        };
+        const __m256 dw =
+            _mm256_cvtph_ps(_mm_set_epi16(d16(7), d16(6), d16(5), d16(4), d16(3), d16(2), d16(1), d16(0)));
         #pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
           __m256i p[8];

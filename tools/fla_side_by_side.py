@@ -12,8 +12,9 @@ the final states to a new tensor. TB/s = state read + written once, as gpu_decod
 
 Prefill: chunk_gated_delta_rule / chunk_kda, one sequence of T tokens, bf16 q / k / v / beta, float32 g and
 state, q/k L2 norm in the kernel, initial and final state; CUDA graph where capture works, else eager calls
-(said in the table); median of 5 after a warm-up.
-    PYTHONPATH=.device/py python3 tools/fla_side_by_side.py [--decode B ...] [--prefill T ...]"""
+(said in the table); median of 5 after a warm-up. --kernels T: where a prefill call's time goes, kernel by
+kernel (torch.profiler's CUDA time over 5 eager calls, per call).
+    PYTHONPATH=.device/py python3 tools/fla_side_by_side.py [--decode B ...] [--prefill T ...] [--kernels T ...]"""
 import argparse
 
 import torch
@@ -63,7 +64,7 @@ def gdn_decode_us(pool, B, hbm):
     return graph_ms_per_call([call(i % n_sets) for i in range(max(20, n_sets))]) * 1e3
 
 
-def prefill_ms(T, per_key):
+def prefill_call(T, per_key):
     bf = dict(device="cuda", dtype=torch.bfloat16)
     q, k, v = (torch.randn(1, T, H, D, **bf) for _ in range(3))
     g = torch.randn(1, T, H, *((D,) if per_key else ()), device="cuda") * 0.02 - 0.1
@@ -71,9 +72,11 @@ def prefill_ms(T, per_key):
     h0 = torch.randn(1, H, D, D, device="cuda") * 0.1
     fn = chunk_kda if per_key else chunk_gated_delta_rule
 
-    def call():
-        return fn(q, k, v, g, beta, initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    return lambda: fn(q, k, v, g, beta, initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True)
 
+
+def prefill_ms(T, per_key):
+    call = prefill_call(T, per_key)
     try:
         return graph_ms_per_call([call], reps=5, warmup=1), "graph"
     except Exception as e:  # capture refused (a host sync inside): time eager calls
@@ -84,10 +87,27 @@ def prefill_ms(T, per_key):
         return median_ms(call, 5), "eager"
 
 
+def kernel_split(T, per_key, calls=5):
+    """[(kernel name, ms per call)] of one prefill call, largest first."""
+    call = prefill_call(T, per_key)
+    call()
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            call()
+        torch.cuda.synchronize()
+    per = {}
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA:
+            per[e.name] = per.get(e.name, 0.0) + e.device_time / 1e3 / calls
+    return sorted(per.items(), key=lambda kv: -kv[1])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--decode", type=int, nargs="*", default=[1, 8, 64, 256])
     ap.add_argument("--prefill", type=int, nargs="*", default=[8192, 32768])
+    ap.add_argument("--kernels", type=int, nargs="*", default=[])
     args = ap.parse_args()
     import fla
     print(f"flash-linear-attention {fla.__version__} on {torch.cuda.get_device_name()}, torch {torch.__version__}")
@@ -110,6 +130,13 @@ def main():
             for T in args.prefill:
                 ms, how = prefill_ms(T, per_key)
                 print(f"| {name} | {T} | {ms:.3f} | {how} |")
+    for T in args.kernels:
+        for name, per_key in (("chunk_gated_delta_rule", False), ("chunk_kda", True)):
+            split = kernel_split(T, per_key)
+            print(f"fla {name}, T = {T}, kernel by kernel (profiler, eager, ms per call; total "
+                  f"{sum(ms for _, ms in split):.3f})")
+            for kname, ms in split:
+                print(f"  {ms:8.3f}  {kname[:110]}")
 
 
 if __name__ == "__main__":

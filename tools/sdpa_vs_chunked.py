@@ -2,7 +2,8 @@
 """From which prompt length the chunked GDN / KDA prefill beats softmax attention on the same GPU: one layer,
 32 heads x 128, one sequence; PyTorch's scaled_dot_product_attention (causal) on bf16 inputs (its flash kernel)
 and on float32 inputs, replayed from a CUDA graph (median of 20), against linfer's chunked kernels as
-`gpu_prefill T MIXER chunked` prints them (3xTF32, the models' arithmetic, and bf16). Run by tools/gpu_check.sh
+`gpu_prefill T MIXER chunked` prints them (3xTF32 on float32 inputs, the models' arithmetic, and bf16 on bf16
+q / k / v, as SDPA bf16 gets them). Run by tools/gpu_check.sh
 where python3 has torch:
     python3 tools/sdpa_vs_chunked.py build-gpu/gpu_prefill [T ...]"""
 import subprocess
@@ -19,12 +20,12 @@ def sdpa_ms(T, dtype, reps=20):
 
 
 def chunked_ms(binary, T, mixer):
-    """(3xTF32 ms, bf16 ms) from gpu_prefill's row | MIXER | T | tf32 | 3xtf32 | bf16 | ..."""
+    """(3xTF32 ms, bf16-input ms) from gpu_prefill's row | MIXER | T | tf32 | 3xtf32 | bf16 | bf16 in | ..."""
     out = subprocess.run([binary, str(T), mixer, "chunked"], capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) > 4 and cells[0] == mixer.upper() and cells[1] == str(T):
-            return float(cells[3]), float(cells[4])
+        if len(cells) > 5 and cells[0] == mixer.upper() and cells[1] == str(T):
+            return float(cells[3]), float(cells[5])
     raise SystemExit(f"{binary}: no {mixer} row for T = {T} in:\n{out}")
 
 

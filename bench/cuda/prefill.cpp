@@ -6,7 +6,8 @@
 // sequence of T tokens, timed with CUDA events:
 //   chunked   kernels/cuda/delta_rule_prefill.h, one TF32 product, 3xTF32 and one bf16 product (median of 5
 //             calls after a warm-up; the device memory pool keeps its memory between calls, so the scratch
-//             allocation is a pool hit, as in a serving loop)
+//             allocation is a pool hit, as in a serving loop); "bf16 in": the bf16 product on the same q / k / v
+//             (Mamba2: x / B / C) rounded to bf16, as fla is given them
 //   tokens    the decode kernel once per token (what the CUDA backend did for prefill before), one run
 // fla's chunk_gated_delta_rule / chunk_kda (bf16 inputs, same card) are from ../shared/NOTES.md; issue 11's
 // goals beside them.
@@ -29,6 +30,7 @@
 #include "kernels/cuda/delta_rule_prefill.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/linear_attn_decode.h"
+#include "linfer/core/dtype.h"
 #include "random_buffer.h"
 
 using namespace linfer::kernels;
@@ -54,6 +56,15 @@ double time_ms(F&& f, cudaStream_t stream) {
   cudaEventDestroy(b);
   return ms;
 }
+
+// A device copy of x rounded to bf16.
+DeviceBuffer<uint16_t> to_bf16(const DeviceBuffer<float>& x) {
+  const std::vector<float> host = x.download();
+  std::vector<uint16_t> bits(host.size());
+  for (size_t i = 0; i < host.size(); ++i) bits[i] = linfer::f32_to_bf16(host[i]);
+  return DeviceBuffer<uint16_t>(bits);
+}
+const __nv_bfloat16* bf16_ptr(const DeviceBuffer<uint16_t>& x) { return reinterpret_cast<const __nv_bfloat16*>(x.data()); }
 
 // Median of 5 timed calls after a warm-up call.
 template <class F>
@@ -85,10 +96,16 @@ void run(int64_t T, bool kda, bool tokens, cudaStream_t stream) {
   };
   const double tf32_ms = chunked_ms(cuda::PrefillMath::Tf32), x3_ms = chunked_ms(cuda::PrefillMath::Tf32x3),
                bf16_ms = chunked_ms(cuda::PrefillMath::Bf16);
+  const DeviceBuffer<uint16_t> qkv_bf = to_bf16(qkv);
+  const cuda::DeltaRuleInputsBf16 in_bf{.q = bf16_ptr(qkv_bf), .k = bf16_ptr(qkv_bf) + kd, .v = bf16_ptr(qkv_bf) + 2 * kd,
+                                        .beta = beta.data(), .g = g.data(), .q_stride = row, .k_stride = row,
+                                        .v_stride = row};
+  const double bf16_in_ms = median_ms(
+      [&] { cuda::delta_rule_prefill(shape, in_bf, offsets, pool, slot.data(), o.data(), stream); }, stream);
   const char* mixer = kda ? "KDA" : "GDN";
   if (!tokens) {
-    std::printf("| %s | %6lld | %9.3f | %9.3f | %9.3f | %9.1f | - | - | - |\n", mixer, (long long)T, tf32_ms, x3_ms,
-                bf16_ms, T / x3_ms / 1e3);
+    std::printf("| %s | %6lld | %9.3f | %9.3f | %9.3f | %9.3f | %9.1f | - | - | - |\n", mixer, (long long)T, tf32_ms,
+                x3_ms, bf16_ms, bf16_in_ms, T / x3_ms / 1e3);
     return;
   }
 
@@ -102,8 +119,9 @@ void run(int64_t T, bool kda, bool tokens, cudaStream_t stream) {
     }
   }, stream);
   const char* fla = T == 32768 ? (kda ? "3.97" : "1.95") : T == 8192 ? (kda ? "1.33" : "1.08") : "-";
-  std::printf("| %s | %6lld | %9.3f | %9.3f | %9.3f | %9.1f | %10.1f | %8s | %s |\n", mixer, (long long)T, tf32_ms,
-              x3_ms, bf16_ms, T / x3_ms / 1e3, token_ms, fla, T == 32768 ? (kda ? "<= 2.4" : "<= 1.3") : "-");
+  std::printf("| %s | %6lld | %9.3f | %9.3f | %9.3f | %9.3f | %9.1f | %10.1f | %8s | %s |\n", mixer, (long long)T,
+              tf32_ms, x3_ms, bf16_ms, bf16_in_ms, T / x3_ms / 1e3, token_ms, fla,
+              T == 32768 ? (kda ? "<= 2.4" : "<= 1.3") : "-");
 }
 
 constexpr int64_t kM2P = 64, kM2N = 128;  // mamba2-2.7b: d_inner 5120 = 80 heads x 64, one group
@@ -128,6 +146,12 @@ void run_mamba2(int64_t T, int64_t heads, bool tokens, cudaStream_t stream) {
   };
   const double tf32_ms = chunked_ms(cuda::PrefillMath::Tf32), x3_ms = chunked_ms(cuda::PrefillMath::Tf32x3),
                bf16_ms = chunked_ms(cuda::PrefillMath::Bf16);
+  const DeviceBuffer<uint16_t> xbc_bf = to_bf16(xbc);
+  const cuda::Mamba2InputsBf16 in_bf{.x = bf16_ptr(xbc_bf), .dt = dt.data(), .B = bf16_ptr(xbc_bf) + xd,
+                                     .C = bf16_ptr(xbc_bf) + xd + kM2N, .x_stride = row, .B_stride = row,
+                                     .C_stride = row};
+  const double bf16_in_ms = median_ms(
+      [&] { cuda::mamba2_prefill(dims, params, in_bf, offsets, pool, slot.data(), y.data(), stream); }, stream);
   double token_ms = -1;
   if (tokens)
     token_ms = time_ms([&] {
@@ -137,8 +161,8 @@ void run_mamba2(int64_t T, int64_t heads, bool tokens, cudaStream_t stream) {
         cuda::mamba2_decode(dims, params, a, pool, slot.data(), 1, y.data() + i * xd, stream);
       }
     }, stream);
-  std::printf("| Mamba2 %lld heads | %6lld | %9.3f | %9.3f | %9.3f | %9.1f | %10.1f |\n", (long long)heads,
-              (long long)T, tf32_ms, x3_ms, bf16_ms, T / x3_ms / 1e3, token_ms);
+  std::printf("| Mamba2 %lld heads | %6lld | %9.3f | %9.3f | %9.3f | %9.3f | %9.1f | %10.1f |\n", (long long)heads,
+              (long long)T, tf32_ms, x3_ms, bf16_ms, bf16_in_ms, T / x3_ms / 1e3, token_ms);
 }
 
 }  // namespace
@@ -157,9 +181,10 @@ int main(int argc, char** argv) {
   cuda_check(cudaMemPoolSetAttribute(mem_pool, cudaMemPoolAttrReleaseThreshold, &keep), "pool threshold");
   cudaDeviceProp prop{};
   cuda_check(cudaGetDeviceProperties(&prop, 0), "device properties");
-  std::printf("Delta-rule prefill, one sequence, 32 heads x 128 x 128, float32 inputs and state (%s)\n", prop.name);
-  std::printf("| mixer | T      | chunked tf32 ms | chunked 3xtf32 ms | chunked bf16 ms | M tok/s (3xtf32) | token-by-token ms | fla ms (bf16) | goal ms |\n");
-  std::printf("|-------|--------|-----------|-----------|-----------|-----------|------------|----------|--------|\n");
+  std::printf("Delta-rule prefill, one sequence, 32 heads x 128 x 128, float32 inputs (bf16 in: bf16 q / k / v) and "
+              "state (%s)\n", prop.name);
+  std::printf("| mixer | T      | chunked tf32 ms | chunked 3xtf32 ms | chunked bf16 ms | chunked bf16, bf16 in ms | M tok/s (3xtf32) | token-by-token ms | fla ms (bf16, NOTES.md) | goal ms |\n");
+  std::printf("|-------|--------|-----------|-----------|-----------|-----------|-----------|------------|----------|--------|\n");
   const std::string which = argc > 2 ? argv[2] : "";
   const bool chunked_only = argc > 3 && std::string(argv[3]) == "chunked";
   const std::vector<int64_t> lengths = argc > 1 ? std::vector<int64_t>{std::atoll(argv[1])} : std::vector<int64_t>{8192, 32768};
@@ -169,8 +194,8 @@ int main(int argc, char** argv) {
   if (which.empty() || which == "mamba2") {
     std::printf("\nMamba2 SSD prefill, one sequence, heads x P 64 x N 128, one group (80 heads: mamba2-2.7b) (%s)\n",
                 prop.name);
-    std::printf("| mixer | T      | chunked tf32 ms | chunked 3xtf32 ms | chunked bf16 ms | M tok/s (3xtf32) | token-by-token ms |\n");
-    std::printf("|-------|--------|-----------|-----------|-----------|-----------|------------|\n");
+    std::printf("| mixer | T      | chunked tf32 ms | chunked 3xtf32 ms | chunked bf16 ms | chunked bf16, bf16 in ms | M tok/s (3xtf32) | token-by-token ms |\n");
+    std::printf("|-------|--------|-----------|-----------|-----------|-----------|-----------|------------|\n");
     for (int64_t heads : {80, 64})
       for (int64_t T : lengths) run_mamba2(T, heads, !chunked_only && heads == 80, stream);
   }

@@ -15,6 +15,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/slot_pool.h"
+#include "linfer/core/dtype.h"
 
 namespace cuda_test {
 
@@ -46,6 +47,18 @@ double rel_err(const std::vector<float>& out, const std::vector<T>& ref) {
     den += double(ref[i]) * double(ref[i]);
   }
   return std::sqrt(num / std::max(den, 1e-300));
+}
+
+// x rounded to bf16 (nearest even): the bits a bf16-input kernel reads, and their values as float32 (for the
+// reference).
+struct Bf16Copy {
+  std::vector<uint16_t> bits;
+  std::vector<float> values;
+};
+inline Bf16Copy to_bf16(const std::vector<float>& x) {
+  Bf16Copy c{std::vector<uint16_t>(x.size()), std::vector<float>(x.size())};
+  for (size_t i = 0; i < x.size(); ++i) c.values[i] = linfer::bf16_to_f32(c.bits[i] = linfer::f32_to_bf16(x[i]));
+  return c;
 }
 
 // B distinct slots out of n_slots in random order: a kernel that ignores the indices fails.

@@ -58,6 +58,10 @@ TEST(CudaDeltaRulePrefill, RejectsUnsupportedShapesWithoutTouchingTheDevice) {
   EXPECT_THROW(cuda::delta_rule_prefill(s, in, offsets, {}, nullptr, nullptr, nullptr), Error);  // null pointers
   const std::vector<int64_t> empty{0, 0, 0};
   EXPECT_NO_THROW(cuda::delta_rule_prefill(s, in, empty, {}, nullptr, nullptr, nullptr));  // no tokens
+  const cuda::DeltaRuleInputsBf16 in_bf{};  // the bf16 entry point checks the same
+  EXPECT_THROW(cuda::delta_rule_prefill(s, in_bf, offsets, {}, nullptr, nullptr, nullptr), Error);
+  s.K = 66;
+  EXPECT_THROW(cuda::delta_rule_prefill(s, in_bf, offsets, {}, nullptr, nullptr, nullptr), Error);
 }
 
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
@@ -79,7 +83,6 @@ TEST_P(CudaDeltaPrefill, MatchesReference) {
   const DeltaRuleShape shape{.H = H, .HV = HV, .K = K, .V = V, .decay = c.decay, .l2norm_qk = true};
   Pool S(rng, n_slots, vd * K, 0.5f);
   const std::vector<float> S_before = S.host;
-  std::vector<double> S_ref(S.host.begin(), S.host.end());
   const auto slots = pick_slots(rng, n, n_slots);
 
   const auto qkv = normal(rng, T * row);
@@ -97,12 +100,19 @@ TEST_P(CudaDeltaPrefill, MatchesReference) {
   }
   for (float& x : beta) x = float(1.0 / (1.0 + std::exp(-double(x))));
 
-  const DeltaRuleInputs in_ref{.q = qkv.data(), .k = qkv.data() + kd, .v = qkv.data() + 2 * kd, .beta = beta.data(),
-                               .g = g.data(), .q_stride = row, .k_stride = row, .v_stride = row};
-  std::vector<double*> states;
-  for (int32_t s : slots) states.push_back(S_ref.data() + s * S.stride);
-  std::vector<double> o_ref(T * vd);
-  reference::delta_rule(shape, in_ref, offsets, states, o_ref.data());
+  // The float64 reference from the initial pool on the rows x (the inputs, or their bf16 roundings): outputs,
+  // and the pool with the used slots advanced.
+  auto reference = [&](const std::vector<float>& x, std::vector<double>& o_ref, std::vector<double>& S_ref) {
+    const DeltaRuleInputs in_ref{.q = x.data(), .k = x.data() + kd, .v = x.data() + 2 * kd, .beta = beta.data(),
+                                 .g = g.data(), .q_stride = row, .k_stride = row, .v_stride = row};
+    S_ref.assign(S.host.begin(), S.host.end());
+    std::vector<double*> states;
+    for (int32_t s : slots) states.push_back(S_ref.data() + s * S.stride);
+    o_ref.assign(T * vd, 0.0);
+    reference::delta_rule(shape, in_ref, offsets, states, o_ref.data());
+  };
+  std::vector<double> o_ref, S_ref;
+  reference(qkv, o_ref, S_ref);
 
   DeviceBuffer<float> d_qkv(qkv), d_g(g), d_beta(beta), d_o(T * vd);
   DeviceBuffer<int32_t> d_slots(slots);
@@ -119,6 +129,22 @@ TEST_P(CudaDeltaPrefill, MatchesReference) {
     EXPECT_LT(err, tolerance) << mode << " outputs";
     expect_pool(S.dev.download(), S_before, S_ref, S, slots, tolerance, std::string(mode) + " states");
   }
+
+  // q, k, v in bf16 (the bf16 passes), against the reference on the same rounded rows.
+  const Bf16Copy qkv_bf = to_bf16(qkv);
+  reference(qkv_bf.values, o_ref, S_ref);
+  const DeviceBuffer<uint16_t> d_qkv_bf(qkv_bf.bits);
+  const auto* bf = reinterpret_cast<const __nv_bfloat16*>(d_qkv_bf.data());
+  const cuda::DeltaRuleInputsBf16 in_bf{.q = bf, .k = bf + kd, .v = bf + 2 * kd, .beta = d_beta.data(),
+                                        .g = in.g, .q_stride = row, .k_stride = row, .v_stride = row};
+  S.upload();
+  d_o.fill_bytes(0xFF);
+  cuda::delta_rule_prefill(shape, in_bf, offsets, S.device(), d_slots.data(), d_o.data(), nullptr);
+  cuda::cuda_check(cudaDeviceSynchronize(), "delta_rule_prefill, bf16 inputs");
+  const double err = rel_err(d_o.download(), o_ref);
+  std::printf("%s bf16 inputs: outputs rel err %.3g\n", c.name, err);
+  EXPECT_LT(err, kBf16Tolerance) << "bf16 inputs: outputs";
+  expect_pool(S.dev.download(), S_before, S_ref, S, slots, kBf16Tolerance, "bf16 inputs: states");
 }
 
 const Case kCases[] = {

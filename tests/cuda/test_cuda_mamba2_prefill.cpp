@@ -63,6 +63,10 @@ TEST(CudaMamba2Prefill, RejectsUnsupportedShapesWithoutTouchingTheDevice) {
   EXPECT_THROW(cuda::mamba2_prefill(d, params, in, offsets, {}, nullptr, nullptr, nullptr), Error);  // null pointers
   const std::vector<int64_t> empty{0, 0, 0};
   EXPECT_NO_THROW(cuda::mamba2_prefill(d, params, in, empty, {}, nullptr, nullptr, nullptr));  // no tokens
+  const cuda::Mamba2InputsBf16 in_bf{};  // the bf16 entry point checks the same
+  EXPECT_THROW(cuda::mamba2_prefill(d, params, in_bf, offsets, {}, nullptr, nullptr, nullptr), Error);
+  d.N = 256;
+  EXPECT_THROW(cuda::mamba2_prefill(d, params, in_bf, offsets, {}, nullptr, nullptr, nullptr), Error);
 }
 
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
@@ -140,6 +144,28 @@ TEST_P(CudaMamba2Prefill, MatchesReferenceAndDecodeContinues) {
   EXPECT_LT(err, kFloat32Tolerance) << "decode outputs";
   expect_pool(S.dev.download(), S_before, S_ref, S, slots, kFloat32Tolerance,
               "states after a decode step");
+
+  // x, B and C in bf16 (the bf16 passes), against the reference on the same rounded rows.
+  const Bf16Copy xbc_bf = to_bf16(xbc);
+  std::vector<double> S_bf(S.host.begin(), S.host.end());
+  std::vector<double*> states_bf;
+  for (int32_t s : slots) states_bf.push_back(S_bf.data() + s * S.stride);
+  Mamba2Inputs in_r = in;
+  in_r.x = xbc_bf.values.data(), in_r.B = in_r.x + H * P, in_r.C = in_r.x + H * P + G * N;
+  y_ref.assign(y_ref.size(), 0.0);
+  ref::mamba2_ssd(dims, params, in_r, offsets, states_bf, y_ref.data());
+  const DeviceBuffer<uint16_t> d_xbc_bf(xbc_bf.bits);
+  const auto* bf = reinterpret_cast<const __nv_bfloat16*>(d_xbc_bf.data());
+  const cuda::Mamba2InputsBf16 in_bf{.x = bf, .dt = d_dt.data(), .B = bf + H * P, .C = bf + H * P + G * N,
+                                     .x_stride = row, .dt_stride = H, .B_stride = row, .C_stride = row};
+  S.upload();
+  d_y.fill_bytes(0xFF);
+  cuda::mamba2_prefill(dims, d_params, in_bf, offsets, S.device(), d_slots.data(), d_y.data(), nullptr);
+  cuda::cuda_check(cudaDeviceSynchronize(), "mamba2_prefill, bf16 inputs");
+  const double err_bf = rel_err(d_y.download(), y_ref);
+  std::printf("%s bf16 inputs: outputs rel err %.3g\n", c.name, err_bf);
+  EXPECT_LT(err_bf, kBf16Tolerance) << "bf16 inputs: outputs";
+  expect_pool(S.dev.download(), S_before, S_bf, S, slots, kBf16Tolerance, "bf16 inputs: states");
 }
 
 const Case kCases[] = {

@@ -2,6 +2,7 @@
 #include "kernels/cuda/delta_rule_prefill.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
@@ -104,8 +105,9 @@ __host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
 }
 
 // One block per (chunk, value head): everything of a chunk that does not depend on the state. Scalar / None:
-// 69 KB of shared memory (three blocks per SM); PerKey: 103 KB (two).
-template <MmaMath M, Rule kRule>
+// 69 KB of shared memory (three blocks per SM); PerKey: 103 KB (two). In: the element type of q, k, v (bf16 with
+// M = Bf16 only).
+template <MmaMath M, Rule kRule, class In>
 __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk_prepare(Params p) {
   pdl_enter();
   constexpr bool kPerKey = kRule == Rule::PerKey, kSsd = kRule == Rule::Ssd;
@@ -130,7 +132,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   const int L = here.L;
   float* sc = p.scratch + (chunk * p.HV + hv) * p.sc_floats;
 
-  load_qk<kThreads>(p, h, tok0, L, qb, kb);
+  load_qk<kThreads, In>(p, h, tok0, L, qb, kb);
   if constexpr (kPerKey)  // padding rows: g = 0, so G stays G_{L-1}
     load_tile<kThreads>(p.g + (tok0 * p.HV + hv) * K, int64_t(p.HV) * K, L, K, p.vec, gb, QS);
   cp_async_commit();
@@ -380,7 +382,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   }
   if constexpr (M == MmaMath::Bf16) {
     __syncthreads();  // M and the factors are in the scratch, and shared memory is free
-    wu_step<kRule>(p, chunk, hv, here, sm4);
+    wu_step<kRule, In>(p, chunk, hv, here, sm4);
   }
 }
 
@@ -592,19 +594,19 @@ size_t state_smem(const Params& p) {
          (2 * (2 * C * p.QS + C * VS + C * MS + p.nf) + 2 * BV * p.QS + (p.QS >= 2 * VS ? 0 : 2 * C * VS));
 }
 
-template <MmaMath M, Rule kRule>
+template <MmaMath M, Rule kRule, class In>
 void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream) {
   constexpr bool kBf16Passes = M == MmaMath::Bf16;
   Params p = p_in;
   if constexpr (kBf16Passes) p.bf = bf16_tiles(p, kRule, n_chunks, stream);
   const size_t smem1 = std::max(prepare_smem(p, kRule == Rule::PerKey), kBf16Passes ? wu_smem(p, kRule) : 0);
-  cuda_check(cudaFuncSetAttribute(chunk_prepare<M, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  cuda_check(cudaFuncSetAttribute(chunk_prepare<M, kRule, In>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(smem1)),
              "chunk_prepare shared memory");
   launch_kernel("chunk_prepare", {dim3(unsigned(n_chunks), unsigned(p.HV)), kThreads, smem1, stream},
-                chunk_prepare<M, kRule>, p);
+                chunk_prepare<M, kRule, In>, p);
   if constexpr (kBf16Passes) {
-    launch_bf16_passes(p, kRule, n, n_chunks, stream);
+    launch_bf16_passes<In>(p, kRule, n, n_chunks, stream);
   } else {
     const size_t smem2 = state_smem(p);
     cuda_check(cudaFuncSetAttribute(chunk_state_pass<M, kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -616,16 +618,19 @@ void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream
   }
 }
 
+// bf16 inputs: PrefillMath::Bf16 only (the entry points pass no other)
 template <Rule kRule>
-void launch(const Params& p, int64_t n, int64_t n_chunks, PrefillMath math, cudaStream_t stream) {
+void launch(const Params& p, int64_t n, int64_t n_chunks, PrefillMath math, bool bf16_in, cudaStream_t stream) {
+  if (bf16_in) return launch<MmaMath::Bf16, kRule, bf16>(p, n, n_chunks, stream);
   switch (math) {
-    case MmaMath::Tf32: launch<MmaMath::Tf32, kRule>(p, n, n_chunks, stream); break;
-    case MmaMath::Tf32x3: launch<MmaMath::Tf32x3, kRule>(p, n, n_chunks, stream); break;
-    case MmaMath::Bf16: launch<MmaMath::Bf16, kRule>(p, n, n_chunks, stream); break;
+    case MmaMath::Tf32: launch<MmaMath::Tf32, kRule, float>(p, n, n_chunks, stream); break;
+    case MmaMath::Tf32x3: launch<MmaMath::Tf32x3, kRule, float>(p, n, n_chunks, stream); break;
+    case MmaMath::Bf16: launch<MmaMath::Bf16, kRule, float>(p, n, n_chunks, stream); break;
   }
 }
 
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
+bool aligned16(const void* ptr) { return aligned(ptr, 16); }
 
 // What both entry points share: the chunk table (host, checked before the device is touched), then, once p holds
 // the shape and the inputs, the scratch and the two launches.
@@ -651,7 +656,7 @@ ChunkTable chunk_table(std::span<const int64_t> offsets, const char* what) {
   return t;
 }
 
-void run(Params p, Rule rule, const ChunkTable& t, PrefillMath math, cudaStream_t stream) {
+void run(Params p, Rule rule, const ChunkTable& t, PrefillMath math, bool bf16_in, cudaStream_t stream) {
   const int64_t n = t.n;
   p.KT = (p.K + 15) / 16 * 16;
   p.QS = (p.KT + 31) / 32 * 32 + 4;
@@ -670,9 +675,9 @@ void run(Params p, Rule rule, const ChunkTable& t, PrefillMath math, cudaStream_
              "cudaMallocAsync (chunked prefill scratch)");
   p.offsets = d_table, p.seq_chunk0 = d_table + n + 1, p.chunk_seq = d_table + 2 * (n + 1);
   switch (rule) {
-    case Rule::Scalar: launch<Rule::Scalar>(p, n, t.n_chunks, math, stream); break;
-    case Rule::PerKey: launch<Rule::PerKey>(p, n, t.n_chunks, math, stream); break;
-    case Rule::Ssd: launch<Rule::Ssd>(p, n, t.n_chunks, math, stream); break;
+    case Rule::Scalar: launch<Rule::Scalar>(p, n, t.n_chunks, math, bf16_in, stream); break;
+    case Rule::PerKey: launch<Rule::PerKey>(p, n, t.n_chunks, math, bf16_in, stream); break;
+    case Rule::Ssd: launch<Rule::Ssd>(p, n, t.n_chunks, math, bf16_in, stream); break;
   }
   cuda_check(cudaFreeAsync(p.scratch, stream), "cudaFreeAsync (chunked prefill scratch)");
   cuda_check(cudaFreeAsync(d_table, stream), "cudaFreeAsync (chunked prefill chunk table)");
@@ -684,28 +689,76 @@ bool delta_rule_prefill_supported(const DeltaRuleShape& s) {
   return s.K > 0 && s.K <= kMaxK && s.K % 4 == 0 && s.V > 0 && s.V <= kMaxV && s.H > 0 && s.HV % s.H == 0;
 }
 
-void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std::span<const int64_t> offsets,
-                        SlotPool state, const int32_t* slots, float* o, cudaStream_t stream, PrefillMath math) {
+namespace {
+
+// The entry points' checks and parameters, for float (In = float) or bf16 (In = __nv_bfloat16) inputs: the
+// delta rule's q, k, v; Mamba2's C, B, x in those roles. vec: rows aligned to 4 elements (16-byte cp.async of
+// float rows, 8-byte loads of bf16 ones) and every stride a multiple of 4.
+template <class In>
+void set_inputs(Params& p, const In* q, const In* k, const In* v, int64_t qs, int64_t ks, int64_t vs) {
+  p.q = q, p.k = k, p.v = v, p.qs = qs, p.ks = ks, p.vs = vs;
+  const uintptr_t a = 4 * sizeof(In);
+  p.vec = aligned(q, a) && aligned(k, a) && aligned(v, a) && qs % 4 == 0 && ks % 4 == 0 && vs % 4 == 0 && p.V % 4 == 0;
+}
+
+template <class In>
+void delta_rule_run(const DeltaRuleShape& s, const In* q, const In* k, const In* v, const float* beta, const float* g,
+                    int64_t qs, int64_t ks, int64_t vs, std::span<const int64_t> offsets, SlotPool state,
+                    const int32_t* slots, float* o, cudaStream_t stream, PrefillMath math) {
   LINFER_CUDA_CHECK(delta_rule_prefill_supported(s), "cuda delta_rule_prefill: unsupported shape H = ", s.H,
                     ", HV = ", s.HV, ", K = ", s.K, ", V = ", s.V, " (needs K <= ", kMaxK,
                     " and a multiple of 4, V <= ", kMaxV, ", HV a multiple of H)");
   const ChunkTable t = chunk_table(offsets, "cuda delta_rule_prefill");
   if (t.n_chunks == 0) return;
-  LINFER_CUDA_CHECK(in.q && in.k && in.v && in.beta && o && slots && state.base && (s.decay == DeltaDecay::None || in.g),
+  LINFER_CUDA_CHECK(q && k && v && beta && o && slots && state.base && (s.decay == DeltaDecay::None || g),
                     "cuda delta_rule_prefill: q, k, v, beta, (g,) o, slots and the state pool must be given");
   Params p{};
   p.H = int(s.H), p.HV = int(s.HV), p.K = int(s.K), p.V = int(s.V), p.group = int(s.HV / s.H);
   p.scale = delta_rule_scale(s);
   p.l2norm = s.l2norm_qk;
-  p.q = in.q, p.k = in.k, p.v = in.v, p.beta = in.beta;
-  p.g = s.decay == DeltaDecay::None ? nullptr : in.g;
-  p.qs = in.q_stride ? in.q_stride : s.H * s.K;
-  p.ks = in.k_stride ? in.k_stride : s.H * s.K;
-  p.vs = in.v_stride ? in.v_stride : s.HV * s.V;
-  p.vec = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && p.qs % 4 == 0 && p.ks % 4 == 0 && p.vs % 4 == 0 &&
-          p.V % 4 == 0 && (s.decay != DeltaDecay::PerKey || aligned16(p.g));
+  p.beta = beta;
+  p.g = s.decay == DeltaDecay::None ? nullptr : g;
+  set_inputs(p, q, k, v, qs ? qs : s.H * s.K, ks ? ks : s.H * s.K, vs ? vs : s.HV * s.V);
+  p.vec = p.vec && (s.decay != DeltaDecay::PerKey || aligned16(p.g));
   p.o = o, p.state = state, p.slots = slots;
-  run(p, s.decay == DeltaDecay::PerKey ? Rule::PerKey : Rule::Scalar, t, math, stream);
+  run(p, s.decay == DeltaDecay::PerKey ? Rule::PerKey : Rule::Scalar, t, math, std::is_same_v<In, bf16>, stream);
+}
+
+template <class In>
+void mamba2_run(const Mamba2Dims& d, const Mamba2Params& params, const In* x, const float* dt, const In* B,
+                const In* Cm, int64_t xs, int64_t dts, int64_t Bs, int64_t Cs, std::span<const int64_t> offsets,
+                SlotPool state, const int32_t* slots, float* y, cudaStream_t stream, PrefillMath math) {
+  LINFER_CUDA_CHECK(mamba2_prefill_supported(d), "cuda mamba2_prefill: unsupported shape H = ", d.H, ", P = ", d.P,
+                    ", N = ", d.N, ", G = ", d.G, " (needs N <= ", kMaxK, " and a multiple of 4, P <= ", kMaxV,
+                    ", H a multiple of G)");
+  const ChunkTable t = chunk_table(offsets, "cuda mamba2_prefill");
+  if (t.n_chunks == 0) return;
+  LINFER_CUDA_CHECK(x && dt && B && Cm && params.A_log && params.dt_bias && y && slots && state.base,
+                    "cuda mamba2_prefill: x, dt, B, C, A_log, dt_bias, y, slots and the state pool must be given");
+  Params p{};  // the delta rule's roles: q = C, k = B, v = x, value heads = heads, q / k heads = groups
+  p.H = int(d.G), p.HV = int(d.H), p.K = int(d.N), p.V = int(d.P), p.group = int(d.H / d.G);
+  p.scale = 1.f;
+  p.l2norm = false;
+  set_inputs(p, Cm, B, x, Cs ? Cs : d.G * d.N, Bs ? Bs : d.G * d.N, xs ? xs : d.H * d.P);
+  p.dt_raw = dt, p.dts = dts ? dts : d.H;
+  p.A_log = params.A_log, p.dt_bias = params.dt_bias, p.D = params.D;
+  p.dt_min = params.dt_min, p.dt_max = params.dt_max;
+  p.o = y, p.state = state, p.slots = slots;
+  run(p, Rule::Ssd, t, math, std::is_same_v<In, bf16>, stream);
+}
+
+}  // namespace
+
+void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputs& in, std::span<const int64_t> offsets,
+                        SlotPool state, const int32_t* slots, float* o, cudaStream_t stream, PrefillMath math) {
+  delta_rule_run(s, in.q, in.k, in.v, in.beta, in.g, in.q_stride, in.k_stride, in.v_stride, offsets, state, slots,
+                 o, stream, math);
+}
+
+void delta_rule_prefill(const DeltaRuleShape& s, const DeltaRuleInputsBf16& in, std::span<const int64_t> offsets,
+                        SlotPool state, const int32_t* slots, float* o, cudaStream_t stream) {
+  delta_rule_run(s, in.q, in.k, in.v, in.beta, in.g, in.q_stride, in.k_stride, in.v_stride, offsets, state, slots,
+                 o, stream, PrefillMath::Bf16);
 }
 
 bool mamba2_prefill_supported(const Mamba2Dims& d) {
@@ -715,28 +768,15 @@ bool mamba2_prefill_supported(const Mamba2Dims& d) {
 void mamba2_prefill(const Mamba2Dims& d, const Mamba2Params& params, const Mamba2Inputs& in,
                     std::span<const int64_t> offsets, SlotPool state, const int32_t* slots, float* y,
                     cudaStream_t stream, PrefillMath math) {
-  LINFER_CUDA_CHECK(mamba2_prefill_supported(d), "cuda mamba2_prefill: unsupported shape H = ", d.H, ", P = ", d.P,
-                    ", N = ", d.N, ", G = ", d.G, " (needs N <= ", kMaxK, " and a multiple of 4, P <= ", kMaxV,
-                    ", H a multiple of G)");
-  const ChunkTable t = chunk_table(offsets, "cuda mamba2_prefill");
-  if (t.n_chunks == 0) return;
-  LINFER_CUDA_CHECK(in.x && in.dt && in.B && in.C && params.A_log && params.dt_bias && y && slots && state.base,
-                    "cuda mamba2_prefill: x, dt, B, C, A_log, dt_bias, y, slots and the state pool must be given");
-  Params p{};  // the delta rule's roles: q = C, k = B, v = x, value heads = heads, q / k heads = groups
-  p.H = int(d.G), p.HV = int(d.H), p.K = int(d.N), p.V = int(d.P), p.group = int(d.H / d.G);
-  p.scale = 1.f;
-  p.l2norm = false;
-  p.q = in.C, p.k = in.B, p.v = in.x;
-  p.qs = in.C_stride ? in.C_stride : d.G * d.N;
-  p.ks = in.B_stride ? in.B_stride : d.G * d.N;
-  p.vs = in.x_stride ? in.x_stride : d.H * d.P;
-  p.vec = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && p.qs % 4 == 0 && p.ks % 4 == 0 && p.vs % 4 == 0 &&
-          p.V % 4 == 0;
-  p.dt_raw = in.dt, p.dts = in.dt_stride ? in.dt_stride : d.H;
-  p.A_log = params.A_log, p.dt_bias = params.dt_bias, p.D = params.D;
-  p.dt_min = params.dt_min, p.dt_max = params.dt_max;
-  p.o = y, p.state = state, p.slots = slots;
-  run(p, Rule::Ssd, t, math, stream);
+  mamba2_run(d, params, in.x, in.dt, in.B, in.C, in.x_stride, in.dt_stride, in.B_stride, in.C_stride, offsets, state,
+             slots, y, stream, math);
+}
+
+void mamba2_prefill(const Mamba2Dims& d, const Mamba2Params& params, const Mamba2InputsBf16& in,
+                    std::span<const int64_t> offsets, SlotPool state, const int32_t* slots, float* y,
+                    cudaStream_t stream) {
+  mamba2_run(d, params, in.x, in.dt, in.B, in.C, in.x_stride, in.dt_stride, in.B_stride, in.C_stride, offsets, state,
+             slots, y, stream, PrefillMath::Bf16);
 }
 
 }  // namespace linfer::kernels::cuda

@@ -55,6 +55,7 @@
 //   delta_rule_prefill(shape, in, offsets, SlotPool{pool + s_offset, slot_floats}, d_slots, d_o, stream);
 //   mamba2_prefill(dims, params, in, offsets, SlotPool{ssm_pool, slot_floats}, d_slots, d_y, stream);
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -68,7 +69,8 @@
 namespace linfer::kernels::cuda {
 
 // How the chunk products run on the tensor cores (kernels/cuda/mma_math.h): one TF32 product, 3xTF32 or one bf16
-// product, float32 accumulation; inputs, outputs and the state stay float32 in every mode.
+// product, float32 accumulation; outputs and the state stay float32 in every mode, and so do the inputs except
+// where the bf16-input entry points below hand q / k / v (Mamba2: x / B / C) over in bf16 (then one bf16 product).
 using PrefillMath = MmaMath;
 
 // Whether delta_rule_prefill takes this shape: any decay (None, Scalar, PerKey), K <= 128 and a multiple of 4,
@@ -83,6 +85,22 @@ void delta_rule_prefill(const DeltaRuleShape& shape, const DeltaRuleInputs& in, 
                         SlotPool state, const int32_t* slots, float* o, cudaStream_t stream,
                         PrefillMath math = PrefillMath::Tf32x3);
 
+// q, k and v in bf16 (beta, g, the state and o stay float32), as flash-linear-attention and vLLM hand them to
+// their kernels: the bf16 passes (PrefillMath::Bf16) take them as they come, at half the bytes of float32 inputs.
+// Strides in elements, 0 for dense rows; DeltaRuleInputs has the rest.
+struct DeltaRuleInputsBf16 {
+  const __nv_bfloat16* q = nullptr;
+  const __nv_bfloat16* k = nullptr;
+  const __nv_bfloat16* v = nullptr;
+  const float* beta = nullptr;
+  const float* g = nullptr;
+  int64_t q_stride = 0, k_stride = 0, v_stride = 0;
+};
+
+// delta_rule_prefill on bf16 q, k, v, in PrefillMath::Bf16.
+void delta_rule_prefill(const DeltaRuleShape& shape, const DeltaRuleInputsBf16& in, std::span<const int64_t> offsets,
+                        SlotPool state, const int32_t* slots, float* o, cudaStream_t stream);
+
 // Whether mamba2_prefill takes this shape: N <= 128 and a multiple of 4, P <= 256, H a multiple of G.
 bool mamba2_prefill_supported(const Mamba2Dims& dims);
 
@@ -94,5 +112,20 @@ bool mamba2_prefill_supported(const Mamba2Dims& dims);
 void mamba2_prefill(const Mamba2Dims& dims, const Mamba2Params& params, const Mamba2Inputs& in,
                     std::span<const int64_t> offsets, SlotPool state, const int32_t* slots, float* y,
                     cudaStream_t stream, PrefillMath math = PrefillMath::Tf32x3);
+
+// Mamba2's inputs with x, B and C in bf16 (raw dt float32; strides in elements, 0 for dense rows), as
+// Mamba2Inputs has them otherwise.
+struct Mamba2InputsBf16 {
+  const __nv_bfloat16* x = nullptr;
+  const float* dt = nullptr;
+  const __nv_bfloat16* B = nullptr;
+  const __nv_bfloat16* C = nullptr;
+  int64_t x_stride = 0, dt_stride = 0, B_stride = 0, C_stride = 0;
+};
+
+// mamba2_prefill on bf16 x, B, C, in PrefillMath::Bf16.
+void mamba2_prefill(const Mamba2Dims& dims, const Mamba2Params& params, const Mamba2InputsBf16& in,
+                    std::span<const int64_t> offsets, SlotPool state, const int32_t* slots, float* y,
+                    cudaStream_t stream);
 
 }  // namespace linfer::kernels::cuda

@@ -179,7 +179,7 @@ __host__ __device__ inline int output_smem_bytes(int KB, bool ssd) {
   return 2 * (C * KB + C * MB + 2 * BV * KB + 2 * C * VB) + 4 * C + (ssd ? 4 * C * XS : 0);
 }
 
-template <Rule kRule>
+template <Rule kRule, class In>
 __global__ void __launch_bounds__(kThreads, 4) chunk_output(Params p, Bf16Tiles t) {
   pdl_enter();
   constexpr bool kSsd = kRule == Rule::Ssd;
@@ -200,11 +200,12 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_output(Params p, Bf16Tiles 
   copy_async(hs, t.h + rec * t.h_size() + b0 * BV * KB, nb * BV * KB / 8);
   copy_async(vs, (kSsd ? t.u : t.vn) + rec * t.v_size() + b0 * C * VB, nb * C * VB / 8);
   if constexpr (kSsd)
-    load_tile<kThreads>(p.v + c.tok0 * p.vs + hv * V + b0 * BV, p.vs, c.L, min(2 * BV, V - b0 * BV), p.vec, xs, XS);
+    load_tile<kThreads>(static_cast<const In*>(p.v) + c.tok0 * p.vs + hv * V + b0 * BV, p.vs, c.L,
+                        min(2 * BV, V - b0 * BV), p.vec, xs, XS);
   if constexpr (kRule == Rule::PerKey) copy_async(qb, t.q + rec * t.k_size(), C * KB / 8);  // q ⊙ e^{G}
   cp_async_commit();
   if constexpr (kRule != Rule::PerKey)
-    for_pieces(p.q + c.tok0 * p.qs + c.h * p.K, p.qs, c.L, p.K, KT, p.vec,
+    for_pieces(static_cast<const In*>(p.q) + c.tok0 * p.qs + c.h * p.K, p.qs, c.L, p.K, KT, p.vec,
                [&](int r, int col, float4 x) { store4(qb + r * KB + col, 1.f, x); });
   m_tile_bf16<false>(sc, ab);
   if (tid < C) fq[tid] = sc[C * C + tid];
@@ -274,7 +275,7 @@ void launch_pass(const char* name, Kernel kernel, dim3 grid, size_t smem, cudaSt
   launch_kernel(name, {grid, kThreads, smem, stream}, kernel, p, p.bf);
 }
 
-template <Rule kRule>
+template <Rule kRule, class In>
 void launch_rule(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stream) {
   constexpr bool kSsd = kRule == Rule::Ssd;
   const Bf16Tiles& t = p.bf;
@@ -290,7 +291,7 @@ void launch_rule(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stre
     launch_pass("chunk_state_pass_bf16", chunk_state_pass_bf16<kRule, 2>, grid, smem, stream, p);
   else
     launch_pass("chunk_state_pass_bf16", chunk_state_pass_bf16<kRule, 1>, grid, smem, stream, p);
-  launch_pass("chunk_output", chunk_output<kRule>, dim3(unsigned(n_chunks * ((t.nvb + 1) / 2)), hv),
+  launch_pass("chunk_output", chunk_output<kRule, In>, dim3(unsigned(n_chunks * ((t.nvb + 1) / 2)), hv),
               output_smem_bytes(t.KB, kSsd), stream, p);
   cuda_check(cudaFreeAsync(t.kd, stream), "cudaFreeAsync (bf16 chunked prefill tiles)");
 }
@@ -324,12 +325,15 @@ size_t wu_smem(const Params& p, Rule rule) {
   return rule == Rule::Ssd ? 0 : wu_smem_bytes(p.KT + 8, (p.V + BV - 1) / BV);
 }
 
+template <class In>
 void launch_bf16_passes(const Params& p, Rule rule, int64_t n, int64_t n_chunks, cudaStream_t stream) {
   switch (rule) {
-    case Rule::Scalar: launch_rule<Rule::Scalar>(p, n, n_chunks, stream); break;
-    case Rule::PerKey: launch_rule<Rule::PerKey>(p, n, n_chunks, stream); break;
-    case Rule::Ssd: launch_rule<Rule::Ssd>(p, n, n_chunks, stream); break;
+    case Rule::Scalar: launch_rule<Rule::Scalar, In>(p, n, n_chunks, stream); break;
+    case Rule::PerKey: launch_rule<Rule::PerKey, In>(p, n, n_chunks, stream); break;
+    case Rule::Ssd: launch_rule<Rule::Ssd, In>(p, n, n_chunks, stream); break;
   }
 }
+template void launch_bf16_passes<float>(const Params&, Rule, int64_t, int64_t, cudaStream_t);
+template void launch_bf16_passes<bf16>(const Params&, Rule, int64_t, int64_t, cudaStream_t);
 
 }  // namespace linfer::kernels::cuda::prefill

@@ -21,11 +21,18 @@ __device__ inline void copy_async(void* dst, const void* src, int64_t n16) {
     cp_async16(static_cast<float*>(dst) + 4 * i, static_cast<const float*>(src) + 4 * i, true);
 }
 
-// For each 4-column piece (r, c) of a [C][w] tile (w a multiple of 4): x = src[r stride + c .. + 3] in rows r < L
-// and columns < n, zeros elsewhere, handed to put(r, c, x). Each thread issues the loads of kBatch pieces before
-// their puts, so that they are in flight together. vec: src rows 16-byte aligned and n a multiple of 4.
-template <class Put>
-__device__ void for_pieces(const float* src, int64_t stride, int L, int n, int w, bool vec, Put&& put) {
+// Elements s[0 .. 3] as float32 (vec: 4-element aligned, one load), and element s[0].
+__device__ inline float4 load4(const float* s) { return __ldg(reinterpret_cast<const float4*>(s)); }
+__device__ inline float4 load4(const bf16* s) { return bf16x4_to_float4(__ldg(reinterpret_cast<const uint2*>(s))); }
+__device__ inline float load1(const float* s) { return __ldg(s); }
+__device__ inline float load1(const bf16* s) { return __bfloat162float(*s); }
+
+// For each 4-column piece (r, c) of a [C][w] tile (w a multiple of 4): x = src[r stride + c .. + 3] (float or bf16,
+// as float32) in rows r < L and columns < n, zeros elsewhere, handed to put(r, c, x). Each thread issues the loads
+// of kBatch pieces before their puts, so that they are in flight together. vec: src rows aligned to 4 elements
+// and n a multiple of 4.
+template <class In, class Put>
+__device__ void for_pieces(const In* src, int64_t stride, int L, int n, int w, bool vec, Put&& put) {
   constexpr int kBatch = 8;
   const int per_row = w / 4, total = C * per_row, step = blockDim.x;
   for (int i0 = threadIdx.x; i0 < total; i0 += kBatch * step) {
@@ -35,12 +42,12 @@ __device__ void for_pieces(const float* src, int64_t stride, int L, int n, int w
       const int i = i0 + j * step, r = i / per_row, c = 4 * (i % per_row);
       x[j] = make_float4(0.f, 0.f, 0.f, 0.f);
       if (i >= total || r >= L) continue;
-      const float* s = src + r * stride + c;
+      const In* s = src + r * stride + c;
       if (vec) {
-        if (c < n) x[j] = __ldg(reinterpret_cast<const float4*>(s));
+        if (c < n) x[j] = load4(s);
       } else {
-        x[j].x = c < n ? __ldg(s) : 0.f, x[j].y = c + 1 < n ? __ldg(s + 1) : 0.f;
-        x[j].z = c + 2 < n ? __ldg(s + 2) : 0.f, x[j].w = c + 3 < n ? __ldg(s + 3) : 0.f;
+        x[j].x = c < n ? load1(s) : 0.f, x[j].y = c + 1 < n ? load1(s + 1) : 0.f;
+        x[j].z = c + 2 < n ? load1(s + 2) : 0.f, x[j].w = c + 3 < n ? load1(s + 3) : 0.f;
       }
     }
 #pragma unroll
@@ -136,14 +143,15 @@ __host__ __device__ inline int wu_smem_bytes(int KB, int nvb) {
 // scratch (and visible to the block: a barrier after they were written): Kd, W and U into p.bf. PerKey: Kd and
 // W's operand β a_k ⊙ k ⊙ e^{G} are in p.bf already (chunk_prepare wrote them from its decay tiles), W = T times
 // that operand replaces it. smem: at least wu_smem_bytes (Scalar, PerKey; Ssd uses none), free to overwrite.
-template <Rule kRule>
+// In: the element type of k and v.
+template <Rule kRule, class In>
 __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk& c, float4* sm4) {
   const Bf16Tiles& t = p.bf;
   const int warp = threadIdx.x >> 5, KB = t.KB, KT = p.KT, VW = t.nvb * BV + 8;
   const int64_t rec = chunk * p.HV + hv;
   const float* sc = p.scratch + rec * p.sc_floats;
-  const float* k = p.k + c.tok0 * p.ks + c.h * p.K;
-  const float* v = p.v + c.tok0 * p.vs + hv * p.V;
+  const In* k = static_cast<const In*>(p.k) + c.tok0 * p.ks + c.h * p.K;
+  const In* v = static_cast<const In*>(p.v) + c.tok0 * p.vs + hv * p.V;
   bf16* kd = t.kd + rec * t.k_size();
   bf16* u = t.u + rec * t.v_size();
   auto u_at = [&](int r, int col) { return u + (col / BV) * C * VB + r * VB + col % BV; };  // U(r, col)

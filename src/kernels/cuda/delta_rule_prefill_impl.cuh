@@ -71,8 +71,9 @@ struct Params {
   int nf;      // factor floats per (chunk, value head) in the scratch
   int64_t sc_floats;  // scratch floats per (chunk, value head)
   float scale;
-  bool l2norm, vec;  // vec: q, k, v rows 16-byte aligned (cp.async of 16 bytes), else 4-byte copies
-  const float *q, *k, *v, *beta, *g;  // g: Scalar [T, HV], PerKey [T, HV, K], null for None
+  bool l2norm, vec;  // vec: q, k, v rows aligned to 4 elements (cp.async of 16 bytes, bf16 loads of 8), else by one
+  const void *q, *k, *v;      // float, or bf16 (the In of the kernels; PrefillMath::Bf16 only)
+  const float *beta, *g;      // g: Scalar [T, HV], PerKey [T, HV, K], null for None
   int64_t qs, ks, vs;
   const int64_t* offsets;     // [n + 1]
   const int64_t* seq_chunk0;  // [n + 1] first chunk of each sequence
@@ -132,11 +133,37 @@ __device__ void load_tile(const float* src, int64_t stride, int L, int n, bool v
   }
 }
 
-// Rows [0, L) of a chunk's q and k (head h) into qb, kb [C][QS] (columns [0, K)); rows >= L zero-filled.
+// The same from bf16 rows (vec: n, stride and src multiples of 4 elements, 8-byte loads), widened to float32 with
+// ordinary loads and stores: each thread loads all of its rows before the first store.
 template <int kN>
+__device__ void load_tile(const __nv_bfloat16* src, int64_t stride, int L, int n, bool vec, float* dst, int QS) {
+  constexpr int kW = kN / 32, kRows = C / kW;
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  if (vec) {
+    if (4 * lane >= n) return;
+    uint2 x[kRows];
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+      const int r = w + i * kW;
+      x[i] = r < L ? __ldg(reinterpret_cast<const uint2*>(src + r * stride + 4 * lane)) : make_uint2(0u, 0u);
+    }
+#pragma unroll
+    for (int i = 0; i < kRows; ++i)
+      *reinterpret_cast<float4*>(dst + (w + i * kW) * QS + 4 * lane) = bf16x4_to_float4(x[i]);
+  } else {
+    for (int i = 0; i < kRows; ++i) {
+      const int r = w + i * kW;
+      for (int x = lane; x < n; x += 32) dst[r * QS + x] = r < L ? __bfloat162float(src[r * stride + x]) : 0.f;
+    }
+  }
+}
+
+// Rows [0, L) of a chunk's q and k (head h) into qb, kb [C][QS] (columns [0, K)); rows >= L zero-filled. In: the
+// inputs' element type (float: cp.async, not committed; bf16: widened on the way).
+template <int kN, class In>
 __device__ void load_qk(const Params& p, int64_t h, int64_t tok0, int L, float* qb, float* kb) {
-  load_tile<kN>(p.q + tok0 * p.qs + h * p.K, p.qs, L, p.K, p.vec, qb, p.QS);
-  load_tile<kN>(p.k + tok0 * p.ks + h * p.K, p.ks, L, p.K, p.vec, kb, p.QS);
+  load_tile<kN>(static_cast<const In*>(p.q) + tok0 * p.qs + h * p.K, p.qs, L, p.K, p.vec, qb, p.QS);
+  load_tile<kN>(static_cast<const In*>(p.k) + tok0 * p.ks + h * p.K, p.ks, L, p.K, p.vec, kb, p.QS);
 }
 
 // A chunk's inputs for the state pass (value head hv, q / k head h) into one stage of shared memory, as cp.async
@@ -153,13 +180,13 @@ __device__ void load_stage(const Params& p, int64_t ch, int64_t h, int64_t hv, i
     load_tile<kN>(sc + C * C + p.nf, KT, C, KT, true, qb, QS);
     load_tile<kN>(sc + C * C + p.nf + C * KT, KT, C, KT, true, qb + C * QS, QS);
   } else {
-    load_qk<kN>(p, h, tok0, L, qb, qb + C * QS);
+    load_qk<kN, float>(p, h, tok0, L, qb, qb + C * QS);
   }
   static_assert(BV == 32 && kN % BV == 0);
   const int shift = p.vec ? 3 : 5, c = (p.vec ? 4 : 1) * (tid & ((1 << shift) - 1));  // BV / 4 or BV threads a row
   for (int r = tid >> shift; r < C; r += kN >> shift) {
     const bool ok = r < L && v0 + c < V;
-    const float* src = p.v + (tok0 + (ok ? r : 0)) * p.vs + hv * V + v0 + (ok ? c : 0);
+    const float* src = static_cast<const float*>(p.v) + (tok0 + (ok ? r : 0)) * p.vs + hv * V + v0 + (ok ? c : 0);
     if (p.vec) cp_async16(vb + r * VS + c, src, ok);
     else cp_async4(vb + r * VS + c, src, ok);
   }
@@ -173,6 +200,7 @@ __device__ void load_stage(const Params& p, int64_t ch, int64_t h, int64_t hv, i
 // and the outputs of all chunks at once, and frees p.bf. n sequences, n_chunks chunks.
 Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t stream);
 size_t wu_smem(const Params& p, Rule rule);  // shared memory the W / U step needs
+template <class In>  // the element type of q, k, v: float or bf16
 void launch_bf16_passes(const Params& p, Rule rule, int64_t n, int64_t n_chunks, cudaStream_t stream);
 
 }  // namespace linfer::kernels::cuda::prefill

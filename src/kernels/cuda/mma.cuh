@@ -62,6 +62,12 @@ __device__ inline uint32_t bf16_pair(float k0, float k1) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// Four bf16 (two pairs as bf16_pair packs them) widened to float32, exactly.
+__device__ inline float4 bf16x4_to_float4(uint2 x) {
+  return make_float4(__uint_as_float(x.x << 16), __uint_as_float(x.x & 0xFFFF0000u), __uint_as_float(x.y << 16),
+                     __uint_as_float(x.y & 0xFFFF0000u));
+}
+
 // The A fragment of the product step at k0: at(r, k) is the element of row r (gid or gid + 8 of the 16-row tile)
 // and column k.
 template <MmaMath M, class At>

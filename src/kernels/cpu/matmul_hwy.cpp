@@ -49,13 +49,6 @@ HWY_INLINE void fma_step(DF df, const float* HWY_RESTRICT x, int64_t K, const vo
   }
 }
 
-// How far ahead of the weights being multiplied a single weight row asks for the next ones (rows_range reads
-// short rows one at a time: consecutive rows are consecutive in memory, so this runs into the rows after it).
-// The hardware prefetchers alone leave such a stream of 1.5-4 KiB rows short of the read floor: on an Intel Xeon
-// (Emerald Rapids), one core, bf16, K = 768 / 1024, 9-10 GB/s without and 14-18 GB/s with it (1024 bytes ahead:
-// 12, 2048: 13-15, 8192: 13-19; docs/benchmarks.md).
-constexpr int64_t kPrefetchAhead = 4096;
-
 // y[m, n .. n+R) for the M x rows starting at x (row stride K), written with stride ldy. C FMA chains per
 // (x row, weight row): chain c takes the vectors c, c + C, c + 2C, ... of K (whole vectors left over go to
 // the first chain), then the chains are added. The order of the sums depends on K and C only, never on M or
@@ -79,7 +72,7 @@ HWY_INLINE void rows_tile(const float* HWY_RESTRICT x, const WeightMatrix& w, in
   int64_t k = 0;
   constexpr int64_t kBytes = T == DType::F32 ? 4 : 2;
   for (; k + C * L <= K; k += C * L) {
-    if constexpr (R == 1)  // the lines of W this step reads, kPrefetchAhead bytes further on
+    if constexpr (R == 1)  // the lines of W this step reads, kPrefetchAhead (matmul_simd.h) bytes further on
       for (int64_t b = 0; b < C * L * kBytes; b += 64)
         hwy::Prefetch(static_cast<const char*>(rows[0]) + k * kBytes + kPrefetchAhead + b);
     HWY_UNROLL(8)

@@ -53,11 +53,6 @@ struct Rows8 {
   const float* gs[R];
 };
 
-// How far ahead of the weight row being multiplied rows_q8 asks for the rows after it (rows of 0.5-4 KiB, one
-// after the other in memory: the hardware prefetchers alone leave such a stream short of the read floor; on an
-// Intel Xeon (Emerald Rapids), one core: docs/benchmarks.md).
-constexpr int64_t kPrefetchAhead = 4096;
-
 // y[M, n0:n1) for weight rows [n0, n1): each weight row against up to kMaxRows rows of x at a time (as many as
 // the instruction set's registers hold: each row keeps its own accumulators).
 template <template <int> class Kernels, int kMaxRows>
@@ -66,7 +61,7 @@ void rows_q8(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bia
   const int64_t K = w.K, N = w.N, stride = int64_t(dtype_nbytes(t, w.ld));
   for (int64_t n = n0; n < n1; ++n) {
     const auto* wrow = static_cast<const uint8_t*>(w.data) + dtype_nbytes(t, n * w.ld);
-    for (int64_t b = 0; b < stride; b += 64)  // as many lines, kPrefetchAhead bytes further on
+    for (int64_t b = 0; b < stride; b += 64)  // as many lines, kPrefetchAhead (matmul_simd.h) bytes on
       _mm_prefetch(reinterpret_cast<const char*>(wrow) + kPrefetchAhead + b, _MM_HINT_T0);
     for (int64_t m0 = 0; m0 < M; m0 += kMaxRows) {
       float out[kMaxRows];

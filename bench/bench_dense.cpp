@@ -23,6 +23,7 @@
 
 #include "bench_random.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/matmul_simd.h"
 #include "linfer/core/aligned.h"
@@ -165,8 +166,9 @@ BENCHMARK(BM_Gemv_quant)
 
 // Small batches (decode of B sequences): the Highway GEMV (matmul_hwy.cpp, W streamed once for all
 // rows) vs the packed GEMM (gemm_hwy.cpp) at the detected path, W from DRAM as above. matmul()
-// switches from the first to the second above kGemvMaxRows (matmul.cpp) — where this crosses.
-// args: M, N, K, gemv (0 packed GEMM, 1 GEMV)
+// switches from the first to the second above kGemvMaxRows (matmul.cpp) — where this crosses. gemv 2: the
+// GEMV with x rounded to bf16 (gemv_bf16_avx512bf16.cpp, --activations bf16; skipped without AVX-512 BF16).
+// args: M, N, K, gemv (0 packed GEMM, 1 GEMV, 2 bf16 GEMV)
 void BM_GemvVsGemm_bf16(benchmark::State& st) {
   use_bench_threads();
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
@@ -175,10 +177,20 @@ void BM_GemvVsGemm_bf16(benchmark::State& st) {
   auto x = randn(size_t(M * K), 1.0f, 1);
   AlignedVector<float> y(static_cast<size_t>(M * N));
   const SimdLevel level = simd_level();
+  const GemvBf16Fn bf16_dot = gemv_bf16_dot_for(level);
+  if (st.range(3) == 2 && !bf16_dot) return st.SkipWithError("needs the avx512 path with AVX-512 BF16");
+  std::vector<uint16_t> xb(size_t(M * bf16_x_ld(K)));
   int i = 0;
   for (auto _ : st) {
     const WeightMatrix wm{w.view(i++).data(), DType::BF16, N, K, K};
-    if (st.range(3)) {
+    if (st.range(3) == 2) {
+#if LINFER_X86
+      round_rows_bf16(x.data(), M, K, xb.data());
+#endif
+      parallel_for(0, (N + 15) / 16, [&](int64_t b0, int64_t b1) {
+        bf16_dot(xb.data(), M, wm, nullptr, y.data(), 16 * b0, std::min(N, 16 * b1));
+      });
+    } else if (st.range(3)) {
       parallel_for(0, (N + 15) / 16, [&](int64_t b0, int64_t b1) {
         hwy_paths::gemv_rows(level, x.data(), M, wm, nullptr, y.data(), 16 * b0, std::min(N, 16 * b1));
       });
@@ -191,7 +203,8 @@ void BM_GemvVsGemm_bf16(benchmark::State& st) {
 BENCHMARK(BM_GemvVsGemm_bf16)
     ->ArgNames({"M", "N", "K", "gemv"})
     ->ArgsProduct({{1, 8, 32, 48, 64}, {4096}, {4096}, {0, 1}})
-    ->ArgsProduct({{2, 4, 8}, {4096}, {1024}, {1}})  // batched decode of a 1024-wide model
+    ->ArgsProduct({{1, 8, 32, 48}, {4096}, {4096}, {2}})
+    ->ArgsProduct({{2, 4, 8}, {4096}, {1024}, {1, 2}})  // batched decode of a 1024-wide model
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMicrosecond);
 

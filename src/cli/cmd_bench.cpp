@@ -161,9 +161,13 @@ void add_bench(CLI::App& app) {
                                           ? kernels::activation_rounding(quant_activations(), dtypes)
                                           : ActivationRounding{};
     const QuantActivations acts =
-        rounds.bf16_prefill || rounds.int8_decode ? quant_activations() : QuantActivations::F32;
-    const std::string acts_label = std::string(rounds.int8_decode ? ", int8 activations in decode" : "") +
-                                   (rounds.bf16_prefill ? ", bf16 activations in prefill" : "");
+        rounds.bf16_prefill || rounds.bf16_decode || rounds.int8_decode ? quant_activations() : QuantActivations::F32;
+    const std::string acts_label =
+        std::string(rounds.int8_decode ? ", int8 activations in decode" : "") +
+        (rounds.bf16_decode && rounds.bf16_prefill ? ", bf16 activations"
+         : rounds.bf16_decode                      ? ", bf16 activations in decode"
+         : rounds.bf16_prefill                     ? ", bf16 activations in prefill"
+                                                   : "");
     if (a->json) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& t : tests) {

@@ -1,7 +1,8 @@
-// The prefill GEMM with bf16-rounded x (kernels/cpu/gemm_bf16.h, --activations bf16 and q8) against the
-// float64 product of the rounded x with the (rounded) weights, at sizes on both sides of every tile, panel and
-// block edge, for BF16 and block-quantized weights, and its wiring into matmul(): taken only when the setting
-// asks for it, for products above the GEMV's rows.
+// The prefill GEMM and the decode GEMV with bf16-rounded x (kernels/cpu/gemm_bf16.h, --activations bf16 and q8)
+// against the float64 product of the rounded x with the (rounded) weights, at sizes on both sides of every tile,
+// panel and block edge (the GEMM: BF16 and block-quantized weights; the GEMV: BF16), and their wiring into
+// matmul() and matmul_many(): taken only when the setting asks for it, the GEMM for products above the GEMV's
+// rows, the GEMV for BF16 products up to them.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -21,6 +22,23 @@ namespace {
 
 kernels::GemmBf16Fn kernel_or_null() {
   return cpu_supports(SimdLevel::Avx512) ? kernels::gemm_bf16_dot_for(SimdLevel::Avx512) : nullptr;
+}
+
+kernels::GemvBf16Fn gemv_or_null() {
+  return cpu_supports(SimdLevel::Avx512) ? kernels::gemv_bf16_dot_for(SimdLevel::Avx512) : nullptr;
+}
+
+// The GEMV's y[M, N] for x [M, K], its weight rows in the given pieces [cuts[i], cuts[i + 1]).
+std::vector<float> gemv_bf16(kernels::GemvBf16Fn fn, const std::vector<float>& x, int64_t M, const StoredWeights& w,
+                             int64_t N, int64_t K, const float* bias, const std::vector<int64_t>& cuts) {
+  std::vector<uint16_t> xb(size_t(M * kernels::bf16_x_ld(K)), 0xFFFF);  // NaN wherever it is not written
+#if LINFER_X86
+  kernels::round_rows_bf16(x.data(), M, K, xb.data());
+#endif
+  std::vector<float> y(size_t(M * N), NAN);
+  for (size_t i = 0; i + 1 < cuts.size(); ++i)
+    fn(xb.data(), M, {w.bytes.data(), DType::BF16, N, K, K}, bias, y.data(), cuts[i], cuts[i + 1]);
+  return y;
 }
 
 // y = bf16(x) · bf16(w)ᵀ + bias in float64, w [N, K] as float32 values.
@@ -155,16 +173,70 @@ TEST(GemmBf16Dot, QuantizedMatmulTakesItWhenSet) {
   }
 }
 
+// K on both sides of one and two blocks of 32 (the two chains, the odd whole block, the short tail), M on both
+// sides of the 8 rows per pass, the weight rows in uneven pieces (as the pool's tasks take them).
+TEST(GemvBf16Dot, MatchesTheProductOfTheRoundedX) {
+  const auto fn = gemv_or_null();
+  if (!fn) GTEST_SKIP() << "needs the avx512 path on a CPU with AVX-512 BF16";
+  uint32_t seed = 100;
+  for (int64_t M : {1, 2, 3, 7, 8, 9, 17})
+    for (int64_t N : {1, 5, 16, 37})
+      for (int64_t K : {1, 2, 31, 32, 33, 63, 64, 65, 96, 97, 1000, 2049}) {
+        std::mt19937 rng(++seed);
+        const auto x = random_vec(rng, size_t(M * K));
+        const auto w = store_as(DType::BF16, random_vec(rng, size_t(N * K), 0.1f));
+        const auto bias = random_vec(rng, size_t(N));
+        const float* b = seed % 2 ? bias.data() : nullptr;
+        const auto y = gemv_bf16(fn, x, M, w, N, K, b, {0, N / 3, N / 3 + 1, N});
+        EXPECT_LT(rel_err(y, reference(x, M, w.values, N, K, b)), 2e-6) << "M=" << M << " N=" << N << " K=" << K;
+        // Each row of x alone: the same bits (the order of the sums depends on K alone).
+        const int64_t m = M - 1;
+        const std::vector<float> xm(x.begin() + m * K, x.end());
+        const auto alone = gemv_bf16(fn, xm, 1, w, N, K, b, {0, N});
+        for (int64_t n = 0; n < N; ++n)
+          ASSERT_EQ(alone[size_t(n)], y[size_t(m * N + n)]) << "row bits vary with M: M=" << M << " K=" << K;
+      }
+}
+
+// Decode-sized products of BF16 weights take the GEMV under bf16 and q8 (both round x to bf16), through matmul()
+// and matmul_many(), and stay float32 under f32.
+TEST(GemvBf16Dot, MatmulTakesItWhenSet) {
+  const auto fn = gemv_or_null();
+  if (!fn) GTEST_SKIP() << "needs the avx512 path on a CPU with AVX-512 BF16";
+  std::mt19937 rng(9);
+  const int64_t M = 8, N = 70, K = 130;
+  const auto x = random_vec(rng, size_t(M * K));
+  const auto w = store_as(DType::BF16, random_vec(rng, size_t(N * K), 0.1f));
+  const TensorView wv(const_cast<uint8_t*>(w.bytes.data()), DType::BF16, {N, K});
+  const auto direct = gemv_bf16(fn, x, M, w, N, K, nullptr, {0, N});
+  std::vector<float> via(direct.size()), many(direct.size()), f32(direct.size());
+  for (QuantActivations a : {QuantActivations::BF16, QuantActivations::Q8}) {
+    const ActivationsGuard set(a);
+    kernels::matmul(x.data(), M, wv, nullptr, via.data(), SimdLevel::Avx512);
+    const kernels::MatmulArgs one[] = {{x.data(), M, &wv, nullptr, many.data()}};
+    kernels::matmul_many(one, SimdLevel::Avx512);
+    EXPECT_EQ(via, direct) << quant_activations_name(a) << ": matmul must take the bf16 GEMV";
+    EXPECT_EQ(many, direct) << quant_activations_name(a) << ": matmul_many must take the bf16 GEMV";
+  }
+  kernels::matmul(x.data(), M, wv, nullptr, f32.data(), SimdLevel::Avx512);
+  EXPECT_NE(f32, direct) << "float32 activations must not round x";
+  EXPECT_LT(rel_err(direct, f32), 1e-2) << "bf16 rounding of x far from float32";
+}
+
 // What linfer bench reports: each rounding only for the types and paths that have its kernel.
 TEST(ActivationRounding, FollowsTheSettingTheTypesAndThePath) {
   using A = QuantActivations;
   const SimdLevel level = simd_level();
   const bool bf16 = kernels::gemm_bf16_dot_for(level) != nullptr;
+  const bool bf16_gemv = kernels::gemv_bf16_dot_for(level) != nullptr;
   const bool int8 = kernels::quant::q8_kernel_for(level, DType::Q4_K) != nullptr;
   auto r = [&](A a, std::vector<DType> types, SimdLevel l) { return kernels::activation_rounding(a, types, l); };
   const auto f32 = r(A::F32, {DType::BF16, DType::Q4_K}, level);
-  EXPECT_FALSE(f32.bf16_prefill || f32.int8_decode);
+  EXPECT_FALSE(f32.bf16_prefill || f32.bf16_decode || f32.int8_decode);
   EXPECT_EQ(r(A::BF16, {DType::BF16}, level).bf16_prefill, bf16);
+  EXPECT_EQ(r(A::BF16, {DType::BF16}, level).bf16_decode, bf16_gemv);
+  EXPECT_EQ(r(A::Q8, {DType::BF16}, level).bf16_decode, bf16_gemv);
+  EXPECT_FALSE(r(A::BF16, {DType::Q4_K}, level).bf16_decode) << "quantized decode keeps its own kernels";
   EXPECT_EQ(r(A::BF16, {DType::Q4_K, DType::F32}, level).bf16_prefill, bf16);
   EXPECT_FALSE(r(A::BF16, {DType::Q4_K}, level).int8_decode);
   EXPECT_FALSE(r(A::BF16, {DType::F32}, level).bf16_prefill) << "no bf16 or quantized weight to round for";
@@ -174,5 +246,5 @@ TEST(ActivationRounding, FollowsTheSettingTheTypesAndThePath) {
   EXPECT_FALSE(r(A::Q8, {DType::Q5_1}, level).int8_decode) << "Q5_1 has no int8 kernel";
   EXPECT_EQ(r(A::Q8, {DType::Q5_K}, level).int8_decode, int8);
   const auto scalar = r(A::Q8, {DType::BF16, DType::Q4_K}, SimdLevel::Scalar);
-  EXPECT_FALSE(scalar.bf16_prefill || scalar.int8_decode);
+  EXPECT_FALSE(scalar.bf16_prefill || scalar.bf16_decode || scalar.int8_decode);
 }

@@ -88,21 +88,33 @@ constexpr int64_t kMinTaskBytes = int64_t(32) << 10;
 #if LINFER_HWY
 // What the products of one gemv_many call read besides x, made before the parallel region into buffers
 // of the calling thread: block-quantized weights' group sums of x (the formats that read them), or x
-// rounded to int8 where QuantActivations::Q8 is set and the format has an int8 kernel (x86-64).
+// rounded to int8 where QuantActivations::Q8 is set and the format has an int8 kernel (x86-64), or, for BF16
+// weights, x rounded to bf16 where the setting asks for it and the CPU has the kernel (gemm_bf16.h).
 class QuantInputs {
  public:
   void prepare(SimdLevel level, std::span<const Product> ps) {
-    const bool q8 = rounds_decode_to_int8(quant_activations());
+    const QuantActivations a = quant_activations();
+    const bool q8 = rounds_decode_to_int8(a);
+    const GemvBf16Fn bf16_dot = rounds_to_bf16(a) ? gemv_bf16_dot_for(level) : nullptr;
     at_.resize(ps.size() + 1);
+    bf16_at_.resize(ps.size() + 1);
     q8_.resize(ps.size());
-    at_[0] = 0;
+    bf16_.resize(ps.size());
+    at_[0] = bf16_at_[0] = 0;
     for (size_t j = 0; j < ps.size(); ++j) {
       const Product& p = ps[j];
       const bool quantized = is_quantized(p.w.dtype);
       q8_[j] = quantized && q8 ? quant::q8_kernel_for(level, p.w.dtype) : nullptr;
+      bf16_[j] = p.w.dtype == DType::BF16 ? bf16_dot : nullptr;
       const bool reads = q8_[j] || (quantized && quant::hwy_paths::reads_group_sums(level, p.w.dtype));
       at_[j + 1] = at_[j] + (reads ? p.M * quant::q8_ld(p.w.K) : 0);  // rows of x with room for Q8Acts::ld
+      bf16_at_[j + 1] = bf16_at_[j] + (bf16_[j] ? p.M * bf16_x_ld(p.w.K) : 0);
     }
+    xb_.resize(size_t(bf16_at_[ps.size()]));
+#if LINFER_X86
+    for (size_t j = 0; j < ps.size(); ++j)
+      if (bf16_[j]) round_rows_bf16(ps[j].x, ps[j].M, ps[j].w.K, xb_.data() + bf16_at_[j]);
+#endif
     const size_t n = size_t(at_[ps.size()]);
     gs_.resize(n / 32 + 1);
     if (q8) q_.resize(n + 1), d_.resize(n / 32 + 1), off_.resize(n / 4 + 1), gs16_.resize(n / 16 + 1);
@@ -124,7 +136,9 @@ class QuantInputs {
   // Rows [n0, n1) of product j.
   void rows(SimdLevel level, const Product& p, size_t j, int64_t n0, int64_t n1) const {
     const int64_t e = at_[j];
-    if (q8_[j])
+    if (bf16_[j])
+      bf16_[j](xb_.data() + bf16_at_[j], p.M, p.w, p.bias, p.y, n0, n1);
+    else if (q8_[j])
       q8_[j](q8_acts(j, p.w.K), p.M, p.w, p.bias, p.y, n0, n1);
     else if (is_quantized(p.w.dtype))
       quant::hwy_paths::matmul_rows(level, p.x, gs_.data() + e / 32, p.M, p.w, p.bias, p.y, n0, n1);
@@ -141,7 +155,10 @@ class QuantInputs {
   }
 
   std::vector<int64_t> at_;              // [products + 1] where product j's inputs start, in elements of x
+  std::vector<int64_t> bf16_at_;         // [products + 1] where product j's bf16 x starts in xb_
   std::vector<quant::Q8RowsFn> q8_;      // [products] the int8 kernel, or null
+  std::vector<GemvBf16Fn> bf16_;         // [products] the bf16 GEMV, or null
+  std::vector<uint16_t> xb_;             // x rounded to bf16, rows of bf16_x_ld(K)
   std::vector<float> gs_;                // group sums (or the rounded x's: Q8Acts::gs), at at_ / 32
   std::vector<int8_t> q_;                // Q8Acts::q at at_
   std::vector<float> d_;                 // Q8Acts::d at at_ / 32
@@ -199,7 +216,7 @@ void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, f
     return gemv_many(level, {&p, 1});
   }
   if (is_quantized(wm.dtype)) return quant::matmul(x, M, wm, bias, y, level);  // kernels/cpu/quant
-  if (wm.dtype == DType::BF16 && rounds_prefill_to_bf16(quant_activations()))
+  if (wm.dtype == DType::BF16 && rounds_to_bf16(quant_activations()))
     if (const GemmBf16Fn bf16_dot = gemm_bf16_dot_for(level)) return bf16_dot(x, M, wm, bias, y);
 #if LINFER_HWY
   if (level != SimdLevel::Scalar) return hwy_paths::gemm(level, x, M, wm, bias, y);
@@ -210,7 +227,8 @@ void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, f
 ActivationRounding activation_rounding(QuantActivations a, std::span<const DType> weight_types, SimdLevel level) {
   ActivationRounding r;
   for (DType t : weight_types) {
-    r.bf16_prefill |= (t == DType::BF16 || is_quantized(t)) && rounds_prefill_to_bf16(a) && gemm_bf16_dot_for(level);
+    r.bf16_prefill |= (t == DType::BF16 || is_quantized(t)) && rounds_to_bf16(a) && gemm_bf16_dot_for(level);
+    r.bf16_decode |= t == DType::BF16 && rounds_to_bf16(a) && gemv_bf16_dot_for(level);
     r.int8_decode |= rounds_decode_to_int8(a) && quant::q8_kernel_for(level, t) != nullptr;
   }
   return r;

@@ -49,10 +49,10 @@ void matmul_many(std::span<const MatmulArgs> products, SimdLevel level = simd_le
 
 // What an activations setting (linfer/core/quant_activations.h) changes on the `level` path of this CPU for
 // weights of the given types: each rounding needs its kernel (bf16 prefill: the bf16 GEMM, avx512 path with
-// AVX-512 BF16, for BF16 or block-quantized weights; int8 decode: an int8 kernel for one of the types, x86-64
-// with AVX2); without it the products stay float32.
+// AVX-512 BF16, for BF16 or block-quantized weights; bf16 decode: the bf16 GEMV, the same path, for BF16 weights;
+// int8 decode: an int8 kernel for one of the types, x86-64 with AVX2); without it the products stay float32.
 struct ActivationRounding {
-  bool bf16_prefill = false, int8_decode = false;
+  bool bf16_prefill = false, bf16_decode = false, int8_decode = false;
 };
 ActivationRounding activation_rounding(QuantActivations a, std::span<const DType> weight_types,
                                        SimdLevel level = simd_level());

@@ -88,7 +88,7 @@ bool has_gemm(SimdLevel level) {
 void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y, SimdLevel level) {
 #if LINFER_X86 && LINFER_HWY
   if (has_gemm(level)) {
-    if (rounds_prefill_to_bf16(quant_activations()))
+    if (rounds_to_bf16(quant_activations()))
       if (const GemmBf16Fn bf16_dot = gemm_bf16_dot_for(level)) return bf16_dot(x, M, w, bias, y);
     return matmul_panels(x, M, w, bias, y, level);
   }

@@ -3,29 +3,33 @@
 namespace linfer::kernels {
 
 namespace {
-bool has_bf16_dot(SimdLevel level) {
+// Whether the `level` path of this CPU runs the AVX-512 BF16 kernels (*_avx512bf16.cpp, built on x86-64 only).
+bool has_bf16_dot([[maybe_unused]] SimdLevel level) {
 #if LINFER_X86
   static const bool has = cpu_has("avx512bf16") && cpu_has("avx512bw") && cpu_has("avx512vl");
   return level == SimdLevel::Avx512 && has;
 #else
-  (void)level;
   return false;
 #endif
 }
 }  // namespace
 
 GemmBf16Fn gemm_bf16_dot_for(SimdLevel level) {
+  if (!has_bf16_dot(level)) return nullptr;
 #if LINFER_X86
-  if (has_bf16_dot(level)) return gemm_bf16_avx512bf16;
-#endif
+  return gemm_bf16_avx512bf16;
+#else
   return nullptr;
+#endif
 }
 
 GemvBf16Fn gemv_bf16_dot_for(SimdLevel level) {
+  if (!has_bf16_dot(level)) return nullptr;
 #if LINFER_X86
-  if (has_bf16_dot(level)) return gemv_bf16_avx512bf16;
-#endif
+  return gemv_bf16_avx512bf16;
+#else
   return nullptr;
+#endif
 }
 
 }  // namespace linfer::kernels

@@ -134,9 +134,20 @@ __device__ inline void store_pairs(const float (&acc)[2][4], bf16* dst, int ld, 
 }
 
 // Shared memory of the W / U step (Scalar, PerKey; Ssd needs none): T [C][MB], β a_k ⊙ k [C][KB], β ⊙ v [C][VW]
-// (bf16, VW = nvb BV + 8), then the factors β a_k, d, β [3][C] (float).
+// (bf16, VW = nvb BV + 8), the factors β a_k, d, β [3][C] (float), then W or U on its way out (bf16, the larger of
+// [C][KB] and [nvb][C][VB]).
 __host__ __device__ inline int wu_smem_bytes(int KB, int nvb) {
-  return 2 * (C * MB + C * KB + C * (nvb * BV + 8)) + 4 * 3 * C;
+  return 2 * (C * MB + C * KB + C * (nvb * BV + 8)) + 4 * 3 * C + 2 * max(C * KB, nvb * C * VB);
+}
+
+// Columns [0, n) of rows [0, rows) of a bf16 tile with row stride ld (a multiple of 8, n too) from shared src to
+// global dst, 16 bytes per thread step.
+__device__ inline void copy_rows(const bf16* src, bf16* dst, int rows, int ld, int n) {
+  const int per_row = n / 8;
+  for (int i = threadIdx.x; i < rows * per_row; i += blockDim.x) {
+    const int off = (i / per_row) * ld + 8 * (i % per_row);
+    *reinterpret_cast<uint4*>(dst + off) = *reinterpret_cast<const uint4*>(src + off);
+  }
 }
 
 // The W / U step of chunk (chunk, hv), run by chunk_prepare's block once the chunk's M and factors are in the
@@ -191,19 +202,28 @@ __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk&
   for_pieces(v, p.vs, c.L, p.V, t.nvb * BV, p.vec,
              [&](int r, int col, float4 x) { store4(vb + r * VW + col, fbeta[r], x); });
   __syncthreads();
-  // W = T (β a_k ⊙ k) and U = T (β ⊙ v), 16 columns at a time: warp w rows 16 (w & 3), every other column group
+  // W = T (β a_k ⊙ k) and U = T (β ⊙ v), 16 columns at a time: warp w rows 16 (w & 3), every other column
+  // group. Each product's tiles go to ws in the global tile's layout first, then out in 16-byte pieces, a row's
+  // pieces from consecutive lanes: the fragments' own 4-byte pieces (4 per row and 8 rows per store) filled half
+  // of each 32-byte sector they wrote.
+  bf16* ws = reinterpret_cast<bf16*>(fk + 3 * C);
   const int m0 = 16 * (warp & 3), wg = KT / 16;
-  for (int g = warp >> 2; g < wg + 2 * t.nvb; g += 2) {
+  for (int g = warp >> 2; g < wg; g += 2) {
     float acc[2][4] = {};
-    if (g < wg) {
-      t_times(tb, kb, KB, m0, 16 * g, acc);
-      store_pairs(acc, t.w + rec * t.k_size(), KB, m0, 16 * g);
-    } else {
-      const int n0 = 16 * (g - wg);
-      t_times(tb, vb, VW, m0, n0, acc);
-      store_pairs(acc, u + (n0 / BV) * C * VB, VB, m0, n0 % BV);
-    }
+    t_times(tb, kb, KB, m0, 16 * g, acc);
+    store_pairs(acc, ws, KB, m0, 16 * g);
   }
+  __syncthreads();
+  copy_rows(ws, t.w + rec * t.k_size(), C, KB, KT);
+  __syncthreads();
+  for (int g = warp >> 2; g < 2 * t.nvb; g += 2) {
+    const int n0 = 16 * g;
+    float acc[2][4] = {};
+    t_times(tb, vb, VW, m0, n0, acc);
+    store_pairs(acc, ws + (n0 / BV) * C * VB, VB, m0, n0 % BV);
+  }
+  __syncthreads();
+  copy_rows(ws, u, t.nvb * C, VB, BV);
 }
 
 }  // namespace linfer::kernels::cuda::prefill

@@ -328,6 +328,22 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   }
   __syncthreads();
 
+  // v_early: v's chunk tile, bf16 [C][V], into the end of the q / k tiles' space (free now) while T is inverted
+  const bf16* vt = nullptr;
+  if constexpr (std::is_same_v<In, bf16> && !kSsd)
+    if (p.v_early) {
+      bf16* d = reinterpret_cast<bf16*>(sm + prepare_tiles(QS, kPerKey)) - C * p.V;
+      const bf16* v = static_cast<const bf16*>(p.v) + tok0 * p.vs + hv * p.V;
+      const int per_row = p.V / 8;
+      for (int i = tid; i < C * per_row; i += kThreads) {  // rows >= L zero-filled (their copies name row L - 1)
+        const int r = i / per_row, c = 8 * (i % per_row);
+        cp_async16(reinterpret_cast<float*>(d + r * p.V + c),
+                   reinterpret_cast<const float*>(v + min(r, L - 1) * p.vs + c), r < L);
+      }
+      cp_async_commit();
+      vt = d;
+    }
+
   // T = (I + A_kk)^-1 by 16x16 blocks: the four diagonal blocks by forward substitution (a thread per column),
   // then T_ij = -T_ii sum_{j <= m < i} A_im T_mj, one block distance at a time. Ssd: T = I, never read.
   if (!kSsd && tid < C) {
@@ -382,7 +398,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   }
   if constexpr (M == MmaMath::Bf16) {
     __syncthreads();  // M and the factors are in the scratch, and shared memory is free
-    wu_step<kRule, In>(p, chunk, hv, here, sm4);
+    wu_step<kRule, In>(p, chunk, hv, here, sm4, vt);
   }
 }
 
@@ -588,7 +604,19 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
   }
 }
 
+bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
+bool aligned16(const void* ptr) { return aligned(ptr, 16); }
+
 size_t prepare_smem(const Params& p, bool per_key) { return sizeof(float) * (prepare_tiles(p.QS, per_key) + 4 * C); }
+
+// Whether chunk_prepare's v_early tile (the last C V bf16 of the q / k tiles' space) lies past what the Gram
+// products leave there (A_kk, M, the inversion's blocks) and past what the W / U step writes before it reads v (T,
+// its k and v operands, its factors).
+bool v_tile_fits(const Params& p, Rule rule) {
+  const int at = 4 * prepare_tiles(p.QS, rule == Rule::PerKey) - 2 * C * p.V;  // bytes
+  const int nvb = (p.V + BV - 1) / BV;
+  return at >= 4 * (2 * C * MS + 7 * 256) && at >= 2 * (C * MB + C * (p.KT + 8) + C * (nvb * BV + 8)) + 4 * 3 * C;
+}
 size_t state_smem(const Params& p) {
   return sizeof(float) *
          (2 * (2 * C * p.QS + C * VS + C * MS + p.nf) + 2 * BV * p.QS + (p.QS >= 2 * VS ? 0 : 2 * C * VS));
@@ -599,6 +627,8 @@ void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream
   constexpr bool kBf16Passes = M == MmaMath::Bf16;
   Params p = p_in;
   if constexpr (kBf16Passes) p.bf = bf16_tiles(p, kRule, n_chunks, stream);
+  if constexpr (std::is_same_v<In, bf16>)
+    p.v_early = kRule != Rule::Ssd && aligned16(p.v) && p.vs % 8 == 0 && p.V % 8 == 0 && v_tile_fits(p, kRule);
   const size_t smem1 = std::max(prepare_smem(p, kRule == Rule::PerKey), kBf16Passes ? wu_smem(p, kRule) : 0);
   cuda_check(cudaFuncSetAttribute(chunk_prepare<M, kRule, In>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(smem1)),
@@ -629,8 +659,6 @@ void launch(const Params& p, int64_t n, int64_t n_chunks, PrefillMath math, bool
   }
 }
 
-bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
-bool aligned16(const void* ptr) { return aligned(ptr, 16); }
 
 // What both entry points share: the chunk table (host, checked before the device is touched), then, once p holds
 // the shape and the inputs, the scratch and the two launches.

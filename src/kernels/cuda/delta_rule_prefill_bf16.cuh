@@ -153,10 +153,11 @@ __device__ inline void copy_rows(const bf16* src, bf16* dst, int rows, int ld, i
 // The W / U step of chunk (chunk, hv), run by chunk_prepare's block once the chunk's M and factors are in the
 // scratch (and visible to the block: a barrier after they were written): Kd, W and U into p.bf. PerKey: Kd and
 // W's operand β a_k ⊙ k ⊙ e^{G} are in p.bf already (chunk_prepare wrote them from its decay tiles), W = T times
-// that operand replaces it. smem: at least wu_smem_bytes (Scalar, PerKey; Ssd uses none), free to overwrite.
-// In: the element type of k and v.
+// that operand replaces it. smem: at least wu_smem_bytes (Scalar, PerKey; Ssd uses none), free to overwrite but
+// for vt. In: the element type of k and v. vt: null, or v's tile [C][V] in shared memory, this thread's cp.async
+// copies of it committed (Params::v_early), at or past wu_smem_bytes' T, k, v and factors.
 template <Rule kRule, class In>
-__device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk& c, float4* sm4) {
+__device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk& c, float4* sm4, const bf16* vt) {
   const Bf16Tiles& t = p.bf;
   const int warp = threadIdx.x >> 5, KB = t.KB, KT = p.KT, VW = t.nvb * BV + 8;
   const int64_t rec = chunk * p.HV + hv;
@@ -190,6 +191,7 @@ __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk&
     copy_async(kb, t.w + rec * t.k_size(), C * KB / 8);  // through L2: written by this block
     cp_async_commit();
   }
+  if (vt) cp_async_wait<0>();  // visible to every thread after the barrier below
   m_tile_bf16<true>(sc, tb);
   __syncthreads();
   if constexpr (kRule == Rule::PerKey)
@@ -199,8 +201,18 @@ __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk&
       store4(kd + r * KB + col, fd[r], x);
       store4(kb + r * KB + col, fk[r], x);
     });
-  for_pieces(v, p.vs, c.L, p.V, t.nvb * BV, p.vec,
-             [&](int r, int col, float4 x) { store4(vb + r * VW + col, fbeta[r], x); });
+  if (vt) {  // zero past V (to nvb BV), as for_pieces
+    const int per_row = t.nvb * BV / 4;
+    for (int i = threadIdx.x; i < C * per_row; i += blockDim.x) {
+      const int r = i / per_row, col = 4 * (i % per_row);
+      const float4 x = col < p.V ? bf16x4_to_float4(*reinterpret_cast<const uint2*>(vt + r * p.V + col))
+                                 : make_float4(0.f, 0.f, 0.f, 0.f);
+      store4(vb + r * VW + col, fbeta[r], x);
+    }
+  } else {
+    for_pieces(v, p.vs, c.L, p.V, t.nvb * BV, p.vec,
+               [&](int r, int col, float4 x) { store4(vb + r * VW + col, fbeta[r], x); });
+  }
   __syncthreads();
   // W = T (β a_k ⊙ k) and U = T (β ⊙ v), 16 columns at a time: warp w rows 16 (w & 3), every other column
   // group. Each product's tiles go to ws in the global tile's layout first, then out in 16-byte pieces, a row's

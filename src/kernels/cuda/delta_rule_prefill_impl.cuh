@@ -72,6 +72,8 @@ struct Params {
   int64_t sc_floats;  // scratch floats per (chunk, value head)
   float scale;
   bool l2norm, vec;  // vec: q, k, v rows aligned to 4 elements (cp.async of 16 bytes, bf16 loads of 8), else by one
+  bool v_early;      // bf16 inputs: chunk_prepare copies v's chunk tile into shared memory (cp.async) right after
+                     // its Gram products, and its W / U step reads it there (v_tile_fits in delta_rule_prefill.cu)
   const void *q, *k, *v;      // float, or bf16 (the In of the kernels; PrefillMath::Bf16 only)
   const float *beta, *g;      // g: Scalar [T, HV], PerKey [T, HV, K], null for None
   int64_t qs, ks, vs;

@@ -22,10 +22,11 @@ int main(int argc, char** argv) {
   std::string activations = "f32";
   app.add_option("--activations", activations,
                  "what the CPU rounds activations to before multiplying lower-precision weights: f32 (nothing, the "
-                 "default), bf16 (the prefill GEMM of BF16 and quantized weights, on AVX-512 BF16 CPUs: faster "
-                 "prefill, less exact) or q8 (bf16's prefill, and Q8_0 / Q4_0 / Q4_K / Q6_K weights in decode-sized "
-                 "products: int8 per run of 32, as llama.cpp does; faster decode of one sequence at 4 bits, less "
-                 "exact; docs/quantization.md)")
+                 "default), bf16 (the prefill GEMM of BF16 and quantized weights and every product of BF16 "
+                 "weights, on AVX-512 BF16 CPUs, as llama.cpp does for BF16 files: less exact; faster prefill on "
+                 "Zen 4, faster batched decode) or q8 (bf16's, and Q8_0 / Q4_0 / Q4_K / Q6_K weights in "
+                 "decode-sized products: int8 per run of 32, as llama.cpp does; faster decode of one sequence at 4 "
+                 "bits, less exact; docs/quantization.md)")
       ->check(CLI::Validator(
           [](std::string& name) {
             if (linfer::parse_quant_activations(name)) return std::string();

@@ -285,4 +285,11 @@ void gemm_bf16_avx512bf16(const float* x, int64_t M, const WeightMatrix& w, cons
       });
 }
 
+// The GEMV's x (gemm_bf16.h), by the GEMM's own rounding: blocks of 32, the last one zero past K.
+void round_rows_bf16(const float* x, int64_t M, int64_t K, uint16_t* xb) {
+  const int64_t ldx = bf16_x_ld(K);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; k += 32) _mm512_storeu_si512(xb + m * ldx + k, bf16_pairs(x + m * K + k, K - k));
+}
+
 }  // namespace linfer::kernels

@@ -64,19 +64,6 @@ void rows_m(const uint16_t* xb, int64_t ldx, const WeightMatrix& w, const float*
 
 }  // namespace
 
-void round_rows_bf16(const float* x, int64_t M, int64_t K, uint16_t* xb) {
-  const int64_t ldx = bf16_x_ld(K);
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t k = 0; k < ldx; k += 32) {
-      const int64_t n = std::clamp<int64_t>(K - k, 0, 32);
-      const __mmask16 lo = __mmask16((1u << std::min<int64_t>(n, 16)) - 1);
-      const __mmask16 hi = __mmask16((1u << std::max<int64_t>(n - 16, 0)) - 1);
-      const float* p = x + m * K + k;
-      _mm512_storeu_si512(xb + m * ldx + k, (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, p + 16),
-                                                                          _mm512_maskz_loadu_ps(lo, p)));
-    }
-}
-
 void gemv_bf16_avx512bf16(const uint16_t* xb, int64_t M, const WeightMatrix& w, const float* bias, float* y,
                           int64_t n0, int64_t n1) {
   // Blocks of 16 weight rows: the groups of x rows after the first take them from L1 / L2.

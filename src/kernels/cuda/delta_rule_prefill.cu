@@ -100,8 +100,9 @@ struct GramPart {
 
 // chunk_prepare's shared memory: q and k (PerKey: and G) until the Gram products are done, then A_kk, M, the
 // inversion's block products and T's diagonal blocks over them; then G (Scalar), beta and the norms.
+constexpr int kInversionFloats = 2 * C * MS + 7 * 256;  // A_kk, M, the block products, T's diagonal blocks
 __host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
-  return max((per_key ? 3 : 2) * C * QS, 2 * C * MS + 7 * 256);
+  return max((per_key ? 3 : 2) * C * QS, kInversionFloats);
 }
 
 // One block per (chunk, value head): everything of a chunk that does not depend on the state. Scalar / None:
@@ -614,8 +615,7 @@ size_t prepare_smem(const Params& p, bool per_key) { return sizeof(float) * (pre
 // its k and v operands, its factors).
 bool v_tile_fits(const Params& p, Rule rule) {
   const int at = 4 * prepare_tiles(p.QS, rule == Rule::PerKey) - 2 * C * p.V;  // bytes
-  const int nvb = (p.V + BV - 1) / BV;
-  return at >= 4 * (2 * C * MS + 7 * 256) && at >= 2 * (C * MB + C * (p.KT + 8) + C * (nvb * BV + 8)) + 4 * 3 * C;
+  return at >= 4 * kInversionFloats && at >= wu_operand_bytes(p.KT + 8, (p.V + BV - 1) / BV);
 }
 size_t state_smem(const Params& p) {
   return sizeof(float) *

@@ -136,8 +136,11 @@ __device__ inline void store_pairs(const float (&acc)[2][4], bf16* dst, int ld, 
 // Shared memory of the W / U step (Scalar, PerKey; Ssd needs none): T [C][MB], β a_k ⊙ k [C][KB], β ⊙ v [C][VW]
 // (bf16, VW = nvb BV + 8), the factors β a_k, d, β [3][C] (float), then W or U on its way out (bf16, the larger of
 // [C][KB] and [nvb][C][VB]).
+__host__ __device__ inline int wu_operand_bytes(int KB, int nvb) {  // T, k and v operands and the factors
+  return 2 * (C * MB + C * KB + C * (nvb * BV + 8)) + 4 * 3 * C;
+}
 __host__ __device__ inline int wu_smem_bytes(int KB, int nvb) {
-  return 2 * (C * MB + C * KB + C * (nvb * BV + 8)) + 4 * 3 * C + 2 * max(C * KB, nvb * C * VB);
+  return wu_operand_bytes(KB, nvb) + 2 * max(C * KB, nvb * C * VB);
 }
 
 // Columns [0, n) of rows [0, rows) of a bf16 tile with row stride ld (a multiple of 8, n too) from shared src to

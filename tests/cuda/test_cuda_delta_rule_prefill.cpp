@@ -156,6 +156,8 @@ const Case kCases[] = {
     {"gdn_small_heads",  2, 2,  32,  40, DeltaDecay::Scalar, {3, 64, 100, 31},                   Gates::Mild},
     {"gdn_v256",         1, 1,  64, 256, DeltaDecay::Scalar, {90},                               Gates::Mild},
     {"deltanet",         2, 2,  64,  50, DeltaDecay::None,   {70, 129},                          Gates::Mild},
+    // bf16 rows of 208 elements: q's tile copied whole (16-byte pieces) with zeros in columns [40, 48); odd V
+    {"gdn_k40_v23",      2, 2,  40,  23, DeltaDecay::Scalar, {64, 9, 130},                       Gates::Mild, 2},
     // more blocks than any GPU has SMs (40 x 4 x 4 column blocks): the bf16 state pass's two-blocks-per-SM form
     {"gdn_many_seqs",    2, 4, 128, 128, DeltaDecay::Scalar,
      {64, 17, 65, 1, 3, 129, 3, 64, 1, 129, 40, 1, 3, 65, 65, 3, 40, 3, 129, 65,

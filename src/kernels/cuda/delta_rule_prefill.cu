@@ -107,7 +107,8 @@ __host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
 
 // One block per (chunk, value head): everything of a chunk that does not depend on the state. Scalar / None:
 // 69 KB of shared memory (three blocks per SM); PerKey: 103 KB (two). In: the element type of q, k, v (bf16 with
-// M = Bf16 only).
+// M = Bf16 only). With M = Bf16 (but PerKey, whose products carry the decay per channel) q and k come in as bf16
+// tiles and the Gram products take their fragments by ldmatrix.
 template <MmaMath M, Rule kRule, class In>
 __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk_prepare(Params p) {
   pdl_enter();
@@ -132,13 +133,33 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   const int64_t h = here.h, tok0 = here.tok0;
   const int L = here.L;
   float* sc = p.scratch + (chunk * p.HV + hv) * p.sc_floats;
+  // kBf16Gram: q and k as bf16 tiles [C][KB] in qb's place, zero past L and K, their Gram products by ldmatrix
+  constexpr bool kBf16Gram = M == MmaMath::Bf16 && !kPerKey;
+  const int KB = KT + 8;
+  bf16* qh = reinterpret_cast<bf16*>(sm);
+  bf16* kh = qh + C * KB;
 
-  load_qk<kThreads, In>(p, h, tok0, L, qb, kb);
-  if constexpr (kPerKey)  // padding rows: g = 0, so G stays G_{L-1}
-    load_tile<kThreads>(p.g + (tok0 * p.HV + hv) * K, int64_t(p.HV) * K, L, K, p.vec, gb, QS);
+  if constexpr (kBf16Gram) {
+    const In* q = static_cast<const In*>(p.q) + tok0 * p.qs + h * K;
+    const In* k = static_cast<const In*>(p.k) + tok0 * p.ks + h * K;
+    bool copied = false;
+    if constexpr (std::is_same_v<In, bf16>)
+      if ((copied = p.qk_async)) {
+        copy_tile_bf16(q, p.qs, L, K, KT, qh, KB);
+        copy_tile_bf16(k, p.ks, L, K, KT, kh, KB);
+      }
+    if (!copied) {  // (batches of 4: with 8, registers spilled under the three-blocks-per-SM bound)
+      for_pieces<4>(q, p.qs, L, K, KT, p.vec, [&](int r, int col, float4 x) { store4(qh + r * KB + col, 1.f, x); });
+      for_pieces<4>(k, p.ks, L, K, KT, p.vec, [&](int r, int col, float4 x) { store4(kh + r * KB + col, 1.f, x); });
+    }
+  } else {
+    load_qk<kThreads, In>(p, h, tok0, L, qb, kb);
+    if constexpr (kPerKey)  // padding rows: g = 0, so G stays G_{L-1}
+      load_tile<kThreads>(p.g + (tok0 * p.HV + hv) * K, int64_t(p.HV) * K, L, K, p.vec, gb, QS);
+    const int pad = KT - K;  // zero columns [K, KT) of q, k (and g) (contiguous rows of qb, kb, gb)
+    for (int idx = tid; idx < (kPerKey ? 3 : 2) * C * pad; idx += kThreads) qb[(idx / pad) * QS + K + idx % pad] = 0.f;
+  }
   cp_async_commit();
-  const int pad = KT - K;  // zero columns [K, KT) of q, k (and g) (contiguous rows of qb, kb, gb)
-  for (int idx = tid; idx < (kPerKey ? 3 : 2) * C * pad; idx += kThreads) qb[(idx / pad) * QS + K + idx % pad] = 0.f;
   if (tid < C) {
     const int64_t t = tok0 + tid;
     if constexpr (kSsd) {  // padding rows: dt = 0, so g = 0 and beta = 0
@@ -178,10 +199,13 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
      // [K, KT) are zero), then two shuffles
     static_assert(kThreads == 4 * C);
     const int r = tid >> 2;
+    auto at4 = [&](const float* f, const bf16* b, int x) {
+      if constexpr (kBf16Gram) return bf16x4_to_float4(*reinterpret_cast<const uint2*>(b + r * KB + x));
+      else return *reinterpret_cast<const float4*>(f + r * QS + x);
+    };
     float sq = 0.f, sk = 0.f;
     for (int x = 4 * (tid & 3); x < KT; x += 16) {
-      const float4 a = *reinterpret_cast<const float4*>(qb + r * QS + x),
-                   b = *reinterpret_cast<const float4*>(kb + r * QS + x);
+      const float4 a = at4(qb, qh, x), b = at4(kb, kh, x);
       sq = fmaf(a.x, a.x, fmaf(a.y, a.y, fmaf(a.z, a.z, fmaf(a.w, a.w, sq))));
       sk = fmaf(b.x, b.x, fmaf(b.y, b.y, fmaf(b.z, b.z, fmaf(b.w, b.w, sk))));
     }
@@ -258,8 +282,23 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
                                 {3 - big, 0, s4 % 2 ? 8 - 2 * big : 0}};
       float acc0[5][4] = {}, acc1[4][4] = {};
       auto gram = [&](const GramPart& g, auto& acc) {
-        const float* a = (qk ? qb : kb) + 16 * g.mt * QS;
-        if constexpr (kPerKey) {  // the decay through the tile's middle row
+        [[maybe_unused]] const float* a = (qk ? qb : kb) + 16 * g.mt * QS;  // the float32 tiles' row tile
+        if constexpr (kBf16Gram) {  // B's 8-column tile nt: rows 8 (n0 + nt) .. + 7 of k, by lanes 0-15
+          const bf16* ar = a_rows(qk ? qh : kh, KB, 16 * g.mt);
+          const bf16* br = kh + (8 * g.n0 + (lane & 7)) * KB + 8 * ((lane >> 3) & 1);
+          constexpr int NT = int(sizeof(acc) / sizeof(acc[0]));
+          for (int k0 = 0; k0 < KT; k0 += 16) {
+            uint32_t fa[4];
+            ldmatrix_x4(fa, ar + k0, false);
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt)
+              if (nt < g.n) {
+                uint32_t fb[2];
+                ldmatrix_x2(fb, br + nt * 8 * KB + k0);
+                mma_bf16_raw(acc[nt], fa, fb);
+              }
+          }
+        } else if constexpr (kPerKey) {  // the decay through the tile's middle row
           const float* gr = gb + (16 * g.mt + 8) * QS;
           mma_rows_bt<M>(
               acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * g.mt + r) * QS + x] - gr[x]); },
@@ -334,13 +373,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   if constexpr (std::is_same_v<In, bf16> && !kSsd)
     if (p.v_early) {
       bf16* d = reinterpret_cast<bf16*>(sm + prepare_tiles(QS, kPerKey)) - C * p.V;
-      const bf16* v = static_cast<const bf16*>(p.v) + tok0 * p.vs + hv * p.V;
-      const int per_row = p.V / 8;
-      for (int i = tid; i < C * per_row; i += kThreads) {  // rows >= L zero-filled (their copies name row L - 1)
-        const int r = i / per_row, c = 8 * (i % per_row);
-        cp_async16(reinterpret_cast<float*>(d + r * p.V + c),
-                   reinterpret_cast<const float*>(v + min(r, L - 1) * p.vs + c), r < L);
-      }
+      copy_tile_bf16(static_cast<const bf16*>(p.v) + tok0 * p.vs + hv * p.V, p.vs, L, p.V, p.V, d, p.V);
       cp_async_commit();
       vt = d;
     }
@@ -393,13 +426,18 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   } else if (!kPerKey && tid < C + 8) {
     sc[C * C + 4 * C + tid - C] = tid == C ? expf(gs[C - 1]) : 0.f;
   }
-  for (int idx = tid; idx < C * C / 4; idx += kThreads) {
-    const int r = idx >> 4, c = 4 * (idx & 15);
-    *reinterpret_cast<float4*>(sc + r * C + c) = *reinterpret_cast<const float4*>(mb + r * MS + c);
-  }
-  if constexpr (M == MmaMath::Bf16) {
-    __syncthreads();  // M and the factors are in the scratch, and shared memory is free
-    wu_step<kRule, In>(p, chunk, hv, here, sm4, vt);
+  if constexpr (M == MmaMath::Bf16) {  // M as bf16: A_qk to the output pass, T to the W / U step
+    MPieces pieces;
+    m_pieces<false>(mb, pieces);
+    put_m_pieces(pieces, p.bf.a + (chunk * p.HV + hv) * Bf16Tiles::a_size());
+    if constexpr (!kSsd) m_pieces<true>(mb, pieces);
+    __syncthreads();  // the factors are in the scratch, and shared memory is free
+    wu_step<kRule, In>(p, chunk, hv, here, sm4, vt, pieces);
+  } else {
+    for (int idx = tid; idx < C * C / 4; idx += kThreads) {
+      const int r = idx >> 4, c = 4 * (idx & 15);
+      *reinterpret_cast<float4*>(sc + r * C + c) = *reinterpret_cast<const float4*>(mb + r * MS + c);
+    }
   }
 }
 
@@ -627,8 +665,10 @@ void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream
   constexpr bool kBf16Passes = M == MmaMath::Bf16;
   Params p = p_in;
   if constexpr (kBf16Passes) p.bf = bf16_tiles(p, kRule, n_chunks, stream);
-  if constexpr (std::is_same_v<In, bf16>)
+  if constexpr (std::is_same_v<In, bf16>) {
     p.v_early = kRule != Rule::Ssd && aligned16(p.v) && p.vs % 8 == 0 && p.V % 8 == 0 && v_tile_fits(p, kRule);
+    p.qk_async = aligned16(p.q) && aligned16(p.k) && p.qs % 8 == 0 && p.ks % 8 == 0 && p.K % 8 == 0;
+  }
   const size_t smem1 = std::max(prepare_smem(p, kRule == Rule::PerKey), kBf16Passes ? wu_smem(p, kRule) : 0);
   cuda_check(cudaFuncSetAttribute(chunk_prepare<M, kRule, In>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(smem1)),

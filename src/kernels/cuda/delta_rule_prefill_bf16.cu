@@ -202,12 +202,15 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_output(Params p, Bf16Tiles 
   if constexpr (kSsd)
     load_tile<kThreads>(static_cast<const In*>(p.v) + c.tok0 * p.vs + hv * V + b0 * BV, p.vs, c.L,
                         min(2 * BV, V - b0 * BV), p.vec, xs, XS);
+  copy_async(ab, t.a + rec * t.a_size(), C * MB / 8);
+  const In* q = static_cast<const In*>(p.q) + c.tok0 * p.qs + c.h * p.K;
+  const bool q_copied = kRule == Rule::PerKey || (std::is_same_v<In, bf16> && p.qk_async);
   if constexpr (kRule == Rule::PerKey) copy_async(qb, t.q + rec * t.k_size(), C * KB / 8);  // q ⊙ e^{G}
+  else if constexpr (std::is_same_v<In, bf16>)
+    if (q_copied) copy_tile_bf16(q, p.qs, c.L, p.K, KT, qb, KB);
   cp_async_commit();
-  if constexpr (kRule != Rule::PerKey)
-    for_pieces(static_cast<const In*>(p.q) + c.tok0 * p.qs + c.h * p.K, p.qs, c.L, p.K, KT, p.vec,
-               [&](int r, int col, float4 x) { store4(qb + r * KB + col, 1.f, x); });
-  m_tile_bf16<false>(sc, ab);
+  if (!q_copied)
+    for_pieces(q, p.qs, c.L, p.K, KT, p.vec, [&](int r, int col, float4 x) { store4(qb + r * KB + col, 1.f, x); });
   if (tid < C) fq[tid] = sc[C * C + tid];
   cp_async_wait<0>();
   __syncthreads();
@@ -249,20 +252,28 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_output(Params p, Bf16Tiles 
     }
   }
   const float skip = kSsd && p.D ? p.D[hv] : 0.f;
+  const bool pairs = V % 2 == 0 && (reinterpret_cast<uintptr_t>(p.o) & 7) == 0;  // (col, col + 1) in one store
 #pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    const int r = m0 + gid + 8 * (e >> 1);
+  for (int h = 0; h < 2; ++h) {  // elements e = 2 h, 2 h + 1: row r, columns col and col + 1
+    const int r = m0 + gid + 8 * h;
     if (r >= c.L) continue;
-    const int64_t row = (c.tok0 + r) * p.HV * V + hv * V;
+    float* row = p.o + (c.tok0 + r) * p.HV * V + hv * V;
 #pragma unroll
     for (int g = 0; g < 2; ++g)
 #pragma unroll
       for (int u = 0; u < 2; ++u) {
-        const int col = (b0 + hb) * BV + 16 * g + 8 * u + 2 * tig + (e & 1);
-        if (col >= V) continue;
-        float y = acc[g][u][e];
-        if constexpr (kSsd) y += skip * xs[r * XS + col - b0 * BV];
-        p.o[row + col] = y;
+        const int col = (b0 + hb) * BV + 16 * g + 8 * u + 2 * tig;
+        float2 y = make_float2(acc[g][u][2 * h], acc[g][u][2 * h + 1]);
+        if constexpr (kSsd) {
+          y.x += skip * xs[r * XS + col - b0 * BV];
+          y.y += skip * xs[r * XS + col + 1 - b0 * BV];
+        }
+        if (pairs && col + 1 < V) {
+          *reinterpret_cast<float2*>(row + col) = y;
+        } else {
+          if (col < V) row[col] = y.x;
+          if (col + 1 < V) row[col + 1] = y.y;
+        }
       }
   }
 }
@@ -304,8 +315,8 @@ Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t 
   t.KB = p.KT + 8;
   t.nvb = (p.V + BV - 1) / BV;
   const int64_t recs = n_chunks * p.HV;
-  const int64_t per_rec =
-      (ssd ? 1 : 2) * (t.k_size() + t.v_size()) + t.h_size() + (rule == Rule::PerKey ? t.k_size() : 0);
+  const int64_t per_rec = (ssd ? 1 : 2) * (t.k_size() + t.v_size()) + t.h_size() + t.a_size() +
+                          (rule == Rule::PerKey ? t.k_size() : 0);
   bf16* at = nullptr;
   cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&at), size_t(recs * per_rec) * sizeof(bf16), stream),
              "cudaMallocAsync (bf16 chunked prefill tiles)");
@@ -313,6 +324,7 @@ Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t 
   take(t.kd, t.k_size());  // first: the allocation's start
   take(t.u, t.v_size());
   take(t.h, t.h_size());
+  take(t.a, t.a_size());
   if (!ssd) {
     take(t.w, t.k_size());
     take(t.vn, t.v_size());

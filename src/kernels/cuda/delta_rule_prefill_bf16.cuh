@@ -29,11 +29,10 @@ __device__ inline float load1(const bf16* s) { return __bfloat162float(*s); }
 
 // For each 4-column piece (r, c) of a [C][w] tile (w a multiple of 4): x = src[r stride + c .. + 3] (float or bf16,
 // as float32) in rows r < L and columns < n, zeros elsewhere, handed to put(r, c, x). Each thread issues the loads
-// of kBatch pieces before their puts, so that they are in flight together. vec: src rows aligned to 4 elements
-// and n a multiple of 4.
-template <class In, class Put>
+// of kBatch pieces before their puts, so that they are in flight together (4 float registers each). vec: src rows
+// aligned to 4 elements and n a multiple of 4.
+template <int kBatch = 8, class In, class Put>
 __device__ void for_pieces(const In* src, int64_t stride, int L, int n, int w, bool vec, Put&& put) {
-  constexpr int kBatch = 8;
   const int per_row = w / 4, total = C * per_row, step = blockDim.x;
   for (int i0 = threadIdx.x; i0 < total; i0 += kBatch * step) {
     float4 x[kBatch];
@@ -63,28 +62,39 @@ __device__ inline void store4(bf16* dst, float a, float4 x) {
   *reinterpret_cast<uint2*>(dst) = make_uint2(bf16_pair(a * x.x, a * x.y), bf16_pair(a * x.z, a * x.w));
 }
 
-// Part of the packed M tile of the prepare pass's scratch as a bf16 [C][MB] tile: T (unit lower triangular) or,
-// transposed, A_qk (at[j][i] = A_qk(i, j), zero below the diagonal). 8 elements per thread step, kThreads
-// threads, every load issued before the first store.
+// Part of chunk_prepare's packed M tile (float, in shared memory, row stride MS) as the pieces of a bf16 [C][MB]
+// tile: T (unit lower triangular) or, transposed, A_qk (at[j][i] = A_qk(i, j), zero below the diagonal). Each of
+// kThreads threads holds kMPieces pieces of 8 elements, so that the tile can go where M was once M is read.
+constexpr int kMPieces = C * C / 8 / kThreads;
+using MPieces = uint4[kMPieces];
+__device__ inline int m_piece_row(int s) { return (threadIdx.x + s * kThreads) >> 3; }
+__device__ inline int m_piece_col(int s) { return 8 * ((threadIdx.x + s * kThreads) & 7); }
 template <bool kT>
-__device__ void m_tile_bf16(const float* m, bf16* dst) {
-  constexpr int kSteps = C * C / 8 / kThreads;
-  float4 v[kSteps][2];
+__device__ void m_pieces(const float* m, MPieces& out) {
 #pragma unroll
-  for (int s = 0; s < kSteps; ++s) {
-    const int i = threadIdx.x + s * kThreads, r = i >> 3, c = 8 * (i & 7);
-    v[s][0] = __ldg(reinterpret_cast<const float4*>(m + r * C + c));
-    v[s][1] = __ldg(reinterpret_cast<const float4*>(m + r * C + c + 4));
-  }
-#pragma unroll
-  for (int s = 0; s < kSteps; ++s) {
-    const int i = threadIdx.x + s * kThreads, r = i >> 3, c = 8 * (i & 7);
-    const float e[8] = {v[s][0].x, v[s][0].y, v[s][0].z, v[s][0].w, v[s][1].x, v[s][1].y, v[s][1].z, v[s][1].w};
+  for (int s = 0; s < kMPieces; ++s) {
+    const int r = m_piece_row(s), c = m_piece_col(s);
     float x[8];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) x[j] = kT ? t_of(e[j], r, c + j) : aqk_of(e[j], r, c + j);
-    *reinterpret_cast<uint4*>(dst + r * MB + c) =
-        make_uint4(bf16_pair(x[0], x[1]), bf16_pair(x[2], x[3]), bf16_pair(x[4], x[5]), bf16_pair(x[6], x[7]));
+    for (int j = 0; j < 8; ++j) x[j] = kT ? t_of(m[r * MS + c + j], r, c + j) : aqk_of(m[r * MS + c + j], r, c + j);
+    out[s] = make_uint4(bf16_pair(x[0], x[1]), bf16_pair(x[2], x[3]), bf16_pair(x[4], x[5]), bf16_pair(x[6], x[7]));
+  }
+}
+__device__ inline void put_m_pieces(const MPieces& v, bf16* dst) {  // shared or global
+#pragma unroll
+  for (int s = 0; s < kMPieces; ++s) *reinterpret_cast<uint4*>(dst + m_piece_row(s) * MB + m_piece_col(s)) = v[s];
+}
+
+// Rows [0, C) and columns [0, w) of a bf16 tile (row stride ld) from src's rows (stride, 16-byte aligned, as are n
+// and w in elements of 8) by cp.async of 16 bytes, not committed: zero in rows >= L and columns >= n (those copies
+// name row 0's start, which is mapped).
+__device__ inline void copy_tile_bf16(const bf16* src, int64_t stride, int L, int n, int w, bf16* dst, int ld) {
+  const int per_row = w / 8;
+  for (int i = threadIdx.x; i < C * per_row; i += blockDim.x) {
+    const int r = i / per_row, c = 8 * (i % per_row);
+    const bool ok = r < L && c < n;
+    const bf16* from = ok ? src + r * stride + c : src;
+    cp_async16(reinterpret_cast<float*>(dst + r * ld + c), reinterpret_cast<const float*>(from), ok);
   }
 }
 
@@ -158,9 +168,11 @@ __device__ inline void copy_rows(const bf16* src, bf16* dst, int rows, int ld, i
 // W's operand β a_k ⊙ k ⊙ e^{G} are in p.bf already (chunk_prepare wrote them from its decay tiles), W = T times
 // that operand replaces it. smem: at least wu_smem_bytes (Scalar, PerKey; Ssd uses none), free to overwrite but
 // for vt. In: the element type of k and v. vt: null, or v's tile [C][V] in shared memory, this thread's cp.async
-// copies of it committed (Params::v_early), at or past wu_smem_bytes' T, k, v and factors.
+// copies of it committed (Params::v_early), at or past wu_smem_bytes' T, k, v and factors. tp: this thread's
+// pieces of T (m_pieces<true>; Ssd: unused).
 template <Rule kRule, class In>
-__device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk& c, float4* sm4, const bf16* vt) {
+__device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk& c, float4* sm4, const bf16* vt,
+                        const MPieces& tp) {
   const Bf16Tiles& t = p.bf;
   const int warp = threadIdx.x >> 5, KB = t.KB, KT = p.KT, VW = t.nvb * BV + 8;
   const int64_t rec = chunk * p.HV + hv;
@@ -195,7 +207,7 @@ __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk&
     cp_async_commit();
   }
   if (vt) cp_async_wait<0>();  // visible to every thread after the barrier below
-  m_tile_bf16<true>(sc, tb);
+  put_m_pieces(tp, tb);
   __syncthreads();
   if constexpr (kRule == Rule::PerKey)
     cp_async_wait<0>();

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/slot_pool.h"
@@ -25,7 +26,8 @@ constexpr int VS = BV + 8;  // [C][BV] tiles
 // Scratch of one (chunk, value head), written by chunk_prepare, read by chunk_state_pass (every part 16-byte
 // aligned):
 //   M [C][C]: T = (I + A_kk)^-1 strictly below the diagonal (its unit diagonal implied), A_qk transposed on and
-//             above it (M[j][i] = A_qk[i][j], j <= i)
+//             above it (M[j][i] = A_qk[i][j], j <= i); not written with PrefillMath::Bf16 (A_qk goes to Bf16Tiles as
+//             bf16, T straight to the W / U step)
 //   factors [nf]: a_q [C], a_k [C], d [C], beta [C], then the state's decay over the chunk:
 //     Scalar / None  a_q = scale e^{G_i} / |q_i|, a_k = e^{G_i} / |k_i|, d = e^{G_last - G_i} / |k_i|; e^{G_last}
 //                    padded to 8 floats (nf = 4 C + 8)
@@ -60,7 +62,10 @@ struct Bf16Tiles {
   __nv_bfloat16* w;     // [C][KB] W (not Ssd; PerKey: β a_k ⊙ k ⊙ e^{G} until the W / U step makes it W)
   __nv_bfloat16* vn;    // [nvb][C][VB] V' (not Ssd: Ssd's V' is U)
   __nv_bfloat16* q;     // [C][KB] q ⊙ e^{G} (PerKey only; the others' output pass reads q itself)
+  __nv_bfloat16* a;     // [C][MB] A_qk transposed, a[j][i] = A_qk(i, j), zero below the diagonal (columns past C
+                        // unwritten): the output pass's, in place of the scratch's float32 M
   __host__ __device__ int64_t k_size() const { return int64_t(C) * KB; }
+  __host__ __device__ static constexpr int64_t a_size() { return int64_t(C) * MB; }
   __host__ __device__ int64_t v_size() const { return int64_t(nvb) * C * VB; }
   __host__ __device__ int64_t h_size() const { return int64_t(nvb) * BV * KB; }
 };
@@ -74,6 +79,9 @@ struct Params {
   bool l2norm, vec;  // vec: q, k, v rows aligned to 4 elements (cp.async of 16 bytes, bf16 loads of 8), else by one
   bool v_early;      // bf16 inputs: chunk_prepare copies v's chunk tile into shared memory (cp.async) right after
                      // its Gram products, and its W / U step reads it there (v_tile_fits in delta_rule_prefill.cu)
+  bool qk_async;     // bf16 inputs with q and k rows 16-byte aligned (pointers, strides and K multiples of 8
+                     // elements): chunk_prepare (PrefillMath::Bf16 but PerKey) and the output pass (Scalar, Ssd)
+                     // copy their bf16 tiles by cp.async
   const void *q, *k, *v;      // float, or bf16 (the In of the kernels; PrefillMath::Bf16 only)
   const float *beta, *g;      // g: Scalar [T, HV], PerKey [T, HV, K], null for None
   int64_t qs, ks, vs;
@@ -136,27 +144,42 @@ __device__ void load_tile(const float* src, int64_t stride, int L, int n, bool v
 }
 
 // The same from bf16 rows (vec: n, stride and src multiples of 4 elements, 8-byte loads), widened to float32 with
-// ordinary loads and stores: each thread loads all of its rows before the first store.
+// ordinary loads and stores, in two steps so that a caller can have several tiles' loads in flight before the first
+// store: rows_bf16 loads this thread's pieces of every row, widen_rows stores them.
+template <int kN>
+struct Bf16Rows {
+  uint2 x[C / (kN / 32)];  // rows w + i kN / 32 (w the warp), elements 4 lane .. + 3
+};
+template <int kN>
+__device__ Bf16Rows<kN> rows_bf16(const __nv_bfloat16* src, int64_t stride, int L, int n) {
+  constexpr int kW = kN / 32;
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  Bf16Rows<kN> t;
+#pragma unroll
+  for (int i = 0; i < C / kW; ++i) {
+    const int r = w + i * kW;
+    t.x[i] = r < L && 4 * lane < n ? __ldg(reinterpret_cast<const uint2*>(src + r * stride + 4 * lane))
+                                   : make_uint2(0u, 0u);
+  }
+  return t;
+}
+template <int kN>
+__device__ void widen_rows(const Bf16Rows<kN>& t, int n, float* dst, int QS) {
+  constexpr int kW = kN / 32;
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  if (4 * lane >= n) return;
+#pragma unroll
+  for (int i = 0; i < C / kW; ++i)
+    *reinterpret_cast<float4*>(dst + (w + i * kW) * QS + 4 * lane) = bf16x4_to_float4(t.x[i]);
+}
 template <int kN>
 __device__ void load_tile(const __nv_bfloat16* src, int64_t stride, int L, int n, bool vec, float* dst, int QS) {
-  constexpr int kW = kN / 32, kRows = C / kW;
+  if (vec) return widen_rows<kN>(rows_bf16<kN>(src, stride, L, n), n, dst, QS);
+  constexpr int kW = kN / 32;
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  if (vec) {
-    if (4 * lane >= n) return;
-    uint2 x[kRows];
-#pragma unroll
-    for (int i = 0; i < kRows; ++i) {
-      const int r = w + i * kW;
-      x[i] = r < L ? __ldg(reinterpret_cast<const uint2*>(src + r * stride + 4 * lane)) : make_uint2(0u, 0u);
-    }
-#pragma unroll
-    for (int i = 0; i < kRows; ++i)
-      *reinterpret_cast<float4*>(dst + (w + i * kW) * QS + 4 * lane) = bf16x4_to_float4(x[i]);
-  } else {
-    for (int i = 0; i < kRows; ++i) {
-      const int r = w + i * kW;
-      for (int x = lane; x < n; x += 32) dst[r * QS + x] = r < L ? __bfloat162float(src[r * stride + x]) : 0.f;
-    }
+  for (int i = 0; i < C / kW; ++i) {
+    const int r = w + i * kW;
+    for (int x = lane; x < n; x += 32) dst[r * QS + x] = r < L ? __bfloat162float(src[r * stride + x]) : 0.f;
   }
 }
 
@@ -164,8 +187,17 @@ __device__ void load_tile(const __nv_bfloat16* src, int64_t stride, int L, int n
 // inputs' element type (float: cp.async, not committed; bf16: widened on the way).
 template <int kN, class In>
 __device__ void load_qk(const Params& p, int64_t h, int64_t tok0, int L, float* qb, float* kb) {
-  load_tile<kN>(static_cast<const In*>(p.q) + tok0 * p.qs + h * p.K, p.qs, L, p.K, p.vec, qb, p.QS);
-  load_tile<kN>(static_cast<const In*>(p.k) + tok0 * p.ks + h * p.K, p.ks, L, p.K, p.vec, kb, p.QS);
+  const In* q = static_cast<const In*>(p.q) + tok0 * p.qs + h * p.K;
+  const In* k = static_cast<const In*>(p.k) + tok0 * p.ks + h * p.K;
+  if constexpr (std::is_same_v<In, __nv_bfloat16>)
+    if (p.vec) {  // both tiles' loads in flight before the first store: one wait for DRAM, not two
+      const Bf16Rows<kN> a = rows_bf16<kN>(q, p.qs, L, p.K), b = rows_bf16<kN>(k, p.ks, L, p.K);
+      widen_rows<kN>(a, p.K, qb, p.QS);
+      widen_rows<kN>(b, p.K, kb, p.QS);
+      return;
+    }
+  load_tile<kN>(q, p.qs, L, p.K, p.vec, qb, p.QS);
+  load_tile<kN>(k, p.ks, L, p.K, p.vec, kb, p.QS);
 }
 
 // A chunk's inputs for the state pass (value head hv, q / k head h) into one stage of shared memory, as cp.async

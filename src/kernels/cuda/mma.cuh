@@ -178,9 +178,9 @@ __device__ inline void ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 }
-__device__ inline void ldmatrix_x2_trans(uint32_t (&r)[2], const void* row) {
+__device__ inline void ldmatrix_x2(uint32_t (&r)[2], const void* row) {
   const unsigned a = unsigned(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
 }
 
 // cp.async of 16 or 4 bytes; with valid false the destination is zero-filled and nothing is read (src must

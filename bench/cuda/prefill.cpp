@@ -15,6 +15,8 @@
 //   gpu_prefill T [gdn|kda|mamba2]        one length (every mixer unless named)
 //   gpu_prefill T gdn|kda|mamba2 chunked  one length and mixer, the chunked kernel alone (for ncu: its launches
 //                                         first)
+//   gpu_prefill T gdn|kda chunked S       the T tokens as S packed sequences of T / S, each with its own state
+//                                         slot (a server's batch of prompts)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -77,18 +79,21 @@ double median_ms(F&& call, cudaStream_t stream) {
   return t[t.size() / 2];
 }
 
-void run(int64_t T, bool kda, bool tokens, cudaStream_t stream) {
+// T tokens as `seqs` sequences of T / seqs (packed, as a server's batch of prompts), each with its own state.
+void run(int64_t T, bool kda, bool tokens, cudaStream_t stream, int64_t seqs = 1) {
   std::mt19937 rng(7);
   const int64_t kd = kHeads * kDim, row = 3 * kd, gw = kda ? kd : kHeads;  // g per token
   DeviceBuffer<float> qkv = random_buffer(rng, T * row, 1.f), beta = random_buffer(rng, T * kHeads, 0.1f, 0.5f),
                       g = random_buffer(rng, T * gw, 0.02f, -0.1f),
-                      state = random_buffer(rng, kHeads * kDim * kDim, 0.1f), o(T * kHeads * kDim);
-  DeviceBuffer<int32_t> slot(std::vector<int32_t>{0});
+                      state = random_buffer(rng, seqs * kHeads * kDim * kDim, 0.1f), o(T * kHeads * kDim);
+  std::vector<int32_t> slots(size_t(seqs), 0);
+  std::vector<int64_t> offsets{0};
+  for (int64_t i = 0; i < seqs; ++i) slots[size_t(i)] = int32_t(i), offsets.push_back((i + 1) * T / seqs);
+  DeviceBuffer<int32_t> slot(slots);
   const DeltaRuleShape shape{.H = kHeads, .HV = kHeads, .K = kDim, .V = kDim,
                              .decay = kda ? DeltaDecay::PerKey : DeltaDecay::Scalar, .l2norm_qk = true};
   const DeltaRuleInputs in{.q = qkv.data(), .k = qkv.data() + kd, .v = qkv.data() + 2 * kd, .beta = beta.data(),
                            .g = g.data(), .q_stride = row, .k_stride = row, .v_stride = row};
-  const std::vector<int64_t> offsets{0, T};
   const cuda::SlotPool pool{state.data(), kHeads * kDim * kDim};
   auto chunked_ms = [&](cuda::PrefillMath math) {
     return median_ms([&] { cuda::delta_rule_prefill(shape, in, offsets, pool, slot.data(), o.data(), stream, math); },
@@ -104,7 +109,8 @@ void run(int64_t T, bool kda, bool tokens, cudaStream_t stream) {
       [&] { cuda::delta_rule_prefill(shape, in_bf, offsets, pool, slot.data(), o.data(), stream); }, stream);
   const char* mixer = kda ? "KDA" : "GDN";
   if (!tokens) {
-    std::printf("| %s | %6lld | %9.3f | %9.3f | %9.3f | %9.3f | %9.1f | - | - | - |\n", mixer, (long long)T, tf32_ms,
+    const std::string length = seqs == 1 ? std::to_string(T) : std::to_string(seqs) + " x " + std::to_string(T / seqs);
+    std::printf("| %s | %6s | %9.3f | %9.3f | %9.3f | %9.3f | %9.1f | - | - | - |\n", mixer, length.c_str(), tf32_ms,
                 x3_ms, bf16_ms, bf16_in_ms, T / x3_ms / 1e3);
     return;
   }
@@ -187,10 +193,11 @@ int main(int argc, char** argv) {
   std::printf("|-------|--------|-----------|-----------|-----------|-----------|-----------|------------|----------|--------|\n");
   const std::string which = argc > 2 ? argv[2] : "";
   const bool chunked_only = argc > 3 && std::string(argv[3]) == "chunked";
+  const int64_t seqs = argc > 4 ? std::max<int64_t>(1, std::atoll(argv[4])) : 1;  // GDN / KDA: T as that many sequences
   const std::vector<int64_t> lengths = argc > 1 ? std::vector<int64_t>{std::atoll(argv[1])} : std::vector<int64_t>{8192, 32768};
   for (bool kda : {false, true})
     if (which.empty() || which == (kda ? "kda" : "gdn"))
-      for (int64_t T : lengths) run(T, kda, !chunked_only, stream);
+      for (int64_t T : lengths) run(T, kda, !chunked_only && seqs == 1, stream, seqs);
   if (which.empty() || which == "mamba2") {
     std::printf("\nMamba2 SSD prefill, one sequence, heads x P 64 x N 128, one group (80 heads: mamba2-2.7b) (%s)\n",
                 prop.name);

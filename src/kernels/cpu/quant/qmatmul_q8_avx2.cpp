@@ -46,6 +46,7 @@ struct Kernels {
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 32; ++b, w += 34) {
+      prefetch_ahead(w, 34);
       const float dw = half_at(w);
       const __m256i v = bytes32(w + 2), a = _mm256_abs_epi8(v);
       #pragma GCC unroll 8
@@ -78,6 +79,7 @@ struct Kernels {
       // The blocks past the last 8 take the loop below.
       const __m256 eight = _mm256_set1_ps(8.0f);
       for (; b + 8 <= K / 32; b += 8, w += 8 * kBytes) {
+        prefetch_ahead(w, 8 * kBytes);
         __m256i n[8];
         #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) n[j] = nibbles(w + j * kBytes);
@@ -99,6 +101,7 @@ struct Kernels {
       }
     }
     for (; b < K / 32; ++b, w += kBytes) {
+      prefetch_ahead(w, kBytes);
       const float dw = half_at(w);
       __m256i n = nibbles(w);
       if constexpr (kFive) {
@@ -127,6 +130,7 @@ struct Kernels {
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = off[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 256; ++b, w += kBytes) {
+      prefetch_ahead(w, kBytes);
       uint8_t sc[8], m[8];
       linfer::quant::q4k_scales_mins(w + 4, sc, m);
       const __m256 scale = _mm256_mul_ps(u8_floats(sc), _mm256_set1_ps(half_at(w)));
@@ -167,6 +171,7 @@ struct Kernels {
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = off[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 256; ++b, w += 210) {
+      prefetch_ahead(w, 210);
       alignas(32) float sc[16];  // d · the int8 sub-block scales
       const __m256 d = _mm256_set1_ps(half_at(w + 208));
       _mm256_store_ps(sc, _mm256_mul_ps(i8_floats(w + 192), d));

@@ -85,6 +85,7 @@ struct Kernels {
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     pairs<34>(w, K, [&]<bool kOne>(int64_t b, const uint8_t* wb) {
+      prefetch_ahead(wb, 68);
       const __m512i v = join(bytes32(wb + 2), kOne ? _mm256_setzero_si256() : bytes32(wb + 36));
       const __mmask64 neg = _mm512_movepi8_mask(v);
       const __m512i a = _mm512_abs_epi8(v);
@@ -141,6 +142,7 @@ struct Kernels {
                                              0, 63, 45, 27, 9, 54, 36, 18, 0);
       const __m256i dx_at = _mm256_set_epi32(7, 5, 3, 1, 6, 4, 2, 0);
       for (; b + 8 <= K / 32; b += 8, w += 8 * kBytes) {
+        prefetch_ahead(w, 8 * kBytes);
         const __m512i n[4] = {unpack.template operator()<false>(w), unpack.template operator()<false>(w + 2 * kBytes),
                               unpack.template operator()<false>(w + 4 * kBytes),
                               unpack.template operator()<false>(w + 6 * kBytes)};
@@ -160,6 +162,7 @@ struct Kernels {
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     pairs<kBytes>(w, K - 32 * b, [&]<bool kOne>(int64_t i, const uint8_t* wb) {
+      prefetch_ahead(wb, 2 * kBytes);
       const __m512i n = unpack.template operator()<kOne>(wb);
       const __m128 ws = w_scales<kOne, kBytes>(wb);
       #pragma GCC unroll 8
@@ -183,6 +186,7 @@ struct Kernels {
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), off[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 256; ++b, w += kBytes) {
+      prefetch_ahead(w, kBytes);
       uint8_t sc[8], m[8];
       linfer::quant::q4k_scales_mins(w + 4, sc, m);
       const __m256 scale = _mm256_mul_ps(u8_floats(sc), _mm256_set1_ps(half_at(w)));
@@ -225,6 +229,7 @@ struct Kernels {
     #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[r] = off[r] = _mm512_setzero_ps();
     for (int64_t b = 0; b < K / 256; ++b, w += 210) {
+      prefetch_ahead(w, 210);
       const __m512 sc = _mm512_mul_ps(
           _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes16(w + 192))),
           _mm512_set1_ps(half_at(w + 208)));  // d · the int8 sub-block scales

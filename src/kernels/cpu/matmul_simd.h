@@ -16,8 +16,9 @@ struct WeightMatrix {
 };
 
 // How far ahead of the weights being multiplied the decode GEMVs ask for the next ones where they read weight rows
-// one after the other (short bf16 / f16 / f32 rows in matmul_hwy.cpp, every int8 kernel in
-// quant/qmatmul_q8_rows.h): consecutive rows are consecutive in memory, so this runs into the rows after it. The
+// one after the other (short bf16 / f16 / f32 rows in matmul_hwy.cpp, every int8 kernel through
+// quant/qmatmul_q8_rows.h's prefetch_ahead), a few lines per step: consecutive rows are consecutive in memory, so
+// this runs into the rows after it. The
 // hardware prefetchers alone leave such a stream of 0.5-4 KiB rows short of the read floor: on an Intel Xeon
 // (Emerald Rapids), one core, bf16 K = 768 / 1024 9-10 GB/s without and 14-18 GB/s with it (1 KiB ahead: 12,
 // 2 KiB: 13-15, 8 KiB: 13-19; docs/benchmarks.md).

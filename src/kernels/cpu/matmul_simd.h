@@ -16,13 +16,22 @@ struct WeightMatrix {
 };
 
 // How far ahead of the weights being multiplied the decode GEMVs ask for the next ones where they read weight rows
-// one after the other (short bf16 / f16 / f32 rows in matmul_hwy.cpp, every int8 kernel through
-// quant/qmatmul_q8_rows.h's prefetch_ahead), a few lines per step: consecutive rows are consecutive in memory, so
-// this runs into the rows after it. The
+// one after the other (short bf16 / f16 / f32 rows in matmul_hwy.cpp, every int8-activation kernel through
+// prefetch_ahead below; the float-activation quantized kernels, bound by their multiplies, gained nothing from
+// it), a few lines per step: consecutive rows are consecutive in memory, so this runs into the rows after it. The
 // hardware prefetchers alone leave such a stream of 0.5-4 KiB rows short of the read floor: on an Intel Xeon
 // (Emerald Rapids), one core, bf16 K = 768 / 1024 9-10 GB/s without and 14-18 GB/s with it (1 KiB ahead: 12,
 // 2 KiB: 13-15, 8 KiB: 13-19; docs/benchmarks.md).
 constexpr int64_t kPrefetchAhead = 4096;
+
+// Asks for the lines of the n weight bytes at w, kPrefetchAhead bytes on: a kernel calls it for the bytes of every
+// step, so that the requests go out a few at a time between the products. (Asked for a row ahead in one burst at
+// each row's start, they filled the core's line-fill buffers and stalled it there: half the samples of a q4_0
+// GEMV sat on the prefetches; Intel Xeon, q4_0 4096 x 4096, int8 x: 8.6 -> 11-13.5 GB/s.) Every 64-byte window of
+// consecutive steps' bytes holds one of the addresses, so every line is asked for.
+inline void prefetch_ahead(const void* w, int64_t n) {
+  for (int64_t b = 0; b < n; b += 64) __builtin_prefetch(static_cast<const char*>(w) + kPrefetchAhead + b);
+}
 
 namespace hwy_paths {
 // y[M, N] = x[M, K] · wᵀ (+ bias), the packed GEMM (gemm_hwy.cpp: one Highway source compiled per target),

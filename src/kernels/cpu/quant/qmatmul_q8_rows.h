@@ -43,15 +43,6 @@ inline __m256 u8_floats(const uint8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
 }
 
-// Asks for the lines of the n weight bytes at w, kPrefetchAhead (matmul_simd.h) bytes on: each kernel calls it for
-// the bytes of every step, so that the requests go out a few at a time between the products. (Asked for a row
-// ahead in one burst at each row's start, they filled the core's line-fill buffers and stalled it there: half the
-// samples of a q4_0 GEMV sat on the prefetches; Intel Xeon, q4_0 4096 x 4096, one row of x: 8.6 -> 13-14 GB/s.)
-// Every 64-byte window of consecutive steps' bytes holds one of the addresses, so every line is asked for.
-inline void prefetch_ahead(const uint8_t* w, int64_t n) {
-  for (int64_t b = 0; b < n; b += 64) _mm_prefetch(reinterpret_cast<const char*>(w) + kPrefetchAhead + b, _MM_HINT_T0);
-}
-
 // The R rows of x one call works on, each at its first element.
 template <int R>
 struct Rows8 {

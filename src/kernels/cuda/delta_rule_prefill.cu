@@ -142,16 +142,8 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   if constexpr (kBf16Gram) {
     const In* q = static_cast<const In*>(p.q) + tok0 * p.qs + h * K;
     const In* k = static_cast<const In*>(p.k) + tok0 * p.ks + h * K;
-    bool copied = false;
-    if constexpr (std::is_same_v<In, bf16>)
-      if ((copied = p.qk_async)) {
-        copy_tile_bf16(q, p.qs, L, K, KT, qh, KB);
-        copy_tile_bf16(k, p.ks, L, K, KT, kh, KB);
-      }
-    if (!copied) {  // (batches of 4: with 8, registers spilled under the three-blocks-per-SM bound)
-      for_pieces<4>(q, p.qs, L, K, KT, p.vec, [&](int r, int col, float4 x) { store4(qh + r * KB + col, 1.f, x); });
-      for_pieces<4>(k, p.ks, L, K, KT, p.vec, [&](int r, int col, float4 x) { store4(kh + r * KB + col, 1.f, x); });
-    }
+    bf16_tile(q, p.qs, L, K, KT, p.vec, p.qk_async, qh, KB);
+    bf16_tile(k, p.ks, L, K, KT, p.vec, p.qk_async, kh, KB);
   } else {
     load_qk<kThreads, In>(p, h, tok0, L, qb, kb);
     if constexpr (kPerKey)  // padding rows: g = 0, so G stays G_{L-1}
@@ -244,7 +236,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
         const float4 eg = make_float4(__expf(G.x), __expf(G.y), __expf(G.z), __expf(G.w));
         const float4 ed = make_float4(__expf(GL.x - G.x), __expf(GL.y - G.y), __expf(GL.z - G.z), __expf(GL.w - G.w));
         if constexpr (float_decay_tiles(kRule, M)) {
-          float* d = sc + C * C + p.nf + r * KT + x;  // q ⊙ e^G | k ⊙ e^G | k ⊙ e^{G_last - G}, [C][KT] each
+          float* d = sc + m_floats(M) + p.nf + r * KT + x;  // q ⊙ e^G | k ⊙ e^G | k ⊙ e^{G_last - G}, [C][KT] each
           *reinterpret_cast<float4*>(d) = mul(q, eg);
           *reinterpret_cast<float4*>(d + C * KT) = mul(k, eg);
           *reinterpret_cast<float4*>(d + 2 * C * KT) = mul(k, ed);
@@ -255,7 +247,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
           store4(t.w + off, bs[r] * rk[r], mul(k, eg));
         }
       }
-    if (tid < KT) sc[C * C + 4 * C + tid] = expf(gb[(C - 1) * QS + tid]);
+    if (tid < KT) sc[m_floats(M) + 4 * C + tid] = expf(gb[(C - 1) * QS + tid]);
   }
 
   // Gram products on the tensor cores: warps 0-3 K Kᵀ, warps 4-7 Q Kᵀ, 16 rows each, tiles left of the diagonal
@@ -282,7 +274,6 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
                                 {3 - big, 0, s4 % 2 ? 8 - 2 * big : 0}};
       float acc0[5][4] = {}, acc1[4][4] = {};
       auto gram = [&](const GramPart& g, auto& acc) {
-        [[maybe_unused]] const float* a = (qk ? qb : kb) + 16 * g.mt * QS;  // the float32 tiles' row tile
         if constexpr (kBf16Gram) {  // B's 8-column tile nt: rows 8 (n0 + nt) .. + 7 of k, by lanes 0-15
           const bf16* ar = a_rows(qk ? qh : kh, KB, 16 * g.mt);
           const bf16* br = kh + (8 * g.n0 + (lane & 7)) * KB + 8 * ((lane >> 3) & 1);
@@ -299,12 +290,14 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
               }
           }
         } else if constexpr (kPerKey) {  // the decay through the tile's middle row
+          const float* a = (qk ? qb : kb) + 16 * g.mt * QS;  // the float32 tiles' row tile
           const float* gr = gb + (16 * g.mt + 8) * QS;
           mma_rows_bt<M>(
               acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * g.mt + r) * QS + x] - gr[x]); },
               [&](int j, int x) { return kb[(j + 8 * g.n0) * QS + x] * __expf(gr[x] - gb[(j + 8 * g.n0) * QS + x]); },
               KT, g.n);
         } else {
+          const float* a = (qk ? qb : kb) + 16 * g.mt * QS;
           mma_rows_bt<M>(
               acc, acc, [&](int r, int x) { return a[r * QS + x]; },
               [&](int j, int x) { return kb[(j + 8 * g.n0) * QS + x]; }, KT, g.n);
@@ -419,12 +412,12 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
 
   if (tid < C) {
     const float eg = kPerKey ? 1.f : expf(gs[tid]), ed = kPerKey ? 1.f : expf(gs[C - 1] - gs[tid]);
-    sc[C * C + tid] = rq[tid] * eg;
-    sc[C * C + C + tid] = rk[tid] * eg;
-    sc[C * C + 2 * C + tid] = rk[tid] * ed;
-    sc[C * C + 3 * C + tid] = bs[tid];
+    sc[m_floats(M) + tid] = rq[tid] * eg;
+    sc[m_floats(M) + C + tid] = rk[tid] * eg;
+    sc[m_floats(M) + 2 * C + tid] = rk[tid] * ed;
+    sc[m_floats(M) + 3 * C + tid] = bs[tid];
   } else if (!kPerKey && tid < C + 8) {
-    sc[C * C + 4 * C + tid - C] = tid == C ? expf(gs[C - 1]) : 0.f;
+    sc[m_floats(M) + 4 * C + tid - C] = tid == C ? expf(gs[C - 1]) : 0.f;
   }
   if constexpr (M == MmaMath::Bf16) {  // M as bf16: A_qk to the output pass, T to the W / U step
     MPieces pieces;
@@ -571,7 +564,7 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
     }
     __syncthreads();
     if constexpr (kPerKey) {  // k ⊙ e^{G_last - G} into k's place, for phase C
-      load_tile<kStateThreads>(p.scratch + (ch * p.HV + hv) * p.sc_floats + C * C + p.nf + 2 * C * KT, KT, C, KT,
+      load_tile<kStateThreads>(p.scratch + (ch * p.HV + hv) * p.sc_floats + m_floats(M) + p.nf + 2 * C * KT, KT, C, KT,
                                true, kb, QS);
       cp_async_commit();
     }
@@ -730,7 +723,7 @@ void run(Params p, Rule rule, const ChunkTable& t, PrefillMath math, bool bf16_i
   p.QS = (p.KT + 31) / 32 * 32 + 4;
   const bool per_key = rule == Rule::PerKey;
   p.nf = per_key ? 4 * C + p.KT : kScalarFactors;
-  p.sc_floats = C * C + p.nf + (float_decay_tiles(rule, math) ? 3 * C * p.KT : 0);
+  p.sc_floats = m_floats(bf16_in ? MmaMath::Bf16 : math) + p.nf + (float_decay_tiles(rule, math) ? 3 * C * p.KT : 0);
   int64_t* d_table = nullptr;
   cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&d_table), t.table.size() * sizeof(int64_t), stream),
              "cudaMallocAsync (chunked prefill chunk table)");

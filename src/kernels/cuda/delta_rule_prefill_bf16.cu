@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
     if constexpr (!kSsd) copy_async(d, t.w + rec * t.k_size(), C * KB / 8);
     copy_async(d + wk, t.kd + rec * t.k_size(), C * KB / 8);
     copy_async(d + wk + C * KB, t.u + rec * t.v_size() + b * C * VB, C * VB / 8);
-    copy_async(d + wk + C * KB + C * VB, p.scratch + rec * p.sc_floats + C * C + 4 * C, kPerKey ? KT / 4 : 1);
+    copy_async(d + wk + C * KB + C * VB, p.scratch + rec * p.sc_floats + m_floats(MmaMath::Bf16) + 4 * C, kPerKey ? KT / 4 : 1);
     cp_async_commit();
   };
   for (int i = 0; i < kStages - 1; ++i)  // one commit group per chunk, empty past the end
@@ -204,14 +204,10 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_output(Params p, Bf16Tiles 
                         min(2 * BV, V - b0 * BV), p.vec, xs, XS);
   copy_async(ab, t.a + rec * t.a_size(), C * MB / 8);
   const In* q = static_cast<const In*>(p.q) + c.tok0 * p.qs + c.h * p.K;
-  const bool q_copied = kRule == Rule::PerKey || (std::is_same_v<In, bf16> && p.qk_async);
   if constexpr (kRule == Rule::PerKey) copy_async(qb, t.q + rec * t.k_size(), C * KB / 8);  // q ⊙ e^{G}
-  else if constexpr (std::is_same_v<In, bf16>)
-    if (q_copied) copy_tile_bf16(q, p.qs, c.L, p.K, KT, qb, KB);
+  else bf16_tile(q, p.qs, c.L, p.K, KT, p.vec, p.qk_async, qb, KB);
   cp_async_commit();
-  if (!q_copied)
-    for_pieces(q, p.qs, c.L, p.K, KT, p.vec, [&](int r, int col, float4 x) { store4(qb + r * KB + col, 1.f, x); });
-  if (tid < C) fq[tid] = sc[C * C + tid];
+  if (tid < C) fq[tid] = sc[m_floats(MmaMath::Bf16) + tid];
   cp_async_wait<0>();
   __syncthreads();
   const int hb = warp >> 2, m0 = 16 * (warp & 3);  // column block b0 + hb, rows m0 .. + 16

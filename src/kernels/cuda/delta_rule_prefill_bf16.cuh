@@ -98,6 +98,16 @@ __device__ inline void copy_tile_bf16(const bf16* src, int64_t stride, int L, in
   }
 }
 
+// q's or k's chunk tile as bf16 [C][ld] (columns [0, w), zero past L and n): by cp.async of 16 bytes, not committed,
+// where async (bf16 rows, 16-byte aligned: Params::qk_async), else through registers as float32 (for_pieces, in
+// batches of 4: with 8, the prepare and output passes spill registers).
+template <class In>
+__device__ void bf16_tile(const In* src, int64_t stride, int L, int n, int w, bool vec, bool async, bf16* dst, int ld) {
+  if constexpr (std::is_same_v<In, bf16>)
+    if (async) return copy_tile_bf16(src, stride, L, n, w, dst, ld);
+  for_pieces<4>(src, stride, L, n, w, vec, [&](int r, int col, float4 x) { store4(dst + r * ld + col, 1.f, x); });
+}
+
 // Fragment addresses for ldmatrix_x4 (lane's row pointer into a bf16 tile with row stride ld): A of rows
 // m0 .. m0 + 15 from a row-major [m][k] tile; A from a [k][m] tile (.trans); B of columns n0 .. n0 + 15 (two
 // 8-column tiles: registers 0-1 and 2-3) from an [n][k] tile; B from a [k][n] tile (.trans). Add k0 (row-major
@@ -183,7 +193,7 @@ __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk&
   bf16* u = t.u + rec * t.v_size();
   auto u_at = [&](int r, int col) { return u + (col / BV) * C * VB + r * VB + col % BV; };  // U(r, col)
   if constexpr (kRule == Rule::Ssd) {  // T = I: Kd = d ⊙ k and U = dt ⊙ x as they come
-    const float *fd = sc + C * C + 2 * C, *fdt = fd + C;
+    const float *fd = sc + m_floats(MmaMath::Bf16) + 2 * C, *fdt = fd + C;
     for_pieces(k, p.ks, c.L, p.K, KT, p.vec, [&](int r, int col, float4 x) { store4(kd + r * KB + col, fd[r], x); });
     for_pieces(v, p.vs, c.L, p.V, t.nvb * BV, p.vec,
                [&](int r, int col, float4 x) { store4(u_at(r, col), fdt[r], x); });
@@ -195,7 +205,7 @@ __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk&
   float* fk = reinterpret_cast<float*>(vb + C * VW);  // β a_k, d (Scalar: PerKey's are in its tiles), β
   const float *fd = fk + C, *fbeta = fk + 2 * C;
   if (threadIdx.x < C) {
-    const float* f = sc + C * C;  // a_q, a_k, d, β
+    const float* f = sc + m_floats(MmaMath::Bf16);  // a_q, a_k, d, β
     if constexpr (kRule == Rule::Scalar) {
       fk[threadIdx.x] = f[3 * C + threadIdx.x] * f[C + threadIdx.x];
       fk[C + threadIdx.x] = f[2 * C + threadIdx.x];

@@ -26,8 +26,8 @@ constexpr int VS = BV + 8;  // [C][BV] tiles
 // Scratch of one (chunk, value head), written by chunk_prepare, read by chunk_state_pass (every part 16-byte
 // aligned):
 //   M [C][C]: T = (I + A_kk)^-1 strictly below the diagonal (its unit diagonal implied), A_qk transposed on and
-//             above it (M[j][i] = A_qk[i][j], j <= i); not written with PrefillMath::Bf16 (A_qk goes to Bf16Tiles as
-//             bf16, T straight to the W / U step)
+//             above it (M[j][i] = A_qk[i][j], j <= i); absent with PrefillMath::Bf16 (m_floats: A_qk goes to
+//             Bf16Tiles as bf16, T straight to the W / U step)
 //   factors [nf]: a_q [C], a_k [C], d [C], beta [C], then the state's decay over the chunk:
 //     Scalar / None  a_q = scale e^{G_i} / |q_i|, a_k = e^{G_i} / |k_i|, d = e^{G_last - G_i} / |k_i|; e^{G_last}
 //                    padded to 8 floats (nf = 4 C + 8)
@@ -70,10 +70,13 @@ struct Bf16Tiles {
   __host__ __device__ int64_t h_size() const { return int64_t(nvb) * BV * KB; }
 };
 
+// Floats of M at the start of each (chunk, value head) of the scratch: C C, none with MmaMath::Bf16
+__host__ __device__ constexpr int m_floats(MmaMath m) { return m == MmaMath::Bf16 ? 0 : C * C; }
+
 struct Params {
   int H, HV, K, V, group;
   int KT, QS;  // K rounded up to 16 (zero-padded); row stride of the q / k tiles and of the state tile
-  int nf;      // factor floats per (chunk, value head) in the scratch
+  int nf;      // factor floats per (chunk, value head) in the scratch, after M
   int64_t sc_floats;  // scratch floats per (chunk, value head)
   float scale;
   bool l2norm, vec;  // vec: q, k, v rows aligned to 4 elements (cp.async of 16 bytes, bf16 loads of 8), else by one

@@ -98,9 +98,10 @@ struct GramPart {
   int mt, n0, n;
 };
 
-// chunk_prepare's shared memory: q and k (PerKey: and G) until the Gram products are done, then A_kk, M, the
-// inversion's block products and T's diagonal blocks over them; then G (Scalar), beta and the norms.
-constexpr int kInversionFloats = 2 * C * MS + 7 * 256;  // A_kk, M, the block products, T's diagonal blocks
+// chunk_prepare's shared memory: q and k (PerKey: and G) until the Gram products are done, then over them A_kk and
+// A_qk in one [C][MS] tile and T in another (the inversion's block products in T's unused upper triangle); then G
+// (Scalar), beta and the norms.
+constexpr int kInversionFloats = 2 * C * MS;
 __host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
   return max((per_key ? 3 : 2) * C * QS, kInversionFloats);
 }
@@ -119,10 +120,9 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   float* qb = sm;              // [C][QS] q
   float* kb = qb + C * QS;     // [C][QS] k
   float* gb = kb + C * QS;     // [C][QS] PerKey: g, then G, the chunk-local cumsum down each channel, then e^{g}
-  float* akk = sm;             // [C][MS] A_kk (below the diagonal), over q
-  float* mb = akk + C * MS;    // [C][MS] the packed M
-  float* pb = mb + C * MS;     // [3][16][16] block products of the inversion
-  float* td = pb + 3 * 256;    // [4][16][16] T's diagonal blocks, zeros above the diagonal included
+  float* akk = sm;             // [C][MS] A_kk strictly below the diagonal, A_qk transposed on and above it, over q
+  float* tb = akk + C * MS;    // [C][MS] T: below the diagonal, and its diagonal 16x16 blocks whole (ones, zeros)
+  float* pb = tb + 16;         // [3][16][16] the inversion's block products, in T's row tile 0 (row stride MS)
   float* gs = sm + prepare_tiles(QS, kPerKey);  // [C] Scalar: G, the chunk-local cumsum of g
   float* bs = gs + C;          // [C] beta
   float* rq = bs + C;          // [C] scale / |q_i| (0 for padding rows)
@@ -133,11 +133,11 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   const int64_t h = here.h, tok0 = here.tok0;
   const int L = here.L;
   float* sc = p.scratch + (chunk * p.HV + hv) * p.sc_floats;
-  // kBf16Gram: q and k as bf16 tiles [C][KB] in qb's place, zero past L and K, their Gram products by ldmatrix
+  // kBf16Gram: q and k as bf16 tiles [C][KB] (q in qb's place), zero past L and K, their Gram products by ldmatrix
   constexpr bool kBf16Gram = M == MmaMath::Bf16 && !kPerKey;
   const int KB = KT + 8;
   bf16* qh = reinterpret_cast<bf16*>(sm);
-  bf16* kh = qh + C * KB;
+  bf16* kh = reinterpret_cast<bf16*>(sm + C * MS);  // past A_kk / A_qk's tile: Ssd's W / U step finds it whole
 
   if constexpr (kBf16Gram) {
     const In* q = static_cast<const In*>(p.q) + tok0 * p.qs + h * K;
@@ -258,12 +258,12 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   // warps 0-3 skip their product.
   {
     const bool qk = warp >= 4;
-    // Element (i, j <= i) of a product as A_kk (k warps) or A_qk (q warps, transposed into M): the decay mask
+    // Element (i, j <= i) of a product as A_kk (k warps) or A_qk (q warps, transposed over A_kk): the decay mask
     // (Scalar: masked before the exp, exponents <= 0) and the norms
     auto put = [&](int i, int j, float dot) {
       const float x = dot * (kPerKey ? 1.f : expf(gs[i] - gs[j])) * rk[j];
-      if (qk) mb[j * MS + i] = x * rq[i];
-      else akk[i * MS + j] = j < i ? x * bs[i] * rk[i] : 0.f;
+      if (qk) akk[j * MS + i] = x * rq[i];
+      else if (j < i) akk[i * MS + j] = x * bs[i] * rk[i];
     };
     if (!(kPerKey && steep)) {
       // Row tile mt has 2 mt + 2 column tiles of 8 up to its diagonal; each warp of a group of four takes five:
@@ -318,7 +318,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
         gram(part[0], acc0);
         if (part[1].n) gram(part[1], acc1);
       }
-      __syncthreads();  // q, k (and G) are read: A_kk and M go over them
+      __syncthreads();  // q, k (and G) are read: A_kk and A_qk go over them
       if (works) {
         store(part[0], acc0);
         store(part[1], acc1);
@@ -345,7 +345,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       __syncthreads();
       if (warp & 1) diag_dots<1>(qb, kb, gb, QS, KT, diag);
       else diag_dots<0>(qb, kb, gb, QS, KT, diag);
-      __syncthreads();  // q, k and G are read: A_kk and M go over them
+      __syncthreads();  // q, k and G are read: A_kk and A_qk go over them
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt)
         if (nt < 2 * mt)
@@ -354,22 +354,28 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
 #pragma unroll
       for (int t = 0; t < 8; ++t) {
         const int i = 8 * warp + t, j = (i & ~15) + (lane & 15);
-        if (lane < 16) akk[i * MS + j] = j < i ? diag[t] * bs[i] * rk[i] * rk[j] : 0.f;
-        else if (j <= i) mb[j * MS + i] = diag[t] * rq[i] * rk[j];
+        if (lane < 16) {
+          if (j < i) akk[i * MS + j] = diag[t] * bs[i] * rk[i] * rk[j];
+        } else if (j <= i) {
+          akk[j * MS + i] = diag[t] * rq[i] * rk[j];
+        }
       }
     }
   }
   __syncthreads();
 
-  // v_early: v's chunk tile, bf16 [C][V], into the end of the q / k tiles' space (free now) while T is inverted
-  const bf16* vt = nullptr;
-  if constexpr (std::is_same_v<In, bf16> && !kSsd)
-    if (p.v_early) {
-      bf16* d = reinterpret_cast<bf16*>(sm + prepare_tiles(QS, kPerKey)) - C * p.V;
-      copy_tile_bf16(static_cast<const bf16*>(p.v) + tok0 * p.vs + hv * p.V, p.vs, L, p.V, p.V, d, p.V);
-      cp_async_commit();
-      vt = d;
-    }
+  // The W / U step's early tiles (bf16 inputs), copied while T is inverted: v_early, v's chunk tile [C][V] at the end
+  // of the q / k tiles' space (free now); k_early (Scalar), k's chunk tile [C][KT] again, right past the
+  // inversion's tiles (the Gram products' k tile is under T). Ssd: the Gram products' k tile is still whole.
+  bf16* const v_early = reinterpret_cast<bf16*>(sm + prepare_tiles(QS, kPerKey)) - C * p.V;
+  bf16* const k_early = reinterpret_cast<bf16*>(sm + kInversionFloats);
+  if constexpr (std::is_same_v<In, bf16> && !kSsd) {
+    if (p.v_early)
+      copy_tile_bf16(static_cast<const bf16*>(p.v) + tok0 * p.vs + hv * p.V, p.vs, L, p.V, p.V, v_early, p.V);
+    if (kRule == Rule::Scalar && p.k_early)
+      copy_tile_bf16(static_cast<const bf16*>(p.k) + tok0 * p.ks + h * K, p.ks, L, K, KT, k_early, KT);
+    cp_async_commit();
+  }
 
   // T = (I + A_kk)^-1 by 16x16 blocks: the four diagonal blocks by forward substitution (a thread per column),
   // then T_ij = -T_ii sum_{j <= m < i} A_im T_mj, one block distance at a time. Ssd: T = I, never read.
@@ -382,8 +388,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
 #pragma unroll
       for (int j = 0; j < r; ++j) s = fmaf(akk[(o + r) * MS + o + j], x[j], s);
       x[r] = r == c ? 1.f : -s;  // zero above c: the sum meets only zeros there
-      td[tid / 16 * 256 + r * 16 + c] = x[r];
-      if (r > c) mb[(o + r) * MS + o + c] = x[r];
+      tb[(o + r) * MS + o + c] = x[r];
     }
   }
   __syncthreads();
@@ -393,19 +398,19 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       const float* arow = akk + (16 * i + r) * MS;
       float s = 0.f;
 #pragma unroll
-      for (int m = 0; m < 16; ++m) s = fmaf(arow[16 * j + m], td[j * 256 + m * 16 + c], s);
+      for (int m = 0; m < 16; ++m) s = fmaf(arow[16 * j + m], tb[(16 * j + m) * MS + 16 * j + c], s);
       for (int b = j + 1; b < i; ++b)  // T below its diagonal blocks: distances < d, done
 #pragma unroll
-        for (int m = 0; m < 16; ++m) s = fmaf(arow[16 * b + m], mb[(16 * b + m) * MS + 16 * j + c], s);
-      pb[e] = s;
+        for (int m = 0; m < 16; ++m) s = fmaf(arow[16 * b + m], tb[(16 * b + m) * MS + 16 * j + c], s);
+      pb[(e >> 8) * 16 + r * MS + c] = s;
     }
     __syncthreads();
     for (int e = tid; e < (4 - d) * 256; e += kThreads) {
       const int i = d + (e >> 8), j = i - d, r = (e >> 4) & 15, c = e & 15;
       float s = 0.f;
 #pragma unroll
-      for (int m = 0; m < 16; ++m) s = fmaf(td[i * 256 + r * 16 + m], pb[(e & ~255) + m * 16 + c], s);
-      mb[(16 * i + r) * MS + 16 * j + c] = -s;
+      for (int m = 0; m < 16; ++m) s = fmaf(tb[(16 * i + r) * MS + 16 * i + m], pb[(e >> 8) * 16 + m * MS + c], s);
+      tb[(16 * i + r) * MS + 16 * j + c] = -s;
     }
     __syncthreads();
   }
@@ -421,15 +426,24 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   }
   if constexpr (M == MmaMath::Bf16) {  // M as bf16: A_qk to the output pass, T to the W / U step
     MPieces pieces;
-    m_pieces<false>(mb, pieces);
+    m_pieces<false>(akk, pieces);
     put_m_pieces(pieces, p.bf.a + (chunk * p.HV + hv) * Bf16Tiles::a_size());
-    if constexpr (!kSsd) m_pieces<true>(mb, pieces);
+    if constexpr (!kSsd) m_pieces<true>(tb, pieces);
     __syncthreads();  // the factors are in the scratch, and shared memory is free
-    wu_step<kRule, In>(p, chunk, hv, here, sm4, vt, pieces);
+    EarlyTiles early;
+    if constexpr (std::is_same_v<In, bf16>) {
+      if constexpr (kSsd) early.k = kh, early.k_ld = KB;
+      else if (kRule == Rule::Scalar && p.k_early) early.k = k_early, early.k_ld = KT;
+      if (p.v_early) early.v = v_early;
+    }
+    wu_step<kRule, In>(p, chunk, hv, here, sm4, early, pieces);
   } else {
-    for (int idx = tid; idx < C * C / 4; idx += kThreads) {
+    for (int idx = tid; idx < C * C / 4; idx += kThreads) {  // M: T below the diagonal, A_qk transposed on and above
       const int r = idx >> 4, c = 4 * (idx & 15);
-      *reinterpret_cast<float4*>(sc + r * C + c) = *reinterpret_cast<const float4*>(mb + r * MS + c);
+      const float4 a = *reinterpret_cast<const float4*>(akk + r * MS + c);
+      const float4 t = *reinterpret_cast<const float4*>(tb + r * MS + c);
+      *reinterpret_cast<float4*>(sc + r * C + c) =
+          make_float4(c >= r ? a.x : t.x, c + 1 >= r ? a.y : t.y, c + 2 >= r ? a.z : t.z, c + 3 >= r ? a.w : t.w);
     }
   }
 }
@@ -648,6 +662,12 @@ bool v_tile_fits(const Params& p, Rule rule) {
   const int at = 4 * prepare_tiles(p.QS, rule == Rule::PerKey) - 2 * C * p.V;  // bytes
   return at >= 4 * kInversionFloats && at >= wu_operand_bytes(p.KT + 8, (p.V + BV - 1) / BV);
 }
+// Whether chunk_prepare's k_early tile (C KT bf16 right past the inversion's tiles) ends before v_early's tile (or
+// the q / k tiles' end) and starts past what the W / U step writes before it reads k (T, the factors, its k operand).
+bool k_tile_fits(const Params& p) {
+  const int at = 4 * kInversionFloats, end = 4 * prepare_tiles(p.QS, false) - (p.v_early ? 2 * C * p.V : 0);
+  return at + 2 * C * p.KT <= end && wu_t_k_bytes(p.KT + 8) <= at;
+}
 size_t state_smem(const Params& p) {
   return sizeof(float) *
          (2 * (2 * C * p.QS + C * VS + C * MS + p.nf) + 2 * BV * p.QS + (p.QS >= 2 * VS ? 0 : 2 * C * VS));
@@ -661,6 +681,7 @@ void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream
   if constexpr (std::is_same_v<In, bf16>) {
     p.v_early = kRule != Rule::Ssd && aligned16(p.v) && p.vs % 8 == 0 && p.V % 8 == 0 && v_tile_fits(p, kRule);
     p.qk_async = aligned16(p.q) && aligned16(p.k) && p.qs % 8 == 0 && p.ks % 8 == 0 && p.K % 8 == 0;
+    p.k_early = kRule == Rule::Scalar && p.qk_async && k_tile_fits(p);
   }
   const size_t smem1 = std::max(prepare_smem(p, kRule == Rule::PerKey), kBf16Passes ? wu_smem(p, kRule) : 0);
   cuda_check(cudaFuncSetAttribute(chunk_prepare<M, kRule, In>, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -153,15 +153,36 @@ __device__ inline void store_pairs(const float (&acc)[2][4], bf16* dst, int ld, 
           bf16_pair(acc[u][2 * e], acc[u][2 * e + 1]);
 }
 
-// Shared memory of the W / U step (Scalar, PerKey; Ssd needs none): T [C][MB], β a_k ⊙ k [C][KB], β ⊙ v [C][VW]
-// (bf16, VW = nvb BV + 8), the factors β a_k, d, β [3][C] (float), then W or U on its way out (bf16, the larger of
-// [C][KB] and [nvb][C][VB]).
-__host__ __device__ inline int wu_operand_bytes(int KB, int nvb) {  // T, k and v operands and the factors
-  return 2 * (C * MB + C * KB + C * (nvb * BV + 8)) + 4 * 3 * C;
+// Shared memory of the W / U step (Scalar, PerKey; Ssd needs none): T [C][MB] (bf16), the factors β a_k, d, β
+// [3][C] (float), β a_k ⊙ k [C][KB] and β ⊙ v [C][VW] (bf16, VW = nvb BV + 8), then W or U on its way out (bf16,
+// the larger of [C][KB] and [nvb][C][VB]).
+__host__ __device__ inline int wu_t_k_bytes(int KB) { return 2 * C * MB + 4 * 3 * C + 2 * C * KB; }  // up to k's
+__host__ __device__ inline int wu_operand_bytes(int KB, int nvb) {  // T, factors, k and v operands
+  return wu_t_k_bytes(KB) + 2 * C * (nvb * BV + 8);
 }
 __host__ __device__ inline int wu_smem_bytes(int KB, int nvb) {
   return wu_operand_bytes(KB, nvb) + 2 * max(C * KB, nvb * C * VB);
 }
+
+// For each 4-column piece (r, c) of a [C][w] bf16 tile in shared memory (row stride ld; w a multiple of 4): x =
+// its elements as float32, zero in columns >= n, handed to put(r, c, x) (as for_pieces does from global memory).
+template <class Put>
+__device__ void tile_pieces(const bf16* t, int ld, int n, int w, Put&& put) {
+  const int per_row = w / 4;
+  for (int i = threadIdx.x; i < C * per_row; i += blockDim.x) {
+    const int r = i / per_row, col = 4 * (i % per_row);
+    put(r, col, col < n ? bf16x4_to_float4(*reinterpret_cast<const uint2*>(t + r * ld + col))
+                        : make_float4(0.f, 0.f, 0.f, 0.f));
+  }
+}
+
+// The chunk's k and v tiles that chunk_prepare left in shared memory for the W / U step (bf16, zero past the
+// sequence and, k, past K to KT; either may be null: then the step reads the input): k [C][k_ld], v [C][V].
+struct EarlyTiles {
+  const bf16* k = nullptr;
+  int k_ld = 0;
+  const bf16* v = nullptr;
+};
 
 // Columns [0, n) of rows [0, rows) of a bf16 tile with row stride ld (a multiple of 8, n too) from shared src to
 // global dst, 16 bytes per thread step.
@@ -177,11 +198,11 @@ __device__ inline void copy_rows(const bf16* src, bf16* dst, int rows, int ld, i
 // scratch (and visible to the block: a barrier after they were written): Kd, W and U into p.bf. PerKey: Kd and
 // W's operand β a_k ⊙ k ⊙ e^{G} are in p.bf already (chunk_prepare wrote them from its decay tiles), W = T times
 // that operand replaces it. smem: at least wu_smem_bytes (Scalar, PerKey; Ssd uses none), free to overwrite but
-// for vt. In: the element type of k and v. vt: null, or v's tile [C][V] in shared memory, this thread's cp.async
-// copies of it committed (Params::v_early), at or past wu_smem_bytes' T, k, v and factors. tp: this thread's
-// pieces of T (m_pieces<true>; Ssd: unused).
+// for the early tiles. In: the element type of k and v. early: this thread's cp.async copies of them committed;
+// v (Params::v_early) at or past wu_operand_bytes, k (Params::k_early, or Ssd's Gram tile) at or past wu_t_k_bytes.
+// tp: this thread's pieces of T (m_pieces<true>; Ssd: unused).
 template <Rule kRule, class In>
-__device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk& c, float4* sm4, const bf16* vt,
+__device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk& c, float4* sm4, EarlyTiles early,
                         const MPieces& tp) {
   const Bf16Tiles& t = p.bf;
   const int warp = threadIdx.x >> 5, KB = t.KB, KT = p.KT, VW = t.nvb * BV + 8;
@@ -192,18 +213,25 @@ __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk&
   bf16* kd = t.kd + rec * t.k_size();
   bf16* u = t.u + rec * t.v_size();
   auto u_at = [&](int r, int col) { return u + (col / BV) * C * VB + r * VB + col % BV; };  // U(r, col)
+  auto k_pieces = [&](auto&& put) {
+    if (early.k) tile_pieces(early.k, early.k_ld, KT, KT, put);
+    else for_pieces(k, p.ks, c.L, p.K, KT, p.vec, put);
+  };
+  auto v_pieces = [&](auto&& put) {
+    if (early.v) tile_pieces(early.v, p.V, p.V, t.nvb * BV, put);
+    else for_pieces(v, p.vs, c.L, p.V, t.nvb * BV, p.vec, put);
+  };
   if constexpr (kRule == Rule::Ssd) {  // T = I: Kd = d ⊙ k and U = dt ⊙ x as they come
     const float *fd = sc + m_floats(MmaMath::Bf16) + 2 * C, *fdt = fd + C;
-    for_pieces(k, p.ks, c.L, p.K, KT, p.vec, [&](int r, int col, float4 x) { store4(kd + r * KB + col, fd[r], x); });
-    for_pieces(v, p.vs, c.L, p.V, t.nvb * BV, p.vec,
-               [&](int r, int col, float4 x) { store4(u_at(r, col), fdt[r], x); });
+    k_pieces([&](int r, int col, float4 x) { store4(kd + r * KB + col, fd[r], x); });
+    v_pieces([&](int r, int col, float4 x) { store4(u_at(r, col), fdt[r], x); });
     return;
   }
   bf16* tb = reinterpret_cast<bf16*>(sm4);
-  bf16* kb = tb + C * MB;
-  bf16* vb = kb + C * KB;
-  float* fk = reinterpret_cast<float*>(vb + C * VW);  // β a_k, d (Scalar: PerKey's are in its tiles), β
+  float* fk = reinterpret_cast<float*>(tb + C * MB);  // β a_k, d (Scalar: PerKey's are in its tiles), β
   const float *fd = fk + C, *fbeta = fk + 2 * C;
+  bf16* kb = reinterpret_cast<bf16*>(fk + 3 * C);
+  bf16* vb = kb + C * KB;
   if (threadIdx.x < C) {
     const float* f = sc + m_floats(MmaMath::Bf16);  // a_q, a_k, d, β
     if constexpr (kRule == Rule::Scalar) {
@@ -216,34 +244,25 @@ __device__ void wu_step(const Params& p, int64_t chunk, int64_t hv, const Chunk&
     copy_async(kb, t.w + rec * t.k_size(), C * KB / 8);  // through L2: written by this block
     cp_async_commit();
   }
-  if (vt) cp_async_wait<0>();  // visible to every thread after the barrier below
+  if (early.k || early.v) cp_async_wait<0>();  // visible to every thread after the barrier below
   put_m_pieces(tp, tb);
   __syncthreads();
-  if constexpr (kRule == Rule::PerKey)
+  if constexpr (kRule == Rule::PerKey) {
     cp_async_wait<0>();
-  else
-    for_pieces(k, p.ks, c.L, p.K, KT, p.vec, [&](int r, int col, float4 x) {
+  } else {
+    k_pieces([&](int r, int col, float4 x) {
       store4(kd + r * KB + col, fd[r], x);
       store4(kb + r * KB + col, fk[r], x);
     });
-  if (vt) {  // zero past V (to nvb BV), as for_pieces
-    const int per_row = t.nvb * BV / 4;
-    for (int i = threadIdx.x; i < C * per_row; i += blockDim.x) {
-      const int r = i / per_row, col = 4 * (i % per_row);
-      const float4 x = col < p.V ? bf16x4_to_float4(*reinterpret_cast<const uint2*>(vt + r * p.V + col))
-                                 : make_float4(0.f, 0.f, 0.f, 0.f);
-      store4(vb + r * VW + col, fbeta[r], x);
-    }
-  } else {
-    for_pieces(v, p.vs, c.L, p.V, t.nvb * BV, p.vec,
-               [&](int r, int col, float4 x) { store4(vb + r * VW + col, fbeta[r], x); });
+    if (early.k) __syncthreads();  // vb goes over the early k tile
   }
+  v_pieces([&](int r, int col, float4 x) { store4(vb + r * VW + col, fbeta[r], x); });
   __syncthreads();
   // W = T (β a_k ⊙ k) and U = T (β ⊙ v), 16 columns at a time: warp w rows 16 (w & 3), every other column
   // group. Each product's tiles go to ws in the global tile's layout first, then out in 16-byte pieces, a row's
   // pieces from consecutive lanes: the fragments' own 4-byte pieces (4 per row and 8 rows per store) filled half
   // of each 32-byte sector they wrote.
-  bf16* ws = reinterpret_cast<bf16*>(fk + 3 * C);
+  bf16* ws = vb + C * VW;
   const int m0 = 16 * (warp & 3), wg = KT / 16;
   for (int g = warp >> 2; g < wg; g += 2) {
     float acc[2][4] = {};

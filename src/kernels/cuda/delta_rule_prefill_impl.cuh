@@ -82,6 +82,7 @@ struct Params {
   bool l2norm, vec;  // vec: q, k, v rows aligned to 4 elements (cp.async of 16 bytes, bf16 loads of 8), else by one
   bool v_early;      // bf16 inputs: chunk_prepare copies v's chunk tile into shared memory (cp.async) right after
                      // its Gram products, and its W / U step reads it there (v_tile_fits in delta_rule_prefill.cu)
+  bool k_early;      // the same for k's chunk tile (Scalar, qk_async; k_tile_fits)
   bool qk_async;     // bf16 inputs with q and k rows 16-byte aligned (pointers, strides and K multiples of 8
                      // elements): chunk_prepare (PrefillMath::Bf16 but PerKey) and the output pass (Scalar, Ssd)
                      // copy their bf16 tiles by cp.async

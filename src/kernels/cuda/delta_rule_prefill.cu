@@ -91,6 +91,10 @@ __device__ inline void diag_dots(const float* qb, const float* kb, const float* 
   }
 }
 
+// The row of T's row tile 0 that holds row r of the inversion's block products: rows r and r + 1, which a warp
+// writes at once, 4 rows apart (MS = 4 mod 32: 16 banks apart, no conflict).
+__device__ inline int pb_row(int r) { return r & 1 ? 8 + (((r >> 1) + 4) & 7) : r >> 1; }
+
 constexpr float kMidDecay = 20.f;  // PerKey: the largest e-fold a Gram product's decay factor may take (e^20)
 
 // A warp's share of chunk_prepare's Gram products: row tile mt, column tiles of 8 [n0, n0 + n).
@@ -122,7 +126,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   float* gb = kb + C * QS;     // [C][QS] PerKey: g, then G, the chunk-local cumsum down each channel, then e^{g}
   float* akk = sm;             // [C][MS] A_kk strictly below the diagonal, A_qk transposed on and above it, over q
   float* tb = akk + C * MS;    // [C][MS] T: below the diagonal, and its diagonal 16x16 blocks whole (ones, zeros)
-  float* pb = tb + 16;         // [3][16][16] the inversion's block products, in T's row tile 0 (row stride MS)
+  float* pb = tb + 16;         // [3][16][16] the inversion's block products, in T's row tile 0 (rows by pb_row)
   float* gs = sm + prepare_tiles(QS, kPerKey);  // [C] Scalar: G, the chunk-local cumsum of g
   float* bs = gs + C;          // [C] beta
   float* rq = bs + C;          // [C] scale / |q_i| (0 for padding rows)
@@ -258,7 +262,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   // warps 0-3 skip their product.
   {
     const bool qk = warp >= 4;
-    // Element (i, j <= i) of a product as A_kk (k warps) or A_qk (q warps, transposed over A_kk): the decay mask
+    // Element (i, j <= i; k warps j < i) of a product as A_kk or A_qk (q warps, transposed over A_kk): the decay mask
     // (Scalar: masked before the exp, exponents <= 0) and the norms
     auto put = [&](int i, int j, float dot) {
       const float x = dot * (kPerKey ? 1.f : expf(gs[i] - gs[j])) * rk[j];
@@ -402,14 +406,14 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       for (int b = j + 1; b < i; ++b)  // T below its diagonal blocks: distances < d, done
 #pragma unroll
         for (int m = 0; m < 16; ++m) s = fmaf(arow[16 * b + m], tb[(16 * b + m) * MS + 16 * j + c], s);
-      pb[(e >> 8) * 16 + r * MS + c] = s;
+      pb[(e >> 8) * 16 + pb_row(r) * MS + c] = s;
     }
     __syncthreads();
     for (int e = tid; e < (4 - d) * 256; e += kThreads) {
       const int i = d + (e >> 8), j = i - d, r = (e >> 4) & 15, c = e & 15;
       float s = 0.f;
 #pragma unroll
-      for (int m = 0; m < 16; ++m) s = fmaf(tb[(16 * i + r) * MS + 16 * i + m], pb[(e >> 8) * 16 + m * MS + c], s);
+      for (int m = 0; m < 16; ++m) s = fmaf(tb[(16 * i + r) * MS + 16 * i + m], pb[(e >> 8) * 16 + pb_row(m) * MS + c], s);
       tb[(16 * i + r) * MS + 16 * j + c] = -s;
     }
     __syncthreads();

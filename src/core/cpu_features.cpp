@@ -63,6 +63,21 @@ static bool has(std::string_view name) {
   return false;
 }
 
+bool cpu_is_amd() {
+#if LINFER_X86
+  static const bool amd = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+    char v[13] = {};
+    std::memcpy(v, &b, 4), std::memcpy(v + 4, &d, 4), std::memcpy(v + 8, &c, 4);
+    return std::string_view(v) == "AuthenticAMD" || std::string_view(v) == "HygonGenuine";
+  }();
+  return amd;
+#else
+  return false;
+#endif
+}
+
 static bool in_build(SimdLevel level) {
   return std::find(std::begin(kSimdLevels), std::end(kSimdLevels), level) != std::end(kSimdLevels);
 }

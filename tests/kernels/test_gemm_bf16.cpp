@@ -128,6 +128,7 @@ TEST(GemmBf16Dot, QuantizedWeights) {
   set_num_threads(0);
 }
 
+// matmul() takes the bf16 GEMM where prefill_gemm_bf16_for says it pays (AMD cores), else the float32 one.
 TEST(GemmBf16Dot, MatmulTakesItOnlyWhenSet) {
   const auto fn = kernel_or_null();
   if (!fn) GTEST_SKIP() << "needs the avx512 path on a CPU with AVX-512 BF16";
@@ -143,14 +144,20 @@ TEST(GemmBf16Dot, MatmulTakesItOnlyWhenSet) {
     kernels::matmul(x.data(), M, wv, nullptr, via.data(), SimdLevel::Avx512);
     kernels::matmul(x.data() + 10 * K, 50, wv, nullptr, part.data(), SimdLevel::Avx512);  // rows 10..59 alone
   }
-  EXPECT_EQ(via, direct) << "matmul must take the bf16 GEMM when the setting asks for it";
-  for (int64_t i = 0; i < 50 * N; ++i) ASSERT_EQ(part[size_t(i)], direct[size_t(10 * N + i)]) << "row bits vary with M";
   kernels::matmul(x.data(), M, wv, nullptr, f32.data(), SimdLevel::Avx512);
+  const bool pays = kernels::prefill_gemm_bf16_for(SimdLevel::Avx512) != nullptr;
+  EXPECT_EQ(pays, cpu_is_amd());
+  EXPECT_EQ(via, pays ? direct : f32) << "matmul must take the bf16 GEMM where the setting asks for it and it pays";
+  if (pays) {
+    for (int64_t i = 0; i < 50 * N; ++i)
+      ASSERT_EQ(part[size_t(i)], direct[size_t(10 * N + i)]) << "row bits vary with M";
+  }
   EXPECT_NE(f32, direct) << "float32 activations must not round x";
   EXPECT_LT(rel_err(direct, f32), 1e-2) << "bf16 rounding of x far from float32";
 }
 
-// Quantized products above the GEMV's rows take it under bf16 and q8 (q8 rounds prefill to bf16 too), not f32.
+// Quantized products above the GEMV's rows take it under bf16 and q8 (q8 rounds prefill to bf16 too) where it pays,
+// not under f32.
 TEST(GemmBf16Dot, QuantizedMatmulTakesItWhenSet) {
   const auto fn = kernel_or_null();
   if (!fn) GTEST_SKIP() << "needs the avx512 path on a CPU with AVX-512 BF16";
@@ -162,12 +169,14 @@ TEST(GemmBf16Dot, QuantizedMatmulTakesItWhenSet) {
     const TensorView wv(const_cast<uint8_t*>(w.bytes.data()), t, {N, K});
     std::vector<float> direct(size_t(M * N)), via(direct.size()), f32(direct.size());
     fn(x.data(), M, {w.bytes.data(), t, N, K, K}, nullptr, direct.data());
+    kernels::matmul(x.data(), M, wv, nullptr, f32.data(), SimdLevel::Avx512);
+    const bool pays = kernels::prefill_gemm_bf16_for(SimdLevel::Avx512) != nullptr;
     for (QuantActivations a : {QuantActivations::BF16, QuantActivations::Q8}) {
       const ActivationsGuard set(a);
       kernels::matmul(x.data(), M, wv, nullptr, via.data(), SimdLevel::Avx512);
-      EXPECT_EQ(via, direct) << dtype_name(t) << ", " << quant_activations_name(a) << ": the bf16 GEMM expected";
+      EXPECT_EQ(via, pays ? direct : f32)
+          << dtype_name(t) << ", " << quant_activations_name(a) << (pays ? ": the bf16 GEMM" : ": the float32 one");
     }
-    kernels::matmul(x.data(), M, wv, nullptr, f32.data(), SimdLevel::Avx512);
     EXPECT_NE(f32, direct) << dtype_name(t) << ": float32 activations must not round x";
     EXPECT_LT(rel_err(direct, f32), 1e-2) << dtype_name(t) << ": bf16 rounding far from float32";
   }
@@ -227,7 +236,7 @@ TEST(GemvBf16Dot, MatmulTakesItWhenSet) {
 TEST(ActivationRounding, FollowsTheSettingTheTypesAndThePath) {
   using A = QuantActivations;
   const SimdLevel level = simd_level();
-  const bool bf16 = kernels::gemm_bf16_dot_for(level) != nullptr;
+  const bool bf16 = kernels::prefill_gemm_bf16_for(level) != nullptr;
   const bool bf16_gemv = kernels::gemv_bf16_dot_for(level) != nullptr;
   const bool int8 = kernels::quant::q8_kernel_for(level, DType::Q4_K) != nullptr;
   auto r = [&](A a, std::vector<DType> types, SimdLevel l) { return kernels::activation_rounding(a, types, l); };

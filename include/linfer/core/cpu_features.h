@@ -57,6 +57,9 @@ const char* simd_level_name(SimdLevel level);
 // avx512f, avx512bw, avx512vl, avx512dq, avx512bf16, avx512vnni, avx512fp16; aarch64: asimd, asimddp, sve,
 // sve2, bf16); false for any other name. For kernels that need more than their SimdLevel promises.
 bool cpu_has(std::string_view extension);
+// Whether this CPU is an AMD (or Hygon) x86-64 core, by CPUID's vendor string: for kernels whose speed
+// against another depends on how the core issues an instruction (gemm_bf16.h's prefill GEMM); false elsewhere.
+bool cpu_is_amd();
 
 // The vector extensions this CPU has that the kernels of `level` do not use (e.g. avx512f,
 // avx512bf16 on an AVX-512 CPU running the avx2 path), for `linfer version`. The avx512 path counts

@@ -4,8 +4,9 @@
 //   BF16  for the prefill GEMM (products of more than 48 rows) of BF16 and block-quantized weights and for every
 //         product of BF16 weights: x rounded to bf16 (nearest even) and multiplied with AVX-512 BF16's
 //         vdpbf16ps, as llama.cpp does for BF16 files (quantized weights dequantized and rounded to bf16 on the
-//         way), on the avx512 path of CPUs that have it (Zen 4 and later, Sapphire Rapids); elsewhere, and for
-//         block-quantized decode, F32. +55-63 % prefill tokens/s on Zen 4 (BF16 files); accuracy (demo logits
+//         way), on the avx512 path of CPUs that have it (Zen 4 and later, Sapphire Rapids); the prefill GEMM
+//         on AMD cores only (on Intel ones it lost to the float32 GEMM: kernels/cpu/gemm_bf16.h); elsewhere,
+//         and for block-quantized decode, F32. +55-63 % prefill tokens/s on Zen 4 (BF16 files); accuracy (demo logits
 //         within 1.4e-3 relative of F32): docs/benchmarks.md, "Prefill on Zen 4: x packed once per product, and
 //         --activations bf16"; batched decode: "Batched decode with x in bf16".
 //   Q8    BF16's roundings, and for block-quantized weights (Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K) at decode and small

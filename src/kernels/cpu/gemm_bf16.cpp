@@ -23,6 +23,8 @@ GemmBf16Fn gemm_bf16_dot_for(SimdLevel level) {
 #endif
 }
 
+GemmBf16Fn prefill_gemm_bf16_for(SimdLevel level) { return cpu_is_amd() ? gemm_bf16_dot_for(level) : nullptr; }
+
 GemvBf16Fn gemv_bf16_dot_for(SimdLevel level) {
   if (!has_bf16_dot(level)) return nullptr;
 #if LINFER_X86

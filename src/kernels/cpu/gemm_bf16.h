@@ -27,6 +27,13 @@ using GemmBf16Fn = void (*)(const float* x, int64_t M, const WeightMatrix& w, co
 // AVX-512 BF16, not x86-64).
 GemmBf16Fn gemm_bf16_dot_for(SimdLevel level);
 
+// What prefill-sized products take where the setting rounds x to bf16: gemm_bf16_dot_for's kernel on AMD cores
+// (Zen 4: +55-63 % prefill tokens/s over the float32 GEMM), null (the float32 GEMM) on Intel ones, where
+// vdpbf16ps issues on one port and the FMA on two, so its 32 products per instruction come no faster than the
+// FMAs' 2 x 16 and the rounding is extra (Emerald Rapids, mamba2 pp512: 614 tokens/s against 830;
+// docs/benchmarks.md).
+GemmBf16Fn prefill_gemm_bf16_for(SimdLevel level);
+
 // y[M, N] = round_bf16(x[M, K]) · round_bf16(w[N, K])ᵀ (+ bias); w.dtype BF16 or block-quantized (K and ld
 // whole blocks).
 void gemm_bf16_avx512bf16(const float* x, int64_t M, const WeightMatrix& w, const float* bias, float* y);

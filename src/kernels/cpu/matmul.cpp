@@ -217,7 +217,7 @@ void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, f
   }
   if (is_quantized(wm.dtype)) return quant::matmul(x, M, wm, bias, y, level);  // kernels/cpu/quant
   if (wm.dtype == DType::BF16 && rounds_to_bf16(quant_activations()))
-    if (const GemmBf16Fn bf16_dot = gemm_bf16_dot_for(level)) return bf16_dot(x, M, wm, bias, y);
+    if (const GemmBf16Fn bf16_dot = prefill_gemm_bf16_for(level)) return bf16_dot(x, M, wm, bias, y);
 #if LINFER_HWY
   if (level != SimdLevel::Scalar) return hwy_paths::gemm(level, x, M, wm, bias, y);
 #endif
@@ -227,7 +227,7 @@ void matmul(const float* x, int64_t M, const TensorView& w, const float* bias, f
 ActivationRounding activation_rounding(QuantActivations a, std::span<const DType> weight_types, SimdLevel level) {
   ActivationRounding r;
   for (DType t : weight_types) {
-    r.bf16_prefill |= (t == DType::BF16 || is_quantized(t)) && rounds_to_bf16(a) && gemm_bf16_dot_for(level);
+    r.bf16_prefill |= (t == DType::BF16 || is_quantized(t)) && rounds_to_bf16(a) && prefill_gemm_bf16_for(level);
     r.bf16_decode |= t == DType::BF16 && rounds_to_bf16(a) && gemv_bf16_dot_for(level);
     r.int8_decode |= rounds_decode_to_int8(a) && quant::q8_kernel_for(level, t) != nullptr;
   }

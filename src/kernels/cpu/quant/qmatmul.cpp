@@ -89,7 +89,7 @@ void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias,
 #if LINFER_X86 && LINFER_HWY
   if (has_gemm(level)) {
     if (rounds_to_bf16(quant_activations()))
-      if (const GemmBf16Fn bf16_dot = gemm_bf16_dot_for(level)) return bf16_dot(x, M, w, bias, y);
+      if (const GemmBf16Fn bf16_dot = prefill_gemm_bf16_for(level)) return bf16_dot(x, M, w, bias, y);
     return matmul_panels(x, M, w, bias, y, level);
   }
 #endif

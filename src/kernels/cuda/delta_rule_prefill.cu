@@ -103,8 +103,8 @@ struct GramPart {
 };
 
 // chunk_prepare's shared memory: q and k (PerKey: and G) until the Gram products are done, then over them A_kk and
-// A_qk in one [C][MS] tile and T in another (the inversion's block products in T's unused upper triangle); then G
-// (Scalar), beta and the norms.
+// A_qk in one [C][MS] tile and T in another (the inversion's block products in T's row tile 0, right of its
+// diagonal block); then G (Scalar), beta and the norms.
 constexpr int kInversionFloats = 2 * C * MS;
 __host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
   return max((per_key ? 3 : 2) * C * QS, kInversionFloats);
@@ -413,7 +413,8 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       const int i = d + (e >> 8), j = i - d, r = (e >> 4) & 15, c = e & 15;
       float s = 0.f;
 #pragma unroll
-      for (int m = 0; m < 16; ++m) s = fmaf(tb[(16 * i + r) * MS + 16 * i + m], pb[(e >> 8) * 16 + pb_row(m) * MS + c], s);
+      for (int m = 0; m < 16; ++m)
+        s = fmaf(tb[(16 * i + r) * MS + 16 * i + m], pb[(e >> 8) * 16 + pb_row(m) * MS + c], s);
       tb[(16 * i + r) * MS + 16 * j + c] = -s;
     }
     __syncthreads();

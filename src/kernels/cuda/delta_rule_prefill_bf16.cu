@@ -61,7 +61,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
     if constexpr (!kSsd) copy_async(d, t.w + rec * t.k_size(), C * KB / 8);
     copy_async(d + wk, t.kd + rec * t.k_size(), C * KB / 8);
     copy_async(d + wk + C * KB, t.u + rec * t.v_size() + b * C * VB, C * VB / 8);
-    copy_async(d + wk + C * KB + C * VB, p.scratch + rec * p.sc_floats + m_floats(MmaMath::Bf16) + 4 * C, kPerKey ? KT / 4 : 1);
+    copy_async(d + wk + C * KB + C * VB, p.scratch + rec * p.sc_floats + m_floats(MmaMath::Bf16) + 4 * C,
+               kPerKey ? KT / 4 : 1);
     cp_async_commit();
   };
   for (int i = 0; i < kStages - 1; ++i)  // one commit group per chunk, empty past the end

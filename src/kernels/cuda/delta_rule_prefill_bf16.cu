@@ -26,15 +26,17 @@ namespace linfer::kernels::cuda::prefill {
 namespace {
 
 // Shared memory of the state pass: kStages stages of [W (not Ssd) | Kd | U | e^{G_last}: 16 bytes, PerKey KT
-// floats], the state's bf16 copy St [BV][KB] and V' [C][VB] (bf16 elements). The chunk kStages - 1 ahead streams
-// in while a chunk is computed (4 stages were not faster on the H200).
-constexpr int kStages = 2;
+// floats], the state's bf16 copy St [BV][KB] and V' [C][VB] (bf16 elements), then one mbarrier per stage. Each
+// stage arrives by four bulk copies (one thread issues them; the tiles are contiguous in global memory and laid
+// out as shared memory wants them), kStages - 1 chunks ahead of the one computed: 3 stages where one block has
+// the SM, 2 where two blocks share it (the grid has more blocks than SMs), which three would not fit.
+__host__ __device__ constexpr int state_stages(int min_blocks) { return min_blocks == 1 ? 3 : 2; }
 __host__ __device__ inline int decay_elems(Rule rule, int KB) { return rule == Rule::PerKey ? 2 * (KB - 8) : 8; }
 __host__ __device__ inline int stage_elems(Rule rule, int KB) {
   return (rule == Rule::Ssd ? 1 : 2) * C * KB + C * VB + decay_elems(rule, KB);
 }
-__host__ __device__ inline int state_smem_elems(Rule rule, int KB) {
-  return kStages * stage_elems(rule, KB) + BV * KB + C * VB;
+__host__ __device__ inline int state_smem_bytes(Rule rule, int KB, int stages) {
+  return 2 * (stages * stage_elems(rule, KB) + BV * KB + C * VB) + 8 * stages;
 }
 
 // kMinBlocks: blocks per SM the registers must allow (1: up to 255 registers; 2: 128, so that a grid of more
@@ -43,31 +45,38 @@ template <Rule kRule, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Params p, Bf16Tiles t) {
   pdl_enter();
   constexpr bool kSsd = kRule == Rule::Ssd, kPerKey = kRule == Rule::PerKey;
+  constexpr int kStages = state_stages(kMinBlocks);
   extern __shared__ float4 sm4[];
   bf16* sm = reinterpret_cast<bf16*>(sm4);
   const int K = p.K, V = p.V, KT = p.KT, KB = t.KB, se = stage_elems(kRule, KB);
   const int wk = kSsd ? 0 : C * KB;  // where Kd starts in a stage
   bf16* St = sm + kStages * se;
   bf16* Vn = St + BV * KB;
+  uint64_t* full = reinterpret_cast<uint64_t*>(Vn + C * VB);  // [kStages]: stage s has landed
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
   const int64_t seq = blockIdx.x, hv = blockIdx.y;
   const int b = int(blockIdx.z), v0 = b * BV;
   float* st = p.state.base + int64_t(p.slots[seq]) * p.state.slot_stride + hv * int64_t(V) * K;
   const int64_t ch0 = p.seq_chunk0[seq], ch1 = p.seq_chunk0[seq + 1], off0 = p.offsets[seq], off1 = p.offsets[seq + 1];
 
-  auto prefetch = [&](int64_t ch, int s) {
+  auto prefetch = [&](int64_t ch, int s) {  // thread 0: chunk ch's tiles into stage s
     bf16* d = sm + s * se;
     const int64_t rec = ch * p.HV + hv;
-    if constexpr (!kSsd) copy_async(d, t.w + rec * t.k_size(), C * KB / 8);
-    copy_async(d + wk, t.kd + rec * t.k_size(), C * KB / 8);
-    copy_async(d + wk + C * KB, t.u + rec * t.v_size() + b * C * VB, C * VB / 8);
-    copy_async(d + wk + C * KB + C * VB, p.scratch + rec * p.sc_floats + m_floats(MmaMath::Bf16) + 4 * C,
-               kPerKey ? KT / 4 : 1);
-    cp_async_commit();
+    const unsigned kbytes = 2u * C * KB, vbytes = 2u * C * VB, dbytes = 2u * decay_elems(kRule, KB);
+    mbar_arrive_expect_tx(&full[s], (kSsd ? 1 : 2) * kbytes + vbytes + dbytes);
+    if constexpr (!kSsd) bulk_load(d, t.w + rec * t.k_size(), kbytes, &full[s]);
+    bulk_load(d + wk, t.kd + rec * t.k_size(), kbytes, &full[s]);
+    bulk_load(d + wk + C * KB, t.u + rec * t.v_size() + b * C * VB, vbytes, &full[s]);
+    bulk_load(d + wk + C * KB + C * VB, p.scratch + rec * p.sc_floats + m_floats(MmaMath::Bf16) + 4 * C, dbytes,
+              &full[s]);
   };
-  for (int i = 0; i < kStages - 1; ++i)  // one commit group per chunk, empty past the end
-    if (ch0 + i < ch1) prefetch(ch0 + i, i);
-    else cp_async_commit();
+  if (tid == 0) {
+    for (int s = 0; s < kStages; ++s) mbar_init(&full[s], 1);
+    mbar_init_fence();
+  }
+  __syncthreads();
+  if (tid == 0)
+    for (int i = 0; i < kStages - 1 && ch0 + i < ch1; ++i) prefetch(ch0 + i, i);
 
   // This thread's state elements: rows x = 16 warp + gid + 8 (e >> 1), columns c = 16 g + 8 u + 2 tig + (e & 1)
   const bool owns_s = warp < KT / 16;
@@ -82,7 +91,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
       for (int e = 0; e < 4; ++e)
         sacc[g][u][e] =
             owns_s && xs(e) < K && v0 + cs(g, u, e) < V ? st[int64_t(v0 + cs(g, u, e)) * K + xs(e)] : 0.f;
-  auto store_state_bf16 = [&] {
+  auto store_state_bf16 = [&] {  // then fence_proxy_async: the bulk store of H reads St
 #pragma unroll
     for (int g = 0; g < 2; ++g)
 #pragma unroll
@@ -93,21 +102,20 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
   for (int i = tid; i < BV * KB; i += kThreads) St[i] = __float2bfloat16_rn(0.f);  // rows past K, padding
   __syncthreads();
   if (owns_s) store_state_bf16();
-  cp_async_wait<kStages - 2>();
+  fence_proxy_async();
   __syncthreads();
 
   for (int64_t ch = ch0; ch < ch1; ++ch) {
-    const int i = int((ch - ch0) % kStages);
+    const int n_in = int(ch - ch0), i = n_in % kStages;  // chunks before this one
     const bf16* cur = sm + i * se;
     const int64_t rec = ch * p.HV + hv;
     const int L = int(min(int64_t(C), off1 - (off0 + C * (ch - ch0))));
-    if (ch + kStages - 1 < ch1) prefetch(ch + kStages - 1, (i + kStages - 1) % kStages);  // chunk ch - 1's stage
-    else cp_async_commit();
-    {  // H: the state at the chunk's start
-      const uint4* s = reinterpret_cast<const uint4*>(St);
-      uint4* d = reinterpret_cast<uint4*>(t.h + rec * t.h_size() + b * BV * KB);
-      for (int i = tid; i < BV * KB / 8; i += kThreads) d[i] = s[i];
+    if (tid == 0) {
+      if (ch + kStages - 1 < ch1) prefetch(ch + kStages - 1, (i + kStages - 1) % kStages);  // chunk ch - 1's stage
+      bulk_store(t.h + rec * t.h_size() + b * BV * KB, St, 2u * BV * KB);  // H: the state at the chunk's start
+      bulk_commit();
     }
+    mbar_wait(&full[i], unsigned(n_in / kStages) & 1u);
     const bf16* vn = cur + wk + C * KB;  // Ssd: V' = U
     if constexpr (!kSsd) {  // V' = U - W S: warp w rows 16 (w & 3), columns 16 (w >> 2)
       const int m0 = 16 * (warp & 3), n0 = 16 * (warp >> 2);
@@ -132,10 +140,15 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
           acc[j][2 * e + 1] = uu.y - acc[j][2 * e + 1];
         }
       store_pairs(acc, Vn, VB, m0, n0);
-      store_pairs(acc, t.vn + rec * t.v_size() + b * C * VB, VB, m0, n0);
+      fence_proxy_async();  // the bulk store of V' below reads Vn
       vn = Vn;
     }
+    if (tid == 0) bulk_wait_read<0>();  // H is out of St, which the update below overwrites
     __syncthreads();
+    if (!kSsd && tid == 0) {
+      bulk_store(t.vn + rec * t.v_size() + b * C * VB, Vn, 2u * C * VB);
+      bulk_commit();
+    }
     if (owns_s) {  // S <- e^{G_last} S + Kdᵀ V' (PerKey: e^{G_last} per state row, the key channel)
       const float* decay = reinterpret_cast<const float*>(cur + wk + C * KB + C * VB);
 #pragma unroll
@@ -158,10 +171,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
           }
         }
       store_state_bf16();
+      fence_proxy_async();
     }
-    cp_async_wait<kStages - 2>();
-    __syncthreads();  // St and the next chunk's stage are complete; this stage and V' are free
+    if (tid == 0) bulk_wait_read<0>();  // V' is out of Vn, which the next chunk overwrites
+    __syncthreads();  // St is complete; this stage is free for the copies issued at the next chunk's start
   }
+  if (tid == 0) bulk_wait<0>();
   if (owns_s)
 #pragma unroll
     for (int g = 0; g < 2; ++g)
@@ -291,14 +306,15 @@ void launch_rule(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stre
   // One block per SM unless the grid has more blocks than SMs (mamba2-2.7b: 80 heads x 2): then two, with fewer
   // registers (H200, T = 32K: 80 heads 5.18 -> 4.74 ms; with 128 blocks two per SM were slower, GDN 3.25 -> 3.69)
   const dim3 grid(unsigned(n), hv, unsigned(t.nvb));
-  const size_t smem = sizeof(bf16) * state_smem_elems(kRule, t.KB);
   int device = 0, sms = 0;
   cuda_check(cudaGetDevice(&device), "cudaGetDevice");
   cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "SM count");
   if (int64_t(n) * p.HV * t.nvb > sms)
-    launch_pass("chunk_state_pass_bf16", chunk_state_pass_bf16<kRule, 2>, grid, smem, stream, p);
+    launch_pass("chunk_state_pass_bf16", chunk_state_pass_bf16<kRule, 2>, grid,
+                state_smem_bytes(kRule, t.KB, state_stages(2)), stream, p);
   else
-    launch_pass("chunk_state_pass_bf16", chunk_state_pass_bf16<kRule, 1>, grid, smem, stream, p);
+    launch_pass("chunk_state_pass_bf16", chunk_state_pass_bf16<kRule, 1>, grid,
+                state_smem_bytes(kRule, t.KB, state_stages(1)), stream, p);
   launch_pass("chunk_output", chunk_output<kRule, In>, dim3(unsigned(n_chunks * ((t.nvb + 1) / 2)), hv),
               output_smem_bytes(t.KB, kSsd), stream, p);
   cuda_check(cudaFreeAsync(t.kd, stream), "cudaFreeAsync (bf16 chunked prefill tiles)");

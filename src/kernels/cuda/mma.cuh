@@ -1,7 +1,8 @@
 #pragma once
 // Warp-level tensor-core products with float32 accumulation (mma.sync, sm_80 and later) in three kinds of
-// arithmetic, and cp.async copies global -> shared (with zero fill), for kernels that stage tiles in shared
-// memory. Operands are float32 where they are stored; a fragment is built from them per product step:
+// arithmetic, cp.async copies global -> shared (with zero fill) and bulk copies (the copy engine), for kernels
+// that stage tiles in shared memory. Operands are float32 where they are stored; a fragment is built from them
+// per product step:
 //
 //   Tf32     one TF32 product (m16n8k8, 10-bit mantissas, relative error near 1e-4 .. 1e-3 on a dot product)
 //   Tf32x3   each operand a TF32 high part plus a TF32 remainder and three products (lo·hi + hi·lo + hi·hi):
@@ -198,5 +199,54 @@ template <int kPending>
 __device__ inline void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(kPending));
 }
+
+// Bulk copies (cp.async.bulk, sm_90: the copy engine moves a whole contiguous tile for one thread's instruction)
+// and the shared-memory barriers (mbarrier) their loads complete on. Addresses and sizes are multiples of 16
+// bytes. A load global -> shared adds its bytes to the barrier's transaction count as they land; the barrier's
+// phase completes once its expected arrivals have come (mbar_arrive_expect_tx: one arrival that also announces
+// the bytes to wait for) and every announced byte has landed. A store shared -> global reads shared memory
+// through the async proxy: each thread that wrote what it reads runs fence_proxy_async() before the barrier
+// that lets the issuing thread go on, and the issuing thread waits for the read (bulk_wait_read) before that
+// shared memory is written again; it waits for the whole store (bulk_wait) before the block exits.
+__device__ inline unsigned smem_u32(const void* p) { return unsigned(__cvta_generic_to_shared(p)); }
+__device__ inline void mbar_init(uint64_t* bar, unsigned arrivals) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(arrivals) : "memory");
+}
+__device__ inline void mbar_init_fence() {  // once, by the thread that initialised barriers, before a block barrier
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+__device__ inline void mbar_arrive_expect_tx(uint64_t* bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+}
+// Waits until the barrier's phase of this parity (0 for its first phase, 1 for the second, ...) has completed.
+__device__ inline void mbar_wait(uint64_t* bar, unsigned parity) {
+  unsigned done = 0;
+  do {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+        : "=r"(done)
+        : "r"(smem_u32(bar)), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+__device__ inline void bulk_load(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+               ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
+               : "memory");
+}
+__device__ inline void bulk_store(void* dst, const void* src, unsigned bytes) {  // then bulk_commit
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst), "r"(smem_u32(src)), "r"(bytes)
+               : "memory");
+}
+__device__ inline void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+template <int kPending>
+__device__ inline void bulk_wait_read() {  // this thread's stores but the last kPending groups have read shared memory
+  asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(kPending) : "memory");
+}
+template <int kPending>
+__device__ inline void bulk_wait() {  // ... and have completed
+  asm volatile("cp.async.bulk.wait_group %0;" ::"n"(kPending) : "memory");
+}
+__device__ inline void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
 }  // namespace linfer::kernels::cuda

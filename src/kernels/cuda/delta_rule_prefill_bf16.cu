@@ -9,8 +9,8 @@
 //   state    one block of 8 warps per (sequence, value head, BV value columns) walking the chunks: it stores the
 //            state S at the chunk's start (bf16, H), then V' = U - W S (stored, bf16; Ssd: V' = U), then
 //            S <- e^{G_last} S + Kdᵀ V'. The state lives in the mma accumulators (warp w: rows 16 w .. + 16, all
-//            BV columns) with a bf16 copy in shared memory for the first product; the next chunk's W, Kd and U
-//            stream in by cp.async meanwhile, already laid out as shared memory wants them
+//            BV columns) with a bf16 copy in shared memory for the first product; the W, Kd and U of the
+//            chunks two ahead stream in by bulk copies meanwhile, already laid out as shared memory wants them
 //   output   one block per (chunk, value head, 2 BV value columns), all chunks at once:
 //            O = a_q ⊙ (q S) + A_qk V' (Ssd: + D x)
 //

@@ -9,6 +9,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quant/q4_0x16.h"
 #include "kernels/cpu/rope.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/error.h"
@@ -55,6 +56,19 @@ bool CpuBackend::supports(Op op, DType weights) const {
   // Op::MoeRoute is for backends across a bus from the host; here Moe::forward routes on the host anyway.
   return op != Op::MoeRoute &&
          (weights == DType::F32 || weights == DType::BF16 || weights == DType::F16 || is_quantized(weights));
+}
+
+Weight CpuBackend::weight(const TensorView& host) {
+  using namespace kernels::quant;
+  if (host.dtype() != DType::Q4_0 || host.ndim() != 2 || host.strides()[1] != 1 || !q4_0x16_runs(simd_level()))
+    return {host, nullptr};
+  const int64_t N = host.dim(0), K = host.dim(1);
+  LINFER_CHECK(K % 32 == 0 && host.strides()[0] % 32 == 0,
+               "a q4_0 weight needs K (here {}) and its row stride (here {}) to be whole blocks of 32", K,
+               host.strides()[0]);
+  auto packed = std::make_shared<AlignedVector<uint8_t>>(size_t(q4_0x16_bytes(N, K)));
+  repack_q4_0x16(host.data(), N, K, int64_t(dtype_nbytes(DType::Q4_0, host.strides()[0])), packed->data());
+  return {TensorView(packed->data(), DType::Q4_0x16, {N, K}), packed};
 }
 
 Param CpuBackend::param(const Tensor& host) {

@@ -1,6 +1,8 @@
 #pragma once
 // The CPU backend: the seam's ops on today's kernels (src/kernels/cpu), on host memory. Weights stay the
-// mmap'd checkpoint bytes (no copy); scratch is per thread and reused, so decode allocates nothing after
+// mmap'd checkpoint bytes (no copy), except Q4_0 matrices on CPUs with AVX-512 VNNI (the avx512 path), which
+// are repacked once, at load, with 16 rows interleaved (DType::Q4_0x16, the same bytes: kernels/cpu/quant/
+// q4_0x16.h), after which the file's pages are not read again; scratch is per thread and reused, so decode allocates nothing after
 // the first token; states are host SequenceStates (StateRef::seqs). Each op calls the same kernels with
 // the same arguments as the mixers did before the seam, so results are bit-identical to them.
 
@@ -13,7 +15,7 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::Cpu; }
   bool supports(Op op, DType weights) const override;
 
-  Weight weight(const TensorView& host) override { return {host, nullptr}; }
+  Weight weight(const TensorView& host) override;
   Param param(const Tensor& host) override;
   void download(const Mat& src, float* dst) override;
   void upload(const float* src, const Mat& dst) override;

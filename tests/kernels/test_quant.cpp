@@ -9,6 +9,7 @@
 
 #include "core/quant_formats.h"
 #include "dense_test_util.h"
+#include "quant_test_util.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quant/qmatmul_q8.h"
 #include "kernels/cpu/quant/quantize.h"
@@ -18,36 +19,13 @@
 
 using namespace linfer;
 using namespace dense_test;
+using namespace quant_test;
 
 namespace {
 
 constexpr DType kWritten[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K};
 constexpr DType kAll[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
                           DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
-
-void put_half(uint8_t* p, float v) {
-  const uint16_t h = f32_to_f16(v);
-  p[0] = uint8_t(h), p[1] = uint8_t(h >> 8);
-}
-
-// n values' worth of random blocks of type t: random integer fields, scales drawn so values stay O(1).
-std::vector<uint8_t> random_blocks(std::mt19937& rng, DType t, int64_t n) {
-  std::vector<uint8_t> b(dtype_nbytes(t, n));
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
-  for (auto& v : b) v = uint8_t(byte(rng));
-  for (size_t off = 0; off < b.size(); off += dtype_block_bytes(t)) {
-    uint8_t* blk = b.data() + off;
-    switch (t) {
-      case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: put_half(blk, scale(rng)); break;
-      case DType::Q4_1: case DType::Q5_1: put_half(blk, scale(rng)), put_half(blk + 2, -8 * scale(rng)); break;
-      case DType::Q4_K: case DType::Q5_K: put_half(blk, scale(rng)), put_half(blk + 2, scale(rng)); break;
-      case DType::Q6_K: put_half(blk + 208, scale(rng) / 16); break;
-      default: break;
-    }
-  }
-  return b;
-}
 
 std::vector<float> dequantized(DType t, const std::vector<uint8_t>& b, int64_t n) {
   std::vector<float> v(static_cast<size_t>(n));
@@ -231,24 +209,10 @@ void check_qmatmul(SimdLevel path, DType t, int64_t M, int64_t N, int64_t K, boo
   const TensorView w(const_cast<uint8_t*>(wb.data()), t, {N, K});
   const auto x = random_vec(rng, size_t(M * K));
   const auto bias = random_vec(rng, size_t(N));
-  std::vector<double> ref(static_cast<size_t>(M * N));
-  kernels::ref::matmul_quant_f64(x.data(), M, w, with_bias ? bias.data() : nullptr, ref.data());
   std::vector<float> y(static_cast<size_t>(M * N), NAN);
   kernels::matmul(x.data(), M, w, with_bias ? bias.data() : nullptr, y.data(), path);
-  // Error against the sum of |products| (the float32 rounding scale), not |y|: a single output (N = M = 1)
-  // may cancel to near zero.
-  std::vector<double> mag(ref.size());
-  for (int64_t n = 0; n < N; ++n) {
-    const auto wn = kernels::ref::dequantize_f64(t, wb.data() + dtype_nbytes(t, n * K), K);
-    for (int64_t m = 0; m < M; ++m) {
-      double a = with_bias ? std::fabs(bias[size_t(n)]) : 0.0;
-      for (int64_t k = 0; k < K; ++k) a += std::fabs(double(x[size_t(m * K + k)]) * wn[size_t(k)]);
-      mag[size_t(m * N + n)] = a;
-    }
-  }
-  double num = 0, den = 0;
-  for (size_t i = 0; i < ref.size(); ++i) num += (y[i] - ref[i]) * (y[i] - ref[i]), den += mag[i] * mag[i];
-  EXPECT_LT(std::sqrt(num / den), 1e-6) << dtype_name(t) << " M=" << M << " N=" << N << " K=" << K;
+  EXPECT_LT(qmatmul_err(t, wb, N, K, as_f64(x), M, with_bias ? bias.data() : nullptr, y), 1e-6)
+      << dtype_name(t) << " M=" << M << " N=" << N << " K=" << K;
 }
 
 }  // namespace
@@ -350,26 +314,6 @@ std::vector<std::pair<const char*, kernels::quant::Q8RowsFn>> q8_kernels() {
   return out;
 }
 
-struct Rounded {  // quantize_q8's arrays for x [M, K]
-  std::vector<int8_t> q;
-  std::vector<float> d, gs16, gs;
-  std::vector<int32_t> off_q4_0;
-  int64_t ld;
-  Rounded(const std::vector<float>& x, int64_t M, int64_t K)
-      : q(size_t(M * kernels::quant::q8_ld(K))), d(size_t(M * K / 32)), gs16(size_t(M * K / 16)),
-        gs(size_t(M * K / 32)), off_q4_0(q.size() / 4), ld(kernels::quant::q8_ld(K)) {
-    kernels::quant::quantize_q8(x.data(), M, K, q.data(), d.data(), off_q4_0.data(), gs16.data(), gs.data());
-  }
-  kernels::quant::Q8Acts acts() const { return {ld, q.data(), d.data(), off_q4_0.data(), gs16.data(), gs.data()}; }
-  // Row m alone, as a call of one row sees it.
-  kernels::quant::Q8Acts row(int64_t m, int64_t K) const {
-    return {ld, q.data() + m * ld, d.data() + m * K / 32, off_q4_0.data() + m * ld / 4, gs16.data() + m * K / 16,
-            gs.data() + m * K / 32};
-  }
-  // Where run j of x's row m starts in q.
-  size_t at(int64_t m, int64_t j) const { return size_t(m * ld + 32 * j); }
-};
-
 }  // namespace
 
 TEST(QuantQ8, RoundsEachRunOf32) {
@@ -437,22 +381,9 @@ TEST(QuantQ8, KernelsMatchDequantizedProducts) {
             fn(r.row(M - 1, K), 1, w, bias.data(), alone.data(), 0, N);
             for (int64_t n = 0; n < N; ++n)
               ASSERT_EQ(alone[size_t(n)], y[size_t((M - 1) * N + n)]) << isa << " " << dtype_name(t) << " M=" << M;
-            double num = 0, den = 0;
-            for (int64_t n = 0; n < N; ++n) {
-              const auto wn = kernels::ref::dequantize_f64(t, wb.data() + dtype_nbytes(t, n * K), K);
-              for (int64_t m = 0; m < M; ++m) {
-                double ref = bias[size_t(n)], mag = std::fabs(bias[size_t(n)]);
-                for (int64_t k = 0; k < K; ++k) {
-                  const double xk = double(r.d[size_t((m * K + k) / 32)]) * r.q[r.at(m, 0) + size_t(k)];
-                  ref += wn[size_t(k)] * xk, mag += std::fabs(wn[size_t(k)] * xk);
-                }
-                const double got = y[size_t(m * N + n)];
-                num += (got - ref) * (got - ref), den += mag * mag;
-                ASSERT_EQ(y2[size_t(m * N + n)], y[size_t(m * N + n)]) << isa << " " << dtype_name(t);
-              }
-            }
-            EXPECT_LT(std::sqrt(num / den), 1e-6) << isa << " " << dtype_name(t) << " M=" << M << " N=" << N
-                                                  << " K=" << K;
+            ASSERT_EQ(y2, y) << isa << " " << dtype_name(t);
+            EXPECT_LT(qmatmul_err(t, wb, N, K, r.values(M, K), M, bias.data(), y), 1e-6)
+                << isa << " " << dtype_name(t) << " M=" << M << " N=" << N << " K=" << K;
           }
     }
 }

@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/matmul_simd.h"
+#include "kernels/cpu/quant/q4_0x16.h"
 #include "kernels/cpu/quant/qmatmul.h"
 #include "kernels/cpu/quant/qmatmul_q8.h"
 #include "linfer/core/error.h"
@@ -106,7 +107,7 @@ class QuantInputs {
       const bool quantized = is_quantized(p.w.dtype);
       q8_[j] = quantized && q8 ? quant::q8_kernel_for(level, p.w.dtype) : nullptr;
       bf16_[j] = p.w.dtype == DType::BF16 ? bf16_dot : nullptr;
-      const bool reads = q8_[j] || (quantized && quant::hwy_paths::reads_group_sums(level, p.w.dtype));
+      const bool reads = q8_[j] || (quantized && quant::reads_group_sums(level, p.w.dtype));
       at_[j + 1] = at_[j] + (reads ? p.M * quant::q8_ld(p.w.K) : 0);  // rows of x with room for Q8Acts::ld
       bf16_at_[j + 1] = bf16_at_[j] + (bf16_[j] ? p.M * bf16_x_ld(p.w.K) : 0);
     }
@@ -141,7 +142,7 @@ class QuantInputs {
     else if (q8_[j])
       q8_[j](q8_acts(j, p.w.K), p.M, p.w, p.bias, p.y, n0, n1);
     else if (is_quantized(p.w.dtype))
-      quant::hwy_paths::matmul_rows(level, p.x, gs_.data() + e / 32, p.M, p.w, p.bias, p.y, n0, n1);
+      quant::matmul_rows(level, p.x, gs_.data() + e / 32, p.M, p.w, p.bias, p.y, n0, n1);
     else
       hwy_paths::gemv_rows(level, p.x, p.M, p.w, p.bias, p.y, n0, n1);
   }
@@ -169,7 +170,7 @@ class QuantInputs {
 
 // Every product's weight rows, split over the pool in one parallel call. The rows of all products form
 // one sequence, cut into tasks of equal cost (weight bytes × passes over them: one pass per 4 rows of
-// x) at multiples of 4 rows, so a 1-row gate and a 32000-row head share the threads evenly and the pool
+// x) at multiples of 4 rows (Q4_0x16: 16), so a 1-row gate and a 32000-row head share the threads evenly and the pool
 // wakes once for the lot. Block-quantized weights take the quantized GEMV (quant/qmatmul.h).
 void gemv_many(SimdLevel level, std::span<const Product> ps) {
 #if LINFER_HWY
@@ -187,11 +188,12 @@ void gemv_many(SimdLevel level, std::span<const Product> ps) {
   const int64_t total = start[ps.size()];
   if (total == 0) return;
   const int64_t n_tasks = std::clamp<int64_t>(total / kMinTaskBytes, 1, 4 * int64_t(num_threads()));
-  // First row of product j at cost offset c (a multiple of 4, within [0, N]); the same function
+  // First row of product j at cost offset c (a multiple of 4 or 16, within [0, N]); the same function
   // gives one task's end and the next one's start, so the tasks cover every row exactly once.
   auto row_at = [&](size_t j, int64_t c) {
     const int64_t cost = row_cost(ps[j]), r = (c - start[j] + cost - 1) / cost;
-    return std::clamp<int64_t>((r + 3) / 4 * 4, 0, ps[j].w.N);
+    const int64_t step = ps[j].w.dtype == DType::Q4_0x16 ? quant::kQ4x16Rows : 4;
+    return std::clamp<int64_t>((r + step - 1) / step * step, 0, ps[j].w.N);
   };
   parallel_for(0, n_tasks, [&](int64_t t0, int64_t t1) {
     const int64_t c0 = total * t0 / n_tasks, c1 = total * t1 / n_tasks;
@@ -248,10 +250,12 @@ void matmul_many(std::span<const MatmulArgs> products, SimdLevel level) {
 
 void embedding(const TensorView& table, std::span<const int32_t> ids, float* out, SimdLevel level) {
   const WeightMatrix wm = weight_matrix(table, "embedding");
+  std::vector<uint8_t> tmp(wm.dtype == DType::Q4_0x16 ? dtype_nbytes(DType::Q4_0, wm.K) : 0);
   for (size_t i = 0; i < ids.size(); ++i) {
     LINFER_CHECK(ids[i] >= 0 && ids[i] < wm.N, "embedding: token id {} outside the vocabulary [0, {})", ids[i],
                  wm.N);
-    to_f32(wm.dtype, row_ptr(wm, ids[i]), out + int64_t(i) * wm.K, size_t(wm.K));
+    const quant::QuantRow row = quant::quant_row(wm, ids[i], 0, wm.K, tmp.data());
+    to_f32(row.t, row.p, out + int64_t(i) * wm.K, size_t(wm.K));
   }
 }
 

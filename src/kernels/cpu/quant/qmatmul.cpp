@@ -5,6 +5,7 @@
 
 #include "core/quant_formats.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/quant/q4_0x16.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/error.h"
 #include "linfer/core/quant_activations.h"
@@ -22,11 +23,12 @@ void matmul_scalar(const float* x, int64_t M, const WeightMatrix& w, const float
   parallel_for(0, w.N, [&](int64_t n0, int64_t n1) {
     float block[256];
     std::vector<float> acc(static_cast<size_t>(M));
+    std::vector<uint8_t> tmp(dtype_nbytes(DType::Q4_0, w.K));
     for (int64_t n = n0; n < n1; ++n) {
-      const auto* row = static_cast<const uint8_t*>(w.data) + dtype_nbytes(w.dtype, n * w.ld);
+      const QuantRow row = quant_row(w, n, 0, w.K, tmp.data());
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t b = 0; b < nb; ++b) {
-        linfer::quant::dequantize_row(w.dtype, row + b * bb, block, bs);
+        linfer::quant::dequantize_row(row.t, row.p + b * bb, block, bs);
         for (int64_t m = 0; m < M; ++m) {
           const float* xm = x + m * w.K + b * bs;
           float s[4] = {0, 0, 0, 0};
@@ -54,9 +56,11 @@ void matmul_panels(const float* x, int64_t M, const WeightMatrix& w, const float
   for (int64_t n0 = 0; n0 < w.N; n0 += panel) {
     const int64_t nr = std::min(panel, w.N - n0);
     parallel_for(0, nr, [&](int64_t r0, int64_t r1) {
+      thread_local std::vector<uint8_t> tmp;  // a Q4_0x16 row's blocks
+      tmp.resize(dtype_nbytes(DType::Q4_0, w.K));
       for (int64_t r = r0; r < r1; ++r) {
-        const auto* row = static_cast<const uint8_t*>(w.data) + dtype_nbytes(w.dtype, (n0 + r) * w.ld);
-        linfer::quant::dequantize_row(w.dtype, row, f32 + r * w.K, w.K);
+        const QuantRow row = quant_row(w, n0 + r, 0, w.K, tmp.data());
+        linfer::quant::dequantize_row(row.t, row.p, f32 + r * w.K, w.K);
       }
     }, 8);
     kernels::hwy_paths::gemm(level, x, M, WeightMatrix{f32, DType::F32, nr, w.K, w.K}, bias ? bias + n0 : nullptr, out);
@@ -74,6 +78,28 @@ void group_sums(const float* x, int64_t M, int64_t K, float* xs) {
       for (int64_t i = 0; i < 32; ++i) s += x[m * K + 32 * g + i];
       xs[m * (K / 32) + g] = s;
     }
+}
+
+void matmul_rows(SimdLevel level, const float* x, const float* xs, int64_t M, const WeightMatrix& w,
+                 const float* bias, float* y, int64_t n0, int64_t n1) {
+#if LINFER_X86
+  if (w.dtype == DType::Q4_0x16) return q4_0x16_rows_f32(x, xs, M, w, bias, y, n0, n1);
+#endif
+#if LINFER_HWY
+  hwy_paths::matmul_rows(level, x, xs, M, w, bias, y, n0, n1);
+#else
+  (void)level, (void)x, (void)xs, (void)M, (void)bias, (void)y, (void)n0, (void)n1;
+  fail("quantized matmul: no GEMV in a build without Highway");
+#endif
+}
+
+bool reads_group_sums(SimdLevel level, DType t) {
+#if LINFER_HWY
+  return t == DType::Q4_0x16 || hwy_paths::reads_group_sums(level, t);
+#else
+  (void)level;
+  return t == DType::Q4_0x16;
+#endif
 }
 
 bool has_gemm(SimdLevel level) {

@@ -33,13 +33,19 @@ std::string read_all(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-fs::path tmp_dir() {
-  static fs::path d = [] {
-    fs::path p = fs::temp_directory_path() / fmt::format("linfer_state_e2e_{}", ::getpid());
-    fs::create_directories(p);
-    return p;
-  }();
-  return d;
+// This process's scratch folder, removed when the process exits.
+struct ScratchDir {
+  fs::path p = fs::temp_directory_path() / fmt::format("linfer_state_e2e_{}", ::getpid());
+  ScratchDir() { fs::create_directories(p); }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(p, ec);
+  }
+};
+
+const fs::path& tmp_dir() {
+  static const ScratchDir d;
+  return d.p;
 }
 
 Result run(const std::string& args) {

@@ -26,7 +26,7 @@
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/matmul_simd.h"
-#include "kernels/cpu/quant/q4_0x16.h"
+#include "kernels/cpu/quant/rows16.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/cpu_features.h"
 #include "linfer/core/dtype.h"
@@ -126,22 +126,23 @@ BENCHMARK(BM_Gemv_bf16)
     ->Unit(benchmark::kMicrosecond);
 
 // Block-quantized weights (kernels/cpu/quant), M rows of x: random blocks (their fp16 scales set to 0.01),
-// several copies so W comes from DRAM. bytes_per_second counts the weight's bytes. Q4_0x16: the Q4_0 blocks
-// repacked as the CPU backend does on CPUs with AVX-512 VNNI (skipped elsewhere).
+// several copies so W comes from DRAM. bytes_per_second counts the weight's bytes. Q4_0x16 / Q4_Kx16: the Q4_0 /
+// Q4_K blocks repacked as the CPU backend does on CPUs with AVX-512 VNNI (quant/rows16.h; skipped elsewhere).
 // args: N, K, type (index into kQuantTypes), simd, acts (0: float32 activations, 1: int8, QuantActivations::Q8), M;
-// 4096 x 4096 for every type at M = 1, Q4_0 and Q4_0x16 at M = 1, 4, 8 and at a MoE expert's shapes (512 / 1024
-// rows of 512 / 1024) with int8 x.
+// 4096 x 4096 for every type at M = 1, Q4_0 / Q4_K and their interleaved forms at M = 1, 4, 8, and at a MoE
+// expert's shapes (512 / 1024 rows of 512 / 1024) with int8 x.
 constexpr DType kQuantTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K,
-                                 DType::Q5_K, DType::Q6_K, DType::Q4_0x16};
+                                 DType::Q5_K, DType::Q6_K, DType::Q4_0x16, DType::Q4_Kx16};
 
 void BM_Gemv_quant(benchmark::State& st) {
   use_bench_threads();
   const int64_t N = st.range(0), K = st.range(1);
   const DType t = kQuantTypes[st.range(2)];
-  const bool repack = t == DType::Q4_0x16;
-  if (repack && !quant::q4_0x16_runs(level_arg(st, 3))) return st.SkipWithError("Q4_0x16 needs AVX-512 VNNI");
-  const size_t bytes = repack ? size_t(quant::q4_0x16_bytes(N, K)) : dtype_nbytes(t, N * K);
-  const size_t bb = dtype_block_bytes(t);
+  const bool repack = quant::is_rows16(t);
+  if (repack && !quant::rows16_runs(level_arg(st, 3))) return st.SkipWithError("the interleaved types need AVX-512 VNNI");
+  const DType stored = repack ? quant::rows16_stored(t) : t;  // what the random blocks are made as
+  const size_t bytes = repack ? size_t(quant::rows16_bytes(t, N, K)) : dtype_nbytes(t, N * K);
+  const size_t bb = dtype_block_bytes(stored);
   const int copies = int(std::max<size_t>(2, (size_t(160) << 20) / bytes));
   std::mt19937 rng(3);
   std::vector<AlignedVector<uint8_t>> w(size_t(copies), AlignedVector<uint8_t>{});
@@ -149,12 +150,12 @@ void BM_Gemv_quant(benchmark::State& st) {
   const uint16_t scale = f32_to_f16(0.01f);
   for (auto& c : w) {
     for (auto& v : c) v = uint8_t(rng());
-    for (size_t b = 0; b < bytes; b += bb)
-      for (size_t off : {t == DType::Q6_K ? size_t(208) : size_t(0), t == DType::Q4_K || t == DType::Q5_K ? size_t(2) : size_t(0)})
+    for (size_t b = 0; b + bb <= bytes; b += bb)
+      for (size_t off : {stored == DType::Q6_K ? size_t(208) : size_t(0), stored == DType::Q4_K || stored == DType::Q5_K ? size_t(2) : size_t(0)})
         std::memcpy(c.data() + b + off, &scale, 2);
-    if (repack) {  // the Q4_0 blocks just made, interleaved
-      const std::vector<uint8_t> q4(c.begin(), c.begin() + std::ptrdiff_t(dtype_nbytes(DType::Q4_0, N * K)));
-      quant::repack_q4_0x16(q4.data(), N, K, int64_t(dtype_nbytes(DType::Q4_0, K)), c.data());
+    if (repack) {  // the blocks just made, interleaved
+      const std::vector<uint8_t> src(c.begin(), c.begin() + std::ptrdiff_t(dtype_nbytes(stored, N * K)));
+      quant::repack_rows16(t, src.data(), N, K, int64_t(dtype_nbytes(stored, K)), c.data());
     }
   }
   st.SetLabel(std::string(dtype_name(t)));
@@ -171,8 +172,8 @@ void BM_Gemv_quant(benchmark::State& st) {
 }
 BENCHMARK(BM_Gemv_quant)
     ->ArgNames({"N", "K", "type", "simd", "acts", "M"})
-    ->ArgsProduct({{4096}, {4096}, {0, 2, 3, 4, 5}, {1}, {0, 1}, {1}})
-    ->ArgsProduct({{4096}, {4096}, {1, 6}, {1}, {0, 1}, {1, 4, 8}})
+    ->ArgsProduct({{4096}, {4096}, {0, 2, 4, 5}, {1}, {0, 1}, {1}})
+    ->ArgsProduct({{4096}, {4096}, {1, 6, 3, 7}, {1}, {0, 1}, {1, 4, 8}})
     ->ArgsProduct({{512, 1024}, {512, 1024}, {1, 6}, {1}, {1}, {1}})
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMicrosecond);

@@ -9,7 +9,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/matmul.h"
-#include "kernels/cpu/quant/q4_0x16.h"
+#include "kernels/cpu/quant/rows16.h"
 #include "kernels/cpu/rope.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/error.h"
@@ -60,15 +60,15 @@ bool CpuBackend::supports(Op op, DType weights) const {
 
 Weight CpuBackend::weight(const TensorView& host) {
   using namespace kernels::quant;
-  if (host.dtype() != DType::Q4_0 || host.ndim() != 2 || host.strides()[1] != 1 || !q4_0x16_runs(simd_level()))
-    return {host, nullptr};
-  const int64_t N = host.dim(0), K = host.dim(1);
-  LINFER_CHECK(K % 32 == 0 && host.strides()[0] % 32 == 0,
-               "a q4_0 weight needs K (here {}) and its row stride (here {}) to be whole blocks of 32", K,
-               host.strides()[0]);
-  auto packed = std::make_shared<AlignedVector<uint8_t>>(size_t(q4_0x16_bytes(N, K)));
-  repack_q4_0x16(host.data(), N, K, int64_t(dtype_nbytes(DType::Q4_0, host.strides()[0])), packed->data());
-  return {TensorView(packed->data(), DType::Q4_0x16, {N, K}), packed};
+  const std::optional<DType> t16 = rows16_type(host.dtype());
+  if (!t16 || host.ndim() != 2 || host.strides()[1] != 1 || !rows16_runs(simd_level())) return {host, nullptr};
+  const int64_t N = host.dim(0), K = host.dim(1), bs = dtype_block(host.dtype());
+  LINFER_CHECK(K % bs == 0 && host.strides()[0] % bs == 0,
+               "a {} weight needs K (here {}) and its row stride (here {}) to be whole blocks of {}",
+               dtype_name(host.dtype()), K, host.strides()[0], bs);
+  auto packed = std::make_shared<AlignedVector<uint8_t>>(size_t(rows16_bytes(*t16, N, K)));
+  repack_rows16(*t16, host.data(), N, K, int64_t(dtype_nbytes(host.dtype(), host.strides()[0])), packed->data());
+  return {TensorView(packed->data(), *t16, {N, K}), packed};
 }
 
 Param CpuBackend::param(const Tensor& host) {

@@ -1,5 +1,5 @@
 #pragma once
-// Helpers shared by the quantized-weight tests (test_quant.cpp, test_q4_0x16.cpp): random blocks of any format,
+// Helpers shared by the quantized-weight tests (test_quant.cpp, test_rows16.cpp): random blocks of any format,
 // and x rounded to int8 as the int8 kernels take it.
 
 #include <random>

@@ -1,57 +1,63 @@
 // What the CPU backend makes of a checkpoint's weight matrices: the bytes as stored (the same memory), except
-// Q4_0 where its interleaved kernels run (kernels/cpu/quant/q4_0x16.h): then a repacked copy that holds every
-// row's blocks, a row slice (an expert of a stacked tensor) included, and multiplies like the Q4_0 rows.
+// Q4_0 and Q4_K where their interleaved kernels run (kernels/cpu/quant/rows16.h): then a repacked copy that holds
+// every row's blocks, of a row slice (an expert of a stacked tensor) too, and multiplies like the stored rows.
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "backend/cpu_backend.h"
 #include "kernels/cpu/matmul.h"
-#include "kernels/cpu/quant/q4_0x16.h"
+#include "kernels/cpu/quant/rows16.h"
 #include "linfer/core/cpu_features.h"
 
 namespace {
 
 using namespace linfer;
 
-std::vector<uint8_t> random_q4_0(int64_t rows, int64_t K) {
+// rows × K values of type t: random bytes, every block's fp16 scales (d, and Q4_K's dmin) 0.01.
+std::vector<uint8_t> random_rows(DType t, int64_t rows, int64_t K) {
   std::mt19937 rng(3);
-  std::vector<uint8_t> b(dtype_nbytes(DType::Q4_0, rows * K));
+  std::vector<uint8_t> b(dtype_nbytes(t, rows * K));
   for (auto& v : b) v = uint8_t(rng());
   const uint16_t d = f32_to_f16(0.01f);
-  for (size_t i = 0; i < b.size(); i += 18) std::memcpy(b.data() + i, &d, 2);
+  for (size_t i = 0; i < b.size(); i += dtype_block_bytes(t))
+    for (size_t at : {size_t(0), t == DType::Q4_K ? size_t(2) : size_t(0)}) std::memcpy(b.data() + i + at, &d, 2);
   return b;
 }
 
 }  // namespace
 
-TEST(CpuWeights, Q4_0IsRepackedWhereItsKernelsRun) {
-  const int64_t N = 40, K = 96, E = 3;  // three experts of N rows each, stacked
-  auto bytes = random_q4_0(E * N, K);
-  const TensorView all(bytes.data(), DType::Q4_0, {E, N, K});
-  const TensorView expert = all.slice0(1, 2).reshape({N, K});
-  const Weight w = cpu_backend().weight(expert);
-  if (!kernels::quant::q4_0x16_runs(simd_level())) {
-    EXPECT_EQ(w.view.dtype(), DType::Q4_0);
-    EXPECT_EQ(w.view.data(), expert.data()) << "weights are used in place";
-    GTEST_SKIP() << "no AVX-512 VNNI on the avx512 path here: Q4_0 stays as stored";
+TEST(CpuWeights, Q4_0AndQ4_KAreRepackedWhereTheirKernelsRun) {
+  for (DType t : {DType::Q4_0, DType::Q4_K}) {
+    const int64_t N = 40, K = 512, E = 3, bb = int64_t(dtype_nbytes(t, K));  // three experts of N rows, stacked
+    auto bytes = random_rows(t, E * N, K);
+    const TensorView all(bytes.data(), t, {E, N, K});
+    const TensorView expert = all.slice0(1, 2).reshape({N, K});
+    const Weight w = cpu_backend().weight(expert);
+    if (!kernels::quant::rows16_runs(simd_level())) {
+      EXPECT_EQ(w.view.dtype(), t);
+      EXPECT_EQ(w.view.data(), expert.data()) << "weights are used in place";
+      GTEST_SKIP() << "no AVX-512 VNNI on the avx512 path here: Q4_0 and Q4_K stay as stored";
+    }
+    ASSERT_EQ(w.view.dtype(), *kernels::quant::rows16_type(t));
+    ASSERT_TRUE(w.owner) << "the repacked copy must be kept alive by the weight";
+    EXPECT_EQ(w.view.shape(), expert.shape());
+    std::vector<uint8_t> row(static_cast<size_t>(bb));
+    for (int64_t n = 0; n < N; ++n) {
+      kernels::quant::rows16_row({w.view.data(), w.view.dtype(), N, K, K}, n, 0, K / dtype_block(t), row.data());
+      ASSERT_EQ(0, std::memcmp(row.data(), bytes.data() + (N + n) * bb, row.size())) << dtype_name(t) << " row " << n;
+    }
+    std::vector<float> x(size_t(2 * K), 0.5f), y(size_t(2 * N)), expect(y.size());
+    kernels::matmul(x.data(), 2, w.view, nullptr, y.data());
+    kernels::matmul(x.data(), 2, expert, nullptr, expect.data());
+    for (size_t i = 0; i < y.size(); ++i)
+      ASSERT_NEAR(y[i], expect[i], 1e-5f * (1 + std::fabs(expect[i]))) << dtype_name(t) << " " << i;
   }
-  ASSERT_EQ(w.view.dtype(), DType::Q4_0x16);
-  ASSERT_TRUE(w.owner) << "the repacked copy must be kept alive by the weight";
-  EXPECT_EQ(w.view.shape(), expert.shape());
-  std::vector<uint8_t> row(size_t(K / 32 * 18));
-  for (int64_t n = 0; n < N; ++n) {
-    kernels::quant::q4_0x16_row({w.view.data(), DType::Q4_0x16, N, K, K}, n, 0, K / 32, row.data());
-    ASSERT_EQ(0, std::memcmp(row.data(), bytes.data() + (N + n) * (K / 32) * 18, row.size())) << "row " << n;
-  }
-  std::vector<float> x(size_t(2 * K), 0.5f), y(size_t(2 * N)), expect(y.size());
-  kernels::matmul(x.data(), 2, w.view, nullptr, y.data());
-  kernels::matmul(x.data(), 2, expert, nullptr, expect.data());
-  for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], expect[i], 1e-5f * (1 + std::fabs(expect[i]))) << i;
-
-  const TensorView q8(bytes.data(), DType::Q8_0, {2, 64});  // other types: in place
-  EXPECT_EQ(cpu_backend().weight(q8).view.data(), q8.data());
+  std::vector<uint8_t> q8(136);  // other types: in place
+  const TensorView v(q8.data(), DType::Q8_0, {2, 64});
+  EXPECT_EQ(cpu_backend().weight(v).view.data(), v.data());
 }

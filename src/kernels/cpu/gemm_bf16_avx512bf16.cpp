@@ -14,7 +14,7 @@
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_tasks.h"
 #include "kernels/cpu/half_at.h"
-#include "kernels/cpu/quant/q4_0x16.h"
+#include "kernels/cpu/quant/rows16.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/thread_pool.h"
 
@@ -204,7 +204,8 @@ void dequantize_bf16(DType t, const uint8_t* src, int64_t n, uint16_t* dst) {
 // K of the block), dequantized and rounded to bf16 into rows of kKCP pairs: a BF16 view for pack_panels.
 WeightMatrix stage_quantized(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int64_t kcp, uint16_t* rows) {
   const int64_t k_first = 2 * k0, n_k = std::min(2 * kcp, w.K - k_first);
-  alignas(64) uint8_t tmp[dtype_block_bytes(DType::Q4_0) * 2 * kKCP / 32];  // a Q4_0x16 row's blocks
+  // an interleaved row's blocks (Q4_0 and Q4_K alike: 18 bytes per 32 values)
+  alignas(64) uint8_t tmp[dtype_block_bytes(DType::Q4_0) * 2 * kKCP / 32];
   for (int64_t r = 0; r < nc; ++r) {
     const quant::QuantRow row = quant::quant_row(w, n0 + r, k_first, n_k, tmp);
     dequantize_bf16(row.t, row.p, n_k, rows + r * 2 * kKCP);

@@ -5,7 +5,7 @@
 
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/matmul_simd.h"
-#include "kernels/cpu/quant/q4_0x16.h"
+#include "kernels/cpu/quant/rows16.h"
 #include "kernels/cpu/quant/qmatmul.h"
 #include "kernels/cpu/quant/qmatmul_q8.h"
 #include "linfer/core/error.h"
@@ -170,7 +170,7 @@ class QuantInputs {
 
 // Every product's weight rows, split over the pool in one parallel call. The rows of all products form
 // one sequence, cut into tasks of equal cost (weight bytes × passes over them: one pass per 4 rows of
-// x) at multiples of 4 rows (Q4_0x16: 16), so a 1-row gate and a 32000-row head share the threads evenly and the pool
+// x) at multiples of 4 rows (interleaved weights, quant/rows16.h: 16), so a 1-row gate and a 32000-row head share the threads evenly and the pool
 // wakes once for the lot. Block-quantized weights take the quantized GEMV (quant/qmatmul.h).
 void gemv_many(SimdLevel level, std::span<const Product> ps) {
 #if LINFER_HWY
@@ -192,7 +192,7 @@ void gemv_many(SimdLevel level, std::span<const Product> ps) {
   // gives one task's end and the next one's start, so the tasks cover every row exactly once.
   auto row_at = [&](size_t j, int64_t c) {
     const int64_t cost = row_cost(ps[j]), r = (c - start[j] + cost - 1) / cost;
-    const int64_t step = ps[j].w.dtype == DType::Q4_0x16 ? quant::kQ4x16Rows : 4;
+    const int64_t step = quant::is_rows16(ps[j].w.dtype) ? quant::kRows16 : 4;
     return std::clamp<int64_t>((r + step - 1) / step * step, 0, ps[j].w.N);
   };
   parallel_for(0, n_tasks, [&](int64_t t0, int64_t t1) {
@@ -250,7 +250,7 @@ void matmul_many(std::span<const MatmulArgs> products, SimdLevel level) {
 
 void embedding(const TensorView& table, std::span<const int32_t> ids, float* out, SimdLevel level) {
   const WeightMatrix wm = weight_matrix(table, "embedding");
-  std::vector<uint8_t> tmp(wm.dtype == DType::Q4_0x16 ? dtype_nbytes(DType::Q4_0, wm.K) : 0);
+  std::vector<uint8_t> tmp(quant::is_rows16(wm.dtype) ? dtype_nbytes(quant::rows16_stored(wm.dtype), wm.K) : 0);
   for (size_t i = 0; i < ids.size(); ++i) {
     LINFER_CHECK(ids[i] >= 0 && ids[i] < wm.N, "embedding: token id {} outside the vocabulary [0, {})", ids[i],
                  wm.N);

@@ -5,7 +5,7 @@
 
 #include "core/quant_formats.h"
 #include "kernels/cpu/gemm_bf16.h"
-#include "kernels/cpu/quant/q4_0x16.h"
+#include "kernels/cpu/quant/rows16.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/error.h"
 #include "linfer/core/quant_activations.h"
@@ -23,7 +23,7 @@ void matmul_scalar(const float* x, int64_t M, const WeightMatrix& w, const float
   parallel_for(0, w.N, [&](int64_t n0, int64_t n1) {
     float block[256];
     std::vector<float> acc(static_cast<size_t>(M));
-    std::vector<uint8_t> tmp(dtype_nbytes(DType::Q4_0, w.K));
+    std::vector<uint8_t> tmp(is_rows16(w.dtype) ? dtype_nbytes(rows16_stored(w.dtype), w.K) : 0);
     for (int64_t n = n0; n < n1; ++n) {
       const QuantRow row = quant_row(w, n, 0, w.K, tmp.data());
       std::fill(acc.begin(), acc.end(), 0.0f);
@@ -56,8 +56,8 @@ void matmul_panels(const float* x, int64_t M, const WeightMatrix& w, const float
   for (int64_t n0 = 0; n0 < w.N; n0 += panel) {
     const int64_t nr = std::min(panel, w.N - n0);
     parallel_for(0, nr, [&](int64_t r0, int64_t r1) {
-      thread_local std::vector<uint8_t> tmp;  // a Q4_0x16 row's blocks
-      tmp.resize(dtype_nbytes(DType::Q4_0, w.K));
+      thread_local std::vector<uint8_t> tmp;  // an interleaved row's blocks
+      tmp.resize(is_rows16(w.dtype) ? dtype_nbytes(rows16_stored(w.dtype), w.K) : 0);
       for (int64_t r = r0; r < r1; ++r) {
         const QuantRow row = quant_row(w, n0 + r, 0, w.K, tmp.data());
         linfer::quant::dequantize_row(row.t, row.p, f32 + r * w.K, w.K);
@@ -83,7 +83,7 @@ void group_sums(const float* x, int64_t M, int64_t K, float* xs) {
 void matmul_rows(SimdLevel level, const float* x, const float* xs, int64_t M, const WeightMatrix& w,
                  const float* bias, float* y, int64_t n0, int64_t n1) {
 #if LINFER_X86
-  if (w.dtype == DType::Q4_0x16) return q4_0x16_rows_f32(x, xs, M, w, bias, y, n0, n1);
+  if (is_rows16(w.dtype)) return rows16_f32(x, xs, M, w, bias, y, n0, n1);
 #endif
 #if LINFER_HWY
   hwy_paths::matmul_rows(level, x, xs, M, w, bias, y, n0, n1);
@@ -95,10 +95,10 @@ void matmul_rows(SimdLevel level, const float* x, const float* xs, int64_t M, co
 
 bool reads_group_sums(SimdLevel level, DType t) {
 #if LINFER_HWY
-  return t == DType::Q4_0x16 || hwy_paths::reads_group_sums(level, t);
+  return is_rows16(t) || hwy_paths::reads_group_sums(level, t);
 #else
   (void)level;
-  return t == DType::Q4_0x16;
+  return is_rows16(t);
 #endif
 }
 

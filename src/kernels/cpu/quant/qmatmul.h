@@ -31,7 +31,7 @@ void matmul(const float* x, int64_t M, const WeightMatrix& w, const float* bias,
 // offsets (Q4_0's -8, Q4_1's m, the K-quants' mins ...) fold them into one product with these.
 void group_sums(const float* x, int64_t M, int64_t K, float* xs);
 
-// y[M, n0:n1) for weight rows [n0, n1) with float32 x on the calling thread: Q4_0x16's kernel (n0, n1 multiples
+// y[M, n0:n1) for weight rows [n0, n1) with float32 x on the calling thread: rows16.h's kernel (n0, n1 multiples
 // of 16 or N), every other type hwy_paths::matmul_rows below; xs as there.
 void matmul_rows(SimdLevel level, const float* x, const float* xs, int64_t M, const WeightMatrix& w,
                  const float* bias, float* y, int64_t n0, int64_t n1);

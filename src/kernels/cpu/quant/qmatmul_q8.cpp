@@ -1,12 +1,12 @@
 #include "kernels/cpu/quant/qmatmul_q8.h"
 
-#include "kernels/cpu/quant/q4_0x16.h"
+#include "kernels/cpu/quant/rows16.h"
 
 namespace linfer::kernels::quant {
 
 Q8RowsFn q8_kernel_for(SimdLevel level, DType t) {
 #if LINFER_X86
-  if (t == DType::Q4_0x16) return q4_0x16_rows_q8;  // made only where it runs (q4_0x16_runs)
+  if (is_rows16(t)) return rows16_q8;  // made only where it runs (rows16_runs)
   const bool has = t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q5_0 || t == DType::Q4_K || t == DType::Q5_K ||
                    t == DType::Q6_K;
   if (!has || level < SimdLevel::Avx2) return nullptr;

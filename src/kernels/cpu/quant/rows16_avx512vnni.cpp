@@ -1,0 +1,307 @@
+// The kernels of the interleaved layouts (rows16.h) on 512-bit vectors (compiled with -mavx512f -mavx512bw
+// -mavx512vl -mavx512vnni; run only where rows16_runs). A vector lane is a weight row of the group: the 16 outputs
+// of a group and row of x build up in one float32 vector, so there is no horizontal sum. Up to 8 rows of x per
+// pass over a group (more: the group again, from cache), packed per block so that the kernel reaches them
+// through one pointer at fixed offsets (with 8 row pointers GCC ran out of general registers). Every output is
+// a float32 sum in block order of per-block (or per-sub-block) terms, so its bits do not depend on the other
+// rows of x.
+//   int8 x: per run of 32 elements and row of x, 8 vpdpbusd (x's 4 bytes broadcast from memory), the run's
+//           products summed exactly as integers, then scaled in float32 as qmatmul_q8_avx512vnni.cpp does:
+//           Q4_0: started from -8 Σq, · d_w d_x; Q4_K: · d sc_j d_x, minus dmin m_j · (x's sum of the run).
+//   float x: each element's 16 weight nibbles as float lanes (a shift, a mask, a conversion, shared by the rows
+//           of x), one FMA per row of x into a running sum per run (Q4_0: two, even and odd elements); then
+//           Q4_0: d · (Σ n x - 8 Σ x), Q4_K: d sc_j · Σ n x - dmin m_j · Σ x.
+#include <immintrin.h>
+
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "kernels/cpu/gemm_tasks.h"
+#include "kernels/cpu/quant/rows16.h"
+
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as their unused merge operands, which it then reports
+// as "may be used uninitialized" once they are inlined here: don't-care values, not a defect of this file.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace linfer::kernels::quant {
+namespace {
+
+constexpr int kMaxRows = 8;
+
+// vpdpbusd with the 4 bytes at p broadcast from memory ({1to16}): one fused instruction where GCC 12 emits a
+// separate vpbroadcastd for _mm512_set1_epi32.
+inline __m512i dpbusd_bcast(__m512i acc, __m512i u, const void* p) {
+  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*static_cast<const int32_t*>(p)));
+  return acc;
+}
+inline __m512 half16(const uint8_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512 bytes16(const uint8_t* p) {  // 16 unsigned bytes as floats
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+// Element j of each dword of v, low (kHigh false) or high nibble, as 16 float lanes.
+template <int j, bool kHigh>
+inline __m512 nibble(__m512i v) {
+  constexpr unsigned shift = 8 * j + (kHigh ? 4 : 0);
+  const __m512i q = shift ? _mm512_srli_epi32(v, shift) : v;
+  return _mm512_cvtepi32_ps(shift == 28 ? q : _mm512_and_si512(q, _mm512_set1_epi32(15)));
+}
+
+// ---- Q4_0x16: blocks of 32 ----
+
+struct Q4_0 {
+  static constexpr int64_t kBlock = 32;
+  // x's bytes per block and row: int8 (32 q, float d, int32 -8 Σq), float (32 x, -8 Σx)
+  static constexpr int64_t kQ8Bytes = 40, kF32Floats = 33;
+
+  template <int R>
+  static void pack_q8(const Q8Acts& x, int64_t m0, int64_t nb, uint8_t* out) {
+    for (int64_t b = 0; b < nb; ++b, out += 40 * R)
+      for (int r = 0; r < R; ++r) {
+        const int64_t m = m0 + r;
+        std::memcpy(out + 32 * r, x.q + m * x.ld + 32 * b, 32);
+        std::memcpy(out + 32 * R + 4 * r, x.d + m * nb + b, 4);
+        const int32_t o = 8 * x.off_q4_0[m * (x.ld / 4) + 8 * b];  // off_q4_0: -Σq in each of the run's 8 lanes
+        std::memcpy(out + 36 * R + 4 * r, &o, 4);
+      }
+  }
+  template <int R>
+  static void group_q8(const uint8_t* w, int64_t nb, const uint8_t* xp, __m512 (&acc)[R]) {
+    const __m512i low = _mm512_set1_epi8(15);
+    for (int64_t b = 0; b < nb; ++b, xp += 40 * R) {
+      prefetch_ahead(w + 288 * b, 288);  // the group's bytes at their mean pace (nibbles and scales)
+      __m512i n[8];  // low nibbles of vectors 0-3 (elements 4c + j), then high ones (16 + 4c + j)
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) {
+        const __m512i v = _mm512_loadu_si512(w + 256 * b + 64 * c);
+        n[c] = _mm512_and_si512(v, low);
+        n[4 + c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+      }
+      const __m512 dw = half16(w + 256 * nb + 32 * b);
+      const auto* dx = reinterpret_cast<const float*>(xp + 32 * R);
+      const auto* off = reinterpret_cast<const int32_t*>(xp + 36 * R);
+      __m512i s[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) s[r] = _mm512_set1_epi32(off[r]);
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c)  // the rows innermost: R independent chains; x's bytes 4c .. 4c + 3
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) s[r] = dpbusd_bcast(s[r], n[c], xp + 32 * r + 4 * c);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), _mm512_mul_ps(dw, _mm512_set1_ps(dx[r])), acc[r]);
+    }
+  }
+
+  template <int R>
+  static void pack_f32(const float* x, const float* xs, int64_t K, int64_t m0, float* out) {
+    const int64_t nb = K / 32;
+    for (int64_t b = 0; b < nb; ++b, out += 33 * R)
+      for (int r = 0; r < R; ++r) {
+        const float* xr = x + (m0 + r) * K + 32 * b;
+        for (int e = 0; e < 32; ++e) out[e * R + r] = xr[e];
+        out[32 * R + r] = -8.0f * xs[(m0 + r) * nb + b];
+      }
+  }
+  template <int R>
+  static void group_f32(const uint8_t* w, int64_t nb, const float* xp, __m512 (&acc)[R]) {
+    for (int64_t b = 0; b < nb; ++b, xp += 33 * R) {
+      prefetch_ahead(w + 288 * b, 288);
+      __m512i v[4];
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) v[c] = _mm512_loadu_si512(w + 256 * b + 64 * c);
+      __m512 s[2][R];  // running sums of the even and odd elements
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) s[0][r] = s[1][r] = _mm512_setzero_ps();
+      // element 16 h + 4 c + j: nibble h of byte j of each lane of vector c
+      auto step = [&]<int e>() {
+        const __m512 n = nibble<e % 4, (e >= 16)>(v[(e % 16) / 4]);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) s[e % 2][r] = _mm512_fmadd_ps(n, _mm512_set1_ps(xp[e * R + r]), s[e % 2][r]);
+      };
+      [&]<int... e>(std::integer_sequence<int, e...>) { (step.template operator()<e>(), ...); }(
+          std::make_integer_sequence<int, 32>());
+      const __m512 dw = half16(w + 256 * nb + 32 * b);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+        acc[r] = _mm512_fmadd_ps(dw, _mm512_add_ps(_mm512_add_ps(s[0][r], s[1][r]), _mm512_set1_ps(xp[32 * R + r])),
+                                 acc[r]);
+    }
+  }
+};
+
+// ---- Q4_Kx16: blocks of 256, eight sub-blocks (runs) of 32 ----
+
+struct Q4_K {
+  static constexpr int64_t kBlock = 256;
+  static constexpr int64_t kBytes = 2368;
+  // x's bytes per block and row: int8 (256 q, 8 float d, 8 float d·Σq), float (256 x, 8 Σx)
+  static constexpr int64_t kQ8Bytes = 320, kF32Floats = 264;
+
+  // The 16 rows' d · sc_s and dmin · m_s of sub-block s of the block at blk.
+  static __m512 scale(const uint8_t* blk, __m512 d, int s) { return _mm512_mul_ps(d, bytes16(blk + 2048 + 16 * s)); }
+  static __m512 min(const uint8_t* blk, __m512 dmin, int s) { return _mm512_mul_ps(dmin, bytes16(blk + 2176 + 16 * s)); }
+
+  template <int R>
+  static void pack_q8(const Q8Acts& x, int64_t m0, int64_t nb, uint8_t* out) {
+    for (int64_t b = 0; b < nb; ++b, out += 320 * R)
+      for (int r = 0; r < R; ++r) {
+        const int64_t m = m0 + r;
+        std::memcpy(out + 256 * r, x.q + m * x.ld + 256 * b, 256);
+        std::memcpy(out + 256 * R + 32 * r, x.d + m * 8 * nb + 8 * b, 32);
+        std::memcpy(out + 288 * R + 32 * r, x.gs + m * 8 * nb + 8 * b, 32);
+      }
+  }
+  template <int R>
+  static void group_q8(const uint8_t* w, int64_t nb, const uint8_t* xp, __m512 (&acc)[R]) {
+    const __m512i low = _mm512_set1_epi8(15);
+    for (int64_t b = 0; b < nb; ++b, xp += 320 * R) {
+      const uint8_t* blk = w + kBytes * b;
+      const __m512 d = half16(blk + 2304), dmin = half16(blk + 2336);
+      const auto* dx = reinterpret_cast<const float*>(xp + 256 * R);
+      const auto* gs = reinterpret_cast<const float*>(xp + 288 * R);
+      for (int g = 0; g < 4; ++g) {  // sub-blocks 2g (low nibbles) and 2g + 1 (high) of vectors 8g .. 8g + 7
+        prefetch_ahead(blk + 512 * g, 512);
+        __m512i lo[R], hi[R];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c) {
+          const __m512i v = _mm512_loadu_si512(blk + 64 * (8 * g + c));
+          const __m512i nl = _mm512_and_si512(v, low), nh = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) {
+            lo[r] = dpbusd_bcast(lo[r], nl, xp + 256 * r + 64 * g + 4 * c);
+            hi[r] = dpbusd_bcast(hi[r], nh, xp + 256 * r + 64 * g + 32 + 4 * c);
+          }
+        }
+        const __m512 sl = scale(blk, d, 2 * g), sh = scale(blk, d, 2 * g + 1);
+        const __m512 ml = min(blk, dmin, 2 * g), mh = min(blk, dmin, 2 * g + 1);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          const float* dr = dx + 8 * r + 2 * g;
+          const float* gr = gs + 8 * r + 2 * g;
+          acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[r]), _mm512_mul_ps(sl, _mm512_set1_ps(dr[0])), acc[r]);
+          acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[r]), _mm512_mul_ps(sh, _mm512_set1_ps(dr[1])), acc[r]);
+          acc[r] = _mm512_fnmadd_ps(ml, _mm512_set1_ps(gr[0]), acc[r]);
+          acc[r] = _mm512_fnmadd_ps(mh, _mm512_set1_ps(gr[1]), acc[r]);
+        }
+      }
+    }
+  }
+
+  template <int R>
+  static void pack_f32(const float* x, const float* xs, int64_t K, int64_t m0, float* out) {
+    const int64_t nb = K / 256;
+    for (int64_t b = 0; b < nb; ++b, out += 264 * R)
+      for (int r = 0; r < R; ++r) {
+        const float* xr = x + (m0 + r) * K + 256 * b;
+        for (int e = 0; e < 256; ++e) out[e * R + r] = xr[e];
+        for (int s = 0; s < 8; ++s) out[256 * R + 8 * r + s] = xs[(m0 + r) * (K / 32) + 8 * b + s];
+      }
+  }
+  template <int R>
+  static void group_f32(const uint8_t* w, int64_t nb, const float* xp, __m512 (&acc)[R]) {
+    for (int64_t b = 0; b < nb; ++b, xp += 264 * R) {
+      const uint8_t* blk = w + kBytes * b;
+      const __m512 d = half16(blk + 2304), dmin = half16(blk + 2336);
+      const float* xsum = xp + 256 * R;
+      for (int g = 0; g < 4; ++g) {
+        prefetch_ahead(blk + 512 * g, 512);
+        __m512 lo[R], hi[R];  // Σ n x of sub-blocks 2g and 2g + 1
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm512_setzero_ps();
+        for (int c = 0; c < 8; ++c) {
+          const __m512i v = _mm512_loadu_si512(blk + 64 * (8 * g + c));
+          // byte j of vector 8g + c: elements 64g + 4c + j (low nibble) and 64g + 32 + 4c + j (high)
+          const float* xl = xp + (64 * g + 4 * c) * R;
+          const float* xh = xl + 32 * R;
+          auto step = [&]<int j>() {
+            const __m512 nl = nibble<j, false>(v), nh = nibble<j, true>(v);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; ++r) {
+              lo[r] = _mm512_fmadd_ps(nl, _mm512_set1_ps(xl[j * R + r]), lo[r]);
+              hi[r] = _mm512_fmadd_ps(nh, _mm512_set1_ps(xh[j * R + r]), hi[r]);
+            }
+          };
+          step.template operator()<0>(), step.template operator()<1>(), step.template operator()<2>(),
+              step.template operator()<3>();
+        }
+        const __m512 sl = scale(blk, d, 2 * g), sh = scale(blk, d, 2 * g + 1);
+        const __m512 ml = min(blk, dmin, 2 * g), mh = min(blk, dmin, 2 * g + 1);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          acc[r] = _mm512_fmadd_ps(sl, lo[r], acc[r]);
+          acc[r] = _mm512_fmadd_ps(sh, hi[r], acc[r]);
+          acc[r] = _mm512_fnmadd_ps(ml, _mm512_set1_ps(xsum[8 * r + 2 * g]), acc[r]);
+          acc[r] = _mm512_fnmadd_ps(mh, _mm512_set1_ps(xsum[8 * r + 2 * g + 1]), acc[r]);
+        }
+      }
+    }
+  }
+};
+
+// y[M, n0:n1) from groups [n0 / 16, ⌈n1 / 16⌉), kMaxRows rows of x at a time: pack.operator()<R>(m0, dst) packs
+// rows m0 .. m0 + R - 1 for group.operator()<R>(w, nb, packed, acc), `per_block` elements of Packed per block
+// and row.
+template <class Packed, class Pack, class Group>
+void rows(int64_t M, const WeightMatrix& w, int64_t block, const float* bias, float* y, int64_t n0, int64_t n1,
+          int64_t per_block, Pack&& pack, Group&& group) {
+  const int64_t nb = w.K / block, G = rows16_group_bytes(w.dtype, w.K), N = w.N;
+  thread_local std::vector<Packed> packed;  // this thread's: x's rows as the group passes read them
+  packed.resize(size_t(M * nb * per_block));
+  for (int64_t m0 = 0; m0 < M; m0 += kMaxRows)
+    with_tile_rows<kMaxRows>(std::min<int64_t>(M - m0, kMaxRows),
+                             [&]<int R>() { pack.template operator()<R>(m0, packed.data() + m0 * nb * per_block); });
+  for (int64_t n = n0; n < n1; n += kRows16) {
+    const auto* wg = static_cast<const uint8_t*>(w.data) + n / kRows16 * G;
+    const __mmask16 mask = n1 - n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n1 - n)) - 1);
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(mask, bias + n) : _mm512_setzero_ps();
+    for (int64_t m0 = 0; m0 < M; m0 += kMaxRows)
+      with_tile_rows<kMaxRows>(std::min<int64_t>(M - m0, kMaxRows), [&]<int R>() {
+        __m512 acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+        group.template operator()<R>(wg, nb, packed.data() + m0 * nb * per_block, acc);
+        for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + (m0 + r) * N + n, mask, _mm512_add_ps(acc[r], bv));
+      });
+  }
+}
+
+template <class F>
+void q8_rows(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0, int64_t n1) {
+  const int64_t nb = w.K / F::kBlock;
+  rows<uint8_t>(
+      M, w, F::kBlock, bias, y, n0, n1, F::kQ8Bytes,
+      [&]<int R>(int64_t m0, uint8_t* dst) { F::template pack_q8<R>(x, m0, nb, dst); },
+      []<int R>(const uint8_t* g, int64_t blocks, const uint8_t* xp, __m512(&acc)[R]) {
+        F::template group_q8<R>(g, blocks, xp, acc);
+      });
+}
+
+template <class F>
+void f32_rows(const float* x, const float* xs, int64_t M, const WeightMatrix& w, const float* bias, float* y,
+              int64_t n0, int64_t n1) {
+  rows<float>(
+      M, w, F::kBlock, bias, y, n0, n1, F::kF32Floats,
+      [&]<int R>(int64_t m0, float* dst) { F::template pack_f32<R>(x, xs, w.K, m0, dst); },
+      []<int R>(const uint8_t* g, int64_t blocks, const float* xp, __m512(&acc)[R]) {
+        F::template group_f32<R>(g, blocks, xp, acc);
+      });
+}
+
+}  // namespace
+
+void rows16_q8(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0, int64_t n1) {
+  if (w.dtype == DType::Q4_0x16) return q8_rows<Q4_0>(x, M, w, bias, y, n0, n1);
+  q8_rows<Q4_K>(x, M, w, bias, y, n0, n1);
+}
+
+void rows16_f32(const float* x, const float* xs, int64_t M, const WeightMatrix& w, const float* bias, float* y,
+                int64_t n0, int64_t n1) {
+  if (w.dtype == DType::Q4_0x16) return f32_rows<Q4_0>(x, xs, M, w, bias, y, n0, n1);
+  f32_rows<Q4_K>(x, xs, M, w, bias, y, n0, n1);
+}
+
+}  // namespace linfer::kernels::quant

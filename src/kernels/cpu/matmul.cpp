@@ -170,8 +170,8 @@ class QuantInputs {
 
 // Every product's weight rows, split over the pool in one parallel call. The rows of all products form
 // one sequence, cut into tasks of equal cost (weight bytes × passes over them: one pass per 4 rows of
-// x) at multiples of 4 rows (interleaved weights, quant/rows16.h: 16), so a 1-row gate and a 32000-row head share the threads evenly and the pool
-// wakes once for the lot. Block-quantized weights take the quantized GEMV (quant/qmatmul.h).
+// x) at multiples of 4 rows (interleaved weights, quant/rows16.h: 16), so a 1-row gate and a 32000-row
+// head share the threads evenly and the pool wakes once for the lot. Block-quantized weights take the quantized GEMV (quant/qmatmul.h).
 void gemv_many(SimdLevel level, std::span<const Product> ps) {
 #if LINFER_HWY
   thread_local std::vector<int64_t> start_buf;  // per thread, reused

@@ -49,23 +49,45 @@ inline __m512 nibble(__m512i v) {
   return _mm512_cvtepi32_ps(shift == 28 ? q : _mm512_and_si512(q, _mm512_set1_epi32(15)));
 }
 
+// Float x for a format with blocks of kBlock: rows m0 .. m0 + R - 1 per block, (kBlock + kBlock / 32) R floats
+// each: element e of row r at e R + r, then each row's sums of its runs of 32 (xs).
+template <int R, int64_t kBlock>
+void pack_f32(const float* x, const float* xs, int64_t K, int64_t m0, float* out) {
+  constexpr int64_t runs = kBlock / 32;
+  for (int64_t b = 0; b < K / kBlock; ++b, out += (kBlock + runs) * R)
+    for (int r = 0; r < R; ++r) {
+      const float* xr = x + (m0 + r) * K + kBlock * b;
+      for (int64_t e = 0; e < kBlock; ++e) out[e * R + r] = xr[e];
+      for (int64_t j = 0; j < runs; ++j) out[kBlock * R + runs * r + j] = xs[(m0 + r) * (K / 32) + runs * b + j];
+    }
+}
+
+// Int8 x for a format F with blocks of kBlock: rows m0 .. m0 + R - 1 per block, (kBlock + 8 runs) R bytes each
+// (runs = kBlock / 32): each row's kBlock q, then each row's runs d (float), then each row's runs F::extra values.
+template <int R, class F>
+void pack_q8(const Q8Acts& x, int64_t m0, int64_t K, uint8_t* out) {
+  constexpr int64_t block = F::kBlock, runs = block / 32;
+  for (int64_t b = 0; b < K / block; ++b, out += (block + 8 * runs) * R)
+    for (int r = 0; r < R; ++r) {
+      const int64_t m = m0 + r;
+      std::memcpy(out + block * r, x.q + m * x.ld + block * b, size_t(block));
+      std::memcpy(out + block * R + 4 * runs * r, x.d + m * (K / 32) + runs * b, size_t(4 * runs));
+      for (int64_t j = 0; j < runs; ++j) {
+        const auto e = F::extra(x, m, runs * b + j, K / 32);
+        std::memcpy(out + (block + 4 * runs) * R + 4 * runs * r + 4 * j, &e, 4);
+      }
+    }
+}
+
 // ---- Q4_0x16: blocks of 32 ----
 
 struct Q4_0 {
   static constexpr int64_t kBlock = 32;
-  // x's bytes per block and row: int8 (32 q, float d, int32 -8 Σq), float (32 x, -8 Σx)
-  static constexpr int64_t kQ8Bytes = 40, kF32Floats = 33;
 
-  template <int R>
-  static void pack_q8(const Q8Acts& x, int64_t m0, int64_t nb, uint8_t* out) {
-    for (int64_t b = 0; b < nb; ++b, out += 40 * R)
-      for (int r = 0; r < R; ++r) {
-        const int64_t m = m0 + r;
-        std::memcpy(out + 32 * r, x.q + m * x.ld + 32 * b, 32);
-        std::memcpy(out + 32 * R + 4 * r, x.d + m * nb + b, 4);
-        const int32_t o = 8 * x.off_q4_0[m * (x.ld / 4) + 8 * b];  // off_q4_0: -Σq in each of the run's 8 lanes
-        std::memcpy(out + 36 * R + 4 * r, &o, 4);
-      }
+  // pack_q8's value after each run's d: Q4_0's offset 8 as an integer, -8 Σq of the run (off_q4_0 holds -Σq in
+  // each of the run's 8 lanes)
+  static int32_t extra(const Q8Acts& x, int64_t m, int64_t run, int64_t) {
+    return 8 * x.off_q4_0[m * (x.ld / 4) + 8 * run];
   }
   template <int R>
   static void group_q8(const uint8_t* w, int64_t nb, const uint8_t* xp, __m512 (&acc)[R]) {
@@ -96,16 +118,6 @@ struct Q4_0 {
   }
 
   template <int R>
-  static void pack_f32(const float* x, const float* xs, int64_t K, int64_t m0, float* out) {
-    const int64_t nb = K / 32;
-    for (int64_t b = 0; b < nb; ++b, out += 33 * R)
-      for (int r = 0; r < R; ++r) {
-        const float* xr = x + (m0 + r) * K + 32 * b;
-        for (int e = 0; e < 32; ++e) out[e * R + r] = xr[e];
-        out[32 * R + r] = -8.0f * xs[(m0 + r) * nb + b];
-      }
-  }
-  template <int R>
   static void group_f32(const uint8_t* w, int64_t nb, const float* xp, __m512 (&acc)[R]) {
     for (int64_t b = 0; b < nb; ++b, xp += 33 * R) {
       prefetch_ahead(w + 288 * b, 288);
@@ -126,8 +138,9 @@ struct Q4_0 {
       const __m512 dw = half16(w + 256 * nb + 32 * b);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r)
-        acc[r] = _mm512_fmadd_ps(dw, _mm512_add_ps(_mm512_add_ps(s[0][r], s[1][r]), _mm512_set1_ps(xp[32 * R + r])),
-                                 acc[r]);
+        acc[r] = _mm512_fmadd_ps(
+            dw, _mm512_fnmadd_ps(_mm512_set1_ps(8.0f), _mm512_set1_ps(xp[32 * R + r]), _mm512_add_ps(s[0][r], s[1][r])),
+            acc[r]);
     }
   }
 };
@@ -137,22 +150,16 @@ struct Q4_0 {
 struct Q4_K {
   static constexpr int64_t kBlock = 256;
   static constexpr int64_t kBytes = 2368;
-  // x's bytes per block and row: int8 (256 q, 8 float d, 8 float d·Σq), float (256 x, 8 Σx)
-  static constexpr int64_t kQ8Bytes = 320, kF32Floats = 264;
 
   // The 16 rows' d · sc_s and dmin · m_s of sub-block s of the block at blk.
   static __m512 scale(const uint8_t* blk, __m512 d, int s) { return _mm512_mul_ps(d, bytes16(blk + 2048 + 16 * s)); }
-  static __m512 min(const uint8_t* blk, __m512 dmin, int s) { return _mm512_mul_ps(dmin, bytes16(blk + 2176 + 16 * s)); }
+  static __m512 min(const uint8_t* blk, __m512 dmin, int s) {
+    return _mm512_mul_ps(dmin, bytes16(blk + 2176 + 16 * s));
+  }
 
-  template <int R>
-  static void pack_q8(const Q8Acts& x, int64_t m0, int64_t nb, uint8_t* out) {
-    for (int64_t b = 0; b < nb; ++b, out += 320 * R)
-      for (int r = 0; r < R; ++r) {
-        const int64_t m = m0 + r;
-        std::memcpy(out + 256 * r, x.q + m * x.ld + 256 * b, 256);
-        std::memcpy(out + 256 * R + 32 * r, x.d + m * 8 * nb + 8 * b, 32);
-        std::memcpy(out + 288 * R + 32 * r, x.gs + m * 8 * nb + 8 * b, 32);
-      }
+  // pack_q8's value after each run's d: d · Σq of the run (what the mins multiply)
+  static float extra(const Q8Acts& x, int64_t m, int64_t run, int64_t runs_per_row) {
+    return x.gs[m * runs_per_row + run];
   }
   template <int R>
   static void group_q8(const uint8_t* w, int64_t nb, const uint8_t* xp, __m512 (&acc)[R]) {
@@ -192,16 +199,6 @@ struct Q4_K {
     }
   }
 
-  template <int R>
-  static void pack_f32(const float* x, const float* xs, int64_t K, int64_t m0, float* out) {
-    const int64_t nb = K / 256;
-    for (int64_t b = 0; b < nb; ++b, out += 264 * R)
-      for (int r = 0; r < R; ++r) {
-        const float* xr = x + (m0 + r) * K + 256 * b;
-        for (int e = 0; e < 256; ++e) out[e * R + r] = xr[e];
-        for (int s = 0; s < 8; ++s) out[256 * R + 8 * r + s] = xs[(m0 + r) * (K / 32) + 8 * b + s];
-      }
-  }
   template <int R>
   static void group_f32(const uint8_t* w, int64_t nb, const float* xp, __m512 (&acc)[R]) {
     for (int64_t b = 0; b < nb; ++b, xp += 264 * R) {
@@ -271,10 +268,9 @@ void rows(int64_t M, const WeightMatrix& w, int64_t block, const float* bias, fl
 
 template <class F>
 void q8_rows(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0, int64_t n1) {
-  const int64_t nb = w.K / F::kBlock;
   rows<uint8_t>(
-      M, w, F::kBlock, bias, y, n0, n1, F::kQ8Bytes,
-      [&]<int R>(int64_t m0, uint8_t* dst) { F::template pack_q8<R>(x, m0, nb, dst); },
+      M, w, F::kBlock, bias, y, n0, n1, F::kBlock + F::kBlock / 4,
+      [&]<int R>(int64_t m0, uint8_t* dst) { pack_q8<R, F>(x, m0, w.K, dst); },
       []<int R>(const uint8_t* g, int64_t blocks, const uint8_t* xp, __m512(&acc)[R]) {
         F::template group_q8<R>(g, blocks, xp, acc);
       });
@@ -284,8 +280,8 @@ template <class F>
 void f32_rows(const float* x, const float* xs, int64_t M, const WeightMatrix& w, const float* bias, float* y,
               int64_t n0, int64_t n1) {
   rows<float>(
-      M, w, F::kBlock, bias, y, n0, n1, F::kF32Floats,
-      [&]<int R>(int64_t m0, float* dst) { F::template pack_f32<R>(x, xs, w.K, m0, dst); },
+      M, w, F::kBlock, bias, y, n0, n1, F::kBlock + F::kBlock / 32,
+      [&]<int R>(int64_t m0, float* dst) { pack_f32<R, F::kBlock>(x, xs, w.K, m0, dst); },
       []<int R>(const uint8_t* g, int64_t blocks, const float* xp, __m512(&acc)[R]) {
         F::template group_f32<R>(g, blocks, xp, acc);
       });

@@ -49,14 +49,6 @@ struct Repacked {
   kernels::WeightMatrix matrix() { return {r.data(), t16, N, K, K}; }
 };
 
-bool runs_here() { return kernels::quant::rows16_runs(SimdLevel::Avx512) && cpu_supports(SimdLevel::Avx512); }
-
-// K: one block, a few, and an odd count past 8 (Q4_0: 37 blocks, Q4_K: 5)
-std::vector<int64_t> sizes_k(DType t) {
-  const int64_t bs = dtype_block(t);
-  return bs == 32 ? std::vector<int64_t>{32, 96, 1184} : std::vector<int64_t>{256, 768, 1280};
-}
-
 }  // namespace
 
 TEST(Rows16, RowsComeBackAsStored) {
@@ -97,6 +89,20 @@ TEST(Rows16, TheFloat32DequantizerRefusesThem) {
     }
   }
 }
+
+#if LINFER_X86
+// The kernels exist on x86-64 only (rows16_runs is false elsewhere), and Rounded with them.
+namespace {
+
+bool runs_here() { return kernels::quant::rows16_runs(SimdLevel::Avx512) && cpu_supports(SimdLevel::Avx512); }
+
+// K: one block, a few, and an odd count past 8 (Q4_0: 37 blocks, Q4_K: 5)
+std::vector<int64_t> sizes_k(DType t) {
+  const int64_t bs = dtype_block(t);
+  return bs == 32 ? std::vector<int64_t>{32, 96, 1184} : std::vector<int64_t>{256, 768, 1280};
+}
+
+}  // namespace
 
 class Rows16Path : public SimdPathTest {};
 
@@ -169,6 +175,7 @@ TEST_P(Rows16Path, RowsDoNotDependOnTheBatchOrTheSplit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Simd, Rows16Path, SimdPaths(), SimdPathName);
+#endif  // LINFER_X86
 
 TEST(Rows16, EmbeddingRows) {
   std::mt19937 rng(7);

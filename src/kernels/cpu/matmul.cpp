@@ -171,7 +171,8 @@ class QuantInputs {
 // Every product's weight rows, split over the pool in one parallel call. The rows of all products form
 // one sequence, cut into tasks of equal cost (weight bytes × passes over them: one pass per 4 rows of
 // x) at multiples of 4 rows (interleaved weights, quant/rows16.h: 16), so a 1-row gate and a 32000-row
-// head share the threads evenly and the pool wakes once for the lot. Block-quantized weights take the quantized GEMV (quant/qmatmul.h).
+// head share the threads evenly and the pool wakes once for the lot. Block-quantized weights take the
+// quantized GEMV (quant/qmatmul.h).
 void gemv_many(SimdLevel level, std::span<const Product> ps) {
 #if LINFER_HWY
   thread_local std::vector<int64_t> start_buf;  // per thread, reused
@@ -250,7 +251,7 @@ void matmul_many(std::span<const MatmulArgs> products, SimdLevel level) {
 
 void embedding(const TensorView& table, std::span<const int32_t> ids, float* out, SimdLevel level) {
   const WeightMatrix wm = weight_matrix(table, "embedding");
-  std::vector<uint8_t> tmp(quant::is_rows16(wm.dtype) ? dtype_nbytes(quant::rows16_stored(wm.dtype), wm.K) : 0);
+  std::vector<uint8_t> tmp(quant::quant_row_bytes(wm.dtype, wm.K));
   for (size_t i = 0; i < ids.size(); ++i) {
     LINFER_CHECK(ids[i] >= 0 && ids[i] < wm.N, "embedding: token id {} outside the vocabulary [0, {})", ids[i],
                  wm.N);

@@ -23,7 +23,7 @@ void matmul_scalar(const float* x, int64_t M, const WeightMatrix& w, const float
   parallel_for(0, w.N, [&](int64_t n0, int64_t n1) {
     float block[256];
     std::vector<float> acc(static_cast<size_t>(M));
-    std::vector<uint8_t> tmp(is_rows16(w.dtype) ? dtype_nbytes(rows16_stored(w.dtype), w.K) : 0);
+    std::vector<uint8_t> tmp(quant_row_bytes(w.dtype, w.K));
     for (int64_t n = n0; n < n1; ++n) {
       const QuantRow row = quant_row(w, n, 0, w.K, tmp.data());
       std::fill(acc.begin(), acc.end(), 0.0f);
@@ -57,7 +57,7 @@ void matmul_panels(const float* x, int64_t M, const WeightMatrix& w, const float
     const int64_t nr = std::min(panel, w.N - n0);
     parallel_for(0, nr, [&](int64_t r0, int64_t r1) {
       thread_local std::vector<uint8_t> tmp;  // an interleaved row's blocks
-      tmp.resize(is_rows16(w.dtype) ? dtype_nbytes(rows16_stored(w.dtype), w.K) : 0);
+      tmp.resize(quant_row_bytes(w.dtype, w.K));
       for (int64_t r = r0; r < r1; ++r) {
         const QuantRow row = quant_row(w, n0 + r, 0, w.K, tmp.data());
         linfer::quant::dequantize_row(row.t, row.p, f32 + r * w.K, w.K);

@@ -64,6 +64,8 @@ struct QuantRow {
   DType t;
 };
 QuantRow quant_row(const WeightMatrix& w, int64_t n, int64_t k0, int64_t n_k, uint8_t* tmp);
+// The room quant_row needs at tmp for n_k elements of a weight of type t (0 where it uses none).
+inline size_t quant_row_bytes(DType t, int64_t n_k) { return is_rows16(t) ? dtype_nbytes(rows16_stored(t), n_k) : 0; }
 
 // y[M, n0:n1) = x · w[n0:n1)ᵀ (+ bias) on the calling thread for an interleaved w, n0 a multiple of 16, n1 too or
 // N; a row's result does not depend on n0, n1, M or the other rows of x. AVX-512 VNNI only (rows16_runs).

@@ -109,8 +109,8 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
   const int64_t bs = dtype_block(t);
   LINFER_CHECK(is_quantized(t) && n % bs == 0, "dequantize: {} elements of {} (whole blocks of {} only)", n,
                dtype_name(t), bs);
-  LINFER_CHECK(t != DType::Q4_0x16 && t != DType::Q4_Kx16, "dequantize: {} rows are interleaved in groups of 16; "
-               "dequantize them through kernels/cpu/quant/rows16.h", dtype_name(t));
+  LINFER_CHECK(!is_rows16(t), "dequantize: {} rows are interleaved in groups of 16; dequantize them through "
+               "kernels/cpu/quant/rows16.h", dtype_name(t));
   const auto* b = static_cast<const uint8_t*>(src);
   const size_t bb = dtype_block_bytes(t);
   for (int64_t i = 0; i < n / bs; ++i, b += bb, dst += bs) {

@@ -31,8 +31,8 @@ std::vector<uint8_t> random_rows(DType t, int64_t rows, int64_t K) {
 
 }  // namespace
 
-TEST(CpuWeights, Q4_0AndQ4_KAreRepackedWhereTheirKernelsRun) {
-  for (DType t : {DType::Q4_0, DType::Q4_K}) {
+TEST(CpuWeights, Q8_0Q4_0AndQ4_KAreRepackedWhereTheirKernelsRun) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K}) {
     const int64_t N = 40, K = 512, E = 3, bb = int64_t(dtype_nbytes(t, K));  // three experts of N rows, stacked
     auto bytes = random_rows(t, E * N, K);
     const TensorView all(bytes.data(), t, {E, N, K});
@@ -41,7 +41,7 @@ TEST(CpuWeights, Q4_0AndQ4_KAreRepackedWhereTheirKernelsRun) {
     if (!kernels::quant::rows16_runs(simd_level())) {
       EXPECT_EQ(w.view.dtype(), t);
       EXPECT_EQ(w.view.data(), expert.data()) << "weights are used in place";
-      GTEST_SKIP() << "no AVX-512 VNNI on the avx512 path here: Q4_0 and Q4_K stay as stored";
+      GTEST_SKIP() << "no AVX-512 VNNI on the avx512 path here: Q8_0, Q4_0 and Q4_K stay as stored";
     }
     ASSERT_EQ(w.view.dtype(), *kernels::quant::rows16_type(t));
     ASSERT_TRUE(w.owner) << "the repacked copy must be kept alive by the weight";
@@ -57,7 +57,7 @@ TEST(CpuWeights, Q4_0AndQ4_KAreRepackedWhereTheirKernelsRun) {
     for (size_t i = 0; i < y.size(); ++i)
       ASSERT_NEAR(y[i], expect[i], 1e-5f * (1 + std::fabs(expect[i]))) << dtype_name(t) << " " << i;
   }
-  std::vector<uint8_t> q8(136);  // other types: in place
-  const TensorView v(q8.data(), DType::Q8_0, {2, 64});
+  std::vector<uint8_t> q6(420);  // other types: in place
+  const TensorView v(q6.data(), DType::Q6_K, {2, 256});
   EXPECT_EQ(cpu_backend().weight(v).view.data(), v.data());
 }

@@ -193,7 +193,7 @@ void gemv_many(SimdLevel level, std::span<const Product> ps) {
   // gives one task's end and the next one's start, so the tasks cover every row exactly once.
   auto row_at = [&](size_t j, int64_t c) {
     const int64_t cost = row_cost(ps[j]), r = (c - start[j] + cost - 1) / cost;
-    const int64_t step = quant::is_rows16(ps[j].w.dtype) ? quant::kRows16 : 4;
+    const int64_t step = is_rows16(ps[j].w.dtype) ? quant::kRows16 : 4;
     return std::clamp<int64_t>((r + step - 1) / step * step, 0, ps[j].w.N);
   };
   parallel_for(0, n_tasks, [&](int64_t t0, int64_t t1) {

@@ -13,19 +13,21 @@ namespace {
 
 constexpr int64_t kQ4KBlock = 2368;  // bytes of a Q4_Kx16 block (16 rows of 256 elements)
 
-// Calls f(offset in the group, offset in the stored block, bytes) for each piece of row i's block b (of nb) that
-// moves as bytes between its stored form and the group.
+// Calls f(offset in the group, offset in the stored block, bytes, flip) for each piece of row i's block b (of nb)
+// that moves as bytes between its stored form and the group; flip: each byte's top bit flips on the way (Q8_0's
+// values, int8 q <-> q + 128).
 template <class F>
 void pieces(DType t, int64_t nb, int64_t b, int64_t i, F&& f) {
-  if (t == DType::Q4_0) {
-    f(256 * nb + 32 * b + 2 * i, 0, 2);  // d
-    for (int c = 0; c < 4; ++c) f(256 * b + 64 * c + 4 * i, 2 + 4 * c, 4);
+  if (t == DType::Q4_0 || t == DType::Q8_0) {
+    const int64_t vectors = t == DType::Q4_0 ? 4 : 8, V = 64 * vectors;
+    f(V * nb + 32 * b + 2 * i, 0, 2, false);  // d
+    for (int64_t c = 0; c < vectors; ++c) f(V * b + 64 * c + 4 * i, 2 + 4 * c, 4, t == DType::Q8_0);
     return;
   }
   const int64_t at = kQ4KBlock * b;
-  f(at + 2304 + 2 * i, 0, 2);  // d
-  f(at + 2336 + 2 * i, 2, 2);  // dmin
-  for (int v = 0; v < 32; ++v) f(at + 64 * v + 4 * i, 16 + 4 * v, 4);
+  f(at + 2304 + 2 * i, 0, 2, false);  // d
+  f(at + 2336 + 2 * i, 2, 2, false);  // dmin
+  for (int v = 0; v < 32; ++v) f(at + 64 * v + 4 * i, 16 + 4 * v, 4, false);
 }
 
 // Q4_K's 12 scale bytes (core/quant_formats.h) <-> the group's unpacked sc and m of row i, block b.
@@ -47,9 +49,17 @@ void get_q4_k_scales(const uint8_t* group, int64_t b, int64_t i, uint8_t* stored
   }
 }
 
+// Copies len bytes, each byte's top bit flipped where flip.
+void move(uint8_t* dst, const uint8_t* src, size_t len, bool flip) {
+  std::memcpy(dst, src, len);
+  if (flip)
+    for (size_t j = 0; j < len; ++j) dst[j] ^= 0x80;
+}
+
 }  // namespace
 
 std::optional<DType> rows16_type(DType stored) {
+  if (stored == DType::Q8_0) return DType::Q8_0x16;
   if (stored == DType::Q4_0) return DType::Q4_0x16;
   if (stored == DType::Q4_K) return DType::Q4_Kx16;
   return std::nullopt;
@@ -57,11 +67,13 @@ std::optional<DType> rows16_type(DType stored) {
 
 DType rows16_stored(DType t16) {
   LINFER_CHECK(is_rows16(t16), "rows16: {} is not an interleaved type", dtype_name(t16));
-  return t16 == DType::Q4_0x16 ? DType::Q4_0 : DType::Q4_K;
+  return t16 == DType::Q8_0x16 ? DType::Q8_0 : t16 == DType::Q4_0x16 ? DType::Q4_0 : DType::Q4_K;
 }
 
 int64_t rows16_group_bytes(DType t16, int64_t K) {
-  return t16 == DType::Q4_0x16 ? ((K / 32) * 288 + 63) / 64 * 64 : (K / 256) * kQ4KBlock;
+  if (t16 == DType::Q4_Kx16) return (K / 256) * kQ4KBlock;
+  const int64_t per_block = t16 == DType::Q4_0x16 ? 288 : 544;  // 16 rows' values and scales
+  return ((K / 32) * per_block + 63) / 64 * 64;
 }
 
 bool rows16_runs(SimdLevel level) {
@@ -89,7 +101,8 @@ void repack_rows16(DType t16, const void* src, int64_t N, int64_t K, int64_t row
         const int64_t n = kRows16 * g + i;
         for (int64_t b = 0; b < nb; ++b) {
           const uint8_t* blk = s + n * row_bytes + int64_t(bb) * b;
-          pieces(t, nb, b, i, [&](int64_t go, int64_t so, size_t len) { std::memcpy(out + go, blk + so, len); });
+          pieces(t, nb, b, i,
+                 [&](int64_t go, int64_t so, size_t len, bool flip) { move(out + go, blk + so, len, flip); });
           if (t == DType::Q4_K) put_q4_k_scales(blk, out, b, i);
         }
       }
@@ -102,7 +115,8 @@ void rows16_row(const WeightMatrix& w, int64_t n, int64_t b0, int64_t nb, uint8_
   const int64_t blocks = w.K / dtype_block(t), i = n % kRows16;
   const auto* group = static_cast<const uint8_t*>(w.data) + n / kRows16 * rows16_group_bytes(w.dtype, w.K);
   for (int64_t b = b0; b < b0 + nb; ++b, dst += dtype_block_bytes(t)) {
-    pieces(t, blocks, b, i, [&](int64_t go, int64_t so, size_t len) { std::memcpy(dst + so, group + go, len); });
+    pieces(t, blocks, b, i,
+           [&](int64_t go, int64_t so, size_t len, bool flip) { move(dst + so, group + go, len, flip); });
     if (t == DType::Q4_K) get_q4_k_scales(group, b, i, dst);
   }
 }

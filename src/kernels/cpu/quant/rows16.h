@@ -1,17 +1,19 @@
 #pragma once
-// Internal: Q4_0 and Q4_K weights with 16 rows interleaved (DType::Q4_0x16, Q4_Kx16), the layout the CPU
-// backend gives such matrices on CPUs with AVX-512 VNNI (backend/cpu_backend.cpp) so that one vpdpbusd
+// Internal: Q8_0, Q4_0 and Q4_K weights with 16 rows interleaved (DType::Q8_0x16, Q4_0x16, Q4_Kx16), the layout
+// the CPU backend gives such matrices on CPUs with AVX-512 VNNI (backend/cpu_backend.cpp) so that one vpdpbusd
 // multiplies 16 weight rows by 4 int8 activations at once and a vector lane is a weight row: no horizontal
 // sums, one scale conversion per block for 16 rows (docs/quantization.md; decode at batch 8: 2.7-3.6x the int8
 // kernel on Q4_0's own rows, docs/benchmarks.md). Rows in groups of 16, the last group padded with zero rows
-// (every scale, min and nibble 0, or Q4_0's nibbles 8). Group g (rows 16g .. 16g + 15) starts at byte
-// g · rows16_group_bytes(t, K) (a multiple of 64) and holds its K / block blocks in order, each:
+// (every byte 0, so every scale and value 0). Group g (rows 16g .. 16g + 15) starts at byte g · rows16_group_bytes(t, K) (a
+// multiple of 64) and holds its K / block blocks in order, each:
 //
-//   Q4_0x16, 288 bytes per block of 32 elements (Q4_0's 18 per row), but the 16 rows' scales of all blocks
-//   after all nibbles (a group: nb × 256 nibble bytes, then nb × 32 scale bytes, padded to 64):
-//     nibbles  block b at 256 b: 4 vectors of 64 bytes; in vector c, bytes 4i .. 4i + 3 are qs[4c .. 4c + 3] of
-//              row i (Q4_0's own bytes: low nibbles elements 4c + j, high nibbles 16 + 4c + j, j < 4);
-//     scales   block b at 256 nb + 32 b: the 16 rows' fp16 d, row i's at 2i.
+//   Q4_0x16 and Q8_0x16, blocks of 32 elements, the 16 rows' scales of all blocks after all values (a group:
+//   nb × V value bytes, then nb × 32 scale bytes, padded to 64):
+//     values   block b at V b, V = 256 (Q4_0) or 512 (Q8_0): vectors of 64 bytes; in vector c, bytes 4i .. 4i + 3
+//              are row i's stored bytes qs[4c .. 4c + 3]. Q4_0 (4 vectors): its own bytes, low nibbles elements
+//              4c + j, high nibbles 16 + 4c + j (j < 4), each q + 8. Q8_0 (8 vectors): elements 4c + j, each q + 128
+//              as an unsigned byte (the stored int8 with its top bit flipped), as vpdpbusd's unsigned operand;
+//     scales   block b at V nb + 32 b: the 16 rows' fp16 d, row i's at 2i.
 //   Q4_Kx16, 2368 bytes per block of 256 (Q4_K's 144 per row, plus 4 for the scales unpacked):
 //     nibbles  at 0: 32 vectors of 64 bytes; in vector v, bytes 4i .. 4i + 3 are qs[4v .. 4v + 3] of row i
 //              (Q4_K's bytes: vectors 8g .. 8g + 7 hold sub-block 2g in their low nibbles, 2g + 1 in their
@@ -36,17 +38,16 @@ namespace linfer::kernels::quant {
 
 constexpr int64_t kRows16 = 16;
 
-// The interleaved type of a stored one (Q4_0 -> Q4_0x16, Q4_K -> Q4_Kx16), and the way back.
+// The interleaved type of a stored one (Q8_0 -> Q8_0x16, Q4_0 -> Q4_0x16, Q4_K -> Q4_Kx16), and the way back.
 std::optional<DType> rows16_type(DType stored);
 DType rows16_stored(DType t16);
-constexpr bool is_rows16(DType t) { return t == DType::Q4_0x16 || t == DType::Q4_Kx16; }
 
 constexpr int64_t rows16_groups(int64_t N) { return (N + kRows16 - 1) / kRows16; }
 int64_t rows16_group_bytes(DType t16, int64_t K);
 inline int64_t rows16_bytes(DType t16, int64_t N, int64_t K) { return rows16_groups(N) * rows16_group_bytes(t16, K); }
 
 // Whether the CPU has the kernels (AVX-512 F / BW / VL / VNNI) and `level` is the avx512 path: where the CPU
-// backend repacks Q4_0 and Q4_K weights.
+// backend repacks Q8_0, Q4_0 and Q4_K weights.
 bool rows16_runs(SimdLevel level);
 
 // Rows [N, K] of type rows16_stored(t16) at src, row n at src + n · row_bytes -> dst (rows16_bytes(t16, N, K)

@@ -7,10 +7,11 @@
 // rows of x.
 //   int8 x: per run of 32 elements and row of x, 8 vpdpbusd (x's 4 bytes broadcast from memory), the run's
 //           products summed exactly as integers, then scaled in float32 as qmatmul_q8_avx512vnni.cpp does:
-//           Q4_0: started from -8 Σq, · d_w d_x; Q4_K: · d sc_j d_x, minus dmin m_j · (x's sum of the run).
-//   float x: each element's 16 weight nibbles as float lanes (a shift, a mask, a conversion, shared by the rows
-//           of x), one FMA per row of x into a running sum per run (Q4_0: two, even and odd elements); then
-//           Q4_0: d · (Σ n x - 8 Σ x), Q4_K: d sc_j · Σ n x - dmin m_j · Σ x.
+//           Q4_0 / Q8_0: started from -8 Σq / -128 Σq (the stored offset), · d_w d_x; Q4_K: · d sc_j d_x, minus
+//           dmin m_j · (x's sum of the run).
+//   float x: each element's 16 stored weight values as float lanes (a shift, a mask, a conversion, shared by the
+//           rows of x), one FMA per row of x into a running sum per run (Q4_0 / Q8_0: two, even and odd
+//           elements); then Q4_0 / Q8_0: d · (Σ n x - o Σ x), o = 8 / 128; Q4_K: d sc_j · Σ n x - dmin m_j · Σ x.
 #include <immintrin.h>
 
 #include <cstring>
@@ -41,12 +42,12 @@ inline __m512 half16(const uint8_t* p) {
 inline __m512 bytes16(const uint8_t* p) {  // 16 unsigned bytes as floats
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
-// Element j of each dword of v, low (kHigh false) or high nibble, as 16 float lanes.
-template <int j, bool kHigh>
-inline __m512 nibble(__m512i v) {
+// Byte j of each dword of v as 16 float lanes: all 8 bits (kBits 8), or its low or high nibble (kBits 4, kHigh).
+template <int kBits, int j, bool kHigh = false>
+inline __m512 field(__m512i v) {
   constexpr unsigned shift = 8 * j + (kHigh ? 4 : 0);
   const __m512i q = shift ? _mm512_srli_epi32(v, shift) : v;
-  return _mm512_cvtepi32_ps(shift == 28 ? q : _mm512_and_si512(q, _mm512_set1_epi32(15)));
+  return _mm512_cvtepi32_ps(shift + kBits == 32 ? q : _mm512_and_si512(q, _mm512_set1_epi32((1 << kBits) - 1)));
 }
 
 // Float x for a format with blocks of kBlock: rows m0 .. m0 + R - 1 per block, (kBlock + kBlock / 32) R floats
@@ -79,29 +80,49 @@ void pack_q8(const Q8Acts& x, int64_t m0, int64_t K, uint8_t* out) {
     }
 }
 
-// ---- Q4_0x16: blocks of 32 ----
+// ---- Q4_0x16 and Q8_0x16: blocks of 32, kBits bits per value, stored as q + kOffset ----
 
-struct Q4_0 {
+template <int kBits>
+struct Block32 {
   static constexpr int64_t kBlock = 32;
+  static constexpr int kVectors = kBits;                  // 64-byte vectors of the 16 rows' values per block
+  static constexpr int64_t kValues = 64 * kVectors;       // their bytes; the block's 16 scales follow all values
+  static constexpr int32_t kOffset = 1 << (kBits - 1);    // 8 (Q4_0), 128 (Q8_0)
 
-  // pack_q8's value after each run's d: Q4_0's offset 8 as an integer, -8 Σq of the run (off_q4_0 holds -Σq in
+  // pack_q8's value after each run's d: the offset as an integer, -kOffset Σq of the run (off_q4_0 holds -Σq in
   // each of the run's 8 lanes)
   static int32_t extra(const Q8Acts& x, int64_t m, int64_t run, int64_t) {
-    return 8 * x.off_q4_0[m * (x.ld / 4) + 8 * run];
+    return kOffset * x.off_q4_0[m * (x.ld / 4) + 8 * run];
   }
-  template <int R>
-  static void group_q8(const uint8_t* w, int64_t nb, const uint8_t* xp, __m512 (&acc)[R]) {
-    const __m512i low = _mm512_set1_epi8(15);
-    for (int64_t b = 0; b < nb; ++b, xp += 40 * R) {
-      prefetch_ahead(w + 288 * b, 288);  // the group's bytes at their mean pace (nibbles and scales)
-      __m512i n[8];  // low nibbles of vectors 0-3 (elements 4c + j), then high ones (16 + 4c + j)
+  // The block's values as vpdpbusd's unsigned operands, operand c times x's bytes 4c .. 4c + 3.
+  static void operands(const uint8_t* values, __m512i (&n)[8]) {
+    if constexpr (kBits == 8) {
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c) n[c] = _mm512_loadu_si512(values + 64 * c);
+    } else {  // low nibbles of vectors 0-3 (elements 4c + j), then the high ones (16 + 4c + j)
+      const __m512i low = _mm512_set1_epi8(15);
 #pragma GCC unroll 4
       for (int c = 0; c < 4; ++c) {
-        const __m512i v = _mm512_loadu_si512(w + 256 * b + 64 * c);
+        const __m512i v = _mm512_loadu_si512(values + 64 * c);
         n[c] = _mm512_and_si512(v, low);
         n[4 + c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
       }
-      const __m512 dw = half16(w + 256 * nb + 32 * b);
+    }
+  }
+  // Element e of each of the 16 rows (kOffset added) as float lanes, from the block's vectors v.
+  template <int e>
+  static __m512 element(const __m512i* v) {
+    if constexpr (kBits == 8) return field<8, e % 4>(v[e / 4]);
+    else return field<4, e % 4, (e >= 16)>(v[(e % 16) / 4]);
+  }
+
+  template <int R>
+  static void group_q8(const uint8_t* w, int64_t nb, const uint8_t* xp, __m512 (&acc)[R]) {
+    for (int64_t b = 0; b < nb; ++b, xp += 40 * R) {
+      prefetch_ahead(w + (kValues + 32) * b, kValues + 32);  // the group's bytes at their mean pace
+      __m512i n[8];
+      operands(w + kValues * b, n);
+      const __m512 dw = half16(w + kValues * nb + 32 * b);
       const auto* dx = reinterpret_cast<const float*>(xp + 32 * R);
       const auto* off = reinterpret_cast<const int32_t*>(xp + 36 * R);
       __m512i s[R];
@@ -120,27 +141,25 @@ struct Q4_0 {
   template <int R>
   static void group_f32(const uint8_t* w, int64_t nb, const float* xp, __m512 (&acc)[R]) {
     for (int64_t b = 0; b < nb; ++b, xp += 33 * R) {
-      prefetch_ahead(w + 288 * b, 288);
-      __m512i v[4];
-#pragma GCC unroll 4
-      for (int c = 0; c < 4; ++c) v[c] = _mm512_loadu_si512(w + 256 * b + 64 * c);
+      prefetch_ahead(w + (kValues + 32) * b, kValues + 32);
+      __m512i v[kVectors];
+#pragma GCC unroll 8
+      for (int c = 0; c < kVectors; ++c) v[c] = _mm512_loadu_si512(w + kValues * b + 64 * c);
       __m512 s[2][R];  // running sums of the even and odd elements
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) s[0][r] = s[1][r] = _mm512_setzero_ps();
-      // element 16 h + 4 c + j: nibble h of byte j of each lane of vector c
       auto step = [&]<int e>() {
-        const __m512 n = nibble<e % 4, (e >= 16)>(v[(e % 16) / 4]);
+        const __m512 n = element<e>(v);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) s[e % 2][r] = _mm512_fmadd_ps(n, _mm512_set1_ps(xp[e * R + r]), s[e % 2][r]);
       };
       [&]<int... e>(std::integer_sequence<int, e...>) { (step.template operator()<e>(), ...); }(
           std::make_integer_sequence<int, 32>());
-      const __m512 dw = half16(w + 256 * nb + 32 * b);
+      const __m512 dw = half16(w + kValues * nb + 32 * b), off = _mm512_set1_ps(float(kOffset));
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r)
         acc[r] = _mm512_fmadd_ps(
-            dw, _mm512_fnmadd_ps(_mm512_set1_ps(8.0f), _mm512_set1_ps(xp[32 * R + r]), _mm512_add_ps(s[0][r], s[1][r])),
-            acc[r]);
+            dw, _mm512_fnmadd_ps(off, _mm512_set1_ps(xp[32 * R + r]), _mm512_add_ps(s[0][r], s[1][r])), acc[r]);
     }
   }
 };
@@ -216,7 +235,7 @@ struct Q4_K {
           const float* xl = xp + (64 * g + 4 * c) * R;
           const float* xh = xl + 32 * R;
           auto step = [&]<int j>() {
-            const __m512 nl = nibble<j, false>(v), nh = nibble<j, true>(v);
+            const __m512 nl = field<4, j, false>(v), nh = field<4, j, true>(v);
 #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
               lo[r] = _mm512_fmadd_ps(nl, _mm512_set1_ps(xl[j * R + r]), lo[r]);
@@ -290,13 +309,15 @@ void f32_rows(const float* x, const float* xs, int64_t M, const WeightMatrix& w,
 }  // namespace
 
 void rows16_q8(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0, int64_t n1) {
-  if (w.dtype == DType::Q4_0x16) return q8_rows<Q4_0>(x, M, w, bias, y, n0, n1);
+  if (w.dtype == DType::Q8_0x16) return q8_rows<Block32<8>>(x, M, w, bias, y, n0, n1);
+  if (w.dtype == DType::Q4_0x16) return q8_rows<Block32<4>>(x, M, w, bias, y, n0, n1);
   q8_rows<Q4_K>(x, M, w, bias, y, n0, n1);
 }
 
 void rows16_f32(const float* x, const float* xs, int64_t M, const WeightMatrix& w, const float* bias, float* y,
                 int64_t n0, int64_t n1) {
-  if (w.dtype == DType::Q4_0x16) return f32_rows<Q4_0>(x, xs, M, w, bias, y, n0, n1);
+  if (w.dtype == DType::Q8_0x16) return f32_rows<Block32<8>>(x, xs, M, w, bias, y, n0, n1);
+  if (w.dtype == DType::Q4_0x16) return f32_rows<Block32<4>>(x, xs, M, w, bias, y, n0, n1);
   f32_rows<Q4_K>(x, xs, M, w, bias, y, n0, n1);
 }
 

@@ -126,13 +126,14 @@ BENCHMARK(BM_Gemv_bf16)
     ->Unit(benchmark::kMicrosecond);
 
 // Block-quantized weights (kernels/cpu/quant), M rows of x: random blocks (their fp16 scales set to 0.01),
-// several copies so W comes from DRAM. bytes_per_second counts the weight's bytes. Q4_0x16 / Q4_Kx16 / Q8_0x16: the
+// several copies so W comes from DRAM. bytes_per_second counts the weight's bytes. The types ending in x16: the
 // blocks repacked as the CPU backend does on CPUs with AVX-512 VNNI (quant/rows16.h; skipped elsewhere).
 // args: N, K, type (index into kQuantTypes), simd, acts (0: float32 activations, 1: int8, QuantActivations::Q8), M;
-// 4096 x 4096 for every type at M = 1, Q4_0 / Q4_K / Q8_0 and their interleaved forms at M = 1, 4, 8, and at a MoE
-// expert's shapes (512 / 1024 rows of 512 / 1024) with int8 x.
+// 4096 x 4096 for every type at M = 1, Q4_0 / Q4_K / Q8_0 / Q6_K and their interleaved forms at M = 1, 4, 8, and
+// at a MoE expert's shapes (512 / 1024 rows of 512 / 1024) with int8 x.
 constexpr DType kQuantTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K,
-                                 DType::Q5_K, DType::Q6_K, DType::Q4_0x16, DType::Q4_Kx16, DType::Q8_0x16};
+                                 DType::Q5_K, DType::Q6_K, DType::Q4_0x16, DType::Q4_Kx16, DType::Q8_0x16,
+                                 DType::Q6_Kx16};
 
 void BM_Gemv_quant(benchmark::State& st) {
   use_bench_threads();
@@ -172,9 +173,9 @@ void BM_Gemv_quant(benchmark::State& st) {
 }
 BENCHMARK(BM_Gemv_quant)
     ->ArgNames({"N", "K", "type", "simd", "acts", "M"})
-    ->ArgsProduct({{4096}, {4096}, {2, 4, 5}, {1}, {0, 1}, {1}})
-    ->ArgsProduct({{4096}, {4096}, {1, 6, 3, 7, 0, 8}, {1}, {0, 1}, {1, 4, 8}})
-    ->ArgsProduct({{512, 1024}, {512, 1024}, {1, 6, 0, 8}, {1}, {1}, {1}})
+    ->ArgsProduct({{4096}, {4096}, {2, 4}, {1}, {0, 1}, {1}})
+    ->ArgsProduct({{4096}, {4096}, {1, 6, 3, 7, 0, 8, 5, 9}, {1}, {0, 1}, {1, 4, 8}})
+    ->ArgsProduct({{512, 1024}, {512, 1024}, {1, 6, 0, 8, 5, 9}, {1}, {1}, {1}})
     ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -1,4 +1,4 @@
-// Q8_0, Q4_0 and Q4_K with 16 rows interleaved (kernels/cpu/quant/rows16.h): the repack gives every row back bit for
+// Q8_0, Q4_0, Q4_K and Q6_K with 16 rows interleaved (kernels/cpu/quant/rows16.h): the repack gives every row back bit for
 // bit (tails of N, odd block counts, strided sources); kernels::matmul on the repacked weight (the float32 and
 // int8 kernels, the prefill GEMM's panels, the scalar path) against float64 products of the weight it came
 // from, under each activations setting, at awkward sizes; a row's bits do not depend on the batch or the split
@@ -27,7 +27,7 @@ using kernels::quant::rows16_bytes;
 
 namespace {
 
-constexpr DType kStored[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K};
+constexpr DType kStored[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
 
 // A matrix [N, K] of type t (rows row_blocks blocks apart in the source) and its repacked copy.
 struct Repacked {
@@ -80,7 +80,7 @@ TEST(Rows16, RowsComeBackAsStored) {
 TEST(Rows16, TheFloat32DequantizerRefusesThem) {
   std::vector<uint8_t> b(144);
   std::vector<float> f(256);
-  for (DType t : {DType::Q8_0x16, DType::Q4_0x16, DType::Q4_Kx16}) {
+  for (DType t : {DType::Q8_0x16, DType::Q4_0x16, DType::Q4_Kx16, DType::Q6_Kx16}) {
     try {
       quant::dequantize_row(t, b.data(), f.data(), dtype_block(t));
       FAIL() << "dequantize_row read an interleaved row as if it were one";
@@ -96,7 +96,7 @@ namespace {
 
 bool runs_here() { return kernels::quant::rows16_runs(SimdLevel::Avx512) && cpu_supports(SimdLevel::Avx512); }
 
-// K: one block, a few, and an odd count past 8 (Q8_0 / Q4_0: 37 blocks, Q4_K: 5)
+// K: one block, a few, and an odd count past 8 (Q8_0 / Q4_0: 37 blocks, Q4_K / Q6_K: 5)
 std::vector<int64_t> sizes_k(DType t) {
   const int64_t bs = dtype_block(t);
   return bs == 32 ? std::vector<int64_t>{32, 96, 1184} : std::vector<int64_t>{256, 768, 1280};

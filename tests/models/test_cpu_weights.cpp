@@ -25,14 +25,15 @@ std::vector<uint8_t> random_rows(DType t, int64_t rows, int64_t K) {
   for (auto& v : b) v = uint8_t(rng());
   const uint16_t d = f32_to_f16(0.01f);
   for (size_t i = 0; i < b.size(); i += dtype_block_bytes(t))
-    for (size_t at : {size_t(0), t == DType::Q4_K ? size_t(2) : size_t(0)}) std::memcpy(b.data() + i + at, &d, 2);
+    for (size_t at : {t == DType::Q6_K ? size_t(208) : size_t(0), t == DType::Q4_K ? size_t(2) : size_t(0)})
+      std::memcpy(b.data() + i + at, &d, 2);
   return b;
 }
 
 }  // namespace
 
-TEST(CpuWeights, Q8_0Q4_0AndQ4_KAreRepackedWhereTheirKernelsRun) {
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K}) {
+TEST(CpuWeights, Q8_0Q4_0Q4_KAndQ6_KAreRepackedWhereTheirKernelsRun) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     const int64_t N = 40, K = 512, E = 3, bb = int64_t(dtype_nbytes(t, K));  // three experts of N rows, stacked
     auto bytes = random_rows(t, E * N, K);
     const TensorView all(bytes.data(), t, {E, N, K});
@@ -41,7 +42,7 @@ TEST(CpuWeights, Q8_0Q4_0AndQ4_KAreRepackedWhereTheirKernelsRun) {
     if (!kernels::quant::rows16_runs(simd_level())) {
       EXPECT_EQ(w.view.dtype(), t);
       EXPECT_EQ(w.view.data(), expert.data()) << "weights are used in place";
-      GTEST_SKIP() << "no AVX-512 VNNI on the avx512 path here: Q8_0, Q4_0 and Q4_K stay as stored";
+      GTEST_SKIP() << "no AVX-512 VNNI on the avx512 path here: Q8_0, Q4_0, Q4_K and Q6_K stay as stored";
     }
     ASSERT_EQ(w.view.dtype(), *kernels::quant::rows16_type(t));
     ASSERT_TRUE(w.owner) << "the repacked copy must be kept alive by the weight";
@@ -57,7 +58,7 @@ TEST(CpuWeights, Q8_0Q4_0AndQ4_KAreRepackedWhereTheirKernelsRun) {
     for (size_t i = 0; i < y.size(); ++i)
       ASSERT_NEAR(y[i], expect[i], 1e-5f * (1 + std::fabs(expect[i]))) << dtype_name(t) << " " << i;
   }
-  std::vector<uint8_t> q6(420);  // other types: in place
-  const TensorView v(q6.data(), DType::Q6_K, {2, 256});
+  std::vector<uint8_t> q5(352);  // other types: in place
+  const TensorView v(q5.data(), DType::Q5_K, {2, 256});
   EXPECT_EQ(cpu_backend().weight(v).view.data(), v.data());
 }

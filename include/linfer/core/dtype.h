@@ -3,10 +3,10 @@
 // arithmetic are float32; bf16 and f16 are storage formats. Q8_0 .. Q5_K are block-quantized weight
 // formats (byte layouts identical to GGUF's, src/core/quant_formats.h): a tensor of such a type has
 // its logical shape ([N, K] for a weight) and strides in elements, like any other, and its bytes are
-// blocks of dtype_block(t) consecutive elements of a row, dtype_block_bytes(t) bytes each. Q8_0x16, Q4_0x16 and
-// Q4_Kx16 are the exceptions: Q8_0's, Q4_0's and Q4_K's blocks with 16 rows interleaved (kernels/cpu/quant/rows16.h), made in
-// memory by the CPU backend for its kernels, never read from or written to a file; their rows are not ld
-// elements apart.
+// blocks of dtype_block(t) consecutive elements of a row, dtype_block_bytes(t) bytes each. Q8_0x16,
+// Q4_0x16, Q4_Kx16 and Q6_Kx16 are the exceptions: those formats' blocks with 16 rows interleaved
+// (kernels/cpu/quant/rows16.h), made in memory by the CPU backend for its kernels, never read from or
+// written to a file; their rows are not ld elements apart.
 
 #include <cstdint>
 #include <cstring>
@@ -17,12 +17,14 @@ namespace linfer {
 enum class DType : uint8_t {
   F32 = 0, BF16 = 1, F16 = 2, F64 = 3, I32 = 4, I64 = 5,
   Q8_0 = 16, Q4_0 = 17, Q4_K = 18, Q6_K = 19, Q4_1 = 20, Q5_0 = 21, Q5_1 = 22, Q5_K = 23,  // block-quantized
-  Q4_0x16 = 24, Q4_Kx16 = 25, Q8_0x16 = 26,  // Q4_0, Q4_K, Q8_0 with 16 rows interleaved: in memory only
+  Q4_0x16 = 24, Q4_Kx16 = 25, Q8_0x16 = 26, Q6_Kx16 = 27,  // with 16 rows interleaved: in memory only
 };
 
 constexpr bool is_quantized(DType t) { return uint8_t(t) >= uint8_t(DType::Q8_0); }
 // The types with 16 rows interleaved (kernels/cpu/quant/rows16.h).
-constexpr bool is_rows16(DType t) { return t == DType::Q4_0x16 || t == DType::Q4_Kx16 || t == DType::Q8_0x16; }
+constexpr bool is_rows16(DType t) {
+  return t == DType::Q4_0x16 || t == DType::Q4_Kx16 || t == DType::Q8_0x16 || t == DType::Q6_Kx16;
+}
 
 // Bytes per element; 0 for the block-quantized types (use dtype_nbytes).
 constexpr size_t dtype_size(DType t) {
@@ -42,7 +44,7 @@ constexpr int64_t dtype_block(DType t) {
   switch (t) {
     case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q4_0x16:
     case DType::Q8_0x16: return 32;
-    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::Q4_Kx16: return 256;
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::Q4_Kx16: case DType::Q6_Kx16: return 256;
     default: return 1;
   }
 }
@@ -57,7 +59,7 @@ constexpr size_t dtype_block_bytes(DType t) {
     case DType::Q5_1: return 24;
     case DType::Q4_K: case DType::Q4_Kx16: return 144;
     case DType::Q5_K: return 176;
-    case DType::Q6_K: return 210;
+    case DType::Q6_K: case DType::Q6_Kx16: return 210;
     default: return dtype_size(t);
   }
 }
@@ -85,6 +87,7 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::Q4_0x16: return "q4_0x16";
     case DType::Q4_Kx16: return "q4_kx16";
     case DType::Q8_0x16: return "q8_0x16";
+    case DType::Q6_Kx16: return "q6_kx16";
   }
   return "?";
 }

@@ -24,6 +24,13 @@ void pieces(DType t, int64_t nb, int64_t b, int64_t i, F&& f) {
     for (int64_t c = 0; c < vectors; ++c) f(V * b + 64 * c + 4 * i, 2 + 4 * c, 4, t == DType::Q8_0);
     return;
   }
+  if (t == DType::Q6_K) {  // stored: ql at 0, qh at 128, sc at 192, d at 208
+    for (int v = 0; v < 48; ++v) f(3072 * b + 64 * v + 4 * i, 4 * v, 4, false);
+    const int64_t sc = 3072 * nb + 288 * b;
+    for (int s = 0; s < 16; ++s) f(sc + 16 * s + i, 192 + s, 1, false);
+    f(sc + 256 + 2 * i, 208, 2, false);
+    return;
+  }
   const int64_t at = kQ4KBlock * b;
   f(at + 2304 + 2 * i, 0, 2, false);  // d
   f(at + 2336 + 2 * i, 2, 2, false);  // dmin
@@ -62,18 +69,25 @@ std::optional<DType> rows16_type(DType stored) {
   if (stored == DType::Q8_0) return DType::Q8_0x16;
   if (stored == DType::Q4_0) return DType::Q4_0x16;
   if (stored == DType::Q4_K) return DType::Q4_Kx16;
+  if (stored == DType::Q6_K) return DType::Q6_Kx16;
   return std::nullopt;
 }
 
 DType rows16_stored(DType t16) {
   LINFER_CHECK(is_rows16(t16), "rows16: {} is not an interleaved type", dtype_name(t16));
-  return t16 == DType::Q8_0x16 ? DType::Q8_0 : t16 == DType::Q4_0x16 ? DType::Q4_0 : DType::Q4_K;
+  switch (t16) {
+    case DType::Q8_0x16: return DType::Q8_0;
+    case DType::Q4_0x16: return DType::Q4_0;
+    case DType::Q6_Kx16: return DType::Q6_K;
+    default: return DType::Q4_K;
+  }
 }
 
 int64_t rows16_group_bytes(DType t16, int64_t K) {
   if (t16 == DType::Q4_Kx16) return (K / 256) * kQ4KBlock;
-  const int64_t per_block = t16 == DType::Q4_0x16 ? 288 : 544;  // 16 rows' values and scales
-  return ((K / 32) * per_block + 63) / 64 * 64;
+  // 16 rows' values and scales per block
+  const int64_t per_block = t16 == DType::Q4_0x16 ? 288 : t16 == DType::Q8_0x16 ? 544 : 3360;
+  return (K / dtype_block(t16) * per_block + 63) / 64 * 64;
 }
 
 bool rows16_runs(SimdLevel level) {

@@ -1,11 +1,11 @@
 #pragma once
-// Internal: Q8_0, Q4_0 and Q4_K weights with 16 rows interleaved (DType::Q8_0x16, Q4_0x16, Q4_Kx16), the layout
-// the CPU backend gives such matrices on CPUs with AVX-512 VNNI (backend/cpu_backend.cpp) so that one vpdpbusd
-// multiplies 16 weight rows by 4 int8 activations at once and a vector lane is a weight row: no horizontal
-// sums, one scale conversion per block for 16 rows (docs/quantization.md; decode at batch 8: 2.7-3.6x the int8
-// kernel on Q4_0's own rows, docs/benchmarks.md). Rows in groups of 16, the last group padded with zero rows
-// (every byte 0, so every scale and value 0). Group g (rows 16g .. 16g + 15) starts at byte g · rows16_group_bytes(t, K) (a
-// multiple of 64) and holds its K / block blocks in order, each:
+// Internal: Q8_0, Q4_0, Q4_K and Q6_K weights with 16 rows interleaved (DType::Q8_0x16, Q4_0x16, Q4_Kx16,
+// Q6_Kx16), the layout the CPU backend gives such matrices on CPUs with AVX-512 VNNI (backend/cpu_backend.cpp)
+// so that one vpdpbusd multiplies 16 weight rows by 4 int8 activations at once and a vector lane is a weight
+// row: no horizontal sums, one scale conversion per block for 16 rows (docs/quantization.md; decode at batch 8:
+// 2.7-3.6x the int8 kernel on Q4_0's own rows, docs/benchmarks.md). Rows in groups of 16, the last group padded
+// with zero rows (every byte 0, so every scale and value 0). Group g (rows 16g .. 16g + 15) starts at byte
+// g · rows16_group_bytes(t, K) (a multiple of 64) and holds its K / block blocks in order, each:
 //
 //   Q4_0x16 and Q8_0x16, blocks of 32 elements, the 16 rows' scales of all blocks after all values (a group:
 //   nb × V value bytes, then nb × 32 scale bytes, padded to 64):
@@ -21,6 +21,12 @@
 //     sc       at 2048 + 16 s: row i's 6-bit scale of sub-block s (s < 8) in byte i;
 //     m        at 2176 + 16 s: the mins alike;
 //     d, dmin  at 2304, 2336: the 16 rows' fp16 d, then dmin.
+//   Q6_Kx16, blocks of 256, the scales of all blocks after all values (a group: nb × 3072 value bytes, then nb ×
+//   288 scale bytes, padded to 64; Q6_K's 210 bytes per row and block):
+//     values   block b at 3072 b: 32 vectors of ql (Q6_K's low 4 bits; in vector v, bytes 4i .. 4i + 3 are
+//              ql[4v .. 4v + 3] of row i), then 16 vectors of qh (the high 2 bits, alike);
+//     scales   block b at 3072 nb + 288 b: row i's int8 scale of sub-block s (s < 16) at 16 s + i, then the 16
+//              rows' fp16 d at 256.
 //
 // A WeightMatrix of these types has data at group 0, N and K as the matrix it came from, ld = K. Two kernels
 // read each (rows16_avx512vnni.cpp): x rounded to int8 (QuantActivations::Q8) and float32 x. Everything else
@@ -38,7 +44,8 @@ namespace linfer::kernels::quant {
 
 constexpr int64_t kRows16 = 16;
 
-// The interleaved type of a stored one (Q8_0 -> Q8_0x16, Q4_0 -> Q4_0x16, Q4_K -> Q4_Kx16), and the way back.
+// The interleaved type of a stored one (Q8_0 -> Q8_0x16, Q4_0 -> Q4_0x16, Q4_K -> Q4_Kx16, Q6_K -> Q6_Kx16), and
+// the way back.
 std::optional<DType> rows16_type(DType stored);
 DType rows16_stored(DType t16);
 
@@ -47,7 +54,7 @@ int64_t rows16_group_bytes(DType t16, int64_t K);
 inline int64_t rows16_bytes(DType t16, int64_t N, int64_t K) { return rows16_groups(N) * rows16_group_bytes(t16, K); }
 
 // Whether the CPU has the kernels (AVX-512 F / BW / VL / VNNI) and `level` is the avx512 path: where the CPU
-// backend repacks Q8_0, Q4_0 and Q4_K weights.
+// backend repacks Q8_0, Q4_0, Q4_K and Q6_K weights.
 bool rows16_runs(SimdLevel level);
 
 // Rows [N, K] of type rows16_stored(t16) at src, row n at src + n · row_bytes -> dst (rows16_bytes(t16, N, K)

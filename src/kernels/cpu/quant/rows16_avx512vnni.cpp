@@ -22,8 +22,9 @@
 #include "kernels/cpu/quant/rows16.h"
 
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as their unused merge operands, which it then reports
-// as "may be used uninitialized" once they are inlined here: don't-care values, not a defect of this file.
+// as "(may be) used uninitialized" once they are inlined here: don't-care values, not a defect of this file.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace linfer::kernels::quant {
 namespace {
@@ -63,19 +64,24 @@ void pack_f32(const float* x, const float* xs, int64_t K, int64_t m0, float* out
     }
 }
 
-// Int8 x for a format F with blocks of kBlock: rows m0 .. m0 + R - 1 per block, (kBlock + 8 runs) R bytes each
-// (runs = kBlock / 32): each row's kBlock q, then each row's runs d (float), then each row's runs F::extra values.
+// Int8 x for a format F with blocks of kBlock: rows m0 .. m0 + R - 1 per block, q8_block_bytes<F>() R bytes each:
+// each row's kBlock q, then each row's runs d (float; runs = kBlock / 32), then each row's F::kExtras · runs values
+// F::extra (4 bytes each).
+template <class F>
+constexpr int64_t q8_block_bytes() {
+  return F::kBlock + 4 * (F::kBlock / 32) * (1 + F::kExtras);
+}
 template <int R, class F>
 void pack_q8(const Q8Acts& x, int64_t m0, int64_t K, uint8_t* out) {
-  constexpr int64_t block = F::kBlock, runs = block / 32;
-  for (int64_t b = 0; b < K / block; ++b, out += (block + 8 * runs) * R)
+  constexpr int64_t block = F::kBlock, runs = block / 32, extras = F::kExtras * runs;
+  for (int64_t b = 0; b < K / block; ++b, out += q8_block_bytes<F>() * R)
     for (int r = 0; r < R; ++r) {
       const int64_t m = m0 + r;
       std::memcpy(out + block * r, x.q + m * x.ld + block * b, size_t(block));
       std::memcpy(out + block * R + 4 * runs * r, x.d + m * (K / 32) + runs * b, size_t(4 * runs));
-      for (int64_t j = 0; j < runs; ++j) {
-        const auto e = F::extra(x, m, runs * b + j, K / 32);
-        std::memcpy(out + (block + 4 * runs) * R + 4 * runs * r + 4 * j, &e, 4);
+      for (int64_t j = 0; j < extras; ++j) {
+        const auto e = F::extra(x, m, extras * b + j, K);
+        std::memcpy(out + (block + 4 * runs) * R + 4 * extras * r + 4 * j, &e, 4);
       }
     }
 }
@@ -89,8 +95,9 @@ struct Block32 {
   static constexpr int64_t kValues = 64 * kVectors;       // their bytes; the block's 16 scales follow all values
   static constexpr int32_t kOffset = 1 << (kBits - 1);    // 8 (Q4_0), 128 (Q8_0)
 
-  // pack_q8's value after each run's d: the offset as an integer, -kOffset Σq of the run (off_q4_0 holds -Σq in
-  // each of the run's 8 lanes)
+  // pack_q8's value per run: the offset as an integer, -kOffset Σq of the run (off_q4_0 holds -Σq in each of the
+  // run's 8 lanes)
+  static constexpr int kExtras = 1;
   static int32_t extra(const Q8Acts& x, int64_t m, int64_t run, int64_t) {
     return kOffset * x.off_q4_0[m * (x.ld / 4) + 8 * run];
   }
@@ -118,7 +125,7 @@ struct Block32 {
 
   template <int R>
   static void group_q8(const uint8_t* w, int64_t nb, const uint8_t* xp, __m512 (&acc)[R]) {
-    for (int64_t b = 0; b < nb; ++b, xp += 40 * R) {
+    for (int64_t b = 0; b < nb; ++b, xp += q8_block_bytes<Block32>() * R) {
       prefetch_ahead(w + (kValues + 32) * b, kValues + 32);  // the group's bytes at their mean pace
       __m512i n[8];
       operands(w + kValues * b, n);
@@ -176,14 +183,13 @@ struct Q4_K {
     return _mm512_mul_ps(dmin, bytes16(blk + 2176 + 16 * s));
   }
 
-  // pack_q8's value after each run's d: d · Σq of the run (what the mins multiply)
-  static float extra(const Q8Acts& x, int64_t m, int64_t run, int64_t runs_per_row) {
-    return x.gs[m * runs_per_row + run];
-  }
+  // pack_q8's value per run: d · Σq of the run (what the mins multiply)
+  static constexpr int kExtras = 1;
+  static float extra(const Q8Acts& x, int64_t m, int64_t run, int64_t K) { return x.gs[m * (K / 32) + run]; }
   template <int R>
   static void group_q8(const uint8_t* w, int64_t nb, const uint8_t* xp, __m512 (&acc)[R]) {
     const __m512i low = _mm512_set1_epi8(15);
-    for (int64_t b = 0; b < nb; ++b, xp += 320 * R) {
+    for (int64_t b = 0; b < nb; ++b, xp += q8_block_bytes<Q4_K>() * R) {
       const uint8_t* blk = w + kBytes * b;
       const __m512 d = half16(blk + 2304), dmin = half16(blk + 2336);
       const auto* dx = reinterpret_cast<const float*>(xp + 256 * R);
@@ -259,6 +265,111 @@ struct Q4_K {
   }
 };
 
+// ---- Q6_Kx16: blocks of 256, sixteen sub-blocks of 16 with int8 scales, values q + 32 in 6 bits ----
+
+struct Q6_K {
+  static constexpr int64_t kBlock = 256;
+  static constexpr int64_t kValues = 3072;  // bytes of a block's 16 rows' ql and qh; all scales follow
+
+  // pack_q8's values per run: d · Σq of each of its two sub-blocks of 16 (what the offset 32 multiplies)
+  static constexpr int kExtras = 2;
+  static float extra(const Q8Acts& x, int64_t m, int64_t half, int64_t K) { return x.gs16[m * (K / 16) + half]; }
+
+  // The 16 rows' d · sc of sub-block s, the block's scales at sc.
+  static __m512 scale(const uint8_t* sc, __m512 d, int s) {
+    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                reinterpret_cast<const __m128i*>(sc + 16 * s)))));
+  }
+  // Vector c (< 8) of the 16 rows' stored 6-bit values q + 32 of run k (< 4) in half h of the block at v: bytes
+  // 4i .. 4i + 3 of row i, elements 128 h + 32 k + 4 c + j (Q6_K's ql byte of run k's half and its qh bits 2k).
+  static __m512i run_vector(const uint8_t* v, int h, int k, int c) {
+    const __m512i ql = _mm512_loadu_si512(v + 64 * (16 * h + 8 * (k % 2) + c));
+    const __m512i qh = _mm512_loadu_si512(v + 64 * (32 + 8 * h + c));
+    const __m512i lo = k < 2 ? ql : _mm512_srli_epi16(ql, 4);
+    const __m512i hi = k == 0 ? _mm512_slli_epi16(qh, 4)
+                       : k == 1 ? _mm512_slli_epi16(qh, 2)
+                       : k == 2 ? qh
+                                : _mm512_srli_epi16(qh, 2);
+    return _mm512_or_si512(_mm512_and_si512(lo, _mm512_set1_epi8(0x0F)), _mm512_and_si512(hi, _mm512_set1_epi8(0x30)));
+  }
+
+  template <int R>
+  static void group_q8(const uint8_t* w, int64_t nb, const uint8_t* xp, __m512 (&acc)[R]) {
+    for (int64_t b = 0; b < nb; ++b, xp += q8_block_bytes<Q6_K>() * R) {
+      const uint8_t* v = w + kValues * b;
+      const uint8_t* sc = w + kValues * nb + 288 * b;
+      prefetch_ahead(sc, 288);
+      const __m512 d = half16(sc + 256);
+      const auto* dx = reinterpret_cast<const float*>(xp + 256 * R);
+      const auto* gs = reinterpret_cast<const float*>(xp + 288 * R);
+      for (int h = 0; h < 2; ++h) {
+        prefetch_ahead(v + 1536 * h, 1536);
+        for (int k = 0; k < 4; ++k) {  // run 4h + k: sub-blocks 8h + 2k (elements 0-15) and 8h + 2k + 1
+          __m512i lo[R], hi[R];
+          auto sum = [&](__m512i(&s)[R], int c0) {  // vectors c0 .. c0 + 3: one sub-block
+#pragma GCC unroll 8
+            for (int r = 0; r < R; ++r) s[r] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int c = c0; c < c0 + 4; ++c) {
+              const __m512i q = run_vector(v, h, k, c);
+#pragma GCC unroll 8
+              for (int r = 0; r < R; ++r) s[r] = dpbusd_bcast(s[r], q, xp + 256 * r + 128 * h + 32 * k + 4 * c);
+            }
+          };
+          sum(lo, 0), sum(hi, 4);
+          const int run = 4 * h + k;
+          const __m512 sl = scale(sc, d, 8 * h + 2 * k), sh = scale(sc, d, 8 * h + 2 * k + 1);
+          const __m512 ol = _mm512_mul_ps(sl, _mm512_set1_ps(32.0f)), oh = _mm512_mul_ps(sh, _mm512_set1_ps(32.0f));
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) {
+            const __m512 dr = _mm512_set1_ps(dx[8 * r + run]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo[r]), _mm512_mul_ps(sl, dr), acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi[r]), _mm512_mul_ps(sh, dr), acc[r]);
+            acc[r] = _mm512_fnmadd_ps(ol, _mm512_set1_ps(gs[16 * r + 2 * run]), acc[r]);
+            acc[r] = _mm512_fnmadd_ps(oh, _mm512_set1_ps(gs[16 * r + 2 * run + 1]), acc[r]);
+          }
+        }
+      }
+    }
+  }
+
+  template <int R>
+  static void group_f32(const uint8_t* w, int64_t nb, const float* xp, __m512 (&acc)[R]) {
+    for (int64_t b = 0; b < nb; ++b, xp += 264 * R) {
+      const uint8_t* v = w + kValues * b;
+      const uint8_t* sc = w + kValues * nb + 288 * b;
+      prefetch_ahead(sc, 288);
+      const __m512 d = half16(sc + 256);
+      for (int h = 0; h < 2; ++h) {
+        prefetch_ahead(v + 1536 * h, 1536);
+        for (int k = 0; k < 4; ++k) {
+          __m512 lo[R], hi[R];  // Σ q x of sub-blocks 8h + 2k and 8h + 2k + 1
+          auto sum = [&](__m512(&s)[R], int c0) {  // vectors c0 .. c0 + 3: one sub-block
+#pragma GCC unroll 8
+            for (int r = 0; r < R; ++r) s[r] = _mm512_setzero_ps();
+            for (int c = c0; c < c0 + 4; ++c) {
+              // q = stored - 32 as signed bytes; byte j of each lane sign-extended to a float
+              const __m512i q = _mm512_sub_epi8(run_vector(v, h, k, c), _mm512_set1_epi8(32));
+              const float* xe = xp + (128 * h + 32 * k + 4 * c) * R;
+              auto step = [&]<int j>() {
+                const __m512 n = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(q, 24 - 8 * j), 24));
+#pragma GCC unroll 8
+                for (int r = 0; r < R; ++r) s[r] = _mm512_fmadd_ps(n, _mm512_set1_ps(xe[j * R + r]), s[r]);
+              };
+              step.template operator()<0>(), step.template operator()<1>(), step.template operator()<2>(),
+                  step.template operator()<3>();
+            }
+          };
+          sum(lo, 0), sum(hi, 4);
+          const __m512 sl = scale(sc, d, 8 * h + 2 * k), sh = scale(sc, d, 8 * h + 2 * k + 1);
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(sh, hi[r], _mm512_fmadd_ps(sl, lo[r], acc[r]));
+        }
+      }
+    }
+  }
+};
+
 // y[M, n0:n1) from groups [n0 / 16, ⌈n1 / 16⌉), kMaxRows rows of x at a time: pack.operator()<R>(m0, dst) packs
 // rows m0 .. m0 + R - 1 for group.operator()<R>(w, nb, packed, acc), `per_block` elements of Packed per block
 // and row.
@@ -288,7 +399,7 @@ void rows(int64_t M, const WeightMatrix& w, int64_t block, const float* bias, fl
 template <class F>
 void q8_rows(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0, int64_t n1) {
   rows<uint8_t>(
-      M, w, F::kBlock, bias, y, n0, n1, F::kBlock + F::kBlock / 4,
+      M, w, F::kBlock, bias, y, n0, n1, q8_block_bytes<F>(),
       [&]<int R>(int64_t m0, uint8_t* dst) { pack_q8<R, F>(x, m0, w.K, dst); },
       []<int R>(const uint8_t* g, int64_t blocks, const uint8_t* xp, __m512(&acc)[R]) {
         F::template group_q8<R>(g, blocks, xp, acc);
@@ -311,6 +422,7 @@ void f32_rows(const float* x, const float* xs, int64_t M, const WeightMatrix& w,
 void rows16_q8(const Q8Acts& x, int64_t M, const WeightMatrix& w, const float* bias, float* y, int64_t n0, int64_t n1) {
   if (w.dtype == DType::Q8_0x16) return q8_rows<Block32<8>>(x, M, w, bias, y, n0, n1);
   if (w.dtype == DType::Q4_0x16) return q8_rows<Block32<4>>(x, M, w, bias, y, n0, n1);
+  if (w.dtype == DType::Q6_Kx16) return q8_rows<Q6_K>(x, M, w, bias, y, n0, n1);
   q8_rows<Q4_K>(x, M, w, bias, y, n0, n1);
 }
 
@@ -318,6 +430,7 @@ void rows16_f32(const float* x, const float* xs, int64_t M, const WeightMatrix& 
                 int64_t n0, int64_t n1) {
   if (w.dtype == DType::Q8_0x16) return f32_rows<Block32<8>>(x, xs, M, w, bias, y, n0, n1);
   if (w.dtype == DType::Q4_0x16) return f32_rows<Block32<4>>(x, xs, M, w, bias, y, n0, n1);
+  if (w.dtype == DType::Q6_Kx16) return f32_rows<Q6_K>(x, xs, M, w, bias, y, n0, n1);
   f32_rows<Q4_K>(x, xs, M, w, bias, y, n0, n1);
 }
 

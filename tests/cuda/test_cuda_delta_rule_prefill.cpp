@@ -169,6 +169,10 @@ const Case kCases[] = {
     {"kda_small_heads",  2, 2,  32,  40, DeltaDecay::PerKey, {3, 64, 100, 31},                   Gates::Strong},
     {"kda_weak_v256",    1, 1,  64, 256, DeltaDecay::PerKey, {90, 33},                           Gates::Weak},
     {"kda_k36",          1, 3,  36,  20, DeltaDecay::PerKey, {65, 128},                          Gates::Mixed},
+    // KDA at awkward K in chunks that are not steep (Mild: the Gram products about each row tile's middle row, with
+    // bf16 inputs from operand tiles built once): rows unaligned (K = 100), bf16 rows copied whole (K = 40 < KT = 48)
+    {"kda_awkward",      3, 6, 100,  72, DeltaDecay::PerKey, {77, 1, 191, 0},                    Gates::Mild, 5},
+    {"kda_k40_v23",      2, 2,  40,  23, DeltaDecay::PerKey, {64, 9, 130},                       Gates::Mild, 2},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaDeltaPrefill, ::testing::ValuesIn(kCases),

@@ -52,19 +52,26 @@ __device__ inline void mma_rows_bt(float (&acc)[NT][4], float (&lo)[NT][4], AAt&
   }
 }
 
+// Four elements of a q or k tile in shared memory (float32, or bf16 with bf16 inputs), as float32; one element.
+__device__ inline float4 tile4(const float* t) { return *reinterpret_cast<const float4*>(t); }
+__device__ inline float4 tile4(const bf16* t) { return bf16x4_to_float4(*reinterpret_cast<const uint2*>(t)); }
+__device__ inline float tile1(const float* t) { return *t; }
+__device__ inline float tile1(const bf16* t) { return __bfloat162float(*t); }
+
 // PerKey: A_kk's and A_qk's dot products on the diagonal 16x16 blocks, element by element (a decay reference
 // inside a block could overflow: per-token decay is unbounded): for row i and j <= i in i's block,
 // sum_x k_{j,x} P_{ij,x} k_{i,x} (lanes < 16) or q_{i,x} (lanes >= 16), with P_ij = e^{G_i - G_j} built as the
 // running product of the per-token decays a_t = e^{g_t} <= 1 (ab: a [C][QS]) down the block from row j: no exp
 // per pair. Warp w: block b = w / 2, rows 16 b + 8 RH .. + 8 (RH = w & 1: the lower half runs the products
 // through the upper half's rows first); lane: column j = 16 b + (lane & 15), and every other group of 4 channels
-// (lane >> 4; the halves meet by a shuffle). Lanes whose j > i compute a value nobody uses.
-template <int RH>
-__device__ inline void diag_dots(const float* qb, const float* kb, const float* ab, int QS, int KT, float (&res)[8]) {
+// (lane >> 4; the halves meet by a shuffle). Lanes whose j > i compute a value nobody uses. q and k: tiles of
+// elements E (float or bf16) with row stride ld.
+template <int RH, class E>
+__device__ inline void diag_dots(const E* qb, const E* kb, int ld, const float* ab, int QS, int KT, float (&res)[8]) {
   const int lane = threadIdx.x & 31, jl = lane & 15, b0 = 16 * (threadIdx.x >> 6), xh = lane >> 4;
   float sq[8] = {}, sk[8] = {};
   for (int x = 4 * xh; x < KT; x += 8) {
-    const float4 kj = *reinterpret_cast<const float4*>(kb + (b0 + jl) * QS + x);
+    const float4 kj = tile4(kb + (b0 + jl) * ld + x);
     float4 P = make_float4(1.f, 1.f, 1.f, 1.f);
 #pragma unroll
     for (int il = 0; il < 8 * RH + 8; ++il) {
@@ -73,8 +80,8 @@ __device__ inline void diag_dots(const float* qb, const float* kb, const float* 
       P.x = start ? 1.f : P.x * a.x, P.y = start ? 1.f : P.y * a.y;
       P.z = start ? 1.f : P.z * a.z, P.w = start ? 1.f : P.w * a.w;
       if (il >= 8 * RH) {
-        const float4 qi = *reinterpret_cast<const float4*>(qb + (b0 + il) * QS + x);
-        const float4 ki = *reinterpret_cast<const float4*>(kb + (b0 + il) * QS + x);
+        const float4 qi = tile4(qb + (b0 + il) * ld + x);
+        const float4 ki = tile4(kb + (b0 + il) * ld + x);
         const float t0 = kj.x * P.x, t1 = kj.y * P.y, t2 = kj.z * P.z, t3 = kj.w * P.w;
         float& q = sq[il - 8 * RH];
         float& k = sk[il - 8 * RH];
@@ -104,30 +111,50 @@ struct GramPart {
 
 // chunk_prepare's shared memory: q and k (PerKey: and G) until the Gram products are done, then over them A_kk and
 // A_qk in one [C][MS] tile and T in another (the inversion's block products in T's row tile 0, right of its
-// diagonal block); then G (Scalar), beta and the norms.
+// diagonal block); then G (Scalar), beta and the norms. decay_operands (PerKey, bf16 inputs): q and k as bf16
+// tiles [C][KB] in the first two [C][MS] tiles' places (KB = KT + 8 <= MS in floats' room: 2 KB <= 4 MS), the
+// Gram products' B operands past them (row tile mt's 16 (mt + 1) rows from row gram_b_row(mt) of [kGramBRows][KB]
+// bf16), then G; float32 tiles otherwise.
 constexpr int kInversionFloats = 2 * C * MS;
-__host__ __device__ inline int prepare_tiles(int QS, bool per_key) {
+constexpr int kGramBRows = 16 * (1 + 2 + 3 + 4);
+__host__ __device__ inline int gram_b_row(int mt) { return 8 * mt * (mt + 1); }
+__host__ __device__ inline int prepare_tiles(int KT, int QS, bool per_key, bool decay_operands) {
+  if (decay_operands) return kInversionFloats + kGramBRows * (KT + 8) / 2 + C * QS;
   return max((per_key ? 3 : 2) * C * QS, kInversionFloats);
 }
 
 // One block per (chunk, value head): everything of a chunk that does not depend on the state. Scalar / None:
-// 69 KB of shared memory (three blocks per SM); PerKey: 103 KB (two). In: the element type of q, k, v (bf16 with
-// M = Bf16 only). With M = Bf16 (but PerKey, whose products carry the decay per channel) q and k come in as bf16
-// tiles and the Gram products take their fragments by ldmatrix.
+// 69 KB of shared memory (three blocks per SM); PerKey: 103 KB (two; 113 KB with bf16 inputs). In: the element
+// type of q, k, v (bf16 with M = Bf16 only). With M = Bf16 q and k come in as bf16 tiles (PerKey: with bf16 inputs
+// only, where that rounds nothing) and the Gram products take their fragments by ldmatrix; PerKey's decay goes
+// into bf16 operand tiles built once (decay_operands above) where the chunk is not steep (below).
 template <MmaMath M, Rule kRule, class In>
 __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk_prepare(Params p) {
   pdl_enter();
   constexpr bool kPerKey = kRule == Rule::PerKey, kSsd = kRule == Rule::Ssd;
   extern __shared__ float4 sm4[];
   float* sm = reinterpret_cast<float*>(sm4);
-  const int K = p.K, KT = p.KT, QS = p.QS;
-  float* qb = sm;              // [C][QS] q
+  // kBf16Tiles: q and k as bf16 tiles [C][KB], zero past L and K, their Gram products by ldmatrix (PerKey: from the
+  // decayed operands, kDecayOperands, unless the chunk is steep)
+  constexpr bool kBf16Tiles = M == MmaMath::Bf16 && (!kPerKey || std::is_same_v<In, bf16>);
+  constexpr bool kDecayOperands = kPerKey && kBf16Tiles;
+  const int K = p.K, KT = p.KT, QS = p.QS, KB = KT + 8;
+  float* qb = sm;              // [C][QS] q (float32 tiles)
   float* kb = qb + C * QS;     // [C][QS] k
-  float* gb = kb + C * QS;     // [C][QS] PerKey: g, then G, the chunk-local cumsum down each channel, then e^{g}
+  bf16* qh = reinterpret_cast<bf16*>(sm);           // [C][KB] q (bf16 tiles); PerKey: then q_i ⊙ e^{G_i - G_r}
+  bf16* kh = reinterpret_cast<bf16*>(sm + C * MS);  // [C][KB] k, past A_kk / A_qk's tile: Ssd's W / U step finds it
+                                                    // whole; PerKey: then k_i ⊙ e^{G_i - G_r}
+  bf16* kg = reinterpret_cast<bf16*>(sm + kInversionFloats);  // [kGramBRows][KB] PerKey: k_j ⊙ e^{G_r - G_j}
+  // [C][QS] PerKey: g, then G, the chunk-local cumsum down each channel, then (steep chunks) e^{g}
+  float* gb = kDecayOperands ? sm + kInversionFloats + kGramBRows * KB / 2 : kb + C * QS;
+  using Tile = std::conditional_t<kBf16Tiles, bf16, float>;  // q's and k's tiles as the Gram products read them
+  const Tile* qt = reinterpret_cast<const Tile*>(kBf16Tiles ? static_cast<void*>(qh) : qb);
+  const Tile* kt = reinterpret_cast<const Tile*>(kBf16Tiles ? static_cast<void*>(kh) : kb);
+  const int ld = kBf16Tiles ? KB : QS;
   float* akk = sm;             // [C][MS] A_kk strictly below the diagonal, A_qk transposed on and above it, over q
   float* tb = akk + C * MS;    // [C][MS] T: below the diagonal, and its diagonal 16x16 blocks whole (ones, zeros)
   float* pb = tb + 16;         // [3][16][16] the inversion's block products, in T's row tile 0 (rows by pb_row)
-  float* gs = sm + prepare_tiles(QS, kPerKey);  // [C] Scalar: G, the chunk-local cumsum of g
+  float* gs = sm + prepare_tiles(KT, QS, kPerKey, kDecayOperands);  // [C] Scalar: G, the chunk-local cumsum of g
   float* bs = gs + C;          // [C] beta
   float* rq = bs + C;          // [C] scale / |q_i| (0 for padding rows)
   float* rk = rq + C;          // [C] 1 / |k_i|
@@ -137,23 +164,21 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   const int64_t h = here.h, tok0 = here.tok0;
   const int L = here.L;
   float* sc = p.scratch + (chunk * p.HV + hv) * p.sc_floats;
-  // kBf16Gram: q and k as bf16 tiles [C][KB] (q in qb's place), zero past L and K, their Gram products by ldmatrix
-  constexpr bool kBf16Gram = M == MmaMath::Bf16 && !kPerKey;
-  const int KB = KT + 8;
-  bf16* qh = reinterpret_cast<bf16*>(sm);
-  bf16* kh = reinterpret_cast<bf16*>(sm + C * MS);  // past A_kk / A_qk's tile: Ssd's W / U step finds it whole
 
-  if constexpr (kBf16Gram) {
+  if constexpr (kBf16Tiles) {
     const In* q = static_cast<const In*>(p.q) + tok0 * p.qs + h * K;
     const In* k = static_cast<const In*>(p.k) + tok0 * p.ks + h * K;
     bf16_tile(q, p.qs, L, K, KT, p.vec, p.qk_async, qh, KB);
     bf16_tile(k, p.ks, L, K, KT, p.vec, p.qk_async, kh, KB);
   } else {
     load_qk<kThreads, In>(p, h, tok0, L, qb, kb);
-    if constexpr (kPerKey)  // padding rows: g = 0, so G stays G_{L-1}
-      load_tile<kThreads>(p.g + (tok0 * p.HV + hv) * K, int64_t(p.HV) * K, L, K, p.vec, gb, QS);
-    const int pad = KT - K;  // zero columns [K, KT) of q, k (and g) (contiguous rows of qb, kb, gb)
-    for (int idx = tid; idx < (kPerKey ? 3 : 2) * C * pad; idx += kThreads) qb[(idx / pad) * QS + K + idx % pad] = 0.f;
+  }
+  if constexpr (kPerKey)  // padding rows: g = 0, so G stays G_{L-1}
+    load_tile<kThreads>(p.g + (tok0 * p.HV + hv) * K, int64_t(p.HV) * K, L, K, p.vec, gb, QS);
+  {  // zero columns [K, KT) of the float32 tiles: q and k (unless bf16 tiles) and g, contiguous rows from ft
+    float* const ft = kBf16Tiles ? gb : qb;
+    const int rows = (kBf16Tiles ? 0 : 2 * C) + (kPerKey ? C : 0), pad = KT - K;
+    for (int idx = tid; idx < rows * pad; idx += kThreads) ft[(idx / pad) * QS + K + idx % pad] = 0.f;
   }
   cp_async_commit();
   if (tid < C) {
@@ -195,13 +220,9 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
      // [K, KT) are zero), then two shuffles
     static_assert(kThreads == 4 * C);
     const int r = tid >> 2;
-    auto at4 = [&](const float* f, const bf16* b, int x) {
-      if constexpr (kBf16Gram) return bf16x4_to_float4(*reinterpret_cast<const uint2*>(b + r * KB + x));
-      else return *reinterpret_cast<const float4*>(f + r * QS + x);
-    };
     float sq = 0.f, sk = 0.f;
     for (int x = 4 * (tid & 3); x < KT; x += 16) {
-      const float4 a = at4(qb, qh, x), b = at4(kb, kh, x);
+      const float4 a = tile4(qt + r * ld + x), b = tile4(kt + r * ld + x);
       sq = fmaf(a.x, a.x, fmaf(a.y, a.y, fmaf(a.z, a.z, fmaf(a.w, a.w, sq))));
       sk = fmaf(b.x, b.x, fmaf(b.y, b.y, fmaf(b.z, b.z, fmaf(b.w, b.w, sk))));
     }
@@ -231,14 +252,26 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   if constexpr (kPerKey) {  // the state pass's decayed operands and the per-channel decay of the state
     auto at = [](const float* b, int i) { return *reinterpret_cast<const float4*>(b + i); };
     auto mul = [](float4 a, float4 b) { return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w); };
+    auto exp4 = [](float4 a, float4 b) {  // e^{a - b}
+      return make_float4(__expf(a.x - b.x), __expf(a.y - b.y), __expf(a.z - b.z), __expf(a.w - b.w));
+    };
     const Bf16Tiles& t = p.bf;
     const int64_t rec = chunk * p.HV + hv;
     for (int r = warp; r < C; r += kThreads / 32)  // a warp per row, 4 channels per lane
       for (int x = 4 * lane; x < KT; x += 128) {
-        const float4 G = at(gb, r * QS + x), GL = at(gb, (C - 1) * QS + x), q = at(qb, r * QS + x),
-                     k = at(kb, r * QS + x);
-        const float4 eg = make_float4(__expf(G.x), __expf(G.y), __expf(G.z), __expf(G.w));
-        const float4 ed = make_float4(__expf(GL.x - G.x), __expf(GL.y - G.y), __expf(GL.z - G.z), __expf(GL.w - G.w));
+        const float4 G = at(gb, r * QS + x), GL = at(gb, (C - 1) * QS + x), q = tile4(qt + r * ld + x),
+                     k = tile4(kt + r * ld + x);
+        const float4 eg = make_float4(__expf(G.x), __expf(G.y), __expf(G.z), __expf(G.w)), ed = exp4(GL, G);
+        if constexpr (kDecayOperands)
+          if (!steep) {  // the Gram products' operands about the row tiles' middle rows (below), built once: row r of
+                         // tile t = r / 16 as A (q and k in place), as B of every row tile mt >= t
+            const int t0 = r >> 4;
+            const float4 ea = exp4(G, at(gb, (16 * t0 + 8) * QS + x));
+            store4(qh + r * KB + x, 1.f, mul(q, ea));
+            store4(kh + r * KB + x, 1.f, mul(k, ea));
+            for (int mt = t0; mt < 4; ++mt)
+              store4(kg + (gram_b_row(mt) + r) * KB + x, 1.f, mul(k, exp4(at(gb, (16 * mt + 8) * QS + x), G)));
+          }
         if constexpr (float_decay_tiles(kRule, M)) {
           float* d = sc + m_floats(M) + p.nf + r * KT + x;  // q ⊙ e^G | k ⊙ e^G | k ⊙ e^{G_last - G}, [C][KT] each
           *reinterpret_cast<float4*>(d) = mul(q, eg);
@@ -252,6 +285,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
         }
       }
     if (tid < KT) sc[m_floats(M) + 4 * C + tid] = expf(gb[(C - 1) * QS + tid]);
+    if constexpr (kDecayOperands) __syncthreads();  // the operand tiles are complete
   }
 
   // Gram products on the tensor cores: warps 0-3 K Kᵀ, warps 4-7 Q Kᵀ, 16 rows each, tiles left of the diagonal
@@ -278,9 +312,11 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
                                 {3 - big, 0, s4 % 2 ? 8 - 2 * big : 0}};
       float acc0[5][4] = {}, acc1[4][4] = {};
       auto gram = [&](const GramPart& g, auto& acc) {
-        if constexpr (kBf16Gram) {  // B's 8-column tile nt: rows 8 (n0 + nt) .. + 7 of k, by lanes 0-15
+        if constexpr (kBf16Tiles) {  // B's 8-column tile nt: rows 8 (n0 + nt) .. + 7 of k (PerKey: of row tile mt's B
+                                     // operand), by lanes 0-15
           const bf16* ar = a_rows(qk ? qh : kh, KB, 16 * g.mt);
-          const bf16* br = kh + (8 * g.n0 + (lane & 7)) * KB + 8 * ((lane >> 3) & 1);
+          const bf16* b0 = kPerKey ? kg + gram_b_row(g.mt) * KB : kh;
+          const bf16* br = b0 + (8 * g.n0 + (lane & 7)) * KB + 8 * ((lane >> 3) & 1);
           constexpr int NT = int(sizeof(acc) / sizeof(acc[0]));
           for (int k0 = 0; k0 < KT; k0 += 16) {
             uint32_t fa[4];
@@ -329,13 +365,13 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       }
     } else if constexpr (kPerKey) {  // steep: about the first row left of the diagonal, diagonal blocks apart
       const int mt = warp & 3;
-      const float* a = (qk ? qb : kb) + 16 * mt * QS;
+      const Tile* a = (qk ? qt : kt) + 16 * mt * ld;
       const float* gr = gb + 16 * mt * QS;  // G of the reference row r
       float acc[8][4] = {}, diag[8];
       if (mt > 0)
         mma_rows_bt<M>(
-            acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * mt + r) * QS + x] - gr[x]); },
-            [&](int j, int x) { return kb[j * QS + x] * __expf(gr[x] - gb[j * QS + x]); }, KT, 2 * mt);
+            acc, acc, [&](int r, int x) { return tile1(a + r * ld + x) * __expf(gb[(16 * mt + r) * QS + x] - gr[x]); },
+            [&](int j, int x) { return tile1(kt + j * ld + x) * __expf(gr[x] - gb[j * QS + x]); }, KT, 2 * mt);
       // G -> e^{g} in place, a thread per channel and half: the half's first row needs the G above it
       const int x = tid % KT, r0 = 32 * (tid / KT);
       float prev = tid < 2 * KT && r0 > 0 ? gb[(r0 - 1) * QS + x] : 0.f;
@@ -347,8 +383,8 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
           prev = G;
         }
       __syncthreads();
-      if (warp & 1) diag_dots<1>(qb, kb, gb, QS, KT, diag);
-      else diag_dots<0>(qb, kb, gb, QS, KT, diag);
+      if (warp & 1) diag_dots<1>(qt, kt, ld, gb, QS, KT, diag);
+      else diag_dots<0>(qt, kt, ld, gb, QS, KT, diag);
       __syncthreads();  // q, k and G are read: A_kk and A_qk go over them
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt)
@@ -371,7 +407,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   // The W / U step's early tiles (bf16 inputs), copied while T is inverted: v_early, v's chunk tile [C][V] at the end
   // of the q / k tiles' space (free now); k_early (Scalar), k's chunk tile [C][KT] again, right past the
   // inversion's tiles (the Gram products' k tile is under T). Ssd: the Gram products' k tile is still whole.
-  bf16* const v_early = reinterpret_cast<bf16*>(sm + prepare_tiles(QS, kPerKey)) - C * p.V;
+  bf16* const v_early = reinterpret_cast<bf16*>(sm + prepare_tiles(KT, QS, kPerKey, kDecayOperands)) - C * p.V;
   bf16* const k_early = reinterpret_cast<bf16*>(sm + kInversionFloats);
   if constexpr (std::is_same_v<In, bf16> && !kSsd) {
     if (p.v_early)
@@ -658,19 +694,25 @@ __global__ void __launch_bounds__(kStateThreads, 1) chunk_state_pass(Params p) {
 bool aligned(const void* ptr, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
 bool aligned16(const void* ptr) { return aligned(ptr, 16); }
 
-size_t prepare_smem(const Params& p, bool per_key) { return sizeof(float) * (prepare_tiles(p.QS, per_key) + 4 * C); }
+// chunk_prepare's tiles (floats) for a rule, with bf16 inputs (PerKey: decay_operands) or not
+int prepare_tiles(const Params& p, Rule rule, bool bf16_in) {
+  return prepare_tiles(p.KT, p.QS, rule == Rule::PerKey, rule == Rule::PerKey && bf16_in);
+}
+size_t prepare_smem(const Params& p, Rule rule, bool bf16_in) {
+  return sizeof(float) * (prepare_tiles(p, rule, bf16_in) + 4 * C);
+}
 
 // Whether chunk_prepare's v_early tile (the last C V bf16 of the q / k tiles' space) lies past what the Gram
 // products leave there (A_kk, M, the inversion's blocks) and past what the W / U step writes before it reads v (T,
 // its k and v operands, its factors).
 bool v_tile_fits(const Params& p, Rule rule) {
-  const int at = 4 * prepare_tiles(p.QS, rule == Rule::PerKey) - 2 * C * p.V;  // bytes
+  const int at = 4 * prepare_tiles(p, rule, true) - 2 * C * p.V;  // bytes
   return at >= 4 * kInversionFloats && at >= wu_operand_bytes(p.KT + 8, (p.V + BV - 1) / BV);
 }
 // Whether chunk_prepare's k_early tile (C KT bf16 right past the inversion's tiles) ends before v_early's tile (or
 // the q / k tiles' end) and starts past what the W / U step writes before it reads k (T, the factors, its k operand).
 bool k_tile_fits(const Params& p) {
-  const int at = 4 * kInversionFloats, end = 4 * prepare_tiles(p.QS, false) - (p.v_early ? 2 * C * p.V : 0);
+  const int at = 4 * kInversionFloats, end = 4 * prepare_tiles(p, Rule::Scalar, true) - (p.v_early ? 2 * C * p.V : 0);
   return at + 2 * C * p.KT <= end && wu_t_k_bytes(p.KT + 8) <= at;
 }
 size_t state_smem(const Params& p) {
@@ -688,7 +730,8 @@ void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream
     p.qk_async = aligned16(p.q) && aligned16(p.k) && p.qs % 8 == 0 && p.ks % 8 == 0 && p.K % 8 == 0;
     p.k_early = kRule == Rule::Scalar && p.qk_async && k_tile_fits(p);
   }
-  const size_t smem1 = std::max(prepare_smem(p, kRule == Rule::PerKey), kBf16Passes ? wu_smem(p, kRule) : 0);
+  const size_t smem1 =
+      std::max(prepare_smem(p, kRule, std::is_same_v<In, bf16>), kBf16Passes ? wu_smem(p, kRule) : 0);
   cuda_check(cudaFuncSetAttribute(chunk_prepare<M, kRule, In>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(smem1)),
              "chunk_prepare shared memory");

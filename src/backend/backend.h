@@ -161,6 +161,11 @@ struct Mamba2Gates {
   float dt_min = 0.0f, dt_max = INFINITY;
 };
 
+// How the model reads a weight: only whole, by the products (matmul, embedding rows), so a backend may lay its
+// rows out for its kernels (the CPU backend interleaves some quantized formats, kernels/cpu/quant/rows16.h); or
+// also by ranges of rows (TensorView::slice0 of the view), which needs the rows as stored, ld elements apart.
+enum class WeightUse { Products, RowRanges };
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -169,7 +174,8 @@ class Backend {
   virtual bool supports(Op op, DType weights = DType::F32) const = 0;
 
   // ---- memory ----
-  virtual Weight weight(const TensorView& host) = 0;  // a copy as stored (or the host view itself)
+  // A copy as stored (or the host view itself), or, for use Products, in a row layout of the backend's own.
+  virtual Weight weight(const TensorView& host, WeightUse use) = 0;
   virtual Param param(const Tensor& host) = 0;         // float32; an empty tensor gives an empty Param
   virtual void download(const Mat& src, float* dst) = 0;      // to host [rows, cols] dense; complete on return
   virtual void upload(const float* src, const Mat& dst) = 0;  // from host [rows, cols] dense

@@ -58,10 +58,11 @@ bool CpuBackend::supports(Op op, DType weights) const {
          (weights == DType::F32 || weights == DType::BF16 || weights == DType::F16 || is_quantized(weights));
 }
 
-Weight CpuBackend::weight(const TensorView& host) {
+Weight CpuBackend::weight(const TensorView& host, WeightUse use) {
   using namespace kernels::quant;
   const std::optional<DType> t16 = rows16_type(host.dtype());
-  if (!t16 || host.ndim() != 2 || host.strides()[1] != 1 || !rows16_runs(simd_level())) return {host, nullptr};
+  if (use == WeightUse::RowRanges || !t16 || host.ndim() != 2 || host.strides()[1] != 1 || !rows16_runs(simd_level()))
+    return {host, nullptr};
   const int64_t N = host.dim(0), K = host.dim(1), bs = dtype_block(host.dtype());
   LINFER_CHECK(K % bs == 0 && host.strides()[0] % bs == 0,
                "a {} weight needs K (here {}) and its row stride (here {}) to be whole blocks of {}",

@@ -15,7 +15,7 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::Cpu; }
   bool supports(Op op, DType weights) const override;
 
-  Weight weight(const TensorView& host) override;
+  Weight weight(const TensorView& host, WeightUse use) override;
   Param param(const Tensor& host) override;
   void download(const Mat& src, float* dst) override;
   void upload(const float* src, const Mat& dst) override;

@@ -40,6 +40,8 @@ bool TensorView::contiguous() const { return strides_ == contiguous_strides(shap
 TensorView TensorView::slice0(int64_t begin, int64_t end) const {
   LINFER_CHECK(ndim() > 0 && 0 <= begin && begin <= end && end <= shape_[0],
                "slice [{}, {}) out of range for shape {}", begin, end, shape_str(shape_));
+  LINFER_CHECK(!is_rows16(dtype_), "slice of a {} weight: its rows are interleaved in groups of 16, not ld elements "
+               "apart (a weight whose rows are sliced is taken with WeightUse::RowRanges)", dtype_name(dtype_));
   Shape shape = shape_;
   shape[0] = end - begin;
   auto* base = static_cast<std::byte*>(data_) + dtype_nbytes(dtype_, begin * strides_[0]);

@@ -23,14 +23,14 @@ struct Take {
   WeightStore& ws;
   Backend& be;
   Weight w(const std::string& name, const Shape& shape) { return w(ws.take(name, shape), name); }
-  Weight w(const TensorView& v, const std::string& name = "") {
+  Weight w(const TensorView& v, const std::string& name = "", WeightUse use = WeightUse::Products) {
     // Quantized weights on a backend without kernels for them (CUDA today) fail at load, by name.
     LINFER_CHECK(!is_quantized(v.dtype()) || be.supports(Op::Matmul, v.dtype()),
                  "{} is quantized ({}): the {} backend has no kernels for quantized weights yet (run with "
                  "--device cpu, or load the unquantized checkpoint)",
                  name.empty() ? std::string("a weight") : fmt::format("weight '{}'", name), dtype_name(v.dtype()),
                  device_name(be.device()));
-    return be.weight(v);
+    return be.weight(v, use);
   }
   // A weight made at load from checkpoint tensors: the backend's copy, or (a host backend) the tensor itself.
   Weight derived(Tensor t, const std::string& name = "") {
@@ -194,7 +194,7 @@ std::unique_ptr<Mixer> load_mla(Take& tk, const ModelConfig& m, const LayerConfi
   w.kv_a = tk.w(p + "kv_a_proj_with_mqa.weight", {d.latent_dim(), m.hidden});
   w.kv_a_norm = tk.f32(p + "kv_a_layernorm.weight", d.kv_lora_rank);
   const TensorView kv_b = tk.ws.take(p + "kv_b_proj.weight", {d.heads * (d.qk_nope + d.v_head), d.kv_lora_rank});
-  w.kv_b = tk.w(kv_b, p + "kv_b_proj.weight");
+  w.kv_b = tk.w(kv_b, p + "kv_b_proj.weight", WeightUse::RowRanges);  // the absorbed form reads each head's rows
   w.kv_b_k_t = tk.derived(kernels::mla_keys_transposed(
       kv_b, {.n_heads = d.heads, .kv_lora_rank = d.kv_lora_rank, .qk_nope_dim = d.qk_nope, .v_dim = d.v_head}));
   w.o_proj = tk.w(p + "o_proj.weight", {m.hidden, d.heads * d.v_head});

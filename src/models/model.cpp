@@ -159,10 +159,10 @@ LoadedModel::LoadedModel(const std::string& dir, Device device) : dir_(dir), be_
   Backend& be = *be_;
   const TensorView embed = ws.take(cfg_.embed, {V, Hd});
   check_backend_runs(be, cfg_, embed.dtype());
-  embed_ = be.weight(embed);
+  embed_ = be.weight(embed, WeightUse::Products);
   final_norm_ = be.param(ws.take_f32(cfg_.final_norm, Hd));
   if (cfg_.tie_embeddings && !ws.has(cfg_.lm_head)) lm_head_ = embed_;
-  else lm_head_ = be.weight(ws.take(cfg_.lm_head, {V, Hd}));
+  else lm_head_ = be.weight(ws.take(cfg_.lm_head, {V, Hd}), WeightUse::Products);
 
   for (size_t i = 0; i < cfg_.layers.size(); ++i) {
     const LayerConfig& lc = cfg_.layers[i];

@@ -93,6 +93,9 @@ std::vector<int32_t> greedy(const Model& m, const std::vector<int32_t>& prompt, 
   return out;
 }
 
+// The larger of two errors, NaN where either is (std::max would drop a NaN error).
+double worse(double a, double b) { return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b); }
+
 struct Measured {
   double rms_rel = 0, worst_rel = 0;
   int64_t positions = 0, top1 = 0, greedy_same = 0, greedy_total = 0;
@@ -113,7 +116,7 @@ Measured compare(const Model& ref, const Model& q, const std::vector<Prompt>& pr
       }
       const double rel = std::sqrt(d / std::max(r, 1e-30));
       sum_sq += rel * rel;
-      m.worst_rel = std::max(m.worst_rel, rel);
+      m.worst_rel = worse(m.worst_rel, rel);
       m.top1 += argmax(&a[t * V], V) == argmax(&b[t * V], V);
       ++m.positions;
     }
@@ -153,7 +156,7 @@ double worst_rel(const Model& a, const Model& b, const std::vector<Prompt>& prom
     for (size_t t = 0; t < p.ids.size(); ++t) {
       double d = 0, r = 0;
       for (int64_t v = 0; v < V; ++v) d += (x[t * V + v] - y[t * V + v]) * (x[t * V + v] - y[t * V + v]), r += y[t * V + v] * y[t * V + v];
-      worst = std::max(worst, std::sqrt(d / std::max(r, 1e-30)));
+      worst = worse(worst, std::sqrt(d / std::max(r, 1e-30)));
     }
   }
   return worst;
@@ -196,6 +199,7 @@ TEST_P(QuantAccuracy, LogitErrorAndGreedyAgreement) {
     const Measured m = compare(*ref, *q, prompts);
     std::printf("| %s | %s | %.4f | %.4f | %lld/%lld | %lld/%lld |\n", GetParam().c_str(), type, m.rms_rel, m.worst_rel,
                 (long long)m.top1, (long long)m.positions, (long long)m.greedy_same, (long long)m.greedy_total);
+    EXPECT_TRUE(std::isfinite(m.worst_rel)) << type << ": logits that are not finite";
     if (GetParam() == "demo") {
       EXPECT_LT(m.rms_rel, bits == "8" ? 0.02 : 0.15) << type;
       // nats/token on the validation snippet (docs/quantization.md's table), against the bf16 model's
@@ -210,6 +214,7 @@ TEST_P(QuantAccuracy, LogitErrorAndGreedyAgreement) {
       std::printf("| %s | %s, q8 activations | %.4f | %.4f | %lld/%lld | %lld/%lld |\n", GetParam().c_str(), type,
                   a.rms_rel, a.worst_rel, (long long)a.top1, (long long)a.positions, (long long)a.greedy_same,
                   (long long)a.greedy_total);
+      EXPECT_TRUE(std::isfinite(a.worst_rel)) << type << ", q8 activations: logits that are not finite";
       if (GetParam() == "demo") {
         EXPECT_LT(a.rms_rel, bits == "8" ? 0.02 : 0.15) << type << ", q8 activations";
         const double a_nats = eval_nats(out, "--activations q8 ", " --ubatch 16"), ref_nats = eval_nats(src);

@@ -163,7 +163,7 @@ inline void check_moe(const MoeCase& c, int64_t T, uint32_t seed, linfer::Backen
   std::vector<linfer::Tensor> keep;  // owns every weight the views point into
   auto hold = [&](linfer::Tensor t) {
     keep.push_back(t);
-    return be.weight(t.view());
+    return be.weight(t.view(), linfer::WeightUse::Products);
   };
   const float ws = 1.0f / std::sqrt(float(H));
   const auto router = normal(rng, E * H, ws);

@@ -13,6 +13,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quant/rows16.h"
 #include "linfer/core/cpu_features.h"
+#include "linfer/core/error.h"
 
 namespace {
 
@@ -38,13 +39,16 @@ TEST(CpuWeights, Q8_0Q4_0Q4_KAndQ6_KAreRepackedWhereTheirKernelsRun) {
     auto bytes = random_rows(t, E * N, K);
     const TensorView all(bytes.data(), t, {E, N, K});
     const TensorView expert = all.slice0(1, 2).reshape({N, K});
-    const Weight w = cpu_backend().weight(expert);
+    const Weight w = cpu_backend().weight(expert, WeightUse::Products);
     if (!kernels::quant::rows16_runs(simd_level())) {
       EXPECT_EQ(w.view.dtype(), t);
       EXPECT_EQ(w.view.data(), expert.data()) << "weights are used in place";
       GTEST_SKIP() << "no AVX-512 VNNI on the avx512 path here: Q8_0, Q4_0, Q4_K and Q6_K stay as stored";
     }
     ASSERT_EQ(w.view.dtype(), *kernels::quant::rows16_type(t));
+    EXPECT_EQ(cpu_backend().weight(expert, WeightUse::RowRanges).view.data(), expert.data())
+        << "a weight read by row ranges keeps its stored rows";
+    EXPECT_THROW(w.view.slice0(0, 16), Error) << "interleaved rows cannot be sliced as stored ones";
     ASSERT_TRUE(w.owner) << "the repacked copy must be kept alive by the weight";
     EXPECT_EQ(w.view.shape(), expert.shape());
     std::vector<uint8_t> row(static_cast<size_t>(bb));
@@ -60,5 +64,5 @@ TEST(CpuWeights, Q8_0Q4_0Q4_KAndQ6_KAreRepackedWhereTheirKernelsRun) {
   }
   std::vector<uint8_t> q5(352);  // other types: in place
   const TensorView v(q5.data(), DType::Q5_K, {2, 256});
-  EXPECT_EQ(cpu_backend().weight(v).view.data(), v.data());
+  EXPECT_EQ(cpu_backend().weight(v, WeightUse::Products).view.data(), v.data());
 }

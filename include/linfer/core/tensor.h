@@ -45,7 +45,7 @@ class TensorView {
   bool contiguous() const;
   bool empty() const { return data_ == nullptr; }
 
-  // Rows [begin, end) of dimension 0.
+  // Rows [begin, end) of dimension 0 (not of the types with rows interleaved, is_rows16).
   TensorView slice0(int64_t begin, int64_t end) const;
   // Same bytes, new contiguous shape with the same element count.
   TensorView reshape(Shape shape) const;

@@ -107,7 +107,7 @@ bool CudaBackend::supports(Op op, DType weights) const {
 
 // ---- memory ----
 
-Weight CudaBackend::weight(const TensorView& host) {
+Weight CudaBackend::weight(const TensorView& host, WeightUse) {
   LINFER_CHECK(host.ndim() == 2, "cuda weight: expected a matrix, found shape {}", shape_str(host.shape()));
   LINFER_CHECK(!is_quantized(host.dtype()), "a {} weight: the cuda backend has no kernels for quantized weights yet "
                "(run with --device cpu, or load the unquantized checkpoint)", dtype_name(host.dtype()));

@@ -34,7 +34,7 @@ class CudaBackend final : public Backend {
   bool supports(Op op, DType weights) const override;
   cudaStream_t stream() const { return stream_; }
 
-  Weight weight(const TensorView& host) override;
+  Weight weight(const TensorView& host, WeightUse use) override;
   Param param(const Tensor& host) override;
   void download(const Mat& src, float* dst) override;
   void upload(const float* src, const Mat& dst) override;

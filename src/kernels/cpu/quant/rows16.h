@@ -29,9 +29,10 @@
 //              rows' fp16 d at 256.
 //
 // A WeightMatrix of these types has data at group 0, N and K as the matrix it came from, ld = K. Two kernels
-// read each (rows16_avx512vnni.cpp): x rounded to int8 (QuantActivations::Q8) and float32 x. Everything else
-// that reads these weights (the prefill GEMMs' dequantizers, embedding rows, the scalar path) takes a row back
-// in its own format (quant_row). Products split their rows at multiples of 16 (or N).
+// read each (rows16_avx512vnni.h: blocks of 32 in rows16_avx512vnni.cpp, the K-quants in
+// rows16_kquants_avx512vnni.cpp): x rounded to int8 (QuantActivations::Q8) and float32 x. Everything else that
+// reads these weights (the prefill GEMMs' dequantizers, embedding rows, the scalar path) takes a row back in its
+// own format (quant_row). Products split their rows at multiples of 16 (or N).
 
 #include <cstdint>
 #include <optional>

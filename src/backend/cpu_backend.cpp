@@ -10,6 +10,7 @@
 #include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quant/rows16.h"
+#include "linfer/core/mmap_file.h"
 #include "kernels/cpu/rope.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/error.h"
@@ -68,7 +69,10 @@ Weight CpuBackend::weight(const TensorView& host, WeightUse use) {
                "a {} weight needs K (here {}) and its row stride (here {}) to be whole blocks of {}",
                dtype_name(host.dtype()), K, host.strides()[0], bs);
   auto packed = std::make_shared<AlignedVector<uint8_t>>(size_t(rows16_bytes(*t16, N, K)));
-  repack_rows16(*t16, host.data(), N, K, int64_t(dtype_nbytes(host.dtype(), host.strides()[0])), packed->data());
+  const auto row_bytes = int64_t(dtype_nbytes(host.dtype(), host.strides()[0]));
+  repack_rows16(*t16, host.data(), N, K, row_bytes, packed->data());
+  // a mapped checkpoint's pages of the source are not read again: out of memory with them
+  if (N > 0) release_mapped(host.data(), size_t((N - 1) * row_bytes) + dtype_nbytes(host.dtype(), K));
   return {TensorView(packed->data(), *t16, {N, K}), packed};
 }
 

@@ -154,6 +154,8 @@ LoadedModel::LoadedModel(const std::string& dir, Device device) : dir_(dir), be_
   WeightStore& ws = *ws_;
   const std::string& config_text = ws.files().config_text();
   cfg_ = build_model_config(Config::parse(config_text, ws.files().config_label()));
+  // before the weights: the CPU backend drops the mapped pages of the weights it copies (CpuBackend::weight)
+  fingerprint_ = fingerprint_of(cfg_.architecture, config_text, ws.files());
 
   const int64_t V = cfg_.vocab, Hd = cfg_.hidden;
   Backend& be = *be_;
@@ -188,7 +190,6 @@ LoadedModel::LoadedModel(const std::string& dir, Device device) : dir_(dir), be_
   }
   info_.eos_token_id = cfg_.eos;
   info_.bos_token_id = cfg_.bos;
-  fingerprint_ = fingerprint_of(cfg_.architecture, config_text, ws.files());
   dump_ = std::getenv("LINFER_DUMP");
 }
 

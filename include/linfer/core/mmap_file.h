@@ -24,4 +24,9 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops the pages of [p, p + n) that lie wholly inside a live MappedFile from this process's memory (a later read
+// faults them back in from the file): for a copy made from a mapped checkpoint at load, so that the source's pages
+// do not stay resident beside it. Bytes outside every live mapping are left alone. Returns the bytes dropped.
+size_t release_mapped(const void* p, size_t n);
+
 }  // namespace linfer

@@ -2,9 +2,10 @@
 // The CPU backend: the seam's ops on today's kernels (src/kernels/cpu), on host memory. Weights stay the
 // mmap'd checkpoint bytes (no copy), except Q8_0, Q4_0, Q4_K and Q6_K matrices on CPUs with AVX-512 VNNI (the
 // avx512 path), which are repacked once, at load, with 16 rows interleaved (DType::Q8_0x16 / Q4_0x16 / Q4_Kx16 /
-// Q6_Kx16, about the same bytes: kernels/cpu/quant/rows16.h), after which the file's pages are not read again; scratch is
-// per thread and reused, so decode allocates nothing after the first token; states are host SequenceStates (StateRef::seqs). Each op calls the same kernels with
-// the same arguments as the mixers did before the seam, so results are bit-identical to them.
+// Q6_Kx16, about the same bytes: kernels/cpu/quant/rows16.h), after which the file's pages are not read again and
+// are dropped from memory (release_mapped); scratch is per thread and reused, so decode allocates nothing after
+// the first token; states are host SequenceStates (StateRef::seqs). Each op calls the same kernels with the same
+// arguments as the mixers did before the seam, so results are bit-identical to them.
 
 #include "backend/backend.h"
 

@@ -10,10 +10,10 @@
 #include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quant/rows16.h"
-#include "linfer/core/mmap_file.h"
 #include "kernels/cpu/rope.h"
 #include "linfer/core/aligned.h"
 #include "linfer/core/error.h"
+#include "linfer/core/mmap_file.h"
 
 namespace linfer {
 
@@ -71,7 +71,7 @@ Weight CpuBackend::weight(const TensorView& host, WeightUse use) {
   auto packed = std::make_shared<AlignedVector<uint8_t>>(size_t(rows16_bytes(*t16, N, K)));
   const auto row_bytes = int64_t(dtype_nbytes(host.dtype(), host.strides()[0]));
   repack_rows16(*t16, host.data(), N, K, row_bytes, packed->data());
-  // a mapped checkpoint's pages of the source are not read again: out of memory with them
+  // the source is not read again: where a checkpoint file maps it, its pages leave memory
   if (N > 0) release_mapped(host.data(), size_t((N - 1) * row_bytes) + dtype_nbytes(host.dtype(), K));
   return {TensorView(packed->data(), *t16, {N, K}), packed};
 }

@@ -54,18 +54,21 @@ TEST(MappedFile, ReleasedPagesLeaveMemoryAndReadBackFromTheFile) {
   {
     MappedFile m(path.string());
     ASSERT_TRUE(holds_file_bytes(m.data(), n));  // every page touched
+    // qemu-user's /proc/self/smaps reports no resident pages for the guest's mappings: the drop is measured natively
     const long before = rss_kb(m.data());
-    ASSERT_GE(before, long(64 * page / 1024)) << "the mapping's pages should be resident once read";
+    const bool measured = before >= long(64 * page / 1024);
     // [100, n - 100) = [100, 64 pages + 23): pages 1 .. 63 lie wholly inside it
     EXPECT_EQ(release_mapped(m.data() + 100, n - 200), 63 * page);
-    EXPECT_LE(rss_kb(m.data()), before - long(63 * page / 1024));
+    if (measured) EXPECT_LE(rss_kb(m.data()), before - long(63 * page / 1024));
     EXPECT_TRUE(holds_file_bytes(m.data(), n)) << "released pages must read back as the file's bytes";
     EXPECT_EQ(release_mapped(m.data() + 10, page / 2), 0u) << "no whole page inside the range";
     std::vector<std::byte> heap(4 * page, std::byte(5));
     EXPECT_EQ(release_mapped(heap.data(), heap.size()), 0u) << "memory outside every mapping is left alone";
     for (std::byte v : heap) ASSERT_EQ(v, std::byte(5));
+    fs::remove(path);
+    if (!measured)
+      GTEST_SKIP() << "/proc/self/smaps shows " << before << " kB resident for the mapping: the drop was not measured";
   }
-  fs::remove(path);
 }
 
 TEST(MappedFile, AnUnmappedRangeIsNotReleased) {

@@ -10,6 +10,7 @@
 // copy floor, B states moved by cudaMemcpyAsync in the same kind of graph.
 //   gpu_decode                 all tables
 //   gpu_decode KERNEL B        only 20 calls of one kernel at batch B (e.g. under ncu), no output
+//   gpu_decode only KERNEL...  only the main table's rows of those kernels (A/B runs)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -125,7 +126,8 @@ int main(int argc, char** argv) {
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
   cudaStream_t stream;
   cuda_check(cudaStreamCreate(&stream), "stream");
-  const bool profile = argc == 3;  // KERNEL B: a few calls of one kernel for a profiler
+  const bool only = argc >= 2 && std::string(argv[1]) == "only";  // only KERNEL...: the table's rows of those
+  const bool profile = !only && argc == 3;                          // KERNEL B: a few calls of one kernel for a profiler
   const double copy = profile ? 0.0 : copy_tbps(stream);
 
   std::mt19937 rng(1);
@@ -242,6 +244,7 @@ int main(int argc, char** argv) {
   std::printf("%-11s %4s | %9s %7s %5s | %9s %7s | %9s %7s\n", "kernel", "B", "hbm us", "TB/s", "%copy",
               "same us", "TB/s", "fla us", "TB/s");
   for (const auto& [name, fn] : kernels) {
+    if (only && std::find(argv + 2, argv + argc, name) == argv + argc) continue;
     for (int64_t B : {1, 8, 64, 256}) {
       const auto [hbm_us, hbm_tbps] = measure(fn, B, true);
       const auto [same_us, same_tbps] = measure(fn, B, false);
@@ -252,6 +255,7 @@ int main(int argc, char** argv) {
       else std::printf(" %9s %7s\n", "-", "-");
     }
   }
+  if (only) return 0;
 
   // The same bytes without a kernel of ours: B states (read + written) moved by one cudaMemcpyAsync per call,
   // in a graph of 20; hbm: call i copies set i of the pool's first half to its mirror in the second half,

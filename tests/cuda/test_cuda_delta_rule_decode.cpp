@@ -192,6 +192,10 @@ const Case kCases[] = {
     {"kda_split2",        2, 2, 128, 128, DeltaDecay::PerKey,  3, 4, Gates::Raw,    Norm::Sigmoid, true, 0, 2},
     {"gdn_split8_group3", 1, 3,  64,  50, DeltaDecay::Scalar,  2, 4, Gates::Raw,    Norm::Silu, true, 0, 8},
     {"gdn_many_seqs",     2, 4,  64,  64, DeltaDecay::Scalar, 300, 4, Gates::Raw,   Norm::Silu},
+    // more blocks than SMs, each streaming its rows in two tiles (the second partial), slots in random order; the
+    // second with unaligned slots (element-wise state accesses)
+    {"gdn_tiles_many_blocks", 2, 4, 128, 96, DeltaDecay::Scalar, 70, 4, Gates::Raw,  Norm::Silu},
+    {"kda_tiles_unaligned",   2, 2, 128, 200, DeltaDecay::PerKey, 70, 4, Gates::Raw, Norm::Sigmoid, true, 1},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaDeltaDecode, ::testing::ValuesIn(kCases),

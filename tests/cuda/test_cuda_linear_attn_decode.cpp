@@ -105,6 +105,7 @@ const LaCase kLaCases[] = {
     {"gla_k256",      1, 2, 256,  33, LinearAttnDecay::Vector,  false, false, false, 3},
     {"gla_misaligned", 2, 2, 128, 64, LinearAttnDecay::Vector,  true,  true,  true,  6, 1},
     {"simple_gla_many", 2, 2, 64, 64, LinearAttnDecay::Scalar,  false, true,  true,  200},  // one block per head
+    {"simple_gla_tiles", 2, 2, 128, 200, LinearAttnDecay::Scalar, false, true, true, 70},  // two tiles per block
 };
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaLinearAttnDecode, ::testing::ValuesIn(kLaCases),

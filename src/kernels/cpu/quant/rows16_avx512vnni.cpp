@@ -70,7 +70,7 @@ struct Block32 {
 
   template <int R>
   static void group_f32(const uint8_t* w, int64_t nb, const float* xp, __m512 (&acc)[R]) {
-    for (int64_t b = 0; b < nb; ++b, xp += 33 * R) {
+    for (int64_t b = 0; b < nb; ++b, xp += f32_block_floats(kBlock) * R) {
       prefetch_ahead(w + (kValues + 32) * b, kValues + 32);
       __m512i v[kVectors];
 #pragma GCC unroll 8

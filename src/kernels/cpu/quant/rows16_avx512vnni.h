@@ -49,12 +49,13 @@ inline __m512 field(__m512i v) {
   return _mm512_cvtepi32_ps(shift + kBits == 32 ? q : _mm512_and_si512(q, _mm512_set1_epi32((1 << kBits) - 1)));
 }
 
-// Float x for a format with blocks of kBlock: rows m0 .. m0 + R - 1 per block, (kBlock + kBlock / 32) R floats
+// Float x for a format with blocks of kBlock: rows m0 .. m0 + R - 1 per block, f32_block_floats(kBlock) R floats
 // each: element e of row r at e R + r, then each row's sums of its runs of 32 (xs).
+constexpr int64_t f32_block_floats(int64_t block) { return block + block / 32; }
 template <int R, int64_t kBlock>
 void pack_f32(const float* x, const float* xs, int64_t K, int64_t m0, float* out) {
   constexpr int64_t runs = kBlock / 32;
-  for (int64_t b = 0; b < K / kBlock; ++b, out += (kBlock + runs) * R)
+  for (int64_t b = 0; b < K / kBlock; ++b, out += f32_block_floats(kBlock) * R)
     for (int r = 0; r < R; ++r) {
       const float* xr = x + (m0 + r) * K + kBlock * b;
       for (int64_t e = 0; e < kBlock; ++e) out[e * R + r] = xr[e];
@@ -121,7 +122,7 @@ template <class F>
 void f32_rows(const float* x, const float* xs, int64_t M, const WeightMatrix& w, const float* bias, float* y,
               int64_t n0, int64_t n1) {
   rows<float>(
-      M, w, F::kBlock, bias, y, n0, n1, F::kBlock + F::kBlock / 32,
+      M, w, F::kBlock, bias, y, n0, n1, f32_block_floats(F::kBlock),
       [&]<int R>(int64_t m0, float* dst) { pack_f32<R, F::kBlock>(x, xs, w.K, m0, dst); },
       []<int R>(const uint8_t* g, int64_t blocks, const float* xp, __m512(&acc)[R]) {
         F::template group_f32<R>(g, blocks, xp, acc);

@@ -64,7 +64,7 @@ struct Q4_K {
 
   template <int R>
   static void group_f32(const uint8_t* w, int64_t nb, const float* xp, __m512 (&acc)[R]) {
-    for (int64_t b = 0; b < nb; ++b, xp += 264 * R) {
+    for (int64_t b = 0; b < nb; ++b, xp += f32_block_floats(kBlock) * R) {
       const uint8_t* blk = w + kBytes * b;
       const __m512 d = half16(blk + 2304), dmin = half16(blk + 2336);
       const float* xsum = xp + 256 * R;
@@ -173,7 +173,7 @@ struct Q6_K {
 
   template <int R>
   static void group_f32(const uint8_t* w, int64_t nb, const float* xp, __m512 (&acc)[R]) {
-    for (int64_t b = 0; b < nb; ++b, xp += 264 * R) {
+    for (int64_t b = 0; b < nb; ++b, xp += f32_block_floats(kBlock) * R) {
       const uint8_t* v = w + kValues * b;
       const uint8_t* sc = w + kValues * nb + 288 * b;
       prefetch_ahead(sc, 288);

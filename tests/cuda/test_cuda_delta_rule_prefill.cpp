@@ -173,6 +173,9 @@ const Case kCases[] = {
     // bf16 inputs from operand tiles built once): rows unaligned (K = 100), bf16 rows copied whole (K = 40 < KT = 48)
     {"kda_awkward",      3, 6, 100,  72, DeltaDecay::PerKey, {77, 1, 191, 0},                    Gates::Mild, 5},
     {"kda_k40_v23",      2, 2,  40,  23, DeltaDecay::PerKey, {64, 9, 130},                       Gates::Mild, 2},
+    // the narrowest heads: a bf16 row of 8 elements is one 16-byte piece (grids one cell wide)
+    {"gdn_k8_v8",        1, 2,   8,   8, DeltaDecay::Scalar, {70, 5},                            Gates::Mild},
+    {"kda_k8_v8",        1, 2,   8,   8, DeltaDecay::PerKey, {70, 5},                            Gates::Mild},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaDeltaPrefill, ::testing::ValuesIn(kCases),

@@ -104,6 +104,15 @@ __device__ inline int pb_row(int r) { return r & 1 ? 8 + (((r >> 1) + 4) & 7) : 
 
 constexpr float kMidDecay = 20.f;  // PerKey: the largest e-fold a Gram product's decay factor may take (e^20)
 
+// PerKey keeps G in log2 units (G log2(e)), so that each decay factor is one ex2: 2^x with results below 2^-126
+// flushed to zero (MUFU alone; __expf adds four instructions per call for the denormal range)
+constexpr float kLog2e = 1.4426950408889634f;
+__device__ inline float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // A warp's share of chunk_prepare's Gram products: row tile mt, column tiles of 8 [n0, n0 + n).
 struct GramPart {
   int mt, n0, n;
@@ -145,7 +154,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   bf16* kh = reinterpret_cast<bf16*>(sm + C * MS);  // [C][KB] k, past A_kk / A_qk's tile: Ssd's W / U step finds it
                                                     // whole; PerKey: then k_i ⊙ e^{G_i - G_r}
   bf16* kg = reinterpret_cast<bf16*>(sm + kInversionFloats);  // [kGramBRows][KB] PerKey: k_j ⊙ e^{G_r - G_j}
-  // [C][QS] PerKey: g, then G, the chunk-local cumsum down each channel, then (steep chunks) e^{g}
+  // [C][QS] PerKey: g, then G log2(e), G the chunk-local cumsum down each channel, then (steep chunks) e^{g}
   float* gb = kDecayOperands ? sm + kInversionFloats + kGramBRows * KB / 2 : kb + C * QS;
   using Tile = std::conditional_t<kBf16Tiles, bf16, float>;  // q's and k's tiles as the Gram products read them
   const Tile* qt = reinterpret_cast<const Tile*>(kBf16Tiles ? static_cast<void*>(qh) : qb);
@@ -194,18 +203,26 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   }
   cp_async_wait<0>();
   __syncthreads();
-  if constexpr (kPerKey) {  // G: inclusive scan down each channel, two halves of 32 rows, then the upper half's
-    if (tid < 2 * KT) {     // total added to the lower (KT <= 128: 2 KT <= kThreads)
-      const int x = tid % KT, r0 = 32 * (tid / KT);
-      float a = 0.f;
-      for (int r = r0; r < r0 + 32; ++r) gb[r * QS + x] = a += gb[r * QS + x];
+  if constexpr (kPerKey) {  // G log2(e): inclusive scan of g log2(e) down each channel, a thread per channel and
+    // half of 32 rows (KT <= 128: 2 KT <= kThreads), the upper half from the lower half's sum, which it adds up
+    // itself; every load in flight before the first sum
+    const int x = tid % KT, r0 = 32 * (tid / KT);
+    const bool scans = tid < 2 * KT;
+    float v[32], base = 0.f;
+    if (scans) {
+#pragma unroll
+      for (int r = 0; r < 32; ++r) v[r] = gb[(r0 + r) * QS + x];
+      if (r0) {
+        float s[4] = {};
+#pragma unroll
+        for (int r = 0; r < 32; ++r) s[r & 3] += gb[r * QS + x];
+        base = ((s[0] + s[1]) + (s[2] + s[3])) * kLog2e;
+      }
     }
-    __syncthreads();
-    if (tid >= KT && tid < 2 * KT) {
-      const int x = tid - KT;
-      const float base = gb[31 * QS + x];
-      for (int r = 32; r < C; ++r) gb[r * QS + x] += base;
-    }
+    __syncthreads();  // every g read before G goes over it
+    if (scans)
+#pragma unroll
+      for (int r = 0; r < 32; ++r) gb[(r0 + r) * QS + x] = base = fmaf(v[r], kLog2e, base);
   } else if (warp == 0) {  // inclusive scan of the 64 gates, two per lane
     float a = gs[lane], b = gs[lane + 32];
     for (int d = 1; d < 32; d <<= 1) {
@@ -246,14 +263,14 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   if constexpr (kPerKey)
     steep = __syncthreads_or(tid < KT && [&] {
       for (int r = 0; r < C; r += 8)  // G_r - G_{r+8} bounds both factors of the tiles about rows r and r + 8
-        if (gb[r * QS + tid] - gb[min(r + 8, C - 1) * QS + tid] > kMidDecay) return true;
+        if (gb[r * QS + tid] - gb[min(r + 8, C - 1) * QS + tid] > kMidDecay * kLog2e) return true;
       return false;
     }());
   if constexpr (kPerKey) {  // the state pass's decayed operands and the per-channel decay of the state
     auto at = [](const float* b, int i) { return *reinterpret_cast<const float4*>(b + i); };
     auto mul = [](float4 a, float4 b) { return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w); };
-    auto exp4 = [](float4 a, float4 b) {  // e^{a - b}
-      return make_float4(__expf(a.x - b.x), __expf(a.y - b.y), __expf(a.z - b.z), __expf(a.w - b.w));
+    auto exp4 = [](float4 a, float4 b) {  // e^{A - B} for a = A log2(e), b = B log2(e)
+      return make_float4(exp2_ftz(a.x - b.x), exp2_ftz(a.y - b.y), exp2_ftz(a.z - b.z), exp2_ftz(a.w - b.w));
     };
     const Bf16Tiles& t = p.bf;
     const int64_t rec = chunk * p.HV + hv;
@@ -261,7 +278,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       for (int x = 4 * lane; x < KT; x += 128) {
         const float4 G = at(gb, r * QS + x), GL = at(gb, (C - 1) * QS + x), q = tile4(qt + r * ld + x),
                      k = tile4(kt + r * ld + x);
-        const float4 eg = make_float4(__expf(G.x), __expf(G.y), __expf(G.z), __expf(G.w)), ed = exp4(GL, G);
+        const float4 eg = make_float4(exp2_ftz(G.x), exp2_ftz(G.y), exp2_ftz(G.z), exp2_ftz(G.w)), ed = exp4(GL, G);
         if constexpr (kDecayOperands)
           if (!steep) {  // the Gram products' operands about the row tiles' middle rows (below), built once: row r of
                          // tile t = r / 16 as A (q and k in place), as B of every row tile mt >= t
@@ -284,7 +301,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
           store4(t.w + off, bs[r] * rk[r], mul(k, eg));
         }
       }
-    if (tid < KT) sc[m_floats(M) + 4 * C + tid] = expf(gb[(C - 1) * QS + tid]);
+    if (tid < KT) sc[m_floats(M) + 4 * C + tid] = exp2f(gb[(C - 1) * QS + tid]);
     if constexpr (kDecayOperands) __syncthreads();  // the operand tiles are complete
   }
 
@@ -333,8 +350,8 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
           const float* a = (qk ? qb : kb) + 16 * g.mt * QS;  // the float32 tiles' row tile
           const float* gr = gb + (16 * g.mt + 8) * QS;
           mma_rows_bt<M>(
-              acc, acc, [&](int r, int x) { return a[r * QS + x] * __expf(gb[(16 * g.mt + r) * QS + x] - gr[x]); },
-              [&](int j, int x) { return kb[(j + 8 * g.n0) * QS + x] * __expf(gr[x] - gb[(j + 8 * g.n0) * QS + x]); },
+              acc, acc, [&](int r, int x) { return a[r * QS + x] * exp2_ftz(gb[(16 * g.mt + r) * QS + x] - gr[x]); },
+              [&](int j, int x) { return kb[(j + 8 * g.n0) * QS + x] * exp2_ftz(gr[x] - gb[(j + 8 * g.n0) * QS + x]); },
               KT, g.n);
         } else {
           const float* a = (qk ? qb : kb) + 16 * g.mt * QS;
@@ -370,8 +387,8 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       float acc[8][4] = {}, diag[8];
       if (mt > 0)
         mma_rows_bt<M>(
-            acc, acc, [&](int r, int x) { return tile1(a + r * ld + x) * __expf(gb[(16 * mt + r) * QS + x] - gr[x]); },
-            [&](int j, int x) { return tile1(kt + j * ld + x) * __expf(gr[x] - gb[j * QS + x]); }, KT, 2 * mt);
+            acc, acc, [&](int r, int x) { return tile1(a + r * ld + x) * exp2_ftz(gb[(16 * mt + r) * QS + x] - gr[x]); },
+            [&](int j, int x) { return tile1(kt + j * ld + x) * exp2_ftz(gr[x] - gb[j * QS + x]); }, KT, 2 * mt);
       // G -> e^{g} in place, a thread per channel and half: the half's first row needs the G above it
       const int x = tid % KT, r0 = 32 * (tid / KT);
       float prev = tid < 2 * KT && r0 > 0 ? gb[(r0 - 1) * QS + x] : 0.f;
@@ -379,7 +396,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       if (tid < 2 * KT)
         for (int r = r0; r < r0 + 32; ++r) {
           const float G = gb[r * QS + x];
-          gb[r * QS + x] = __expf(G - prev);
+          gb[r * QS + x] = exp2_ftz(G - prev);
           prev = G;
         }
       __syncthreads();

@@ -15,6 +15,18 @@ __device__ inline void mma2(float (&acc)[2][4], const uint32_t (&a)[4], const ui
   mma_bf16_raw(acc[1], a, b1);
 }
 
+// f(r, c) for this thread's cells of a [rows][n] grid, cell i = r n + c for i = threadIdx.x + j blockDim.x: r as the
+// high word of i m, m = floor(2^32 / n) + 1, exact for i < 2^32 / n (a division per cell took ~20 instructions);
+// n = 1, where m would wrap to 0, takes r = i.
+template <class F>
+__device__ inline void for_cells(int rows, int n, F&& f) {
+  const unsigned m = 0xFFFFFFFFu / unsigned(n) + 1u;
+  for (unsigned i = threadIdx.x; i < unsigned(rows * n); i += blockDim.x) {
+    const int r = n == 1 ? int(i) : int(__umulhi(i, m));
+    f(r, int(i) - r * n);
+  }
+}
+
 // n16 16-byte pieces from src (global) to dst (shared), cp.async, not committed.
 __device__ inline void copy_async(void* dst, const void* src, int64_t n16) {
   for (int64_t i = threadIdx.x; i < n16; i += blockDim.x)
@@ -89,13 +101,12 @@ __device__ inline void put_m_pieces(const MPieces& v, bf16* dst) {  // shared or
 // and w in elements of 8) by cp.async of 16 bytes, not committed: zero in rows >= L and columns >= n (those copies
 // name row 0's start, which is mapped).
 __device__ inline void copy_tile_bf16(const bf16* src, int64_t stride, int L, int n, int w, bf16* dst, int ld) {
-  const int per_row = w / 8;
-  for (int i = threadIdx.x; i < C * per_row; i += blockDim.x) {
-    const int r = i / per_row, c = 8 * (i % per_row);
+  for_cells(C, w / 8, [&](int r, int p) {
+    const int c = 8 * p;
     const bool ok = r < L && c < n;
     const bf16* from = ok ? src + r * stride + c : src;
     cp_async16(reinterpret_cast<float*>(dst + r * ld + c), reinterpret_cast<const float*>(from), ok);
-  }
+  });
 }
 
 // q's or k's chunk tile as bf16 [C][ld] (columns [0, w), zero past L and n): by cp.async of 16 bytes, not committed,
@@ -168,12 +179,11 @@ __host__ __device__ inline int wu_smem_bytes(int KB, int nvb) {
 // its elements as float32, zero in columns >= n, handed to put(r, c, x) (as for_pieces does from global memory).
 template <class Put>
 __device__ void tile_pieces(const bf16* t, int ld, int n, int w, Put&& put) {
-  const int per_row = w / 4;
-  for (int i = threadIdx.x; i < C * per_row; i += blockDim.x) {
-    const int r = i / per_row, col = 4 * (i % per_row);
+  for_cells(C, w / 4, [&](int r, int p) {
+    const int col = 4 * p;
     put(r, col, col < n ? bf16x4_to_float4(*reinterpret_cast<const uint2*>(t + r * ld + col))
                         : make_float4(0.f, 0.f, 0.f, 0.f));
-  }
+  });
 }
 
 // The chunk's k and v tiles that chunk_prepare left in shared memory for the W / U step (bf16, zero past the
@@ -187,11 +197,10 @@ struct EarlyTiles {
 // Columns [0, n) of rows [0, rows) of a bf16 tile with row stride ld (a multiple of 8, n too) from shared src to
 // global dst, 16 bytes per thread step.
 __device__ inline void copy_rows(const bf16* src, bf16* dst, int rows, int ld, int n) {
-  const int per_row = n / 8;
-  for (int i = threadIdx.x; i < rows * per_row; i += blockDim.x) {
-    const int off = (i / per_row) * ld + 8 * (i % per_row);
+  for_cells(rows, n / 8, [&](int r, int p) {
+    const int off = r * ld + 8 * p;
     *reinterpret_cast<uint4*>(dst + off) = *reinterpret_cast<const uint4*>(src + off);
-  }
+  });
 }
 
 // The W / U step of chunk (chunk, hv), run by chunk_prepare's block once the chunk's M and factors are in the

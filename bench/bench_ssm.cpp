@@ -1,4 +1,4 @@
-// Mamba2 SSD and linear-attention kernels (CPU). Shape: Mamba2-780m's mixer (d_model 1536, expand 2:
+// Mamba2 SSD, linear-attention and causal conv1d kernels (CPU). Shape: Mamba2-780m's mixer (d_model 1536, expand 2:
 // 48 heads × head dim P = 64, state size N = 128, one B/C group), per layer; state 1.5 MiB per
 // sequence. Machine floors (copy bandwidth, FMA peak) and results: docs/benchmarks.md.
 //
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bench_random.h"
+#include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/linear_attn.h"
 #include "kernels/cpu/mamba2_ssd.h"
 #include "linfer/core/aligned.h"
@@ -142,5 +143,27 @@ BENCHMARK(BM_LinearAttn_Prefill)
     ->ArgsProduct({{4096}, {0, 1}, {1, 2}})
     ->ArgNames({"T", "vector", "threads"})
     ->UseRealTime();
+
+// The short conv's decode step (W = 4, SiLU) over C channels for B sequences: Qwen3-Next's GDN conv (C = 4096 at
+// its random test shape: q, k and v side by side), one of KDA's three (1024), Mamba2-130m's xBC (1792). Bytes: the
+// conv state read and written, x read, y written (the weights stay in cache).
+void BM_Conv1d_Step(benchmark::State& st) {
+  set_threads(st, 2);
+  const int64_t C = st.range(0), B = st.range(1), W = 4;
+  const auto w = randn(C * W, 0.5f, 1), bias = randn(C, 0.1f, 2);
+  auto x = randn(B * C, 1.0f, 3);
+  AlignedVector<float> y(size_t(B * C));
+  StatePool pool(B, C * (W - 1));
+  for (auto _ : st) {
+    conv1d_step(x.data(), 0, w.data(), bias.data(), C, W, pool.ptrs, true, y.data());
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * B * C * 4 * (2 * (W - 1) + 2));
+}
+BENCHMARK(BM_Conv1d_Step)
+    ->ArgsProduct({{1024, 1792, 4096}, {1, 8}, {1, 2}})
+    ->ArgNames({"C", "B", "threads"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -2,6 +2,9 @@
 // that reach the saturated tails, on every SIMD path and odd lengths (vector body + tail).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "dense_test_util.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/reference/activation.h"
@@ -47,13 +50,14 @@ TEST_P(ActivationPath, Softplus) { check(path(), kernels::softplus, ref::softplu
 TEST_P(ActivationPath, Gelu) { check(path(), kernels::gelu, ref::gelu, "gelu", 1e-6); }
 TEST_P(ActivationPath, GeluTanh) { check(path(), kernels::gelu_tanh, ref::gelu_tanh, "gelu_tanh", 1e-6); }
 
-TEST(Activation, SoftplusThresholdLikeTorch) {
-  // torch: x > 20 passes through unchanged; at 20 itself log1p(e^20) (differs from 20 by 2e-9)
-  float x[] = {20.0f, 20.001f, 50.0f}, y[3];
-  kernels::softplus(x, y, 3);
+TEST_P(ActivationPath, SoftplusThresholdAndNanLikeTorch) {
+  // torch: x > 20 passes through unchanged; at 20 itself log1p(e^20) (differs from 20 by 2e-9); NaN stays NaN
+  float x[] = {20.0f, 20.001f, 50.0f, std::numeric_limits<float>::quiet_NaN()}, y[4];
+  kernels::softplus(x, y, 4, path());
   EXPECT_EQ(y[1], 20.001f);
   EXPECT_EQ(y[2], 50.0f);
   EXPECT_FLOAT_EQ(y[0], float(ref::softplus(20.0)));
+  EXPECT_TRUE(std::isnan(y[3]));
 }
 
 TEST_P(ActivationPath, SwigluPlainAndPacked) {

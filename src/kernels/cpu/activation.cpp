@@ -27,7 +27,10 @@ void sigmoid(const float* x, float* y, int64_t n, SimdLevel level) {
 }
 
 // Gates only (a few values per token and head): scalar libm is accurate and fast enough.
-void softplus(const float* x, float* y, int64_t n, SimdLevel) {
+void softplus(const float* x, float* y, int64_t n, SimdLevel level) {
+#if LINFER_X86
+  if (level >= SimdLevel::Avx2) return avx2::softplus(x, y, n);
+#endif
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 20.0f ? x[i] : std::log1p(std::exp(x[i]));
 }
 

@@ -23,6 +23,7 @@ static void unary(const float* x, float* y, int64_t n, F f) {
 
 void silu(const float* x, float* y, int64_t n) { unary(x, y, n, silu256); }
 void sigmoid(const float* x, float* y, int64_t n) { unary(x, y, n, sigmoid256); }
+void softplus(const float* x, float* y, int64_t n) { unary(x, y, n, softplus256); }
 
 void swiglu(const float* gate, const float* up, float* y, int64_t n) {
   int64_t i = 0;

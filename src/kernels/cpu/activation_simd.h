@@ -7,6 +7,7 @@ namespace linfer::kernels::avx2 {
 
 void silu(const float* x, float* y, int64_t n);
 void sigmoid(const float* x, float* y, int64_t n);
+void softplus(const float* x, float* y, int64_t n);
 void swiglu(const float* gate, const float* up, float* y, int64_t n);
 
 }  // namespace linfer::kernels::avx2

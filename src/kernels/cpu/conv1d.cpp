@@ -22,14 +22,30 @@ void conv1d_row_scalar(const float* const* taps, const float* wT, int64_t C, int
   }
 }
 
-// One sequence of n tokens, channels [c0, c1). Order matters for the step, where y may alias x:
-// old window saved, state rewritten from x, then outputs (each tap read before its lane is written).
+void conv1d_step_scalar(const float* x, const float* w, int64_t W, const float* bias, bool silu, float* state,
+                        int64_t c0, int64_t c1, float* out) {
+  const int64_t H = W - 1;
+  for (int64_t c = c0; c < c1; ++c) {
+    const float* wc = w + c * W;
+    float* s = state + c * H;
+    float acc = bias ? bias[c] : 0.0f;
+    for (int64_t j = 0; j < H; ++j) acc += wc[j] * s[j];
+    const float xc = x[c];
+    acc += wc[H] * xc;
+    for (int64_t j = 0; j + 1 < H; ++j) s[j] = s[j + 1];
+    if (H > 0) s[H - 1] = xc;
+    out[c] = silu ? acc / (1.0f + std::exp(-acc)) : acc;
+  }
+}
+
+// Prefill of one sequence of n tokens, channels [c0, c1): the old window saved, the state rewritten from x, then
+// the outputs.
 void conv_block(const float* x, int64_t x_stride, int64_t n, const float* wT, const float* bias, int64_t C,
                 int64_t W, float* state, bool silu, float* y, int64_t c0, int64_t c1, Conv1dRowFn row) {
   const int64_t H = W - 1;  // history rows
   // hist[i, c]: input i − H relative to the first token (token-major, channels of this block)
-  thread_local std::vector<float> hist;
-  hist.assign(size_t(H * C), 0.0f);
+  thread_local std::vector<float> hist;  // grows to [H, C]; only this block's columns are used, each written below
+  if (hist.size() < size_t(H * C)) hist.resize(size_t(H * C));
   for (int64_t c = c0; c < c1; ++c)
     for (int64_t i = 0; i < H; ++i) hist[i * C + c] = state[c * H + i];
   auto input = [&](int64_t i) {  // input row i of [hist ++ x], i in [0, H + n)
@@ -83,10 +99,22 @@ void conv1d_prefill(const float* x, int64_t x_stride, const float* w, const floa
 
 void conv1d_step(const float* x, int64_t x_stride, const float* w, const float* bias, int64_t C, int64_t W,
                  std::span<float* const> states, bool silu, float* y, SimdLevel level) {
-  thread_local std::vector<int64_t> offsets;  // reused: decode allocates nothing
-  offsets.resize(states.size() + 1);
-  for (size_t i = 0; i < offsets.size(); ++i) offsets[i] = int64_t(i);
-  conv_sequences(x, x_stride, w, bias, C, W, offsets, states, silu, y, level);
+  LINFER_CHECK(W >= 1 && C >= 0, "conv1d: bad kernel width {} or channels {}", W, C);
+  if (x_stride == 0) x_stride = C;
+  Conv1dStepFn step = conv1d_step_scalar;
+#if LINFER_X86
+  if (level >= SimdLevel::Avx2) step = avx2::conv1d_step;
+#endif
+  // Tasks of kChannelBlock channels of one sequence; up to 2048 channels (~7 µs with SiLU on an Intel Xeon core,
+  // docs/benchmarks.md) run on the calling thread, where waking the pool would cost about as much as the work.
+  constexpr int64_t kInlineTasks = 4;
+  const int64_t n_blocks = (C + kChannelBlock - 1) / kChannelBlock;
+  parallel_for(0, int64_t(states.size()) * n_blocks, [&](int64_t t0, int64_t t1) {
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t s = task / n_blocks, c0 = (task % n_blocks) * kChannelBlock;
+      step(x + s * x_stride, w, W, bias, silu, states[size_t(s)], c0, std::min(C, c0 + kChannelBlock), y + s * C);
+    }
+  }, kInlineTasks);
 }
 
 }  // namespace linfer::kernels

@@ -1,6 +1,7 @@
 #pragma once
-// Internal: the per-token row kernel behind kernels/cpu/conv1d.h. conv1d.cpp gathers, for one
-// token, the W input rows the taps read (from the conv state or from x) and calls a row kernel.
+// Internal: the kernels behind kernels/cpu/conv1d.h. Prefill: conv1d.cpp gathers, for one token, the W input rows
+// the taps read (from the conv state or from x) and calls a row kernel. Decode: a step kernel reads the state and
+// the weights where they are.
 
 #include <cstdint>
 
@@ -11,9 +12,17 @@ namespace linfer::kernels {
 using Conv1dRowFn = void (*)(const float* const* taps, const float* wT, int64_t C, int64_t W, const float* bias,
                              bool silu, int64_t c0, int64_t c1, float* out);
 
+// A decode step of one sequence, channels [c0, c1), straight from w [C, W] and the state [C, W-1]: out[c] =
+// act(bias[c] + Σ_{j < W-1} w[c, j] · state[c, j] + w[c, W-1] · x[c]) with the row kernel's order of sums (a step
+// gives what a prefill row would), then each channel's window moved on by x[c]. x may equal out.
+using Conv1dStepFn = void (*)(const float* x, const float* w, int64_t W, const float* bias, bool silu, float* state,
+                              int64_t c0, int64_t c1, float* out);
+
 namespace avx2 {
 void conv1d_row(const float* const* taps, const float* wT, int64_t C, int64_t W, const float* bias, bool silu,
                 int64_t c0, int64_t c1, float* out);
+void conv1d_step(const float* x, const float* w, int64_t W, const float* bias, bool silu, float* state, int64_t c0,
+                 int64_t c1, float* out);
 }  // namespace avx2
 
 }  // namespace linfer::kernels

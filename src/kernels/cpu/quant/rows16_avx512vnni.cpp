@@ -53,8 +53,8 @@ struct Block32 {
       __m512i n[8];
       operands(w + kValues * b, n);
       const __m512 dw = half16(w + kValues * nb + 32 * b);
-      const auto* dx = reinterpret_cast<const float*>(xp + 32 * R);
-      const auto* off = reinterpret_cast<const int32_t*>(xp + 36 * R);
+      const auto* dx = reinterpret_cast<const float*>(xp + q8_d_at<Block32>(R));
+      const auto* off = reinterpret_cast<const int32_t*>(xp + q8_extras_at<Block32>(R));
       __m512i s[R];
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) s[r] = _mm512_set1_epi32(off[r]);
@@ -86,10 +86,11 @@ struct Block32 {
       [&]<int... e>(std::integer_sequence<int, e...>) { (step.template operator()<e>(), ...); }(
           std::make_integer_sequence<int, 32>());
       const __m512 dw = half16(w + kValues * nb + 32 * b), off = _mm512_set1_ps(float(kOffset));
+      const float* xs = xp + f32_sums_at(kBlock, R);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r)
         acc[r] = _mm512_fmadd_ps(
-            dw, _mm512_fnmadd_ps(off, _mm512_set1_ps(xp[32 * R + r]), _mm512_add_ps(s[0][r], s[1][r])), acc[r]);
+            dw, _mm512_fnmadd_ps(off, _mm512_set1_ps(xs[r]), _mm512_add_ps(s[0][r], s[1][r])), acc[r]);
     }
   }
 };

@@ -52,6 +52,7 @@ inline __m512 field(__m512i v) {
 // Float x for a format with blocks of kBlock: rows m0 .. m0 + R - 1 per block, f32_block_floats(kBlock) R floats
 // each: element e of row r at e R + r, then each row's sums of its runs of 32 (xs).
 constexpr int64_t f32_block_floats(int64_t block) { return block + block / 32; }
+constexpr int64_t f32_sums_at(int64_t block, int64_t R) { return block * R; }  // where the block's xs start
 template <int R, int64_t kBlock>
 void pack_f32(const float* x, const float* xs, int64_t K, int64_t m0, float* out) {
   constexpr int64_t runs = kBlock / 32;
@@ -59,7 +60,8 @@ void pack_f32(const float* x, const float* xs, int64_t K, int64_t m0, float* out
     for (int r = 0; r < R; ++r) {
       const float* xr = x + (m0 + r) * K + kBlock * b;
       for (int64_t e = 0; e < kBlock; ++e) out[e * R + r] = xr[e];
-      for (int64_t j = 0; j < runs; ++j) out[kBlock * R + runs * r + j] = xs[(m0 + r) * (K / 32) + runs * b + j];
+      for (int64_t j = 0; j < runs; ++j)
+        out[f32_sums_at(kBlock, R) + runs * r + j] = xs[(m0 + r) * (K / 32) + runs * b + j];
     }
 }
 
@@ -70,6 +72,14 @@ template <class F>
 constexpr int64_t q8_block_bytes() {
   return F::kBlock + 4 * (F::kBlock / 32) * (1 + F::kExtras);
 }
+template <class F>
+constexpr int64_t q8_d_at(int64_t R) {  // where a block of R rows keeps the d
+  return F::kBlock * R;
+}
+template <class F>
+constexpr int64_t q8_extras_at(int64_t R) {  // and the extras
+  return (F::kBlock + 4 * (F::kBlock / 32)) * R;
+}
 template <int R, class F>
 void pack_q8(const Q8Acts& x, int64_t m0, int64_t K, uint8_t* out) {
   constexpr int64_t block = F::kBlock, runs = block / 32, extras = F::kExtras * runs;
@@ -77,10 +87,10 @@ void pack_q8(const Q8Acts& x, int64_t m0, int64_t K, uint8_t* out) {
     for (int r = 0; r < R; ++r) {
       const int64_t m = m0 + r;
       std::memcpy(out + block * r, x.q + m * x.ld + block * b, size_t(block));
-      std::memcpy(out + block * R + 4 * runs * r, x.d + m * (K / 32) + runs * b, size_t(4 * runs));
+      std::memcpy(out + q8_d_at<F>(R) + 4 * runs * r, x.d + m * (K / 32) + runs * b, size_t(4 * runs));
       for (int64_t j = 0; j < extras; ++j) {
         const auto e = F::extra(x, m, extras * b + j, K);
-        std::memcpy(out + (block + 4 * runs) * R + 4 * extras * r + 4 * j, &e, 4);
+        std::memcpy(out + q8_extras_at<F>(R) + 4 * extras * r + 4 * j, &e, 4);
       }
     }
 }

@@ -30,8 +30,8 @@ struct Q4_K {
     for (int64_t b = 0; b < nb; ++b, xp += q8_block_bytes<Q4_K>() * R) {
       const uint8_t* blk = w + kBytes * b;
       const __m512 d = half16(blk + 2304), dmin = half16(blk + 2336);
-      const auto* dx = reinterpret_cast<const float*>(xp + 256 * R);
-      const auto* gs = reinterpret_cast<const float*>(xp + 288 * R);
+      const auto* dx = reinterpret_cast<const float*>(xp + q8_d_at<Q4_K>(R));
+      const auto* gs = reinterpret_cast<const float*>(xp + q8_extras_at<Q4_K>(R));
       for (int g = 0; g < 4; ++g) {  // sub-blocks 2g (low nibbles) and 2g + 1 (high) of vectors 8g .. 8g + 7
         prefetch_ahead(blk + 512 * g, 512);
         __m512i lo[R], hi[R];
@@ -67,7 +67,7 @@ struct Q4_K {
     for (int64_t b = 0; b < nb; ++b, xp += f32_block_floats(kBlock) * R) {
       const uint8_t* blk = w + kBytes * b;
       const __m512 d = half16(blk + 2304), dmin = half16(blk + 2336);
-      const float* xsum = xp + 256 * R;
+      const float* xsum = xp + f32_sums_at(kBlock, R);
       for (int g = 0; g < 4; ++g) {
         prefetch_ahead(blk + 512 * g, 512);
         __m512 lo[R], hi[R];  // Σ n x of sub-blocks 2g and 2g + 1
@@ -138,8 +138,8 @@ struct Q6_K {
       const uint8_t* sc = w + kValues * nb + 288 * b;
       prefetch_ahead(sc, 288);
       const __m512 d = half16(sc + 256);
-      const auto* dx = reinterpret_cast<const float*>(xp + 256 * R);
-      const auto* gs = reinterpret_cast<const float*>(xp + 288 * R);
+      const auto* dx = reinterpret_cast<const float*>(xp + q8_d_at<Q6_K>(R));
+      const auto* gs = reinterpret_cast<const float*>(xp + q8_extras_at<Q6_K>(R));
       for (int h = 0; h < 2; ++h) {
         prefetch_ahead(v + 1536 * h, 1536);
         for (int k = 0; k < 4; ++k) {  // run 4h + k: sub-blocks 8h + 2k (elements 0-15) and 8h + 2k + 1

@@ -96,6 +96,16 @@ std::vector<int32_t> greedy(const Model& m, const std::vector<int32_t>& prompt, 
 // The larger of two errors, NaN where either is (std::max would drop a NaN error).
 double worse(double a, double b) { return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b); }
 
+// ‖x − ref‖ / ‖ref‖ over one position's V logits.
+double position_rel(const float* x, const float* ref, int64_t V) {
+  double d = 0, r = 0;
+  for (int64_t v = 0; v < V; ++v) {
+    const double a = x[v], b = ref[v];
+    d += (a - b) * (a - b), r += b * b;
+  }
+  return std::sqrt(d / std::max(r, 1e-30));
+}
+
 struct Measured {
   double rms_rel = 0, worst_rel = 0;
   int64_t positions = 0, top1 = 0, greedy_same = 0, greedy_total = 0;
@@ -109,12 +119,7 @@ Measured compare(const Model& ref, const Model& q, const std::vector<Prompt>& pr
   for (const auto& p : prompts) {
     const auto a = logits_all(ref, p.ids), b = logits_all(q, p.ids, chunk);
     for (size_t t = 0; t < p.ids.size(); ++t) {
-      double d = 0, r = 0;
-      for (int64_t v = 0; v < V; ++v) {
-        const double x = b[t * V + v], y = a[t * V + v];
-        d += (x - y) * (x - y), r += y * y;
-      }
-      const double rel = std::sqrt(d / std::max(r, 1e-30));
+      const double rel = position_rel(&b[t * V], &a[t * V], V);
       sum_sq += rel * rel;
       m.worst_rel = worse(m.worst_rel, rel);
       m.top1 += argmax(&a[t * V], V) == argmax(&b[t * V], V);
@@ -153,11 +158,7 @@ double worst_rel(const Model& a, const Model& b, const std::vector<Prompt>& prom
   const int64_t V = a.info().vocab_size;
   for (const auto& p : prompts) {
     const auto x = logits_all(a, p.ids), y = logits_all(b, p.ids);
-    for (size_t t = 0; t < p.ids.size(); ++t) {
-      double d = 0, r = 0;
-      for (int64_t v = 0; v < V; ++v) d += (x[t * V + v] - y[t * V + v]) * (x[t * V + v] - y[t * V + v]), r += y[t * V + v] * y[t * V + v];
-      worst = worse(worst, std::sqrt(d / std::max(r, 1e-30)));
-    }
+    for (size_t t = 0; t < p.ids.size(); ++t) worst = worse(worst, position_rel(&x[t * V], &y[t * V], V));
   }
   return worst;
 }

@@ -4,6 +4,25 @@
 #include "kernels/cpu/conv1d_simd.h"
 
 namespace linfer::kernels::avx2 {
+namespace {
+
+// The last m < 8 channels through the vector formula on zero-padded lanes (so that results do not depend on
+// where a channel falls): out[i] = act(bias[i] + Σ_j weight(j, i) · tap(j, i)), every tap read before out is written.
+template <class Weight, class Tap>
+void tail(int64_t m, const float* bias, int64_t W, bool silu, Weight&& weight, Tap&& tap, float* out) {
+  alignas(32) float b[8] = {}, wv[8] = {}, xv[8] = {};
+  if (bias)
+    for (int64_t i = 0; i < m; ++i) b[i] = bias[i];
+  __m256 acc = _mm256_load_ps(b);
+  for (int64_t j = 0; j < W; ++j) {
+    for (int64_t i = 0; i < m; ++i) wv[i] = weight(j, i), xv[i] = tap(j, i);
+    acc = _mm256_fmadd_ps(_mm256_load_ps(wv), _mm256_load_ps(xv), acc);
+  }
+  _mm256_store_ps(b, silu ? silu256(acc) : acc);
+  for (int64_t i = 0; i < m; ++i) out[i] = b[i];
+}
+
+}  // namespace
 
 void conv1d_row(const float* const* taps, const float* wT, int64_t C, int64_t W, const float* bias, bool silu,
                 int64_t c0, int64_t c1, float* out) {
@@ -13,19 +32,9 @@ void conv1d_row(const float* const* taps, const float* wT, int64_t C, int64_t W,
     for (int64_t j = 0; j < W; ++j) acc = _mm256_fmadd_ps(_mm256_loadu_ps(wT + j * C + c), _mm256_loadu_ps(taps[j] + c), acc);
     _mm256_storeu_ps(out + c, silu ? silu256(acc) : acc);
   }
-  if (c < c1) {  // tail: the same vector formula on zero-padded lanes
-    const int64_t m = c1 - c;
-    alignas(32) float b[8] = {}, wv[8] = {}, xv[8] = {};
-    if (bias)
-      for (int64_t i = 0; i < m; ++i) b[i] = bias[c + i];
-    __m256 acc = _mm256_load_ps(b);
-    for (int64_t j = 0; j < W; ++j) {
-      for (int64_t i = 0; i < m; ++i) wv[i] = wT[j * C + c + i], xv[i] = taps[j][c + i];
-      acc = _mm256_fmadd_ps(_mm256_load_ps(wv), _mm256_load_ps(xv), acc);
-    }
-    _mm256_store_ps(b, silu ? silu256(acc) : acc);
-    for (int64_t i = 0; i < m; ++i) out[c + i] = b[i];
-  }
+  if (c < c1)
+    tail(c1 - c, bias ? bias + c : nullptr, W, silu, [&](int64_t j, int64_t i) { return wT[j * C + c + i]; },
+         [&](int64_t j, int64_t i) { return taps[j][c + i]; }, out + c);
 }
 
 void conv1d_step(const float* x, const float* w, int64_t W, const float* bias, bool silu, float* state, int64_t c0,
@@ -63,20 +72,12 @@ void conv1d_step(const float* x, const float* w, int64_t W, const float* bias, b
     }
     _mm256_storeu_ps(out + c, silu ? silu256(acc) : acc);
   }
-  if (c < c1) {  // tail: the same vector formula on zero-padded lanes
+  if (c < c1) {
     const int64_t m = c1 - c;
-    alignas(32) float b[8] = {}, wv[8] = {}, sv[8] = {};
-    if (bias)
-      for (int64_t i = 0; i < m; ++i) b[i] = bias[c + i];
-    __m256 acc = _mm256_load_ps(b);
-    for (int64_t j = 0; j < W; ++j) {
-      for (int64_t i = 0; i < m; ++i) wv[i] = w[(c + i) * W + j], sv[i] = j < H ? state[(c + i) * H + j] : x[c + i];
-      acc = _mm256_fmadd_ps(_mm256_load_ps(wv), _mm256_load_ps(sv), acc);
-    }
-    for (int64_t i = 0; i < m; ++i) xs[i] = x[c + i];
+    for (int64_t i = 0; i < m; ++i) xs[i] = x[c + i];  // before out, which may be x, is written
+    tail(m, bias ? bias + c : nullptr, W, silu, [&](int64_t j, int64_t i) { return w[(c + i) * W + j]; },
+         [&](int64_t j, int64_t i) { return j < H ? state[(c + i) * H + j] : xs[i]; }, out + c);
     shift(state + c * H, m);
-    _mm256_store_ps(b, silu ? silu256(acc) : acc);
-    for (int64_t i = 0; i < m; ++i) out[c + i] = b[i];
   }
 }
 

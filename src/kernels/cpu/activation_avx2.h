@@ -1,6 +1,6 @@
 #pragma once
-// Internal, for *_avx2.cpp files only (needs -mavx2 -mfma): vector exp / sigmoid / silu used by the
-// activation, norm and attention kernels.
+// Internal, for *_avx2.cpp files only (needs -mavx2 -mfma): vector exp / sigmoid / silu / softplus used by the
+// activation, norm, conv1d and attention kernels.
 
 #include <immintrin.h>
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bench_random.h"
+#include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/matmul.h"
@@ -292,5 +293,25 @@ void BM_AttentionDecode(benchmark::State& st) {
   st.counters["flops"] = benchmark::Counter(double(st.iterations()) * 2 * L * Hq * 2 * D, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_AttentionDecode)->ArgNames({"L", "simd"})->Args({4096, 1})->Args({4096, 0})->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+
+// Elementwise activations over n floats in L1 (a MoE step's SwiGLU, a KDA layer's decay gate): fn 0 SiLU,
+// 1 softplus; rate in floats per CPU-second.
+void BM_Activation(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  const auto x = randn(size_t(n), 4.0f, 9);
+  AlignedVector<float> y(static_cast<size_t>(n));
+  const SimdLevel level = level_arg(st, 2);
+  for (auto _ : st) {
+    if (st.range(1) == 0) silu(x.data(), y.data(), n, level);
+    else softplus(x.data(), y.data(), n, level);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["floats"] = benchmark::Counter(double(st.iterations()) * double(n), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Activation)
+    ->ArgNames({"n", "fn", "simd"})
+    ->ArgsProduct({{4096}, {0, 1}, {0, 1}})
+    ->MeasureProcessCPUTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -13,23 +13,22 @@ inline float sigmoid1(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 }  // namespace
 
 void silu(const float* x, float* y, int64_t n, SimdLevel level) {
-#if LINFER_X86
-  if (level >= SimdLevel::Avx2) return avx2::silu(x, y, n);
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) return hwy_paths::silu(level, x, y, n);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * sigmoid1(x[i]);
 }
 
 void sigmoid(const float* x, float* y, int64_t n, SimdLevel level) {
-#if LINFER_X86
-  if (level >= SimdLevel::Avx2) return avx2::sigmoid(x, y, n);
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) return hwy_paths::sigmoid(level, x, y, n);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] = sigmoid1(x[i]);
 }
 
-// Gates only (a few values per token and head): scalar libm is accurate and fast enough.
 void softplus(const float* x, float* y, int64_t n, SimdLevel level) {
-#if LINFER_X86
-  if (level >= SimdLevel::Avx2) return avx2::softplus(x, y, n);
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) return hwy_paths::softplus(level, x, y, n);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 20.0f ? x[i] : std::log1p(std::exp(x[i]));
 }
@@ -44,8 +43,8 @@ void gelu_tanh(const float* x, float* y, int64_t n, SimdLevel) {
 }
 
 void swiglu(const float* gate, const float* up, float* y, int64_t n, SimdLevel level) {
-#if LINFER_X86
-  if (level >= SimdLevel::Avx2) return avx2::swiglu(gate, up, y, n);
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) return hwy_paths::swiglu(level, gate, up, y, n);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] = gate[i] * sigmoid1(gate[i]) * up[i];
 }

@@ -1,13 +1,16 @@
 #pragma once
-// Internal: AVX2 variants behind kernels/cpu/activation.h (activation.cpp dispatches).
+// Internal: the Highway kernels behind kernels/cpu/activation.h (activation_hwy.cpp; activation.cpp dispatches):
+// the target of `level`, which is not the scalar path.
 
 #include <cstdint>
 
-namespace linfer::kernels::avx2 {
+#include "linfer/core/cpu_features.h"
 
-void silu(const float* x, float* y, int64_t n);
-void sigmoid(const float* x, float* y, int64_t n);
-void softplus(const float* x, float* y, int64_t n);
-void swiglu(const float* gate, const float* up, float* y, int64_t n);
+namespace linfer::kernels::hwy_paths {
 
-}  // namespace linfer::kernels::avx2
+void silu(SimdLevel level, const float* x, float* y, int64_t n);
+void sigmoid(SimdLevel level, const float* x, float* y, int64_t n);
+void softplus(SimdLevel level, const float* x, float* y, int64_t n);
+void swiglu(SimdLevel level, const float* gate, const float* up, float* y, int64_t n);
+
+}  // namespace linfer::kernels::hwy_paths

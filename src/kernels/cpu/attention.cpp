@@ -50,8 +50,8 @@ constexpr int64_t kQueryRows = 32;   // query rows (tokens × grouped heads) per
 constexpr int64_t kMinSplit = 256;   // fewest keys worth a decode split of their own
 
 AttendRowsFn attend_fn(SimdLevel level) {
-#if LINFER_X86
-  if (level >= SimdLevel::Avx2) return avx2::attend_rows;
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) return hwy_paths::attend_rows_for(level);
 #endif
   return scalar::attend_rows;
 }

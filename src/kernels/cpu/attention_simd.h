@@ -1,9 +1,12 @@
 #pragma once
 // Internal: the attention inner loop shared by full, sliding-window and MLA attention.
-// attention.cpp decides the work split (which query rows against which key segments); a
-// `attend_rows` per SIMD level does the arithmetic (attention_core.h holds its one template body).
+// attention.cpp decides the work split (which query rows against which key segments); an
+// `attend_rows` per SIMD level does the arithmetic (attention_core.h holds its one template body: scalar in
+// attention.cpp, every Highway target in attention_hwy.cpp).
 
 #include <cstdint>
+
+#include "linfer/core/cpu_features.h"
 
 namespace linfer::kernels {
 
@@ -43,9 +46,9 @@ namespace scalar {
 void attend_rows(const AttnShape& s, const AttnRow* rows, int64_t R, const KvSegment* segs, int64_t n_segs,
                  AttnAcc acc);
 }
-namespace avx2 {
-void attend_rows(const AttnShape& s, const AttnRow* rows, int64_t R, const KvSegment* segs, int64_t n_segs,
-                 AttnAcc acc);
+namespace hwy_paths {
+// The Highway kernel (attention_hwy.cpp) of `level`, which is not the scalar path.
+AttendRowsFn attend_rows_for(SimdLevel level);
 }
 
 }  // namespace linfer::kernels

@@ -74,8 +74,8 @@ void conv_sequences(const float* x, int64_t x_stride, const float* w, const floa
   for (int64_t c = 0; c < C; ++c)
     for (int64_t j = 0; j < W; ++j) wT[j * C + c] = w[c * W + j];
   Conv1dRowFn row = conv1d_row_scalar;
-#if LINFER_X86
-  if (level >= SimdLevel::Avx2) row = avx2::conv1d_row;
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) row = hwy_paths::conv1d_row_for(level);
 #endif
   const int64_t n_blocks = (C + kChannelBlock - 1) / kChannelBlock;
   const int64_t n_seqs = int64_t(states.size());
@@ -102,8 +102,8 @@ void conv1d_step(const float* x, int64_t x_stride, const float* w, const float* 
   LINFER_CHECK(W >= 1 && C >= 0, "conv1d: bad kernel width {} or channels {}", W, C);
   if (x_stride == 0) x_stride = C;
   Conv1dStepFn step = conv1d_step_scalar;
-#if LINFER_X86
-  if (level >= SimdLevel::Avx2) step = avx2::conv1d_step;
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) step = hwy_paths::conv1d_step_for(level);
 #endif
   // Tasks of kChannelBlock channels of one sequence; up to 2048 channels (~7 µs with SiLU on an Intel Xeon core,
   // docs/benchmarks.md) run on the calling thread, where waking the pool would cost about as much as the work.

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "linfer/core/cpu_features.h"
+
 namespace linfer::kernels {
 
 // out[c] = act(bias[c] + Σ_j wT[j, c] · taps[j][c]) for c in [c0, c1); wT is the weight transposed
@@ -18,11 +20,10 @@ using Conv1dRowFn = void (*)(const float* const* taps, const float* wT, int64_t 
 using Conv1dStepFn = void (*)(const float* x, const float* w, int64_t W, const float* bias, bool silu, float* state,
                               int64_t c0, int64_t c1, float* out);
 
-namespace avx2 {
-void conv1d_row(const float* const* taps, const float* wT, int64_t C, int64_t W, const float* bias, bool silu,
-                int64_t c0, int64_t c1, float* out);
-void conv1d_step(const float* x, const float* w, int64_t W, const float* bias, bool silu, float* state, int64_t c0,
-                 int64_t c1, float* out);
-}  // namespace avx2
+namespace hwy_paths {
+// The Highway kernels (conv1d_hwy.cpp) of `level`, which is not the scalar path.
+Conv1dRowFn conv1d_row_for(SimdLevel level);
+Conv1dStepFn conv1d_step_for(SimdLevel level);
+}  // namespace hwy_paths
 
 }  // namespace linfer::kernels

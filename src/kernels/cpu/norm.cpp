@@ -12,8 +12,8 @@ namespace linfer::kernels {
 namespace {
 
 float sum_squares(const float* x, int64_t n, SimdLevel level) {
-#if LINFER_X86
-  if (level >= SimdLevel::Avx2) return avx2::sum_squares(x, n);
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) return hwy_paths::sum_squares(level, x, n);
 #endif
   double s = 0;
   for (int64_t i = 0; i < n; ++i) s += double(x[i]) * x[i];
@@ -27,8 +27,8 @@ float act1(float g, GateAct act) {
 
 void scale_row(const float* x, float s, const float* w, NormWeight mode, const float* gate, GateAct act, float* y,
                int64_t n, SimdLevel level) {
-#if LINFER_X86
-  if (level >= SimdLevel::Avx2) return avx2::scale_row(x, s, w, mode, gate, act, y, n);
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) return hwy_paths::scale_row(level, x, s, w, mode, gate, act, y, n);
 #endif
   for (int64_t i = 0; i < n; ++i) {
     const float wi = !w ? 1.0f : mode == NormWeight::OnePlus ? 1.0f + w[i] : w[i];
@@ -66,8 +66,8 @@ void rms_norm_gate_first(const float* x, const float* z, const float* w, float* 
   LINFER_CHECK(group > 0 && n % group == 0, "rms_norm_gate_first: group {} does not divide width {}", group, n);
   for_rows(rows, n, [&](int64_t r) {
     float* h = y + r * n;  // h = x · silu(z) is built in y (x and y may alias: elementwise)
-#if LINFER_X86
-    if (level >= SimdLevel::Avx2) avx2::gate_silu(x + r * n, z + r * n, h, n);
+#if LINFER_HWY
+    if (level != SimdLevel::Scalar) hwy_paths::gate_silu(level, x + r * n, z + r * n, h, n);
     else
 #endif
       for (int64_t i = 0; i < n; ++i) h[i] = x[r * n + i] * act1(z[r * n + i], GateAct::Silu);

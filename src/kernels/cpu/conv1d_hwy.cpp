@@ -1,0 +1,105 @@
+// The conv1d row and step kernels (conv1d_simd.h) written once over Google Highway, compiled for every target of
+// hwy_targets.h; conv1d.cpp takes the target of the running path. Both sum the taps in the same order from the
+// bias up (one FMA per tap), so a decode step gives what a prefill row gives, bit for bit, on every target.
+
+#include "kernels/cpu/hwy_targets.h"  // before foreach_target.h
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/conv1d_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+
+#include <hwy/highway.h>
+
+#include <algorithm>
+
+#include "kernels/cpu/conv1d_simd.h"
+#include "kernels/cpu/hwy_dispatch.h"
+#include "kernels/cpu/hwy_math-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace linfer::kernels::HWY_NAMESPACE {
+namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using DI = hn::RebindToSigned<DF>;
+using VF = hn::Vec<DF>;
+
+// The last m < Lanes channels through the vector formula on zero-padded lanes (so that results do not depend on
+// where a channel falls): out[i] = act(bias[i] + Σ_j weight(j, i) · tap(j, i)), every tap read before out is written.
+template <class Weight, class Tap>
+void tail(DF df, int64_t m, const float* bias, int64_t W, bool silu, Weight&& weight, Tap&& tap, float* out) {
+  HWY_ALIGN float b[HWY_MAX_BYTES / 4] = {}, wv[HWY_MAX_BYTES / 4] = {}, xv[HWY_MAX_BYTES / 4] = {};
+  if (bias)
+    for (int64_t i = 0; i < m; ++i) b[i] = bias[i];
+  VF acc = hn::Load(df, b);
+  for (int64_t j = 0; j < W; ++j) {
+    for (int64_t i = 0; i < m; ++i) wv[i] = weight(j, i), xv[i] = tap(j, i);
+    acc = hn::MulAdd(hn::Load(df, wv), hn::Load(df, xv), acc);
+  }
+  hn::Store(silu ? hwy_math::silu(df, acc) : acc, df, b);
+  for (int64_t i = 0; i < m; ++i) out[i] = b[i];
+}
+
+}  // namespace
+
+void conv1d_row(const float* const* taps, const float* wT, int64_t C, int64_t W, const float* bias, bool silu,
+                int64_t c0, int64_t c1, float* out) {
+  const DF df;
+  const int64_t L = int64_t(hn::Lanes(df));
+  int64_t c = c0;
+  for (; c + L <= c1; c += L) {
+    VF acc = bias ? hn::LoadU(df, bias + c) : hn::Zero(df);
+    for (int64_t j = 0; j < W; ++j) acc = hn::MulAdd(hn::LoadU(df, wT + j * C + c), hn::LoadU(df, taps[j] + c), acc);
+    hn::StoreU(silu ? hwy_math::silu(df, acc) : acc, df, out + c);
+  }
+  if (c < c1)
+    tail(df, c1 - c, bias ? bias + c : nullptr, W, silu, [&](int64_t j, int64_t i) { return wT[j * C + c + i]; },
+         [&](int64_t j, int64_t i) { return taps[j][c + i]; }, out + c);
+}
+
+void conv1d_step(const float* x, const float* w, int64_t W, const float* bias, bool silu, float* state, int64_t c0,
+                 int64_t c1, float* out) {
+  const DF df;
+  const DI di;
+  const int64_t L = int64_t(hn::Lanes(df)), H = W - 1;
+  const auto w_at = hn::Mul(hn::Iota(di, 0), hn::Set(di, int32_t(W)));  // lane i: channel i's row of w, of the state
+  const auto s_at = hn::Mul(hn::Iota(di, 0), hn::Set(di, int32_t(H)));
+  constexpr int64_t kMaxTaps = 16;  // wider windows go tap by tap through the tail form below
+  int64_t c = c0;
+  if (W <= kMaxTaps)
+    for (; c + L <= c1; c += L) {
+      const float* wc = w + c * W;
+      float* s = state + c * H;
+      VF taps[kMaxTaps];
+      for (int64_t j = 0; j < H; ++j) taps[j] = hn::GatherIndex(df, s + j, s_at);
+      taps[H] = hn::LoadU(df, x + c);
+      VF acc = bias ? hn::LoadU(df, bias + c) : hn::Zero(df);
+      for (int64_t j = 0; j < W; ++j) acc = hn::MulAdd(hn::GatherIndex(df, wc + j, w_at), taps[j], acc);
+      for (int64_t j = 0; j < H; ++j) hn::ScatterIndex(taps[j + 1], df, s + j, s_at);  // the window moves on by x
+      hn::StoreU(silu ? hwy_math::silu(df, acc) : acc, df, out + c);
+    }
+  for (; c < c1; c += L) {  // the tail (and every channel of a window wider than kMaxTaps)
+    const int64_t m = std::min(L, c1 - c);
+    HWY_ALIGN float xs[HWY_MAX_BYTES / 4];
+    for (int64_t i = 0; i < m; ++i) xs[i] = x[c + i];  // before out, which may be x, is written
+    tail(df, m, bias ? bias + c : nullptr, W, silu, [&](int64_t j, int64_t i) { return w[(c + i) * W + j]; },
+         [&](int64_t j, int64_t i) { return j < H ? state[(c + i) * H + j] : xs[i]; }, out + c);
+    for (int64_t i = 0; i < m; ++i) {
+      float* si = state + (c + i) * H;
+      for (int64_t j = 0; j + 1 < H; ++j) si[j] = si[j + 1];
+      if (H > 0) si[H - 1] = xs[i];
+    }
+  }
+}
+
+}  // namespace linfer::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace linfer::kernels::hwy_paths {
+
+Conv1dRowFn conv1d_row_for(SimdLevel level) { LINFER_HWY_DISPATCH(level, "conv1d", conv1d_row); }
+Conv1dStepFn conv1d_step_for(SimdLevel level) { LINFER_HWY_DISPATCH(level, "conv1d", conv1d_step); }
+
+}  // namespace linfer::kernels::hwy_paths
+#endif  // HWY_ONCE

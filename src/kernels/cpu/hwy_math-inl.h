@@ -1,0 +1,71 @@
+// Vector e^x, sigmoid, SiLU and softplus for the Highway kernels (activation_hwy.cpp, norm_hwy.cpp,
+// conv1d_hwy.cpp, attention_hwy.cpp): Highway's per-target header, included after hwy/highway.h once per target
+// that foreach_target.h compiles; the functions land in that file's linfer::kernels::HWY_NAMESPACE::hwy_math.
+// The same operations on every target (AVX2, AVX-512, NEON), so a value depends on its own lane only.
+//
+//   const VF y = hwy_math::silu(df, x);
+
+// Per-target include guard (Highway's convention for -inl.h files).
+#if defined(LINFER_KERNELS_CPU_HWY_MATH_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef LINFER_KERNELS_CPU_HWY_MATH_INL_H_
+#undef LINFER_KERNELS_CPU_HWY_MATH_INL_H_
+#else
+#define LINFER_KERNELS_CPU_HWY_MATH_INL_H_
+#endif
+
+#include <hwy/highway.h>
+
+#include <initializer_list>
+
+HWY_BEFORE_NAMESPACE();
+namespace linfer::kernels::HWY_NAMESPACE::hwy_math {
+
+namespace hn = hwy::HWY_NAMESPACE;
+
+// e^x, relative error ~1e-7 over the float range. x is clamped to [-87.3, 88.3] so 2^n stays a normal float
+// (below, e^x < 1.2e-38 comes out as ~1e-38: irrelevant where it is used).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V exp(D d, V x) {
+  x = hn::Min(hn::Max(x, hn::Set(d, -87.3f)), hn::Set(d, 88.3f));
+  const V n = hn::Round(hn::Mul(x, hn::Set(d, 1.44269504088896341f)));
+  // r = x − n·ln2 in two steps (ln2 split hi + lo keeps r exact to ~1 ulp); |r| <= ln2 / 2
+  V r = hn::NegMulAdd(n, hn::Set(d, 0.693145751953125f), x);
+  r = hn::NegMulAdd(n, hn::Set(d, 1.428606765330187045e-06f), r);
+  // Taylor series to r^7: truncation error (ln2/2)^8 / 8! ≈ 5e-9
+  V p = hn::Set(d, 1.0f / 5040);
+  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
+    p = hn::MulAdd(p, r, hn::Set(d, c));
+  const hn::RebindToSigned<D> di;
+  const auto e = hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127)));
+  return hn::Mul(p, hn::BitCast(d, e));
+}
+
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V sigmoid(D d, V x) {
+  const V one = hn::Set(d, 1.0f);
+  return hn::Div(one, hn::Add(one, exp(d, hn::Sub(hn::Zero(d), x))));
+}
+
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V silu(D d, V x) {
+  return hn::Mul(x, sigmoid(d, x));
+}
+
+// torch's softplus (beta 1, threshold 20: x > 20 returns x; NaN stays NaN): max(x, 0) + log1p(u), u = e^-|x| in
+// (0, 1], with log1p(u) = 2 atanh(s) = 2 (s + s³/3 + s⁵/5 + ...), s = u / (2 + u) <= 1/3, to s¹⁵ (the next term
+// is below 2e-9 of the sum); relative error ~1e-7, no cancellation for small u.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V softplus(D d, V x) {
+  const V u = exp(d, hn::Neg(hn::Abs(x)));
+  const V s = hn::Div(u, hn::Add(u, hn::Set(d, 2.0f))), t = hn::Mul(s, s);
+  V p = hn::Set(d, 1.0f / 15);
+  for (const float c : {1.0f / 13, 1.0f / 11, 1.0f / 9, 1.0f / 7, 1.0f / 5, 1.0f / 3, 1.0f})
+    p = hn::MulAdd(p, t, hn::Set(d, c));
+  const V r = hn::MulAdd(hn::Add(s, s), p, hn::Max(x, hn::Zero(d)));
+  return hn::IfThenElse(hn::Or(hn::Gt(x, hn::Set(d, 20.0f)), hn::IsNaN(x)), x, r);
+}
+
+}  // namespace linfer::kernels::HWY_NAMESPACE::hwy_math
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

@@ -20,10 +20,6 @@ HWY_BEFORE_NAMESPACE();
 namespace linfer::kernels::HWY_NAMESPACE {
 namespace {
 
-namespace hn = hwy::HWY_NAMESPACE;
-using DF = hn::ScalableTag<float>;
-using VF = hn::Vec<DF>;
-
 // y[i] = f(a[i], b[i]) for i < n (b may be null where f ignores it).
 template <class F>
 void map2(const float* a, const float* b, float* y, int64_t n, F f) {

@@ -19,10 +19,6 @@ HWY_BEFORE_NAMESPACE();
 namespace linfer::kernels::HWY_NAMESPACE {
 namespace {
 
-namespace hn = hwy::HWY_NAMESPACE;
-using DF = hn::ScalableTag<float>;
-using VF = hn::Vec<DF>;
-
 struct Ops {
   // out[u] = q · k_u for U keys: they share each load of q and keep U FMA chains in flight.
   template <int U>

@@ -19,10 +19,7 @@ HWY_BEFORE_NAMESPACE();
 namespace linfer::kernels::HWY_NAMESPACE {
 namespace {
 
-namespace hn = hwy::HWY_NAMESPACE;
-using DF = hn::ScalableTag<float>;
 using DI = hn::RebindToSigned<DF>;
-using VF = hn::Vec<DF>;
 
 // The last m < Lanes channels through the vector formula on zero-padded lanes (so that results do not depend on
 // where a channel falls): out[i] = act(bias[i] + Σ_j weight(j, i) · tap(j, i)), every tap read before out is written.

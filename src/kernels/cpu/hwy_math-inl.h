@@ -1,6 +1,7 @@
 // Vector e^x, sigmoid, SiLU and softplus for the Highway kernels (activation_hwy.cpp, norm_hwy.cpp,
 // conv1d_hwy.cpp, attention_hwy.cpp): Highway's per-target header, included after hwy/highway.h once per target
-// that foreach_target.h compiles; the functions land in that file's linfer::kernels::HWY_NAMESPACE::hwy_math.
+// that foreach_target.h compiles; the functions land in that file's linfer::kernels::HWY_NAMESPACE::hwy_math, with
+// the aliases hn, DF and VF beside them.
 // The same operations on every target (AVX2, AVX-512, NEON), so a value depends on its own lane only.
 //
 //   const VF y = hwy_math::silu(df, x);
@@ -18,9 +19,14 @@
 #include <initializer_list>
 
 HWY_BEFORE_NAMESPACE();
-namespace linfer::kernels::HWY_NAMESPACE::hwy_math {
+namespace linfer::kernels::HWY_NAMESPACE {
 
+// The names the kernels that include this header share: float vectors of the target's full width.
 namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+namespace hwy_math {
 
 // e^x, relative error ~1e-7 over the float range. x is clamped to [-87.3, 88.3] so 2^n stays a normal float
 // (below, e^x < 1.2e-38 comes out as ~1e-38: irrelevant where it is used).
@@ -65,7 +71,8 @@ HWY_INLINE V softplus(D d, V x) {
   return hn::IfThenElse(hn::Or(hn::Gt(x, hn::Set(d, 20.0f)), hn::IsNaN(x)), x, r);
 }
 
-}  // namespace linfer::kernels::HWY_NAMESPACE::hwy_math
+}  // namespace hwy_math
+}  // namespace linfer::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 #endif  // per-target include guard

@@ -18,10 +18,6 @@ HWY_BEFORE_NAMESPACE();
 namespace linfer::kernels::HWY_NAMESPACE {
 namespace {
 
-namespace hn = hwy::HWY_NAMESPACE;
-using DF = hn::ScalableTag<float>;
-using VF = hn::Vec<DF>;
-
 // Up to a vector of a row's tail, zero padded (or null where the row is).
 struct Tail {
   HWY_ALIGN float v[HWY_MAX_BYTES / 4] = {};

@@ -285,7 +285,9 @@ TEST(ServeLimits, ManyOpenConnectionsDoNotStarveTheServer) {
   ASSERT_TRUE(streams[0]->read_until("data: "));
   // A loaded machine can take a while to accept 360 connections and parse 60 requests: wait long.
   ASSERT_TRUE(metric_becomes(p, "linfer_requests_waiting", 58, std::chrono::seconds(120)))
-      << "waiting now: " << metric_now(p, "linfer_requests_waiting");
+      << "waiting now: " << metric_now(p, "linfer_requests_waiting") << ", running "
+      << metric_now(p, "linfer_requests_running") << "; the server's log ends:\n"
+      << s.log().substr(s.log().size() > 4000 ? s.log().size() - 4000 : 0);
   EXPECT_EQ(http(p, "GET", "/health").status, 200);
   EXPECT_EQ(post(p, "/tokenize", {{"prompt", "still here"}}).status, 200);
   for (int fd : idle) ::close(fd);

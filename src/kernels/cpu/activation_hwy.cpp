@@ -29,11 +29,10 @@ void map2(const float* a, const float* b, float* y, int64_t n, F f) {
   for (; i + L <= n; i += L)
     hn::StoreU(f(df, hn::LoadU(df, a + i), b ? hn::LoadU(df, b + i) : hn::Zero(df)), df, y + i);
   if (i < n) {
-    HWY_ALIGN float pa[HWY_MAX_BYTES / 4] = {}, pb[HWY_MAX_BYTES / 4] = {};
-    std::copy(a + i, a + n, pa);
-    if (b) std::copy(b + i, b + n, pb);
-    hn::Store(f(df, hn::Load(df, pa), hn::Load(df, pb)), df, pa);
-    std::copy(pa, pa + (n - i), y + i);
+    const PaddedTail ta(a, i, n), tb(b, i, n);
+    HWY_ALIGN float out[HWY_MAX_BYTES / 4];
+    hn::Store(f(df, hn::Load(df, ta.v), hn::Load(df, tb.v)), df, out);
+    std::copy(out, out + (n - i), y + i);
   }
 }
 

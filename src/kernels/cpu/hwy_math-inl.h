@@ -1,7 +1,7 @@
 // Vector e^x, sigmoid, SiLU and softplus for the Highway kernels (activation_hwy.cpp, norm_hwy.cpp,
 // conv1d_hwy.cpp, attention_hwy.cpp): Highway's per-target header, included after hwy/highway.h once per target
 // that foreach_target.h compiles; the functions land in that file's linfer::kernels::HWY_NAMESPACE::hwy_math, with
-// the aliases hn, DF and VF beside them.
+// the aliases hn, DF and VF and PaddedTail beside them.
 // The same operations on every target (AVX2, AVX-512, NEON), so a value depends on its own lane only.
 //
 //   const VF y = hwy_math::silu(df, x);
@@ -16,6 +16,7 @@
 
 #include <hwy/highway.h>
 
+#include <cstdint>
 #include <initializer_list>
 
 HWY_BEFORE_NAMESPACE();
@@ -25,6 +26,15 @@ namespace linfer::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
+
+// Up to a vector of a row's tail [i, n), zero padded, for the vector code that ends a row (p: null where the row is).
+struct PaddedTail {
+  HWY_ALIGN float v[HWY_MAX_BYTES / 4] = {};
+  const float* p;
+  PaddedTail(const float* row, int64_t i, int64_t n) : p(row ? v : nullptr) {
+    for (int64_t j = i; row && j < n; ++j) v[j - i] = row[j];
+  }
+};
 
 namespace hwy_math {
 

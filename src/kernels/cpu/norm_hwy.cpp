@@ -18,15 +18,6 @@ HWY_BEFORE_NAMESPACE();
 namespace linfer::kernels::HWY_NAMESPACE {
 namespace {
 
-// Up to a vector of a row's tail, zero padded (or null where the row is).
-struct Tail {
-  HWY_ALIGN float v[HWY_MAX_BYTES / 4] = {};
-  const float* p;
-  Tail(const float* row, int64_t i, int64_t n) : p(row ? v : nullptr) {
-    if (row) std::copy(row + i, row + n, v);
-  }
-};
-
 // y[i .. i + L) = x · s · weight [· act(gate)]
 void scale_vec(DF df, const float* x, float s, const float* w, NormWeight mode, const float* gate, GateAct act,
                float* y, int64_t i) {
@@ -66,7 +57,7 @@ void scale_row(const float* x, float s, const float* w, NormWeight mode, const f
   int64_t i = 0;
   for (; i + L <= n; i += L) scale_vec(df, x, s, w, mode, gate, act, y, i);
   if (i < n) {
-    const Tail tx(x, i, n), tw(w, i, n), tg(gate, i, n);
+    const PaddedTail tx(x, i, n), tw(w, i, n), tg(gate, i, n);
     HWY_ALIGN float out[HWY_MAX_BYTES / 4];
     scale_vec(df, tx.p, s, tw.p, mode, tg.p, act, out, 0);
     std::copy(out, out + (n - i), y + i);
@@ -82,7 +73,7 @@ void gate_silu(const float* x, const float* z, float* h, int64_t n) {
   int64_t i = 0;
   for (; i + L <= n; i += L) one(x + i, z + i, h + i);
   if (i < n) {
-    const Tail tx(x, i, n), tz(z, i, n);
+    const PaddedTail tx(x, i, n), tz(z, i, n);
     HWY_ALIGN float out[HWY_MAX_BYTES / 4];
     one(tx.p, tz.p, out);
     std::copy(out, out + (n - i), h + i);

@@ -105,9 +105,8 @@ void conv1d_step(const float* x, int64_t x_stride, const float* w, const float* 
 #if LINFER_HWY
   if (level != SimdLevel::Scalar) step = hwy_paths::conv1d_step_for(level);
 #endif
-  // Tasks of kChannelBlock channels of one sequence; up to 2048 channels (4–9 µs with SiLU on one Intel Xeon core,
-  // avx512 / avx2 path, docs/benchmarks.md) run on the calling thread, where waking the pool would cost about as
-  // much as the work.
+  // Tasks of kChannelBlock channels of one sequence; up to 2048 channels (2–5 µs with SiLU on one core at W = 4,
+  // docs/benchmarks.md) run on the calling thread, where waking the pool would cost about as much as the work.
   constexpr int64_t kInlineTasks = 4;
   const int64_t n_blocks = (C + kChannelBlock - 1) / kChannelBlock;
   parallel_for(0, int64_t(states.size()) * n_blocks, [&](int64_t t0, int64_t t1) {

@@ -1,6 +1,8 @@
 // The conv1d row and step kernels (conv1d_simd.h) written once over Google Highway, compiled for every target of
-// hwy_targets.h; conv1d.cpp takes the target of the running path. Both sum the taps in the same order from the
-// bias up (one FMA per tap), so a decode step gives what a prefill row gives, bit for bit, on every target.
+// hwy_targets.h; conv1d.cpp takes the target of the running path. A step reads its channels' weights [C, W] and
+// window [C, W - 1] where they lie: by interleaved loads and stores for W = 2..4, by gathers and scatters for wider
+// windows. Both sum the taps in the same order from the bias up (one FMA per tap), so a decode step gives what a
+// prefill row gives, bit for bit, on every target.
 
 #include "kernels/cpu/hwy_targets.h"  // before foreach_target.h
 #undef HWY_TARGET_INCLUDE
@@ -37,6 +39,44 @@ void tail(DF df, int64_t m, const float* bias, int64_t W, bool silu, Weight&& we
   for (int64_t i = 0; i < m; ++i) out[i] = b[i];
 }
 
+// N consecutive floats per channel (a row of w, of the state) for Lanes channels, as N vectors of one column each
+// (rows[j] lane i = p[i * N + j]) and back: interleaved loads and stores (shuffles on x86, ld3 / ld4 on NEON), where
+// gathers and scatters cost several times more on AVX2 and NEON.
+template <int N>
+void load_columns(DF df, const float* p, VF* rows) {
+  if constexpr (N == 1) rows[0] = hn::LoadU(df, p);
+  if constexpr (N == 2) hn::LoadInterleaved2(df, p, rows[0], rows[1]);
+  if constexpr (N == 3) hn::LoadInterleaved3(df, p, rows[0], rows[1], rows[2]);
+  if constexpr (N == 4) hn::LoadInterleaved4(df, p, rows[0], rows[1], rows[2], rows[3]);
+}
+template <int N>
+void store_columns(DF df, const VF* rows, float* p) {
+  if constexpr (N == 1) hn::StoreU(rows[0], df, p);
+  if constexpr (N == 2) hn::StoreInterleaved2(rows[0], rows[1], df, p);
+  if constexpr (N == 3) hn::StoreInterleaved3(rows[0], rows[1], rows[2], df, p);
+  if constexpr (N == 4) hn::StoreInterleaved4(rows[0], rows[1], rows[2], rows[3], df, p);
+}
+
+// A step over channels [c, c1) in whole vectors for the usual narrow windows (W = 2..4: weights [C, W] and state
+// [C, W - 1] by interleaved loads); returns where it stopped.
+template <int W>
+int64_t step_interleaved(DF df, const float* x, const float* w, const float* bias, bool silu, float* state,
+                         int64_t c, int64_t c1, float* out) {
+  constexpr int H = W - 1;
+  const int64_t L = int64_t(hn::Lanes(df));
+  for (; c + L <= c1; c += L) {
+    VF taps[W], wv[W];
+    load_columns<H>(df, state + c * H, taps);
+    taps[H] = hn::LoadU(df, x + c);
+    load_columns<W>(df, w + c * W, wv);
+    VF acc = bias ? hn::LoadU(df, bias + c) : hn::Zero(df);
+    for (int j = 0; j < W; ++j) acc = hn::MulAdd(wv[j], taps[j], acc);
+    store_columns<H>(df, taps + 1, state + c * H);  // the window moves on by x
+    hn::StoreU(silu ? hwy_math::silu(df, acc) : acc, df, out + c);
+  }
+  return c;
+}
+
 }  // namespace
 
 void conv1d_row(const float* const* taps, const float* wT, int64_t C, int64_t W, const float* bias, bool silu,
@@ -63,7 +103,10 @@ void conv1d_step(const float* x, const float* w, int64_t W, const float* bias, b
   const auto s_at = hn::Mul(hn::Iota(di, 0), hn::Set(di, int32_t(H)));
   constexpr int64_t kMaxTaps = 16;  // wider windows go tap by tap through the tail form below
   int64_t c = c0;
-  if (W <= kMaxTaps)
+  if (W == 2) c = step_interleaved<2>(df, x, w, bias, silu, state, c, c1, out);
+  if (W == 3) c = step_interleaved<3>(df, x, w, bias, silu, state, c, c1, out);
+  if (W == 4) c = step_interleaved<4>(df, x, w, bias, silu, state, c, c1, out);
+  if (W > 4 && W <= kMaxTaps)
     for (; c + L <= c1; c += L) {
       const float* wc = w + c * W;
       float* s = state + c * H;

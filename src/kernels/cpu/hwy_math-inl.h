@@ -17,7 +17,6 @@
 #include <hwy/highway.h>
 
 #include <cstdint>
-#include <initializer_list>
 
 HWY_BEFORE_NAMESPACE();
 namespace linfer::kernels::HWY_NAMESPACE {
@@ -38,21 +37,32 @@ struct PaddedTail {
 
 namespace hwy_math {
 
+// c0 t^n + c1 t^(n-1) + ... + cn by Horner's rule, unrolled at compile time (GCC -O2 does not unroll a loop over a
+// list of constants: it kept them on the stack and looped, 20 % of a GLA prefill on Zen 3).
+template <class D, class V, class... C>
+HWY_INLINE V horner(D d, V t, float c0, C... cs) {
+  V p = hn::Set(d, c0);
+  ((p = hn::MulAdd(p, t, hn::Set(d, cs))), ...);
+  return p;
+}
+
 // e^x, relative error ~1e-7 over the float range. x is clamped to [-87.3, 88.3] so 2^n stays a normal float
 // (below, e^x < 1.2e-38 comes out as ~1e-38: irrelevant where it is used).
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V exp(D d, V x) {
   x = hn::Min(hn::Max(x, hn::Set(d, -87.3f)), hn::Set(d, 88.3f));
-  const V n = hn::Round(hn::Mul(x, hn::Set(d, 1.44269504088896341f)));
+  // n = x·log2 e rounded to the nearest integer (ties to even) by adding 1.5·2^23, whose ulp is 1: the sum's low
+  // mantissa bits then hold n, so 2^n needs no float-to-int conversion (Highway's checks for out-of-range lanes).
+  const V shift = hn::Set(d, 12582912.0f);
+  const V t = hn::Add(hn::Mul(x, hn::Set(d, 1.44269504088896341f)), shift);
+  const V n = hn::Sub(t, shift);
   // r = x − n·ln2 in two steps (ln2 split hi + lo keeps r exact to ~1 ulp); |r| <= ln2 / 2
   V r = hn::NegMulAdd(n, hn::Set(d, 0.693145751953125f), x);
   r = hn::NegMulAdd(n, hn::Set(d, 1.428606765330187045e-06f), r);
   // Taylor series to r^7: truncation error (ln2/2)^8 / 8! ≈ 5e-9
-  V p = hn::Set(d, 1.0f / 5040);
-  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
-    p = hn::MulAdd(p, r, hn::Set(d, c));
-  const hn::RebindToSigned<D> di;
-  const auto e = hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127)));
+  const V p = horner(d, r, 1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f);
+  const hn::RebindToSigned<D> di;  // t's bits are 0x4B400000 + n: shifted by 23, n·2^23 (mod 2^32)
+  const auto e = hn::Add(hn::ShiftLeft<23>(hn::BitCast(di, t)), hn::Set(di, 127 << 23));
   return hn::Mul(p, hn::BitCast(d, e));
 }
 
@@ -74,9 +84,7 @@ template <class D, class V = hn::Vec<D>>
 HWY_INLINE V softplus(D d, V x) {
   const V u = exp(d, hn::Neg(hn::Abs(x)));
   const V s = hn::Div(u, hn::Add(u, hn::Set(d, 2.0f))), t = hn::Mul(s, s);
-  V p = hn::Set(d, 1.0f / 15);
-  for (const float c : {1.0f / 13, 1.0f / 11, 1.0f / 9, 1.0f / 7, 1.0f / 5, 1.0f / 3, 1.0f})
-    p = hn::MulAdd(p, t, hn::Set(d, c));
+  const V p = horner(d, t, 1.0f / 15, 1.0f / 13, 1.0f / 11, 1.0f / 9, 1.0f / 7, 1.0f / 5, 1.0f / 3, 1.0f);
   const V r = hn::MulAdd(hn::Add(s, s), p, hn::Max(x, hn::Zero(d)));
   return hn::IfThenElse(hn::Or(hn::Gt(x, hn::Set(d, 20.0f)), hn::IsNaN(x)), x, r);
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 
+#include "dense_test_util.h"
 #include "kernels/cpu/feature_maps.h"
 #include "kernels/cpu/linear_attn.h"
 #include "kernels/reference/feature_maps.h"
@@ -137,11 +138,11 @@ std::vector<float> run_step(const LaData& d, LaStates& st, SimdLevel level = sim
   return o;
 }
 
-void expect_all_forms_agree(const LaData& d, double tol = kTol) {
+void expect_all_forms_agree(const LaData& d, double tol = kTol, SimdLevel level = simd_level()) {
   LaStates sp(d, 7), ss(d, 7);
   const auto o_ref = run_ref(d, sp);
-  const auto o_pre = run_prefill(d, sp);
-  const auto o_step = run_step(d, ss);
+  const auto o_pre = run_prefill(d, sp, level);
+  const auto o_step = run_step(d, ss, level);
   EXPECT_LT(rel_err(o_pre, o_ref), tol) << "prefill output";
   EXPECT_LT(rel_err(sp.s.all_f(), sp.s.all_d()), tol) << "prefill final state";
   EXPECT_LT(rel_err(o_step, o_ref), tol) << "step output";
@@ -235,18 +236,19 @@ TEST(LinearAttn, SplitPrefillEqualsWholePrefill) {
     }
 }
 
-TEST(LinearAttn, Avx2MatchesScalar) {
-  if (!cpu_supports(SimdLevel::Avx2)) GTEST_SKIP() << "this CPU cannot run the avx2 kernels";
-  for (LinearAttnDecay decay : kDecays) {
-    SCOPED_TRACE(name(decay));
-    LaData d(2, 4, 64, 40, decay, decay == LinearAttnDecay::None, {100, 9}, 30);
-    LaStates a(d, 5), b(d, 5), c(d, 5), e(d, 5);
-    EXPECT_LT(rel_err(run_prefill(d, b, SimdLevel::Avx2), run_prefill(d, a, SimdLevel::Scalar)), 1e-6);
-    EXPECT_LT(rel_err(b.s.all_f(), a.s.all_f()), 1e-6);
-    EXPECT_LT(rel_err(run_step(d, e, SimdLevel::Avx2), run_step(d, c, SimdLevel::Scalar)), 1e-6);
-    EXPECT_LT(rel_err(e.s.all_f(), c.s.all_f()), 1e-6);
-  }
+// Each SIMD path against the reference, with head dims that leave a tail after whole vectors of every width (4, 8,
+// 16 lanes) and whole ones; the tests above run the best path only.
+class LinearAttnPath : public dense_test::SimdPathTest {};
+
+TEST_P(LinearAttnPath, AllFormsAgreeWithTheReference) {
+  for (LinearAttnDecay decay : kDecays)
+    for (auto [K, V] : {std::pair<int64_t, int64_t>{64, 40}, {37, 19}}) {
+      SCOPED_TRACE(testing::Message() << name(decay) << " K " << K << " V " << V);
+      expect_all_forms_agree(LaData(2, 4, K, V, decay, decay == LinearAttnDecay::None, {100, 9}, 30), kTol, path());
+    }
 }
+
+INSTANTIATE_TEST_SUITE_P(Simd, LinearAttnPath, dense_test::SimdPaths(), dense_test::SimdPathName);
 
 TEST(LinearAttn, HundredThousandTokensWithDecayStayFiniteAndClose) {
   LaData d(1, 1, 16, 16, LinearAttnDecay::Scalar, false, {100000}, 40, -0.1f, -0.001f);

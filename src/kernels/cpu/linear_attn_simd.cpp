@@ -1,5 +1,5 @@
-// Plain-loop inner kernels: the fallback on CPUs without AVX2, and the baseline the SIMD tests
-// compare against.
+// Plain-loop inner kernels: the scalar path (CPUs without AVX2 or NEON, builds without Highway), and
+// the baseline the SIMD tests compare against.
 #include "kernels/cpu/linear_attn_simd.h"
 
 #include <cmath>
@@ -63,9 +63,8 @@ constexpr LinearAttnSimd kScalar{decay_axpy_dot, decayed_dot_step, gemm_nt, gemm
 }  // namespace
 
 const LinearAttnSimd& linear_attn_simd(SimdLevel level) {
-  // No AVX-512 variant yet: an AVX-512 CPU runs the AVX2 one.
-#if LINFER_X86
-  if (level >= SimdLevel::Avx2) return linear_attn_simd_avx2();
+#if LINFER_HWY
+  if (level != SimdLevel::Scalar) return hwy_paths::linear_attn_simd(level);
 #endif
   return kScalar;
 }

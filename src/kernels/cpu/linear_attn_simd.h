@@ -1,7 +1,7 @@
 #pragma once
 // The few inner loops the linear-attention / Mamba2 kernels spend their time in, one table per SIMD
-// level: linear_attn_simd.cpp (plain loops) and linear_attn_simd_avx2.cpp (AVX2 + FMA). The
-// algorithms (linear_attn.cpp) are written once against this table.
+// level: linear_attn_simd.cpp (plain loops: the scalar path) and linear_attn_hwy.cpp (Highway: AVX2,
+// AVX-512, NEON). The algorithms (linear_attn.cpp) are written once against this table.
 //
 // Matrices are row-major float32 with explicit leading dimensions (in floats).
 
@@ -28,13 +28,15 @@ struct LinearAttnSimd {
                   int64_t ldb, float* c, int64_t ldc, const float* c_scale);
   // dst = a ⊙ b (b = bvec, or the scalar bscalar when bvec is null); dst may alias a.
   void (*mul)(int64_t n, float* dst, const float* a, const float* bvec, float bscalar);
-  // x = exp(x), in place (x <= 0 in every use; results below FLT_MIN may flush to 0).
+  // x = exp(x), in place (x <= 0 in every use; results below FLT_MIN may come out as 0 or ~1e-38).
   void (*exp_inplace)(int64_t n, float* x);
 };
 
 const LinearAttnSimd& linear_attn_simd(SimdLevel level);
 
-// Defined in linear_attn_simd_avx2.cpp (built with -mavx2 -mfma); call only where the CPU has them.
-const LinearAttnSimd& linear_attn_simd_avx2();
+namespace hwy_paths {
+// The Highway table (linear_attn_hwy.cpp) of `level`, which is not the scalar path.
+const LinearAttnSimd& linear_attn_simd(SimdLevel level);
+}  // namespace hwy_paths
 
 }  // namespace linfer::kernels

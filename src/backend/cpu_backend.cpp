@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "backend/host_slots.h"
@@ -14,6 +15,7 @@
 #include "linfer/core/aligned.h"
 #include "linfer/core/error.h"
 #include "linfer/core/mmap_file.h"
+#include "linfer/core/weight_arena.h"
 
 namespace linfer {
 
@@ -63,7 +65,7 @@ Weight CpuBackend::weight(const TensorView& host, WeightUse use) {
   using namespace kernels::quant;
   const std::optional<DType> t16 = rows16_type(host.dtype());
   if (use == WeightUse::RowRanges || !t16 || host.ndim() != 2 || host.strides()[1] != 1 || !rows16_runs(simd_level()))
-    return {host, nullptr};
+    return resident(host);
   const int64_t N = host.dim(0), K = host.dim(1), bs = dtype_block(host.dtype());
   LINFER_CHECK(K % bs == 0 && host.strides()[0] % bs == 0,
                "a {} weight needs K (here {}) and its row stride (here {}) to be whole blocks of {}",
@@ -74,6 +76,25 @@ Weight CpuBackend::weight(const TensorView& host, WeightUse use) {
   // the source is not read again: where a checkpoint file maps it, its pages leave memory
   if (N > 0) release_mapped(host.data(), size_t((N - 1) * row_bytes) + dtype_nbytes(host.dtype(), K));
   return {TensorView(packed->data(), *t16, {N, K}), packed};
+}
+
+Weight CpuBackend::resident(const TensorView& host) {
+  if (!resident_weights() || host.numel() == 0) return {host, nullptr};
+  int64_t last = 0;  // the offset of the view's last element, in elements
+  for (int i = 0; i < host.ndim(); ++i) {
+    if (host.strides()[i] < 0) return {host, nullptr};
+    last += (host.dim(i) - 1) * host.strides()[i];
+  }
+  const int64_t bs = dtype_block(host.dtype());  // a block type's view ends on a whole block
+  const size_t bytes = dtype_nbytes(host.dtype(), (last + bs) / bs * bs);
+  auto copy = arena_.copy(host.data(), bytes);
+  if (!copy) {
+    if (!told_mapped_.exchange(true))
+      std::fprintf(stderr, "linfer: memory is short: weights not yet copied stay mapped from the checkpoint file\n");
+    return {host, nullptr};
+  }
+  release_mapped(host.data(), bytes);  // where a checkpoint file maps the source, its pages leave memory
+  return {TensorView(const_cast<std::byte*>(copy.get()), host.dtype(), host.shape(), host.strides()), copy};
 }
 
 Param CpuBackend::param(const Tensor& host) {

@@ -1,13 +1,17 @@
 #pragma once
-// The CPU backend: the seam's ops on today's kernels (src/kernels/cpu), on host memory. Weights stay the
-// mmap'd checkpoint bytes (no copy), except Q8_0, Q4_0, Q4_K and Q6_K matrices on CPUs with AVX-512 VNNI (the
-// avx512 path), which are repacked once, at load, with 16 rows interleaved (DType::Q8_0x16 / Q4_0x16 / Q4_Kx16 /
-// Q6_Kx16, about the same bytes: kernels/cpu/quant/rows16.h), after which the file's pages are not read again and
-// are dropped from memory (release_mapped); scratch is per thread and reused, so decode allocates nothing after
+// The CPU backend: the seam's ops on today's kernels (src/kernels/cpu), on host memory. Weights are copied at
+// load, as stored, into huge pages (linfer/core/weight_arena.h; `--mmap` reads the mapped checkpoint instead),
+// except Q8_0, Q4_0, Q4_K and Q6_K matrices on CPUs with AVX-512 VNNI (the avx512 path), which are repacked once,
+// with 16 rows interleaved (DType::Q8_0x16 / Q4_0x16 / Q4_Kx16 / Q6_Kx16, about the same bytes:
+// kernels/cpu/quant/rows16.h); either way the file's pages are not read again and are dropped from memory
+// (release_mapped); scratch is per thread and reused, so decode allocates nothing after
 // the first token; states are host SequenceStates (StateRef::seqs). Each op calls the same kernels with the same
 // arguments as the mixers did before the seam, so results are bit-identical to them.
 
+#include <atomic>
+
 #include "backend/backend.h"
+#include "linfer/core/weight_arena.h"
 
 namespace linfer {
 
@@ -57,6 +61,12 @@ class CpuBackend final : public Backend {
                  const StateRef& v_cache, const Seqs& seqs, const Mat& o) override;
   void mla(const Mat& q, const Mat& latent, const Weight& kv_b, const Weight& k_t, const kernels::MlaDims& d,
            const StateRef& cache, const Seqs& seqs, const Mat& o) override;
+
+ private:
+  Weight resident(const TensorView& host);  // as stored, copied into arena_ unless `--mmap`
+
+  WeightArena arena_;
+  std::atomic<bool> told_mapped_{false};  // whether resident() has said that memory ran short
 };
 
 }  // namespace linfer

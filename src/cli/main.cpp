@@ -12,6 +12,7 @@
 #include "linfer/core/error.h"
 #include "linfer/core/quant_activations.h"
 #include "linfer/core/thread_pool.h"
+#include "linfer/core/weight_arena.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"linfer: inference for language models with a fixed-size recurrent state"};
@@ -35,7 +36,13 @@ int main(int argc, char** argv) {
             return fmt::format("one of {} expected", fmt::join(names, ", "));
           },
           ""));
+  bool mmap = false;
+  app.add_flag("--mmap", mmap,
+               "read CPU weights where the checkpoint file is mapped, in the page cache's 4 KiB pages, instead of "
+               "copies in huge pages made at load (the default: decode streams them faster): less memory where a "
+               "model is larger than RAM or shared by several processes");
   app.parse_complete_callback([&] {
+    linfer::set_resident_weights(!mmap);
     linfer::set_num_threads(threads);
     linfer::set_quant_activations(*linfer::parse_quant_activations(activations));
   });

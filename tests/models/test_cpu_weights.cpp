@@ -1,6 +1,7 @@
-// What the CPU backend makes of a checkpoint's weight matrices: the bytes as stored (the same memory), except
-// Q4_0 and Q4_K where their interleaved kernels run (kernels/cpu/quant/rows16.h): then a repacked copy that holds
-// every row's blocks, of a row slice (an expert of a stacked tensor) too, and multiplies like the stored rows.
+// What the CPU backend makes of a checkpoint's weight matrices: a copy of the bytes as stored, with the view's
+// strides (in place under `--mmap`), except Q8_0, Q4_0, Q4_K and Q6_K where their interleaved kernels run
+// (kernels/cpu/quant/rows16.h): then a repacked copy that holds every row's blocks, of a row slice (an expert of a
+// stacked tensor) too, and multiplies like the stored rows.
 
 #include <gtest/gtest.h>
 
@@ -14,6 +15,7 @@
 #include "kernels/cpu/quant/rows16.h"
 #include "linfer/core/cpu_features.h"
 #include "linfer/core/error.h"
+#include "linfer/core/weight_arena.h"
 
 namespace {
 
@@ -42,7 +44,7 @@ TEST(CpuWeights, Q8_0Q4_0Q4_KAndQ6_KAreRepackedWhereTheirKernelsRun) {
     const Weight w = cpu_backend().weight(expert, WeightUse::Products);
     if (!kernels::quant::rows16_runs(simd_level())) {
       EXPECT_EQ(w.view.dtype(), t);
-      EXPECT_EQ(w.view.data(), expert.data()) << "weights are used in place";
+      EXPECT_EQ(0, std::memcmp(w.view.data(), expert.data(), size_t(N * bb))) << "weights are copied as stored";
       GTEST_SKIP() << "no AVX-512 VNNI on the avx512 path here: Q8_0, Q4_0, Q4_K and Q6_K stay as stored";
     }
     ASSERT_EQ(w.view.dtype(), *kernels::quant::rows16_type(t));
@@ -62,7 +64,39 @@ TEST(CpuWeights, Q8_0Q4_0Q4_KAndQ6_KAreRepackedWhereTheirKernelsRun) {
     for (size_t i = 0; i < y.size(); ++i)
       ASSERT_NEAR(y[i], expect[i], 1e-5f * (1 + std::fabs(expect[i]))) << dtype_name(t) << " " << i;
   }
-  std::vector<uint8_t> q5(352);  // other types: in place
+  std::vector<uint8_t> q5(352);  // other types: as stored
   const TensorView v(q5.data(), DType::Q5_K, {2, 256});
-  EXPECT_EQ(cpu_backend().weight(v, WeightUse::Products).view.data(), v.data());
+  EXPECT_EQ(cpu_backend().weight(v, WeightUse::Products).view.dtype(), DType::Q5_K);
+}
+
+// Weights kept as stored are copied (into huge pages: linfer/core/weight_arena.h) with the view's shape and
+// strides, a row slice of a larger tensor and a view whose rows lie apart too; `--mmap` keeps them in place.
+TEST(CpuWeights, AsStoredWeightsAreResidentCopiesUnlessMapped) {
+  const int64_t E = 3, N = 37, K = 96, ld = 128;  // rows ld apart: a view of the first K of each row
+  std::vector<uint16_t> bf16(size_t(E * N * ld));
+  std::mt19937 rng(9);
+  for (auto& b : bf16) b = uint16_t(rng());
+  const TensorView expert(bf16.data() + 2 * N * ld, DType::BF16, {N, K}, {ld, 1});  // the last of E
+  std::vector<uint8_t> q4(dtype_nbytes(DType::Q5_K, 4 * 512));
+  for (auto& b : q4) b = uint8_t(rng());
+  const TensorView quant(q4.data(), DType::Q5_K, {4, 512});
+  for (const TensorView& host : {expert, quant})
+    for (WeightUse use : {WeightUse::Products, WeightUse::RowRanges}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(host.dtype()) << (use == WeightUse::RowRanges ? " row ranges" : ""));
+      const Weight w = cpu_backend().weight(host, use);
+      ASSERT_NE(w.view.data(), host.data());
+      ASSERT_TRUE(w.owner) << "the copy must be kept alive by the weight";
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(w.view.data()) % 64, 0u);
+      EXPECT_EQ(w.view.shape(), host.shape());
+      EXPECT_EQ(w.view.strides(), host.strides());
+      const size_t row = dtype_nbytes(host.dtype(), host.dim(1)), ld_bytes = dtype_nbytes(host.dtype(), host.strides()[0]);
+      for (int64_t n = 0; n < host.dim(0); ++n)
+        ASSERT_EQ(0, std::memcmp(static_cast<const char*>(w.view.data()) + n * ld_bytes,
+                                 static_cast<const char*>(host.data()) + n * ld_bytes, row))
+            << "row " << n;
+    }
+  set_resident_weights(false);
+  EXPECT_EQ(cpu_backend().weight(expert, WeightUse::Products).view.data(), expert.data());
+  EXPECT_EQ(cpu_backend().weight(quant, WeightUse::RowRanges).view.data(), quant.data());
+  set_resident_weights(true);
 }

@@ -282,6 +282,7 @@ int main(int argc, char** argv) {
   std::printf("\nsplit sweep (hbm us per call; auto = the kernel's choice)\n%-11s %4s | %8s %8s %8s %8s %8s\n",
               "kernel", "B", "auto", "1", "2", "4", "8");
   for (const auto& [name, decay, layer] : {std::tuple{"gdn", DeltaDecay::Scalar, false},
+                                           std::tuple{"kda", DeltaDecay::PerKey, false},
                                            std::tuple{"gdn_layer", DeltaDecay::Scalar, true},
                                            std::tuple{"kda_layer", DeltaDecay::PerKey, true}}) {
     for (int64_t B : {1, 8, 64, 256}) {

@@ -192,6 +192,10 @@ const Case kCases[] = {
     {"kda_split2",        2, 2, 128, 128, DeltaDecay::PerKey,  3, 4, Gates::Raw,    Norm::Sigmoid, true, 0, 2},
     {"gdn_split8_group3", 1, 3,  64,  50, DeltaDecay::Scalar,  2, 4, Gates::Raw,    Norm::Silu, true, 0, 8},
     {"gdn_many_seqs",     2, 4,  64,  64, DeltaDecay::Scalar, 300, 4, Gates::Raw,   Norm::Silu},
+    // no q/k windows and no norm: a head's blocks run without a cluster (two value heads over 8 blocks; 4 blocks,
+    // unaligned slots)
+    {"gdn_independent_split8", 2, 4, 128, 64, DeltaDecay::Scalar, 2, 0, Gates::Raw, Norm::None, true, 0, 8},
+    {"kda_independent_split4", 2, 2, 128, 72, DeltaDecay::PerKey, 3, 0, Gates::Raw, Norm::None, true, 1, 4},
     // more blocks than SMs, each streaming its rows in two tiles (the second partial), slots in random order; the
     // second with unaligned slots (element-wise state accesses)
     {"gdn_tiles_many_blocks", 2, 4, 128, 96, DeltaDecay::Scalar, 70, 4, Gates::Raw,  Norm::Silu},

@@ -2,6 +2,8 @@
 
 #include <cooperative_groups.h>
 
+#include <algorithm>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/decode_common.cuh"
 #include "kernels/cuda/launch.cuh"
@@ -14,6 +16,7 @@ using detail::RowSlice;
 
 struct Params {
   int H, HV, K, V, group, W, split;
+  bool cluster;   // the split blocks of a head form a cluster: they share q/k conv windows or the output norm
   bool prefetch;  // detail::prefetch_state
   DeltaDecay decay;
   bool l2norm, beta_logits, sigmoid_gate;
@@ -40,29 +43,40 @@ struct BlockRows {
 // Shared memory, in floats, for rows_per rows per block. KP = padded_keys(NV4): key-channel vectors are
 // zero-padded for the row operations' float4 reads.
 struct SmemLayout {
-  int q, k, a, v, o, gw, beta, sums, part, tot, stash, total;
+  int q, k, a, v, o, gw, beta, sums, stash, total;
   __host__ __device__ SmemLayout(const Params& p, int KP, int rows_per) {
+    const int norm_rows = p.norm_w ? rows_per : 0;
     q = 0;                                                                   // q [KP]
     k = q + KP;                                                              // k [KP]
     a = k + KP;                                                              // α = exp(g): [G, KP] or [G]
     v = a + (p.decay == DeltaDecay::PerKey ? p.group * KP : p.group);      // v of the block's rows
-    o = v + rows_per;                                                        // o of the block's rows
-    gw = o + rows_per;                                                       // norm_w · act(gate), per row
-    beta = gw + (p.norm_w ? rows_per : 0);                                   // [G]
-    sums = beta + p.group;                                                   // |q|², |k|², q·k
-    part = sums + 3;                                                         // this block's Σ o² per head [G]
-    tot = part + p.group;                                                    // the cluster's Σ o² [G]
-    stash = tot + p.group;                                                   // q, k windows [2, K, W-1]
+    o = v + rows_per;                                                        // o of the block's rows (norm only)
+    gw = o + norm_rows;                                                      // norm_w · act(gate), per row
+    beta = gw + norm_rows;                                                   // [G]
+    sums = beta + p.group;                                                   // Σ o² per head from each rank [split, G]
+    stash = sums + (p.norm_w ? p.split * p.group : 0);                       // q, k windows [2, K, W-1]
     total = stash + (p.W > 1 ? 2 * p.K * (p.W - 1) : 0);
   }
 };
 
-// Grid (H · split, B): the blocks of one (sequence b, q/k head h) form a cluster of `split` blocks, each
-// owning a slice of the group·V state rows of value heads hv0 .. hv0 + group - 1 (consecutive rows of K
-// floats in the slot). Every block needs all of q and k, so each convolves them from the old windows; the
-// cluster barrier after that lets rank 0 write the new q/k windows once everyone has read the old ones.
-// The output norm needs Σ o² over a whole value head: ranks add their partial sums through distributed
-// shared memory.
+// Items of the input prologue (see the kernel) for a block of `rows` state rows: the block has at least as many
+// threads where it can (launch), so that each thread's loads are one round trip.
+__host__ __device__ inline int prologue_items(const Params& p, int KP, int rows) {
+  const int ng = p.decay == DeltaDecay::PerKey ? p.group * KP : p.decay == DeltaDecay::Scalar ? p.group : 0;
+  return KP + rows + ng + p.group + (p.norm_w ? rows : 0);
+}
+
+// Grid (H · split, B): the `split` blocks of one (sequence b, q/k head h) each own a slice of the group·V
+// state rows of value heads hv0 .. hv0 + group - 1 (consecutive rows of K floats in the slot). Every block
+// needs all of q and k, so each convolves them from the old windows. Where the blocks share something they
+// form a cluster (p.cluster): rank 0 writes the new q/k windows once every rank has arrived at the cluster
+// barrier after its prologue (it waits for that only at its end), and the output norm's Σ o² over a whole
+// value head reaches every rank through distributed shared memory. Without windows and norm (or at split 1)
+// the blocks are independent and launch without a cluster.
+//
+// The dependent chain after pdl_enter(): state and input loads issued together, one round trip; a block
+// barrier; q/k norms by every warp from shared memory (no second barrier); one pass over the rows; state and
+// (without the norm) outputs stored from registers, no barrier after the rows.
 template <int NV4, bool VEC4>
 __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) delta_decode_kernel(const Params p) {
   constexpr int RPT = detail::rows_per_thread(NV4), KP = detail::padded_keys(NV4);
@@ -75,7 +89,7 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) 
   extern __shared__ float4 sm4[];
   float* sm = reinterpret_cast<float*>(sm4);
   float *q_s = sm + L.q, *k_s = sm + L.k, *a_s = sm + L.a, *v_s = sm + L.v, *o_s = sm + L.o, *gw_s = sm + L.gw;
-  float *beta_s = sm + L.beta, *sums = sm + L.sums, *part = sm + L.part, *tot = sm + L.tot, *stash = sm + L.stash;
+  float *beta_s = sm + L.beta, *sums = sm + L.sums, *stash = sm + L.stash;
 
   const detail::TileRows tr;
   float* S0 = detail::slot_ptr(p.S, p.slots, b) + (int64_t(hv0) * V + br.r0) * K;
@@ -91,7 +105,7 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) 
   };
   load_tile(0);  // the first tile's loads stay in flight while the inputs are prepared
 
-  // Inputs: one item per thread where the block is large enough, each item's loads issued together.
+  // Inputs: one item per thread (up to 512 items: launch), each item's loads issued together.
   //   [0, KP)        q and k channel c (conv from the old window; new windows to the stash); 0 past K
   //   [.., + n)      v of the block's row (its window is the block's own: updated in place)
   //   [.., + ng)     decay α of (value head, key channel) or of the value head
@@ -99,8 +113,7 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) 
   //   [.., + n)      norm_w · act(gate) of the block's row (output norm only)
   const bool conv = W > 0, per_key = p.decay == DeltaDecay::PerKey;
   const int ng = per_key ? G * KP : p.decay == DeltaDecay::Scalar ? G : 0;
-  const int nn = p.norm_w ? br.n : 0;
-  for (int item = tid; item < KP + br.n + ng + G + nn; item += nt) {
+  for (int item = tid; item < prologue_items(p, KP, br.n); item += nt) {
     int i = item;
     if (i < KP) {
       float xq = 0.f, xk = 0.f;
@@ -154,28 +167,34 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) 
       gw_s[i] = p.norm_w[c] * (p.sigmoid_gate ? detail::sigmoid(gt) : detail::silu(gt));
     }
   }
-  if (split > 1) cg::this_cluster().sync();  // every rank has read the old q/k windows
-  else __syncthreads();
-
-  // |q|², |k|² and q·k, one warp each (blocks have >= 4 warps); rank 0 writes the new q/k windows.
-  if (warp < 3) {
-    const float* x = warp == 1 ? k_s : q_s;
-    const float* y = warp == 0 ? q_s : k_s;
-    float s = 0.f;
-    for (int c = wl; c < K; c += 32) s += x[c] * y[c];
-    s = detail::warp_sum(s);
-    if (wl == 0) sums[warp] = s;
-  }
-  if (conv && W > 1 && rank == 0) {
+  // The new q/k windows, from the stash: by rank 0 once every rank has read the old ones.
+  auto write_windows = [&] {
+    if (!conv || W < 2 || rank != 0) return;
     const int n = K * (W - 1);  // the head's channels are consecutive rows of the [C, W-1] windows
     float* wq = detail::slot_ptr(p.cq, p.slots, b) + int64_t(h) * n;
     float* wk = detail::slot_ptr(p.ck, p.slots, b) + int64_t(h) * n;
     for (int i = tid; i < n; i += nt) wq[i] = stash[i], wk[i] = stash[n + i];
-  }
+  };
+  // In a cluster: this thread has read its old q/k windows (release); rank 0 waits for everyone's arrival only
+  // after its rows, so that no rank waits for another here.
+  if (p.cluster) __cluster_barrier_arrive();
   __syncthreads();
-  const float iq = p.l2norm ? rsqrtf(sums[0] + 1e-6f) : 1.f;
-  const float ik = p.l2norm ? rsqrtf(sums[1] + 1e-6f) : 1.f;
-  const float kq = sums[2] * iq * ik;  // k̂·q̂
+  if (!p.cluster) write_windows();
+
+  // |q|², |k|² and q·k, each warp for itself (q_s and k_s are zero-padded to KP).
+  float qq = 0.f, kk = 0.f, qk = 0.f;
+  for (int c = wl; c < KP / 4; c += 32) {
+    const float4 x = reinterpret_cast<const float4*>(q_s)[c], y = reinterpret_cast<const float4*>(k_s)[c];
+    qq += x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w;
+    kk += y.x * y.x + y.y * y.y + y.z * y.z + y.w * y.w;
+    qk += x.x * y.x + x.y * y.y + x.z * y.z + x.w * y.w;
+  }
+  qq = detail::warp_sum(qq), kk = detail::warp_sum(kk), qk = detail::warp_sum(qk);
+  const float iq = p.l2norm ? rsqrtf(qq + 1e-6f) : 1.f;
+  const float ik = p.l2norm ? rsqrtf(kk + 1e-6f) : 1.f;
+  const float kq = qk * iq * ik;  // k̂·q̂
+  const bool norm = p.norm_w != nullptr;
+  float* out = p.o + (int64_t(b) * p.HV + hv0) * V + br.r0;  // the group's value heads are consecutive in o
 
   // Per row (row v of value head j): S <- α S; u = β (v - S·k̂); S += k̂ u; o = scale (S·q̂) where the new
   // S·q̂ = (α S)·q̂ + u (k̂·q̂), so both dot products come from one pass over the decayed row. k̂ = ik·k and
@@ -195,51 +214,73 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) 
       st[i].axpy(u * ik, k_s, tr.lane);
       if (live) {
         st[i].store(S0 + int64_t(r) * K, K, tr.lane);
-        if (tr.lane == 0) o_s[r] = p.scale * (sq + u * kq);
+        if (tr.lane == 0) {
+          const float o = p.scale * (sq + u * kq);
+          if (norm) o_s[r] = o;
+          else out[r] = o;
+        }
       }
     }
   }
-  __syncthreads();
 
-  float* out = p.o + (int64_t(b) * p.HV + hv0) * V + br.r0;  // the group's value heads are consecutive in o
-  if (!p.norm_w) {
-    for (int r = tid; r < br.n; r += nt) out[r] = o_s[r];
-    return;
+  if (p.cluster) {
+    __cluster_barrier_wait();  // every rank has read the old q/k windows, and runs: its shared memory may be written
+    write_windows();
   }
-  // Gated RMSNorm per value head: this block's share of Σ o² for each head (one warp per head), summed
-  // over the cluster's ranks.
+  if (!norm) return;
+
+  // Gated RMSNorm per value head: this block's share of Σ o² for each head (one warp per head), written into
+  // row `rank` of every rank's sums[split, G]; after the barrier each rank adds them up in its own memory, so no
+  // rank reads another's memory and none has to wait for the others before leaving.
+  __syncthreads();  // o_s
   for (int j = warp; j < G; j += nt / 32) {
     const int lo = max(0, j * V - br.r0), hi = min(br.n, (j + 1) * V - br.r0);
     float ss = 0.f;
     for (int r = lo + wl; r < hi; r += 32) ss += o_s[r] * o_s[r];
     ss = detail::warp_sum(ss);
-    if (wl == 0) part[j] = ss;
-  }
-  const float* total = part;
-  if (split > 1) {
-    cg::cluster_group cluster = cg::this_cluster();
-    cluster.sync();  // every rank's partial sums are in place
-    for (int j = tid; j < G; j += nt) {
-      float t = 0.f;
-      for (int rk = 0; rk < split; ++rk) t += cluster.map_shared_rank(part, rk)[j];
-      tot[j] = t;
+    if (wl < split) {
+      float* to = sums + rank * G + j;
+      *(p.cluster ? cg::this_cluster().map_shared_rank(to, wl) : to) = ss;
     }
-    total = tot;
   }
-  __syncthreads();
-  for (int r = tid; r < br.n; r += nt) out[r] = o_s[r] * rsqrtf(total[(br.r0 + r) / V] / V + p.eps) * gw_s[r];
-  if (split > 1) cg::this_cluster().sync();  // no rank leaves while another may still read its part[]
+  if (p.cluster) {
+    __cluster_barrier_arrive();  // release: this rank's sums are written
+    __cluster_barrier_wait();    // acquire: every rank's are
+  } else {
+    __syncthreads();
+  }
+  for (int r = tid; r < br.n; r += nt) {
+    const int j = (br.r0 + r) / V;
+    float t = 0.f;
+    for (int rk = 0; rk < split; ++rk) t += sums[rk * G + j];
+    out[r] = o_s[r] * rsqrtf(t / V + p.eps) * gw_s[r];
+  }
 }
 
 int rows_per_block(const Params& p) { return (p.group * p.V + p.split - 1) / p.split; }
 
+// Blocks per (sequence, q/k head) when the caller leaves it to the kernel, for `blocks` (sequence, q/k head)
+// pairs of `rows` state rows each. Independent blocks (no cluster): as many as the SMs take one each, each
+// keeping >= 32 rows (32 heads x 128 rows at B = 1: 4). A cluster: detail::pick_split (2 for the smallest
+// grids; clusters of 4 and 8 cost more than they spread, docs/gpu.md).
+int auto_split(int64_t blocks, int rows, bool cluster) {
+  if (cluster) return detail::pick_split(blocks, rows);
+  int split = 1;
+  while (split < 8 && 2 * split * blocks <= detail::sm_count() && rows >= 2 * split * 32) split *= 2;
+  return split;
+}
+
 template <int NV4, bool VEC4>
 void launch(const Params& p, int B, cudaStream_t stream) {
+  constexpr int KP = detail::padded_keys(NV4);
   const int rows = rows_per_block(p);
-  const LaunchShape shape{dim3(p.H * p.split, B),
-                          dim3(detail::block_threads(rows, detail::rows_per_thread(NV4), 128)),  // >= 4 warps
-                          size_t(SmemLayout(p, detail::padded_keys(NV4), rows).total) * sizeof(float), stream,
-                          unsigned(p.split)};
+  // one team per RPT rows, and at least one thread per prologue item (whole warps, <= 512)
+  const int items = (prologue_items(p, KP, rows) + 31) / 32 * 32;
+  const int threads = std::min(detail::kMaxThreads,
+                               std::max(detail::block_threads(rows, detail::rows_per_thread(NV4), 32), items));
+  const LaunchShape shape{dim3(p.H * p.split, B), dim3(threads),
+                          size_t(SmemLayout(p, KP, rows).total) * sizeof(float), stream,
+                          p.cluster ? unsigned(p.split) : 1u};
   Params q = p;
   q.prefetch = detail::prefetch_state(int64_t(shape.grid.x) * B, detail::min_blocks(NV4));
   launch_kernel("cuda delta_rule_decode launch", shape, delta_decode_kernel<NV4, VEC4>, q);
@@ -291,7 +332,9 @@ void delta_rule_decode(const DeltaDecodeArgs& a, SlotPool state, const int32_t* 
   p.cq = a.conv_q.state, p.ck = a.conv_k.state, p.cv = a.conv_v.state, p.S = state;
   p.A_log = a.A_log, p.dt_bias = a.dt_bias, p.norm_w = a.norm_w, p.norm_gate = a.norm_gate;
   p.slots = slots, p.o = o;
-  p.split = a.split ? a.split : detail::pick_split(s.H * B, p.group * p.V);
+  const bool shared = p.W > 1 || p.norm_w;  // q/k windows or the output norm: the split blocks of a head cooperate
+  p.split = a.split ? a.split : auto_split(s.H * B, p.group * p.V, shared);
+  p.cluster = p.split > 1 && shared;
   LINFER_CUDA_CHECK(p.split <= p.group * p.V, "cuda delta_rule_decode: split ", p.split, " exceeds the ",
                     p.group * p.V, " state rows per q/k head");
   LINFER_CUDA_CHECK(SmemLayout(p, 256, rows_per_block(p)).total * int64_t(sizeof(float)) <= 48 * 1024,

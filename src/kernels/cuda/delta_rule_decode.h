@@ -12,9 +12,11 @@
 //   o        <- o / sqrt(mean_V(o²) + eps) · norm_w · act(gate), per value head       (norm_w set)
 //
 // i.e. conv1d_step + gate maths + delta_rule_step + rms_norm_gated of the CPU kernels, composed. All
-// pointers are device memory. The kernel runs a cluster of `split` blocks per (sequence, q/k head), each
-// streaming a slice of the state rows of the HV / H value heads that share the q/k head (2 for the
-// smallest batches, so that more SMs stream the state); every window and state row has exactly one writer.
+// pointers are device memory. The kernel runs `split` blocks per (sequence, q/k head), each streaming a
+// slice of the state rows of the HV / H value heads that share the q/k head (several for the smallest
+// batches, so that more SMs stream the state); every window and state row has exactly one writer. The blocks
+// of a head form a thread-block cluster only where they share work (the q/k conv windows, the output norm):
+// then 2 at most by default, else as many as the SMs take one each (4 for 32 heads x 128 rows at B = 1).
 //
 //   DeltaDecodeArgs a{.shape = {.H = 16, .HV = 32, .K = 128, .V = 128, .decay = DeltaDecay::Scalar,
 //                               .l2norm_qk = true},
@@ -55,7 +57,7 @@ struct DeltaDecodeArgs {
   int64_t norm_gate_stride = 0;      // 0 means HV·V
   GateAct norm_act = GateAct::Silu;  // GDN: SiLU, KDA: sigmoid
   float norm_eps = 1e-6f;
-  int split = 0;  // blocks (a thread-block cluster) per (sequence, q/k head): 0 picks by batch size; 1, 2, 4, 8
+  int split = 0;  // blocks per (sequence, q/k head), a cluster where they share work: 0 picks by batch size; 1, 2, 4, 8
 };
 
 // One decode step for B sequences; sequence b's state [HV, V, K] is at state.base + slots[b] *

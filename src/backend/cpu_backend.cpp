@@ -42,6 +42,19 @@ std::span<float* const> state_ptrs(const StateRef& s) {
 
 const float* opt(const Param& p) { return p.empty() ? nullptr : p.p; }
 
+// The bytes from a view's first element to the end of its last (a block type's view ends on a whole block); 0 for
+// an empty view or one with a negative stride.
+size_t spanned_bytes(const TensorView& v) {
+  if (v.numel() == 0) return 0;
+  int64_t last = 0;  // the offset of the last element, in elements
+  for (int i = 0; i < v.ndim(); ++i) {
+    if (v.strides()[i] < 0) return 0;
+    last += (v.dim(i) - 1) * v.strides()[i];
+  }
+  const int64_t bs = dtype_block(v.dtype());
+  return dtype_nbytes(v.dtype(), (last + bs) / bs * bs);
+}
+
 bool all_dense(std::initializer_list<const Mat*> ms) {
   for (const Mat* m : ms)
     if (!m->dense()) return false;
@@ -74,19 +87,13 @@ Weight CpuBackend::weight(const TensorView& host, WeightUse use) {
   const auto row_bytes = int64_t(dtype_nbytes(host.dtype(), host.strides()[0]));
   repack_rows16(*t16, host.data(), N, K, row_bytes, packed->data());
   // the source is not read again: where a checkpoint file maps it, its pages leave memory
-  if (N > 0) release_mapped(host.data(), size_t((N - 1) * row_bytes) + dtype_nbytes(host.dtype(), K));
+  release_mapped(host.data(), spanned_bytes(host));
   return {TensorView(packed->data(), *t16, {N, K}), packed};
 }
 
 Weight CpuBackend::resident(const TensorView& host) {
-  if (!resident_weights() || host.numel() == 0) return {host, nullptr};
-  int64_t last = 0;  // the offset of the view's last element, in elements
-  for (int i = 0; i < host.ndim(); ++i) {
-    if (host.strides()[i] < 0) return {host, nullptr};
-    last += (host.dim(i) - 1) * host.strides()[i];
-  }
-  const int64_t bs = dtype_block(host.dtype());  // a block type's view ends on a whole block
-  const size_t bytes = dtype_nbytes(host.dtype(), (last + bs) / bs * bs);
+  const size_t bytes = spanned_bytes(host);
+  if (!resident_weights() || bytes == 0) return {host, nullptr};
   auto copy = arena_.copy(host.data(), bytes);
   if (!copy) {
     if (!told_mapped_.exchange(true))

@@ -1,6 +1,6 @@
 // The decode GEMV of bf16-rounded x with BF16 weights on AVX-512 BF16 (compiled with -mavx512f -mavx512bw
 // -mavx512vl -mavx512bf16; run only where the CPU has them); gemm_bf16.h has what it computes. One weight row at
-// a time, streamed in address order with the lines kPrefetchAhead bytes on asked for (as the float32 GEMV does
+// a time, streamed in address order with the lines g_prefetch_ahead bytes on asked for (as the float32 GEMV does
 // for short rows), each 32 values of k loaded once for up to 8 rows of x: per x row one vdpbf16ps, 32 products,
 // where the float32 GEMV needs a widening and two FMAs. With 8 rows of x both run out of multiply throughput
 // before memory does on an Intel Xeon (Emerald Rapids) core, this one later: K = 1024, 8 rows, 7.5 -> 8.3-8.7 GB/s
@@ -36,8 +36,8 @@ void rows_m(const uint16_t* xb, int64_t ldx, const WeightMatrix& w, const float*
     for (int m = 0; m < M; ++m) acc[0][m] = acc[1][m] = _mm512_setzero_ps();
     int64_t k = 0;
     for (; k + 64 <= whole; k += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(row + k) + kPrefetchAhead, _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(row + k) + kPrefetchAhead + 64, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(row + k) + g_prefetch_ahead, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(row + k) + g_prefetch_ahead + 64, _MM_HINT_T0);
       const __m512bh w0 = (__m512bh)_mm512_loadu_si512(row + k), w1 = (__m512bh)_mm512_loadu_si512(row + k + 32);
 #pragma GCC unroll 8
       for (int m = 0; m < M; ++m) {

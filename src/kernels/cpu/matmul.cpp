@@ -13,6 +13,9 @@
 #include "linfer/core/thread_pool.h"
 
 namespace linfer::kernels {
+
+const int64_t g_prefetch_ahead = cpu_is_amd() ? 1024 : 4096;
+
 namespace {
 
 WeightMatrix weight_matrix(const TensorView& w, const char* op) {

@@ -72,9 +72,9 @@ HWY_INLINE void rows_tile(const float* HWY_RESTRICT x, const WeightMatrix& w, in
   int64_t k = 0;
   constexpr int64_t kBytes = T == DType::F32 ? 4 : 2;
   for (; k + C * L <= K; k += C * L) {
-    if constexpr (R == 1)  // the lines of W this step reads, kPrefetchAhead (matmul_simd.h) bytes further on
+    if constexpr (R == 1)  // the lines of W this step reads, g_prefetch_ahead (matmul_simd.h) bytes further on
       for (int64_t b = 0; b < C * L * kBytes; b += 64)
-        hwy::Prefetch(static_cast<const char*>(rows[0]) + k * kBytes + kPrefetchAhead + b);
+        hwy::Prefetch(static_cast<const char*>(rows[0]) + k * kBytes + g_prefetch_ahead + b);
     HWY_UNROLL(8)
     for (int c = 0; c < C; ++c) fma_step<T, M, R>(df, x, K, rows, k + c * L, acc[c]);
   }

@@ -19,18 +19,21 @@ struct WeightMatrix {
 // one after the other (short bf16 / f16 / f32 rows in matmul_hwy.cpp, every int8-activation kernel through
 // prefetch_ahead below; the float-activation quantized kernels, bound by their multiplies, gained nothing from
 // it), a few lines per step: consecutive rows are consecutive in memory, so this runs into the rows after it. The
-// hardware prefetchers alone leave such a stream of 0.5-4 KiB rows short of the read floor: on an Intel Xeon
-// (Emerald Rapids), one core, bf16 K = 768 / 1024 9-10 GB/s without and 14-18 GB/s with it (1 KiB ahead: 12,
-// 2 KiB: 13-15, 8 KiB: 13-19; docs/benchmarks.md).
-constexpr int64_t kPrefetchAhead = 4096;
+// hardware prefetchers alone leave such a stream of 0.5-4 KiB rows short of the read floor. The best distance
+// depends on the core (docs/benchmarks.md): on an Intel Xeon (Emerald Rapids), one core, bf16 K = 768 / 1024,
+// 9-10 GB/s without, 14-18 GB/s at 4 KiB (1 KiB: 12, 2 KiB: 13-15, 8 KiB: 13-19); on an AMD Zen 3, one core,
+// K = 768, 16 GB/s at 4 KiB and 20 at 1 KiB (512 B: 18, 2 KiB: ~18), the same order with 4 KiB or 2 MiB pages.
+// Chosen once, by the CPU's vendor.
+extern const int64_t g_prefetch_ahead;
 
-// Asks for the lines of the n weight bytes at w, kPrefetchAhead bytes on: a kernel calls it for the bytes of every
+// Asks for the lines of the n weight bytes at w, g_prefetch_ahead bytes on: a kernel calls it for the bytes of every
 // step, so that the requests go out a few at a time between the products. (Asked for a row ahead in one burst at
 // each row's start, they filled the core's line-fill buffers and stalled it there: half the samples of a q4_0
 // GEMV sat on the prefetches; Intel Xeon, q4_0 4096 x 4096, int8 x: 8.6 -> 11-13.5 GB/s.) Every 64-byte window of
 // consecutive steps' bytes holds one of the addresses, so every line is asked for.
 inline void prefetch_ahead(const void* w, int64_t n) {
-  for (int64_t b = 0; b < n; b += 64) __builtin_prefetch(static_cast<const char*>(w) + kPrefetchAhead + b);
+  const char* p = static_cast<const char*>(w) + g_prefetch_ahead;
+  for (int64_t b = 0; b < n; b += 64) __builtin_prefetch(p + b);
 }
 
 namespace hwy_paths {

@@ -32,8 +32,7 @@ void conv1d_step_scalar(const float* x, const float* w, int64_t W, const float* 
     for (int64_t j = 0; j < H; ++j) acc += wc[j] * s[j];
     const float xc = x[c];
     acc += wc[H] * xc;
-    for (int64_t j = 0; j + 1 < H; ++j) s[j] = s[j + 1];
-    if (H > 0) s[H - 1] = xc;
+    shift_window(s, H, xc);
     out[c] = silu ? acc / (1.0f + std::exp(-acc)) : acc;
   }
 }

@@ -77,6 +77,30 @@ int64_t step_interleaved(DF df, const float* x, const float* w, const float* bia
   return c;
 }
 
+constexpr int64_t kMaxGatheredTaps = 16;  // wider windows go tap by tap through the tail form
+
+// The step for windows of 5..kMaxGatheredTaps taps in whole vectors, the weights and the state read by gathers
+// (lane i: channel c + i's row) and the window written back by scatters; returns where it stopped.
+int64_t step_gathered(DF df, const float* x, const float* w, int64_t W, const float* bias, bool silu, float* state,
+                      int64_t c, int64_t c1, float* out) {
+  const DI di;
+  const int64_t L = int64_t(hn::Lanes(df)), H = W - 1;
+  const auto w_at = hn::Mul(hn::Iota(di, 0), hn::Set(di, int32_t(W)));
+  const auto s_at = hn::Mul(hn::Iota(di, 0), hn::Set(di, int32_t(H)));
+  for (; c + L <= c1; c += L) {
+    const float* wc = w + c * W;
+    float* s = state + c * H;
+    VF taps[kMaxGatheredTaps];
+    for (int64_t j = 0; j < H; ++j) taps[j] = hn::GatherIndex(df, s + j, s_at);
+    taps[H] = hn::LoadU(df, x + c);
+    VF acc = bias ? hn::LoadU(df, bias + c) : hn::Zero(df);
+    for (int64_t j = 0; j < W; ++j) acc = hn::MulAdd(hn::GatherIndex(df, wc + j, w_at), taps[j], acc);
+    for (int64_t j = 0; j < H; ++j) hn::ScatterIndex(taps[j + 1], df, s + j, s_at);  // the window moves on by x
+    hn::StoreU(silu ? hwy_math::silu(df, acc) : acc, df, out + c);
+  }
+  return c;
+}
+
 }  // namespace
 
 void conv1d_row(const float* const* taps, const float* wT, int64_t C, int64_t W, const float* bias, bool silu,
@@ -97,38 +121,19 @@ void conv1d_row(const float* const* taps, const float* wT, int64_t C, int64_t W,
 void conv1d_step(const float* x, const float* w, int64_t W, const float* bias, bool silu, float* state, int64_t c0,
                  int64_t c1, float* out) {
   const DF df;
-  const DI di;
   const int64_t L = int64_t(hn::Lanes(df)), H = W - 1;
-  const auto w_at = hn::Mul(hn::Iota(di, 0), hn::Set(di, int32_t(W)));  // lane i: channel i's row of w, of the state
-  const auto s_at = hn::Mul(hn::Iota(di, 0), hn::Set(di, int32_t(H)));
-  constexpr int64_t kMaxTaps = 16;  // wider windows go tap by tap through the tail form below
   int64_t c = c0;
   if (W == 2) c = step_interleaved<2>(df, x, w, bias, silu, state, c, c1, out);
   if (W == 3) c = step_interleaved<3>(df, x, w, bias, silu, state, c, c1, out);
   if (W == 4) c = step_interleaved<4>(df, x, w, bias, silu, state, c, c1, out);
-  if (W > 4 && W <= kMaxTaps)
-    for (; c + L <= c1; c += L) {
-      const float* wc = w + c * W;
-      float* s = state + c * H;
-      VF taps[kMaxTaps];
-      for (int64_t j = 0; j < H; ++j) taps[j] = hn::GatherIndex(df, s + j, s_at);
-      taps[H] = hn::LoadU(df, x + c);
-      VF acc = bias ? hn::LoadU(df, bias + c) : hn::Zero(df);
-      for (int64_t j = 0; j < W; ++j) acc = hn::MulAdd(hn::GatherIndex(df, wc + j, w_at), taps[j], acc);
-      for (int64_t j = 0; j < H; ++j) hn::ScatterIndex(taps[j + 1], df, s + j, s_at);  // the window moves on by x
-      hn::StoreU(silu ? hwy_math::silu(df, acc) : acc, df, out + c);
-    }
-  for (; c < c1; c += L) {  // the tail (and every channel of a window wider than kMaxTaps)
+  if (W > 4 && W <= kMaxGatheredTaps) c = step_gathered(df, x, w, W, bias, silu, state, c, c1, out);
+  for (; c < c1; c += L) {  // the tail (and every channel of a window wider than kMaxGatheredTaps)
     const int64_t m = std::min(L, c1 - c);
     HWY_ALIGN float xs[HWY_MAX_BYTES / 4];
     for (int64_t i = 0; i < m; ++i) xs[i] = x[c + i];  // before out, which may be x, is written
     tail(df, m, bias ? bias + c : nullptr, W, silu, [&](int64_t j, int64_t i) { return w[(c + i) * W + j]; },
          [&](int64_t j, int64_t i) { return j < H ? state[(c + i) * H + j] : xs[i]; }, out + c);
-    for (int64_t i = 0; i < m; ++i) {
-      float* si = state + (c + i) * H;
-      for (int64_t j = 0; j + 1 < H; ++j) si[j] = si[j + 1];
-      if (H > 0) si[H - 1] = xs[i];
-    }
+    for (int64_t i = 0; i < m; ++i) shift_window(state + (c + i) * H, H, xs[i]);
   }
 }
 

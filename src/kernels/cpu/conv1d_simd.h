@@ -20,6 +20,12 @@ using Conv1dRowFn = void (*)(const float* const* taps, const float* wT, int64_t 
 using Conv1dStepFn = void (*)(const float* x, const float* w, int64_t W, const float* bias, bool silu, float* state,
                               int64_t c0, int64_t c1, float* out);
 
+// Moves one channel's window [W-1] (oldest first) on by the input x: the scalar step and the Highway step's tail.
+inline void shift_window(float* s, int64_t H, float x) {
+  for (int64_t j = 0; j + 1 < H; ++j) s[j] = s[j + 1];
+  if (H > 0) s[H - 1] = x;
+}
+
 namespace hwy_paths {
 // The Highway kernels (conv1d_hwy.cpp) of `level`, which is not the scalar path.
 Conv1dRowFn conv1d_row_for(SimdLevel level);

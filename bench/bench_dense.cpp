@@ -18,6 +18,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -33,6 +34,7 @@
 #include "linfer/core/dtype.h"
 #include "linfer/core/quant_activations.h"
 #include "linfer/core/thread_pool.h"
+#include "linfer/core/weight_arena.h"
 
 using namespace linfer;
 using namespace linfer::kernels;
@@ -101,28 +103,28 @@ BENCHMARK(BM_Floor_ReadBlocks)->ArgName("kib")->Arg(256)->Arg(1024)->Arg(8192)->
 
 // ---- GEMV / GEMM -------------------------------------------------------------------------------
 
+// Random weights where the engine keeps them: copies in a WeightArena (2 MiB pages where the kernel gives them;
+// a copy the arena refuses, memory being short, stays in an ordinary buffer).
 struct Weights {
-  std::vector<AlignedVector<uint16_t>> copies;  // bf16 bits, or f32 when dtype is F32 (see data())
-  std::vector<AlignedVector<float>> f32;
+  WeightArena arena;
+  std::vector<std::shared_ptr<const std::byte>> copies;  // N × K values of dtype each
   DType dtype;
   int64_t N, K;
   Weights(DType dt, int64_t N_, int64_t K_, int n_copies) : dtype(dt), N(N_), K(K_) {
-    auto w = randn(size_t(N * K), 0.02f, 7);
+    const auto w = randn(size_t(N * K), 0.02f, 7);
+    const size_t bytes = dtype_nbytes(dt, N * K);
+    auto stored = std::make_shared<AlignedVector<std::byte>>(bytes);
+    if (dt == DType::F32) std::memcpy(stored->data(), w.data(), bytes);
+    else from_f32(dt, w.data(), stored->data(), size_t(N * K));
     for (int c = 0; c < n_copies; ++c) {
-      if (dt == DType::F32) {
-        f32.push_back(w);
-      } else {
-        AlignedVector<uint16_t> b(size_t(N * K));
-        from_f32(dt, w.data(), b.data(), size_t(N * K));
-        copies.push_back(std::move(b));
-      }
+      std::shared_ptr<const std::byte> copy = arena.copy(stored->data(), bytes);
+      if (!copy) copy = std::shared_ptr<const std::byte>(stored, stored->data());
+      copies.push_back(std::move(copy));
     }
   }
   TensorView view(int i) const {
-    void* p = dtype == DType::F32 ? (void*)f32[i % f32.size()].data() : (void*)copies[i % copies.size()].data();
-    return TensorView(p, dtype, {N, K});
+    return TensorView(const_cast<std::byte*>(copies[size_t(i) % copies.size()].get()), dtype, {N, K});
   }
-  int size() const { return int(dtype == DType::F32 ? f32.size() : copies.size()); }
 };
 
 // args: N, K, simd

@@ -197,9 +197,11 @@ const Case kCases[] = {
     {"gdn_independent_split8", 2, 4, 128, 64, DeltaDecay::Scalar, 2, 0, Gates::Raw, Norm::None, true, 0, 8},
     {"kda_independent_split4", 2, 2, 128, 72, DeltaDecay::PerKey, 3, 0, Gates::Raw, Norm::None, true, 1, 4},
     // more blocks than SMs, each streaming its rows in two tiles (the second partial), slots in random order; the
-    // second with unaligned slots (element-wise state accesses)
+    // second with unaligned slots (element-wise state accesses); 140 blocks fill a 114- or 132-SM device in one
+    // wave, where the aligned cases take the evict-first state accesses (detail::StateCache::Stream)
     {"gdn_tiles_many_blocks", 2, 4, 128, 96, DeltaDecay::Scalar, 70, 4, Gates::Raw,  Norm::Silu},
     {"kda_tiles_unaligned",   2, 2, 128, 200, DeltaDecay::PerKey, 70, 4, Gates::Raw, Norm::Sigmoid, true, 1},
+    {"kda_one_wave",          2, 2, 128, 72, DeltaDecay::PerKey, 70, 4, Gates::Raw,  Norm::Sigmoid},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaDeltaDecode, ::testing::ValuesIn(kCases),

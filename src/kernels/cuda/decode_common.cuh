@@ -55,9 +55,17 @@ inline int pick_split(int64_t blocks, int rows) { return 2 * blocks <= sm_count(
 // kernel before has ended, and the prefetch only doubles the requests for the state it loads at once. H200, 32
 // heads x 128 x 128 (docs/gpu.md): with it B = 1 -1.0 us (of 4.3-5.0), B = 64 and 256 -1 to -4 %, B = 8 (one
 // wave) +5 to +9 %.
-inline bool prefetch_state(int64_t blocks, int per_sm) {
-  return blocks <= sm_count() || blocks > int64_t(per_sm) * sm_count();
+inline bool fills_one_wave(int64_t blocks, int per_sm) {
+  return blocks > sm_count() && blocks <= int64_t(per_sm) * sm_count();
 }
+inline bool prefetch_state(int64_t blocks, int per_sm) { return !fills_one_wave(blocks, per_sm); }
+
+// How a decode kernel's 16-byte state accesses treat L2: plainly; stores marked evict-first (st.global.cs);
+// loads and stores evict-first (ld / st.global.cs). Each row is read once and written once per call. H100,
+// 2026-12-07, 32 heads x 128 x 128, state from HBM (docs/benchmarks.md, *State accesses evict-first*): the
+// delta rule with both evict-first takes 4-6 % less time where its grid fills the device in one wave (B = 8)
+// and 1-2 % more from B = 64 on; Mamba2 / GLA with evict-first stores 3-9 % less at every B >= 8.
+enum class StateCache { Plain, StreamStores, Stream };
 
 // 16-byte state accesses need K % 4 == 0 and every slot's tensor 16-byte aligned.
 inline bool vec4_ok(int64_t K, const SlotPool& p) {
@@ -97,17 +105,27 @@ __host__ __device__ constexpr int padded_keys(int nv4) { return nv4 * kTeam * 4;
 __device__ __forceinline__ int key_of(int c, int lane) { return (c * kTeam + lane) * 4; }
 
 // One lane's share of a state row (NV4 chunks of 4 key channels). VEC4 uses 16-byte accesses and needs
-// K % 4 == 0 and a 16-byte-aligned pool; otherwise channels are accessed one by one (any K).
-template <int NV4, bool VEC4>
+// K % 4 == 0 and a 16-byte-aligned pool, with the cache policy CACHE; otherwise channels are accessed one by
+// one (any K), plainly.
+template <int NV4, bool VEC4, StateCache CACHE = StateCache::Plain>
 struct RowSlice {
   float4 c[NV4];
+
+  __device__ __forceinline__ static float4 load4(const float* at) {
+    if constexpr (CACHE == StateCache::Stream) return __ldcs(reinterpret_cast<const float4*>(at));
+    else return *reinterpret_cast<const float4*>(at);
+  }
+  __device__ __forceinline__ static void store4(float* at, float4 x) {
+    if constexpr (CACHE == StateCache::Plain) *reinterpret_cast<float4*>(at) = x;
+    else __stcs(reinterpret_cast<float4*>(at), x);
+  }
 
   __device__ __forceinline__ void load(const float* row, int K, int lane) {
 #pragma unroll
     for (int i = 0; i < NV4; ++i) {
       const int k0 = key_of(i, lane);
       if constexpr (VEC4) {
-        c[i] = k0 < K ? *reinterpret_cast<const float4*>(row + k0) : make_float4(0.f, 0.f, 0.f, 0.f);
+        c[i] = k0 < K ? load4(row + k0) : make_float4(0.f, 0.f, 0.f, 0.f);
       } else {
         c[i].x = k0 < K ? row[k0] : 0.f;
         c[i].y = k0 + 1 < K ? row[k0 + 1] : 0.f;
@@ -122,7 +140,7 @@ struct RowSlice {
     for (int i = 0; i < NV4; ++i) {
       const int k0 = key_of(i, lane);
       if constexpr (VEC4) {
-        if (k0 < K) *reinterpret_cast<float4*>(row + k0) = c[i];
+        if (k0 < K) store4(row + k0, c[i]);
       } else {
         if (k0 < K) row[k0] = c[i].x;
         if (k0 + 1 < K) row[k0 + 1] = c[i].y;

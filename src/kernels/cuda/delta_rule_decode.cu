@@ -77,7 +77,7 @@ __host__ __device__ inline int prologue_items(const Params& p, int KP, int rows)
 // The dependent chain after pdl_enter(): state and input loads issued together, one round trip; a block
 // barrier; q/k norms by every warp from shared memory (no second barrier); one pass over the rows; state and
 // (without the norm) outputs stored from registers, no barrier after the rows.
-template <int NV4, bool VEC4>
+template <int NV4, bool VEC4, detail::StateCache CACHE>
 __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) delta_decode_kernel(const Params p) {
   constexpr int RPT = detail::rows_per_thread(NV4), KP = detail::padded_keys(NV4);
   namespace cg = cooperative_groups;
@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4)) 
   float* S0 = detail::slot_ptr(p.S, p.slots, b) + (int64_t(hv0) * V + br.r0) * K;
   if (p.prefetch) prefetch_l2(S0, int64_t(br.n) * K * sizeof(float), tid, nt);  // while the kernel before runs
   pdl_enter();
-  RowSlice<NV4, VEC4> st[RPT];
+  RowSlice<NV4, VEC4, CACHE> st[RPT];
   auto load_tile = [&](int first) {
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
@@ -270,7 +270,7 @@ int auto_split(int64_t blocks, int rows, bool cluster) {
   return split;
 }
 
-template <int NV4, bool VEC4>
+template <int NV4, bool VEC4, detail::StateCache CACHE>
 void launch(const Params& p, int B, cudaStream_t stream) {
   constexpr int KP = detail::padded_keys(NV4);
   const int rows = rows_per_block(p);
@@ -283,13 +283,18 @@ void launch(const Params& p, int B, cudaStream_t stream) {
                           p.cluster ? unsigned(p.split) : 1u};
   Params q = p;
   q.prefetch = detail::prefetch_state(int64_t(shape.grid.x) * B, detail::min_blocks(NV4));
-  launch_kernel("cuda delta_rule_decode launch", shape, delta_decode_kernel<NV4, VEC4>, q);
+  launch_kernel("cuda delta_rule_decode launch", shape, delta_decode_kernel<NV4, VEC4, CACHE>, q);
 }
 
+// 16-byte state accesses where they can be, evict-first where the grid fills the device in one wave
+// (detail::StateCache).
 template <int NV4>
 void launch_vec(const Params& p, int B, cudaStream_t stream) {
-  if (detail::vec4_ok(p.K, p.S)) launch<NV4, true>(p, B, stream);
-  else launch<NV4, false>(p, B, stream);
+  using detail::StateCache;
+  if (!detail::vec4_ok(p.K, p.S)) return launch<NV4, false, StateCache::Plain>(p, B, stream);
+  if (detail::fills_one_wave(int64_t(p.H) * p.split * B, detail::min_blocks(NV4)))
+    return launch<NV4, true, StateCache::Stream>(p, B, stream);
+  launch<NV4, true, StateCache::Plain>(p, B, stream);
 }
 
 }  // namespace

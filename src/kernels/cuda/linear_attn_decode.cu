@@ -51,7 +51,7 @@ __global__ void __launch_bounds__(detail::kMaxThreads, detail::min_blocks(NV4))
   float* S0 = detail::slot_ptr(p.S, p.slots, b) + (int64_t(hv) * V + r0) * K;
   if (p.prefetch) prefetch_l2(S0, int64_t(n) * K * sizeof(float), tid, nt);  // while the kernel before runs
   pdl_enter();
-  RowSlice<NV4, VEC4> st[RPT];
+  RowSlice<NV4, VEC4, detail::StateCache::StreamStores> st[RPT];
   auto load_tile = [&](int first) {
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {

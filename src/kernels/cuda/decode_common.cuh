@@ -64,7 +64,7 @@ inline bool prefetch_state(int64_t blocks, int per_sm) { return !fills_one_wave(
 // loads and stores evict-first (ld / st.global.cs). Each row is read once and written once per call. H100,
 // 2026-12-07, 32 heads x 128 x 128, state from HBM (docs/benchmarks.md, *State accesses evict-first*): the
 // delta rule with both evict-first takes 4-6 % less time where its grid fills the device in one wave (B = 8)
-// and 1-2 % more from B = 64 on; Mamba2 / GLA with evict-first stores 3-9 % less at every B >= 8.
+// and 2-3 % more from B = 64 on; Mamba2 / GLA with evict-first stores 3-9 % less at every B.
 enum class StateCache { Plain, StreamStores, Stream };
 
 // 16-byte state accesses need K % 4 == 0 and every slot's tensor 16-byte aligned.

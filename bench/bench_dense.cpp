@@ -104,7 +104,8 @@ BENCHMARK(BM_Floor_ReadBlocks)->ArgName("kib")->Arg(256)->Arg(1024)->Arg(8192)->
 // ---- GEMV / GEMM -------------------------------------------------------------------------------
 
 // Random weights where the engine keeps them: copies in a WeightArena (2 MiB pages where the kernel gives them;
-// a copy the arena refuses, memory being short, stays in an ordinary buffer).
+// a copy the arena refuses, memory being short, goes to an ordinary buffer of its own, so that the benchmarks
+// still rotate through distinct copies).
 struct Weights {
   WeightArena arena;
   std::vector<std::shared_ptr<const std::byte>> copies;  // N × K values of dtype each
@@ -113,12 +114,15 @@ struct Weights {
   Weights(DType dt, int64_t N_, int64_t K_, int n_copies) : dtype(dt), N(N_), K(K_) {
     const auto w = randn(size_t(N * K), 0.02f, 7);
     const size_t bytes = dtype_nbytes(dt, N * K);
-    auto stored = std::make_shared<AlignedVector<std::byte>>(bytes);
-    if (dt == DType::F32) std::memcpy(stored->data(), w.data(), bytes);
-    else from_f32(dt, w.data(), stored->data(), size_t(N * K));
+    AlignedVector<std::byte> stored(bytes);
+    if (dt == DType::F32) std::memcpy(stored.data(), w.data(), bytes);
+    else from_f32(dt, w.data(), stored.data(), size_t(N * K));
     for (int c = 0; c < n_copies; ++c) {
-      std::shared_ptr<const std::byte> copy = arena.copy(stored->data(), bytes);
-      if (!copy) copy = std::shared_ptr<const std::byte>(stored, stored->data());
+      std::shared_ptr<const std::byte> copy = arena.copy(stored.data(), bytes);
+      if (!copy) {
+        auto own = std::make_shared<AlignedVector<std::byte>>(stored);
+        copy = std::shared_ptr<const std::byte>(own, own->data());
+      }
       copies.push_back(std::move(copy));
     }
   }

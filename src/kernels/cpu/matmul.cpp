@@ -10,6 +10,7 @@
 #include "kernels/cpu/quant/qmatmul_q8.h"
 #include "linfer/core/error.h"
 #include "linfer/core/quant_activations.h"
+#include "linfer/core/split_ranges.h"
 #include "linfer/core/thread_pool.h"
 
 namespace linfer::kernels {
@@ -87,7 +88,8 @@ bool use_gemv(SimdLevel level, int64_t M, DType t) {
 }
 
 // Weight bytes a task should have at least: below this a second thread costs more to wake than it saves.
-constexpr int64_t kMinTaskBytes = int64_t(32) << 10;
+constexpr int64_t kMinTaskBytes = int64_t(32) << 10;  // the least cost worth a thread of its own
+constexpr int64_t kUnitBytes = int64_t(16) << 10;     // the finest piece a GEMV thread claims
 
 #if LINFER_HWY
 // What the products of one gemv_many call read besides x, made before the parallel region into buffers
@@ -172,14 +174,16 @@ class QuantInputs {
 #endif
 
 // Every product's weight rows, split over the pool in one parallel call. The rows of all products form
-// one sequence, cut into tasks of equal cost (weight bytes × passes over them: one pass per 4 rows of
-// x) at multiples of 4 rows (interleaved weights, quant/rows16.h: 16), so a 1-row gate and a 32000-row
-// head share the threads evenly and the pool wakes once for the lot. Block-quantized weights take the
-// quantized GEMV (quant/qmatmul.h).
+// one sequence of cost (weight bytes × passes over them: one pass per 4 rows of x), cut into units of
+// kUnitBytes at multiples of 4 rows (interleaved weights, quant/rows16.h: 16), so a 1-row gate and a
+// 32000-row head share the threads evenly and the pool wakes once for the lot. Each thread streams a
+// contiguous share of the units and, done early, splits another's remainder (core/split_ranges.h).
+// Block-quantized weights take the quantized GEMV (quant/qmatmul.h).
 void gemv_many(SimdLevel level, std::span<const Product> ps) {
 #if LINFER_HWY
   thread_local std::vector<int64_t> start_buf;  // per thread, reused
   thread_local QuantInputs inputs_buf;
+  thread_local SplitRanges ranges_buf;
   std::vector<int64_t>& start = start_buf;  // the caller's, also in the workers: cost before product j
   QuantInputs& inputs = inputs_buf;
   inputs.prepare(level, ps);
@@ -191,21 +195,28 @@ void gemv_many(SimdLevel level, std::span<const Product> ps) {
   for (size_t j = 0; j < ps.size(); ++j) start[j + 1] = start[j] + ps[j].w.N * row_cost(ps[j]);
   const int64_t total = start[ps.size()];
   if (total == 0) return;
-  const int64_t n_tasks = std::clamp<int64_t>(total / kMinTaskBytes, 1, 4 * int64_t(num_threads()));
   // First row of product j at cost offset c (a multiple of 4 or 16, within [0, N]); the same function
-  // gives one task's end and the next one's start, so the tasks cover every row exactly once.
+  // gives one piece's end and the next one's start, so the pieces cover every row exactly once.
   auto row_at = [&](size_t j, int64_t c) {
     const int64_t cost = row_cost(ps[j]), r = (c - start[j] + cost - 1) / cost;
     const int64_t step = is_rows16(ps[j].w.dtype) ? quant::kRows16 : 4;
     return std::clamp<int64_t>((r + step - 1) / step * step, 0, ps[j].w.N);
   };
-  parallel_for(0, n_tasks, [&](int64_t t0, int64_t t1) {
-    const int64_t c0 = total * t0 / n_tasks, c1 = total * t1 / n_tasks;
+  auto cost_range = [&](int64_t c0, int64_t c1) {
     for (size_t j = 0; j < ps.size(); ++j) {
       if (start[j + 1] <= c0 || start[j] >= c1) continue;
       const int64_t n0 = row_at(j, c0), n1 = row_at(j, c1);
       if (n0 < n1) inputs.rows(level, ps[j], j, n0, n1);
     }
+  };
+  const int parts = int(std::min<int64_t>(num_threads(), total / kMinTaskBytes));
+  if (parts <= 1) return cost_range(0, total);
+  const int64_t units = std::clamp<int64_t>(total / kUnitBytes, parts, int64_t(1) << 20);
+  SplitRanges& ranges = ranges_buf;
+  ranges.reset(units, parts);
+  parallel_for(0, parts, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      ranges.run(int(p), [&](int64_t u0, int64_t u1) { cost_range(total * u0 / units, total * u1 / units); });
   });
 #else
   (void)level, (void)ps;

@@ -88,8 +88,8 @@ bool use_gemv(SimdLevel level, int64_t M, DType t) {
 }
 
 // Weight bytes a task should have at least: below this a second thread costs more to wake than it saves.
-constexpr int64_t kMinTaskBytes = int64_t(32) << 10;  // the least cost worth a thread of its own
-constexpr int64_t kUnitBytes = int64_t(16) << 10;     // the finest piece a GEMV thread claims
+constexpr int64_t kMinTaskBytes = int64_t(32) << 10;
+constexpr int64_t kUnitBytes = int64_t(16) << 10;  // the finest piece a GEMV thread claims (SplitRanges)
 
 #if LINFER_HWY
 // What the products of one gemv_many call read besides x, made before the parallel region into buffers

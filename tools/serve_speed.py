@@ -7,8 +7,9 @@
 each length (random ids, float32 state, no zstd), after one short warm-up request: time to the first
 and the last byte of the streamed state, bytes, prompt tokens / time to last byte.
 --decode: a plain node (`serve --max-seqs max(C)`) answers C completions at once (prompt --decode-prompt
-tokens, --decode-tokens generated each, ignore_eos, greedy): generated tokens / wall time, and the mean
-time per output token of one request. Prints a Markdown table row per measurement.
+tokens, --decode-tokens generated each, ignore_eos, greedy), after a warm-up round of the same shape (C
+prompts of that length, 8 tokens each), so that the server has run those shapes once: generated tokens /
+wall time, and the mean time per output token of one request. Prints a Markdown table row per measurement.
 Only the standard library (the GPU machine's python3 has nothing else this needs).
 """
 import argparse
@@ -117,18 +118,20 @@ def main():
         p, port = start(a.linfer, common + ["--max-seqs", str(max(cs)), "--max-context", str(ctx),
                                             "--max-batch-tokens", str(max(512, max(cs)))],
                         f"{a.log}_decode_{a.device}.log")
-        warm = [None]
-        complete(port, [1, 2, 3], 4, warm, 0)
-        for c in cs:
+        def round_of(c, tokens):  # c concurrent completions of fresh random prompts (no prefix-cache hits)
             prompts = [[rng.randrange(vocab) for _ in range(a.decode_prompt)] for _ in range(c)]
             out = [None] * c
             t0 = time.perf_counter()
-            th = [threading.Thread(target=complete, args=(port, prompts[i], a.decode_tokens, out, i)) for i in range(c)]
+            th = [threading.Thread(target=complete, args=(port, prompts[i], tokens, out, i)) for i in range(c)]
             for t in th:
                 t.start()
             for t in th:
                 t.join()
-            wall = time.perf_counter() - t0
+            return out, time.perf_counter() - t0
+
+        for c in cs:
+            round_of(c, min(8, a.decode_tokens))  # warm-up of the same shape: prompt length and batch size seen
+            out, wall = round_of(c, a.decode_tokens)
             gen = sum(o[1] for o in out)
             per_tok = sum(o[0] / o[1] for o in out) / c
             print(f"| serve decode | {a.device} | C = {c} | {gen / wall:.0f} | {per_tok * 1e3:.1f} | {wall:.2f} |",

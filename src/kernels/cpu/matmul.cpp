@@ -90,6 +90,7 @@ bool use_gemv(SimdLevel level, int64_t M, DType t) {
 // Weight bytes a task should have at least: below this a second thread costs more to wake than it saves.
 constexpr int64_t kMinTaskBytes = int64_t(32) << 10;
 constexpr int64_t kUnitBytes = int64_t(16) << 10;  // the finest piece a GEMV thread claims (SplitRanges)
+constexpr int64_t kMaxUnits = int64_t(1) << 20;    // so that a unit's cost offset, total × unit / units, fits int64
 
 #if LINFER_HWY
 // What the products of one gemv_many call read besides x, made before the parallel region into buffers
@@ -211,7 +212,7 @@ void gemv_many(SimdLevel level, std::span<const Product> ps) {
   };
   const int parts = int(std::min<int64_t>(num_threads(), total / kMinTaskBytes));
   if (parts <= 1) return cost_range(0, total);
-  const int64_t units = std::clamp<int64_t>(total / kUnitBytes, parts, int64_t(1) << 20);
+  const int64_t units = std::clamp<int64_t>(total / kUnitBytes, parts, kMaxUnits);
   SplitRanges& ranges = ranges_buf;
   ranges.reset(units, parts);
   parallel_for(0, parts, [&](int64_t p0, int64_t p1) {

@@ -231,7 +231,7 @@ if [ $mode = full ] && [ "${SERVE_SPEED:-1}" != 0 ]; then
   [ -f "$dir/config.json" ] ||
     step "make kimi_linear" "$LOG/make_kimi_linear.log" python3 tools/make_random_model.py kimi_linear "$dir"
   {
-    echo "| what | device | prompt / C | tokens/s | first byte ms / ms per token | last byte ms / wall s | MiB |"
+    echo "| what | device | prompt / C | tokens/s | first byte ms / ms per token | last byte ms / wall s | MiB / ms per forward / iteration (iterations) |"
     PYTHONUNBUFFERED=1 timeout 300 python3 tools/serve_speed.py "$BUILD/linfer" "$dir" --device cuda \
       --prefill "${SERVE_PREFILL-4096,16384}" --decode "${SERVE_DECODE-1,8,32}" --log "$LOG/serve_speed"
     PYTHONUNBUFFERED=1 timeout 300 python3 tools/serve_speed.py "$BUILD/linfer" "$dir" --device cpu \

@@ -9,7 +9,9 @@ and the last byte of the streamed state, bytes, prompt tokens / time to last byt
 --decode: a plain node (`serve --max-seqs max(C)`) answers C completions at once (prompt --decode-prompt
 tokens, --decode-tokens generated each, ignore_eos, greedy), after a warm-up round of the same shape (C
 prompts of that length, 8 tokens each), so that the server has run those shapes once: generated tokens /
-wall time, and the mean time per output token of one request. Prints a Markdown table row per measurement.
+wall time, the mean time per output token of one request, and from the server's /metrics the mean time of its
+iterations in that round and of the model's forward within them (what the server adds to a forward is the
+difference). Prints a Markdown table row per measurement.
 Only the standard library (the GPU machine's python3 has nothing else this needs).
 """
 import argparse
@@ -76,6 +78,14 @@ def identity(port):
     sys.exit("serve_speed: the prefill node accepted a wrong fingerprint")
 
 
+def steps(port):  # (forward seconds, iteration seconds, iterations) so far, from the server's histograms
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60).read().decode()
+    def value(name):
+        m = re.search(rf"^{name} (\S+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+    return value("linfer_forward_seconds_sum"), value("linfer_iteration_seconds_sum"), value("linfer_iteration_seconds_count")
+
+
 def complete(port, ids, n, out, i):
     t0 = time.perf_counter()
     with post(port, "/v1/completions", {"prompt": ids, "max_tokens": n, "temperature": 0, "ignore_eos": True}) as r:
@@ -131,11 +141,14 @@ def main():
 
         for c in cs:
             round_of(c, min(8, a.decode_tokens))  # warm-up of the same shape: prompt length and batch size seen
+            f0, i0, n0 = steps(port)
             out, wall = round_of(c, a.decode_tokens)
+            f1, i1, n1 = steps(port)
             gen = sum(o[1] for o in out)
             per_tok = sum(o[0] / o[1] for o in out) / c
-            print(f"| serve decode | {a.device} | C = {c} | {gen / wall:.0f} | {per_tok * 1e3:.1f} | {wall:.2f} |",
-                  flush=True)
+            its = max(n1 - n0, 1)
+            print(f"| serve decode | {a.device} | C = {c} | {gen / wall:.0f} | {per_tok * 1e3:.2f} | {wall:.2f} "
+                  f"| {(f1 - f0) / its * 1e3:.3f} / {(i1 - i0) / its * 1e3:.3f} ({n1 - n0:.0f}) |", flush=True)
         stop(p)
 
 

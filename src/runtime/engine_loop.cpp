@@ -106,6 +106,7 @@ void Engine::Impl::admit(std::shared_ptr<Request> r, int64_t planned_tokens) {
 }
 
 void Engine::Impl::iteration() {
+  const auto start = Clock::now();
   std::erase_if(running, [](const Seq& s) { return s.slot < 0; });  // cancelled since the last iteration
   // ---- plan ------------------------------------------------------------------------------------
   std::vector<RunningSeqView> rv;
@@ -146,6 +147,7 @@ void Engine::Impl::iteration() {
   }
   if (rows.empty()) return;
   logits.resize(rows.size() * size_t(vocab));
+  const auto forward_start = Clock::now();
   try {
     model.forward_slots(Batch{tokens, offsets}, pool.slots(), slots, logits.data(), Logits::Last);
   } catch (const std::exception& ex) {
@@ -157,7 +159,7 @@ void Engine::Impl::iteration() {
     std::erase_if(running, [](const Seq& s) { return s.slot < 0; });
     return;
   }
-  e.metrics_.count_iteration(int64_t(tokens.size()), int64_t(rows.size()));
+  const double forward_s = seconds(Clock::now() - forward_start);
 
   // ---- outputs -----------------------------------------------------------------------------------
   for (size_t b = 0; b < rows.size(); ++b) {
@@ -184,6 +186,7 @@ void Engine::Impl::iteration() {
     }
   }
   std::erase_if(running, [](const Seq& s) { return s.slot < 0; });
+  e.metrics_.count_iteration(int64_t(tokens.size()), int64_t(rows.size()), forward_s, seconds(Clock::now() - start));
 }
 
 void Engine::Impl::prompt_done(Seq& seq, const float* row) {

@@ -12,6 +12,10 @@ namespace {
 std::vector<double> latency_buckets() {
   return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 120};
 }
+std::vector<double> step_buckets() {  // an iteration: a GPU decode step takes ~1 ms, a CPU one ~10-100
+  return {0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1,
+          0.25, 0.5, 1, 2.5};
+}
 
 void scalar(std::string& out, const char* name, const char* type, const char* help, double v) {
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, v);
@@ -41,7 +45,12 @@ void Histogram::write(std::string& out, const std::string& name, const std::stri
 }
 
 ServerMetrics::ServerMetrics()
-    : ttft_(latency_buckets()), itl_(latency_buckets()), queue_(latency_buckets()), e2e_(latency_buckets()) {
+    : ttft_(latency_buckets()),
+      itl_(latency_buckets()),
+      queue_(latency_buckets()),
+      e2e_(latency_buckets()),
+      forward_(step_buckets()),
+      iteration_(step_buckets()) {
   for (const char* o : {"stop", "length", "cancelled", "error", "rejected", "invalid"}) requests_[o] = 0;
 }
 
@@ -57,11 +66,13 @@ void ServerMetrics::add_tokens(uint64_t prompt, uint64_t cached_prompt, uint64_t
   generated_tokens_ += generated;
 }
 
-void ServerMetrics::count_iteration(int64_t tokens, int64_t sequences) {
+void ServerMetrics::count_iteration(int64_t tokens, int64_t sequences, double forward_s, double total_s) {
   std::lock_guard lock(mu_);
   ++iterations_;
   batch_tokens_ += uint64_t(tokens);
   batch_sequences_ += uint64_t(sequences);
+  forward_.observe(forward_s);
+  iteration_.observe(total_s);
 }
 
 void ServerMetrics::observe_ttft(double s) { std::lock_guard lock(mu_); ttft_.observe(s); }
@@ -125,6 +136,9 @@ std::string ServerMetrics::prometheus(const PrefixCacheStats& cache) const {
   itl_.write(out, "linfer_inter_token_latency_seconds", "Between consecutive tokens of one sequence.");
   queue_.write(out, "linfer_request_queue_time_seconds", "From arrival to admission (a state slot).");
   e2e_.write(out, "linfer_e2e_request_latency_seconds", "From arrival to the last token.");
+  forward_.write(out, "linfer_forward_seconds", "The model's forward over an iteration's batch.");
+  iteration_.write(out, "linfer_iteration_seconds",
+                   "A scheduler iteration that ran the model: plan, forward, sampling, outputs.");
   return out;
 }
 

@@ -47,7 +47,9 @@ class ServerMetrics {
   // full or shutting down), "invalid" (a 4xx before the engine saw it).
   void count_request(const std::string& outcome);
   void add_tokens(uint64_t prompt, uint64_t cached_prompt, uint64_t generated);
-  void count_iteration(int64_t tokens, int64_t sequences);
+  // One scheduler iteration that ran the model: its batch, the forward's time and the whole iteration's (plan,
+  // forward, sampling, outputs).
+  void count_iteration(int64_t tokens, int64_t sequences, double forward_seconds, double total_seconds);
   void observe_ttft(double seconds);
   void observe_itl(double seconds);
   void observe_queue_time(double seconds);
@@ -63,7 +65,7 @@ class ServerMetrics {
   std::map<std::string, uint64_t> requests_;
   uint64_t prompt_tokens_ = 0, cached_prompt_tokens_ = 0, generated_tokens_ = 0;
   uint64_t iterations_ = 0, batch_tokens_ = 0, batch_sequences_ = 0;
-  Histogram ttft_, itl_, queue_, e2e_;
+  Histogram ttft_, itl_, queue_, e2e_, forward_, iteration_;
   EngineGauges gauges_;
 };
 

@@ -84,6 +84,11 @@ TEST_P(ServeBatching, ConcurrentGreedyEqualsGenerateAlone) {
   // The requests did share forward calls: fewer iterations than tokens computed.
   const std::string m = http(server.port(), "GET", "/metrics").body;
   EXPECT_LT(*metric(m, "linfer_iterations_total"), *metric(m, "linfer_batch_sequences_total") / 2);
+  // Every iteration that ran the model is timed, its forward within it.
+  EXPECT_EQ(*metric(m, "linfer_iteration_seconds_count"), *metric(m, "linfer_iterations_total"));
+  EXPECT_EQ(*metric(m, "linfer_forward_seconds_count"), *metric(m, "linfer_iterations_total"));
+  EXPECT_GT(*metric(m, "linfer_forward_seconds_sum"), 0.0);
+  EXPECT_LE(*metric(m, "linfer_forward_seconds_sum"), *metric(m, "linfer_iteration_seconds_sum"));
   EXPECT_EQ(server.stop(), 0) << server.log();
 }
 

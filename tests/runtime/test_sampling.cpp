@@ -172,6 +172,25 @@ TEST(Sampling, GreedyAndNonPositiveTemperatureAreArgmaxLowestIndexOnTies) {
   EXPECT_EQ(Sampler({.greedy = true}).sample(tie.data(), 5), 1);
 }
 
+// argmax runs 16 lanes of running maxima then a scan: the largest anywhere (first lanes, the tail past the last
+// full block of 16, rows shorter than two blocks), the lowest index among ties, whatever lanes they fall in.
+TEST(Sampling, ArgmaxIsTheFirstLargestAtEveryPosition) {
+  for (int64_t vocab : {1, 5, 31, 32, 33, 47, 1000, 4099}) {
+    auto v = gaussian_logits(vocab, 1.0f, uint32_t(vocab));
+    for (int64_t at : {int64_t(0), vocab / 2, vocab - 1, std::min<int64_t>(15, vocab - 1)}) {
+      auto w = v;
+      w[size_t(at)] = 10.0f;
+      EXPECT_EQ(linfer::argmax(w.data(), vocab), at) << vocab;
+      for (int64_t later : {at + 1, at + 16, vocab - 1})  // a tie after it: still the first
+        if (later > at && later < vocab) {
+          auto t = w;
+          t[size_t(later)] = 10.0f;
+          EXPECT_EQ(linfer::argmax(t.data(), vocab), at) << vocab << " tie at " << later;
+        }
+    }
+  }
+}
+
 TEST(Sampling, TemperatureOnlyDrawsFollowTheAlgorithm) {
   for (float t : {1.0f, 0.5f, 2.0f}) {
     SCOPED_TRACE(t);

@@ -158,8 +158,12 @@ const Case kCases[] = {
     {"deltanet",         2, 2,  64,  50, DeltaDecay::None,   {70, 129},                          Gates::Mild},
     // bf16 rows of 208 elements: q's tile copied whole (16-byte pieces) with zeros in columns [40, 48); odd V
     {"gdn_k40_v23",      2, 2,  40,  23, DeltaDecay::Scalar, {64, 9, 130},                       Gates::Mild, 2},
-    // more blocks than any GPU has SMs (40 x 4 x 4 column blocks): the bf16 state pass's two-blocks-per-SM form
+    // more blocks than any GPU has SMs (40 x 4 x 4 column blocks): the bf16 state pass's two-blocks-per-SM form and
+    // the output pass of its own (fewer blocks: the state pass computes the outputs)
     {"gdn_many_seqs",    2, 4, 128, 128, DeltaDecay::Scalar,
+     {64, 17, 65, 1, 3, 129, 3, 64, 1, 129, 40, 1, 3, 65, 65, 3, 40, 3, 129, 65,
+      1, 3, 40, 1, 65, 1, 40, 1, 129, 17, 63, 65, 17, 129, 3, 63, 129, 17, 3, 40}, Gates::Mild},
+    {"kda_many_seqs",    2, 4, 128, 128, DeltaDecay::PerKey,
      {64, 17, 65, 1, 3, 129, 3, 64, 1, 129, 40, 1, 3, 65, 65, 3, 40, 3, 129, 65,
       1, 3, 40, 1, 65, 1, 40, 1, 129, 17, 63, 65, 17, 129, 3, 63, 129, 17, 3, 40}, Gates::Mild},
     {"kda_packed",       2, 4, 128, 128, DeltaDecay::PerKey, {1, 63, 64, 65, 0, 200, 130},       Gates::Mild},

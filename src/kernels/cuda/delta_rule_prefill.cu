@@ -202,7 +202,15 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
     }
   }
   cp_async_wait<0>();
+  // Scalar with bf16 tiles: q's tile goes out as it is for the state pass's outputs, one bulk store from shared
+  // memory (PerKey's q ⊙ e^{G} below), read before the Gram products' barrier, complete before the block exits
+  constexpr bool kStoreQ = kRule == Rule::Scalar && kBf16Tiles;
+  if constexpr (kStoreQ) fence_proxy_async();
   __syncthreads();
+  if (kStoreQ && tid == 0) {
+    bulk_store(p.bf.q + (chunk * p.HV + hv) * p.bf.k_size(), qh, 2u * C * KB);
+    bulk_commit();
+  }
   if constexpr (kPerKey) {  // G log2(e): inclusive scan of g log2(e) down each channel, a thread per channel and
     // half of 32 rows (KT <= 128: 2 KT <= kThreads), the upper half from the lower half's sum, which it adds up
     // itself; every load in flight before the first sum
@@ -375,6 +383,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
         gram(part[0], acc0);
         if (part[1].n) gram(part[1], acc1);
       }
+      if (kStoreQ && tid == 0) bulk_wait_read<0>();
       __syncthreads();  // q, k (and G) are read: A_kk and A_qk go over them
       if (works) {
         store(part[0], acc0);
@@ -495,6 +504,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       if (p.v_early) early.v = v_early;
     }
     wu_step<kRule, In>(p, chunk, hv, here, sm4, early, pieces);
+    if (kStoreQ && tid == 0) bulk_wait<0>();
   } else {
     for (int idx = tid; idx < C * C / 4; idx += kThreads) {  // M: T below the diagonal, A_qk transposed on and above
       const int r = idx >> 4, c = 4 * (idx & 15);

@@ -58,12 +58,11 @@ struct Bf16Tiles {
   int KB, nvb;          // row stride of [.][K] tiles; value-column blocks of BV
   __nv_bfloat16* kd;    // [C][KB] Kd = d ⊙ k (PerKey: d ⊙ k ⊙ e^{G_last - G})
   __nv_bfloat16* u;     // [nvb][C][VB] U, block b holding columns [b BV, b BV + BV), zero past V
-  __nv_bfloat16* h;     // [nvb][BV][KB] the state at the chunk's start, transposed: h[b][c][x] = S[x][b BV + c]
+  __nv_bfloat16* h;     // [nvb][BV][KB] Ssd: the state at the chunk's start, transposed: h[b][c][x] = S[x][b BV + c]
   __nv_bfloat16* w;     // [C][KB] W (not Ssd; PerKey: β a_k ⊙ k ⊙ e^{G} until the W / U step makes it W)
-  __nv_bfloat16* vn;    // [nvb][C][VB] V' (not Ssd: Ssd's V' is U)
-  __nv_bfloat16* q;     // [C][KB] q ⊙ e^{G} (PerKey only; the others' output pass reads q itself)
+  __nv_bfloat16* q;     // [C][KB] q (PerKey: q ⊙ e^{G}; not Ssd: its output pass reads C itself)
   __nv_bfloat16* a;     // [C][MB] A_qk transposed, a[j][i] = A_qk(i, j), zero below the diagonal (columns past C
-                        // unwritten): the output pass's, in place of the scratch's float32 M
+                        // unwritten): the state pass's (Ssd: the output pass's), in place of the scratch's float32 M
   __host__ __device__ int64_t k_size() const { return int64_t(C) * KB; }
   __host__ __device__ static constexpr int64_t a_size() { return int64_t(C) * MB; }
   __host__ __device__ int64_t v_size() const { return int64_t(nvb) * C * VB; }
@@ -234,8 +233,9 @@ __device__ void load_stage(const Params& p, int64_t ch, int64_t h, int64_t hv, i
 }
 
 // PrefillMath::Bf16: chunk_prepare<Bf16, rule> ends with the W / U step (delta_rule_prefill_bf16.cuh) into p.bf,
-// allocated by bf16_tiles on the stream; then launch_bf16_passes runs the state pass of two products per chunk
-// and the outputs of all chunks at once, and frees p.bf. n sequences, n_chunks chunks.
+// allocated by bf16_tiles on the stream; then launch_bf16_passes runs the state pass, which walks the chunks and
+// (but Ssd) writes the outputs too, Ssd's output pass over all chunks at once, and frees p.bf. n sequences,
+// n_chunks chunks.
 Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t stream);
 size_t wu_smem(const Params& p, Rule rule);  // shared memory the W / U step needs
 template <class In>  // the element type of q, k, v: float or bf16

@@ -19,8 +19,8 @@
 //
 // Every product is one bf16 mma with float32 accumulation and every fragment one ldmatrix; the intermediates
 // (W, Kd, U, q and A_qk, ~95 KB per chunk and value head at K = V = 128: Bf16Tiles) live in one device
-// allocation for the call. The outputs in the state pass (2026-12-07, H100, 32K tokens): GDN 2.59 -> 2.31 ms,
-// KDA 3.12 -> 2.70 (an output pass read H and V' back, 1.8 GB at 32K).
+// allocation for the call. The outputs in the state pass (2026-12-07, H100, 32K tokens): GDN 2.59 -> 2.23 ms,
+// KDA 3.12 -> 2.71 (an output pass read H and V' back, 1.8 GB at 32K).
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/delta_rule_prefill_bf16.cuh"
 #include "kernels/cuda/launch.cuh"

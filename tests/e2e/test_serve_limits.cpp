@@ -165,7 +165,12 @@ TEST(ServeLimits, AClientThatHangsUpFreesItsSlot) {
   EXPECT_TRUE(metric_becomes(p, "linfer_requests_total{outcome=\"cancelled\"}", 2))
       << metric_now(p, "linfer_requests_total{outcome=\"cancelled\"}") << " cancelled\n" << s.log();
   EXPECT_LT(metric_now(p, "linfer_generation_tokens_total"), 16000);
-  EXPECT_EQ(metric_now(p, "linfer_kv_bytes_reserved"), 0);
+  // Waited for too: CI read 1.02e7 reserved bytes (one 8,002-token reservation) here once, right after the two
+  // cancellations and the slot gauge at 0 (2026-12-07, a 98 ms run; not reproduced in 70 local runs, with and
+  // without load). A reservation that stays is a leak; the log names every request's outcome.
+  EXPECT_TRUE(metric_becomes(p, "linfer_kv_bytes_reserved", 0))
+      << metric_now(p, "linfer_kv_bytes_reserved") << " bytes reserved, "
+      << metric_now(p, "linfer_state_pool_slots_in_use") << " slots in use\n" << s.log();
   EXPECT_EQ(post(p, "/v1/completions", {{"prompt", "Hi"}, {"max_tokens", 2}}).status, 200);
   EXPECT_EQ(s.stop(), 0);
 }

@@ -189,7 +189,8 @@ void add_serve(CLI::App& app) {
                                                 model->state_spec(), state_identity(*model, tok.get()));
     }
     if (a->role == "decode") {
-      server::DecodeRoleConfig dc{.threshold = a->prefill_threshold,
+      server::DecodeRoleConfig dc{.nodes = {},  // filled from --prefill-urls below
+                                  .threshold = a->prefill_threshold,
                                   .timeout = std::chrono::milliseconds(int64_t(a->prefill_timeout * 1000)),
                                   .bf16 = a->prefill_bf16, .zstd = a->prefill_zstd,
                                   .api_key = a->prefill_api_key, .store = store.get()};

@@ -26,14 +26,6 @@ linfer::Tensor weight_tensor(const std::vector<float>& w, int64_t N, int64_t K, 
   return t;
 }
 
-float stored(const linfer::Tensor& t, int64_t i) {
-  switch (t.dtype()) {
-    case linfer::DType::F32: return t.f32()[i];
-    case linfer::DType::BF16: return linfer::bf16_to_f32(t.view().as<uint16_t>()[i]);
-    default: return linfer::f16_to_f32(t.view().as<uint16_t>()[i]);
-  }
-}
-
 TEST(CudaMatmul, EveryDtypeAndRowCountMatchesFloat64) {
   LINFER_SKIP_WITHOUT_CUDA();
   auto be = linfer::make_cuda_backend();
@@ -49,6 +41,7 @@ TEST(CudaMatmul, EveryDtypeAndRowCountMatchesFloat64) {
                    bias = normal(rng, N), y0 = normal(rng, M * ldy);
         const linfer::Tensor wt = weight_tensor(w, N, K, dt), bt = weight_tensor(bias, 1, N, linfer::DType::F32);
         const linfer::Weight dw = be->weight(wt.view(), linfer::WeightUse::Products);
+        const linfer::Tensor wf = linfer::Tensor::to_f32(wt.view());  // the weight's values as stored
         const bool with_bias = M % 2 == 1;
         linfer::Tmp tmp(*be);
         const linfer::Mat xs = tmp.mat(M, ldx), ys = tmp.mat(M, ldy);  // x and y: the first K / N columns
@@ -64,7 +57,7 @@ TEST(CudaMatmul, EveryDtypeAndRowCountMatchesFloat64) {
         for (int64_t m = 0; m < M; ++m) {
           for (int64_t n = 0; n < N; ++n) {
             double sum = with_bias ? bias[n] : 0.0;
-            for (int64_t k = 0; k < K; ++k) sum += double(x[m * ldx + k]) * stored(wt, n * K + k);
+            for (int64_t k = 0; k < K; ++k) sum += double(x[m * ldx + k]) * wf.f32()[n * K + k];
             want.push_back(sum), body.push_back(got[m * ldy + n]);
           }
           for (int64_t n = N; n < ldy; ++n) pad_changed += got[m * ldy + n] != y0[m * ldy + n];

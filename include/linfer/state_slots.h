@@ -28,6 +28,9 @@ class StateSlots {
   virtual void load(int slot, const SequenceState& s) = 0;
   // Copies the slot into `out` (made from the model's state_spec()).
   virtual void save(int slot, SequenceState& out) const = 0;
+  // Slot `to` becomes a copy of slot `from` (every tensor, every cache row, the token count), inside the
+  // pool's own memory: no trip through the host for a device pool.
+  virtual void copy(int from, int to) = 0;
   virtual void reset(int slot) = 0;  // an empty sequence
   virtual int64_t n_tokens(int slot) const = 0;
 };

@@ -23,12 +23,14 @@ std::string spec_mismatch(const StateSpec& spec, const SequenceState& s) {
 
 HostStateSlots::HostStateSlots(const StateSpec& spec, int n) : spec_(spec) {
   LINFER_CHECK(n >= 1, "a state pool needs at least one slot (asked for {})", n);
-  states_.assign(size_t(n), SequenceState(spec));
+  states_.resize(size_t(n));
 }
 
 SequenceState& HostStateSlots::at(int slot) {
   LINFER_CHECK(slot >= 0 && slot < n_slots(), "state slot {} is outside the pool [0, {})", slot, n_slots());
-  return states_[size_t(slot)];
+  SequenceState& s = states_[size_t(slot)];
+  if (s.n_tensors() != spec_.tensors.size()) s = SequenceState(spec_);
+  return s;
 }
 
 const SequenceState& HostStateSlots::at(int slot) const { return const_cast<HostStateSlots*>(this)->at(slot); }
@@ -43,6 +45,10 @@ void HostStateSlots::save(int slot, SequenceState& out) const {
   const std::string why = spec_mismatch(spec_, out);
   LINFER_CHECK(why.empty(), "cannot save slot {} into that state: {}", slot, why);
   out = at(slot);
+}
+
+void HostStateSlots::copy(int from, int to) {
+  if (from != to) at(to) = at(from);  // reuses to's buffers where they are large enough
 }
 
 }  // namespace linfer

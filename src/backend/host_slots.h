@@ -1,5 +1,6 @@
 #pragma once
-// StateSlots in host memory: n SequenceStates. The CPU backend's pool, and the staging of any backend's
+// StateSlots in host memory: n SequenceStates, each allocated when first used (a pool with room for many
+// states costs only what its used slots hold). The CPU backend's pool, and the staging of any backend's
 // states on the host.
 
 #include <vector>
@@ -18,14 +19,15 @@ class HostStateSlots final : public StateSlots {
   int n_slots() const override { return int(states_.size()); }
   void load(int slot, const SequenceState& s) override;
   void save(int slot, SequenceState& out) const override;
+  void copy(int from, int to) override;
   void reset(int slot) override { at(slot).reset(); }
   int64_t n_tokens(int slot) const override { return at(slot).n_tokens(); }
-  SequenceState& at(int slot);
+  SequenceState& at(int slot);  // allocates the slot's state on first use
   const SequenceState& at(int slot) const;
 
  private:
   StateSpec spec_;
-  std::vector<SequenceState> states_;
+  std::vector<SequenceState> states_;  // an unused slot's has no tensors yet
 };
 
 }  // namespace linfer

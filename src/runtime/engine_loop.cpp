@@ -1,7 +1,8 @@
 // One scheduler iteration and the request life cycle on the engine thread:
 //   waiting --admit (slots + KV reserved, prefix-cache lookup)--> prefilling (chunks)
 //   --prompt done (forks copied for n > 1, first token sampled)--> decoding --finish--> slots released,
-//   final state stored in the prefix cache (a later turn that extends it resumes from there).
+//   final state stored in the prefix cache (a later turn that extends it resumes from there). The cache
+//   keeps the engine's states in spare slots of the pool, so those copies stay where the model runs.
 
 #include <fmt/format.h>
 
@@ -30,14 +31,24 @@ int severity(FinishReason r) {
   return 3;
 }
 
+// The prefix cache's spare slots: as many whole states as its budget holds, at most kMaxSpareSlots.
+int spare_slots(const Engine& e) {
+  constexpr size_t kMaxSpareSlots = 1024;
+  const size_t budget = e.options().prefix_cache_bytes;
+  if (budget == 0) return 0;
+  return int(e.slot_bytes() == 0 ? kMaxSpareSlots : std::min(budget / e.slot_bytes(), kMaxSpareSlots));
+}
+
 }  // namespace
 
 Engine::Impl::Impl(Engine& engine)
     : e(engine),
       model(*engine.model_),
       vocab(engine.model_->info().vocab_size),
-      pool(*engine.model_, engine.options_.max_seqs, engine.kv_budget_),
-      masked(size_t(vocab)) {}
+      pool(*engine.model_, engine.options_.max_seqs, engine.kv_budget_, spare_slots(engine)),
+      masked(size_t(vocab)) {
+  e.cache_.attach_slots(pool.slots(), pool.n_slots(), pool.n_spare(), e.slot_bytes_, e.kv_per_token_);
+}
 
 void Engine::Impl::submit(uint64_t id, GenerationRequest g, EventCallback cb, Clock::time_point arrival) {
   auto r = std::make_shared<Request>();
@@ -91,10 +102,7 @@ void Engine::Impl::admit(std::shared_ptr<Request> r, int64_t planned_tokens) {
     s.out.emplace(e.tok_, StopRules{g.max_tokens, g.min_tokens, e.eos_, g.ignore_eos, g.stop});
     if (c == 0) {
       // The last prompt token is always computed: its logits choose the first generated token.
-      if (auto hit = e.cache_.lookup(g.prompt, P - 1)) {
-        pool.put(s.slot, std::move(hit->state));
-        r->cached = hit->n_tokens;
-      }
+      if (e.options_.prefix_cache_bytes > 0) r->cached = e.cache_.restore(g.prompt, P - 1, s.slot);
       s.tokens.assign(g.prompt.begin(), g.prompt.begin() + r->cached);
       s.prompt_left = P - r->cached;
       s.now = prompt_chunk(r->cached, s.prompt_left, planned_tokens, e.options_.prefix_spacing);
@@ -260,7 +268,7 @@ void Engine::Impl::emit_token(Seq& seq, int32_t id, const SequenceOutput::Step& 
 
 void Engine::Impl::cache_insert(const Seq& seq) {
   if (e.options_.prefix_cache_bytes == 0 || seq.tokens.empty()) return;
-  e.cache_.insert(seq.tokens, pool.view(seq.slot));
+  e.cache_.insert_slot(seq.tokens, seq.slot);
 }
 
 void Engine::Impl::finish_seq(Seq& seq) {

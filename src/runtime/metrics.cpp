@@ -132,6 +132,10 @@ std::string ServerMetrics::prometheus(const PrefixCacheStats& cache) const {
          double(cache.evictions));
   scalar(out, "linfer_prefix_cache_bytes", "gauge", "Bytes the prefix cache holds.", double(cache.bytes));
   scalar(out, "linfer_prefix_cache_entries", "gauge", "States the prefix cache holds.", double(cache.entries));
+  scalar(out, "linfer_prefix_cache_slot_entries", "gauge",
+         "Of those, states held in spare state slots where the model runs (the others in host memory).",
+         double(cache.slot_entries));
+  scalar(out, "linfer_prefix_cache_slots", "gauge", "Spare state slots the prefix cache may fill.", double(cache.slots));
   ttft_.write(out, "linfer_time_to_first_token_seconds", "From arrival to the first generated token.");
   itl_.write(out, "linfer_inter_token_latency_seconds", "Between consecutive tokens of one sequence.");
   queue_.write(out, "linfer_request_queue_time_seconds", "From arrival to admission (a state slot).");

@@ -18,17 +18,18 @@ int at_least_one(int n_slots) {
 
 }  // namespace
 
-StatePool::StatePool(const Model& model, int n_slots, size_t kv_budget_bytes)
-    : StatePool(model.state_spec(), model.make_slots(at_least_one(n_slots)), kv_budget_bytes) {}
+StatePool::StatePool(const Model& model, int n_slots, size_t kv_budget_bytes, int n_spare)
+    : StatePool(model.state_spec(), model.make_slots(at_least_one(n_slots) + std::max(n_spare, 0)), n_slots,
+                kv_budget_bytes) {}
 
-StatePool::StatePool(const StateSpec& spec, int n_slots, size_t kv_budget_bytes)
-    : StatePool(spec, std::make_unique<HostStateSlots>(spec, at_least_one(n_slots)), kv_budget_bytes) {}
+StatePool::StatePool(const StateSpec& spec, int n_slots, size_t kv_budget_bytes, int n_spare)
+    : StatePool(spec, std::make_unique<HostStateSlots>(spec, at_least_one(n_slots) + std::max(n_spare, 0)), n_slots,
+                kv_budget_bytes) {}
 
-StatePool::StatePool(const StateSpec& spec, std::unique_ptr<StateSlots> slots, size_t kv_budget_bytes)
+StatePool::StatePool(const StateSpec& spec, std::unique_ptr<StateSlots> slots, int n, size_t kv_budget_bytes)
     : spec_(spec), slots_(std::move(slots)), kv_budget_(kv_budget_bytes) {
   host_ = dynamic_cast<HostStateSlots*>(slots_.get());
   if (!host_) scratch_ = SequenceState(spec_);
-  const int n = slots_->n_slots();
   reserved_.assign(size_t(n), 0);
   used_.assign(size_t(n), false);
   for (int i = n - 1; i >= 0; --i) free_.push_back(i);  // slot 0 first
@@ -70,16 +71,6 @@ void StatePool::release(int slot) {
   reserved_[size_t(slot)] = 0;
   used_[size_t(slot)] = false;
   free_.push_back(slot);
-}
-
-void StatePool::put(int slot, SequenceState&& s) {
-  if (host_) {
-    const std::string why = spec_mismatch(spec_, s);
-    LINFER_CHECK(why.empty(), "cannot put a state into slot {}: {}", slot, why);
-    host_->at(slot) = std::move(s);
-  } else {
-    slots_->load(slot, s);
-  }
 }
 
 const SequenceState& StatePool::view(int slot) {

@@ -5,7 +5,9 @@
 // tensors), which grows with each sequence's length. A slot is acquired with the KV bytes its sequence
 // may reach (kv_bytes_for(max length)) reserved against the KV budget, so admission is by bytes, and an
 // admitted sequence never runs out of room. States enter and leave a slot as host SequenceStates (the
-// prefix cache's and the wire format's value).
+// prefix cache's and the wire format's value). Beside the running slots the pool may hold spare ones,
+// never acquired: the prefix cache keeps states there (PrefixCache::attach_slots), so storing one and
+// resuming from it are copies inside the pool's memory.
 //
 //   StatePool pool(*model, 16, 1ull << 30);
 //   if (pool.free_slots() >= 1 && pool.kv_free() >= pool.kv_bytes_for(4096)) {
@@ -31,10 +33,10 @@ class HostStateSlots;
 
 class StatePool {
  public:
-  // Slots from model.make_slots(n_slots): on the model's device.
-  StatePool(const Model& model, int n_slots, size_t kv_budget_bytes);
+  // Slots from model.make_slots(n_slots + n_spare): on the model's device.
+  StatePool(const Model& model, int n_slots, size_t kv_budget_bytes, int n_spare = 0);
   // Host slots (tests).
-  StatePool(const StateSpec& spec, int n_slots, size_t kv_budget_bytes);
+  StatePool(const StateSpec& spec, int n_slots, size_t kv_budget_bytes, int n_spare = 0);
 
   // Bytes of one slot's Fixed + Ring tensors (SequenceState allocates a ring's capacity rows at
   // construction, so sliding-window KV is fixed too), whatever the sequence's length.
@@ -43,7 +45,8 @@ class StatePool {
   static size_t kv_bytes_for(const StateSpec& spec, int64_t tokens);
   size_t kv_bytes_for(int64_t tokens) const { return kv_bytes_for(spec_, tokens); }
 
-  int n_slots() const { return int(used_.size()); }
+  int n_slots() const { return int(used_.size()); }  // the running ones: [0, n_slots())
+  int n_spare() const { return slots_->n_slots() - n_slots(); }  // [n_slots(), n_slots() + n_spare())
   int free_slots() const { return int(free_.size()); }
   size_t kv_budget() const { return kv_budget_; }
   size_t kv_reserved() const { return kv_reserved_; }
@@ -54,18 +57,17 @@ class StatePool {
   int acquire(size_t kv_bytes);
   void release(int slot);  // frees the slot and its reservation
 
-  StateSlots& slots() { return *slots_; }  // what Model::forward_slots advances
-  void put(int slot, SequenceState&& s);   // the slot now holds s (moved in on the host)
+  StateSlots& slots() { return *slots_; }  // what Model::forward_slots advances; the spare ones too
   // The slot's state on the host: the slot itself for host slots, else a copy made now into a buffer
   // the next view() overwrites.
   const SequenceState& view(int slot);
-  void copy(int from, int to) { slots_->load(to, view(from)); }
+  void copy(int from, int to) { slots_->copy(from, to); }
 
   size_t fixed_bytes_in_use() const;  // Fixed + Ring bytes of the slots in use
   size_t kv_bytes_in_use() const;     // Growing bytes the slots in use hold now
 
  private:
-  StatePool(const StateSpec& spec, std::unique_ptr<StateSlots> slots, size_t kv_budget_bytes);
+  StatePool(const StateSpec& spec, std::unique_ptr<StateSlots> slots, int n_slots, size_t kv_budget_bytes);
 
   StateSpec spec_;
   std::unique_ptr<StateSlots> slots_;

@@ -57,8 +57,7 @@ void DecodeRole::before_submit(const std::vector<int32_t>& prompt, std::function
 void DecodeRole::prefill(const std::vector<int32_t>& prompt) {
   const std::span<const int32_t> head(prompt.data(), prompt.size() - 1);  // the engine computes the last token
   PrefixCache& cache = engine_.prefix_cache();
-  int64_t have = 0;
-  if (auto local = cache.lookup(head)) have = local->n_tokens;
+  int64_t have = cache.longest(head);
   if (config_.store && int64_t(head.size()) - have > config_.threshold) {
     if (auto hit = config_.store->lookup(head); hit && hit->n_tokens > have) {
       cache.insert(head.first(size_t(hit->n_tokens)), hit->state);

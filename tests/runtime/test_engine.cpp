@@ -15,6 +15,7 @@
 #include "linfer/tokenizer.h"
 #include "runtime/engine.h"
 #include "runtime/sampling.h"
+#include "runtime/state_pool.h"
 
 using namespace linfer;
 
@@ -310,6 +311,39 @@ TEST(Engine, PrefixCacheResumesALaterTurnAndChangesNothing) {
   EXPECT_EQ(b.ids[0], reference(*m, turn2, 8, greedy()));
   const auto st = engine.prefix_cache().stats();
   EXPECT_GE(st.hits, 1u);
+  EXPECT_GE(st.slot_entries, 1u);  // the engine's states stay in spare slots of its pool
+}
+
+TEST(Engine, APrefixCacheOfTwoSlotsEvictsAndStillChangesNothing) {
+  // Room for two states: six conversations of two turns each, interleaved, keep evicting one another.
+  auto m = demo();
+  const size_t slot = StatePool::fixed_bytes(m->state_spec());
+  Engine engine(m, nullptr, {.max_seqs = 2, .max_batch_tokens = 64, .max_context = 1024,
+                             .prefix_cache_bytes = 2 * slot + 4096, .prefix_spacing = 0});
+  EXPECT_EQ(engine.prefix_cache().stats().slots, 2u);
+  std::mt19937 rng(5);
+  std::vector<std::vector<int32_t>> turn1(6);
+  std::vector<Collector> first(6);
+  for (size_t i = 0; i < 6; ++i) {
+    turn1[i] = random_prompt(rng, 10 + int(i), m->info().vocab_size);
+    engine.submit({.prompt = turn1[i], .max_tokens = 3, .ignore_eos = true, .sampling = greedy()}, first[i].callback());
+  }
+  for (auto& c : first) c.wait();
+  int64_t cached = 0;
+  for (size_t i = 6; i-- > 0;) {  // the last to finish first: its state is still cached
+    auto turn2 = turn1[i];
+    turn2.insert(turn2.end(), first[i].ids[0].begin(), first[i].ids[0].end());
+    turn2.push_back(7);
+    Collector c;
+    engine.submit({.prompt = turn2, .max_tokens = 4, .ignore_eos = true, .sampling = greedy()}, c.callback());
+    c.wait();
+    EXPECT_EQ(c.ids[0], reference(*m, turn2, 4, greedy())) << "conversation " << i;
+    cached += c.summary.cached_tokens;
+  }
+  const auto st = engine.prefix_cache().stats();
+  EXPECT_LE(st.slot_entries, 2u);
+  EXPECT_GE(st.evictions, 4u);
+  EXPECT_GT(cached, 0);
 }
 
 TEST(Engine, RefusesBadRequestsAndAFullQueue) {

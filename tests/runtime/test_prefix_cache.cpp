@@ -1,12 +1,16 @@
 // PrefixCache: longest-prefix lookup against a brute-force scan of what was inserted, LRU eviction
 // under the byte budget, stats; prefill_cached on a synthetic model (a token-by-token recurrence)
-// gives the same state and logits as an uncached run while computing only the uncached suffix.
+// gives the same state and logits as an uncached run while computing only the uncached suffix;
+// entries held in a pool's spare slots (the serving engine's) restore exactly, share the budget and
+// the LRU with host-held ones, and give their slots back when evicted.
 #include <gtest/gtest.h>
 
 #include <random>
 
+#include "backend/host_slots.h"
 #include "linfer/core/error.h"
 #include "runtime/prefix_cache.h"
+#include "runtime/state_pool.h"
 
 using namespace linfer;
 
@@ -162,6 +166,112 @@ TEST(PrefixCache, StatsCountHitsAndTokensSaved) {
   EXPECT_EQ(s.tokens_saved, 4u);
   EXPECT_GT(s.bytes, state_for(t).bytes());
   EXPECT_THROW(cache.insert(std::vector<int32_t>{1, 2}, state_for(t)), Error);
+}
+
+// A pool of 2 running slots and `spare` spare ones, attached to the cache.
+struct SlotFixture {
+  explicit SlotFixture(PrefixCache& cache, int spare) : slots(small_spec(), 2 + spare) {
+    cache.attach_slots(slots, 2, spare, StatePool::fixed_bytes(small_spec()), StatePool::kv_bytes_for(small_spec(), 1));
+  }
+  // Slot 0 holds `t`'s state; the cache copies it into a spare slot.
+  void insert(PrefixCache& cache, std::span<const int32_t> t) {
+    slots.load(0, state_for(t));
+    cache.insert_slot(t, 0);
+    slots.reset(0);  // the entry must not depend on the running slot afterwards
+  }
+  HostStateSlots slots;
+};
+
+TEST(PrefixCache, SlotAndHostEntriesRestoreTheLongestPrefixExactly) {
+  PrefixCache cache({.byte_budget = size_t(1) << 30, .spacing = 0});
+  SlotFixture f(cache, 64);
+  std::mt19937 rng(3);
+  std::vector<std::vector<int32_t>> in_slots, in_host;
+  for (int i = 0; i < 50; ++i) {
+    auto t = random_tokens(rng, 1 + rng() % 12);
+    if (i % 3 == 0) {
+      cache.insert(t, state_for(t));
+      in_host.push_back(t);
+    } else {
+      f.insert(cache, t);
+      in_slots.push_back(t);
+    }
+  }
+  EXPECT_EQ(cache.stats().slots, 64u);
+  EXPECT_GT(cache.stats().slot_entries, 0u);
+  auto best_of = [](const std::vector<std::vector<int32_t>>& set, const std::vector<int32_t>& prompt, int64_t limit) {
+    int64_t best = 0;
+    for (const auto& t : set)
+      if (int64_t(t.size()) <= limit && std::equal(t.begin(), t.end(), prompt.begin()))
+        best = std::max<int64_t>(best, int64_t(t.size()));
+    return best;
+  };
+  for (int q = 0; q < 300; ++q) {
+    auto prompt = random_tokens(rng, rng() % 16);
+    const int64_t max_len = int64_t(rng() % 18) - 1;  // -1: no limit
+    const int64_t limit = max_len < 0 ? int64_t(prompt.size()) : std::min<int64_t>(max_len, int64_t(prompt.size()));
+    const int64_t best = std::max(best_of(in_slots, prompt, limit), best_of(in_host, prompt, limit));
+    EXPECT_EQ(cache.longest(prompt, max_len), best);
+    // lookup() copies host-held states only.
+    auto hit = cache.lookup(prompt, max_len);
+    EXPECT_EQ(hit ? hit->n_tokens : 0, best_of(in_host, prompt, limit));
+    f.slots.load(1, state_for(std::vector<int32_t>{3, 3, 3}));
+    ASSERT_EQ(cache.restore(prompt, max_len, 1), best);
+    if (best > 0) expect_same_state(f.slots.at(1), state_for(std::span(prompt).first(size_t(best))));
+    else EXPECT_EQ(f.slots.n_tokens(1), 3);  // left alone
+  }
+}
+
+TEST(PrefixCache, SlotEntriesShareTheLruAndGiveTheirSlotsBack) {
+  std::vector<int32_t> a{1}, b{2}, c{3}, d{1, 2}, e{0, 0, 0};
+  PrefixCache cache({.byte_budget = size_t(1) << 30, .spacing = 0});
+  SlotFixture f(cache, 3);
+  f.insert(cache, a);
+  f.insert(cache, b);
+  f.insert(cache, c);
+  EXPECT_EQ(cache.restore(std::vector<int32_t>{1, 5}, -1, 1), 1);  // a is now the most recent; b the least
+  f.insert(cache, d);  // no spare slot free: b's is taken
+  auto st = cache.stats();
+  EXPECT_EQ(st.slot_entries, 3u);
+  EXPECT_EQ(st.evictions, 1u);
+  EXPECT_EQ(cache.longest(b), 0);
+  for (const auto& t : {a, c, d}) {
+    ASSERT_EQ(cache.restore(t, -1, 1), int64_t(t.size()));
+    expect_same_state(f.slots.at(1), state_for(t));
+  }
+  // A host-held entry needs no slot: it evicts nothing while the budget holds.
+  cache.insert(e, state_for(e));
+  EXPECT_EQ(cache.stats().entries, 4u);
+  EXPECT_EQ(cache.stats().slot_entries, 3u);
+  // The same tokens again: a refresh, not a copy.
+  f.insert(cache, c);
+  EXPECT_EQ(cache.stats().inserts, 5u);
+  cache.clear();
+  EXPECT_EQ(cache.stats().slot_entries, 0u);
+  for (const auto& t : {a, b, c})  // every slot is free again
+    f.insert(cache, t);
+  EXPECT_EQ(cache.stats().slot_entries, 3u);
+  EXPECT_EQ(cache.stats().evictions, 5u);  // b, then the four that clear() dropped
+}
+
+TEST(PrefixCache, SlotEntriesCountTheirCacheRowsAgainstTheBudget) {
+  const std::vector<int32_t> a{1}, b{2}, long_one(40, 3);
+  PrefixCache probe({.spacing = 0});
+  SlotFixture p(probe, 2);
+  p.insert(probe, a);
+  const size_t one = probe.stats().bytes;
+  // Room for two one-token entries, not for a 40-token one beside them.
+  PrefixCache cache({.byte_budget = 2 * one + 10, .spacing = 0});
+  SlotFixture f(cache, 8);
+  f.insert(cache, a);
+  f.insert(cache, b);
+  EXPECT_EQ(cache.stats().entries, 2u);
+  f.insert(cache, long_one);  // larger than the whole budget: not stored, nothing evicted
+  EXPECT_EQ(cache.stats().entries, 2u);
+  EXPECT_EQ(cache.stats().evictions, 0u);
+  EXPECT_THROW(cache.insert_slot(std::vector<int32_t>{1, 2}, 1), Error);  // slot 1 holds no 2 tokens
+  PrefixCache unattached;
+  EXPECT_THROW(unattached.restore(a, -1, 0), Error);
 }
 
 TEST(PrefixCache, PrefillComputesOnlyTheNewSuffix) {

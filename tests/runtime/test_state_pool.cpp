@@ -48,11 +48,11 @@ TEST(StatePool, AcquireReleaseAndReservations) {
   s.append_rows(2, 4);
   s.data(0)[0] = 42.0f;
   s.set_n_tokens(4);
-  pool.put(b, std::move(s));
+  pool.slots().load(b, s);
   EXPECT_EQ(pool.view(b).data(0)[0], 42.0f);
   StateSpec other = spec();
   other.tensors.pop_back();
-  EXPECT_THROW(pool.put(b, SequenceState(other)), Error);  // another model's state
+  EXPECT_THROW(pool.slots().load(b, SequenceState(other)), Error);  // another model's state
   EXPECT_EQ(pool.kv_bytes_in_use(), StatePool::kv_bytes_for(spec(), 4));
 
   pool.release(b);
@@ -69,4 +69,33 @@ TEST(StatePool, AcquireReleaseAndReservations) {
   pool.release(c);
   EXPECT_EQ(pool.free_slots(), 3);
   EXPECT_EQ(pool.kv_reserved(), 0u);
+}
+
+TEST(StatePool, SpareSlotsAreNeverAcquiredAndCopiesAreExact) {
+  StatePool pool(spec(), 2, 1000, 3);
+  EXPECT_EQ(pool.n_slots(), 2);
+  EXPECT_EQ(pool.n_spare(), 3);
+  EXPECT_EQ(pool.slots().n_slots(), 5);
+  const int a = pool.acquire(0), b = pool.acquire(0);
+  EXPECT_LT(std::max(a, b), 2);
+  EXPECT_THROW(pool.acquire(0), Error);  // the spare slots are not the scheduler's
+
+  SequenceState s(spec());
+  for (int64_t i = 0; i < 24; ++i) s.data(0)[i] = float(i) + 0.5f;
+  s.append_rows(1, 6)[29] = 7.0f;
+  s.append_rows(2, 6)[17] = -3.0f;
+  s.data(3)[13] = 2.0f;
+  s.set_n_tokens(6);
+  pool.slots().load(a, s);
+  pool.copy(a, 4);  // into a spare slot, then back into a running one that held something else
+  pool.slots().load(b, SequenceState(spec()));
+  pool.copy(4, b);
+  SequenceState out(spec());
+  pool.slots().save(b, out);
+  EXPECT_EQ(out.n_tokens(), 6);
+  for (size_t j = 0; j < s.n_tensors(); ++j) {
+    ASSERT_EQ(out.rows(j), s.rows(j)) << j;
+    for (int64_t i = 0; i < s.rows(j) * s.row_elems(j); ++i) EXPECT_EQ(out.data(j)[i], s.data(j)[i]) << j << " " << i;
+  }
+  EXPECT_EQ(pool.kv_bytes_in_use(), StatePool::kv_bytes_for(spec(), 12));  // the running slots only
 }

@@ -135,6 +135,28 @@ void CudaStateSlots::save_tensors(int slot, size_t first, size_t last, SequenceS
   cuda_check(cudaStreamSynchronize(be_.stream()), "state download");
 }
 
+void CudaStateSlots::copy(int from, int to) {
+  check(from), check(to);
+  if (from == to) return;
+  // Stream-ordered behind the kernels that wrote `from`; the host waits for nothing.
+  cuda_check(cudaMemcpyAsync(base_ + int64_t(to) * stride_, base_ + int64_t(from) * stride_,
+                             size_t(stride_) * sizeof(float), cudaMemcpyDeviceToDevice, be_.stream()),
+             "state slot copy");
+  for (size_t j = 0; j < spec_.tensors.size(); ++j) {
+    if (growing_[j] < 0) continue;
+    const Cache& src = cache(from, j);
+    Cache& dst = cache(to, j);
+    dst.rows = 0;  // nothing of the old rows is kept when the room grows
+    reserve(dst, j, src.rows);
+    if (src.rows)
+      cuda_check(cudaMemcpyAsync(dst.p, src.p, size_t(src.rows * shape_numel(spec_.tensors[j].shape)) * sizeof(float),
+                                 cudaMemcpyDeviceToDevice, be_.stream()),
+                 "state slot copy");
+    dst.rows = src.rows;
+  }
+  n_tokens_[size_t(to)] = n_tokens_[size_t(from)];
+}
+
 void CudaStateSlots::reset(int slot) {
   check(slot);
   cuda_check(cudaMemsetAsync(base_ + int64_t(slot) * stride_, 0, size_t(stride_) * sizeof(float), be_.stream()),

@@ -23,6 +23,7 @@ class CudaStateSlots final : public DeviceStateSlots {
   int n_slots() const override { return int(n_tokens_.size()); }
   void load(int slot, const SequenceState& s) override;
   void save(int slot, SequenceState& out) const override;
+  void copy(int from, int to) override;
   void reset(int slot) override;
   int64_t n_tokens(int slot) const override { return n_tokens_[size_t(check(slot))]; }
 

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 
@@ -29,6 +30,7 @@ using linfer::Device;
 using linfer::Logits;
 using linfer::Model;
 using linfer::SequenceState;
+using linfer::StateKind;
 using namespace linfer::test;
 
 namespace {
@@ -146,6 +148,49 @@ TEST_P(CudaModel, PackedPrefillAndBatchedDecodeInSlotsMatchTheCpu) {
   }
   EXPECT_EQ(gs->n_tokens(3), int64_t(a.size()) + 6);
   EXPECT_EQ(gs->n_tokens(0), 0);  // untouched slots stay empty
+}
+
+// A slot copied to another inside the device pool (the prefix cache's store and restore, n > 1 forks)
+// continues exactly as the original: the same logits bit for bit from both, the same state saved; the
+// copy's caches grow on their own (a longer source into a slot whose rows were shorter, and back).
+TEST_P(CudaModel, SlotCopiesContinueBitForBit) {
+  const auto& a = cases_.back().prompt;
+  auto gs = gpu_->make_slots(4);
+  const int32_t one[] = {1};
+  std::vector<float> l(a.size() * V_);
+  gpu_->forward_slots(Batch::single({a.data(), 3}), *gs, std::span(one), l.data(), Logits::Last);  // 3 rows in slot 1
+  const int32_t two[] = {2};
+  gpu_->forward_slots(Batch::single(a), *gs, std::span(two), l.data(), Logits::Last);
+  gs->copy(2, 1);
+  gs->copy(1, 3);
+  EXPECT_EQ(gs->n_tokens(3), int64_t(a.size()));
+  const int32_t pair[] = {2, 3};
+  for (int step = 0; step < 4; ++step) {
+    const int32_t next[] = {int32_t((step * 13 + 2) % V_), int32_t((step * 13 + 2) % V_)};
+    std::vector<float> r(2 * V_);
+    gpu_->forward_slots(Batch{next, {0, 1, 2}}, *gs, pair, r.data(), Logits::Last);
+    EXPECT_EQ(std::memcmp(r.data(), r.data() + V_, size_t(V_) * sizeof(float)), 0) << "decode step " << step;
+  }
+  SequenceState x(gpu_->state_spec()), y(gpu_->state_spec());
+  gs->save(2, x);
+  gs->save(3, y);
+  ASSERT_EQ(x.n_tokens(), y.n_tokens());
+  for (size_t j = 0; j < x.n_tensors(); ++j) {
+    ASSERT_EQ(x.rows(j), y.rows(j)) << j;
+    EXPECT_EQ(std::memcmp(x.data(j), y.data(j), size_t(x.rows(j) * x.row_elems(j)) * sizeof(float)), 0) << j;
+  }
+  gs->reset(0);
+  gs->copy(0, 2);  // an empty sequence over a longer one
+  EXPECT_EQ(gs->n_tokens(2), 0);
+  gs->save(2, x);
+  for (size_t j = 0; j < x.n_tensors(); ++j) {
+    if (gpu_->state_spec().tensors[j].kind == StateKind::Growing) {
+      EXPECT_EQ(x.rows(j), 0) << j;
+      continue;
+    }
+    const float* p = x.data(j);
+    EXPECT_TRUE(std::all_of(p, p + x.row_elems(j), [](float v) { return v == 0.0f; })) << j;
+  }
 }
 
 TEST_P(CudaModel, StatesMoveBetweenDevices) {

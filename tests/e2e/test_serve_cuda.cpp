@@ -69,6 +69,18 @@ std::vector<Answer> complete_all(int port, const std::vector<Case>& cases) {
   return out;
 }
 
+// Each case's second turn: its prompt and answer, for as many tokens again. The server's prefix cache
+// holds the first turn's state up to the answer's last token (never fed), so all but that is cached.
+std::vector<Case> second_turns(const std::vector<Case>& cases, const std::vector<std::vector<int32_t>>& answers) {
+  std::vector<Case> out;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Case c{cases[i].name + " turn 2", cases[i].prompt, cases[i].greedy};
+    c.prompt.insert(c.prompt.end(), answers[i].begin(), answers[i].end());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 double metric_of(int port, const std::string& name) {
   return metric(http(port, "GET", "/metrics").body, name).value_or(-1);
 }
@@ -86,7 +98,8 @@ TEST_P(ServeCuda, DisaggregatedAcrossDevicesAndGpuServeGiveTheCpuTokens) {
                  << "); run on a GPU machine: tools/gpu_check.sh";
   const std::vector<Case> cases = read_cases(model);
 
-  std::vector<std::vector<int32_t>> reference;
+  std::vector<std::vector<int32_t>> reference, reference2;
+  std::vector<Case> turns2;
   {
     ServeProcess cpu;
     ASSERT_TRUE(cpu.start(fmt::format("--threads 2 serve --model {}", model))) << cpu.log();
@@ -95,6 +108,12 @@ TEST_P(ServeCuda, DisaggregatedAcrossDevicesAndGpuServeGiveTheCpuTokens) {
       ASSERT_EQ(a.status, 200) << a.body;
       EXPECT_EQ(a.ids, c.greedy) << c.name << ": the CPU node differs from transformers";
       reference.push_back(a.ids);
+    }
+    turns2 = second_turns(cases, reference);
+    for (const Case& c : turns2) {
+      const Answer a = complete(cpu.port(), c);
+      ASSERT_EQ(a.status, 200) << a.body;
+      reference2.push_back(a.ids);
     }
   }
 
@@ -138,6 +157,14 @@ TEST_P(ServeCuda, DisaggregatedAcrossDevicesAndGpuServeGiveTheCpuTokens) {
     ASSERT_EQ(local[i].status, 200) << local[i].body;
     EXPECT_EQ(local[i].ids, reference[i]) << cases[i].name << ": serve --device cuda differs from all-CPU";
   }
+  // Second turns resume from the first turns' states, kept in the device pool's spare slots.
+  const std::vector<Answer> local2 = complete_all(gpu.port(), turns2);
+  for (size_t i = 0; i < turns2.size(); ++i) {
+    ASSERT_EQ(local2[i].status, 200) << local2[i].body;
+    EXPECT_EQ(local2[i].ids, reference2[i]) << turns2[i].name << ": serve --device cuda differs from all-CPU";
+    EXPECT_EQ(local2[i].cached, int64_t(turns2[i].prompt.size()) - 1) << turns2[i].name << "\n" << gpu.log();
+  }
+  EXPECT_GT(metric_of(gpu.port(), "linfer_prefix_cache_slot_entries"), 0);
   EXPECT_EQ(gpu.stop(), 0);
 }
 

@@ -26,10 +26,10 @@ HostStateSlots::HostStateSlots(const StateSpec& spec, int n) : spec_(spec) {
   states_.resize(size_t(n));
 }
 
-SequenceState& HostStateSlots::at(int slot) {
+SequenceState& HostStateSlots::at(int slot, bool allocate) {
   LINFER_CHECK(slot >= 0 && slot < n_slots(), "state slot {} is outside the pool [0, {})", slot, n_slots());
   SequenceState& s = states_[size_t(slot)];
-  if (s.n_tensors() != spec_.tensors.size()) s = SequenceState(spec_);
+  if (allocate && s.n_tensors() != spec_.tensors.size()) s = SequenceState(spec_);
   return s;
 }
 
@@ -48,7 +48,9 @@ void HostStateSlots::save(int slot, SequenceState& out) const {
 }
 
 void HostStateSlots::copy(int from, int to) {
-  if (from != to) at(to) = at(from);  // reuses to's buffers where they are large enough
+  const SequenceState& src = at(from);
+  // A slot never used gets its buffers here, in the one pass of the copy; a used one keeps its own.
+  if (from != to) at(to, /*allocate=*/false) = src;
 }
 
 }  // namespace linfer

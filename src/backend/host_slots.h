@@ -22,10 +22,12 @@ class HostStateSlots final : public StateSlots {
   void copy(int from, int to) override;
   void reset(int slot) override { at(slot).reset(); }
   int64_t n_tokens(int slot) const override { return at(slot).n_tokens(); }
-  SequenceState& at(int slot);  // allocates the slot's state on first use
+  SequenceState& at(int slot) { return at(slot, true); }  // allocates the slot's state on first use
   const SequenceState& at(int slot) const;
 
  private:
+  SequenceState& at(int slot, bool allocate);  // without allocate: maybe a state with no tensors yet
+
   StateSpec spec_;
   std::vector<SequenceState> states_;  // an unused slot's has no tensors yet
 };

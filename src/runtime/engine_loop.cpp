@@ -1,6 +1,7 @@
 // One scheduler iteration and the request life cycle on the engine thread:
 //   waiting --admit (slots + KV reserved, prefix-cache lookup)--> prefilling (chunks)
-//   --prompt done (forks copied for n > 1, first token sampled)--> decoding --finish--> slots released,
+//   --prompt done (its state stored in the prefix cache, forks copied for n > 1, first token sampled)-->
+//   decoding --finish--> slots released,
 //   final state stored in the prefix cache (a later turn that extends it resumes from there). The cache
 //   keeps the engine's states in spare slots of the pool, so those copies stay where the model runs.
 
@@ -199,6 +200,9 @@ void Engine::Impl::iteration() {
 
 void Engine::Impl::prompt_done(Seq& seq, const float* row) {
   Request& r = *seq.req;
+  // The prompt's own state: a later turn whose template renders this turn's answer otherwise than the
+  // ids generated (a reasoning model's history drops its thinking) still resumes from here.
+  cache_insert(seq);
   if (r.g.snapshot) {
     auto snap = std::make_shared<StateSnapshot>();
     snap->tokens = seq.tokens;
@@ -206,7 +210,6 @@ void Engine::Impl::prompt_done(Seq& seq, const float* row) {
     snap->logits.assign(row, row + vocab);
     seq.out->finish(FinishReason::Stop);
     r.worst = FinishReason::Stop;
-    cache_insert(seq);
     pool.release(seq.slot);
     seq.slot = -1;
     r.live = 0;

@@ -314,6 +314,26 @@ TEST(Engine, PrefixCacheResumesALaterTurnAndChangesNothing) {
   EXPECT_GE(st.slot_entries, 1u);  // the engine's states stay in spare slots of its pool
 }
 
+TEST(Engine, ALaterTurnThatRewritesTheAnswerResumesFromThePromptsEnd) {
+  // A chat template may render the previous answer otherwise than the ids generated (a reasoning model's
+  // history drops its thinking): the second turn still finds the first turn's prompt.
+  auto m = demo();
+  Engine engine(m, nullptr, {.max_seqs = 2, .max_batch_tokens = 64, .max_context = 1024, .prefix_spacing = 0});
+  std::mt19937 rng(6);
+  auto turn1 = random_prompt(rng, 45, m->info().vocab_size);
+  Collector a;
+  engine.submit({.prompt = turn1, .max_tokens = 6, .ignore_eos = true, .sampling = greedy()}, a.callback());
+  a.wait();
+  auto turn2 = turn1;
+  for (int32_t id : a.ids[0]) turn2.push_back((id + 1) % int32_t(m->info().vocab_size));  // not what was generated
+  turn2.push_back(9);
+  Collector b;
+  engine.submit({.prompt = turn2, .max_tokens = 5, .ignore_eos = true, .sampling = greedy()}, b.callback());
+  b.wait();
+  EXPECT_EQ(b.summary.cached_tokens, int64_t(turn1.size()));
+  EXPECT_EQ(b.ids[0], reference(*m, turn2, 5, greedy()));
+}
+
 TEST(Engine, APrefixCacheOfTwoSlotsEvictsAndStillChangesNothing) {
   // Room for two states: six conversations of two turns each, interleaved, keep evicting one another.
   auto m = demo();

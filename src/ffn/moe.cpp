@@ -88,29 +88,37 @@ void Moe::forward(Backend& be, const Mat& x, const Mat& y) const {
   if (shared) swiglu_up_calls(w_.shared, x, h_shared, calls);
   if (shared_gate) calls.push_back({x, &w_.shared_gate, g});
   be.matmul_many(calls);
-  if (routed_on_backend(T)) return experts_on_backend(be, x, logits, h_shared, g, y);
+  if (routed_on_backend()) return experts_on_backend(be, x, logits, h_shared, g, y);
   experts_on_host(be, x, logits, h_shared, g, y);
 }
 
-// Per token, its top_k (token, expert) pairs side by side: h [T·k, 2·I] = each pair's gate / up, then its
-// down product into ys [T·k, hidden], summed into y with the routing weights after the shared expert.
+// The shared expert into y first; then per chunk of tokens, each token's top_k (token, expert) pairs side by
+// side: h [n·k, 2·I] = each pair's gate / up, then its down product into ys [n·k, hidden], summed into y's
+// rows with the routing weights.
 void Moe::experts_on_backend(Backend& be, const Mat& x, const Mat& logits, float* h_shared, const Mat& g,
                              const Mat& y) const {
   const int64_t T = x.rows, k = d_.top_k, I = d_.intermediate;
+  const int64_t chunk = std::min(T, std::max<int64_t>(1, kRoutedChunkPairs / k));  // tokens per pass
   Tmp tmp(be);
-  const Mat ids = tmp.mat(T, k), wts = tmp.mat(T, k), h = tmp.mat(T * k, 2 * I), ys = tmp.mat(T * k, y.cols);
-  be.moe_route(logits, d_, w_.bias, ids, wts);
-  be.expert_matmul(x, k, w_.gate_up, ids, h);
-  const Mat act = h.cols_of(0, I);
-  be.swiglu(act, h.cols_of(I, I), act);
-  be.expert_matmul(act, 1, w_.down, ids, ys);
   if (h_shared) {
     be.matmul(swiglu_activate(be, w_.shared, T, h_shared), w_.shared.down, {}, y);
     if (g.p) be.scale_rows_sigmoid(y, g);
   } else {
     be.fill(y, 0.0f);
   }
-  be.moe_combine(ys, wts, y);
+  const Mat ids_all = tmp.mat(chunk, k), wts_all = tmp.mat(chunk, k), h_all = tmp.mat(chunk * k, 2 * I),
+            ys_all = tmp.mat(chunk * k, y.cols);
+  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+    const int64_t n = std::min(chunk, T - t0);
+    const Mat ids = ids_all.rows_of(0, n), wts = wts_all.rows_of(0, n), h = h_all.rows_of(0, n * k),
+              ys = ys_all.rows_of(0, n * k);
+    be.moe_route(logits.rows_of(t0, n), d_, w_.bias, ids, wts);
+    be.expert_matmul(x.rows_of(t0, n), k, w_.gate_up, ids, h);
+    const Mat act = h.cols_of(0, I);
+    be.swiglu(act, h.cols_of(I, I), act);
+    be.expert_matmul(act, 1, w_.down, ids, ys);
+    be.moe_combine(ys, wts, y.rows_of(t0, n));
+  }
 }
 
 void Moe::experts_on_host(Backend& be, const Mat& x, const Mat& logits, float* h_shared, const Mat& g,

@@ -5,11 +5,11 @@
 //             groups > 1, only the top topk_groups groups, ranked by the sum of their best two)
 //   weights = the chosen scores, renormalised to sum 1 when `renormalize`, × routed_scaling
 //   y = Σ weight_e · expert_e(x) + [sigmoid(x·w_sg)] · shared(x)
-// Two ways through, one rule. Where the backend routes (Op::MoeRoute: the GPU) and the call has at most
-// kRoutedOnBackendRows rows (decode), the top-k, each (token, expert) pair's products and the weighted sum
-// run there (no trip to the host: a decode step records as one CUDA graph). Otherwise the router's logits
-// come to the host for the top-k (moe_route) and tokens are grouped by expert, so that each expert runs
-// one GEMM over its tokens (prefill; the CPU).
+// Two ways through, one rule. Where the backend routes (Op::MoeRoute: the GPU), the top-k, each (token,
+// expert) pair's products and the weighted sum run there, kRoutedChunkRows tokens at a time (bounded
+// scratch; no trip to the host: a decode step records as one CUDA graph, and a prefill never waits for the
+// device). Otherwise (the CPU) the top-k runs on the host (moe_route) and tokens are grouped by expert, so
+// that each expert runs one GEMM over its tokens.
 
 #include <vector>
 
@@ -35,14 +35,14 @@ void add_expert_tables(Backend& be, MoeWeights& w);
 class Moe final : public Ffn {
  public:
   Moe(const MoeDims& dims, MoeWeights w) : d_(dims), w_(std::move(w)) {}
-  // Rows of a call that route on the backend where it can: a decode batch's. Above, host routing groups the
-  // tokens by expert (one GEMM per expert instead of a GEMV per token and expert).
-  static constexpr int64_t kRoutedOnBackendRows = 64;
+  // (token, expert) rows per pass where the backend routes: what bounds that path's scratch, and as many as
+  // the CUDA backend's grouped expert products take in one launch (kernels/cuda/dense.h kExpertGroupMaxRows).
+  static constexpr int64_t kRoutedChunkPairs = 4096;
   void forward(Backend& be, const Mat& x, const Mat& y) const override;
-  bool step_replayable(int64_t rows) const override { return routed_on_backend(rows); }
+  bool step_replayable(int64_t) const override { return routed_on_backend(); }
 
  private:
-  bool routed_on_backend(int64_t rows) const { return !w_.gate_up.empty() && rows <= kRoutedOnBackendRows; }
+  bool routed_on_backend() const { return !w_.gate_up.empty(); }
   // The routed experts' part of forward, after the router's logits (and the shared expert's up products) ran.
   void experts_on_host(Backend& be, const Mat& x, const Mat& logits, float* h_shared, const Mat& g, const Mat& y) const;
   void experts_on_backend(Backend& be, const Mat& x, const Mat& logits, float* h_shared, const Mat& g,

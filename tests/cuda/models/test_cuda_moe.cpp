@@ -2,8 +2,9 @@
 // moe_combine), against the same float64 references as the CPU's (tests/models/moe_reference.h):
 //   - the routing kernel: sigmoid + correction bias, softmax with and without renormalisation,
 //     group-limited selection, exact ties to the lower index, expert counts from 3 to 1000;
-//   - Moe::forward on the CUDA backend at decode sizes (routed on the device) and above them (host
-//     routing), both expert layouts, shared expert plain and gated, none.
+//   - Moe::forward on the CUDA backend (routed on the device) at decode sizes and over several of its
+//     passes of kRoutedChunkPairs (token, expert) rows (the last one partial), both expert layouts, shared
+//     expert plain and gated, none.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -69,16 +70,17 @@ TEST_F(CudaMoe, RouteMatchesTheRule) {
   }
 }
 
-TEST_F(CudaMoe, ForwardRoutedOnTheDeviceAndOnTheHost) {
+TEST_F(CudaMoe, ForwardRoutedOnTheDeviceInPasses) {
   MoeCase kimi{kimi_dims(12, 3)};
   kimi.d.intermediate = 40, kimi.d.shared_intermediate = 24, kimi.H = 72;
   MoeCase qwen{qwen_dims(20, 4, true)};
   qwen.d.intermediate = 17, qwen.d.shared_intermediate = 9, qwen.d.shared_gate = true, qwen.packed = true, qwen.H = 50;
   MoeCase bare{qwen_dims(9, 2, false)};
   bare.d.intermediate = 24;
-  const int64_t above = linfer::Moe::kRoutedOnBackendRows + 1;
-  for (const MoeCase* c : {&kimi, &qwen, &bare})
-    for (int64_t T : {int64_t(1), int64_t(3), int64_t(9), above}) check_moe(*c, T, 60 + uint32_t(T), *be_);
+  for (const MoeCase* c : {&kimi, &qwen, &bare}) {
+    const int64_t passes = 2 * (linfer::Moe::kRoutedChunkPairs / c->d.top_k) + 7;  // three passes
+    for (int64_t T : {int64_t(1), int64_t(3), int64_t(9), int64_t(65), passes}) check_moe(*c, T, 60 + uint32_t(T), *be_);
+  }
 }
 
 }  // namespace

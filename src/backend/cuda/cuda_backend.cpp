@@ -15,6 +15,7 @@
 #include "kernels/cuda/delta_rule_decode.h"
 #include "kernels/cuda/delta_rule_prefill.h"
 #include "kernels/cuda/dense.h"
+#include "kernels/cuda/expert_gemm.h"
 #include "kernels/cuda/linear_attn_decode.h"
 #include "kernels/cuda/moe_route.h"
 #include "kernels/cuda/rope.h"
@@ -72,6 +73,7 @@ CudaBackend::~CudaBackend() {
   forget_recordings();
   for (auto& [p, n] : scratch_) cudaFree(p);
   cudaFree(widened_);
+  cudaFree(expert_groups_);
   for (Staged* s : {&ids_, &offsets_, &positions_, &inv_freq_, &rows_, &row_w_, &attn_seqs_}) cudaFree(s->p);
   if (blas_) cublasDestroy(blas_);
   if (stream_) cudaStreamDestroy(stream_);
@@ -160,18 +162,22 @@ float* CudaBackend::scratch(int64_t n) {
 
 const void* CudaBackend::stage(Staged& s, const void* host, size_t bytes) {
   if (s.last.size() == bytes && std::memcmp(s.last.data(), host, bytes) == 0) return s.p;
-  if (s.bytes < bytes) {
-    cuda_check(cudaStreamSynchronize(stream_), "staging growth");
-    forget_recordings();
-    cudaFree(s.p);
-    s.p = nullptr;
-    cuda_check(cudaMalloc(&s.p, bytes), "cudaMalloc of staging");
-    s.bytes = bytes;
-  }
+  reserve(s.p, s.bytes, bytes, "staging");
   // Stream-ordered after the kernels that read the previous contents.
   cuda_check(cudaMemcpyAsync(s.p, host, bytes, cudaMemcpyHostToDevice, stream_), "upload of indices");
   s.last.assign(static_cast<const char*>(host), static_cast<const char*>(host) + bytes);
   return s.p;
+}
+
+void CudaBackend::reserve(void*& p, size_t& have, size_t need, const char* what) {
+  if (have >= need) return;
+  cuda_check(cudaStreamSynchronize(stream_), what);
+  forget_recordings();
+  cudaFree(p);
+  p = nullptr;
+  have = 0;
+  cuda_check(cudaMalloc(&p, need), what);
+  have = need;
 }
 
 const int64_t* CudaBackend::on_device(Staged& s, std::span<const int64_t> host, const int64_t* bound) {
@@ -192,16 +198,9 @@ void CudaBackend::matmul(const Mat& x, const Weight& w, const Param& bias, const
     return kc::gemv(rows(x), w.view.data(), w.view.dtype(), N, K, opt(bias), rows(y), stream_);
   const float* wf = w.view.as<float>();
   if (w.view.dtype() != DType::F32) {
-    if (widened_n_ < N * K) {
-      cuda_check(cudaStreamSynchronize(stream_), "weight scratch growth");
-      forget_recordings();
-      cudaFree(widened_);
-      widened_ = nullptr;
-      cuda_check(cudaMalloc(&widened_, size_t(N * K) * sizeof(float)), "cudaMalloc of weight scratch");
-      widened_n_ = N * K;
-    }
-    kc::widen(w.view.data(), w.view.dtype(), N * K, widened_, stream_);
-    wf = widened_;
+    reserve(widened_, widened_bytes_, size_t(N * K) * sizeof(float), "weight scratch");
+    kc::widen(w.view.data(), w.view.dtype(), N * K, static_cast<float*>(widened_), stream_);
+    wf = static_cast<const float*>(widened_);
   }
   // Column-major view: yᵀ [N, M] = w [N, K] (a K x N column-major matrix, transposed) · xᵀ [K, M].
   const float one = 1.0f, zero = 0.0f;
@@ -356,8 +355,14 @@ void CudaBackend::expert_matmul(const Mat& x, int64_t x_every, const ExpertTable
   LINFER_CHECK(!w.empty() && ids.dense() && ids.size() == y.rows,
                "cuda expert_matmul: {} expert ids (dense: {}) for {} rows of y, table {}", ids.size(), ids.dense(),
                y.rows, w.empty() ? "empty" : "set");
-  kc::expert_gemv(rows(x), x_every, static_cast<const kc::ExpertRows*>(w.p), w.experts, w.first_rows, w.dtype, w.N,
-                  w.K, ids.p, rows(y), stream_);
+  const auto* table = static_cast<const kc::ExpertRows*>(w.p);
+  if (kc::expert_gemm_takes(rows(x), w.dtype, w.experts, w.K, y.rows)) {  // many rows per expert: tensor cores
+    reserve(expert_groups_, expert_groups_bytes_, size_t(kc::expert_gemm_scratch_ints(w.experts, y.rows)) * sizeof(int),
+            "expert grouping scratch");
+    return kc::expert_gemm(rows(x), x_every, table, w.experts, w.first_rows, w.N, w.K, ids.p, rows(y),
+                           static_cast<int*>(expert_groups_), stream_);
+  }
+  kc::expert_gemv(rows(x), x_every, table, w.experts, w.first_rows, w.dtype, w.N, w.K, ids.p, rows(y), stream_);
 }
 
 void CudaBackend::moe_combine(const Mat& src, const Mat& weights, const Mat& y) {

@@ -97,6 +97,9 @@ class CudaBackend final : public Backend {
     std::vector<char> last;  // what it holds, so an unchanged array is not uploaded again
   };
   const void* stage(Staged& s, const void* host, size_t bytes);
+  // Device memory p of `have` bytes grown to at least `need` (contents lost): the stream drained first and the
+  // recordings dropped (they may point at p).
+  void reserve(void*& p, size_t& have, size_t need, const char* what);
   // A call's offsets or positions on the device: the slot binding's copy where the call has one (`bound`,
   // Seqs::device_*), else staged in s.
   const int64_t* on_device(Staged& s, std::span<const int64_t> host, const int64_t* bound);
@@ -105,8 +108,10 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas_ = nullptr;
   std::vector<std::pair<float*, int64_t>> scratch_;  // a stack of buffers, slot t reused by the t-th live one
   size_t top_ = 0;
-  float* widened_ = nullptr;  // a weight widened to float32 for cuBLAS
-  int64_t widened_n_ = 0;
+  void* widened_ = nullptr;  // a weight widened to float32 for cuBLAS
+  size_t widened_bytes_ = 0;
+  void* expert_groups_ = nullptr;  // kernels/cuda/expert_gemm.h's scratch
+  size_t expert_groups_bytes_ = 0;
   // Scratch for n sequences' kernels/cuda/attention.h views (a Tmp's scope).
   kernels::cuda::AttnSeq* attn_seqs(int64_t n);
   // kernels/cuda/attention.h over `seqs` (device), the keys split into ranges where that pays: as many as

@@ -99,6 +99,18 @@ SamplingParams greedy() {
   return sp;
 }
 
+// One greedy request (EOS ignored), answered to its end.
+struct Answer {
+  std::vector<int32_t> ids;
+  RequestSummary summary;
+};
+Answer answer_greedy(Engine& engine, const std::vector<int32_t>& prompt, int64_t max_tokens) {
+  Collector c;
+  engine.submit({.prompt = prompt, .max_tokens = max_tokens, .ignore_eos = true, .sampling = greedy()}, c.callback());
+  c.wait();
+  return {c.ids[0], c.summary};
+}
+
 }  // namespace
 
 TEST(Engine, ConcurrentGreedyEqualsOneAtATime) {
@@ -289,49 +301,33 @@ TEST(Engine, ACancelledSlotGoesToTheNextRequestInTheSameIteration) {
   EXPECT_EQ(engine.metrics().requests("error"), 0u);
 }
 
-TEST(Engine, PrefixCacheResumesALaterTurnAndChangesNothing) {
+TEST(Engine, PrefixCacheResumesALaterTurnAndChangesNothing) {  // from the answer's end or the prompt's
   auto m = demo();
   Engine engine(m, nullptr, {.max_seqs = 2, .max_batch_tokens = 64, .max_context = 1024, .prefix_spacing = 32});
   std::mt19937 rng(4);
   auto turn1 = random_prompt(rng, 50, m->info().vocab_size);
-  Collector a;
-  engine.submit({.prompt = turn1, .max_tokens = 8, .ignore_eos = true, .sampling = greedy()}, a.callback());
-  a.wait();
+  const Answer a = answer_greedy(engine, turn1, 8);
   EXPECT_EQ(a.summary.cached_tokens, 0);
   // Turn 2: the whole first turn (prompt + answer) plus new tokens.
   auto turn2 = turn1;
-  turn2.insert(turn2.end(), a.ids[0].begin(), a.ids[0].end());
+  turn2.insert(turn2.end(), a.ids.begin(), a.ids.end());
   auto more = random_prompt(rng, 20, m->info().vocab_size);
   turn2.insert(turn2.end(), more.begin(), more.end());
-  Collector b;
-  engine.submit({.prompt = turn2, .max_tokens = 8, .ignore_eos = true, .sampling = greedy()}, b.callback());
-  b.wait();
+  const Answer b = answer_greedy(engine, turn2, 8);
   // The state after turn 1 holds its prompt and all generated tokens but the last (never fed).
-  EXPECT_EQ(b.summary.cached_tokens, int64_t(turn1.size() + a.ids[0].size() - 1));
-  EXPECT_EQ(b.ids[0], reference(*m, turn2, 8, greedy()));
-  const auto st = engine.prefix_cache().stats();
-  EXPECT_GE(st.hits, 1u);
-  EXPECT_GE(st.slot_entries, 1u);  // the engine's states stay in spare slots of its pool
-}
-
-TEST(Engine, ALaterTurnThatRewritesTheAnswerResumesFromThePromptsEnd) {
+  EXPECT_EQ(b.summary.cached_tokens, int64_t(turn1.size() + a.ids.size() - 1));
+  EXPECT_EQ(b.ids, reference(*m, turn2, 8, greedy()));
   // A chat template may render the previous answer otherwise than the ids generated (a reasoning model's
-  // history drops its thinking): the second turn still finds the first turn's prompt.
-  auto m = demo();
-  Engine engine(m, nullptr, {.max_seqs = 2, .max_batch_tokens = 64, .max_context = 1024, .prefix_spacing = 0});
-  std::mt19937 rng(6);
-  auto turn1 = random_prompt(rng, 45, m->info().vocab_size);
-  Collector a;
-  engine.submit({.prompt = turn1, .max_tokens = 6, .ignore_eos = true, .sampling = greedy()}, a.callback());
-  a.wait();
-  auto turn2 = turn1;
-  for (int32_t id : a.ids[0]) turn2.push_back((id + 1) % int32_t(m->info().vocab_size));  // not what was generated
-  turn2.push_back(9);
-  Collector b;
-  engine.submit({.prompt = turn2, .max_tokens = 5, .ignore_eos = true, .sampling = greedy()}, b.callback());
-  b.wait();
-  EXPECT_EQ(b.summary.cached_tokens, int64_t(turn1.size()));
-  EXPECT_EQ(b.ids[0], reference(*m, turn2, 5, greedy()));
+  // history drops its thinking): such a second turn still finds the first turn's whole prompt.
+  auto rewritten = turn1;
+  for (int32_t id : a.ids) rewritten.push_back((id + 1) % int32_t(m->info().vocab_size));  // not what was generated
+  rewritten.push_back(9);
+  const Answer c = answer_greedy(engine, rewritten, 5);
+  EXPECT_EQ(c.summary.cached_tokens, int64_t(turn1.size()));
+  EXPECT_EQ(c.ids, reference(*m, rewritten, 5, greedy()));
+  const auto st = engine.prefix_cache().stats();
+  EXPECT_GE(st.hits, 2u);
+  EXPECT_GE(st.slot_entries, 1u);  // the engine's states stay in spare slots of its pool
 }
 
 TEST(Engine, APrefixCacheOfTwoSlotsEvictsAndStillChangesNothing) {
@@ -354,10 +350,8 @@ TEST(Engine, APrefixCacheOfTwoSlotsEvictsAndStillChangesNothing) {
     auto turn2 = turn1[i];
     turn2.insert(turn2.end(), first[i].ids[0].begin(), first[i].ids[0].end());
     turn2.push_back(7);
-    Collector c;
-    engine.submit({.prompt = turn2, .max_tokens = 4, .ignore_eos = true, .sampling = greedy()}, c.callback());
-    c.wait();
-    EXPECT_EQ(c.ids[0], reference(*m, turn2, 4, greedy())) << "conversation " << i;
+    const Answer c = answer_greedy(engine, turn2, 4);
+    EXPECT_EQ(c.ids, reference(*m, turn2, 4, greedy())) << "conversation " << i;
     cached += c.summary.cached_tokens;
   }
   const auto st = engine.prefix_cache().stats();

@@ -123,6 +123,9 @@ __global__ void __launch_bounds__(kThreads) expert_gemm_kernel(const float* x, i
         }
       }
       __syncthreads();
+      // The tensor cores add a product step's sums into the accumulator without rounding to nearest (their
+      // error grows with k); each k tile's six steps go to a fresh accumulator, added to acc in float32.
+      float part[2][4][4] = {};
 #pragma unroll
       for (int k0 = 0; k0 < kBK; k0 += 16) {
         uint32_t b[4][2];
@@ -142,10 +145,16 @@ __global__ void __launch_bounds__(kThreads) expert_gemm_kernel(const float* x, i
                                    *reinterpret_cast<const uint32_t*>(xr + 8),
                                    *reinterpret_cast<const uint32_t*>(xr + 8 * kPs + 8)};
 #pragma unroll
-            for (int nt = 0; nt < 4; ++nt) mma_bf16_raw(acc[mt][nt], a, b[nt]);
+            for (int nt = 0; nt < 4; ++nt) mma_bf16_raw(part[mt][nt], a, b[nt]);
           }
         }
       }
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) acc[mt][nt][i] += part[mt][nt][i];
       __syncthreads();  // before the next load overwrites this stage
     }
 #pragma unroll

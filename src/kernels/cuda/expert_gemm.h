@@ -3,8 +3,9 @@
 // the rows are grouped by expert on the device (a counting pass: no trip to the host), then each (column
 // block, expert) block multiplies 64-row tiles of its rows of x by the expert's bf16 weight with mma.sync
 // (bf16 operands, float32 accumulation). x (float32) enters as three bf16 terms hi + mid + lo whose sum is x
-// exactly (8 significant bits each), so every product x·w is exact in float32 and a row's sum differs from
-// a float32 GEMM's only in its order. The contract of expert_gemv (dense.h):
+// exactly (8 significant bits each), so every product x·w is exact in float32; each k tile's sums (which the
+// tensor cores accumulate without rounding to nearest) are added to the row's in float32, so a row's sum
+// keeps float32 quality whatever K. The contract of expert_gemv (dense.h):
 // y[j, :] = x[j / x_every, :] · W[ids[j]]ᵀ for each of y's rows j.
 //
 //   if (expert_gemm_takes(x, DType::BF16, E, K, J)) {

@@ -273,11 +273,14 @@ std::vector<Op> ops_of(MixerKind k) {
   return {};
 }
 
-std::vector<Op> ops_of(FfnKind k) {
+// The MoE's routed experts take one of two ways (ffn/moe.h): routed on the backend, or on the host with the
+// backend moving rows.
+std::vector<Op> ops_of(FfnKind k, const Backend& be, DType weights) {
   switch (k) {
     case FfnKind::None: return {};
     case FfnKind::Dense: return {Op::Matmul, Op::Swiglu};
     case FfnKind::Moe:
+      if (be.supports(Op::MoeRoute, weights)) return {Op::Matmul, Op::Swiglu, Op::ScaleRowsSigmoid, Op::Fill};
       return {Op::Matmul, Op::Swiglu, Op::ScaleRowsSigmoid, Op::Fill, Op::GatherRows, Op::ScatterAddRows};
   }
   return {};
@@ -291,7 +294,7 @@ void check_backend_runs(const Backend& be, const ModelConfig& m, DType weights) 
                  dtype_name(weights), device_name(be.device()), op_name(op));
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const LayerConfig& l = m.layers[i];
-    for (const auto& ops : {ops_of(l.mixer), ops_of(l.ffn)})
+    for (const auto& ops : {ops_of(l.mixer), ops_of(l.ffn, be, weights)})
       for (Op op : ops)
         LINFER_CHECK(be.supports(op, weights), "layer {} ({}+{}): the {} backend does not run {} yet (run this model "
                      "with --device cpu)", i, mixer_name(l.mixer), ffn_name(l.ffn), device_name(be.device()),

@@ -74,7 +74,7 @@ CudaBackend::~CudaBackend() {
   for (auto& [p, n] : scratch_) cudaFree(p);
   cudaFree(widened_);
   cudaFree(expert_groups_);
-  for (Staged* s : {&ids_, &offsets_, &positions_, &inv_freq_, &rows_, &row_w_, &attn_seqs_}) cudaFree(s->p);
+  for (Staged* s : {&ids_, &offsets_, &positions_, &inv_freq_, &attn_seqs_}) cudaFree(s->p);
   if (blas_) cublasDestroy(blas_);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -97,8 +97,6 @@ bool CudaBackend::supports(Op op, DType weights) const {
     case Op::DeltaRule:
     case Op::Mamba2Ssd:
     case Op::ScaleRowsSigmoid:
-    case Op::GatherRows:
-    case Op::ScatterAddRows:
     case Op::Rope:
     case Op::Attention:
     case Op::Mla:
@@ -294,25 +292,6 @@ void CudaBackend::decay_gate(const Mat& g, const Param& dt_bias, const Param& A_
 }
 
 void CudaBackend::scale_rows_sigmoid(const Mat& y, const Mat& g) { kc::scale_rows_sigmoid(rows(y), rows(g), stream_); }
-
-void CudaBackend::gather_rows(const Mat& src, std::span<const int64_t> rs, const Mat& dst) {
-  if (rs.empty()) return;
-  const auto* d_rows = static_cast<const int64_t*>(stage(rows_, rs.data(), rs.size_bytes()));
-  kc::gather_rows(rows(src), d_rows, int64_t(rs.size()), rows(dst), stream_);
-}
-
-void CudaBackend::scatter_add_rows(const Mat& src, std::span<const int64_t> rs, std::span<const float> w,
-                                   const Mat& dst) {
-  if (rs.empty()) return;
-  thread_local std::vector<int64_t> sorted;  // one writer per row: the kernel adds without atomics
-  sorted.assign(rs.begin(), rs.end());
-  std::sort(sorted.begin(), sorted.end());
-  LINFER_CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(),
-               "cuda scatter_add_rows: a row is given twice");
-  const auto* d_rows = static_cast<const int64_t*>(stage(rows_, rs.data(), rs.size_bytes()));
-  const auto* d_w = static_cast<const float*>(stage(row_w_, w.data(), w.size_bytes()));
-  kc::scatter_add_rows(rows(src), d_rows, d_w, int64_t(rs.size()), rows(dst), stream_);
-}
 
 // ---- a MoE's routed experts ----
 

@@ -65,9 +65,6 @@ class CudaBackend final : public Backend {
   void fill(const Mat& y, float value) override;
   void decay_gate(const Mat& g, const Param& dt_bias, const Param& A_log, int64_t per_head) override;
   void scale_rows_sigmoid(const Mat& y, const Mat& g) override;
-  void gather_rows(const Mat& src, std::span<const int64_t> rows, const Mat& dst) override;
-  void scatter_add_rows(const Mat& src, std::span<const int64_t> rows, std::span<const float> w,
-                        const Mat& dst) override;
   ExpertTable expert_table(std::span<const Weight* const> first, std::span<const Weight* const> second) override;
   void moe_route(const Mat& logits, const MoeRouting& r, const Param& bias, const Mat& ids,
                  const Mat& weights) override;
@@ -121,7 +118,7 @@ class CudaBackend final : public Backend {
   void mla_absorbed(const Mat& q, const Weight& kv_b, const Weight& k_t, const kernels::MlaDims& d,
                     const StateRef& cache, const Seqs& seqs, int64_t max_len, const Mat& o);
 
-  Staged ids_, offsets_, positions_, inv_freq_, rows_, row_w_, attn_seqs_;
+  Staged ids_, offsets_, positions_, inv_freq_, attn_seqs_;
 
   // A recorded run of ops, by run_recorded's key and the scratch depth it started at.
   struct Recording {

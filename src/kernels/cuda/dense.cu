@@ -505,29 +505,6 @@ void decay_gate(const Rows& g, const float* dt_bias, const float* A_log, int64_t
   }, stream, "cuda decay_gate");
 }
 
-void gather_rows(const Rows& src, const int64_t* rows, int64_t n, const Rows& dst, cudaStream_t stream) {
-  check_rows(src, "cuda gather_rows"), check_rows(dst, "cuda gather_rows");
-  LINFER_CUDA_CHECK(dst.rows >= n && dst.cols == src.cols, "cuda gather_rows: ", n, " rows of ", src.cols,
-                    " into [", dst.rows, ", ", dst.cols, "]");
-  const float* s = src.p;
-  float* d = dst.p;
-  const int64_t ls = src.ld, ld = dst.ld;
-  for_each(n, src.cols, [=] __device__(int64_t j, int64_t c) { d[j * ld + c] = s[rows[j] * ls + c]; }, stream,
-           "cuda gather_rows");
-}
-
-void scatter_add_rows(const Rows& src, const int64_t* rows, const float* w, int64_t n, const Rows& dst,
-                      cudaStream_t stream) {
-  check_rows(src, "cuda scatter_add_rows"), check_rows(dst, "cuda scatter_add_rows");
-  LINFER_CUDA_CHECK(src.rows >= n && dst.cols == src.cols, "cuda scatter_add_rows: ", n, " rows of ", src.cols,
-                    " into [", dst.rows, ", ", dst.cols, "]");
-  const float* s = src.p;
-  float* d = dst.p;
-  const int64_t ls = src.ld, ld = dst.ld;
-  for_each(n, src.cols, [=] __device__(int64_t j, int64_t c) { d[rows[j] * ld + c] += w[j] * s[j * ls + c]; },
-           stream, "cuda scatter_add_rows");
-}
-
 void scale_rows_sigmoid(const Rows& y, const Rows& g, cudaStream_t stream) {
   check_rows(y, "cuda scale_rows_sigmoid"), check_rows(g, "cuda scale_rows_sigmoid");
   LINFER_CUDA_CHECK(g.rows == y.rows && g.cols >= 1, "cuda scale_rows_sigmoid: gate [", g.rows, ", ", g.cols,

@@ -95,11 +95,6 @@ void fill(const Rows& y, float value, cudaStream_t stream);
 // In place: g = -exp(A_log[c / per_head]) · softplus(g + dt_bias[c]) per column c.
 void decay_gate(const Rows& g, const float* dt_bias, const float* A_log, int64_t per_head, cudaStream_t stream);
 
-// The MoE's row moves (rows, w: n entries in device memory). gather: dst[j, :] = src[rows[j], :];
-// scatter_add: dst[rows[j], :] += w[j] · src[j, :], the rows distinct (one writer per row: no atomics).
-void gather_rows(const Rows& src, const int64_t* rows, int64_t n, const Rows& dst, cudaStream_t stream);
-void scatter_add_rows(const Rows& src, const int64_t* rows, const float* w, int64_t n, const Rows& dst,
-                      cudaStream_t stream);
 // y[t, :] *= sigmoid(g[t, 0]) (the shared expert's gate).
 void scale_rows_sigmoid(const Rows& y, const Rows& g, cudaStream_t stream);
 

@@ -32,9 +32,10 @@ kc::Rows rows(const Mat& m) { return {m.p, m.rows, m.cols, m.ld}; }
 kc::SlotPool pool(const StateRef& s) { return {s.base, s.stride}; }
 
 // Whether an M-row product with weights of dtype w runs as GEMVs (kGemvMaxRows rows per launch, each launch
-// reading the weight) rather than cuBLAS's float32 GEMM: one launch for any weight, two for a 2-byte weight,
-// which cuBLAS needs widened first. Measured on an H200 (docs/benchmarks.md, 2026-12-03): at 16 rows two GEMV
-// launches beat widening + GEMM by 1.2-1.3x in a whole decode step; at 32 rows four lost by 0.85-0.95x.
+// reading the weight) rather than a cuBLAS GEMM: one launch for float32 weights, two for 2-byte ones, which
+// take two more launches around theirs (bf16: x split into terms, then their products summed; f16: the weight
+// widened). Measured on an H200 (docs/benchmarks.md, 2026-12-03, against widening + GEMM): at 16 rows two GEMV
+// launches won by 1.2-1.3x in a whole decode step; at 32 rows four lost by 0.85-0.95x.
 bool gemv_wins(int64_t M, DType w) {
   const int64_t passes = (M + kc::kGemvMaxRows - 1) / kc::kGemvMaxRows;
   return passes <= 1 || (w != DType::F32 && passes <= 2);
@@ -74,6 +75,8 @@ CudaBackend::~CudaBackend() {
   for (auto& [p, n] : scratch_) cudaFree(p);
   cudaFree(widened_);
   cudaFree(expert_groups_);
+  cudaFree(split_x_);
+  cudaFree(split_c_);
   for (Staged* s : {&ids_, &offsets_, &positions_, &inv_freq_, &attn_seqs_}) cudaFree(s->p);
   if (blas_) cublasDestroy(blas_);
   if (stream_) cudaStreamDestroy(stream_);
@@ -101,6 +104,8 @@ bool CudaBackend::supports(Op op, DType weights) const {
     case Op::Attention:
     case Op::Mla:
     case Op::MoeRoute: return true;
+    case Op::GatherRows:  // the host-routed MoE's row moves: this backend routes on the device
+    case Op::ScatterAddRows: return false;
   }
   return false;
 }
@@ -194,6 +199,7 @@ void CudaBackend::matmul(const Mat& x, const Weight& w, const Param& bias, const
                x.cols, N, K, y.rows, y.cols);
   if (gemv_wins(M, w.view.dtype()))
     return kc::gemv(rows(x), w.view.data(), w.view.dtype(), N, K, opt(bias), rows(y), stream_);
+  if (w.view.dtype() == DType::BF16) return matmul_bf16(x, w, bias, y);
   const float* wf = w.view.as<float>();
   if (w.view.dtype() != DType::F32) {
     reserve(widened_, widened_bytes_, size_t(N * K) * sizeof(float), "weight scratch");
@@ -206,6 +212,27 @@ void CudaBackend::matmul(const Mat& x, const Weight& w, const Param& bias, const
                          &zero, y.p, int(y.ld)),
              "cuda matmul");
   if (!bias.empty()) kc::add_bias(rows(y), bias.p, stream_);
+}
+
+// bf16 weights as stored, on the tensor cores: x's rows (kSplitRows at a time, which bounds the scratch) as three
+// exact bf16 terms stacked in one bf16 GEMM, whose three row blocks are summed into y (kernels/cuda/dense.h
+// split_bf16x3): float32-grade products without a float32 copy of the weight.
+void CudaBackend::matmul_bf16(const Mat& x, const Weight& w, const Param& bias, const Mat& y) {
+  constexpr int64_t kSplitRows = 4096;
+  const int64_t M = x.rows, N = w.dim(0), K = w.dim(1), rows_each = std::min(M, kSplitRows);
+  reserve(split_x_, split_x_bytes_, size_t(3 * rows_each * K) * sizeof(uint16_t), "bf16 terms of x");
+  reserve(split_c_, split_c_bytes_, size_t(3 * rows_each * N) * sizeof(float), "bf16 GEMM output");
+  const float one = 1.0f, zero = 0.0f;
+  for (int64_t m0 = 0; m0 < M; m0 += rows_each) {
+    const int64_t m = std::min(rows_each, M - m0);
+    kc::split_bf16x3(rows(x.rows_of(m0, m)), static_cast<uint16_t*>(split_x_), stream_);
+    // Column-major view: cᵀ [N, 3m] = w [N, K] (a K x N column-major matrix, transposed) · termsᵀ [K, 3m].
+    blas_check(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(3 * m), int(K), &one, w.view.data(),
+                            CUDA_R_16BF, int(K), split_x_, CUDA_R_16BF, int(K), &zero, split_c_, CUDA_R_32F, int(N),
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               "cuda matmul (bf16)");
+    kc::sum_bf16x3(static_cast<const float*>(split_c_), opt(bias), rows(y.rows_of(m0, m)), stream_);
+  }
 }
 
 // Decode-sized products (gemv_wins) of one weight dtype in gemv_many launches (a layer's projections: one

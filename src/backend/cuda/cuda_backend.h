@@ -94,6 +94,7 @@ class CudaBackend final : public Backend {
     std::vector<char> last;  // what it holds, so an unchanged array is not uploaded again
   };
   const void* stage(Staged& s, const void* host, size_t bytes);
+  void matmul_bf16(const Mat& x, const Weight& w, const Param& bias, const Mat& y);  // matmul's GEMM, bf16 weights
   // Device memory p of `have` bytes grown to at least `need` (contents lost): the stream drained first and the
   // recordings dropped (they may point at p).
   void reserve(void*& p, size_t& have, size_t need, const char* what);
@@ -105,8 +106,11 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas_ = nullptr;
   std::vector<std::pair<float*, int64_t>> scratch_;  // a stack of buffers, slot t reused by the t-th live one
   size_t top_ = 0;
-  void* widened_ = nullptr;  // a weight widened to float32 for cuBLAS
+  void* widened_ = nullptr;  // an f16 weight widened to float32 for cuBLAS
   size_t widened_bytes_ = 0;
+  void* split_x_ = nullptr;  // matmul_bf16's terms of x and its GEMM's output
+  void* split_c_ = nullptr;
+  size_t split_x_bytes_ = 0, split_c_bytes_ = 0;
   void* expert_groups_ = nullptr;  // kernels/cuda/expert_gemm.h's scratch
   size_t expert_groups_bytes_ = 0;
   // Scratch for n sequences' kernels/cuda/attention.h views (a Tmp's scope).

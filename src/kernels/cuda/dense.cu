@@ -7,6 +7,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/decode_common.cuh"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/mma.cuh"
 
 namespace linfer::kernels::cuda {
 
@@ -233,6 +234,17 @@ void launch_expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table,
                 first_rows, ids, N, K, y.p, y.ld);
 }
 
+__global__ void split_bf16x3_kernel(const float* x, int64_t ldx, int64_t M, int64_t K, uint16_t* terms) {
+  pdl_enter();
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < M * K; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t m = i / K, k = i % K;
+    uint16_t t[3];
+    bf16x3(x[m * ldx + k], t);
+#pragma unroll
+    for (int j = 0; j < 3; ++j) terms[(j * M + m) * K + k] = t[j];
+  }
+}
+
 template <class WT>
 __global__ void widen_kernel(const WT* w, int64_t n, float* dst) {
   pdl_enter();
@@ -411,6 +423,24 @@ void widen(const void* w, DType wt, int64_t n, float* dst, cudaStream_t stream) 
     case DType::F32: run(widen_kernel<float>, static_cast<const float*>(w)); break;
     default: throw_error("cuda widen: weights must be f32, bf16 or f16");
   }
+}
+
+void split_bf16x3(const Rows& x, uint16_t* terms, cudaStream_t stream) {
+  check_rows(x, "cuda split_bf16x3");
+  const int64_t n = x.rows * x.cols;
+  if (n == 0) return;
+  launch_kernel("cuda split_bf16x3", {unsigned(std::min<int64_t>((n + 255) / 256, 65535)), 256, 0, stream},
+                split_bf16x3_kernel, x.p, x.ld, x.rows, x.cols, terms);
+}
+
+void sum_bf16x3(const float* c, const float* bias, const Rows& y, cudaStream_t stream) {
+  check_rows(y, "cuda sum_bf16x3");
+  float* p = y.p;
+  const int64_t ld = y.ld, M = y.rows, N = y.cols;
+  for_each(M, N, [=] __device__(int64_t m, int64_t n) {
+    const float s = (c[(2 * M + m) * N + n] + c[(M + m) * N + n]) + c[m * N + n];
+    p[m * ld + n] = bias ? s + bias[n] : s;
+  }, stream, "cuda sum_bf16x3");
 }
 
 void add_bias(const Rows& y, const float* bias, cudaStream_t stream) {

@@ -23,7 +23,8 @@ struct Rows {
   int64_t rows = 0, cols = 0, ld = 0;
 };
 
-// Rows of x up to which gemv() is the way to multiply (decode); above, widen the weight and use a GEMM.
+// Rows of x up to which gemv() is the way to multiply (decode); above, a GEMM (cuBLAS: bf16 weights through
+// split_bf16x3, others widened to float32).
 // gemv() takes any number of rows, kGemvMaxRows per launch.
 constexpr int64_t kGemvMaxRows = 8;
 
@@ -69,6 +70,12 @@ void expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_
 void moe_combine(const Rows& src, const Rows& w, const Rows& y, cudaStream_t stream);
 // dst[n] = float(w[n]) for n elements of dtype wt.
 void widen(const void* w, DType wt, int64_t n, float* dst, cudaStream_t stream);
+// A GEMM over bf16 weights to float32 quality without a float32 copy of the weight: x [M, K] as three bf16
+// terms that sum to it exactly, stacked as terms[t · M + m, :] ([3M, K], contiguous) for t = 0, 1, 2; a bf16 GEMM
+// of those with the weight gives c [3M, N], whose three row blocks sum_bf16x3 adds up (small terms first) into y
+// (+ bias, may be null).
+void split_bf16x3(const Rows& x, uint16_t* terms, cudaStream_t stream);
+void sum_bf16x3(const float* c, const float* bias, const Rows& y, cudaStream_t stream);
 // y[:, c] += bias[c].
 void add_bias(const Rows& y, const float* bias, cudaStream_t stream);
 // y[i, :] = float(table[ids[i], :]); table [V, D] of dtype wt, D = y.cols; ids in device memory.

@@ -48,9 +48,6 @@ __global__ void group_rows_kernel(const float* ids, int J, int E, int* offsets, 
   for (int j = threadIdx.x; j < J; j += blockDim.x) order[atomicAdd(&count[int(ids[j])], 1)] = j;
 }
 
-__device__ inline uint16_t bf16_bits(float v) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
-__device__ inline float bf16_value(uint16_t b) { return __bfloat162float(__ushort_as_bfloat16(b)); }
-
 // Block (column block, expert): for each 64-row tile of the expert's rows, y's 64 x 128 block. Warp w owns rows
 // 32 (w / 4) .. +32 and columns 32 (w % 4) .. +32: two 16-row by four 8-column mma tiles.
 __global__ void __launch_bounds__(kThreads) expert_gemm_kernel(const float* x, int64_t ldx, int64_t x_every,
@@ -106,20 +103,12 @@ __global__ void __launch_bounds__(kThreads) expert_gemm_kernel(const float* x, i
         const float* src = &s.x[st][r * kXs + c0];
 #pragma unroll
         for (int i = 0; i < 8; i += 2) {
-          uint32_t pair[3] = {0, 0, 0};
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            float v = src[i + h];
-#pragma unroll
-            for (int term = 0; term < 3; ++term) {
-              const uint16_t b = bf16_bits(v);
-              pair[term] |= uint32_t(b) << (16 * h);
-              v -= bf16_value(b);
-            }
-          }
+          uint16_t a[3], b[3];
+          bf16x3(src[i], a);
+          bf16x3(src[i + 1], b);
 #pragma unroll
           for (int term = 0; term < 3; ++term)
-            *reinterpret_cast<uint32_t*>(&s.p[term][r * kPs + c0 + i]) = pair[term];
+            *reinterpret_cast<uint32_t*>(&s.p[term][r * kPs + c0 + i]) = uint32_t(a[term]) | uint32_t(b[term]) << 16;
         }
       }
       __syncthreads();

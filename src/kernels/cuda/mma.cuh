@@ -63,6 +63,18 @@ __device__ inline uint32_t bf16_pair(float k0, float k1) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// x as three bf16 terms (bits) whose sum is x exactly: hi = bf16(x), then bf16 of what hi leaves, then of what
+// that leaves (8 significant bits each, 24 in all; each remainder is exact in float32). A bf16 product of each
+// term with a bf16 operand is exact in float32, so their three sums give a float32-grade product of x.
+__device__ inline void bf16x3(float x, uint16_t (&t)[3]) {
+#pragma unroll
+  for (int i = 0; i < 3; ++i) {
+    const __nv_bfloat16 b = __float2bfloat16_rn(x);
+    t[i] = __bfloat16_as_ushort(b);
+    x -= __bfloat162float(b);
+  }
+}
+
 // Four bf16 (two pairs as bf16_pair packs them) widened to float32, exactly.
 __device__ inline float4 bf16x4_to_float4(uint2 x) {
   return make_float4(__uint_as_float(x.x << 16), __uint_as_float(x.x & 0xFFFF0000u), __uint_as_float(x.y << 16),

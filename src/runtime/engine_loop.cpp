@@ -103,7 +103,15 @@ void Engine::Impl::admit(std::shared_ptr<Request> r, int64_t planned_tokens) {
     s.out.emplace(e.tok_, StopRules{g.max_tokens, g.min_tokens, e.eos_, g.ignore_eos, g.stop});
     if (c == 0) {
       // The last prompt token is always computed: its logits choose the first generated token.
-      if (e.options_.prefix_cache_bytes > 0) r->cached = e.cache_.restore(g.prompt, P - 1, s.slot);
+      if (e.options_.prefix_cache_bytes > 0) {
+        try {
+          r->cached = e.cache_.restore(g.prompt, P - 1, s.slot);
+        } catch (const std::exception& ex) {  // the cache only saves work: compute the whole prompt instead
+          fmt::print(stderr, "linfer serve: prefix cache: a cached state was not restored ({})\n", ex.what());
+          pool.slots().reset(s.slot);
+          r->cached = 0;
+        }
+      }
       s.tokens.assign(g.prompt.begin(), g.prompt.begin() + r->cached);
       s.prompt_left = P - r->cached;
       s.now = prompt_chunk(r->cached, s.prompt_left, planned_tokens, e.options_.prefix_spacing);
@@ -271,7 +279,11 @@ void Engine::Impl::emit_token(Seq& seq, int32_t id, const SequenceOutput::Step& 
 
 void Engine::Impl::cache_insert(const Seq& seq) {
   if (e.options_.prefix_cache_bytes == 0 || seq.tokens.empty()) return;
-  e.cache_.insert_slot(seq.tokens, seq.slot);
+  try {
+    e.cache_.insert_slot(seq.tokens, seq.slot);
+  } catch (const std::exception& ex) {  // out of device memory for a cache's rows, say: the request goes on
+    fmt::print(stderr, "linfer serve: prefix cache: a state was not stored ({})\n", ex.what());
+  }
 }
 
 void Engine::Impl::finish_seq(Seq& seq) {

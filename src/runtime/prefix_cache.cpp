@@ -127,7 +127,12 @@ void PrefixCache::insert_slot(std::span<const int32_t> tokens, int from) {
   if (free_slots_.empty()) return;  // no spare slots at all
   const int slot = free_slots_.back();
   free_slots_.pop_back();
-  slots_->copy(from, slot);
+  try {
+    slots_->copy(from, slot);
+  } catch (...) {
+    free_slots_.push_back(slot);
+    throw;
+  }
   add(h, Entry{{tokens.begin(), tokens.end()}, SequenceState{}, slot, bytes});
 }
 

@@ -74,10 +74,12 @@ class PrefixCache {
   // fixed_bytes: a slot's Fixed and Ring bytes; kv_bytes_per_token: one row of every Growing tensor.
   void attach_slots(StateSlots& slots, int first, int n, size_t fixed_bytes, size_t kv_bytes_per_token);
   // Stores a copy of pool slot `from`, which must hold exactly `tokens`, in a spare slot (evicting the
-  // least recently used slot-held entry when none is free). An existing entry is refreshed.
+  // least recently used slot-held entry when none is free). An existing entry is refreshed. A copy that
+  // throws (out of device memory for a cache's rows) leaves no entry and the spare slot free.
   void insert_slot(std::span<const int32_t> tokens, int from);
   // Pool slot `to` takes the longest cached prefix of `tokens` no longer than max_len, from a spare
-  // slot or from host memory. Returns its length; 0 when there is none (the slot is left alone).
+  // slot or from host memory. Returns its length; 0 when there is none (the slot is left alone). A copy
+  // that throws may leave the slot holding part of a state: reset it.
   int64_t restore(std::span<const int32_t> tokens, int64_t max_len, int to);
 
   const PrefixCacheOptions& options() const { return options_; }

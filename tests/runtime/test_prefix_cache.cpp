@@ -274,6 +274,44 @@ TEST(PrefixCache, SlotEntriesCountTheirCacheRowsAgainstTheBudget) {
   EXPECT_THROW(unattached.restore(a, -1, 0), Error);
 }
 
+// Host slots whose copies fail on demand (a device out of memory for a cache's rows).
+class FailingSlots : public StateSlots {
+ public:
+  FailingSlots() : host_(small_spec(), 4) {}
+  int n_slots() const override { return host_.n_slots(); }
+  void load(int slot, const SequenceState& s) override { host_.load(slot, s); }
+  void save(int slot, SequenceState& out) const override { host_.save(slot, out); }
+  void copy(int from, int to) override {
+    if (fail) throw Error("out of device memory (test)");
+    host_.copy(from, to);
+  }
+  void reset(int slot) override { host_.reset(slot); }
+  int64_t n_tokens(int slot) const override { return host_.n_tokens(slot); }
+  bool fail = true;
+
+ private:
+  HostStateSlots host_;
+};
+
+TEST(PrefixCache, AFailedSlotCopyStoresNothingAndKeepsItsSlot) {
+  FailingSlots slots;
+  PrefixCache cache({.spacing = 0});
+  cache.attach_slots(slots, 1, 3, StatePool::fixed_bytes(small_spec()), StatePool::kv_bytes_for(small_spec(), 1));
+  const std::vector<int32_t> a{1, 2};
+  slots.load(0, state_for(a));
+  EXPECT_THROW(cache.insert_slot(a, 0), Error);
+  EXPECT_EQ(cache.stats().entries, 0u);
+  EXPECT_EQ(cache.longest(a), 0);
+  slots.fail = false;
+  for (int32_t t = 0; t < 3; ++t) {  // all three spare slots are still there
+    const std::vector<int32_t> b{t, 3};
+    slots.load(0, state_for(b));
+    cache.insert_slot(b, 0);
+  }
+  EXPECT_EQ(cache.stats().slot_entries, 3u);
+  EXPECT_EQ(cache.stats().evictions, 0u);
+}
+
 TEST(PrefixCache, PrefillComputesOnlyTheNewSuffix) {
   CountingModel model;
   PrefixCache cache({.spacing = 64});

@@ -6,7 +6,7 @@
 //   weights = the chosen scores, renormalised to sum 1 when `renormalize`, × routed_scaling
 //   y = Σ weight_e · expert_e(x) + [sigmoid(x·w_sg)] · shared(x)
 // Two ways through, one rule. Where the backend routes (Op::MoeRoute: the GPU), the top-k, each (token,
-// expert) pair's products and the weighted sum run there, kRoutedChunkRows tokens at a time (bounded
+// expert) pair's products and the weighted sum run there, kRoutedChunkPairs pairs at a time (bounded
 // scratch; no trip to the host: a decode step records as one CUDA graph, and a prefill never waits for the
 // device). Otherwise (the CPU) the top-k runs on the host (moe_route) and tokens are grouped by expert, so
 // that each expert runs one GEMM over its tokens.

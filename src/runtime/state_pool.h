@@ -4,8 +4,8 @@
 // the recurrent bytes are known up front, plus byte accounting for the attention layers' KV (Growing
 // tensors), which grows with each sequence's length. A slot is acquired with the KV bytes its sequence
 // may reach (kv_bytes_for(max length)) reserved against the KV budget, so admission is by bytes, and an
-// admitted sequence never runs out of room. States enter and leave a slot as host SequenceStates (the
-// prefix cache's and the wire format's value). Beside the running slots the pool may hold spare ones,
+// admitted sequence never runs out of room. States enter and leave the pool as host SequenceStates (the
+// wire format's value; a snapshot, a restored or remotely prefilled state). Beside the running slots the pool may hold spare ones,
 // never acquired: the prefix cache keeps states there (PrefixCache::attach_slots), so storing one and
 // resuming from it are copies inside the pool's memory.
 //

@@ -37,7 +37,8 @@ TEST(CudaExpertGemm, MatchesFloat64AndTheGemv) {
   const Case cases[] = {{5, 200, 264, 77, 150, 3, false},
                         {32, 1024, 512, 1024, 2048, 1, false},
                         {4, 9, 40, 5, 260, 1, true},
-                        {8, 131, 1032, 64, 640, 4, false}};
+                        {8, 131, 1032, 64, 640, 4, false},
+                        {16, 256, 136, 256, 1500, 2, true}};  // ~1,300 rows on one expert: 21 tiles
   for (const Case& c : cases) {
     SCOPED_TRACE(::testing::Message() << "E " << c.E << " N " << c.N << " K " << c.K << " J " << c.J);
     const int64_t T = (c.J + c.x_every - 1) / c.x_every, ldx = c.K + 4, ldy = c.N + 3;
@@ -61,7 +62,7 @@ TEST(CudaExpertGemm, MatchesFloat64AndTheGemv) {
     DeviceBuffer<cuda::ExpertRows> d_table(table);
     const cuda::Rows rx{d_x.data(), T, c.K, ldx};
     ASSERT_TRUE(cuda::expert_gemm_takes(rx, linfer::DType::BF16, c.E, c.K, c.J));
-    DeviceBuffer<int> scratch(std::vector<int>(size_t(cuda::expert_gemm_scratch_ints(c.E, c.J))));
+    DeviceBuffer<char> scratch(size_t(cuda::expert_gemm_scratch_bytes(c.E, c.J, c.x_every, c.K)));
     cuda::expert_gemm(rx, c.x_every, d_table.data(), c.E, c.first_rows, c.N, c.K, d_ids.data(),
                       {d_y.data(), c.J, c.N, ldy}, scratch.data(), nullptr);
     cuda::expert_gemv(rx, c.x_every, d_table.data(), c.E, c.first_rows, linfer::DType::BF16, c.N, c.K, d_ids.data(),

@@ -74,7 +74,7 @@ CudaBackend::~CudaBackend() {
   forget_recordings();
   for (auto& [p, n] : scratch_) cudaFree(p);
   cudaFree(widened_);
-  cudaFree(expert_groups_);
+  cudaFree(expert_scratch_);
   cudaFree(split_x_);
   cudaFree(split_c_);
   for (Staged* s : {&ids_, &offsets_, &positions_, &inv_freq_, &attn_seqs_}) cudaFree(s->p);
@@ -363,10 +363,10 @@ void CudaBackend::expert_matmul(const Mat& x, int64_t x_every, const ExpertTable
                y.rows, w.empty() ? "empty" : "set");
   const auto* table = static_cast<const kc::ExpertRows*>(w.p);
   if (kc::expert_gemm_takes(rows(x), w.dtype, w.experts, w.K, y.rows)) {  // many rows per expert: tensor cores
-    reserve(expert_groups_, expert_groups_bytes_, size_t(kc::expert_gemm_scratch_ints(w.experts, y.rows)) * sizeof(int),
-            "expert grouping scratch");
+    reserve(expert_scratch_, expert_scratch_bytes_, size_t(kc::expert_gemm_scratch_bytes(w.experts, y.rows, x_every, w.K)),
+            "expert_gemm scratch");
     return kc::expert_gemm(rows(x), x_every, table, w.experts, w.first_rows, w.N, w.K, ids.p, rows(y),
-                           static_cast<int*>(expert_groups_), stream_);
+                           expert_scratch_, stream_);
   }
   kc::expert_gemv(rows(x), x_every, table, w.experts, w.first_rows, w.dtype, w.N, w.K, ids.p, rows(y), stream_);
 }

@@ -111,8 +111,8 @@ class CudaBackend final : public Backend {
   void* split_x_ = nullptr;  // matmul_bf16's terms of x and its GEMM's output
   void* split_c_ = nullptr;
   size_t split_x_bytes_ = 0, split_c_bytes_ = 0;
-  void* expert_groups_ = nullptr;  // kernels/cuda/expert_gemm.h's scratch
-  size_t expert_groups_bytes_ = 0;
+  void* expert_scratch_ = nullptr;  // kernels/cuda/expert_gemm.h's scratch
+  size_t expert_scratch_bytes_ = 0;
   // Scratch for n sequences' kernels/cuda/attention.h views (a Tmp's scope).
   kernels::cuda::AttnSeq* attn_seqs(int64_t n);
   // kernels/cuda/attention.h over `seqs` (device), the keys split into ranges where that pays: as many as

@@ -1,19 +1,13 @@
 #pragma once
 // The bf16 tile helpers of the chunked prefill's PrefillMath::Bf16 passes (delta_rule_prefill_bf16.cu has the
 // design) and its W / U step, which chunk_prepare (delta_rule_prefill.cu) runs at its end: conversions of
-// float32 rows and of the packed M tile into bf16 tiles, ldmatrix fragment addresses, products with T.
+// float32 rows and of the packed M tile into bf16 tiles, products with T (fragment addresses: mma.cuh).
 
 #include "kernels/cuda/delta_rule_prefill_impl.cuh"
 
 namespace linfer::kernels::cuda::prefill {
 
 using bf16 = __nv_bfloat16;
-
-__device__ inline void mma2(float (&acc)[2][4], const uint32_t (&a)[4], const uint32_t (&b)[4]) {
-  const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
-  mma_bf16_raw(acc[0], a, b0);
-  mma_bf16_raw(acc[1], a, b1);
-}
 
 // f(r, c) for this thread's cells of a [rows][n] grid, cell i = r n + c for i = threadIdx.x + j blockDim.x: r as the
 // high word of i m, m = floor(2^32 / n) + 1, exact for i < 2^32 / n (a division per cell took ~20 instructions);
@@ -117,27 +111,6 @@ __device__ void bf16_tile(const In* src, int64_t stride, int L, int n, int w, bo
   if constexpr (std::is_same_v<In, bf16>)
     if (async) return copy_tile_bf16(src, stride, L, n, w, dst, ld);
   for_pieces<4>(src, stride, L, n, w, vec, [&](int r, int col, float4 x) { store4(dst + r * ld + col, 1.f, x); });
-}
-
-// Fragment addresses for ldmatrix_x4 (lane's row pointer into a bf16 tile with row stride ld): A of rows
-// m0 .. m0 + 15 from a row-major [m][k] tile; A from a [k][m] tile (.trans); B of columns n0 .. n0 + 15 (two
-// 8-column tiles: registers 0-1 and 2-3) from an [n][k] tile; B from a [k][n] tile (.trans). Add k0 (row-major
-// forms) or k0 ld (transposed forms) per product step.
-__device__ inline const bf16* a_rows(const bf16* t, int ld, int m0) {
-  const int lane = threadIdx.x & 31;
-  return t + (m0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 8;
-}
-__device__ inline const bf16* a_cols(const bf16* t, int ld, int m0) {
-  const int lane = threadIdx.x & 31;
-  return t + ((lane & 7) + (lane >> 4) * 8) * ld + m0 + ((lane >> 3) & 1) * 8;
-}
-__device__ inline const bf16* b_rows(const bf16* t, int ld, int n0) {
-  const int lane = threadIdx.x & 31;
-  return t + (n0 + (lane & 7) + (lane >> 4) * 8) * ld + ((lane >> 3) & 1) * 8;
-}
-__device__ inline const bf16* b_cols(const bf16* t, int ld, int n0) {
-  const int lane = threadIdx.x & 31;
-  return t + ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + n0 + (lane >> 4) * 8;
 }
 
 // acc = T B for this warp's 16 rows m0 and 16 columns n0 (T unit lower triangular [C][MB], B [C][ld] row-major)

@@ -234,14 +234,30 @@ void launch_expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table,
                 first_rows, ids, N, K, y.p, y.ld);
 }
 
-__global__ void split_bf16x3_kernel(const float* x, int64_t ldx, int64_t M, int64_t K, uint16_t* terms) {
+// Row m of x by block m (and every gridDim.x-th after it), four elements per thread where x's rows and K allow.
+__global__ void split_bf16x3_kernel(const float* x, int64_t ldx, int64_t M, int K, bool vec, uint16_t* terms) {
   pdl_enter();
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < M * K; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t m = i / K, k = i % K;
-    uint16_t t[3];
-    bf16x3(x[m * ldx + k], t);
+  for (int64_t m = blockIdx.x; m < M; m += gridDim.x) {
+    const float* row = x + m * ldx;
+    uint16_t* out = terms + m * K;
+    if (vec) {
+      for (int k = 4 * threadIdx.x; k < K; k += 4 * blockDim.x) {
+        const float4 v = *reinterpret_cast<const float4*>(row + k);
+        uint16_t a[3], b[3], c[3], d[3];
+        bf16x3(v.x, a), bf16x3(v.y, b), bf16x3(v.z, c), bf16x3(v.w, d);
 #pragma unroll
-    for (int j = 0; j < 3; ++j) terms[(j * M + m) * K + k] = t[j];
+        for (int j = 0; j < 3; ++j)
+          *reinterpret_cast<uint2*>(out + j * M * K + k) =
+              make_uint2(uint32_t(a[j]) | uint32_t(b[j]) << 16, uint32_t(c[j]) | uint32_t(d[j]) << 16);
+      }
+    } else {
+      for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        uint16_t t[3];
+        bf16x3(row[k], t);
+#pragma unroll
+        for (int j = 0; j < 3; ++j) out[j * M * K + k] = t[j];
+      }
+    }
   }
 }
 
@@ -427,10 +443,13 @@ void widen(const void* w, DType wt, int64_t n, float* dst, cudaStream_t stream) 
 
 void split_bf16x3(const Rows& x, uint16_t* terms, cudaStream_t stream) {
   check_rows(x, "cuda split_bf16x3");
-  const int64_t n = x.rows * x.cols;
-  if (n == 0) return;
-  launch_kernel("cuda split_bf16x3", {unsigned(std::min<int64_t>((n + 255) / 256, 65535)), 256, 0, stream},
-                split_bf16x3_kernel, x.p, x.ld, x.rows, x.cols, terms);
+  LINFER_CUDA_CHECK(x.cols < (int64_t(1) << 31), "cuda split_bf16x3: rows of ", x.cols, " elements");
+  if (x.rows == 0 || x.cols == 0) return;
+  const bool vec = x.cols % 4 == 0 && x.ld % 4 == 0 && reinterpret_cast<uintptr_t>(x.p) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(terms) % 8 == 0;
+  const int threads = int(std::clamp<int64_t>((vec ? x.cols / 4 : x.cols + 31) / 32 * 32, 32, 256));
+  launch_kernel("cuda split_bf16x3", {unsigned(std::min<int64_t>(x.rows, 65535)), unsigned(threads), 0, stream},
+                split_bf16x3_kernel, x.p, x.ld, x.rows, int(x.cols), vec, terms);
 }
 
 void sum_bf16x3(const float* c, const float* bias, const Rows& y, cudaStream_t stream) {

@@ -196,6 +196,38 @@ __device__ inline void ldmatrix_x2(uint32_t (&r)[2], const void* row) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
 }
 
+// Fragment addresses for ldmatrix_x4 (lane's row pointer into a bf16 tile with row stride ld): A of rows
+// m0 .. m0 + 15 from a row-major [m][k] tile; A from a [k][m] tile (.trans); B of columns n0 .. n0 + 15 (two
+// 8-column tiles: registers 0-1 and 2-3) from an [n][k] tile; B from a [k][n] tile (.trans). Add k0 (row-major
+// forms) or k0 ld (transposed forms) per product step.
+template <class T>
+__device__ inline const T* a_rows(const T* t, int ld, int m0) {
+  const int lane = threadIdx.x & 31;
+  return t + (m0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 8;
+}
+template <class T>
+__device__ inline const T* a_cols(const T* t, int ld, int m0) {
+  const int lane = threadIdx.x & 31;
+  return t + ((lane & 7) + (lane >> 4) * 8) * ld + m0 + ((lane >> 3) & 1) * 8;
+}
+template <class T>
+__device__ inline const T* b_rows(const T* t, int ld, int n0) {
+  const int lane = threadIdx.x & 31;
+  return t + (n0 + (lane & 7) + (lane >> 4) * 8) * ld + ((lane >> 3) & 1) * 8;
+}
+template <class T>
+__device__ inline const T* b_cols(const T* t, int ld, int n0) {
+  const int lane = threadIdx.x & 31;
+  return t + ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + n0 + (lane >> 4) * 8;
+}
+
+// acc[0] += a · b[0..1], acc[1] += a · b[2..3] (bf16 m16n8k16: a 16 x 16 A fragment by two 8-column B fragments)
+__device__ inline void mma2(float (&acc)[2][4], const uint32_t (&a)[4], const uint32_t (&b)[4]) {
+  const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+  mma_bf16_raw(acc[0], a, b0);
+  mma_bf16_raw(acc[1], a, b1);
+}
+
 // cp.async of 16 or 4 bytes; with valid false the destination is zero-filled and nothing is read (src must
 // still be a mapped address).
 __device__ inline void cp_async16(float* smem, const float* src, bool valid) {

@@ -18,6 +18,7 @@
 # Environment: BUILD (default build-gpu), CUDA_ARCH (default 90a), NCU=0 skips the ncu profiles,
 # SANITIZE=0 skips compute-sanitizer (SANITIZE_TESTS / SANITIZE_TOOLS narrow it: default every GPU test,
 # memcheck and racecheck; SANITIZE_TIMEOUT seconds each, default 300), DECODE_BENCH=0 skips gpu_decode,
+# MOE_BENCH=0 skips gpu_moe (the routed experts' tensor-core products against their GEMV by rows per expert),
 # PREFILL_BENCH=0 skips gpu_prefill (chunked GDN, KDA and Mamba2 prefill vs token by token, T = 8K and 32K)
 # and, where python3 has torch, tools/sdpa_vs_chunked.py (the chunked prefill against PyTorch SDPA; SDPA=0 skips it),
 # FLA_BENCH=0 skips tools/fla_side_by_side.py (flash-linear-attention's kernels timed like ours; runs where FLA,
@@ -163,6 +164,7 @@ if [ "${SANITIZE:-1}" != 0 ] && command -v compute-sanitizer >/dev/null; then
   done
 fi
 [ "${DECODE_BENCH:-1}" != 0 ] && step bench "$LOG/bench.txt" "$BUILD/gpu_decode"
+[ "${MOE_BENCH:-1}" != 0 ] && step "moe bench" "$LOG/moe_bench.txt" "$BUILD/gpu_moe"
 # the chunked prefill kernel is new: a failure here is reported without stopping the cycle
 [ "${PREFILL_BENCH:-1}" != 0 ] && { "$BUILD/gpu_prefill" >"$LOG/prefill_bench.txt" 2>&1 ||
   { status=1; echo "gpu_check: gpu_prefill failed (log: $LOG/prefill_bench.txt)"; }; }

@@ -98,7 +98,7 @@ void Moe::forward(Backend& be, const Mat& x, const Mat& y) const {
 void Moe::experts_on_backend(Backend& be, const Mat& x, const Mat& logits, float* h_shared, const Mat& g,
                              const Mat& y) const {
   const int64_t T = x.rows, k = d_.top_k, I = d_.intermediate;
-  const int64_t chunk = std::min(T, std::max<int64_t>(1, kRoutedChunkPairs / k));  // tokens per pass
+  const int64_t chunk = std::min(T, std::max<int64_t>(1, routed_pairs_per_pass(d_.experts) / k));  // tokens per pass
   Tmp tmp(be);
   if (h_shared) {
     be.matmul(swiglu_activate(be, w_.shared, T, h_shared), w_.shared.down, {}, y);

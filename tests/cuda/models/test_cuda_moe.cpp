@@ -3,8 +3,8 @@
 //   - the routing kernel: sigmoid + correction bias, softmax with and without renormalisation,
 //     group-limited selection, exact ties to the lower index, expert counts from 3 to 1000;
 //   - Moe::forward on the CUDA backend (routed on the device) at decode sizes and over several of its
-//     passes of kRoutedChunkPairs (token, expert) rows (the last one partial), both expert layouts, shared
-//     expert plain and gated, none.
+//     passes of routed_pairs_per_pass (token, expert) rows (the last one partial), both expert layouts, shared
+//     expert plain and gated, none; passes longer than one grouped expert_gemv launch takes.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -77,8 +77,10 @@ TEST_F(CudaMoe, ForwardRoutedOnTheDeviceInPasses) {
   qwen.d.intermediate = 17, qwen.d.shared_intermediate = 9, qwen.d.shared_gate = true, qwen.packed = true, qwen.H = 50;
   MoeCase bare{qwen_dims(9, 2, false)};
   bare.d.intermediate = 24;
-  for (const MoeCase* c : {&kimi, &qwen, &bare}) {
-    const int64_t passes = 2 * (linfer::Moe::kRoutedChunkPairs / c->d.top_k) + 7;  // three passes
+  MoeCase many{qwen_dims(80, 2, false)};  // passes of 5,120 pairs: past one grouped expert_gemv launch
+  many.d.intermediate = 8, many.H = 16;
+  for (const MoeCase* c : {&kimi, &qwen, &bare, &many}) {
+    const int64_t passes = 2 * (linfer::Moe::routed_pairs_per_pass(c->d.experts) / c->d.top_k) + 7;  // three passes
     for (int64_t T : {int64_t(1), int64_t(3), int64_t(9), int64_t(65), passes}) check_moe(*c, T, 60 + uint32_t(T), *be_);
   }
 }

@@ -14,6 +14,7 @@ namespace linfer::kernels::cuda {
 namespace {
 
 constexpr int kBM = 64, kBN = 128, kBK = 32, kStages = 4, kThreads = 256;  // 64 rows x 128 columns, k by 32
+constexpr int kPieces = kBK / 8;  // 16-byte pieces of a tile row
 constexpr int kLd = kBK + 8;  // bf16 elements of a tile row in shared memory (80 bytes: ldmatrix's 8 rows hit 8
                               // distinct 16-byte bank groups)
 
@@ -90,23 +91,24 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int64_t plane = int64_t(x_rows) * K;
   __syncthreads();
 
-  // Stage `st` of k tile kt: 512 16-byte pieces of the weight (128 rows x 4) and 768 of x's terms (3 x 64 x 4);
+  // Stage `st` of k tile kt: the weight's 128 rows and x's terms' 3 x 64, kPieces 16-byte pieces each;
   // a group is committed even past the last k tile, so that every wait counts the same groups.
   auto load = [&](int st, int kt) {
     if (kt < KT) {
-      for (int c = t; c < kBN * 4; c += kThreads) {
-        const int r = c >> 2, k = kt * kBK + (c & 3) * 8, n = n0 + r;
+      for (int c = t; c < kBN * kPieces; c += kThreads) {
+        const int r = c / kPieces, k = kt * kBK + (c % kPieces) * 8, n = n0 + r;
         const bool ok = n < N && k < K;
         const uint16_t* src = !ok ? sc.terms  // any mapped address: nothing is read
                               : n < first_rows ? w_first + int64_t(n) * K + k
                                                : w_second + int64_t(n - first_rows) * K + k;
-        cp_async16(reinterpret_cast<float*>(&s.w[st][r * kLd + (c & 3) * 8]), reinterpret_cast<const float*>(src), ok);
+        cp_async16(reinterpret_cast<float*>(&s.w[st][r * kLd + (c % kPieces) * 8]), reinterpret_cast<const float*>(src),
+                   ok);
       }
-      for (int c = t; c < 3 * kBM * 4; c += kThreads) {
-        const int term = c / (kBM * 4), r = (c >> 2) % kBM, k = kt * kBK + (c & 3) * 8, j = s.j[r];
+      for (int c = t; c < 3 * kBM * kPieces; c += kThreads) {
+        const int term = c / (kBM * kPieces), r = c / kPieces % kBM, k = kt * kBK + (c % kPieces) * 8, j = s.j[r];
         const bool ok = j >= 0 && k < K;
         const uint16_t* src = ok ? sc.terms + term * plane + int64_t(j / x_every) * K + k : sc.terms;
-        cp_async16(reinterpret_cast<float*>(&s.x[st][term][r * kLd + (c & 3) * 8]),
+        cp_async16(reinterpret_cast<float*>(&s.x[st][term][r * kLd + (c % kPieces) * 8]),
                    reinterpret_cast<const float*>(src), ok);
       }
     }

@@ -8,6 +8,7 @@
 // tensor cores do three times that for x's three bf16 terms). The row count from which expert_gemm wins is
 // where kExpertGemmMinRowsPerExpert belongs.
 //   gpu_moe            the table
+//   gpu_moe gemm-only  the table without expert_gemv (A/B runs of expert_gemm)
 //   gpu_moe gemm|gemv  10 calls of one kernel at the random 1B gate / up shape, 64 rows per expert (for ncu)
 #include <cuda_runtime.h>
 
@@ -103,7 +104,8 @@ int main(int argc, char** argv) {
   cudaStream_t stream;
   cuda_check(cudaStreamCreate(&stream), "stream");
   std::mt19937 rng(3);
-  const std::string only = argc >= 2 ? argv[1] : "";
+  const bool gemm_only = argc >= 2 && std::string(argv[1]) == "gemm-only";
+  const std::string only = argc >= 2 && !gemm_only ? argv[1] : "";
   const Shape shapes[] = {{"random 1B", 32, 4, 1024, 512}, {"Kimi 48B", 256, 8, 2304, 1024}};
   if (!only.empty())
     std::printf("gpu_moe: 10 calls of expert_%s, %s gate / up, 64 rows per expert\n", only.c_str(), shapes[0].name);
@@ -139,10 +141,17 @@ int main(int argc, char** argv) {
             cuda_check(cudaStreamSynchronize(stream), "sync");
             return 0;
           }
-          const double tv = time_us(gemv, stream), tm = time_us(gemm, stream), flops = 2.0 * J * p.N * p.K;
-          std::printf("| %s | %s [%ld, %ld] | %ld | %ld%s | %ld | %.1f | %.1f | %.1f | %.1f |\n", s.name,
+          const double tv = gemm_only ? 0.0 : time_us(gemv, stream), tm = time_us(gemm, stream),
+                       flops = 2.0 * J * p.N * p.K;
+          auto f1 = [](double v) {
+            char b[32];
+            std::snprintf(b, sizeof b, "%.1f", v);
+            return std::string(b);
+          };
+          const std::string gemv_us = gemm_only ? "-" : f1(tv), gemv_tf = gemm_only ? "-" : f1(flops / tv * 1e-6);
+          std::printf("| %s | %s [%ld, %ld] | %ld | %ld%s | %ld | %s | %.1f | %s | %.1f |\n", s.name,
                       is_down ? "down" : "gate / up", long(p.N), long(p.K), long(s.E), long(per_expert),
-                      skewed ? " (half on one)" : "", long(J), tv, tm, flops / tv * 1e-6, flops / tm * 1e-6);
+                      skewed ? " (half on one)" : "", long(J), gemv_us.c_str(), tm, gemv_tf.c_str(), flops / tm * 1e-6);
         }
       }
     }

@@ -26,6 +26,7 @@
 #include "kernels/cuda/delta_rule_decode.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/linear_attn_decode.h"
+#include "have_device.h"
 #include "random_buffer.h"
 
 using namespace linfer::kernels;
@@ -116,11 +117,7 @@ FlaRef fla(const std::string& kernel, int64_t B) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string why;
-  if (cuda::device_count(&why) == 0) {
-    std::printf("gpu_decode: no CUDA device (%s); nothing to time\n", why.c_str());
-    return 0;
-  }
+  if (!have_device("gpu_decode")) return 0;
   cudaDeviceProp prop;
   cuda_check(cudaGetDeviceProperties(&prop, 0), "device properties");
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);

@@ -23,6 +23,7 @@
 #include "kernels/cuda/dense.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/expert_gemm.h"
+#include "have_device.h"
 #include "random_buffer.h"
 
 using namespace linfer::kernels;
@@ -94,11 +95,7 @@ DeviceBuffer<float> expert_ids(std::mt19937& rng, int64_t J, int64_t E, bool ske
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string why;
-  if (cuda::device_count(&why) == 0) {
-    std::printf("gpu_moe: no CUDA device (%s); nothing to time\n", why.c_str());
-    return 0;
-  }
+  if (!have_device("gpu_moe")) return 0;
   cudaDeviceProp prop;
   cuda_check(cudaGetDeviceProperties(&prop, 0), "device properties");
   cudaStream_t stream;

@@ -33,6 +33,7 @@
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/linear_attn_decode.h"
 #include "linfer/core/dtype.h"
+#include "have_device.h"
 #include "random_buffer.h"
 
 using namespace linfer::kernels;
@@ -174,11 +175,7 @@ void run_mamba2(int64_t T, int64_t heads, bool tokens, cudaStream_t stream) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string why;
-  if (cuda::device_count(&why) == 0) {
-    std::printf("gpu_prefill: no CUDA device (%s)\n", why.c_str());
-    return 0;
-  }
+  if (!have_device("gpu_prefill")) return 0;
   cudaStream_t stream;
   cuda_check(cudaStreamCreate(&stream), "stream");
   cudaMemPool_t mem_pool;

@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,6 +22,7 @@
 #include "kernels/cuda/dense.h"
 #include "kernels/cuda/device_buffer.h"
 #include "kernels/cuda/expert_gemm.h"
+#include "linfer/core/dtype.h"
 #include "have_device.h"
 #include "random_buffer.h"
 
@@ -46,12 +46,7 @@ struct Product {
   Product(std::mt19937& rng, int64_t E_, int64_t N_, int64_t K_) : E(E_), N(N_), K(K_), w(size_t(E_ * N_ * K_)) {
     std::normal_distribution<float> d(0.f, 0.05f);
     std::vector<uint16_t> block(size_t(std::min<int64_t>(E * N * K, 1 << 20)));
-    for (auto& b : block) {
-      const float v = d(rng);
-      uint32_t u;
-      std::memcpy(&u, &v, 4);
-      b = uint16_t(u >> 16);
-    }
+    for (auto& b : block) b = linfer::f32_to_bf16(d(rng));
     for (int64_t at = 0; at < E * N * K; at += int64_t(block.size())) {
       const int64_t n = std::min<int64_t>(int64_t(block.size()), E * N * K - at);
       cuda_check(cudaMemcpy(w.data() + at, block.data(), size_t(n) * 2, cudaMemcpyHostToDevice), "weights");
@@ -82,6 +77,12 @@ double time_us(F&& call, cudaStream_t stream) {
   cudaEventDestroy(stop);
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+std::string f1(double v) {  // one decimal
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", v);
+  return b;
 }
 
 // J expert ids: uniform over the experts, or (skewed) every other row on expert 0.
@@ -140,11 +141,6 @@ int main(int argc, char** argv) {
           }
           const double tv = gemm_only ? 0.0 : time_us(gemv, stream), tm = time_us(gemm, stream),
                        flops = 2.0 * J * p.N * p.K;
-          auto f1 = [](double v) {
-            char b[32];
-            std::snprintf(b, sizeof b, "%.1f", v);
-            return std::string(b);
-          };
           const std::string gemv_us = gemm_only ? "-" : f1(tv), gemv_tf = gemm_only ? "-" : f1(flops / tv * 1e-6);
           std::printf("| %s | %s [%ld, %ld] | %ld | %ld%s | %ld | %s | %.1f | %s | %.1f |\n", s.name,
                       is_down ? "down" : "gate / up", long(p.N), long(p.K), long(s.E), long(per_expert),

@@ -16,6 +16,7 @@
 #include "kernels/cpu/half_at.h"
 #include "kernels/cpu/quant/rows16.h"
 #include "linfer/core/aligned.h"
+#include "linfer/core/error.h"
 #include "linfer/core/thread_pool.h"
 
 // GCC 12's AVX-512 intrinsics pass undefined merge operands and then report them as "may be used
@@ -204,8 +205,10 @@ void dequantize_bf16(DType t, const uint8_t* src, int64_t n, uint16_t* dst) {
 // K of the block), dequantized and rounded to bf16 into rows of kKCP pairs: a BF16 view for pack_panels.
 WeightMatrix stage_quantized(const WeightMatrix& w, int64_t n0, int64_t nc, int64_t k0, int64_t kcp, uint16_t* rows) {
   const int64_t k_first = 2 * k0, n_k = std::min(2 * kcp, w.K - k_first);
-  // an interleaved row's blocks (Q4_0 and Q4_K alike: 18 bytes per 32 values)
-  alignas(64) uint8_t tmp[dtype_block_bytes(DType::Q4_0) * 2 * kKCP / 32];
+  // an interleaved row's blocks as stored: at most Q8_0's 34 bytes per 32 values (Q6_K 26.25, Q4_0 / Q4_K 18)
+  alignas(64) uint8_t tmp[dtype_block_bytes(DType::Q8_0) * 2 * kKCP / 32];
+  LINFER_CHECK(quant::quant_row_bytes(w.dtype, n_k) <= sizeof tmp, "bf16 GEMM: no room to stage a {} row",
+               dtype_name(w.dtype));
   for (int64_t r = 0; r < nc; ++r) {
     const quant::QuantRow row = quant::quant_row(w, n0 + r, k_first, n_k, tmp);
     dequantize_bf16(row.t, row.p, n_k, rows + r * 2 * kKCP);

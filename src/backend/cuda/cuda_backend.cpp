@@ -368,12 +368,7 @@ void CudaBackend::expert_matmul(const Mat& x, int64_t x_every, const ExpertTable
     return kc::expert_gemm(rows(x), x_every, table, w.experts, w.first_rows, w.N, w.K, ids.p, rows(y),
                            expert_scratch_, stream_);
   }
-  const int64_t per_launch = std::max<int64_t>(1, kc::kExpertGroupMaxRows / x_every) * x_every;  // whole x rows
-  for (int64_t j0 = 0; j0 < y.rows; j0 += per_launch) {
-    const int64_t n = std::min(per_launch, y.rows - j0);
-    kc::expert_gemv(rows(x.rows_of(j0 / x_every, (n + x_every - 1) / x_every)), x_every, table, w.experts,
-                    w.first_rows, w.dtype, w.N, w.K, ids.p + j0, rows(y.rows_of(j0, n)), stream_);
-  }
+  kc::expert_gemv(rows(x), x_every, table, w.experts, w.first_rows, w.dtype, w.N, w.K, ids.p, rows(y), stream_);
 }
 
 void CudaBackend::moe_combine(const Mat& src, const Mat& weights, const Mat& y) {

@@ -221,17 +221,24 @@ void launch_expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table,
                         int64_t N, int64_t K, const float* ids, const Rows& y, cudaStream_t stream) {
   const bool vec = K % 8 == 0 && x.ld % 4 == 0 && aligned16(x.p);  // the table's rows: expert_gemv's promise
   const unsigned col_blocks = unsigned((N + kWarps - 1) / kWarps);
-  if (y.rows >= experts && y.rows <= kExpertGroupMaxRows) {  // some expert serves several rows: group them
-    const dim3 grid(col_blocks, unsigned(experts));
-    const size_t smem = size_t(y.rows) * sizeof(int);
-    launch_kernel("cuda expert_gemv", {grid, 32 * kWarps, smem, stream},
-                  vec ? expert_gemv_grouped_kernel<WT, true> : expert_gemv_grouped_kernel<WT, false>, x.p, x.ld,
-                  x_every, table, first_rows, ids, int(y.rows), N, K, y.p, y.ld);
-    return;
+  // Launches of whole x rows, each within the grouping's limit (its row list lives in shared memory).
+  const int64_t per_launch = std::max<int64_t>(1, kExpertGroupMaxRows / x_every) * x_every;
+  for (int64_t j0 = 0; j0 < y.rows; j0 += per_launch) {
+    const int64_t n = std::min(per_launch, y.rows - j0);
+    const float* xj = x.p + j0 / x_every * x.ld;
+    float* yj = y.p + j0 * y.ld;
+    if (n >= experts && n <= kExpertGroupMaxRows) {  // some expert serves several rows: group them
+      const dim3 grid(col_blocks, unsigned(experts));
+      const size_t smem = size_t(n) * sizeof(int);
+      launch_kernel("cuda expert_gemv", {grid, 32 * kWarps, smem, stream},
+                    vec ? expert_gemv_grouped_kernel<WT, true> : expert_gemv_grouped_kernel<WT, false>, xj, x.ld,
+                    x_every, table, first_rows, ids + j0, int(n), N, K, yj, y.ld);
+    } else {
+      launch_kernel("cuda expert_gemv", {dim3(col_blocks, unsigned(n)), 32 * kWarps, 0, stream},
+                    vec ? expert_gemv_kernel<WT, true> : expert_gemv_kernel<WT, false>, xj, x.ld, x_every, table,
+                    first_rows, ids + j0, N, K, yj, y.ld);
+    }
   }
-  launch_kernel("cuda expert_gemv", {dim3(col_blocks, unsigned(y.rows)), 32 * kWarps, 0, stream},
-                vec ? expert_gemv_kernel<WT, true> : expert_gemv_kernel<WT, false>, x.p, x.ld, x_every, table,
-                first_rows, ids, N, K, y.p, y.ld);
 }
 
 // Row m of x by block m (and every gridDim.x-th after it), four elements per thread where x's rows and K allow.

@@ -60,9 +60,9 @@ struct ExpertRows {
   const void* second = nullptr;
 };
 // y[j, :] = x[j / x_every, :] · W[ids[j]]ᵀ for each row j of y, W from `table` of `experts` (ids: y.rows
-// floats, exact expert numbers, in device memory, as moe_route writes them). The GEMV above, one launch for
-// all rows; where there are at least as many rows as experts (up to kExpertGroupMaxRows), grouped by expert,
-// each weight row read once for up to kGemvMaxRows of them. Every row's sum is the same either way.
+// floats, exact expert numbers, in device memory, as moe_route writes them). The GEMV above, one launch per
+// kExpertGroupMaxRows rows (whole x rows); in a launch with at least as many rows as experts, grouped by
+// expert, each weight row read once for up to kGemvMaxRows of them. Every row's sum is the same either way.
 constexpr int64_t kExpertGroupMaxRows = 4096;
 void expert_gemv(const Rows& x, int64_t x_every, const ExpertRows* table, int64_t experts, int64_t first_rows, DType wt,
                  int64_t N, int64_t K, const float* ids, const Rows& y, cudaStream_t stream);

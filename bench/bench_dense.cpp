@@ -79,6 +79,26 @@ void BM_Floor_Read(benchmark::State& st) {
 }
 BENCHMARK(BM_Floor_Read)->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 
+// The same read from where decode finds the weights: 1 GiB copied into a WeightArena (2 MiB pages where the kernel
+// gives them), with the GEMV's software prefetch, wall clock: the rate a batch-1 decode can stream weights at that
+// come from DRAM (what fits in the L3 comes faster).
+void BM_Floor_ReadArena(benchmark::State& st) {
+  use_bench_threads();
+  const int64_t n = int64_t(256) << 20;  // 1 GiB of floats
+  AlignedVector<float> src(size_t(n), 1.0f);
+  WeightArena arena;
+  const std::shared_ptr<const std::byte> copy = arena.copy(src.data(), size_t(n) * sizeof(float));
+  const float* a = copy ? reinterpret_cast<const float*>(copy.get()) : src.data();
+  for (auto _ : st) {
+    parallel_for(0, n / 4096, [&](int64_t b0, int64_t b1) {
+      benchmark::DoNotOptimize(sum_range(a + b0 * 4096, (b1 - b0) * 4096, true));
+    });
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * n * int64_t(sizeof(float)));
+  st.SetLabel(copy ? "arena" : "arena refused: plain buffer");
+}
+BENCHMARK(BM_Floor_ReadArena)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 // The read floor of a batch-1 MoE step: each iteration reads 8 blocks of `kib` KiB at random places of a 2 GiB
 // buffer (4 experts' gate and up of a 1024-wide model: 1 MiB each), split over the pool in one parallel call as
 // gemv_many splits its products, with the GEMV's software prefetch. Wall-clock rate (UseRealTime): compare with

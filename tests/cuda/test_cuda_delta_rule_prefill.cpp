@@ -156,6 +156,9 @@ const Case kCases[] = {
     {"gdn_small_heads",  2, 2,  32,  40, DeltaDecay::Scalar, {3, 64, 100, 31},                   Gates::Mild},
     {"gdn_v256",         1, 1,  64, 256, DeltaDecay::Scalar, {90},                               Gates::Mild},
     {"deltanet",         2, 2,  64,  50, DeltaDecay::None,   {70, 129},                          Gates::Mild},
+    // bf16 rows whose K and V are multiples of 8 (16-byte aligned: gdn_packed, gdn_small_heads, gdn_long, ...) take
+    // the state pass that reads q, k, v by TMA (Params::raw); this one without a decay, a partial column block
+    {"deltanet_raw",     2, 2,  64,  48, DeltaDecay::None,   {70, 129, 1},                       Gates::Mild},
     // bf16 rows of 208 elements: q's tile copied whole (16-byte pieces) with zeros in columns [40, 48); odd V
     {"gdn_k40_v23",      2, 2,  40,  23, DeltaDecay::Scalar, {64, 9, 130},                       Gates::Mild, 2},
     // more blocks than any GPU has SMs (40 x 4 x 4 column blocks): the bf16 state pass's two-blocks-per-SM form and

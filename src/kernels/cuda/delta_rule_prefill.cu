@@ -2,6 +2,7 @@
 #include "kernels/cuda/delta_rule_prefill.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -136,7 +137,8 @@ __host__ __device__ inline int prepare_tiles(int KT, int QS, bool per_key, bool 
 // 69 KB of shared memory (three blocks per SM); PerKey: 103 KB (two; 113 KB with bf16 inputs). In: the element
 // type of q, k, v (bf16 with M = Bf16 only). With M = Bf16 q and k come in as bf16 tiles (PerKey: with bf16 inputs
 // only, where that rounds nothing) and the Gram products take their fragments by ldmatrix; PerKey's decay goes
-// into bf16 operand tiles built once (decay_operands above) where the chunk is not steep (below).
+// into bf16 operand tiles built once (decay_operands above) where the chunk is not steep (below). With M = Bf16 it
+// ends with the W / U step, unless Params::raw: then with T's bf16 tile for the state pass.
 template <MmaMath M, Rule kRule, class In>
 __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk_prepare(Params p) {
   pdl_enter();
@@ -205,9 +207,10 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   // Scalar with bf16 tiles: q's tile goes out as it is for the state pass's outputs, one bulk store from shared
   // memory (PerKey's q ⊙ e^{G} below), read before the Gram products' barrier, complete before the block exits
   constexpr bool kStoreQ = kRule == Rule::Scalar && kBf16Tiles;
+  const bool store_q = kStoreQ && !p.raw;  // raw: the state pass reads q's rows itself
   if constexpr (kStoreQ) fence_proxy_async();
   __syncthreads();
-  if (kStoreQ && tid == 0) {
+  if (store_q && tid == 0) {
     bulk_store(p.bf.q + (chunk * p.HV + hv) * p.bf.k_size(), qh, 2u * C * KB);
     bulk_commit();
   }
@@ -383,7 +386,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
         gram(part[0], acc0);
         if (part[1].n) gram(part[1], acc1);
       }
-      if (kStoreQ && tid == 0) bulk_wait_read<0>();
+      if (store_q && tid == 0) bulk_wait_read<0>();
       __syncthreads();  // q, k (and G) are read: A_kk and A_qk go over them
       if (works) {
         store(part[0], acc0);
@@ -491,11 +494,13 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
   } else if (!kPerKey && tid < C + 8) {
     sc[m_floats(M) + 4 * C + tid - C] = tid == C ? expf(gs[C - 1]) : 0.f;
   }
-  if constexpr (M == MmaMath::Bf16) {  // M as bf16: A_qk to the output pass, T to the W / U step
+  if constexpr (M == MmaMath::Bf16) {  // M as bf16: A_qk to the state (Ssd: output) pass, T to the W / U step (raw:
+                                       // to the state pass)
     MPieces pieces;
     m_pieces<false>(akk, pieces);
     put_m_pieces(pieces, p.bf.a + (chunk * p.HV + hv) * Bf16Tiles::a_size());
     if constexpr (!kSsd) m_pieces<true>(tb, pieces);
+    if (p.raw) return put_m_pieces(pieces, p.bf.tm + (chunk * p.HV + hv) * Bf16Tiles::a_size());
     __syncthreads();  // the factors are in the scratch, and shared memory is free
     EarlyTiles early;
     if constexpr (std::is_same_v<In, bf16>) {
@@ -504,7 +509,7 @@ __global__ void __launch_bounds__(kThreads, kRule == Rule::PerKey ? 2 : 3) chunk
       if (p.v_early) early.v = v_early;
     }
     wu_step<kRule, In>(p, chunk, hv, here, sm4, early, pieces);
-    if (kStoreQ && tid == 0) bulk_wait<0>();
+    if (store_q && tid == 0) bulk_wait<0>();
   } else {
     for (int idx = tid; idx < C * C / 4; idx += kThreads) {  // M: T below the diagonal, A_qk transposed on and above
       const int r = idx >> 4, c = 4 * (idx & 15);
@@ -751,12 +756,14 @@ template <MmaMath M, Rule kRule, class In>
 void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream) {
   constexpr bool kBf16Passes = M == MmaMath::Bf16;
   Params p = p_in;
-  if constexpr (kBf16Passes) p.bf = bf16_tiles(p, kRule, n_chunks, stream);
   if constexpr (std::is_same_v<In, bf16>) {
-    p.v_early = kRule != Rule::Ssd && aligned16(p.v) && p.vs % 8 == 0 && p.V % 8 == 0 && v_tile_fits(p, kRule);
+    const bool v_async = aligned16(p.v) && p.vs % 8 == 0 && p.V % 8 == 0;
     p.qk_async = aligned16(p.q) && aligned16(p.k) && p.qs % 8 == 0 && p.ks % 8 == 0 && p.K % 8 == 0;
-    p.k_early = kRule == Rule::Scalar && p.qk_async && k_tile_fits(p);
+    p.raw = kRule == Rule::Scalar && p.qk_async && v_async && p.tokens <= INT32_MAX;
+    p.v_early = kRule != Rule::Ssd && !p.raw && v_async && v_tile_fits(p, kRule);
+    p.k_early = kRule == Rule::Scalar && !p.raw && p.qk_async && k_tile_fits(p);
   }
+  if constexpr (kBf16Passes) p.bf = bf16_tiles(p, kRule, n_chunks, stream);
   const size_t smem1 =
       std::max(prepare_smem(p, kRule, std::is_same_v<In, bf16>), kBf16Passes ? wu_smem(p, kRule) : 0);
   cuda_check(cudaFuncSetAttribute(chunk_prepare<M, kRule, In>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -831,6 +838,7 @@ void run(Params p, Rule rule, const ChunkTable& t, PrefillMath math, bool bf16_i
                              size_t(t.n_chunks * p.HV * p.sc_floats) * sizeof(float), stream),
              "cudaMallocAsync (chunked prefill scratch)");
   p.offsets = d_table, p.seq_chunk0 = d_table + n + 1, p.chunk_seq = d_table + 2 * (n + 1);
+  p.tokens = t.table[n];
   switch (rule) {
     case Rule::Scalar: launch<Rule::Scalar>(p, n, t.n_chunks, math, bf16_in, stream); break;
     case Rule::PerKey: launch<Rule::PerKey>(p, n, t.n_chunks, math, bf16_in, stream); break;

@@ -43,12 +43,13 @@
 // against the float64 reference); PrefillMath::Tf32, one product, is ~1.3x faster end to end but ~5e-4 off,
 // which the Qwen3-Next golden fixtures amplify to 0.3 relative in the logits (H200, 2026-12-02): not for
 // models; PrefillMath::Bf16, one bf16 product on operands rounded to bf16 (~4e-3 off, issue 11's bound for bf16
-// inputs is 5e-3), is the fastest for every rule, which it runs in three launches instead
-// (delta_rule_prefill_bf16.cu): the prepare pass also computes W = T (β a_k ⊙ k) and U = T (β ⊙ v), the state
-// pass does only V' = U - W S and S's update (two products per chunk) and stores each chunk's starting state,
-// and a third pass computes every chunk's output at once; every operand bf16 in shared memory, every fragment
-// one ldmatrix. Speed and the split between the launches:
-// docs/benchmarks.md, "GPU chunked GDN prefill" (and its KDA table, and "bf16 operand tiles").
+// inputs is 5e-3), is the fastest for every rule (delta_rule_prefill_bf16.cu): the prepare pass also computes
+// W = T (β a_k ⊙ k) and U = T (β ⊙ v), and the state pass, per chunk, V' = U - W S, the chunk's outputs and S's
+// update, every operand bf16 in shared memory, every fragment one ldmatrix (Mamba2 keeps a third launch for its
+// outputs). GDN / DeltaNet with bf16 rows that TMA can copy (16-byte aligned, K and V multiples of 8) skip the
+// W / U step: their state pass reads q, k and v as they are and computes V' = T β (v - a_k ⊙ k S) itself
+// (delta_rule_prefill_raw.cu). Speed and the split between the launches: docs/benchmarks.md, "GPU chunked GDN
+// prefill" (and its KDA table, and the sections after it).
 // The scratch is taken with cudaMallocAsync on the stream and freed on it. `offsets` are on the host; every
 // other pointer is device memory.
 //

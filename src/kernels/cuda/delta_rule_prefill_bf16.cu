@@ -7,6 +7,8 @@
 //            end the W / U step (delta_rule_prefill_bf16.cuh): with T = (I + A_kk)^-1, W = T (β a_k ⊙ k) [C][K],
 //            U = T (β ⊙ v) [C][V] and Kd = d ⊙ k [C][K], bf16 (Ssd: T = I, so U = dt ⊙ x and no W); q's tile
 //            and A_qk too
+//            (GDN / DeltaNet with bf16 rows TMA can copy, Params::raw: no W / U step, T goes to the state pass of
+//            delta_rule_prefill_raw.cu, which reads q, k and v as they are)
 //   state    one block of 8 warps per (sequence, value head, BV value columns) walking the chunks: V' = U - W S,
 //            the chunk's outputs O = a_q ⊙ (q S) + A_qk V' from the S and V' it holds (q S beside W S, from the
 //            same fragments of S), then S <- e^{G_last} S + Kdᵀ V'. The state lives in the mma accumulators
@@ -45,30 +47,6 @@ __host__ __device__ inline int stage_elems(Rule rule, int KB) {
 }
 __host__ __device__ inline int state_smem_bytes(Rule rule, int KB, int stages) {
   return 2 * (stages * stage_elems(rule, KB) + BV * KB + C * VB) + 8 * stages;
-}
-
-// Rows m0 + gid (+ 8) below L and columns col0 + 8 u + 2 tig (+ 1) below V of a warp's [16][16] outputs (tokens
-// from tok0, value head hv) into p.o, a column pair in one store where the row's alignment allows.
-__device__ inline void store_outputs(const Params& p, const float (&acc)[2][4], int64_t tok0, int L, int64_t hv,
-                                     int col0, int m0) {
-  const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3, V = p.V;
-  const bool pairs = V % 2 == 0 && (reinterpret_cast<uintptr_t>(p.o) & 7) == 0;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {  // elements e = 2 h, 2 h + 1: row r, columns col and col + 1
-    const int r = m0 + gid + 8 * h;
-    if (r >= L) continue;
-    float* row = p.o + (tok0 + r) * p.HV * V + hv * V;
-#pragma unroll
-    for (int u = 0; u < 2; ++u) {
-      const int col = col0 + 8 * u + 2 * tig;
-      if (pairs && col + 1 < V) {
-        *reinterpret_cast<float2*>(row + col) = make_float2(acc[u][2 * h], acc[u][2 * h + 1]);
-      } else {
-        if (col < V) row[col] = acc[u][2 * h];
-        if (col + 1 < V) row[col + 1] = acc[u][2 * h + 1];
-      }
-    }
-  }
 }
 
 // kMinBlocks: blocks per SM the registers must allow (1: up to 255 registers; 2: 128, so that a grid of more
@@ -340,7 +318,9 @@ void launch_rule(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stre
   const Bf16Tiles& t = p.bf;
   const unsigned hv = unsigned(p.HV);
   const dim3 grid(unsigned(n), hv, unsigned(t.nvb));
-  if constexpr (kRule != Rule::Ssd) {
+  if (p.raw) {
+    launch_state_pass_raw(p, n, stream);
+  } else if constexpr (kRule != Rule::Ssd) {
     // One block per SM, also where the grid has more blocks than SMs (64 sequences of 512: GDN as fast as two
     // blocks per SM with a separate output pass, KDA 5 % faster; H100, 2026-12-07)
     launch_pass("chunk_state_pass_bf16", chunk_state_pass_bf16<kRule, 1>, grid,
@@ -360,7 +340,7 @@ void launch_rule(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stre
     launch_pass("chunk_output_ssd", chunk_output_ssd<In>, dim3(unsigned(n_chunks * ((t.nvb + 1) / 2)), hv),
                 output_smem_bytes(t.KB), stream, p);
   }
-  cuda_check(cudaFreeAsync(t.kd, stream), "cudaFreeAsync (bf16 chunked prefill tiles)");
+  cuda_check(cudaFreeAsync(t.base, stream), "cudaFreeAsync (bf16 chunked prefill tiles)");
 }
 
 }  // namespace
@@ -371,15 +351,21 @@ Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t 
   t.KB = p.KT + 8;
   t.nvb = (p.V + BV - 1) / BV;
   const int64_t recs = n_chunks * p.HV;
-  const int64_t per_rec = ssd ? t.k_size() + t.v_size() + t.a_size() + t.h_size()  // Kd, U, A, H
-                              : 3 * t.k_size() + t.v_size() + t.a_size();            // Kd, W, q, U, A_qk
+  const int64_t per_rec = p.raw ? 2 * t.a_size()                                       // A_qk, T
+                          : ssd ? t.k_size() + t.v_size() + t.a_size() + t.h_size()  // Kd, U, A, H
+                                : 3 * t.k_size() + t.v_size() + t.a_size();          // Kd, W, q, U, A_qk
   bf16* at = nullptr;
   cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&at), size_t(recs * per_rec) * sizeof(bf16), stream),
              "cudaMallocAsync (bf16 chunked prefill tiles)");
+  t.base = at;
   auto take = [&](bf16*& ptr, int64_t size) { ptr = at, at += recs * size; };
-  take(t.kd, t.k_size());  // first: the allocation's start
-  take(t.u, t.v_size());
   take(t.a, t.a_size());
+  if (p.raw) {
+    take(t.tm, t.a_size());
+    return t;
+  }
+  take(t.kd, t.k_size());
+  take(t.u, t.v_size());
   if (ssd) {
     take(t.h, t.h_size());
   } else {

@@ -137,6 +137,30 @@ __device__ inline void store_pairs(const float (&acc)[2][4], bf16* dst, int ld, 
           bf16_pair(acc[u][2 * e], acc[u][2 * e + 1]);
 }
 
+// Rows m0 + gid (+ 8) below L and columns col0 + 8 u + 2 tig (+ 1) below V of a warp's [16][16] outputs (tokens
+// from tok0, value head hv) into p.o, a column pair in one store where the row's alignment allows.
+__device__ inline void store_outputs(const Params& p, const float (&acc)[2][4], int64_t tok0, int L, int64_t hv,
+                                     int col0, int m0) {
+  const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3, V = p.V;
+  const bool pairs = V % 2 == 0 && (reinterpret_cast<uintptr_t>(p.o) & 7) == 0;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {  // elements e = 2 h, 2 h + 1: row r, columns col and col + 1
+    const int r = m0 + gid + 8 * h;
+    if (r >= L) continue;
+    float* row = p.o + (tok0 + r) * p.HV * V + hv * V;
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int col = col0 + 8 * u + 2 * tig;
+      if (pairs && col + 1 < V) {
+        *reinterpret_cast<float2*>(row + col) = make_float2(acc[u][2 * h], acc[u][2 * h + 1]);
+      } else {
+        if (col < V) row[col] = acc[u][2 * h];
+        if (col + 1 < V) row[col + 1] = acc[u][2 * h + 1];
+      }
+    }
+  }
+}
+
 // Shared memory of the W / U step (Scalar, PerKey; Ssd needs none): T [C][MB] (bf16), the factors β a_k, d, β
 // [3][C] (float), β a_k ⊙ k [C][KB] and β ⊙ v [C][VW] (bf16, VW = nvb BV + 8), then W or U on its way out (bf16,
 // the larger of [C][KB] and [nvb][C][VB]).

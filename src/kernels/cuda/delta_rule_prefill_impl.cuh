@@ -63,6 +63,9 @@ struct Bf16Tiles {
   __nv_bfloat16* q;     // [C][KB] q (PerKey: q ⊙ e^{G}; not Ssd: its output pass reads C itself)
   __nv_bfloat16* a;     // [C][MB] A_qk transposed, a[j][i] = A_qk(i, j), zero below the diagonal (columns past C
                         // unwritten): the state pass's (Ssd: the output pass's), in place of the scratch's float32 M
+  __nv_bfloat16* tm;    // [C][MB] Params::raw only: T, unit lower triangular (columns past C unwritten), in place of
+                        // kd, u, w and q, which that state pass does without
+  __nv_bfloat16* base;  // the allocation holding them all (freed once the passes are launched)
   __host__ __device__ int64_t k_size() const { return int64_t(C) * KB; }
   __host__ __device__ static constexpr int64_t a_size() { return int64_t(C) * MB; }
   __host__ __device__ int64_t v_size() const { return int64_t(nvb) * C * VB; }
@@ -85,9 +88,13 @@ struct Params {
   bool qk_async;     // bf16 inputs with q and k rows 16-byte aligned (pointers, strides and K multiples of 8
                      // elements): chunk_prepare (PrefillMath::Bf16 but PerKey) and the output pass (Scalar, Ssd)
                      // copy their bf16 tiles by cp.async
+  bool raw;          // Scalar, bf16 inputs, q / k rows as for qk_async and v's too (V a multiple of 8): the state
+                     // pass reads q, k and v as they are (delta_rule_prefill_raw.cu), and chunk_prepare leaves T
+                     // instead of running the W / U step
   const void *q, *k, *v;      // float, or bf16 (the In of the kernels; PrefillMath::Bf16 only)
   const float *beta, *g;      // g: Scalar [T, HV], PerKey [T, HV, K], null for None
   int64_t qs, ks, vs;
+  int64_t tokens;             // offsets[n]: the packed tokens
   const int64_t* offsets;     // [n + 1]
   const int64_t* seq_chunk0;  // [n + 1] first chunk of each sequence
   const int64_t* chunk_seq;   // [n_chunks]
@@ -240,5 +247,7 @@ Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t 
 size_t wu_smem(const Params& p, Rule rule);  // shared memory the W / U step needs
 template <class In>  // the element type of q, k, v: float or bf16
 void launch_bf16_passes(const Params& p, Rule rule, int64_t n, int64_t n_chunks, cudaStream_t stream);
+// Params::raw's state pass (delta_rule_prefill_raw.cu), n sequences
+void launch_state_pass_raw(const Params& p, int64_t n, cudaStream_t stream);
 
 }  // namespace linfer::kernels::cuda::prefill

@@ -278,6 +278,15 @@ __device__ inline void bulk_load(void* dst, const void* src, unsigned bytes, uin
                ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
                : "memory");
 }
+// A box of a 3-D tensor map (tensor_map.h; map: the address of a __grid_constant__ kernel parameter) at coordinates
+// (c0, c1, c2) into dst (aligned as the map's swizzle needs: 1024 bytes for 128-byte swizzle), all of the box's
+// bytes counted on bar (parts outside the tensor arrive as zeros)
+__device__ inline void tensor_load_3d(void* dst, const void* map, int c0, int c1, int c2, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];"
+      ::"r"(smem_u32(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_u32(bar))
+      : "memory");
+}
 __device__ inline void bulk_store(void* dst, const void* src, unsigned bytes) {  // then bulk_commit
   asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst), "r"(smem_u32(src)), "r"(bytes)
                : "memory");

@@ -759,7 +759,7 @@ void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream
   if constexpr (std::is_same_v<In, bf16>) {
     const bool v_async = aligned16(p.v) && p.vs % 8 == 0 && p.V % 8 == 0;
     p.qk_async = aligned16(p.q) && aligned16(p.k) && p.qs % 8 == 0 && p.ks % 8 == 0 && p.K % 8 == 0;
-    p.raw = kRule == Rule::Scalar && p.qk_async && v_async && p.tokens <= INT32_MAX;
+    p.raw = (kRule == Rule::PerKey || (kRule == Rule::Scalar && p.qk_async)) && v_async && p.tokens <= INT32_MAX;
     p.v_early = kRule != Rule::Ssd && !p.raw && v_async && v_tile_fits(p, kRule);
     p.k_early = kRule == Rule::Scalar && !p.raw && p.qk_async && k_tile_fits(p);
   }

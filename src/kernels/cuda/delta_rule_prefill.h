@@ -46,9 +46,9 @@
 // inputs is 5e-3), is the fastest for every rule (delta_rule_prefill_bf16.cu): the prepare pass also computes
 // W = T (β a_k ⊙ k) and U = T (β ⊙ v), and the state pass, per chunk, V' = U - W S, the chunk's outputs and S's
 // update, every operand bf16 in shared memory, every fragment one ldmatrix (Mamba2 keeps a third launch for its
-// outputs). GDN / DeltaNet with bf16 rows that TMA can copy (16-byte aligned, K and V multiples of 8) skip the
-// W / U step: their state pass reads q, k and v as they are and computes V' = T β (v - a_k ⊙ k S) itself
-// (delta_rule_prefill_raw.cu). Speed and the split between the launches: docs/benchmarks.md, "GPU chunked GDN
+// outputs). GDN / DeltaNet with bf16 rows that TMA can copy (16-byte aligned, K and V multiples of 8), and KDA with
+// such v rows, skip the W / U step: their state pass reads v (GDN: q, k and v) as it is and computes
+// V' = T β (v - a_k ⊙ k S) itself (delta_rule_prefill_raw.cu). Speed and the split between the launches: docs/benchmarks.md, "GPU chunked GDN
 // prefill" (and its KDA table, and the sections after it).
 // The scratch is taken with cudaMallocAsync on the stream and freed on it. `offsets` are on the host; every
 // other pointer is device memory.

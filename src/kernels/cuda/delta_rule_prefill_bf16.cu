@@ -7,8 +7,8 @@
 //            end the W / U step (delta_rule_prefill_bf16.cuh): with T = (I + A_kk)^-1, W = T (β a_k ⊙ k) [C][K],
 //            U = T (β ⊙ v) [C][V] and Kd = d ⊙ k [C][K], bf16 (Ssd: T = I, so U = dt ⊙ x and no W); q's tile
 //            and A_qk too
-//            (GDN / DeltaNet with bf16 rows TMA can copy, Params::raw: no W / U step, T goes to the state pass of
-//            delta_rule_prefill_raw.cu, which reads q, k and v as they are)
+//            (bf16 rows TMA can copy, Params::raw: no W / U step, T goes to the state pass of
+//            delta_rule_prefill_raw.cu, which reads v (GDN / DeltaNet: q, k and v) as it is)
 //   state    one block of 8 warps per (sequence, value head, BV value columns) walking the chunks: V' = U - W S,
 //            the chunk's outputs O = a_q ⊙ (q S) + A_qk V' from the S and V' it holds (q S beside W S, from the
 //            same fragments of S), then S <- e^{G_last} S + Kdᵀ V'. The state lives in the mma accumulators
@@ -318,13 +318,14 @@ void launch_rule(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stre
   const Bf16Tiles& t = p.bf;
   const unsigned hv = unsigned(p.HV);
   const dim3 grid(unsigned(n), hv, unsigned(t.nvb));
-  if (p.raw) {
-    launch_state_pass_raw(p, n, stream);
-  } else if constexpr (kRule != Rule::Ssd) {
+  if constexpr (kRule != Rule::Ssd) {
     // One block per SM, also where the grid has more blocks than SMs (64 sequences of 512: GDN as fast as two
     // blocks per SM with a separate output pass, KDA 5 % faster; H100, 2026-12-07)
-    launch_pass("chunk_state_pass_bf16", chunk_state_pass_bf16<kRule, 1>, grid,
-                state_smem_bytes(kRule, t.KB, state_stages(1)), stream, p);
+    if (p.raw)
+      launch_state_pass_raw<kRule>(p, n, stream);
+    else
+      launch_pass("chunk_state_pass_bf16", chunk_state_pass_bf16<kRule, 1>, grid,
+                  state_smem_bytes(kRule, t.KB, state_stages(1)), stream, p);
   } else {
     // One block per SM unless the grid has more blocks than SMs (mamba2-2.7b: 80 heads x 2): then two, with fewer
     // registers (H200, T = 32K: 80 heads 5.18 -> 4.74 ms)
@@ -351,21 +352,20 @@ Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t 
   t.KB = p.KT + 8;
   t.nvb = (p.V + BV - 1) / BV;
   const int64_t recs = n_chunks * p.HV;
-  const int64_t per_rec = p.raw ? 2 * t.a_size()                                       // A_qk, T
-                          : ssd ? t.k_size() + t.v_size() + t.a_size() + t.h_size()  // Kd, U, A, H
-                                : 3 * t.k_size() + t.v_size() + t.a_size();          // Kd, W, q, U, A_qk
+  const bool per_key_tiles = rule == Rule::PerKey;  // PerKey's q ⊙ e^{G}, Kd and W (raw: W's operand)
+  const int64_t per_rec = p.raw ? 2 * t.a_size() + (per_key_tiles ? 3 * t.k_size() : 0)  // A_qk, T (, q, Kd, W)
+                          : ssd ? t.k_size() + t.v_size() + t.a_size() + t.h_size()      // Kd, U, A, H
+                                : 3 * t.k_size() + t.v_size() + t.a_size();              // Kd, W, q, U, A_qk
   bf16* at = nullptr;
   cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&at), size_t(recs * per_rec) * sizeof(bf16), stream),
              "cudaMallocAsync (bf16 chunked prefill tiles)");
   t.base = at;
   auto take = [&](bf16*& ptr, int64_t size) { ptr = at, at += recs * size; };
   take(t.a, t.a_size());
-  if (p.raw) {
-    take(t.tm, t.a_size());
-    return t;
-  }
+  if (p.raw) take(t.tm, t.a_size());
+  if (p.raw && !per_key_tiles) return t;
   take(t.kd, t.k_size());
-  take(t.u, t.v_size());
+  if (!p.raw) take(t.u, t.v_size());
   if (ssd) {
     take(t.h, t.h_size());
   } else {

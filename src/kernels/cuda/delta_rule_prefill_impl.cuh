@@ -88,9 +88,9 @@ struct Params {
   bool qk_async;     // bf16 inputs with q and k rows 16-byte aligned (pointers, strides and K multiples of 8
                      // elements): chunk_prepare (PrefillMath::Bf16 but PerKey) and the output pass (Scalar, Ssd)
                      // copy their bf16 tiles by cp.async
-  bool raw;          // Scalar, bf16 inputs, q / k rows as for qk_async and v's too (V a multiple of 8): the state
-                     // pass reads q, k and v as they are (delta_rule_prefill_raw.cu), and chunk_prepare leaves T
-                     // instead of running the W / U step
+  bool raw;          // bf16 inputs, v's rows 16-byte aligned (V, its stride multiples of 8; Scalar: q's and k's too,
+                     // qk_async): the state pass reads v (Scalar: q, k, v) as they are and computes V' = T R itself
+                     // (delta_rule_prefill_raw.cu), and chunk_prepare leaves T instead of running the W / U step
   const void *q, *k, *v;      // float, or bf16 (the In of the kernels; PrefillMath::Bf16 only)
   const float *beta, *g;      // g: Scalar [T, HV], PerKey [T, HV, K], null for None
   int64_t qs, ks, vs;
@@ -247,7 +247,8 @@ Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t 
 size_t wu_smem(const Params& p, Rule rule);  // shared memory the W / U step needs
 template <class In>  // the element type of q, k, v: float or bf16
 void launch_bf16_passes(const Params& p, Rule rule, int64_t n, int64_t n_chunks, cudaStream_t stream);
-// Params::raw's state pass (delta_rule_prefill_raw.cu), n sequences
+// Params::raw's state pass (delta_rule_prefill_raw.cu; Scalar or PerKey), n sequences
+template <Rule kRule>
 void launch_state_pass_raw(const Params& p, int64_t n, cudaStream_t stream);
 
 }  // namespace linfer::kernels::cuda::prefill

@@ -89,39 +89,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
       bulk_load(d + wf, f, fbytes, &full[s]);
     }
   };
-  if (tid == 0) {
-    for (int s = 0; s < kStages; ++s) mbar_init(&full[s], 1);
-    mbar_init_fence();
-  }
-  __syncthreads();
-  if (tid == 0)
-    for (int i = 0; i < kStages - 1 && ch0 + i < ch1; ++i) prefetch(ch0 + i, i);
+  start_stages<kStages>(full, ch0, ch1, prefetch);
 
-  // This thread's state elements: rows x = 16 warp + gid + 8 (e >> 1), columns c = 16 g + 8 u + 2 tig + (e & 1)
-  const bool owns_s = warp < KT / 16;
+  StateTile S;  // Ssd: its bulk store of H reads St, so each conversion is followed by fence_proxy_async
+  S.load(st + int64_t(v0) * K, K, KT, V - v0);
   const int m0 = 16 * (warp & 3), n0 = 16 * (warp >> 2);  // this warp's V' and O tile (not Ssd): rows, columns
-  auto xs = [&](int e) { return 16 * warp + gid + 8 * (e >> 1); };
-  auto cs = [&](int g, int u, int e) { return 16 * g + 8 * u + 2 * tig + (e & 1); };
-  float sacc[2][2][4];
-#pragma unroll
-  for (int g = 0; g < 2; ++g)
-#pragma unroll
-    for (int u = 0; u < 2; ++u)
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        sacc[g][u][e] =
-            owns_s && xs(e) < K && v0 + cs(g, u, e) < V ? st[int64_t(v0 + cs(g, u, e)) * K + xs(e)] : 0.f;
-  auto store_state_bf16 = [&] {  // Ssd: then fence_proxy_async (the bulk store of H reads St)
-#pragma unroll
-    for (int g = 0; g < 2; ++g)
-#pragma unroll
-      for (int u = 0; u < 2; ++u)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) St[cs(g, u, e) * KB + xs(e)] = __float2bfloat16_rn(sacc[g][u][e]);
-  };
   for (int i = tid; i < BV * KB; i += kThreads) St[i] = __float2bfloat16_rn(0.f);  // rows past K, padding
   __syncthreads();
-  if (owns_s) store_state_bf16();
+  if (S.owns) S.to_bf16(St, KB);
   fence_proxy_async();
   __syncthreads();
 
@@ -168,28 +143,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
     }
     if (kSsd && tid == 0) bulk_wait_read<0>();  // H is out of St, which the update below overwrites
     __syncthreads();
-    if (owns_s) {  // S <- e^{G_last} S + Kdᵀ V' (PerKey: e^{G_last} per state row, the key channel)
+    if (S.owns) {  // S <- e^{G_last} S + Kdᵀ V' (PerKey: e^{G_last} per state row, the key channel)
       const float* decay = reinterpret_cast<const float*>(cur + wk + C * KB + C * VB);
-#pragma unroll
-      for (int g = 0; g < 2; ++g)
-#pragma unroll
-        for (int u = 0; u < 2; ++u)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) sacc[g][u][e] *= decay[kPerKey ? xs(e) : 0];
-      const bf16* ar = a_cols(cur + wk, KB, 16 * warp);
-#pragma unroll
-      for (int k0 = 0; k0 < C; k0 += 16)
-        if (k0 < L) {  // rows >= L of Kd and V' are zero
-          uint32_t fa[4];
-          ldmatrix_x4(fa, ar + k0 * KB, true);
-#pragma unroll
-          for (int g = 0; g < 2; ++g) {
-            uint32_t fb[4];
-            ldmatrix_x4(fb, b_cols(vn, VB, 16 * g) + k0 * VB, true);
-            mma2(sacc[g], fa, fb);
-          }
-        }
-      store_state_bf16();
+      S.for_each([&](float& a, int x, int) { a *= decay[kPerKey ? x : 0]; });
+      const bf16* ar = a_cols(cur + wk, KB, 16 * warp);  // Kdᵀ
+      S.add_product([&](int k0) { return ar + k0 * KB; }, vn, L);
+      S.to_bf16(St, KB);
       if constexpr (kSsd) fence_proxy_async();
     }
     if constexpr (!kSsd) {  // O = a_q ⊙ (q S) + A_qk V', rows m0 .. + 16 and columns n0 .. + 16 of the block's
@@ -198,26 +157,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) chunk_state_pass_bf16(Pa
       for (int u = 0; u < 2; ++u)
 #pragma unroll
         for (int e = 0; e < 4; ++e) oacc[u][e] *= fq[m0 + gid + 8 * (e >> 1)];
-      const bf16 *ar = a_cols(cur + wa, MB, m0), *br = b_cols(Vn, VB, n0);
-      for (int k0 = 0; k0 <= m0; k0 += 16) {  // A_qk is zero right of the diagonal
-        uint32_t fa[4], fb[4];
-        ldmatrix_x4(fa, ar + k0 * MB, true);
-        ldmatrix_x4(fb, br + k0 * VB, true);
-        mma2(oacc, fa, fb);
-      }
+      aqk_times(cur + wa, Vn, m0, n0, oacc);
       store_outputs(p, oacc, off0 + C * (ch - ch0), L, hv, v0 + n0, m0);
     }
     __syncthreads();  // St is complete; this stage is free for the copies issued at the next chunk's start
   }
   if (tid == 0) bulk_wait<0>();
-  if (owns_s)
-#pragma unroll
-    for (int g = 0; g < 2; ++g)
-#pragma unroll
-      for (int u = 0; u < 2; ++u)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          if (xs(e) < K && v0 + cs(g, u, e) < V) st[int64_t(v0 + cs(g, u, e)) * K + xs(e)] = sacc[g][u][e];
+  S.store(st + int64_t(v0) * K, K, V - v0);
 }
 
 // Shared memory of Ssd's output pass: C's tile [C][KB], A transposed [C][MB], H of two column blocks [2 BV][KB],

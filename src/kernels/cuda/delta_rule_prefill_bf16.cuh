@@ -125,6 +125,18 @@ __device__ inline void t_times(const bf16* tb, const bf16* b, int ld, int m0, in
   }
 }
 
+// acc += A_qk V' for this warp's 16 rows m0 and 16 columns n0 (A_qk transposed [C][MB], zero right of the diagonal;
+// V' [C][VB] row-major)
+__device__ inline void aqk_times(const bf16* at, const bf16* vn, int m0, int n0, float (&acc)[2][4]) {
+  const bf16 *ar = a_cols(at, MB, m0), *br = b_cols(vn, VB, n0);
+  for (int k0 = 0; k0 <= m0; k0 += 16) {
+    uint32_t fa[4], fb[4];
+    ldmatrix_x4(fa, ar + k0 * MB, true);
+    ldmatrix_x4(fb, br + k0 * VB, true);
+    mma2(acc, fa, fb);
+  }
+}
+
 // Rows r = m0 + gid (+ 8) and columns c = n0 + 2 tig (+ 1) (+ 8) of a warp's [16][16] accumulators, as bf16 pairs
 // into dst (row stride ld).
 __device__ inline void store_pairs(const float (&acc)[2][4], bf16* dst, int ld, int m0, int n0) {
@@ -160,6 +172,72 @@ __device__ inline void store_outputs(const Params& p, const float (&acc)[2][4], 
     }
   }
 }
+
+// A state pass's pipeline start: the kStages mbarriers initialised (thread 0), a block barrier, then thread 0 issues
+// the copies of the sequence's first kStages - 1 chunks [ch0, ch1) into stages 0, 1, ... (prefetch(chunk, stage))
+template <int kStages, class Prefetch>
+__device__ void start_stages(uint64_t* full, int64_t ch0, int64_t ch1, Prefetch&& prefetch) {
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) mbar_init(&full[s], 1);
+    mbar_init_fence();
+  }
+  __syncthreads();
+  if (threadIdx.x == 0)
+    for (int i = 0; i < kStages - 1 && ch0 + i < ch1; ++i) prefetch(ch0 + i, i);
+}
+
+// A state pass's state tile in mma accumulators: the block's BV value columns of key rows 16 w .. + 16 for warp w
+// (where those rows are below KT: owns), a thread's element (g, u, e) at key row x(e) = 16 w + gid + 8 (e >> 1)
+// and column c(g, u, e) = 16 g + 8 u + 2 tig + (e & 1); its bf16 copy St [BV][KB] (St[c][x]) is the B operand of
+// the products with S.
+struct StateTile {
+  float acc[2][2][4];
+  bool owns;
+  int x0, c0;  // x(0), c(0, 0, 0)
+  __device__ int x(int e) const { return x0 + 8 * (e >> 1); }
+  __device__ int c(int g, int u, int e) const { return c0 + 16 * g + 8 * u + (e & 1); }
+  template <class F>
+  __device__ void for_each(F&& f) {
+#pragma unroll
+    for (int g = 0; g < 2; ++g)
+#pragma unroll
+      for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) f(acc[g][u][e], x(e), c(g, u, e));
+  }
+  // From st, the block's first value column of the slot's [V][K] state (vn columns), zeros past K and vn
+  __device__ void load(const float* st, int K, int KT, int vn) {
+    const int warp = int(threadIdx.x >> 5), lane = int(threadIdx.x & 31);
+    owns = warp < KT / 16, x0 = 16 * warp + (lane >> 2), c0 = 2 * (lane & 3);
+    for_each([&](float& a, int xi, int ci) { a = owns && xi < K && ci < vn ? st[int64_t(ci) * K + xi] : 0.f; });
+  }
+  __device__ void to_bf16(bf16* St, int KB) {
+    for_each([&](float& a, int xi, int ci) { St[ci * KB + xi] = __float2bfloat16_rn(a); });
+  }
+  // acc += Aᵀ V' over the chunk's first L rows (whole steps of 16; rows past L of both are zero): a_at(k0) is the
+  // lane's ldmatrix address of A's transposed fragment at rows k0 .. + 16, V' [C][VB] in shared memory
+  template <class AAt>
+  __device__ void add_product(AAt&& a_at, const bf16* vn, int L) {
+#pragma unroll
+    for (int k0 = 0; k0 < C; k0 += 16)
+      if (k0 < L) {
+        uint32_t fa[4];
+        ldmatrix_x4(fa, a_at(k0), true);
+#pragma unroll
+        for (int g = 0; g < 2; ++g) {
+          uint32_t fb[4];
+          ldmatrix_x4(fb, b_cols(vn, VB, 16 * g) + k0 * VB, true);
+          mma2(acc[g], fa, fb);
+        }
+      }
+  }
+  __device__ void store(float* st, int K, int vn) {
+    if (owns)
+      for_each([&](float& a, int xi, int ci) {
+        if (xi < K && ci < vn) st[int64_t(ci) * K + xi] = a;
+      });
+  }
+};
 
 // Shared memory of the W / U step (Scalar, PerKey; Ssd needs none): T [C][MB] (bf16), the factors β a_k, d, β
 // [3][C] (float), β a_k ⊙ k [C][KB] and β ⊙ v [C][VW] (bf16, VW = nvb BV + 8), then W or U on its way out (bf16,

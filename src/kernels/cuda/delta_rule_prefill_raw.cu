@@ -116,38 +116,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     bulk_load(d + Lay::a, t.a + rec * t.a_size(), kMBytes, &full[s]);
     bulk_load(d + Lay::f, p.scratch + rec * p.sc_floats, fbytes, &full[s]);
   };
-  if (tid == 0) {
-    for (int s = 0; s < kStages; ++s) mbar_init(&full[s], 1);
-    mbar_init_fence();
-  }
-  __syncthreads();
-  if (tid == 0)
-    for (int i = 0; i < kStages - 1 && ch0 + i < ch1; ++i) prefetch(ch0 + i, i);
+  start_stages<kStages>(full, ch0, ch1, prefetch);
 
-  // This thread's state elements: rows x = 16 warp + gid + 8 (e >> 1), columns c = 16 g + 8 u + 2 tig + (e & 1)
-  const bool owns_s = warp < KT / 16;
+  StateTile S;
+  S.load(st + int64_t(v0) * K, K, KT, vn);
   const int m0 = 16 * (warp & 3), n0 = 16 * (warp >> 2);  // this warp's tile of P, Q, R, V' and O
-  auto xs = [&](int e) { return 16 * warp + gid + 8 * (e >> 1); };
-  auto cs = [&](int g, int u, int e) { return 16 * g + 8 * u + 2 * tig + (e & 1); };
-  float sacc[2][2][4];
-#pragma unroll
-  for (int g = 0; g < 2; ++g)
-#pragma unroll
-    for (int u = 0; u < 2; ++u)
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        sacc[g][u][e] = owns_s && xs(e) < K && cs(g, u, e) < vn ? st[int64_t(v0 + cs(g, u, e)) * K + xs(e)] : 0.f;
-  auto store_state_bf16 = [&] {
-#pragma unroll
-    for (int g = 0; g < 2; ++g)
-#pragma unroll
-      for (int u = 0; u < 2; ++u)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) St[cs(g, u, e) * KB + xs(e)] = __float2bfloat16_rn(sacc[g][u][e]);
-  };
   for (int i = tid; i < BV * KB; i += kThreads) St[i] = __float2bfloat16_rn(0.f);  // rows past K, padding
   __syncthreads();
-  if (owns_s) store_state_bf16();
+  if (S.owns) S.to_bf16(St, KB);
   __syncthreads();
   // ldmatrix rows of this lane: A fragments of rows m0 .. + 16 (row ra, columns ca + k0); the state update's,
   // transposed (rows rt + k0 of the tile, columns ct)
@@ -217,52 +193,23 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     }
     __syncthreads();
-    if (owns_s) {  // S <- e^{G_last} S + kᵀ (d ⊙ V') (PerKey: e^{G_last} per state row, the key channel; + Kdᵀ V')
-#pragma unroll
-      for (int g = 0; g < 2; ++g)
-#pragma unroll
-        for (int u = 0; u < 2; ++u)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) sacc[g][u][e] *= f[4 * C + (kPerKey ? xs(e) : 0)];
+    if (S.owns) {  // S <- e^{G_last} S + kᵀ (d ⊙ V') (PerKey: e^{G_last} per state row, the key channel; + Kdᵀ V')
+      S.for_each([&](float& a, int x, int) { a *= f[4 * C + (kPerKey ? x : 0)]; });
       const bf16* vb = kPerKey ? Vn : Vd;
-#pragma unroll
-      for (int k0 = 0; k0 < C; k0 += 16)
-        if (k0 < L) {  // rows >= L of the operand and of V' are zero
-          uint32_t fa[4];
-          ldmatrix_x4(fa, operand_at<kRule>(cur + Lay::sk, rt + k0, ct, KB), true);
-#pragma unroll
-          for (int g = 0; g < 2; ++g) {
-            uint32_t fb[4];
-            ldmatrix_x4(fb, b_cols(vb, VB, 16 * g) + k0 * VB, true);
-            mma2(sacc[g], fa, fb);
-          }
-        }
-      store_state_bf16();
+      S.add_product([&](int k0) { return operand_at<kRule>(cur + Lay::sk, rt + k0, ct, KB); }, vb, L);
+      S.to_bf16(St, KB);
     }
     {  // O = a_q ⊙ (q S) + A_qk V', rows m0 .. + 16 and columns n0 .. + 16 of the block's
 #pragma unroll
       for (int u = 0; u < 2; ++u)
 #pragma unroll
         for (int e = 0; e < 4; ++e) oacc[u][e] *= f[m0 + gid + 8 * (e >> 1)];
-      const bf16 *ar = a_cols(reinterpret_cast<const bf16*>(cur + Lay::a), MB, m0), *br = b_cols(Vn, VB, n0);
-      for (int k0 = 0; k0 <= m0; k0 += 16) {  // A_qk is zero right of the diagonal
-        uint32_t fa[4], fb[4];
-        ldmatrix_x4(fa, ar + k0 * MB, true);
-        ldmatrix_x4(fb, br + k0 * VB, true);
-        mma2(oacc, fa, fb);
-      }
+      aqk_times(reinterpret_cast<const bf16*>(cur + Lay::a), Vn, m0, n0, oacc);
       store_outputs(p, oacc, tok0, L, hv, v0 + n0, m0);
     }
     __syncthreads();  // St is complete; this stage is free for the copies issued at the next chunk's start
   }
-  if (owns_s)
-#pragma unroll
-    for (int g = 0; g < 2; ++g)
-#pragma unroll
-      for (int u = 0; u < 2; ++u)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          if (xs(e) < K && cs(g, u, e) < vn) st[int64_t(v0 + cs(g, u, e)) * K + xs(e)] = sacc[g][u][e];
+  S.store(st + int64_t(v0) * K, K, vn);
 }
 
 }  // namespace

@@ -765,7 +765,7 @@ void launch(const Params& p_in, int64_t n, int64_t n_chunks, cudaStream_t stream
   }
   if constexpr (kBf16Passes) p.bf = bf16_tiles(p, kRule, n_chunks, stream);
   const size_t smem1 =
-      std::max(prepare_smem(p, kRule, std::is_same_v<In, bf16>), kBf16Passes ? wu_smem(p, kRule) : 0);
+      std::max(prepare_smem(p, kRule, std::is_same_v<In, bf16>), kBf16Passes && !p.raw ? wu_smem(p, kRule) : 0);
   cuda_check(cudaFuncSetAttribute(chunk_prepare<M, kRule, In>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   int(smem1)),
              "chunk_prepare shared memory");

@@ -287,7 +287,7 @@ void launch_rule(const Params& p, int64_t n, int64_t n_chunks, cudaStream_t stre
     launch_pass("chunk_output_ssd", chunk_output_ssd<In>, dim3(unsigned(n_chunks * ((t.nvb + 1) / 2)), hv),
                 output_smem_bytes(t.KB), stream, p);
   }
-  cuda_check(cudaFreeAsync(t.base, stream), "cudaFreeAsync (bf16 chunked prefill tiles)");
+  cuda_check(cudaFreeAsync(t.a, stream), "cudaFreeAsync (bf16 chunked prefill tiles)");  // the allocation's start
 }
 
 }  // namespace
@@ -305,9 +305,8 @@ Bf16Tiles bf16_tiles(const Params& p, Rule rule, int64_t n_chunks, cudaStream_t 
   bf16* at = nullptr;
   cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&at), size_t(recs * per_rec) * sizeof(bf16), stream),
              "cudaMallocAsync (bf16 chunked prefill tiles)");
-  t.base = at;
   auto take = [&](bf16*& ptr, int64_t size) { ptr = at, at += recs * size; };
-  take(t.a, t.a_size());
+  take(t.a, t.a_size());  // first: the allocation's start, which launch_rule frees
   if (p.raw) take(t.tm, t.a_size());
   if (p.raw && !per_key_tiles) return t;
   take(t.kd, t.k_size());

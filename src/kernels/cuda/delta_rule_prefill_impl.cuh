@@ -62,10 +62,10 @@ struct Bf16Tiles {
   __nv_bfloat16* w;     // [C][KB] W (not Ssd; PerKey: β a_k ⊙ k ⊙ e^{G} until the W / U step makes it W)
   __nv_bfloat16* q;     // [C][KB] q (PerKey: q ⊙ e^{G}; not Ssd: its output pass reads C itself)
   __nv_bfloat16* a;     // [C][MB] A_qk transposed, a[j][i] = A_qk(i, j), zero below the diagonal (columns past C
-                        // unwritten): the state pass's (Ssd: the output pass's), in place of the scratch's float32 M
+                        // unwritten): the state pass's (Ssd: the output pass's), in place of the scratch's float32 M;
+                        // first in the one allocation holding them all, so its start
   __nv_bfloat16* tm;    // [C][MB] Params::raw only: T, unit lower triangular (columns past C unwritten), in place of
                         // kd, u, w and q, which that state pass does without
-  __nv_bfloat16* base;  // the allocation holding them all (freed once the passes are launched)
   __host__ __device__ int64_t k_size() const { return int64_t(C) * KB; }
   __host__ __device__ static constexpr int64_t a_size() { return int64_t(C) * MB; }
   __host__ __device__ int64_t v_size() const { return int64_t(nvb) * C * VB; }

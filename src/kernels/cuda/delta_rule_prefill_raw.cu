@@ -72,8 +72,13 @@ __device__ inline void named_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
 
+// Threads of a state-pass block: warps 0 .. 7 walk the recurrence (k S, R, V' = T R, the state update: the chain
+// each chunk waits for), warps 8 .. 15 the outputs beside them (q S, then A_qk V' once V' is there), on the same
+// [16][16] tiles of the chunk's [C][BV] products
+constexpr int kRawThreads = 2 * kThreads, kChainWarps = kThreads / 32;
+
 template <Rule kRule>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kRawThreads, 1)
     chunk_state_pass_raw(Params p, Bf16Tiles t, const __grid_constant__ RawMaps maps) {
   pdl_enter();
   using Lay = RawLayout<kRule>;
@@ -120,8 +125,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   StateTile S;
   S.load(st + int64_t(v0) * K, K, KT, vn);
-  const int m0 = 16 * (warp & 3), n0 = 16 * (warp >> 2);  // this warp's tile of P, Q, R, V' and O
-  for (int i = tid; i < BV * KB; i += kThreads) St[i] = __float2bfloat16_rn(0.f);  // rows past K, padding
+  const bool chain = warp < kChainWarps;
+  const int m0 = 16 * (warp & 3), n0 = 16 * ((warp >> 2) & 1);  // this warp's tile of P, R and V' (chain) or Q, O
+  for (int i = tid; i < BV * KB; i += kRawThreads) St[i] = __float2bfloat16_rn(0.f);  // rows past K, padding
   __syncthreads();
   if (S.owns) S.to_bf16(St, KB);
   __syncthreads();
@@ -141,7 +147,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (L < C) {  // a sequence's last chunk: the rows TMA brought past it (the next sequence's) to zero in k (Scalar)
                   // and v, so that nothing of them reaches this state (q's only reach outputs that are not stored)
       constexpr int kPieces = kPerKey ? 4 : 20;  // 16-byte pieces per row: [k's 16 (Scalar)] v's 4
-      for (int idx = tid; idx < (C - L) * kPieces; idx += kThreads) {
+      for (int idx = tid; idx < (C - L) * kPieces; idx += kRawThreads) {
         const int r = L + idx / kPieces, piece = idx % kPieces + (kPerKey ? 16 : 0);  // k's 0 .. 15, v's 16 .. 19
         uint8_t* at = piece < 16 ? cur + Lay::sk + (piece >> 3) * kBoxBytes + r * 128 + 16 * (piece & 7)
                                  : cur + Lay::v + r * 64 + 16 * (piece - 16);
@@ -151,36 +157,35 @@ __global__ void __launch_bounds__(kThreads, 1)
       __syncthreads();
     }
 
-    float pacc[2][4] = {}, oacc[2][4] = {};  // P, then R; q S, then O
+    float acc[2][4] = {};  // chain: P, then R; outputs: q S, then O
     {
       const bf16* br = b_rows(St, KB, n0);
+      const uint8_t* at = cur + (chain ? Lay::pk : Lay::q);
 #pragma unroll
       for (int k0 = 0; k0 < kMaxK; k0 += 16)
         if (k0 < KT) {
           uint32_t fa[4], fb[4];
           ldmatrix_x4(fb, br + k0, false);
-          ldmatrix_x4(fa, operand_at<kRule>(cur + Lay::pk, ra, ca + k0, KB), false);
-          mma2(pacc, fa, fb);
-          ldmatrix_x4(fa, operand_at<kRule>(cur + Lay::q, ra, ca + k0, KB), false);
-          mma2(oacc, fa, fb);
+          ldmatrix_x4(fa, operand_at<kRule>(at, ra, ca + k0, KB), false);
+          mma2(acc, fa, fb);
         }
     }
+    if (chain) {
 #pragma unroll
-    for (int j = 0; j < 2; ++j)  // R = β v - P (PerKey: P = (β a_k ⊙ k ⊙ e^G) S) or β (v - a_k P) (Scalar: P = k S)
+      for (int j = 0; j < 2; ++j)  // R = β v - P (PerKey: P = (β a_k ⊙ k ⊙ e^G) S) or β (v - a_k P) (Scalar: P = k S)
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int r = m0 + gid + 8 * e, c = n0 + 8 * j + 2 * tig;
-        const float2 vv = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(cur + Lay::v + v_at(r, c)));
-        const float ak = f[C + r], beta = f[3 * C + r];
+        for (int e = 0; e < 2; ++e) {
+          const int r = m0 + gid + 8 * e, c = n0 + 8 * j + 2 * tig;
+          const float2 vv = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(cur + Lay::v + v_at(r, c)));
+          const float ak = f[C + r], beta = f[3 * C + r];
 #pragma unroll
-        for (int x = 0; x < 2; ++x) {
-          float& a = pacc[j][2 * e + x];
-          a = kPerKey ? beta * (x ? vv.y : vv.x) - a : beta * ((x ? vv.y : vv.x) - ak * a);
+          for (int x = 0; x < 2; ++x) {
+            float& a = acc[j][2 * e + x];
+            a = kPerKey ? beta * (x ? vv.y : vv.x) - a : beta * ((x ? vv.y : vv.x) - ak * a);
+          }
         }
-      }
-    store_pairs(pacc, Rt, VB, m0, n0);
-    named_sync(1 + (warp >> 2), kThreads / 2);  // R's columns n0 .. + 16 are complete (the warps that share n0)
-    {
+      store_pairs(acc, Rt, VB, m0, n0);
+      named_sync(1 + (warp >> 2), kThreads / 2);  // R's columns n0 .. + 16 are complete (the warps that share n0)
       float vacc[2][4] = {};
       t_times(reinterpret_cast<const bf16*>(cur + Lay::t), Rt, VB, m0, n0, vacc);
       store_pairs(vacc, Vn, VB, m0, n0);
@@ -192,20 +197,19 @@ __global__ void __launch_bounds__(kThreads, 1)
         store_pairs(vacc, Vd, VB, m0, n0);
       }
     }
-    __syncthreads();
+    __syncthreads();  // V' is complete
     if (S.owns) {  // S <- e^{G_last} S + kᵀ (d ⊙ V') (PerKey: e^{G_last} per state row, the key channel; + Kdᵀ V')
       S.for_each([&](float& a, int x, int) { a *= f[4 * C + (kPerKey ? x : 0)]; });
       const bf16* vb = kPerKey ? Vn : Vd;
       S.add_product([&](int k0) { return operand_at<kRule>(cur + Lay::sk, rt + k0, ct, KB); }, vb, L);
       S.to_bf16(St, KB);
-    }
-    {  // O = a_q ⊙ (q S) + A_qk V', rows m0 .. + 16 and columns n0 .. + 16 of the block's
+    } else if (!chain) {  // O = a_q ⊙ (q S) + A_qk V', rows m0 .. + 16 and columns n0 .. + 16 of the block's
 #pragma unroll
       for (int u = 0; u < 2; ++u)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) oacc[u][e] *= f[m0 + gid + 8 * (e >> 1)];
-      aqk_times(reinterpret_cast<const bf16*>(cur + Lay::a), Vn, m0, n0, oacc);
-      store_outputs(p, oacc, tok0, L, hv, v0 + n0, m0);
+        for (int e = 0; e < 4; ++e) acc[u][e] *= f[m0 + gid + 8 * (e >> 1)];
+      aqk_times(reinterpret_cast<const bf16*>(cur + Lay::a), Vn, m0, n0, acc);
+      store_outputs(p, acc, tok0, L, hv, v0 + n0, m0);
     }
     __syncthreads();  // St is complete; this stage is free for the copies issued at the next chunk's start
   }
@@ -225,7 +229,8 @@ void launch_state_pass_raw(const Params& p, int64_t n, cudaStream_t stream) {
   const size_t smem = RawLayout<kRule>::smem_bytes(p.bf.KB);
   cuda_check(cudaFuncSetAttribute(chunk_state_pass_raw<kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
              "chunk_state_pass_raw shared memory");
-  launch_kernel("chunk_state_pass_raw", {dim3(unsigned(n), unsigned(p.HV), unsigned(p.bf.nvb)), kThreads, smem, stream},
+  launch_kernel("chunk_state_pass_raw",
+                {dim3(unsigned(n), unsigned(p.HV), unsigned(p.bf.nvb)), kRawThreads, smem, stream},
                 chunk_state_pass_raw<kRule>, p, p.bf, maps);
 }
 template void launch_state_pass_raw<Rule::Scalar>(const Params&, int64_t, cudaStream_t);

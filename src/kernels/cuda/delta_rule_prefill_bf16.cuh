@@ -3,6 +3,8 @@
 // design) and its W / U step, which chunk_prepare (delta_rule_prefill.cu) runs at its end: conversions of
 // float32 rows and of the packed M tile into bf16 tiles, products with T (fragment addresses: mma.cuh).
 
+#include <cooperative_groups.h>
+
 #include "kernels/cuda/delta_rule_prefill_impl.cuh"
 
 namespace linfer::kernels::cuda::prefill {
@@ -173,15 +175,22 @@ __device__ inline void store_outputs(const Params& p, const float (&acc)[2][4], 
   }
 }
 
-// A state pass's pipeline start: the kStages mbarriers initialised (thread 0), a block barrier, then thread 0 issues
-// the copies of the sequence's first kStages - 1 chunks [ch0, ch1) into stages 0, 1, ... (prefetch(chunk, stage))
+// A state pass's pipeline start: the kStages mbarriers initialised (thread 0; with a cluster of `cluster` blocks that
+// share stages, empty[s] too, on which every block of the cluster arrives once it is done with stage s), a block
+// (cluster) barrier, then thread 0 issues the copies of the sequence's first kStages - 1 chunks [ch0, ch1) into
+// stages 0, 1, ... (prefetch(chunk, stage))
 template <int kStages, class Prefetch>
-__device__ void start_stages(uint64_t* full, int64_t ch0, int64_t ch1, Prefetch&& prefetch) {
+__device__ void start_stages(uint64_t* full, int64_t ch0, int64_t ch1, Prefetch&& prefetch, uint64_t* empty = nullptr,
+                             unsigned cluster = 1) {
   if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s) mbar_init(&full[s], 1);
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(&full[s], 1);
+      if (empty) mbar_init(&empty[s], cluster);
+    }
     mbar_init_fence();
   }
-  __syncthreads();
+  if (cluster > 1) cooperative_groups::this_cluster().sync();  // every block's barriers exist before any copy
+  else __syncthreads();
   if (threadIdx.x == 0)
     for (int i = 0; i < kStages - 1 && ch0 + i < ch1; ++i) prefetch(ch0 + i, i);
 }

@@ -1,11 +1,12 @@
 // The state pass of PrefillMath::Bf16 without the W / U step (Params::raw: bf16 inputs whose v rows, and for GDN /
 // DeltaNet q's and k's too, TMA can copy: 16-byte aligned, strides and K, V multiples of 8 elements). The prepare pass
 // then leaves T = (I + A_kk)^-1 (a bf16 [C][MB] tile) beside A_qk and the row factors instead of W and U: GDN ~19 KB
-// per chunk and value head instead of ~83 (W, U, Kd and q's tile), and no W / U products. Per chunk, one block of 8
-// warps per (sequence, value head, BV value columns), the state in mma accumulators with a bf16 copy St:
+// per chunk and value head instead of ~83 (W, U, Kd and q's tile), and no W / U products. Per chunk, one block of 16
+// warps per (sequence, value head, BV value columns), the state in mma accumulators of warps 0 .. 7 with a bf16 copy
+// St; warps 8 .. 15 compute the outputs beside the recurrence's chain (Q, then O once V' is there):
 //
-//   P = k S, Q = q S         from the same fragments of S (GDN: k and q as they come, the norms and gates being row
-//                            factors; KDA: the prepare pass's W operand β a_k ⊙ k ⊙ e^{G} and q ⊙ e^{G})
+//   P = k S, Q = q S         from St (GDN: k and q as they come, the norms and gates being row factors; KDA: the
+//                            prepare pass's W operand β a_k ⊙ k ⊙ e^{G} and q ⊙ e^{G})
 //   R = β ⊙ (v - a_k ⊙ P)    bf16, [C][BV] (KDA: β v - P)
 //   V' = T R                 T unit lower triangular: 16-row tile m takes R's rows up to its own
 //   O = a_q ⊙ Q + A_qk V'    written from registers
@@ -15,7 +16,16 @@
 // of V'). GDN's q and k rows and every rule's v rows come by TMA (tensor_map.h: a box of 64 tokens per instruction,
 // 128- and 64-byte swizzled rows that ldmatrix reads without conflicts; 16-byte cp.async pieces from every thread
 // made the GDN pass 1.35 ms instead of 1.08 at 32K on an H100, 64 row-sized bulk copies an earlier one 2.3x slower),
-// T, A_qk, the factors and KDA's tiles by bulk copies, all on one mbarrier per stage.
+// T, A_qk, the factors and KDA's tiles by bulk copies, all on one mbarrier per stage. A head's column blocks form
+// a cluster (raw_cluster) where the device holds them all at once: everything of a stage but v is the same for
+// them, and the cluster's lead block copies it into all of their shared memories with one multicast copy each, so
+// that L2 sends it to the SMs once instead of once per column block (GDN: 49 of a stage's 53 KB).
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string_view>
+#include <tuple>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/delta_rule_prefill_bf16.cuh"
 #include "kernels/cuda/launch.cuh"
@@ -48,8 +58,8 @@ struct RawLayout {
   static constexpr int stage = (f + 4 * (kPerKey ? 4 * C + kMaxK : kScalarFactors) + 1023) / 1024 * 1024;
   static constexpr int stages = kPerKey ? 2 : 3;
   // 1024 bytes of room to align the stages, the stages, then St [BV][KB], R, V' and d ⊙ V' [C][VB] (bf16) each,
-  // then an mbarrier per stage
-  static int smem_bytes(int KB) { return 1024 + stages * stage + 2 * (BV * KB + 3 * C * VB) + 8 * stages; }
+  // then two mbarriers per stage (full, empty)
+  static int smem_bytes(int KB) { return 1024 + stages * stage + 2 * (BV * KB + 3 * C * VB) + 16 * stages; }
 };
 
 // Byte offsets in a stage's tiles as TMA's swizzle lays them out: element (r, x) of q's or k's (16-byte piece
@@ -79,7 +89,7 @@ constexpr int kRawThreads = 2 * kThreads, kChainWarps = kThreads / 32;
 
 template <Rule kRule>
 __global__ void __launch_bounds__(kRawThreads, 1)
-    chunk_state_pass_raw(Params p, Bf16Tiles t, const __grid_constant__ RawMaps maps) {
+    chunk_state_pass_raw(Params p, Bf16Tiles t, const __grid_constant__ RawMaps maps, unsigned cl) {
   pdl_enter();
   using Lay = RawLayout<kRule>;
   constexpr bool kPerKey = kRule == Rule::PerKey;
@@ -93,6 +103,7 @@ __global__ void __launch_bounds__(kRawThreads, 1)
   bf16* Vn = Rt + C * VB;
   bf16* Vd = Vn + C * VB;                                     // Scalar: d ⊙ V' (PerKey's d is in Kd)
   uint64_t* full = reinterpret_cast<uint64_t*>(Vd + C * VB);  // [kStages]: stage s has landed
+  uint64_t* empty = full + kStages;  // [kStages] (the cluster's lead block's): every block is done with stage s
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
   const int64_t seq = blockIdx.x, hv = blockIdx.y, h = hv / p.group;
   const int v0 = int(blockIdx.z) * BV, vn = min(BV, V - v0);
@@ -100,28 +111,42 @@ __global__ void __launch_bounds__(kRawThreads, 1)
   const int64_t ch0 = p.seq_chunk0[seq], ch1 = p.seq_chunk0[seq + 1], off0 = p.offsets[seq], off1 = p.offsets[seq + 1];
   const int boxes = KT > 64 ? 2 : 1;
 
+  // A cluster of cl blocks (a head's column blocks, cl > 1) shares a chunk's tiles but v: its lead block's thread 0
+  // copies them into every block's stage at once (multicast), once every block is done with the stage
+  const bool lead = cl == 1 || cooperative_groups::this_cluster().block_rank() == 0;
+  const uint16_t everyone = uint16_t((1u << cl) - 1u);
+  auto load = [&](uint8_t* d, const void* src, unsigned bytes, uint64_t* bar) {
+    if (cl > 1) bulk_load_multicast(d, src, bytes, bar, everyone);
+    else bulk_load(d, src, bytes, bar);
+  };
+  auto load_box = [&](uint8_t* d, const CUtensorMap* map, int c0, int c1, int c2, uint64_t* bar) {
+    if (cl > 1) tensor_load_3d_multicast(d, map, c0, c1, c2, bar, everyone);
+    else tensor_load_3d(d, map, c0, c1, c2, bar);
+  };
   auto prefetch = [&](int64_t ch, int s) {  // thread 0: chunk ch into stage s (rows past the sequence: zeroed below)
     uint8_t* d = sm + s * Lay::stage;
-    const int tok0 = int(off0 + C * (ch - ch0));
+    const int tok0 = int(off0 + C * (ch - ch0)), n_in = int(ch - ch0);
     const int64_t rec = ch * p.HV + hv;
     const unsigned fbytes = 4u * p.nf, kbytes = 2u * C * KB;
     mbar_arrive_expect_tx(&full[s], (kPerKey ? 3 * kbytes : 2u * boxes * kBoxBytes) + kVBytes + 2 * kMBytes + fbytes);
+    tensor_load_3d(d + Lay::v, &maps.v, v0, int(hv), tok0, &full[s]);
+    if (!lead) return;
+    if (cl > 1 && n_in >= kStages) mbar_wait_cluster(&empty[s], unsigned(n_in / kStages - 1) & 1u);
     if constexpr (kPerKey) {
-      bulk_load(d + Lay::q, t.q + rec * t.k_size(), kbytes, &full[s]);
-      bulk_load(d + Lay::pk, t.w + rec * t.k_size(), kbytes, &full[s]);
-      bulk_load(d + Lay::sk, t.kd + rec * t.k_size(), kbytes, &full[s]);
+      load(d + Lay::q, t.q + rec * t.k_size(), kbytes, &full[s]);
+      load(d + Lay::pk, t.w + rec * t.k_size(), kbytes, &full[s]);
+      load(d + Lay::sk, t.kd + rec * t.k_size(), kbytes, &full[s]);
     } else {
       for (int b = 0; b < boxes; ++b) {
-        tensor_load_3d(d + Lay::q + b * kBoxBytes, &maps.q, 64 * b, int(h), tok0, &full[s]);
-        tensor_load_3d(d + Lay::pk + b * kBoxBytes, &maps.k, 64 * b, int(h), tok0, &full[s]);
+        load_box(d + Lay::q + b * kBoxBytes, &maps.q, 64 * b, int(h), tok0, &full[s]);
+        load_box(d + Lay::pk + b * kBoxBytes, &maps.k, 64 * b, int(h), tok0, &full[s]);
       }
     }
-    tensor_load_3d(d + Lay::v, &maps.v, v0, int(hv), tok0, &full[s]);
-    bulk_load(d + Lay::t, t.tm + rec * t.a_size(), kMBytes, &full[s]);
-    bulk_load(d + Lay::a, t.a + rec * t.a_size(), kMBytes, &full[s]);
-    bulk_load(d + Lay::f, p.scratch + rec * p.sc_floats, fbytes, &full[s]);
+    load(d + Lay::t, t.tm + rec * t.a_size(), kMBytes, &full[s]);
+    load(d + Lay::a, t.a + rec * t.a_size(), kMBytes, &full[s]);
+    load(d + Lay::f, p.scratch + rec * p.sc_floats, fbytes, &full[s]);
   };
-  start_stages<kStages>(full, ch0, ch1, prefetch);
+  start_stages<kStages>(full, ch0, ch1, prefetch, empty, cl);
 
   StateTile S;
   S.load(st + int64_t(v0) * K, K, KT, vn);
@@ -212,11 +237,48 @@ __global__ void __launch_bounds__(kRawThreads, 1)
       store_outputs(p, acc, tok0, L, hv, v0 + n0, m0);
     }
     __syncthreads();  // St is complete; this stage is free for the copies issued at the next chunk's start
+    if (cl > 1 && tid == 0 && ch + kStages < ch1) mbar_arrive_remote(&empty[i], 0);
   }
+  if (cl > 1) cooperative_groups::this_cluster().sync();  // no block leaves while the lead may wait on its arrivals
   S.store(st + int64_t(v0) * K, K, vn);
 }
 
 }  // namespace
+
+// The cluster size for a state pass of this shape: a head's column blocks (grid z, up to 8) as one cluster where the
+// device can hold as many of its blocks at once as without clusters (every block of a grid of one wave; else 90 %
+// of one block per SM), else 1. LINFER_RAW_CLUSTER=0: no clusters.
+unsigned raw_cluster(const LaunchShape& shape, const void* kernel) {
+  const unsigned cl = shape.grid.z;
+  static const bool off = [] {
+    const char* e = std::getenv("LINFER_RAW_CLUSTER");
+    return e && std::string_view(e) == "0";
+  }();
+  if (off || cl < 2 || cl > 8) return 1;
+  int device = 0, sms = 0, fit = 0;
+  cuda_check(cudaGetDevice(&device), "cudaGetDevice");
+  static std::mutex mu;
+  static std::map<std::tuple<int, size_t, unsigned>, int> known;  // (device, shared memory, cluster) -> clusters
+  {
+    std::lock_guard lock(mu);
+    const auto key = std::make_tuple(device, shape.smem, cl);
+    if (auto it = known.find(key); it != known.end()) {
+      fit = it->second;
+    } else {
+      cudaLaunchConfig_t cfg{};
+      cfg.gridDim = shape.grid, cfg.blockDim = shape.block, cfg.dynamicSmemBytes = shape.smem;
+      cudaLaunchAttribute attr{};
+      attr.id = cudaLaunchAttributeClusterDimension;
+      attr.val.clusterDim.x = 1, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = cl;
+      cfg.attrs = &attr, cfg.numAttrs = 1;
+      if (cudaOccupancyMaxActiveClusters(&fit, kernel, &cfg) != cudaSuccess) fit = 0, (void)cudaGetLastError();
+      known.emplace(key, fit);
+    }
+  }
+  cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
+  const int64_t blocks = int64_t(shape.grid.x) * shape.grid.y * shape.grid.z, held = int64_t(fit) * cl;
+  return (blocks <= sms ? held >= blocks : 10 * held >= 9 * int64_t(sms)) ? cl : 1;
+}
 
 template <Rule kRule>
 void launch_state_pass_raw(const Params& p, int64_t n, cudaStream_t stream) {
@@ -229,9 +291,10 @@ void launch_state_pass_raw(const Params& p, int64_t n, cudaStream_t stream) {
   const size_t smem = RawLayout<kRule>::smem_bytes(p.bf.KB);
   cuda_check(cudaFuncSetAttribute(chunk_state_pass_raw<kRule>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
              "chunk_state_pass_raw shared memory");
-  launch_kernel("chunk_state_pass_raw",
-                {dim3(unsigned(n), unsigned(p.HV), unsigned(p.bf.nvb)), kRawThreads, smem, stream},
-                chunk_state_pass_raw<kRule>, p, p.bf, maps);
+  LaunchShape shape{dim3(unsigned(n), unsigned(p.HV), unsigned(p.bf.nvb)), kRawThreads, smem, stream};
+  const unsigned cl = raw_cluster(shape, reinterpret_cast<const void*>(chunk_state_pass_raw<kRule>));
+  shape.cluster = dim3(1, 1, cl);
+  launch_kernel("chunk_state_pass_raw", shape, chunk_state_pass_raw<kRule>, p, p.bf, maps, cl);
 }
 template void launch_state_pass_raw<Rule::Scalar>(const Params&, int64_t, cudaStream_t);
 template void launch_state_pass_raw<Rule::PerKey>(const Params&, int64_t, cudaStream_t);

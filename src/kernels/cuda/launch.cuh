@@ -60,7 +60,7 @@ struct LaunchShape {
   dim3 grid, block;
   size_t smem = 0;
   cudaStream_t stream = nullptr;
-  unsigned cluster = 1;  // blocks per cluster along x (1: no clusters)
+  dim3 cluster = dim3(1, 1, 1);  // blocks per cluster along x, y, z (1, 1, 1: no clusters)
 };
 
 template <class... Params, class... Args>
@@ -73,9 +73,10 @@ void launch_kernel(const char* what, const LaunchShape& s, void (*kernel)(Params
     attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attrs[n++].val.programmaticStreamSerializationAllowed = 1;
   }
-  if (s.cluster > 1) {
+  if (s.cluster.x * s.cluster.y * s.cluster.z > 1) {
     attrs[n].id = cudaLaunchAttributeClusterDimension;
-    attrs[n].val.clusterDim.x = s.cluster, attrs[n].val.clusterDim.y = 1, attrs[n++].val.clusterDim.z = 1;
+    attrs[n].val.clusterDim.x = s.cluster.x, attrs[n].val.clusterDim.y = s.cluster.y;
+    attrs[n++].val.clusterDim.z = s.cluster.z;
   }
   cfg.attrs = attrs, cfg.numAttrs = n;
   cuda_check(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), what);

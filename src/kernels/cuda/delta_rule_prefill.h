@@ -48,8 +48,8 @@
 // update, every operand bf16 in shared memory, every fragment one ldmatrix (Mamba2 keeps a third launch for its
 // outputs). GDN / DeltaNet with bf16 rows that TMA can copy (16-byte aligned, K and V multiples of 8), and KDA with
 // such v rows, skip the W / U step: their state pass reads v (GDN: q, k and v) as it is and computes
-// V' = T β (v - a_k ⊙ k S) itself (delta_rule_prefill_raw.cu). Speed and the split between the launches: docs/benchmarks.md, "GPU chunked GDN
-// prefill" (and its KDA table, and the sections after it).
+// V' = T β (v - a_k ⊙ k S) itself (delta_rule_prefill_raw.cu). Speed and the split between the launches:
+// docs/benchmarks.md, "GPU chunked GDN prefill" (and its KDA table, and the sections after it).
 // The scratch is taken with cudaMallocAsync on the stream and freed on it. `offsets` are on the host; every
 // other pointer is device memory.
 //

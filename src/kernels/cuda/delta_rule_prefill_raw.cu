@@ -114,15 +114,7 @@ __global__ void __launch_bounds__(kRawThreads, 1)
   // A cluster of cl blocks (a head's column blocks, cl > 1) shares a chunk's tiles but v: its lead block's thread 0
   // copies them into every block's stage at once (multicast), once every block is done with the stage
   const bool lead = cl == 1 || cooperative_groups::this_cluster().block_rank() == 0;
-  const uint16_t everyone = uint16_t((1u << cl) - 1u);
-  auto load = [&](uint8_t* d, const void* src, unsigned bytes, uint64_t* bar) {
-    if (cl > 1) bulk_load_multicast(d, src, bytes, bar, everyone);
-    else bulk_load(d, src, bytes, bar);
-  };
-  auto load_box = [&](uint8_t* d, const CUtensorMap* map, int c0, int c1, int c2, uint64_t* bar) {
-    if (cl > 1) tensor_load_3d_multicast(d, map, c0, c1, c2, bar, everyone);
-    else tensor_load_3d(d, map, c0, c1, c2, bar);
-  };
+  const uint16_t everyone = cl > 1 ? uint16_t((1u << cl) - 1u) : 0;  // multicast mask (0: this block alone)
   auto prefetch = [&](int64_t ch, int s) {  // thread 0: chunk ch into stage s (rows past the sequence: zeroed below)
     uint8_t* d = sm + s * Lay::stage;
     const int tok0 = int(off0 + C * (ch - ch0)), n_in = int(ch - ch0);
@@ -131,20 +123,20 @@ __global__ void __launch_bounds__(kRawThreads, 1)
     mbar_arrive_expect_tx(&full[s], (kPerKey ? 3 * kbytes : 2u * boxes * kBoxBytes) + kVBytes + 2 * kMBytes + fbytes);
     tensor_load_3d(d + Lay::v, &maps.v, v0, int(hv), tok0, &full[s]);
     if (!lead) return;
-    if (cl > 1 && n_in >= kStages) mbar_wait_cluster(&empty[s], unsigned(n_in / kStages - 1) & 1u);
+    if (cl > 1 && n_in >= kStages) mbar_wait(&empty[s], unsigned(n_in / kStages - 1) & 1u, true);
     if constexpr (kPerKey) {
-      load(d + Lay::q, t.q + rec * t.k_size(), kbytes, &full[s]);
-      load(d + Lay::pk, t.w + rec * t.k_size(), kbytes, &full[s]);
-      load(d + Lay::sk, t.kd + rec * t.k_size(), kbytes, &full[s]);
+      bulk_load(d + Lay::q, t.q + rec * t.k_size(), kbytes, &full[s], everyone);
+      bulk_load(d + Lay::pk, t.w + rec * t.k_size(), kbytes, &full[s], everyone);
+      bulk_load(d + Lay::sk, t.kd + rec * t.k_size(), kbytes, &full[s], everyone);
     } else {
       for (int b = 0; b < boxes; ++b) {
-        load_box(d + Lay::q + b * kBoxBytes, &maps.q, 64 * b, int(h), tok0, &full[s]);
-        load_box(d + Lay::pk + b * kBoxBytes, &maps.k, 64 * b, int(h), tok0, &full[s]);
+        tensor_load_3d(d + Lay::q + b * kBoxBytes, &maps.q, 64 * b, int(h), tok0, &full[s], everyone);
+        tensor_load_3d(d + Lay::pk + b * kBoxBytes, &maps.k, 64 * b, int(h), tok0, &full[s], everyone);
       }
     }
-    load(d + Lay::t, t.tm + rec * t.a_size(), kMBytes, &full[s]);
-    load(d + Lay::a, t.a + rec * t.a_size(), kMBytes, &full[s]);
-    load(d + Lay::f, p.scratch + rec * p.sc_floats, fbytes, &full[s]);
+    bulk_load(d + Lay::t, t.tm + rec * t.a_size(), kMBytes, &full[s], everyone);
+    bulk_load(d + Lay::a, t.a + rec * t.a_size(), kMBytes, &full[s], everyone);
+    bulk_load(d + Lay::f, p.scratch + rec * p.sc_floats, fbytes, &full[s], everyone);
   };
   start_stages<kStages>(full, ch0, ch1, prefetch, empty, cl);
 
@@ -255,10 +247,14 @@ unsigned raw_cluster(const LaunchShape& shape, const void* kernel) {
     return e && std::string_view(e) == "0";
   }();
   if (off || cl < 2 || cl > 8) return 1;
-  int device = 0, sms = 0, fit = 0;
+  int device = 0;
   cuda_check(cudaGetDevice(&device), "cudaGetDevice");
+  struct Fit {
+    int clusters, sms;  // clusters of cl blocks the device holds at once; its SMs
+  };
   static std::mutex mu;
-  static std::map<std::tuple<int, size_t, unsigned>, int> known;  // (device, shared memory, cluster) -> clusters
+  static std::map<std::tuple<int, size_t, unsigned>, Fit> known;  // (device, shared memory, cluster) -> its Fit
+  Fit fit{};
   {
     std::lock_guard lock(mu);
     const auto key = std::make_tuple(device, shape.smem, cl);
@@ -271,13 +267,14 @@ unsigned raw_cluster(const LaunchShape& shape, const void* kernel) {
       attr.id = cudaLaunchAttributeClusterDimension;
       attr.val.clusterDim.x = 1, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = cl;
       cfg.attrs = &attr, cfg.numAttrs = 1;
-      if (cudaOccupancyMaxActiveClusters(&fit, kernel, &cfg) != cudaSuccess) fit = 0, (void)cudaGetLastError();
+      if (cudaOccupancyMaxActiveClusters(&fit.clusters, kernel, &cfg) != cudaSuccess)
+        fit.clusters = 0, (void)cudaGetLastError();
+      cuda_check(cudaDeviceGetAttribute(&fit.sms, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
       known.emplace(key, fit);
     }
   }
-  cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
-  const int64_t blocks = int64_t(shape.grid.x) * shape.grid.y * shape.grid.z, held = int64_t(fit) * cl;
-  return (blocks <= sms ? held >= blocks : 10 * held >= 9 * int64_t(sms)) ? cl : 1;
+  const int64_t blocks = int64_t(shape.grid.x) * shape.grid.y * shape.grid.z, held = int64_t(fit.clusters) * cl;
+  return (blocks <= fit.sms ? held >= blocks : 10 * held >= 9 * int64_t(fit.sms)) ? cl : 1;
 }
 
 template <Rule kRule>

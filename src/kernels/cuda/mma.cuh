@@ -262,47 +262,25 @@ __device__ inline void mbar_init_fence() {  // once, by the thread that initiali
 __device__ inline void mbar_arrive_expect_tx(uint64_t* bar, unsigned bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
 }
-// Waits until the barrier's phase of this parity (0 for its first phase, 1 for the second, ...) has completed.
-__device__ inline void mbar_wait(uint64_t* bar, unsigned parity) {
+// Waits until the barrier's phase of this parity (0 for its first phase, 1 for the second, ...) has completed;
+// cluster: other blocks of the cluster arrive on it (their arrivals' releases are acquired)
+__device__ inline void mbar_wait(uint64_t* bar, unsigned parity, bool cluster = false) {
   unsigned done = 0;
   do {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
-        : "=r"(done)
-        : "r"(smem_u32(bar)), "r"(parity)
-        : "memory");
+    if (cluster)
+      asm volatile(
+          "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
+          " selp.u32 %0, 1, 0, p;\n}"
+          : "=r"(done)
+          : "r"(smem_u32(bar)), "r"(parity)
+          : "memory");
+    else
+      asm volatile(
+          "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+          : "=r"(done)
+          : "r"(smem_u32(bar)), "r"(parity)
+          : "memory");
   } while (!done);
-}
-__device__ inline void bulk_load(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-               ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
-               : "memory");
-}
-// A box of a 3-D tensor map (tensor_map.h; map: the address of a __grid_constant__ kernel parameter) at coordinates
-// (c0, c1, c2) into dst (aligned as the map's swizzle needs: 1024 bytes for 128-byte swizzle), all of the box's
-// bytes counted on bar (parts outside the tensor arrive as zeros)
-__device__ inline void tensor_load_3d(void* dst, const void* map, int c0, int c1, int c2, uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];"
-      ::"r"(smem_u32(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_u32(bar))
-      : "memory");
-}
-// Multicast (a cluster's blocks, mask: bit r for rank r): the same bytes into the shared memory of every block in
-// mask, at dst's offset in each, counted on the barrier at bar's offset in each
-__device__ inline void bulk_load_multicast(void* dst, const void* src, unsigned bytes, uint64_t* bar, uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;"
-      ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar)), "h"(mask)
-      : "memory");
-}
-__device__ inline void tensor_load_3d_multicast(void* dst, const void* map, int c0, int c1, int c2, uint64_t* bar,
-                                                uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
-      " [%0], [%1, {%2, %3, %4}], [%5], %6;"
-      ::"r"(smem_u32(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_u32(bar)),
-      "h"(mask)
-      : "memory");
 }
 // One arrival, released to the cluster, on the barrier at bar's offset in the shared memory of the cluster's block
 // of rank `rank` (the arriving thread's earlier reads and writes are ordered before it)
@@ -311,17 +289,36 @@ __device__ inline void mbar_arrive_remote(uint64_t* bar, unsigned rank) {
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_u32(bar)), "r"(rank));
   asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
 }
-// mbar_wait for a barrier other blocks of the cluster arrive on (their arrivals' releases acquired)
-__device__ inline void mbar_wait_cluster(uint64_t* bar, unsigned parity) {
-  unsigned done = 0;
-  do {
+// multicast (the loads below): 0, into this block's shared memory; else bit r for each rank r of the cluster whose
+// shared memory gets the same bytes, at dst's offset in each, counted on the barrier at bar's offset in each
+__device__ inline void bulk_load(void* dst, const void* src, unsigned bytes, uint64_t* bar, uint16_t multicast = 0) {
+  if (multicast)
     asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
-        " selp.u32 %0, 1, 0, p;\n}"
-        : "=r"(done)
-        : "r"(smem_u32(bar)), "r"(parity)
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;"
+        ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar)), "h"(multicast)
         : "memory");
-  } while (!done);
+  else
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(smem_u32(dst)), "l"(src), "r"(bytes), "r"(smem_u32(bar))
+                 : "memory");
+}
+// A box of a 3-D tensor map (tensor_map.h; map: the address of a __grid_constant__ kernel parameter) at coordinates
+// (c0, c1, c2) into dst (aligned as the map's swizzle needs: 1024 bytes for 128-byte swizzle), all of the box's
+// bytes counted on bar (parts outside the tensor arrive as zeros)
+__device__ inline void tensor_load_3d(void* dst, const void* map, int c0, int c1, int c2, uint64_t* bar,
+                                      uint16_t multicast = 0) {
+  if (multicast)
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+        " [%0], [%1, {%2, %3, %4}], [%5], %6;"
+        ::"r"(smem_u32(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_u32(bar)),
+        "h"(multicast)
+        : "memory");
+  else
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];"
+        ::"r"(smem_u32(dst)), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_u32(bar))
+        : "memory");
 }
 __device__ inline void bulk_store(void* dst, const void* src, unsigned bytes) {  // then bulk_commit
   asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst), "r"(smem_u32(src)), "r"(bytes)
